@@ -1,0 +1,185 @@
+"""Turns order, refund and customer events into ledger postings, the same whatever order they arrive in.
+
+Per order we keep every fact known so far (the lot from the paid order, each refund, the cancellation),
+compute from them the points the order should hold now, and post only the difference from what it holds,
+under a lock on the order row. A late refund, an early cancellation or a duplicate lands in the same state.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin import events, ledger, program
+from plugin.db import insert_for
+from plugin.models import Member, Order, Refund, Shop, utcnow
+from plugin.program_settings import program_settings
+
+
+class LedgerConflict(Exception):
+    """An order's postings disagree with its held points: stop rather than post something wrong."""
+
+
+def apply(session: Session, shop: Shop, event: events.Event) -> int:
+    """Apply one event in the caller's transaction; returns the points posted (signed, 0 if none)."""
+    if isinstance(event, events.CustomerCreated):
+        enrol(session, shop.id, event.customer)
+        return 0
+    if isinstance(event, events.OrderRefunded):
+        order = _lock_order(session, shop.id, event.refund.order_id)
+        _record_refund(session, shop.id, event.refund)
+        return _settle(session, shop, order, source=("refund", str(event.refund.refund_id)))
+
+    snapshot = event.order
+    order = _lock_order(session, shop.id, snapshot.order_id)
+    if shop.currency is None:
+        shop.currency = snapshot.currency
+    _record_snapshot(session, shop, order, snapshot)
+    source = ("order", str(snapshot.order_id))
+    if isinstance(event, events.OrderCreated):
+        order.created_seen = True
+    elif isinstance(event, events.OrderPaid) and order.lot is None:
+        settings = program_settings(shop.settings, shop.settings_version)
+        lot = program.build_lot(snapshot, settings, event.paid_at, has_member=order.member_id is not None)
+        order.lot = lot.to_json()
+        order.paid_at = event.paid_at
+        order.available_at = lot.available_at
+    elif isinstance(event, events.OrderCancelled):
+        if order.cancelled_at is None:
+            order.cancelled_at = snapshot.cancelled_at or utcnow()
+        source = ("cancellation", str(snapshot.order_id))
+    return _settle(session, shop, order, source)
+
+
+def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
+    """Create the member, or refresh their contact details; returns the member id."""
+    insert = insert_for(session)(Member).values(
+        shop_id=shop_id,
+        customer_id=customer.customer_id,
+        email=customer.email,
+        first_name=customer.first_name,
+        last_name=customer.last_name,
+        balance=0,
+        enrolled_at=utcnow(),
+    )
+    details = {
+        name: getattr(insert.excluded, name)
+        for name in ("email", "first_name", "last_name")
+        if getattr(customer, name) is not None
+    }
+    if details:
+        insert = insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details)
+    else:
+        insert = insert.on_conflict_do_nothing(index_elements=["shop_id", "customer_id"])
+    member_id = session.execute(insert.returning(Member.id)).scalar()
+    if member_id is None:  # DO NOTHING returns no row for an existing member
+        member_id = session.execute(
+            select(Member.id).where(Member.shop_id == shop_id, Member.customer_id == customer.customer_id)
+        ).scalar_one()
+    return member_id
+
+
+def _lock_order(session: Session, shop_id: int, order_id: int) -> Order:
+    session.execute(
+        insert_for(session)(Order)
+        .values(shop_id=shop_id, order_id=order_id, points_held=0, created_seen=False, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["shop_id", "order_id"])
+    )
+    return session.execute(
+        select(Order)
+        .where(Order.shop_id == shop_id, Order.order_id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _record_snapshot(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnapshot) -> None:
+    if snapshot.name and not order.name:
+        order.name = snapshot.name
+    if order.member_id is None:
+        order.member_id = _member_for(session, shop, snapshot)
+    for refund in snapshot.refunds:  # order payloads embed refunds made so far: facts like any other
+        _record_refund(session, shop.id, refund)
+    if snapshot.cancelled_at and order.cancelled_at is None:
+        order.cancelled_at = snapshot.cancelled_at
+
+
+def _member_for(session: Session, shop: Shop, snapshot: events.OrderSnapshot) -> int | None:
+    if snapshot.customer is not None:
+        return enrol(session, shop.id, snapshot.customer)
+    settings = program_settings(shop.settings, shop.settings_version)
+    if settings.guest_orders_earn_by_email and snapshot.email:
+        # A guest checkout by someone who already has an account earns for that account.
+        return session.execute(
+            select(Member.id)
+            .where(Member.shop_id == shop.id, Member.email == snapshot.email)
+            .order_by(Member.id)
+            .limit(1)
+        ).scalar()
+    return None
+
+
+def _record_refund(session: Session, shop_id: int, refund: events.RefundFacts) -> None:
+    facts = {
+        "line_quantities": {str(line): qty for line, qty in refund.line_quantities.items()},
+        "shipping": str(refund.shipping),
+    }
+    session.execute(
+        insert_for(session)(Refund)
+        .values(shop_id=shop_id, order_id=refund.order_id, refund_id=refund.refund_id, facts=facts, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["shop_id", "refund_id"])
+    )
+
+
+def _refund_facts(session: Session, shop_id: int, order_id: int) -> list[events.RefundFacts]:
+    rows = session.scalars(select(Refund).where(Refund.shop_id == shop_id, Refund.order_id == order_id))
+    return [
+        events.RefundFacts(
+            refund_id=row.refund_id,
+            order_id=order_id,
+            line_quantities={int(line): int(qty) for line, qty in row.facts["line_quantities"].items()},
+            shipping=Decimal(row.facts["shipping"]),
+        )
+        for row in rows
+    ]
+
+
+def _settle(session: Session, shop: Shop, order: Order, source: tuple[str, str]) -> int:
+    """Post the difference between what the order should hold and what it holds."""
+    lot = program.Lot.from_json(order.lot) if order.lot else None
+    refunds = _refund_facts(session, shop.id, order.order_id)
+    target = program.points_to_hold(lot, refunds, cancelled=order.cancelled_at is not None)
+    delta = target - order.points_held
+    if delta == 0:
+        return 0
+    if order.member_id is None or lot is None:
+        raise LedgerConflict(f"order {order.order_id} would move {delta} points without a lot or a member")
+    source_type, source_id = source
+    entry = ledger.Entry(
+        member_id=order.member_id,
+        kind="earn" if delta > 0 else "reverse",
+        points=delta,
+        source_type=source_type,
+        source_id=source_id,
+        # Held points rise once (when the lot is made) and then only fall, so each step is unique.
+        idempotency_key=f"order:{order.order_id}:{order.points_held}->{target}",
+        rule_version=lot.rule_version,
+        order_id=order.order_id,
+        available_at=lot.available_at if delta > 0 else None,
+        note=_explain(order, lot, delta),
+    )
+    if ledger.post(session, shop.id, entry) is None:
+        raise LedgerConflict(f"order {order.order_id}: posting {entry.idempotency_key} already exists")
+    order.points_held = target
+    return delta
+
+
+def _explain(order: Order, lot: program.Lot, delta: int) -> str:
+    label = order.name or f"order {order.order_id}"
+    if delta > 0:
+        return f"{label}: {lot.earn_points} pt per {lot.earn_per_amount} on eligible lines"
+    if order.cancelled_at is not None:
+        return f"{label} cancelled"
+    return f"{label} refunded"

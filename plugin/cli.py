@@ -1,0 +1,225 @@
+"""`flask --app plugin loyalty ...`: operations, support look-ups and the demo."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import click
+from flask import current_app
+from marshmallow import ValidationError
+
+from plugin import demo, inbox, jobs, ledger, shops
+from plugin.config import Settings
+from plugin.db import transaction
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _settings() -> Settings:
+    return current_app.extensions["loyalty"]
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+def loyalty() -> None:
+    """Loyalty operations: shops, balances, the inbox and the ledger."""
+
+
+@loyalty.command("db-upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the database schema (Alembic), as the Procfile's release phase does."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = _settings().database_url
+    command.upgrade(config, "head")
+    click.echo("schema is up to date")
+
+
+@loyalty.group("shops")
+def shops_group() -> None:
+    """Install and list shops."""
+
+
+@shops_group.command("add")
+@click.argument("domain")
+@click.option("--token", help="Admin API access token (stored encrypted).")
+def shops_add(domain: str, token: str | None) -> None:
+    """Install DOMAIN without OAuth (development and tests)."""
+    try:
+        with transaction(_settings().database_url) as session:
+            shop = shops.install(session, domain, token, _settings().encryption_keys)
+            click.echo(f"installed {shop.domain} (id {shop.id})")
+    except (ValueError, RuntimeError) as error:
+        raise click.ClickException(str(error)) from None
+
+
+@shops_group.command("list")
+def shops_list() -> None:
+    from sqlalchemy import select
+
+    from plugin.models import Shop
+
+    with transaction(_settings().database_url) as session:
+        rows = session.scalars(select(Shop).order_by(Shop.id))
+        _echo_json([{"id": s.id, "domain": s.domain, "active": s.active, "currency": s.currency} for s in rows])
+
+
+@loyalty.command("settings")
+@click.argument("domain")
+@click.option("--set", "changes", help='JSON object of settings to change, e.g. \'{"pending_days": 14}\'.')
+def settings_command(domain: str, changes: str | None) -> None:
+    """Show, or change, a shop's programme settings."""
+    with transaction(_settings().database_url) as session:
+        shop = _shop(session, domain)
+        if changes:
+            try:
+                shops.update_settings(session, shop, json.loads(changes))
+            except (ValueError, ValidationError) as error:
+                messages = error.messages if isinstance(error, ValidationError) else str(error)
+                raise click.ClickException(f"invalid settings: {json.dumps(messages)}") from None
+        _echo_json({"version": shop.settings_version, "settings": shop.settings})
+
+
+@loyalty.command("balance")
+@click.argument("domain")
+@click.argument("customer_id", type=int)
+def balance_command(domain: str, customer_id: int) -> None:
+    """Print a member's balance and pending points as JSON."""
+    with transaction(_settings().database_url) as session:
+        shop = _shop(session, domain)
+        member = shops.member(session, shop, customer_id)
+        if member is None:
+            _echo_json({"customer_id": customer_id, "member": False, "balance": 0, "pending": 0, "available": 0})
+            return
+        balance = ledger.balance_of(session, shop.id, member)
+        _echo_json({"customer_id": customer_id, "member": True, **balance.to_json()})
+
+
+@loyalty.command("history")
+@click.argument("domain")
+@click.argument("customer_id", type=int)
+@click.option("--limit", default=100, show_default=True)
+def history_command(domain: str, customer_id: int, limit: int) -> None:
+    """Print a member's postings, newest first, each with what caused it."""
+    with transaction(_settings().database_url) as session:
+        shop = _shop(session, domain)
+        member = shops.member(session, shop, customer_id)
+        postings = ledger.history(session, shop.id, member.id, limit) if member else []
+        _echo_json([
+            {
+                "id": p.id,
+                "at": p.created_at.isoformat(),
+                "kind": p.kind,
+                "points": p.points,
+                "balance_after": p.balance_after,
+                "source": f"{p.source_type}:{p.source_id}",
+                "order_id": p.order_id,
+                "rule_version": p.rule_version,
+                "available_at": p.available_at.isoformat() if p.available_at else None,
+                "note": p.note,
+                "actor": p.actor,
+            }
+            for p in postings
+        ])
+
+
+@loyalty.command("parked")
+@click.option("--limit", default=100, show_default=True)
+def parked_command(limit: int) -> None:
+    """List parked deliveries with the reason each could not be processed."""
+    _echo_json([
+        {
+            "id": d.id,
+            "shop": d.shop_domain,
+            "topic": d.topic,
+            "webhook_id": d.webhook_id,
+            "received_at": d.received_at.isoformat(),
+            "attempts": d.attempts,
+            "reason": d.reason,
+        }
+        for d in inbox.parked(_settings().database_url, limit)
+    ])
+
+
+@loyalty.command("replay")
+@click.argument("delivery_id", type=int)
+def replay_command(delivery_id: int) -> None:
+    """Process a parked delivery again (after installing the shop or fixing the cause)."""
+    try:
+        status = inbox.replay(_settings().database_url, delivery_id)
+    except (LookupError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"delivery {delivery_id}: {status}")
+    if status == inbox.PARKED:
+        sys.exit(1)
+
+
+@loyalty.command("requeue")
+def requeue_command() -> None:
+    """Sweeper: enqueue processing for deliveries that have waited too long (e.g. while Redis was down)."""
+    waiting = jobs.sweep(_settings())
+    click.echo(f"{waiting} waiting deliveries {'enqueued' if waiting else 'found'}")
+
+
+@loyalty.command("verify-ledger")
+def verify_ledger_command() -> None:
+    """Check every cached balance against the sum of its postings; exit 1 on any mismatch."""
+    with transaction(_settings().database_url) as session:
+        mismatches = ledger.verify(session)
+    for m in mismatches:
+        click.echo(f"MISMATCH {m.what} shop={m.shop_id} id={m.key}: cached {m.cached} != postings {m.summed}")
+    if mismatches:
+        sys.exit(1)
+    click.echo("ledger OK: every cached balance equals the sum of its postings")
+
+
+@loyalty.command("demo")
+def demo_command() -> None:
+    """Install the demo shop (idempotent)."""
+    with transaction(_settings().database_url) as session:
+        shops.install(session, demo.DEMO_SHOP, None, _settings().encryption_keys)
+    click.echo(f"demo shop {demo.DEMO_SHOP} is installed")
+
+
+@loyalty.command("simulate")
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="Where the app listens.")
+@click.option("--shop", default=demo.DEMO_SHOP, show_default=True)
+@click.option("--customer", default=1001, show_default=True, type=int)
+@click.option("--amount", default="42.50", show_default=True, help="Line total in shop currency.")
+@click.option("--order-id", type=int, help="Defaults to a random id.")
+@click.option("--refund", is_flag=True, help="Send a full refund of --order-id instead of a paid order.")
+def simulate_command(url: str, shop: str, customer: int, amount: str, order_id: int | None, refund: bool) -> None:
+    """Send the running app a signed orders/paid (or refunds/create) delivery, as Shopify would."""
+    import requests
+
+    secret = _settings().shopify_api_secret
+    if not secret:
+        raise click.ClickException("SHOPIFY_API_SECRET is not set; the app would refuse the signature")
+    if refund and order_id is None:
+        raise click.ClickException("--refund needs --order-id")
+    order_id = order_id or random.randint(10**12, 10**13)
+    if refund:
+        topic, payload = "refunds/create", demo.sample_refund(order_id, random.randint(10**12, 10**13))
+    else:
+        topic, payload = "orders/paid", demo.sample_order(order_id, customer, Decimal(amount))
+    body, headers = demo.signed_delivery(shop, topic, payload, secret)
+    response = requests.post(f"{url.rstrip('/')}/webhooks/shopify", data=body, headers=headers, timeout=10)
+    click.echo(f"{topic} for order {order_id}: HTTP {response.status_code} {response.text.strip()}")
+    click.echo(f"now try: flask --app plugin loyalty balance {shop} {customer}")
+
+
+def _shop(session, domain: str):
+    try:
+        return shops.get(session, domain)
+    except shops.ShopNotFound as error:
+        raise click.ClickException(str(error)) from None

@@ -1,0 +1,65 @@
+"""Settings read from the environment, with safe local defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite:///instance/loyalty.db"
+DEFAULT_API_VERSION = "2025-10"
+MAX_WEBHOOK_BYTES = 1024 * 1024
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def normalise_database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs given in the common Heroku/libpq spellings."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = ""
+    shopify_api_key: str = ""
+    shopify_api_secret: str = ""
+    shopify_api_secret_previous: str = ""
+    shopify_api_base_url: str = ""
+    shopify_api_version: str = DEFAULT_API_VERSION
+    secret_key: str = ""
+    encryption_keys: tuple[str, ...] = field(default_factory=tuple)
+    queue_name: str = "loyalty"
+    inbox_batch_size: int = 200
+    sweep_after_seconds: int = 10
+
+    @property
+    def inline_jobs(self) -> bool:
+        """Without Redis, jobs run in the request that queued them (local development)."""
+        return not self.redis_url
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.shopify_api_secret, self.shopify_api_secret_previous) if s)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        keys = tuple(k.strip() for k in _env("LOYALTY_ENCRYPTION_KEYS").split(",") if k.strip())
+        return cls(
+            database_url=normalise_database_url(_env("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            redis_url=_env("REDIS_URL"),
+            shopify_api_key=_env("SHOPIFY_API_KEY"),
+            shopify_api_secret=_env("SHOPIFY_API_SECRET"),
+            shopify_api_secret_previous=_env("SHOPIFY_API_SECRET_PREVIOUS"),
+            shopify_api_base_url=_env("SHOPIFY_API_BASE_URL").rstrip("/"),
+            shopify_api_version=_env("SHOPIFY_API_VERSION", DEFAULT_API_VERSION),
+            secret_key=_env("SECRET_KEY"),
+            encryption_keys=keys,
+            queue_name=_env("LOYALTY_QUEUE", "loyalty"),
+            inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "200")),
+            sweep_after_seconds=int(_env("LOYALTY_SWEEP_AFTER_SECONDS", "10")),
+        )

@@ -1,0 +1,85 @@
+"""Platform-neutral events that platform adapters produce and the loyalty core consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Customer:
+    customer_id: int
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One line item, money in the shop's currency."""
+
+    line_id: int
+    quantity: int
+    gross: Decimal  # unit price x quantity
+    discount: Decimal = Decimal(0)  # sum of the discount allocations on this line
+    tax: Decimal = Decimal(0)  # sum of this line's tax lines
+    gift_card: bool = False
+
+
+@dataclass(frozen=True)
+class RefundFacts:
+    refund_id: int
+    order_id: int
+    line_quantities: dict[int, int] = field(default_factory=dict)  # line_id -> quantity refunded
+    shipping: Decimal = Decimal(0)  # shipping money refunded, shop currency
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """An order as one delivery described it."""
+
+    order_id: int
+    name: str | None
+    customer: Customer | None
+    email: str | None
+    currency: str  # the shop's currency: every amount below is shop money
+    test: bool
+    taxes_included: bool
+    lines: tuple[OrderLine, ...]
+    shipping: Decimal = Decimal(0)  # shipping after shipping discounts
+    shipping_tax: Decimal = Decimal(0)
+    tip: Decimal = Decimal(0)
+    processed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    refunds: tuple[RefundFacts, ...] = ()
+
+
+@dataclass(frozen=True)
+class OrderCreated:
+    order: OrderSnapshot
+
+
+@dataclass(frozen=True)
+class OrderPaid:
+    order: OrderSnapshot
+    paid_at: datetime
+
+
+@dataclass(frozen=True)
+class OrderCancelled:
+    order: OrderSnapshot
+
+
+@dataclass(frozen=True)
+class OrderRefunded:
+    refund: RefundFacts
+
+
+@dataclass(frozen=True)
+class CustomerCreated:
+    customer: Customer
+
+
+Event = OrderCreated | OrderPaid | OrderCancelled | OrderRefunded | CustomerCreated

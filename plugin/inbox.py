@@ -1,0 +1,186 @@
+"""The webhook inbox: store each delivery before acking, then claim and process them in batches."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from marshmallow import ValidationError
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from plugin import accrual
+from plugin.db import engine_for, insert_for, transaction
+from plugin.models import Delivery, Shop, utcnow
+from plugin.platforms import shopify
+
+log = logging.getLogger(__name__)
+
+RECEIVED, PROCESSED, IGNORED, PARKED = "received", "processed", "ignored", "parked"
+
+
+class Unprocessable(Exception):
+    """An authenticated delivery that cannot be processed as it stands; it is parked with this reason."""
+
+
+@dataclass(frozen=True)
+class IncomingDelivery:
+    shop_domain: str
+    topic: str
+    webhook_id: str
+    body: bytes
+    event_id: str | None = None
+    triggered_at: str | None = None
+    api_version: str | None = None
+    platform: str = "shopify"
+
+
+def store(engine: Engine, incoming: IncomingDelivery) -> int | None:
+    """Insert the delivery in one short transaction; None when this delivery was already stored."""
+    statement = (
+        insert_for(engine)(Delivery)
+        .values(
+            platform=incoming.platform,
+            shop_domain=incoming.shop_domain,
+            topic=incoming.topic,
+            webhook_id=incoming.webhook_id,
+            event_id=incoming.event_id,
+            triggered_at=incoming.triggered_at,
+            api_version=incoming.api_version,
+            body=incoming.body,
+            received_at=utcnow(),
+            status=RECEIVED,
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=["shop_domain", "webhook_id"])
+        .returning(Delivery.id)
+    )
+    with engine.begin() as connection:
+        return connection.execute(statement).scalar()
+
+
+def drain(
+    database_url: str,
+    batch_size: int = 200,
+    on_full_batch: Callable[[], None] | None = None,
+    max_conflict_retries: int = 5,
+) -> Counter[str]:
+    """Process waiting deliveries until none is left; several processes may drain at once.
+
+    Each batch is claimed with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
+    killed mid-batch leaves its rows waiting for the next drain, never half-applied.
+    """
+    outcomes: Counter[str] = Counter()
+    conflicts = 0
+    while True:
+        try:
+            with transaction(database_url) as session:
+                batch = _claim(session, batch_size)
+                if len(batch) == batch_size and on_full_batch is not None:
+                    on_full_batch()  # more work is likely waiting: let another worker join in
+                for delivery in batch:
+                    outcomes[process(session, delivery)] += 1
+        except OperationalError as error:
+            # Deadlocks and serialisation failures roll the batch back whole; try it again shortly.
+            conflicts += 1
+            if conflicts > max_conflict_retries:
+                raise
+            log.warning("inbox batch rolled back (%s); retrying", error.orig.__class__.__name__)
+            time.sleep(0.05 * conflicts)
+            continue
+        if len(batch) < batch_size:
+            return outcomes
+
+
+def _claim(session: Session, batch_size: int) -> list[Delivery]:
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.status == RECEIVED)
+            .order_by(Delivery.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def process(session: Session, delivery: Delivery) -> str:
+    """Process one claimed delivery inside a savepoint; returns its new status."""
+    delivery.attempts += 1
+    try:
+        with session.begin_nested():
+            status = _handle(session, delivery)
+        delivery.reason = None
+    except Unprocessable as reason:
+        status, delivery.reason = PARKED, str(reason)
+    except OperationalError:
+        raise
+    except Exception as error:  # a bug must not block the inbox: park it for replay once fixed
+        log.exception("delivery %s failed", delivery.id)
+        status, delivery.reason = PARKED, f"internal error: {type(error).__name__}: {error}"[:2000]
+    delivery.status = status
+    delivery.processed_at = utcnow()
+    return status
+
+
+def _handle(session: Session, delivery: Delivery) -> str:
+    shop = session.execute(select(Shop).where(Shop.domain == delivery.shop_domain)).scalar_one_or_none()
+    if shop is None:
+        raise Unprocessable(f"unknown shop {delivery.shop_domain}")
+    if not shop.active:
+        raise Unprocessable(f"shop {delivery.shop_domain} is uninstalled")
+    try:
+        payload = json.loads(delivery.body, parse_float=Decimal, parse_constant=_refuse_constant)
+    except ValueError as error:
+        raise Unprocessable(f"malformed JSON: {error}") from None
+    triggered_at = shopify.parse_triggered_at(delivery.triggered_at, delivery.received_at)
+    try:
+        event = shopify.parse_event(delivery.topic, payload, triggered_at)
+    except ValidationError as error:
+        raise Unprocessable(f"schema error: {json.dumps(error.messages, sort_keys=True)[:1500]}") from None
+    if event is None:
+        return IGNORED
+    accrual.apply(session, shop, event)
+    return PROCESSED
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def replay(database_url: str, delivery_id: int) -> str:
+    """Process a parked delivery again, now; returns its new status."""
+    with transaction(database_url) as session:
+        delivery = session.execute(
+            select(Delivery).where(Delivery.id == delivery_id).with_for_update()
+        ).scalar_one_or_none()
+        if delivery is None:
+            raise LookupError(f"no delivery {delivery_id}")
+        if delivery.status != PARKED:
+            raise ValueError(f"delivery {delivery_id} is {delivery.status}, only parked deliveries are replayed")
+        return process(session, delivery)
+
+
+def parked(database_url: str, limit: int = 100) -> list[Delivery]:
+    with transaction(database_url) as session:
+        return list(
+            session.scalars(select(Delivery).where(Delivery.status == PARKED).order_by(Delivery.id).limit(limit))
+        )
+
+
+def waiting(database_url: str, older_than: timedelta = timedelta(0), now: datetime | None = None) -> int:
+    """How many deliveries wait to be processed, counting only those received before `older_than` ago."""
+    cutoff = (now or utcnow()) - older_than
+    with engine_for(database_url).connect() as connection:
+        return connection.execute(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.status == RECEIVED, Delivery.received_at <= cutoff)
+        ).scalar_one()

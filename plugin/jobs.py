@@ -1,0 +1,39 @@
+"""RQ job functions: thin wrappers that read settings, call the core, and report what they did."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from plugin import inbox, queue
+from plugin.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def drain_inbox() -> dict[str, int]:
+    """Worker entry point: process every waiting delivery."""
+    return drain_inbox_with(Settings.from_env())
+
+
+def drain_inbox_with(settings: Settings) -> dict[str, int]:
+    if not settings.inline_jobs:
+        queue.clear_signal(settings)
+        on_full_batch = lambda: queue.signal_inbox(settings)  # noqa: E731
+    else:
+        on_full_batch = None
+    outcomes = inbox.drain(settings.database_url, settings.inbox_batch_size, on_full_batch)
+    if outcomes:
+        log.info("inbox drained: %s", dict(outcomes))
+    return dict(outcomes)
+
+
+def sweep(settings: Settings) -> int:
+    """Enqueue a drain when deliveries have waited too long (Redis was down, or a signal was lost)."""
+    count = inbox.waiting(settings.database_url, older_than=timedelta(seconds=settings.sweep_after_seconds))
+    if count:
+        if settings.inline_jobs:
+            drain_inbox_with(settings)
+        else:
+            queue.enqueue_drain(settings)
+    return count

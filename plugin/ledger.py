@@ -1,0 +1,167 @@
+"""The append-only points ledger: postings with idempotency keys, the cached balance, and its invariant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from plugin.db import insert_for
+from plugin.models import Member, Order, Posting, utcnow
+
+KINDS = frozenset({"earn", "reverse", "redeem", "return", "adjust", "expire", "bonus"})
+
+
+class LedgerError(Exception):
+    """A posting that would break the ledger's rules."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A posting to be written. `points` is signed: positive adds to the balance."""
+
+    member_id: int
+    kind: str
+    points: int
+    source_type: str
+    source_id: str
+    idempotency_key: str
+    rule_version: str
+    order_id: int | None = None
+    available_at: datetime | None = None
+    note: str | None = None
+    actor: str = "system"
+
+
+def post(session: Session, shop_id: int, entry: Entry) -> Posting | None:
+    """Write one posting and move the member's cached balance with it, in the caller's transaction.
+
+    Returns None, and changes nothing, when a posting with this idempotency key already exists.
+    """
+    if entry.kind not in KINDS:
+        raise LedgerError(f"unknown posting kind {entry.kind!r}")
+    if not isinstance(entry.points, int) or isinstance(entry.points, bool) or entry.points == 0:
+        raise LedgerError("a posting moves a non-zero integer number of points")
+
+    # The row lock serialises every balance change of this member, across processes.
+    balance = session.execute(
+        select(Member.balance).where(Member.shop_id == shop_id, Member.id == entry.member_id).with_for_update()
+    ).scalar_one()
+    balance_after = balance + entry.points
+    # Default policy: a reversal of points already spent may leave the balance negative; say so plainly.
+    note = entry.note
+    if balance_after < 0 and entry.points < 0:
+        note = _join(note, f"balance is negative ({balance_after}): points taken back had already been spent")
+    values = {
+        "shop_id": shop_id,
+        "member_id": entry.member_id,
+        "kind": entry.kind,
+        "points": entry.points,
+        "balance_after": balance_after,
+        "source_type": entry.source_type,
+        "source_id": entry.source_id,
+        "order_id": entry.order_id,
+        "rule_version": entry.rule_version,
+        "idempotency_key": entry.idempotency_key,
+        "available_at": entry.available_at,
+        "note": note,
+        "actor": entry.actor,
+        "created_at": utcnow(),
+    }
+    insert = insert_for(session)(Posting).values(values)
+    posting_id = session.execute(
+        insert.on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"]).returning(Posting.id)
+    ).scalar()
+    if posting_id is None:
+        return None
+    session.execute(
+        update(Member)
+        .where(Member.shop_id == shop_id, Member.id == entry.member_id)
+        .values(balance=balance_after)
+        .execution_options(synchronize_session=False)
+    )
+    return session.get(Posting, posting_id)
+
+
+def _join(first: str | None, second: str) -> str:
+    return f"{first}; {second}" if first else second
+
+
+@dataclass(frozen=True)
+class Balance:
+    balance: int
+    pending: int
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.pending
+
+    def to_json(self) -> dict[str, int]:
+        return {"balance": self.balance, "pending": self.pending, "available": self.available}
+
+
+def balance_of(session: Session, shop_id: int, member: Member, now: datetime | None = None) -> Balance:
+    """The cached balance, and the part of it still pending (earned on orders not yet past their hold)."""
+    now = now or utcnow()
+    pending = session.execute(
+        select(func.coalesce(func.sum(Order.points_held), 0)).where(
+            Order.shop_id == shop_id,
+            Order.member_id == member.id,
+            Order.available_at > now,
+            Order.points_held > 0,
+        )
+    ).scalar_one()
+    return Balance(balance=member.balance, pending=int(pending))
+
+
+def history(session: Session, shop_id: int, member_id: int, limit: int = 100) -> list[Posting]:
+    return list(
+        session.scalars(
+            select(Posting)
+            .where(Posting.shop_id == shop_id, Posting.member_id == member_id)
+            .order_by(Posting.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    what: str
+    shop_id: int
+    key: int
+    cached: int
+    summed: int
+
+
+def verify(session: Session) -> list[Mismatch]:
+    """Every member's cached balance, and every order's held points, against the sum of their postings."""
+    sums = (
+        select(Posting.member_id, func.sum(Posting.points).label("total"))
+        .group_by(Posting.member_id)
+        .subquery()
+    )
+    member_rows = session.execute(
+        select(Member.shop_id, Member.id, Member.balance, func.coalesce(sums.c.total, 0))
+        .outerjoin(sums, sums.c.member_id == Member.id)
+        .where(Member.balance != func.coalesce(sums.c.total, 0))
+    )
+    found = [Mismatch("member", *row) for row in member_rows]
+
+    order_sums = (
+        select(Posting.shop_id, Posting.order_id, func.sum(Posting.points).label("total"))
+        .where(Posting.order_id.is_not(None), Posting.source_type.in_(("order", "refund", "cancellation")))
+        .group_by(Posting.shop_id, Posting.order_id)
+        .subquery()
+    )
+    order_rows = session.execute(
+        select(Order.shop_id, Order.order_id, Order.points_held, func.coalesce(order_sums.c.total, 0))
+        .outerjoin(
+            order_sums, (order_sums.c.shop_id == Order.shop_id) & (order_sums.c.order_id == Order.order_id)
+        )
+        .where(Order.points_held != func.coalesce(order_sums.c.total, 0))
+    )
+    found += [Mismatch("order", *row) for row in order_rows]
+    return found

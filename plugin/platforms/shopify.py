@@ -1,0 +1,69 @@
+"""Shopify adapter: webhook HMAC, shop-domain validation, and the topic-to-event parsers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from plugin import events
+from webhooks import shopify_schemas
+
+SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
+
+
+def is_valid_shop_domain(domain: str | None) -> bool:
+    """Anchored check: `shop.myshopify.com.attacker.net` and friends are refused."""
+    return bool(domain) and SHOP_DOMAIN.fullmatch(domain) is not None
+
+
+def webhook_signature(body: bytes, secret: str) -> str:
+    """base64(HMAC-SHA256(secret, raw body)), as Shopify sends in X-Shopify-Hmac-Sha256."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def verify_webhook(body: bytes, signature: str | None, secrets: Iterable[str]) -> bool:
+    """Constant-time check against the current secret and, during a rotation, the previous one."""
+    if not signature:
+        return False
+    given = signature.encode()
+    matches = [hmac.compare_digest(webhook_signature(body, s).encode(), given) for s in secrets]
+    return any(matches)  # every secret is tried, so timing does not reveal which one matched
+
+
+def _order_paid(payload: Any, triggered_at: datetime) -> events.OrderPaid:
+    return events.OrderPaid(shopify_schemas.load_order(payload), paid_at=triggered_at)
+
+
+PARSERS: dict[str, Callable[[Any, datetime], events.Event]] = {
+    "orders/create": lambda p, _t: events.OrderCreated(shopify_schemas.load_order(p)),
+    "orders/paid": _order_paid,
+    "orders/cancelled": lambda p, _t: events.OrderCancelled(shopify_schemas.load_order(p)),
+    "refunds/create": lambda p, _t: events.OrderRefunded(shopify_schemas.load_refund(p)),
+    "customers/create": lambda p, _t: events.CustomerCreated(shopify_schemas.load_customer(p)),
+}
+
+
+def parse_event(topic: str, payload: Any, triggered_at: datetime) -> events.Event | None:
+    """The neutral event for a delivery, or None for a topic the loyalty core does not use.
+
+    Raises marshmallow.ValidationError when the payload does not have the shape the topic promises.
+    """
+    parser = PARSERS.get(topic)
+    return parser(payload, triggered_at) if parser else None
+
+
+def parse_triggered_at(header: str | None, fallback: datetime) -> datetime:
+    """X-Shopify-Triggered-At (nanosecond precision, Z suffix) as an aware datetime."""
+    if not header:
+        return fallback
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", header.strip())
+    if not match:
+        return fallback
+    fraction = (match.group(2) or ".0")[1:7].ljust(6, "0")
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}").astimezone(UTC)

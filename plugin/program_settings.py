@@ -1,0 +1,55 @@
+"""Validation of a shop's programme settings (stored as JSON) into ProgramSettings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from plugin.program import ProgramSettings
+
+DEFAULTS = ProgramSettings()
+
+
+class EarnRateSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    points = fields.Integer(strict=True, required=True, validate=validate.Range(min=0, max=1_000_000))
+    per_amount = fields.Decimal(
+        required=True, places=2, validate=validate.Range(min=Decimal("0.01"), max=Decimal("1000000"))
+    )
+
+
+class ProgramSettingsSchema(Schema):
+    """The JSON a merchant (or the CLI) edits. Unknown keys are refused, so typos are not silently ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+    earn = fields.Nested(EarnRateSchema, load_default=None)
+    include_shipping = fields.Boolean(load_default=DEFAULTS.include_shipping)
+    include_taxes = fields.Boolean(load_default=DEFAULTS.include_taxes)
+    include_tips = fields.Boolean(load_default=DEFAULTS.include_tips)
+    include_gift_cards = fields.Boolean(load_default=DEFAULTS.include_gift_cards)
+    earn_on_test_orders = fields.Boolean(load_default=DEFAULTS.earn_on_test_orders)
+    guest_orders_earn_by_email = fields.Boolean(load_default=DEFAULTS.guest_orders_earn_by_email)
+    pending_days = fields.Integer(strict=True, load_default=DEFAULTS.pending_days, validate=validate.Range(0, 365))
+
+
+def validate_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """Check settings JSON; returns it normalised to JSON-safe values, or raises ValidationError."""
+    loaded = ProgramSettingsSchema().load(data)
+    earn = loaded.pop("earn") or {"points": DEFAULTS.earn_points, "per_amount": DEFAULTS.earn_per_amount}
+    return {"earn": {"points": earn["points"], "per_amount": str(earn["per_amount"])}, **loaded}
+
+
+def program_settings(data: dict[str, Any] | None, version: int) -> ProgramSettings:
+    """The ProgramSettings for a shop's stored JSON (already validated when it was saved)."""
+    clean = validate_settings(data or {})  # validated on write too; an invalid stored row fails loudly here
+    earn = clean.pop("earn")
+    return ProgramSettings(
+        earn_points=earn["points"], earn_per_amount=Decimal(earn["per_amount"]), version=version, **clean
+    )
+

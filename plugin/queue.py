@@ -1,0 +1,61 @@
+"""RQ wiring: the coalesced "inbox has work" signal, the drain job, and inline execution without Redis."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+
+from plugin.config import Settings
+
+log = logging.getLogger(__name__)
+
+SIGNAL_KEY = "loyalty:inbox:signal"
+SIGNAL_TTL_SECONDS = 10  # if a queued drain job is lost, the next delivery re-signals after this long
+DRAIN_JOB = "plugin.jobs.drain_inbox"
+
+
+@lru_cache(maxsize=4)
+def redis_client(url: str) -> Redis:
+    # Short timeouts: the webhook ack path must answer even when Redis hangs.
+    return Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+def queue_for(settings: Settings) -> Queue:
+    return Queue(settings.queue_name, connection=redis_client(settings.redis_url))
+
+
+def signal_inbox(settings: Settings) -> bool:
+    """Tell the workers there is inbox work; at most one drain job is queued for a burst of deliveries.
+
+    Returns False when the signal could not be given (Redis down): the delivery is safe in the inbox and
+    the sweeper will enqueue it later.
+    """
+    if settings.inline_jobs:
+        from plugin import jobs  # local import: jobs imports this module
+
+        try:
+            jobs.drain_inbox_with(settings)
+        except Exception:  # the delivery is stored; `loyalty requeue` or a replay will finish it
+            log.exception("inline inbox drain failed")
+            return False
+        return True
+    try:
+        if redis_client(settings.redis_url).set(SIGNAL_KEY, b"1", nx=True, ex=SIGNAL_TTL_SECONDS):
+            enqueue_drain(settings)
+        return True
+    except RedisError as error:
+        log.warning("could not signal inbox work (%s); the sweeper will pick it up", error)
+        return False
+
+
+def enqueue_drain(settings: Settings) -> None:
+    queue_for(settings).enqueue(DRAIN_JOB, job_timeout=900, result_ttl=60, failure_ttl=7 * 86400)
+
+
+def clear_signal(settings: Settings) -> None:
+    """Called by a drain job before it claims anything, so later deliveries signal a fresh job."""
+    redis_client(settings.redis_url).delete(SIGNAL_KEY)

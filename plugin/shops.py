@@ -1,0 +1,55 @@
+"""Shops: install without OAuth (development and tests), look up, and change programme settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin import crypto
+from plugin.models import Member, Shop, utcnow
+from plugin.platforms.shopify import is_valid_shop_domain
+from plugin.program_settings import validate_settings
+
+
+class ShopNotFound(LookupError):
+    pass
+
+
+def install(session: Session, domain: str, token: str | None, keys: tuple[str, ...]) -> Shop:
+    """Install a shop, or re-activate it with its history if it was uninstalled."""
+    if not is_valid_shop_domain(domain):
+        raise ValueError(f"{domain!r} is not a *.myshopify.com domain")
+    shop = session.execute(select(Shop).where(Shop.domain == domain)).scalar_one_or_none()
+    if shop is None:
+        shop = Shop(domain=domain, settings=validate_settings({}), settings_version=1)
+        session.add(shop)
+    shop.active = True
+    shop.installed_at = utcnow()
+    shop.uninstalled_at = None
+    if token:
+        shop.access_token = crypto.encrypt(token, keys)
+    session.flush()
+    return shop
+
+
+def get(session: Session, domain: str) -> Shop:
+    shop = session.execute(select(Shop).where(Shop.domain == domain)).scalar_one_or_none()
+    if shop is None:
+        raise ShopNotFound(f"no shop {domain}")
+    return shop
+
+
+def member(session: Session, shop: Shop, customer_id: int) -> Member | None:
+    return session.execute(
+        select(Member).where(Member.shop_id == shop.id, Member.customer_id == customer_id)
+    ).scalar_one_or_none()
+
+
+def update_settings(session: Session, shop: Shop, changes: dict[str, Any]) -> dict[str, Any]:
+    """Validate and save new settings. Earned lots keep the version they were made with."""
+    merged = {**shop.settings, **changes}
+    shop.settings = validate_settings(merged)
+    shop.settings_version += 1
+    return shop.settings

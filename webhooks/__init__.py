@@ -1,0 +1,1 @@
+"""Webhook intake: verified deliveries go to the inbox; topic handlers turn them into ledger changes."""

@@ -1,0 +1,64 @@
+"""POST /webhooks/shopify: verify the signature on the raw body, store the delivery, signal, answer 200."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from plugin import inbox, queue
+from plugin.config import Settings
+from plugin.db import engine_for
+from plugin.errors import json_error
+from plugin.platforms import shopify
+
+log = logging.getLogger(__name__)
+bp = Blueprint("webhooks", __name__)
+
+HEADER_LIMIT = 128
+
+
+@bp.post("/webhooks/shopify")
+def shopify_webhook() -> Response:
+    settings: Settings = current_app.extensions["loyalty"]
+    body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH this raises 413 before we read it all
+    if not shopify.verify_webhook(body, request.headers.get("X-Shopify-Hmac-Sha256"), settings.webhook_secrets):
+        return json_error(401, "invalid_signature", "X-Shopify-Hmac-Sha256 is missing or does not match the body")
+
+    shop_domain = request.headers.get("X-Shopify-Shop-Domain", "")
+    if not shopify.is_valid_shop_domain(shop_domain):
+        return json_error(400, "invalid_shop_domain", "X-Shopify-Shop-Domain must be a *.myshopify.com domain")
+    topic = request.headers.get("X-Shopify-Topic", "")
+    if not topic or len(topic) > 64:
+        return json_error(400, "invalid_topic", "X-Shopify-Topic is missing or too long")
+
+    # Shopify always sends a webhook id; if a caller did not, the body's digest still deduplicates it.
+    webhook_id = request.headers.get("X-Shopify-Webhook-Id") or "sha256:" + hashlib.sha256(
+        topic.encode() + b"\n" + body
+    ).hexdigest()
+    incoming = inbox.IncomingDelivery(
+        shop_domain=shop_domain,
+        topic=topic,
+        webhook_id=webhook_id[:HEADER_LIMIT],
+        body=body,
+        event_id=_header("X-Shopify-Event-Id"),
+        triggered_at=_header("X-Shopify-Triggered-At"),
+        api_version=_header("X-Shopify-API-Version"),
+    )
+    try:
+        delivery_id = inbox.store(engine_for(settings.database_url), incoming)
+    except SQLAlchemyError as error:
+        log.error("inbox unavailable, asking the shop to retry: %s", error.__class__.__name__)
+        return json_error(503, "inbox_unavailable", "the delivery could not be stored; retry later",
+                          headers={"Retry-After": "30"})
+    if delivery_id is None:
+        return jsonify({"status": "duplicate"})
+    queue.signal_inbox(settings)
+    return jsonify({"status": "accepted", "delivery_id": delivery_id})
+
+
+def _header(name: str) -> str | None:
+    value = request.headers.get(name)
+    return value[:HEADER_LIMIT] if value else None

@@ -1,0 +1,213 @@
+"""marshmallow schemas for Shopify order, refund and customer payloads, loaded into neutral events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
+
+from plugin.events import Customer, OrderLine, OrderSnapshot, RefundFacts
+
+
+class _Lenient(Schema):
+    class Meta:
+        unknown = EXCLUDE  # Shopify adds fields over time; we read only what we need
+
+
+class MoneySchema(_Lenient):
+    amount = fields.Decimal(required=True)
+    currency_code = fields.String(required=True)
+
+
+class MoneyBagSchema(_Lenient):
+    shop_money = fields.Nested(MoneySchema, required=True)
+    presentment_money = fields.Nested(MoneySchema, load_default=None)
+
+
+def shop_amount(bag: dict[str, Any] | None) -> Decimal:
+    """The shop-currency amount of a `*_set` money bag (zero when absent)."""
+    return bag["shop_money"]["amount"] if bag else Decimal(0)
+
+
+def _bag(required: bool = False) -> fields.Nested:
+    if required:
+        return fields.Nested(MoneyBagSchema, required=True)
+    return fields.Nested(MoneyBagSchema, load_default=None, allow_none=True)
+
+
+class AllocationSchema(_Lenient):
+    amount_set = _bag(required=True)
+
+
+class TaxLineSchema(_Lenient):
+    price_set = _bag(required=True)
+
+
+class LineItemSchema(_Lenient):
+    id = fields.Integer(required=True, strict=True)
+    quantity = fields.Integer(required=True, strict=True)
+    price_set = _bag(required=True)
+    total_discount_set = _bag()
+    discount_allocations = fields.List(fields.Nested(AllocationSchema), load_default=list)
+    tax_lines = fields.List(fields.Nested(TaxLineSchema), load_default=list)
+    gift_card = fields.Boolean(load_default=False)
+
+    @post_load
+    def to_line(self, data: dict[str, Any], **_: Any) -> OrderLine:
+        allocated = sum((shop_amount(a["amount_set"]) for a in data["discount_allocations"]), Decimal(0))
+        # Allocations are the precise per-line discounts; total_discount is the older, coarser field.
+        discount = allocated if data["discount_allocations"] else shop_amount(data["total_discount_set"])
+        return OrderLine(
+            line_id=data["id"],
+            quantity=data["quantity"],
+            gross=shop_amount(data["price_set"]) * data["quantity"],
+            discount=discount,
+            tax=sum((shop_amount(t["price_set"]) for t in data["tax_lines"]), Decimal(0)),
+            gift_card=data["gift_card"],
+        )
+
+
+class ShippingLineSchema(_Lenient):
+    discounted_price_set = _bag()
+    price_set = _bag()
+    is_removed = fields.Boolean(load_default=False)
+    tax_lines = fields.List(fields.Nested(TaxLineSchema), load_default=list)
+
+
+class CustomerSchema(_Lenient):
+    id = fields.Integer(required=True, strict=True)
+    email = fields.String(load_default=None, allow_none=True)
+    first_name = fields.String(load_default=None, allow_none=True)
+    last_name = fields.String(load_default=None, allow_none=True)
+
+    @post_load
+    def to_customer(self, data: dict[str, Any], **_: Any) -> Customer:
+        return Customer(data["id"], data["email"], data["first_name"], data["last_name"])
+
+
+class RefundLineSchema(_Lenient):
+    line_item_id = fields.Integer(required=True, strict=True)
+    quantity = fields.Integer(required=True, strict=True)
+
+
+class OrderAdjustmentSchema(_Lenient):
+    kind = fields.String(load_default="")
+    amount = fields.Decimal(load_default=None, allow_none=True)
+    amount_set = _bag()
+
+
+class RefundShippingLineSchema(_Lenient):
+    subtotal_amount_set = _bag(required=True)
+
+
+class RefundSchema(_Lenient):
+    id = fields.Integer(required=True, strict=True)
+    order_id = fields.Integer(required=True, strict=True)
+    created_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    refund_line_items = fields.List(fields.Nested(RefundLineSchema), load_default=list)
+    refund_shipping_lines = fields.List(fields.Nested(RefundShippingLineSchema), load_default=list)
+    order_adjustments = fields.List(fields.Nested(OrderAdjustmentSchema), load_default=list)
+
+    @post_load
+    def to_refund(self, data: dict[str, Any], **_: Any) -> RefundFacts:
+        quantities: dict[int, int] = {}
+        for line in data["refund_line_items"]:
+            quantities[line["line_item_id"]] = quantities.get(line["line_item_id"], 0) + line["quantity"]
+        shipping = sum((shop_amount(s["subtotal_amount_set"]) for s in data["refund_shipping_lines"]), Decimal(0))
+        for adjustment in data["order_adjustments"]:
+            if adjustment["kind"] == "shipping_refund":
+                # Older API versions record shipping refunds as negative order adjustments.
+                amount = shop_amount(adjustment["amount_set"]) if adjustment["amount_set"] else adjustment["amount"]
+                shipping += abs(amount or Decimal(0))
+        return RefundFacts(data["id"], data["order_id"], quantities, shipping, data["created_at"])
+
+
+class OrderSchema(_Lenient):
+    id = fields.Integer(required=True, strict=True)
+    name = fields.String(load_default=None, allow_none=True)
+    email = fields.String(load_default=None, allow_none=True)
+    currency = fields.String(required=True)
+    presentment_currency = fields.String(load_default=None, allow_none=True)
+    test = fields.Boolean(load_default=False)
+    taxes_included = fields.Boolean(load_default=False)
+    customer = fields.Nested(CustomerSchema, load_default=None, allow_none=True)
+    line_items = fields.List(fields.Nested(LineItemSchema), required=True)
+    shipping_lines = fields.List(fields.Nested(ShippingLineSchema), load_default=list)
+    total_tip_received = fields.Decimal(load_default=Decimal(0), allow_none=True)
+    processed_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    cancelled_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    refunds = fields.List(fields.Nested(RefundSchema), load_default=list)
+    subtotal_price_set = _bag()
+
+    @post_load
+    def to_snapshot(self, data: dict[str, Any], **_: Any) -> OrderSnapshot:
+        shipping = Decimal(0)
+        shipping_tax = Decimal(0)
+        for line in data["shipping_lines"]:
+            if line["is_removed"]:
+                continue
+            shipping += shop_amount(line["discounted_price_set"] or line["price_set"])
+            shipping_tax += sum((shop_amount(t["price_set"]) for t in line["tax_lines"]), Decimal(0))
+        # total_tip_received has no shop-money twin; it is only shop money when the buyer paid in it.
+        same_currency = data["presentment_currency"] in (None, data["currency"])
+        tip = (data["total_tip_received"] or Decimal(0)) if same_currency else Decimal(0)
+        return OrderSnapshot(
+            order_id=data["id"],
+            name=data["name"],
+            customer=data["customer"],
+            email=data["email"],
+            currency=data["currency"],
+            test=data["test"],
+            taxes_included=data["taxes_included"],
+            lines=_spread_unallocated_discount(tuple(data["line_items"]), data["subtotal_price_set"]),
+            shipping=shipping,
+            shipping_tax=shipping_tax,
+            tip=tip,
+            processed_at=data["processed_at"],
+            cancelled_at=data["cancelled_at"],
+            refunds=tuple(data["refunds"]),
+        )
+
+
+def _spread_unallocated_discount(lines: tuple[OrderLine, ...], subtotal_bag: dict | None) -> tuple[OrderLine, ...]:
+    """Give each line its share, to the cent, of any order discount the payload did not allocate to lines.
+
+    Shopify normally allocates every discount to lines; when it does not, `subtotal_price` (after discounts)
+    is the authority, so the lines never earn on more than it.
+    """
+    if subtotal_bag is None or not lines:
+        return lines
+    nets = [line.gross - line.discount for line in lines]
+    unallocated = sum(nets, Decimal(0)) - shop_amount(subtotal_bag)
+    total = sum(nets, Decimal(0))
+    if unallocated <= 0 or total <= 0:
+        return lines
+    cents = int(unallocated * 100)
+    shares = [cents * net / total for net in nets]  # Decimal division is exact enough to rank remainders
+    floors = [int(share) for share in shares]
+    by_remainder = sorted(range(len(lines)), key=lambda i: shares[i] - floors[i], reverse=True)
+    for i in by_remainder[: cents - sum(floors)]:
+        floors[i] += 1
+    return tuple(
+        OrderLine(ln.line_id, ln.quantity, ln.gross, ln.discount + Decimal(extra) / 100, ln.tax, ln.gift_card)
+        for ln, extra in zip(lines, floors, strict=True)
+    )
+
+
+def load_order(payload: Any) -> OrderSnapshot:
+    return OrderSchema().load(_object(payload))
+
+
+def load_refund(payload: Any) -> RefundFacts:
+    return RefundSchema().load(_object(payload))
+
+
+def load_customer(payload: Any) -> Customer:
+    return CustomerSchema().load(_object(payload))
+
+
+def _object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValidationError({"_schema": ["payload must be a JSON object"]})
+    return payload
