@@ -76,7 +76,7 @@ def shops_list() -> None:
 
 @loyalty.command("settings")
 @click.argument("domain")
-@click.option("--set", "changes", help='JSON object of settings to change, e.g. \'{"pending_days": 14}\'.')
+@click.option("--set", "changes", help="JSON object of settings to change, e.g. '{\"pending_days\": 14}'.")
 def settings_command(domain: str, changes: str | None) -> None:
     """Show, or change, a shop's programme settings."""
     with transaction(_settings().database_url) as session:
@@ -115,40 +115,44 @@ def history_command(domain: str, customer_id: int, limit: int) -> None:
         shop = _shop(session, domain)
         member = shops.member(session, shop, customer_id)
         postings = ledger.history(session, shop.id, member.id, limit) if member else []
-        _echo_json([
-            {
-                "id": p.id,
-                "at": p.created_at.isoformat(),
-                "kind": p.kind,
-                "points": p.points,
-                "balance_after": p.balance_after,
-                "source": f"{p.source_type}:{p.source_id}",
-                "order_id": p.order_id,
-                "rule_version": p.rule_version,
-                "available_at": p.available_at.isoformat() if p.available_at else None,
-                "note": p.note,
-                "actor": p.actor,
-            }
-            for p in postings
-        ])
+        _echo_json(
+            [
+                {
+                    "id": p.id,
+                    "at": p.created_at.isoformat(),
+                    "kind": p.kind,
+                    "points": p.points,
+                    "balance_after": p.balance_after,
+                    "source": f"{p.source_type}:{p.source_id}",
+                    "order_id": p.order_id,
+                    "rule_version": p.rule_version,
+                    "available_at": p.available_at.isoformat() if p.available_at else None,
+                    "note": p.note,
+                    "actor": p.actor,
+                }
+                for p in postings
+            ]
+        )
 
 
 @loyalty.command("parked")
 @click.option("--limit", default=100, show_default=True)
 def parked_command(limit: int) -> None:
     """List parked deliveries with the reason each could not be processed."""
-    _echo_json([
-        {
-            "id": d.id,
-            "shop": d.shop_domain,
-            "topic": d.topic,
-            "webhook_id": d.webhook_id,
-            "received_at": d.received_at.isoformat(),
-            "attempts": d.attempts,
-            "reason": d.reason,
-        }
-        for d in inbox.parked(_settings().database_url, limit)
-    ])
+    _echo_json(
+        [
+            {
+                "id": d.id,
+                "shop": d.shop_domain,
+                "topic": d.topic,
+                "webhook_id": d.webhook_id,
+                "received_at": d.received_at.isoformat(),
+                "attempts": d.attempts,
+                "reason": d.reason,
+            }
+            for d in inbox.parked(_settings().database_url, limit)
+        ]
+    )
 
 
 @loyalty.command("replay")

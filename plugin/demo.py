@@ -24,8 +24,12 @@ def sample_order(order_id: int, customer_id: int | None, amount: Decimal, curren
     shipping = Decimal("4.99")
     customer = None
     if customer_id is not None:
-        customer = {"id": customer_id, "email": f"shopper{customer_id}@example.com", "first_name": "Demo",
-                    "last_name": f"Shopper {customer_id}"}
+        customer = {
+            "id": customer_id,
+            "email": f"shopper{customer_id}@example.com",
+            "first_name": "Demo",
+            "last_name": f"Shopper {customer_id}",
+        }
     return {
         "id": order_id,
         "name": f"#{order_id % 100000}",

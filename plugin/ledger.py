@@ -138,11 +138,7 @@ class Mismatch:
 
 def verify(session: Session) -> list[Mismatch]:
     """Every member's cached balance, and every order's held points, against the sum of their postings."""
-    sums = (
-        select(Posting.member_id, func.sum(Posting.points).label("total"))
-        .group_by(Posting.member_id)
-        .subquery()
-    )
+    sums = select(Posting.member_id, func.sum(Posting.points).label("total")).group_by(Posting.member_id).subquery()
     member_rows = session.execute(
         select(Member.shop_id, Member.id, Member.balance, func.coalesce(sums.c.total, 0))
         .outerjoin(sums, sums.c.member_id == Member.id)
@@ -158,9 +154,7 @@ def verify(session: Session) -> list[Mismatch]:
     )
     order_rows = session.execute(
         select(Order.shop_id, Order.order_id, Order.points_held, func.coalesce(order_sums.c.total, 0))
-        .outerjoin(
-            order_sums, (order_sums.c.shop_id == Order.shop_id) & (order_sums.c.order_id == Order.order_id)
-        )
+        .outerjoin(order_sums, (order_sums.c.shop_id == Order.shop_id) & (order_sums.c.order_id == Order.order_id))
         .where(Order.points_held != func.coalesce(order_sums.c.total, 0))
     )
     found += [Mismatch("order", *row) for row in order_rows]

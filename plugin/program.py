@@ -95,9 +95,7 @@ class Lot:
         )
 
 
-def build_lot(
-    order: OrderSnapshot, settings: ProgramSettings, paid_at: datetime, *, has_member: bool
-) -> Lot:
+def build_lot(order: OrderSnapshot, settings: ProgramSettings, paid_at: datetime, *, has_member: bool) -> Lot:
     """How many points a paid order earns, and the eligible amounts that produced them."""
     reason = None
     if order.test and not settings.earn_on_test_orders:

@@ -52,4 +52,3 @@ def program_settings(data: dict[str, Any] | None, version: int) -> ProgramSettin
     return ProgramSettings(
         earn_points=earn["points"], earn_per_amount=Decimal(earn["per_amount"]), version=version, **clean
     )
-

@@ -35,9 +35,10 @@ def shopify_webhook() -> Response:
         return json_error(400, "invalid_topic", "X-Shopify-Topic is missing or too long")
 
     # Shopify always sends a webhook id; if a caller did not, the body's digest still deduplicates it.
-    webhook_id = request.headers.get("X-Shopify-Webhook-Id") or "sha256:" + hashlib.sha256(
-        topic.encode() + b"\n" + body
-    ).hexdigest()
+    webhook_id = (
+        request.headers.get("X-Shopify-Webhook-Id")
+        or "sha256:" + hashlib.sha256(topic.encode() + b"\n" + body).hexdigest()
+    )
     incoming = inbox.IncomingDelivery(
         shop_domain=shop_domain,
         topic=topic,
@@ -51,8 +52,9 @@ def shopify_webhook() -> Response:
         delivery_id = inbox.store(engine_for(settings.database_url), incoming)
     except SQLAlchemyError as error:
         log.error("inbox unavailable, asking the shop to retry: %s", error.__class__.__name__)
-        return json_error(503, "inbox_unavailable", "the delivery could not be stored; retry later",
-                          headers={"Retry-After": "30"})
+        return json_error(
+            503, "inbox_unavailable", "the delivery could not be stored; retry later", headers={"Retry-After": "30"}
+        )
     if delivery_id is None:
         return jsonify({"status": "duplicate"})
     queue.signal_inbox(settings)

@@ -1,0 +1,54 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 5000
+PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+FLASK = $(VENV)/bin/flask --app plugin
+DEV_ENV = set -a && . instance/dev.env && set +a
+
+.PHONY: run test test-postgres test-sqlite lint simulate balance clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+instance/dev.env: | $(VENV)/.installed
+	scripts/dev-env.sh $(VENV)/bin/python
+
+## run: serve the app on SQLite with inline jobs and a demo shop
+run: $(VENV)/.installed instance/dev.env
+	$(DEV_ENV) && $(FLASK) loyalty db-upgrade && $(FLASK) loyalty demo
+	@echo
+	@echo "  The app listens on http://127.0.0.1:$(PORT) (jobs run inline; data in instance/loyalty.db)."
+	@echo "  In another terminal, send it a signed sample order and read the balance:"
+	@echo "      make simulate"
+	@echo "      make balance"
+	@echo
+	$(DEV_ENV) && exec $(FLASK) run --port $(PORT)
+
+## simulate: send the running demo app a signed orders/paid delivery
+simulate: instance/dev.env
+	$(DEV_ENV) && $(FLASK) loyalty simulate --url http://127.0.0.1:$(PORT)
+
+balance: instance/dev.env
+	$(DEV_ENV) && $(FLASK) loyalty balance demo-shop.myshopify.com 1001 && $(FLASK) loyalty history demo-shop.myshopify.com 1001
+
+## test: the whole suite on PostgreSQL and again on SQLite, with real Redis and RQ workers, then ruff
+test: $(VENV)/.installed
+	scripts/services.sh
+	$(MAKE) --no-print-directory test-postgres test-sqlite lint
+
+test-postgres:
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(VENV)/bin/pytest
+
+test-sqlite:
+	TEST_DATABASE_URL=sqlite $(VENV)/bin/pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,0 +1,125 @@
+"""Shared fixtures: a migrated database per test (PostgreSQL or SQLite), the app, and signed deliveries."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from plugin import create_app, shops
+from plugin.config import Settings, normalise_database_url
+from plugin.db import engine_for, transaction
+from plugin.platforms.shopify import webhook_signature
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "shopify"
+SECRET = "test-webhook-secret"
+SHOP = "loyal-shop.myshopify.com"
+TABLES = ("postings", "refunds", "orders", "members", "deliveries", "shops")
+ENCRYPTION_KEY = Fernet.generate_key().decode()
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _migrate(url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = url
+    command.upgrade(config, "head")
+
+
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database: a SQLite template file, or a fresh PostgreSQL database named loyalty_test."""
+    url = normalise_database_url(os.environ.get("TEST_DATABASE_URL", ""))
+    if not url or url.startswith("sqlite"):
+        path = tmp_path_factory.mktemp("db") / "template.db"
+        _migrate(f"sqlite:///{path}")
+        engine_for(f"sqlite:///{path}").dispose()
+        return f"sqlite:///{path}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS loyalty_test WITH (FORCE)"))
+        connection.execute(text("CREATE DATABASE loyalty_test"))
+    admin.dispose()
+    test_url = url.rsplit("/", 1)[0] + "/loyalty_test"
+    _migrate(test_url)
+    return test_url
+
+
+@pytest.fixture
+def database_url(database_template: str, tmp_path: Path) -> Iterator[str]:
+    if database_template.startswith("sqlite"):
+        path = tmp_path / "loyalty.db"
+        shutil.copy(database_template.split("///", 1)[1], path)
+        url = f"sqlite:///{path}"
+        yield url
+        engine_for(url).dispose()
+        return
+    with engine_for(database_template).begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    yield database_template
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url="",
+        shopify_api_key="test-api-key",
+        shopify_api_secret=SECRET,
+        encryption_keys=(ENCRYPTION_KEY,),
+        secret_key="test-secret-key",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    return create_app(settings, TESTING=True)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def shop(settings: Settings) -> int:
+    """The installed test shop's id."""
+    with transaction(settings.database_url) as session:
+        return shops.install(session, SHOP, "shpat_test_token", settings.encryption_keys).id
+
+
+def signed_headers(body: bytes, topic: str, shop: str = SHOP, webhook_id: str | None = None,
+                   secret: str = SECRET) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-Hmac-Sha256": webhook_signature(body, secret),
+        "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+        "X-Shopify-Triggered-At": "2026-11-20T10:00:00.123456789Z",
+        "X-Shopify-API-Version": "2025-10",
+    }
+
+
+def deliver(client: FlaskClient, topic: str, payload: Any, *, shop: str = SHOP, webhook_id: str | None = None):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return client.post("/webhooks/shopify", data=body, headers=signed_headers(body, topic, shop, webhook_id))
+
+
+def fixture(name: str) -> dict[str, Any]:
+    """A captured delivery from shared/fixtures/shopify/webhooks-2024-10 ({headers, body, topic})."""
+    return json.loads((FIXTURES / "webhooks-2024-10" / name).read_text())
