@@ -13,7 +13,6 @@ from plugin.config import Settings
 
 log = logging.getLogger(__name__)
 
-SIGNAL_KEY = "loyalty:inbox:signal"
 SIGNAL_TTL_SECONDS = 10  # if a queued drain job is lost, the next delivery re-signals after this long
 DRAIN_JOB = "plugin.jobs.drain_inbox"
 
@@ -44,7 +43,7 @@ def signal_inbox(settings: Settings) -> bool:
             return False
         return True
     try:
-        if redis_client(settings.redis_url).set(SIGNAL_KEY, b"1", nx=True, ex=SIGNAL_TTL_SECONDS):
+        if redis_client(settings.redis_url).set(_signal_key(settings), b"1", nx=True, ex=SIGNAL_TTL_SECONDS):
             enqueue_drain(settings)
         return True
     except RedisError as error:
@@ -58,4 +57,8 @@ def enqueue_drain(settings: Settings) -> None:
 
 def clear_signal(settings: Settings) -> None:
     """Called by a drain job before it claims anything, so later deliveries signal a fresh job."""
-    redis_client(settings.redis_url).delete(SIGNAL_KEY)
+    redis_client(settings.redis_url).delete(_signal_key(settings))
+
+
+def _signal_key(settings: Settings) -> str:
+    return f"loyalty:{settings.queue_name}:inbox-signal"

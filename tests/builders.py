@@ -13,9 +13,19 @@ def money(shop_amount: str | Decimal, shop_currency: str = "USD", presentment: t
     return {"shop_money": shop_bag, "presentment_money": presented}
 
 
-def line(line_id: int, unit_price: str, quantity: int = 1, *, discount: str = "0.00", tax: str = "0.00",
-         gift_card: bool = False, currency: str = "USD", rate: Decimal = Decimal(1)) -> dict[str, Any]:
+def line(
+    line_id: int,
+    unit_price: str,
+    quantity: int = 1,
+    *,
+    discount: str = "0.00",
+    tax: str = "0.00",
+    gift_card: bool = False,
+    currency: str = "USD",
+    rate: Decimal = Decimal(1),
+) -> dict[str, Any]:
     """A line item; `rate` converts shop money to a presentment currency (to prove we never read it)."""
+
     def bag(amount: str) -> dict[str, Any]:
         presented = (str((Decimal(amount) * rate).quantize(Decimal("0.01"))), "EUR") if rate != 1 else None
         return money(amount, currency, presented)
@@ -33,16 +43,31 @@ def line(line_id: int, unit_price: str, quantity: int = 1, *, discount: str = "0
     }
 
 
-def order(order_id: int, customer_id: int | None = 7001, lines: list[dict[str, Any]] | None = None, *,
-          shipping: str = "0.00", shipping_tax: str = "0.00", currency: str = "USD",
-          presentment_currency: str | None = None, test: bool = False, taxes_included: bool = False,
-          tip: str = "0.00", cancelled_at: str | None = None, refunds: list[dict[str, Any]] | None = None,
-          email: str | None = None) -> dict[str, Any]:
+def order(
+    order_id: int,
+    customer_id: int | None = 7001,
+    lines: list[dict[str, Any]] | None = None,
+    *,
+    shipping: str = "0.00",
+    shipping_tax: str = "0.00",
+    currency: str = "USD",
+    presentment_currency: str | None = None,
+    test: bool = False,
+    taxes_included: bool = False,
+    tip: str = "0.00",
+    cancelled_at: str | None = None,
+    refunds: list[dict[str, Any]] | None = None,
+    email: str | None = None,
+) -> dict[str, Any]:
     lines = lines if lines is not None else [line(order_id * 10 + 1, "100.00")]
     customer = None
     if customer_id is not None:
-        customer = {"id": customer_id, "email": email or f"c{customer_id}@example.com",
-                    "first_name": "Ada", "last_name": "Lovelace"}
+        customer = {
+            "id": customer_id,
+            "email": email or f"c{customer_id}@example.com",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+        }
     shipping_line = {
         "price": shipping,
         "price_set": money(shipping, currency),
@@ -70,8 +95,14 @@ def order(order_id: int, customer_id: int | None = 7001, lines: list[dict[str, A
     }
 
 
-def refund(refund_id: int, order_id: int, quantities: dict[int, int] | None = None, *, shipping: str = "0.00",
-           currency: str = "USD") -> dict[str, Any]:
+def refund(
+    refund_id: int,
+    order_id: int,
+    quantities: dict[int, int] | None = None,
+    *,
+    shipping: str = "0.00",
+    currency: str = "USD",
+) -> dict[str, Any]:
     return {
         "id": refund_id,
         "order_id": order_id,
@@ -80,9 +111,7 @@ def refund(refund_id: int, order_id: int, quantities: dict[int, int] | None = No
             {"line_item_id": line_id, "quantity": qty, "subtotal": 1.5, "restock_type": "no_restock"}
             for line_id, qty in (quantities or {}).items()
         ],
-        "refund_shipping_lines": (
-            [{"subtotal_amount_set": money(shipping, currency)}] if shipping != "0.00" else []
-        ),
+        "refund_shipping_lines": ([{"subtotal_amount_set": money(shipping, currency)}] if shipping != "0.00" else []),
         "order_adjustments": [],
         "transactions": [],
     }

@@ -102,8 +102,9 @@ def shop(settings: Settings) -> int:
         return shops.install(session, SHOP, "shpat_test_token", settings.encryption_keys).id
 
 
-def signed_headers(body: bytes, topic: str, shop: str = SHOP, webhook_id: str | None = None,
-                   secret: str = SECRET) -> dict[str, str]:
+def signed_headers(
+    body: bytes, topic: str, shop: str = SHOP, webhook_id: str | None = None, secret: str = SECRET
+) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "X-Shopify-Topic": topic,
