@@ -232,7 +232,8 @@ def _someone_waits_on_a_lock(database_url: str) -> bool:
         return bool(
             connection.execute(
                 text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
                 )
             ).scalar()
         )
