@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 from marshmallow import ValidationError
 
 from plugin import demo, inbox, jobs, ledger, shops
@@ -27,7 +28,7 @@ def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group()
+@click.group(cls=AppGroup)
 def loyalty() -> None:
     """Loyalty operations: shops, balances, the inbox and the ledger."""
 
@@ -172,7 +173,8 @@ def replay_command(delivery_id: int) -> None:
 def requeue_command() -> None:
     """Sweeper: enqueue processing for deliveries that have waited too long (e.g. while Redis was down)."""
     waiting = jobs.sweep(_settings())
-    click.echo(f"{waiting} waiting deliveries {'enqueued' if waiting else 'found'}")
+    action = "found" if not waiting else "processed" if _settings().inline_jobs else "enqueued"
+    click.echo(f"{waiting} waiting deliveries {action}")
 
 
 @loyalty.command("verify-ledger")
