@@ -36,18 +36,42 @@ def _bag(required: bool = False) -> fields.Nested:
     return fields.Nested(MoneyBagSchema, load_default=None, allow_none=True)
 
 
-class AllocationSchema(_Lenient):
-    amount_set = _bag(required=True)
+class _Amount(_Lenient):
+    """An amount given as a `*_set` bag, or (older payloads) only as the plain shop-currency field."""
+
+    bag_field = ""
+    plain_field = ""
+
+    @post_load
+    def to_amount(self, data: dict[str, Any], **_: Any) -> Decimal:
+        return _shop_or_plain(data, self.bag_field, self.plain_field)
 
 
-class TaxLineSchema(_Lenient):
-    price_set = _bag(required=True)
+class AllocationSchema(_Amount):
+    bag_field, plain_field = "amount_set", "amount"
+    amount_set = _bag()
+    amount = fields.Decimal(load_default=None, allow_none=True)
+
+
+class TaxLineSchema(_Amount):
+    bag_field, plain_field = "price_set", "price"
+    price_set = _bag()
+    price = fields.Decimal(load_default=None, allow_none=True)
+
+
+def _shop_or_plain(data: dict[str, Any], bag_field: str, plain_field: str) -> Decimal:
+    if data.get(bag_field):
+        return shop_amount(data[bag_field])
+    if data.get(plain_field) is not None:
+        return data[plain_field]  # Shopify documents the plain money fields as shop currency too
+    raise ValidationError({bag_field: ["missing: neither a shop-money set nor a plain amount was given"]})
 
 
 class LineItemSchema(_Lenient):
     id = fields.Integer(required=True, strict=True)
     quantity = fields.Integer(required=True, strict=True)
-    price_set = _bag(required=True)
+    price_set = _bag()
+    price = fields.Decimal(load_default=None, allow_none=True)
     total_discount_set = _bag()
     discount_allocations = fields.List(fields.Nested(AllocationSchema), load_default=list)
     tax_lines = fields.List(fields.Nested(TaxLineSchema), load_default=list)
@@ -55,22 +79,24 @@ class LineItemSchema(_Lenient):
 
     @post_load
     def to_line(self, data: dict[str, Any], **_: Any) -> OrderLine:
-        allocated = sum((shop_amount(a["amount_set"]) for a in data["discount_allocations"]), Decimal(0))
+        allocated = sum(data["discount_allocations"], Decimal(0))
         # Allocations are the precise per-line discounts; total_discount is the older, coarser field.
         discount = allocated if data["discount_allocations"] else shop_amount(data["total_discount_set"])
         return OrderLine(
             line_id=data["id"],
             quantity=data["quantity"],
-            gross=shop_amount(data["price_set"]) * data["quantity"],
+            gross=_shop_or_plain(data, "price_set", "price") * data["quantity"],
             discount=discount,
-            tax=sum((shop_amount(t["price_set"]) for t in data["tax_lines"]), Decimal(0)),
+            tax=sum(data["tax_lines"], Decimal(0)),
             gift_card=data["gift_card"],
         )
 
 
 class ShippingLineSchema(_Lenient):
     discounted_price_set = _bag()
+    discounted_price = fields.Decimal(load_default=None, allow_none=True)
     price_set = _bag()
+    price = fields.Decimal(load_default=None, allow_none=True)
     is_removed = fields.Boolean(load_default=False)
     tax_lines = fields.List(fields.Nested(TaxLineSchema), load_default=list)
 
@@ -147,8 +173,11 @@ class OrderSchema(_Lenient):
         for line in data["shipping_lines"]:
             if line["is_removed"]:
                 continue
-            shipping += shop_amount(line["discounted_price_set"] or line["price_set"])
-            shipping_tax += sum((shop_amount(t["price_set"]) for t in line["tax_lines"]), Decimal(0))
+            if line["discounted_price_set"] or line["discounted_price"] is not None:
+                shipping += _shop_or_plain(line, "discounted_price_set", "discounted_price")
+            else:
+                shipping += _shop_or_plain(line, "price_set", "price")
+            shipping_tax += sum(line["tax_lines"], Decimal(0))
         # total_tip_received has no shop-money twin; it is only shop money when the buyer paid in it.
         same_currency = data["presentment_currency"] in (None, data["currency"])
         tip = (data["total_tip_received"] or Decimal(0)) if same_currency else Decimal(0)
