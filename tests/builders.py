@@ -33,7 +33,7 @@ def line(
     return {
         "id": line_id,
         "quantity": quantity,
-        "price": str((Decimal(unit_price) * rate).quantize(Decimal("0.01"))),  # presentment: a trap
+        "price": unit_price,  # Shopify documents the plain money fields as shop currency
         "price_set": bag(unit_price),
         "gift_card": gift_card,
         "total_discount": "0.00",

@@ -207,8 +207,10 @@ def _spread_unallocated_discount(lines: tuple[OrderLine, ...], subtotal_bag: dic
     """
     if subtotal_bag is None or not lines:
         return lines
-    nets = [line.gross - line.discount for line in lines]
-    unallocated = sum(nets, Decimal(0)) - shop_amount(subtotal_bag)
+    # Gift cards cannot be discounted, so their lines take no share (but count in the subtotal).
+    nets = [Decimal(0) if line.gift_card else line.gross - line.discount for line in lines]
+    gift_cards = sum((line.gross - line.discount for line in lines if line.gift_card), Decimal(0))
+    unallocated = sum(nets, Decimal(0)) + gift_cards - shop_amount(subtotal_bag)
     total = sum(nets, Decimal(0))
     if unallocated <= 0 or total <= 0:
         return lines

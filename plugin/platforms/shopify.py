@@ -66,4 +66,7 @@ def parse_triggered_at(header: str | None, fallback: datetime) -> datetime:
         return fallback
     fraction = (match.group(2) or ".0")[1:7].ljust(6, "0")
     zone = "+00:00" if match.group(3) == "Z" else match.group(3)
-    return datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}").astimezone(UTC)
+    try:
+        return datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}").astimezone(UTC)
+    except ValueError:  # digits in the right places but an impossible date, hour or offset
+        return fallback
