@@ -85,8 +85,9 @@ def drain(
                 batch = _claim(session, batch_size)
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
+                shops: dict[str, Shop | None] = {}
                 for delivery in batch:
-                    outcomes[process(session, delivery)] += 1
+                    outcomes[process(session, delivery, shops)] += 1
         except OperationalError as error:
             # Deadlocks and serialisation failures roll the batch back whole; try it again shortly.
             conflicts += 1
@@ -111,12 +112,15 @@ def _claim(session: Session, batch_size: int) -> list[Delivery]:
     )
 
 
-def process(session: Session, delivery: Delivery) -> str:
-    """Process one claimed delivery inside a savepoint; returns its new status."""
+def process(session: Session, delivery: Delivery, shops: dict[str, Shop | None] | None = None) -> str:
+    """Process one claimed delivery inside a savepoint; returns its new status.
+
+    `shops` caches shop rows by domain for the length of one batch transaction.
+    """
     delivery.attempts += 1
     try:
         with session.begin_nested():
-            status = _handle(session, delivery)
+            status = _handle(session, delivery, {} if shops is None else shops)
         delivery.reason = None
     except Unprocessable as reason:
         status, delivery.reason = PARKED, str(reason)
@@ -130,8 +134,12 @@ def process(session: Session, delivery: Delivery) -> str:
     return status
 
 
-def _handle(session: Session, delivery: Delivery) -> str:
-    shop = session.execute(select(Shop).where(Shop.domain == delivery.shop_domain)).scalar_one_or_none()
+def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None]) -> str:
+    if delivery.shop_domain not in shops:
+        shops[delivery.shop_domain] = session.execute(
+            select(Shop).where(Shop.domain == delivery.shop_domain)
+        ).scalar_one_or_none()
+    shop = shops[delivery.shop_domain]
     if shop is None:
         raise Unprocessable(f"unknown shop {delivery.shop_domain}")
     if not shop.active:

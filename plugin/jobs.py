@@ -17,11 +17,13 @@ def drain_inbox() -> dict[str, int]:
 
 
 def drain_inbox_with(settings: Settings) -> dict[str, int]:
+    on_full_batch = None
     if not settings.inline_jobs:
         queue.clear_signal(settings)
-        on_full_batch = lambda: queue.signal_inbox(settings)  # noqa: E731
-    else:
-        on_full_batch = None
+
+        def on_full_batch() -> None:
+            queue.signal_inbox(settings)
+
     outcomes = inbox.drain(settings.database_url, settings.inbox_batch_size, on_full_batch)
     if outcomes:
         log.info("inbox drained: %s", dict(outcomes))

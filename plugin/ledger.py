@@ -35,10 +35,10 @@ class Entry:
     actor: str = "system"
 
 
-def post(session: Session, shop_id: int, entry: Entry) -> Posting | None:
+def post(session: Session, shop_id: int, entry: Entry) -> int | None:
     """Write one posting and move the member's cached balance with it, in the caller's transaction.
 
-    Returns None, and changes nothing, when a posting with this idempotency key already exists.
+    Returns the new posting's id; None, changing nothing, when a posting with this key already exists.
     """
     if entry.kind not in KINDS:
         raise LedgerError(f"unknown posting kind {entry.kind!r}")
@@ -82,7 +82,7 @@ def post(session: Session, shop_id: int, entry: Entry) -> Posting | None:
         .values(balance=balance_after)
         .execution_options(synchronize_session=False)
     )
-    return session.get(Posting, posting_id)
+    return posting_id
 
 
 def _join(first: str | None, second: str) -> str:
