@@ -2,11 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 5000
+FAKE_SHOP_PORT ?= 5001
+AMOUNT ?= 42.50
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 FLASK = $(VENV)/bin/flask --app plugin
-DEV_ENV = set -a && . instance/dev.env && set +a
+DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && set +a
 
-.PHONY: run test test-postgres test-sqlite lint simulate balance clean
+.PHONY: run test test-postgres test-sqlite lint simulate balance redeem clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -22,19 +24,27 @@ instance/dev.env: | $(VENV)/.installed
 run: $(VENV)/.installed instance/dev.env
 	$(DEV_ENV) && $(FLASK) loyalty db-upgrade && $(FLASK) loyalty demo
 	@echo
-	@echo "  The app listens on http://127.0.0.1:$(PORT) (jobs run inline; data in instance/loyalty.db)."
-	@echo "  In another terminal, send it a signed sample order and read the balance:"
-	@echo "      make simulate"
+	@echo "  The app listens on http://127.0.0.1:$(PORT) (jobs run inline; data in instance/loyalty.db);"
+	@echo "  the demo shop's Admin API is a local fake shop on :$(FAKE_SHOP_PORT)."
+	@echo "  In another terminal, send it a signed sample order, read the balance, spend 500 points:"
+	@echo "      make simulate AMOUNT=650"
 	@echo "      make balance"
+	@echo "      make redeem"
 	@echo
-	$(DEV_ENV) && exec $(FLASK) run --port $(PORT)
+	$(DEV_ENV) && ($(VENV)/bin/python -m plugin.fake_shop --port $(FAKE_SHOP_PORT) --token shpat_demo_token & \
+	  trap 'kill $$!' EXIT INT TERM; $(FLASK) run --port $(PORT))
 
 ## simulate: send the running demo app a signed orders/paid delivery
 simulate: instance/dev.env
-	$(DEV_ENV) && $(FLASK) loyalty simulate --url http://127.0.0.1:$(PORT)
+	$(DEV_ENV) && $(FLASK) loyalty simulate --url http://127.0.0.1:$(PORT) --amount $(AMOUNT)
 
 balance: instance/dev.env
 	$(DEV_ENV) && $(FLASK) loyalty balance demo-shop.myshopify.com 1001 && $(FLASK) loyalty history demo-shop.myshopify.com 1001
+
+## redeem: spend 500 of customer 1001's points on the demo shop's "5.00 off" reward
+redeem: instance/dev.env
+	$(DEV_ENV) && $(FLASK) loyalty redeem demo-shop.myshopify.com 1001 5-off && \
+	  $(FLASK) loyalty redemptions demo-shop.myshopify.com 1001
 
 ## test: the whole suite on PostgreSQL and again on SQLite, with real Redis and RQ workers, then ruff
 test: $(VENV)/.installed

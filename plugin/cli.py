@@ -13,9 +13,10 @@ from flask import current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
-from plugin import demo, inbox, jobs, ledger, shops
+from plugin import demo, inbox, jobs, ledger, queue, redemption, shops
 from plugin.config import Settings
 from plugin.db import transaction
+from plugin.rewards import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -172,9 +173,10 @@ def replay_command(delivery_id: int) -> None:
 @loyalty.command("requeue")
 def requeue_command() -> None:
     """Sweeper: enqueue processing for deliveries that have waited too long (e.g. while Redis was down)."""
-    waiting = jobs.sweep(_settings())
+    waiting, stranded = jobs.sweep(_settings())
     action = "found" if not waiting else "processed" if _settings().inline_jobs else "enqueued"
     click.echo(f"{waiting} waiting deliveries {action}")
+    click.echo(f"{stranded} pending redemptions requeued")
 
 
 @loyalty.command("verify-ledger")
@@ -190,10 +192,12 @@ def verify_ledger_command() -> None:
 
 
 @loyalty.command("demo")
-def demo_command() -> None:
-    """Install the demo shop (idempotent)."""
+@click.option("--token", default=demo.DEMO_TOKEN, show_default=True, help="The demo shop's Admin API token.")
+def demo_command(token: str) -> None:
+    """Install the demo shop (idempotent); its Admin API is the local fake shop (plugin/fake_shop.py)."""
+    keys = _settings().encryption_keys
     with transaction(_settings().database_url) as session:
-        shops.install(session, demo.DEMO_SHOP, None, _settings().encryption_keys)
+        shops.install(session, demo.DEMO_SHOP, token if keys else None, keys)
     click.echo(f"demo shop {demo.DEMO_SHOP} is installed")
 
 
@@ -222,6 +226,82 @@ def simulate_command(url: str, shop: str, customer: int, amount: str, order_id: 
     response = requests.post(f"{url.rstrip('/')}/webhooks/shopify", data=body, headers=headers, timeout=10)
     click.echo(f"{topic} for order {order_id}: HTTP {response.status_code} {response.text.strip()}")
     click.echo(f"now try: flask --app plugin loyalty balance {shop} {customer}")
+
+
+@loyalty.command("rewards")
+@click.argument("domain")
+def rewards_command(domain: str) -> None:
+    """List a shop's rewards catalogue."""
+    with transaction(_settings().database_url) as session:
+        _echo_json([reward.to_json() for reward in catalogue(_shop(session, domain).settings)])
+
+
+@loyalty.command("redeem")
+@click.argument("domain")
+@click.argument("customer_id", type=int)
+@click.argument("reward_id")
+@click.option("--idempotency-key", help="Repeat a request safely: the same key returns the same redemption.")
+@click.option("--actor", default="support", show_default=True, help="Who redeems (kept in the ledger).")
+def redeem_command(domain: str, customer_id: int, reward_id: str, idempotency_key: str | None, actor: str) -> None:
+    """Spend a member's points on a reward; the code is created in the shop by a queued job."""
+    try:
+        with transaction(_settings().database_url) as session:
+            made = redemption.redeem(session, _shop(session, domain), customer_id, reward_id, idempotency_key, actor)
+            redemption_id = made.id
+    except redemption.RedemptionError as error:
+        raise click.ClickException(str(error)) from None
+    queue.enqueue_issue(_settings(), redemption_id)
+    with transaction(_settings().database_url) as session:
+        _echo_json(_redemption_json(session.get(redemption.Redemption, redemption_id)))
+
+
+class _ListByDefault(AppGroup):
+    """`redemptions DOMAIN CUSTOMER_ID` lists; `redemptions cancel ID` cancels."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@loyalty.group("redemptions", cls=_ListByDefault)
+def redemptions_group() -> None:
+    """A member's redemptions and their codes; cancel an unused one."""
+
+
+@redemptions_group.command("list")
+@click.argument("domain")
+@click.argument("customer_id", type=int)
+def redemptions_list(domain: str, customer_id: int) -> None:
+    with transaction(_settings().database_url) as session:
+        rows = redemption.for_member(session, _shop(session, domain), customer_id)
+        _echo_json([_redemption_json(r) for r in rows])
+
+
+@redemptions_group.command("cancel")
+@click.argument("redemption_id", type=int)
+@click.option("--reason", required=True, help="Why (kept with the redemption and the ledger).")
+@click.option("--actor", default="support", show_default=True)
+def redemptions_cancel(redemption_id: int, reason: str, actor: str) -> None:
+    """Delete an unused reward's code in the shop and give the points back."""
+    try:
+        cancelled = redemption.cancel(_settings(), redemption_id, reason, actor)
+    except (LookupError, redemption.RedemptionError) as error:
+        raise click.ClickException(str(error)) from None
+    _echo_json(_redemption_json(cancelled))
+
+
+def _redemption_json(r) -> dict:
+    return {
+        "id": r.id,
+        "status": r.status,
+        "code": r.code,
+        "reward": r.reward["title"],
+        "points": r.points,
+        "created_at": r.created_at.isoformat(),
+        "ends_at": r.ends_at.isoformat() if r.ends_at else None,
+        "reason": r.reason,
+    }
 
 
 def _shop(session, domain: str):

@@ -31,11 +31,13 @@ class Settings:
     shopify_api_secret_previous: str = ""
     shopify_api_base_url: str = ""
     shopify_api_version: str = DEFAULT_API_VERSION
+    shopify_api_timeout: float = 10.0
     secret_key: str = ""
     encryption_keys: tuple[str, ...] = field(default_factory=tuple)
     queue_name: str = "loyalty"
     inbox_batch_size: int = 200
     sweep_after_seconds: int = 10
+    redemption_lease_seconds: int = 60
 
     @property
     def inline_jobs(self) -> bool:
@@ -57,9 +59,11 @@ class Settings:
             shopify_api_secret_previous=_env("SHOPIFY_API_SECRET_PREVIOUS"),
             shopify_api_base_url=_env("SHOPIFY_API_BASE_URL").rstrip("/"),
             shopify_api_version=_env("SHOPIFY_API_VERSION", DEFAULT_API_VERSION),
+            shopify_api_timeout=float(_env("SHOPIFY_API_TIMEOUT", "10")),
             secret_key=_env("SECRET_KEY"),
             encryption_keys=keys,
             queue_name=_env("LOYALTY_QUEUE", "loyalty"),
             inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "200")),
             sweep_after_seconds=int(_env("LOYALTY_SWEEP_AFTER_SECONDS", "10")),
+            redemption_lease_seconds=int(_env("LOYALTY_REDEMPTION_LEASE_SECONDS", "60")),
         )

@@ -11,6 +11,7 @@ from typing import Any
 from plugin.platforms.shopify import webhook_signature
 
 DEMO_SHOP = "demo-shop.myshopify.com"
+DEMO_TOKEN = "shpat_demo_token"  # the fake shop's token; never a real shop's
 
 
 def _money(amount: Decimal, currency: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from plugin import inbox, queue
+from plugin import inbox, queue, redemption
 from plugin.config import Settings
 
 log = logging.getLogger(__name__)
@@ -30,12 +30,24 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
     return dict(outcomes)
 
 
-def sweep(settings: Settings) -> int:
-    """Enqueue a drain when deliveries have waited too long (Redis was down, or a signal was lost)."""
-    count = inbox.waiting(settings.database_url, older_than=timedelta(seconds=settings.sweep_after_seconds))
+def issue_code(redemption_id: int) -> str:
+    """Worker entry point: create a redemption's discount code in the shop."""
+    return redemption.issue(Settings.from_env(), redemption_id)
+
+
+def sweep(settings: Settings) -> tuple[int, int]:
+    """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
+
+    Returns (waiting deliveries, redemptions requeued).
+    """
+    patience = timedelta(seconds=settings.sweep_after_seconds)
+    count = inbox.waiting(settings.database_url, older_than=patience)
     if count:
         if settings.inline_jobs:
             drain_inbox_with(settings)
         else:
             queue.enqueue_drain(settings)
-    return count
+    stranded = redemption.unsettled(settings.database_url, older_than=patience)
+    for redemption_id in stranded:
+        queue.enqueue_issue(settings, redemption_id)
+    return count, len(stranded)

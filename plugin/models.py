@@ -191,3 +191,36 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Redemption(Base):
+    """Points spent on a reward; becomes a discount code in the shop, or fails and gives the points back.
+
+    status: pending (points taken, code being created) -> issued | failed; issued -> cancelled.
+    """
+
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "code"),
+        UniqueConstraint("shop_id", "idempotency_key"),
+        Index(None, "shop_id", "member_id", "id"),
+        Index("ix_redemptions_unsettled", "status", "id", postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    reward: Mapped[dict[str, Any]] = mapped_column(Json)  # the catalogue entry as it was when redeemed
+    points: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    code: Mapped[str] = mapped_column(String(64))
+    discount_id: Mapped[str | None] = mapped_column(String(128))  # the shop's gid for the code
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(120), default="shopper")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a job works on it until then
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from plugin.program import ProgramSettings
+from plugin.rewards import DEFAULT_CATALOGUE, validate_catalogue
 
 DEFAULTS = ProgramSettings()
 
@@ -36,12 +37,18 @@ class ProgramSettingsSchema(Schema):
     earn_on_test_orders = fields.Boolean(load_default=DEFAULTS.earn_on_test_orders)
     guest_orders_earn_by_email = fields.Boolean(load_default=DEFAULTS.guest_orders_earn_by_email)
     pending_days = fields.Integer(strict=True, load_default=DEFAULTS.pending_days, validate=validate.Range(0, 365))
+    rewards = fields.List(fields.Dict(), load_default=None)
 
 
 def validate_settings(data: dict[str, Any]) -> dict[str, Any]:
     """Check settings JSON; returns it normalised to JSON-safe values, or raises ValidationError."""
     loaded = ProgramSettingsSchema().load(data)
     earn = loaded.pop("earn") or {"points": DEFAULTS.earn_points, "per_amount": DEFAULTS.earn_per_amount}
+    rewards = loaded.pop("rewards")
+    try:
+        loaded["rewards"] = validate_catalogue(DEFAULT_CATALOGUE if rewards is None else rewards)
+    except ValidationError as error:
+        raise ValidationError({"rewards": error.messages}) from None
     return {"earn": {"points": earn["points"], "per_amount": str(earn["per_amount"])}, **loaded}
 
 
@@ -49,6 +56,7 @@ def program_settings(data: dict[str, Any] | None, version: int) -> ProgramSettin
     """The ProgramSettings for a shop's stored JSON (already validated when it was saved)."""
     clean = validate_settings(data or {})  # validated on write too; an invalid stored row fails loudly here
     earn = clean.pop("earn")
+    clean.pop("rewards")  # the catalogue is read by plugin.rewards, not by the earning rules
     return ProgramSettings(
         earn_points=earn["points"], earn_per_amount=Decimal(earn["per_amount"]), version=version, **clean
     )

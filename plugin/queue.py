@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 SIGNAL_TTL_SECONDS = 10  # if a queued drain job is lost, the next delivery re-signals after this long
 DRAIN_JOB = "plugin.jobs.drain_inbox"
+ISSUE_JOB = "plugin.jobs.issue_code"
 
 
 @lru_cache(maxsize=4)
@@ -53,6 +54,22 @@ def signal_inbox(settings: Settings) -> bool:
 
 def enqueue_drain(settings: Settings) -> None:
     queue_for(settings).enqueue(DRAIN_JOB, job_timeout=900, result_ttl=60, failure_ttl=7 * 86400)
+
+
+def enqueue_issue(settings: Settings, redemption_id: int) -> None:
+    """Queue the creation of a redemption's code; call it after the redemption has committed."""
+    if settings.inline_jobs:
+        from plugin import redemption  # local import: redemption imports the ledger, which is heavier
+
+        try:
+            redemption.issue(settings, redemption_id)
+        except Exception:  # still pending: the sweeper (`loyalty requeue`) retries it
+            log.exception("inline code creation for redemption %s failed", redemption_id)
+        return
+    try:
+        queue_for(settings).enqueue(ISSUE_JOB, redemption_id, job_timeout=120, result_ttl=300, failure_ttl=7 * 86400)
+    except RedisError as error:
+        log.warning("could not queue redemption %s (%s); the sweeper will", redemption_id, error)
 
 
 def clear_signal(settings: Settings) -> None:

@@ -28,8 +28,8 @@ class LoyaltyWorker(Worker):
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
         try:
-            waiting = jobs.sweep(Settings.from_env())
-            if waiting:
-                log.info("sweeper: %d deliveries were waiting; drain enqueued", waiting)
+            waiting, stranded = jobs.sweep(Settings.from_env())
+            if waiting or stranded:
+                log.info("sweeper: %d deliveries waiting, %d redemptions requeued", waiting, stranded)
         except Exception:  # the sweeper must never take the worker down; it runs again next interval
             log.exception("inbox sweep failed")

@@ -504,6 +504,20 @@ def test_empty_settings_give_the_default_programme():
         "earn_on_test_orders": False,
         "guest_orders_earn_by_email": False,
         "pending_days": 0,
+        "rewards": [
+            {
+                "id": "5-off",
+                "kind": "fixed_amount",
+                "points": 500,
+                "title": "5.00 off",
+                "amount": "5.00",
+                "percent": None,
+                "min_subtotal": None,
+                "lifetime_days": 30,
+                "customer_only": True,
+                "single_use": True,
+            }
+        ],
     }
     json.dumps(clean)  # stored as JSON
     assert program_settings({}, 1) == ProgramSettings()

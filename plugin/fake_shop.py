@@ -1,0 +1,155 @@
+"""A small fake Shopify Admin API for the demo and end-to-end tests: discount codes, with injectable failures.
+
+Run: `python -m plugin.fake_shop --port 5001 [--fail-rate 0.2]`, and point SHOPIFY_API_BASE_URL at it.
+It answers only the GraphQL operations the app uses, recognised by name. State lives in memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, jsonify, request
+
+
+@dataclass
+class FakeShopState:
+    token: str | None = None  # when set, calls with another X-Shopify-Access-Token get 401
+    fail_rate: float = 0.0  # share of calls that fail (a 500, a 429, a THROTTLED answer, or a slow answer)
+    slow_seconds: float = 2.0  # how long a "slow" answer takes (longer than the client's read timeout)
+    seed: int = 7
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    creates: dict[str, int] = field(default_factory=dict)  # successful creations per code, to prove "once"
+    calls: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
+
+
+def create_fake_shop(state: FakeShopState | None = None) -> Flask:
+    state = state or FakeShopState()
+    app = Flask(__name__)
+    app.extensions["fake_shop"] = state
+
+    @app.post("/admin/api/<version>/graphql.json")
+    def graphql(version: str):
+        if state.token and request.headers.get("X-Shopify-Access-Token") != state.token:
+            return jsonify({"errors": "[API] Invalid API key or access token"}), 401
+        with state.lock:
+            state.calls += 1
+            roll = state.random.random()
+            failure = state.random.choice(("500", "429", "throttled", "slow")) if roll < state.fail_rate else None
+        if failure == "500":
+            return "Internal Server Error", 500
+        if failure == "429":
+            return jsonify({"errors": "Exceeded 2 calls per second for api client."}), 429, {"Retry-After": "0.2"}
+        if failure == "throttled":
+            return jsonify(_throttled())
+        body = request.get_json(silent=True) or {}
+        answer = _answer(state, body.get("query", ""), body.get("variables") or {})
+        if failure == "slow":
+            time.sleep(state.slow_seconds)  # the work is done, but the answer arrives too late
+        return jsonify(answer)
+
+    @app.get("/_fake/codes")
+    def codes():
+        with state.lock:
+            return jsonify({"codes": list(state.codes.values()), "creates": state.creates, "calls": state.calls})
+
+    @app.post("/_fake/codes/<code>/use")
+    def use(code: str):
+        with state.lock:
+            state.codes[code]["used"] += 1
+            return jsonify(state.codes[code])
+
+    @app.post("/_fake/config")
+    def configure():
+        changes = request.get_json(force=True)
+        with state.lock:
+            for key in ("fail_rate", "slow_seconds", "token"):
+                if key in changes:
+                    setattr(state, key, changes[key])
+        return jsonify({"fail_rate": state.fail_rate, "slow_seconds": state.slow_seconds})
+
+    return app
+
+
+def _throttled() -> dict[str, Any]:
+    return {
+        "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+        "extensions": {
+            "cost": {
+                "requestedQueryCost": 10,
+                "actualQueryCost": None,
+                "throttleStatus": {"maximumAvailable": 1000.0, "currentlyAvailable": 0, "restoreRate": 50.0},
+            }
+        },
+    }
+
+
+def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    if "discountCodeBasicCreate" in query:
+        return {"data": {"discountCodeBasicCreate": _create(state, variables["basicCodeDiscount"], "basic")}}
+    if "discountCodeFreeShippingCreate" in query:
+        created = _create(state, variables["freeShippingCodeDiscount"], "free_shipping")
+        return {"data": {"discountCodeFreeShippingCreate": created}}
+    if "codeDiscountNodeByCode" in query:
+        with state.lock:
+            found = state.codes.get(variables["code"])
+        node = None
+        if found and not found["deleted"]:
+            node = {
+                "id": found["id"],
+                "codeDiscount": {"__typename": "DiscountCodeBasic", "asyncUsageCount": found["used"]},
+            }
+        return {"data": {"codeDiscountNodeByCode": node}}
+    if "discountCodeDelete" in query:
+        with state.lock:
+            for found in state.codes.values():
+                if found["id"] == variables["id"] and not found["deleted"]:
+                    found["deleted"] = True
+                    return {"data": {"discountCodeDelete": {"deletedCodeDiscountId": found["id"], "userErrors": []}}}
+        errors = [{"field": ["id"], "code": "NOT_FOUND", "message": "Discount does not exist"}]
+        return {"data": {"discountCodeDelete": {"deletedCodeDiscountId": None, "userErrors": errors}}}
+    return {"errors": [{"message": "fake shop: unsupported operation"}]}
+
+
+def _create(state: FakeShopState, discount: dict[str, Any], kind: str) -> dict[str, Any]:
+    missing = [name for name in ("code", "title", "startsAt", "context") if not discount.get(name)]
+    if missing:
+        errors = [
+            {"field": ["basicCodeDiscount", name], "code": "BLANK", "message": "can't be blank"} for name in missing
+        ]
+        return {"codeDiscountNode": None, "userErrors": errors}
+    code = discount["code"]
+    with state.lock:
+        if code in state.codes:
+            taken = [{"field": ["basicCodeDiscount", "code"], "code": "TAKEN", "message": "Code must be unique."}]
+            return {"codeDiscountNode": None, "userErrors": taken}
+        node_id = f"gid://shopify/DiscountCodeNode/{next(state.ids)}"
+        state.codes[code] = {"id": node_id, "code": code, "kind": kind, "input": discount, "used": 0, "deleted": False}
+        state.creates[code] = state.creates.get(code, 0) + 1
+    return {"codeDiscountNode": {"id": node_id}, "userErrors": []}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=5001)
+    parser.add_argument("--fail-rate", type=float, default=0.0)
+    parser.add_argument("--slow-seconds", type=float, default=2.0)
+    parser.add_argument("--token", default=None)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    state = FakeShopState(token=args.token, fail_rate=args.fail_rate, slow_seconds=args.slow_seconds, seed=args.seed)
+    create_fake_shop(state).run(host="127.0.0.1", port=args.port, threaded=True)
+
+
+if __name__ == "__main__":
+    main()

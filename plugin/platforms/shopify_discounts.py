@@ -1,0 +1,134 @@
+"""Discount codes in a Shopify shop: create (basic or free shipping), find by code, delete.
+
+API version 2025-10 (our pin) takes the customer restriction as `context` (DiscountContextInput);
+`customerSelection` is its deprecated predecessor. See docs/decisions/0005-discount-codes.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from plugin.platforms.shopify_admin import AdminAPIError, AdminClient
+from plugin.rewards import Reward
+
+CREATE_BASIC = """mutation LoyaltyCreateBasicCode($basicCodeDiscount: DiscountCodeBasicInput!) {
+  discountCodeBasicCreate(basicCodeDiscount: $basicCodeDiscount) {
+    codeDiscountNode { id }
+    userErrors { field code message }
+  }
+}"""
+
+CREATE_FREE_SHIPPING = """mutation LoyaltyFreeShipping($freeShippingCodeDiscount: DiscountCodeFreeShippingInput!) {
+  discountCodeFreeShippingCreate(freeShippingCodeDiscount: $freeShippingCodeDiscount) {
+    codeDiscountNode { id }
+    userErrors { field code message }
+  }
+}"""
+
+FIND_BY_CODE = """query LoyaltyFindCode($code: String!) {
+  codeDiscountNodeByCode(code: $code) {
+    id
+    codeDiscount {
+      __typename
+      ... on DiscountCodeBasic { asyncUsageCount }
+      ... on DiscountCodeFreeShipping { asyncUsageCount }
+    }
+  }
+}"""
+
+DELETE = """mutation LoyaltyDeleteCode($id: ID!) {
+  discountCodeDelete(id: $id) {
+    deletedCodeDiscountId
+    userErrors { field code message }
+  }
+}"""
+
+
+@dataclass(frozen=True)
+class ShopCode:
+    discount_id: str
+    used: int
+
+
+@dataclass(frozen=True)
+class CodeRequest:
+    code: str
+    reward: Reward
+    customer_id: int
+    starts_at: datetime
+    ends_at: datetime | None
+
+
+class CodeTaken(Exception):
+    """The shop already has a discount with this code."""
+
+
+def find(client: AdminClient, code: str) -> ShopCode | None:
+    node = client.graphql(FIND_BY_CODE, {"code": code}).get("codeDiscountNodeByCode")
+    if not node:
+        return None
+    return ShopCode(node["id"], int((node.get("codeDiscount") or {}).get("asyncUsageCount") or 0))
+
+
+def create(client: AdminClient, request: CodeRequest) -> str:
+    """Create the code; returns its discount id. Raises CodeTaken, or AdminAPIError for other refusals."""
+    if request.reward.kind == "free_shipping":
+        data = client.graphql(CREATE_FREE_SHIPPING, {"freeShippingCodeDiscount": free_shipping_input(request)})
+        result = data.get("discountCodeFreeShippingCreate") or {}
+    else:
+        data = client.graphql(CREATE_BASIC, {"basicCodeDiscount": basic_input(request)})
+        result = data.get("discountCodeBasicCreate") or {}
+    errors = result.get("userErrors") or []
+    if any(e.get("code") == "TAKEN" for e in errors):
+        raise CodeTaken(request.code)
+    if errors:
+        raise AdminAPIError("; ".join(f"{e.get('field')}: {e.get('message')} ({e.get('code')})" for e in errors))
+    node = result.get("codeDiscountNode") or {}
+    if not node.get("id"):
+        raise AdminAPIError("the shop returned no discount id")
+    return node["id"]
+
+
+def delete(client: AdminClient, discount_id: str) -> None:
+    result = client.graphql(DELETE, {"id": discount_id}).get("discountCodeDelete") or {}
+    errors = [e for e in result.get("userErrors") or [] if e.get("code") != "NOT_FOUND"]
+    if errors:
+        raise AdminAPIError("; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors))
+
+
+def _common(request: CodeRequest) -> dict[str, Any]:
+    reward = request.reward
+    return {
+        "title": f"Loyalty reward: {reward.title} ({request.code})",
+        "code": request.code,
+        "startsAt": request.starts_at.isoformat(),
+        "endsAt": request.ends_at.isoformat() if request.ends_at else None,
+        "context": (
+            {"customers": {"add": [f"gid://shopify/Customer/{request.customer_id}"]}}
+            if reward.customer_only
+            else {"all": "ALL"}
+        ),
+        "appliesOncePerCustomer": reward.single_use,
+        "usageLimit": 1 if reward.single_use else None,
+        "minimumRequirement": (
+            {"subtotal": {"greaterThanOrEqualToSubtotal": str(reward.min_subtotal)}}
+            if reward.min_subtotal is not None
+            else None
+        ),
+    }
+
+
+def basic_input(request: CodeRequest) -> dict[str, Any]:
+    reward = request.reward
+    if reward.kind == "fixed_amount":
+        value: dict[str, Any] = {"discountAmount": {"amount": str(reward.amount), "appliesOnEachItem": False}}
+    else:
+        # GraphQL's percentage is a Float ratio (0.1 = 10 %); this is a rate, not money, and exact enough.
+        value = {"percentage": float(reward.percent / 100)}
+    return {**_common(request), "customerGets": {"value": value, "items": {"all": True}}}
+
+
+def free_shipping_input(request: CodeRequest) -> dict[str, Any]:
+    return {**_common(request), "destination": {"all": True}}

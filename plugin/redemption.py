@@ -1,0 +1,350 @@
+"""Redemption: points become exactly one discount code in the shop, or come back.
+
+Lifecycle: `redeem` takes the points and records a pending redemption in one transaction. `issue` (an RQ job)
+creates the code through the shop's Admin API under a lease; the code is stored with the redemption, so a
+retried or concurrent job looks it up before creating anything. A shop that refuses the code, or stays
+unreachable through every retry, fails the redemption and a `return` posting gives the points back. `cancel`
+deletes an unused code and returns the points. The return posting has one key per redemption: at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin import crypto, ledger
+from plugin.config import Settings
+from plugin.db import transaction
+from plugin.models import Member, Redemption, Shop, utcnow
+from plugin.platforms import shopify_discounts as discounts
+from plugin.platforms.shopify_admin import AdminAPIError, AdminAPIUnavailable, AdminClient
+from plugin.rewards import Reward, catalogue
+
+log = logging.getLogger(__name__)
+
+PENDING, ISSUED, FAILED, CANCELLED = "pending", "issued", "failed", "cancelled"
+# A job holds a lease on its redemption (LOYALTY_REDEMPTION_LEASE_SECONDS) and stops starting shop calls after
+# two thirds of it, so the lease never runs out under a live job; a killed job's redemption
+# is picked up by the sweeper once the lease has run out.
+MAX_ATTEMPTS = 5
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread
+
+
+class RedemptionError(Exception):
+    code = "redemption_error"
+
+
+class NotAMember(RedemptionError):
+    code = "not_a_member"
+
+
+class UnknownReward(RedemptionError):
+    code = "unknown_reward"
+
+
+class NotEnoughPoints(RedemptionError):
+    code = "not_enough_points"
+
+
+class CannotCancel(RedemptionError):
+    code = "cannot_cancel"
+
+
+ClientFactory = Callable[[Settings, Shop], AdminClient]
+
+
+def redeem(
+    session: Session,
+    shop: Shop,
+    customer_id: int,
+    reward_id: str,
+    idempotency_key: str | None = None,
+    actor: str = "shopper",
+    now: datetime | None = None,
+) -> Redemption:
+    """Spend a member's available points on a reward, in the caller's transaction.
+
+    The member row is locked first, so concurrent redemptions are serialised and can never overdraw;
+    a repeated idempotency key returns the redemption it first made.
+    """
+    member = session.execute(
+        select(Member)
+        .where(Member.shop_id == shop.id, Member.customer_id == customer_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if member is None:
+        raise NotAMember(f"customer {customer_id} is not a member of {shop.domain}")
+    if idempotency_key:
+        existing = session.execute(
+            select(Redemption).where(Redemption.shop_id == shop.id, Redemption.idempotency_key == idempotency_key)
+        ).scalar_one_or_none()
+        if existing is not None:
+            if existing.member_id != member.id:
+                raise RedemptionError("this idempotency key belongs to another member's redemption")
+            return existing
+    reward = next((r for r in catalogue(shop.settings) if r.id == reward_id), None)
+    if reward is None:
+        raise UnknownReward(f"no reward {reward_id!r} in {shop.domain}'s catalogue")
+    now = now or utcnow()
+    available = ledger.balance_of(session, shop.id, member, now).available
+    if available < reward.points:
+        raise NotEnoughPoints(f"{reward.title} costs {reward.points} points; {available} are available")
+
+    redemption = Redemption(
+        shop_id=shop.id,
+        member_id=member.id,
+        reward=reward.to_json(),
+        points=reward.points,
+        status=PENDING,
+        code=f"unassigned-{secrets.token_hex(8)}",
+        idempotency_key=idempotency_key,
+        actor=actor,
+        attempts=0,
+        created_at=now,
+        starts_at=now,
+        ends_at=now + timedelta(days=reward.lifetime_days),
+    )
+    session.add(redemption)
+    session.flush()
+    redemption.code = code_for(redemption.id)
+    entry = ledger.Entry(
+        member_id=member.id,
+        kind="redeem",
+        points=-reward.points,
+        source_type="redemption",
+        source_id=str(redemption.id),
+        idempotency_key=f"redemption:{redemption.id}:redeem",
+        rule_version=f"reward:{reward.id}",
+        note=f"redeemed for {reward.title}",
+        actor=actor,
+    )
+    ledger.post(session, shop.id, entry)
+    return redemption
+
+
+def code_for(redemption_id: int) -> str:
+    """The shop code for a redemption: its id, readable, plus a random part so codes cannot be guessed."""
+    digits, n = "", redemption_id
+    while True:
+        n, r = divmod(n, len(CODE_ALPHABET))
+        digits = CODE_ALPHABET[r] + digits
+        if n == 0:
+            break
+    suffix = "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+    return f"PTS-{digits}-{suffix}"
+
+
+def admin_client(settings: Settings, shop: Shop) -> AdminClient:
+    if not shop.access_token:
+        raise AdminAPIError(f"{shop.domain} has no access token")
+    token = crypto.decrypt(shop.access_token, settings.encryption_keys)
+    return AdminClient(
+        shop.domain,
+        token,
+        settings.shopify_api_version,
+        settings.shopify_api_base_url,
+        read_timeout=settings.shopify_api_timeout,
+    )
+
+
+def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory = admin_client) -> str:
+    """Create the redemption's code in the shop (job body). Safe to run any number of times, concurrently."""
+    with transaction(settings.database_url) as session:
+        redemption = _locked(session, redemption_id)
+        if redemption is None or redemption.status != PENDING:
+            return redemption.status if redemption else "missing"
+        now = utcnow()
+        if redemption.lease_until is not None and redemption.lease_until > now:
+            return "leased"  # another job is on it
+        redemption.lease_until = now + timedelta(seconds=settings.redemption_lease_seconds)
+        redemption.attempts += 1
+        attempts = redemption.attempts
+        shop = session.get(Shop, redemption.shop_id)
+        member = session.get(Member, redemption.member_id)
+        request = discounts.CodeRequest(
+            redemption.code,
+            Reward.from_json(redemption.reward),
+            member.customer_id,
+            redemption.starts_at,
+            redemption.ends_at,
+        )
+        try:
+            client = client_factory(settings, shop)
+        except AdminAPIError as error:
+            return _fail(session, redemption, f"cannot call the shop: {error}")
+        client.deadline = time.monotonic() + _budget(settings)
+
+    # No database lock is held while we talk to the shop.
+    try:
+        found = discounts.find(client, request.code)
+        if found is None:
+            try:
+                discount_id = discounts.create(client, request)
+            except discounts.CodeTaken:
+                found = discounts.find(client, request.code)  # ours, from an earlier attempt that timed out
+                if found is None:
+                    raise AdminAPIError(f"code {request.code} is reported taken but cannot be found") from None
+                discount_id = found.discount_id
+        else:
+            discount_id = found.discount_id
+    except AdminAPIError as error:
+        return _settle_failed(settings, redemption_id, f"the shop refused the code: {error}")
+    except AdminAPIUnavailable as error:
+        return _after_unavailable(settings, redemption_id, client, request.code, attempts, str(error))
+    return _settle_issued(settings, redemption_id, discount_id, client)
+
+
+def _after_unavailable(
+    settings: Settings, redemption_id: int, client: AdminClient, code: str, attempts: int, problem: str
+) -> str:
+    if attempts >= MAX_ATTEMPTS:
+        client.deadline = time.monotonic() + _budget(settings) / 2  # one more look before giving up
+        try:
+            found = discounts.find(client, code)
+        except (AdminAPIError, AdminAPIUnavailable):
+            pass  # we cannot tell whether a code exists: keep the points taken and try again later
+        else:
+            if found is None:  # fail only once we know the shop holds no code for it
+                reason = f"the shop was unavailable {attempts} times: {problem}"
+                return _settle_failed(settings, redemption_id, reason)
+            return _settle_issued(settings, redemption_id, found.discount_id, client)
+    with transaction(settings.database_url) as session:
+        redemption = _locked(session, redemption_id)
+        if redemption is not None and redemption.status == PENDING:
+            # Let the sweeper try again later, a little later each time.
+            redemption.lease_until = utcnow() + timedelta(seconds=min(15 * attempts, 300))
+            redemption.reason = f"attempt {attempts}: {problem}"
+    return "retry"
+
+
+def _budget(settings: Settings) -> float:
+    return settings.redemption_lease_seconds * 2 / 3
+
+
+def _settle_issued(settings: Settings, redemption_id: int, discount_id: str, client: AdminClient) -> str:
+    with transaction(settings.database_url) as session:
+        redemption = _locked(session, redemption_id)
+        if redemption.status == PENDING:
+            redemption.status = ISSUED
+            redemption.discount_id = discount_id
+            redemption.reason = None
+            redemption.lease_until = None
+            redemption.settled_at = utcnow()
+            return ISSUED
+        status = redemption.status
+    if status in (FAILED, CANCELLED):
+        # Someone settled it meanwhile and returned the points: the code must not outlive that.
+        discounts.delete(client, discount_id)
+    return status
+
+
+def _settle_failed(settings: Settings, redemption_id: int, reason: str) -> str:
+    with transaction(settings.database_url) as session:
+        redemption = _locked(session, redemption_id)
+        if redemption.status != PENDING:
+            return redemption.status
+        return _fail(session, redemption, reason)
+
+
+def _fail(session: Session, redemption: Redemption, reason: str) -> str:
+    redemption.status = FAILED
+    redemption.reason = reason[:2000]
+    redemption.lease_until = None
+    redemption.settled_at = utcnow()
+    _return_points(session, redemption, f"code could not be created: {reason}"[:500], "system")
+    log.warning("redemption %s failed: %s", redemption.id, reason)
+    return FAILED
+
+
+def cancel(
+    settings: Settings, redemption_id: int, reason: str, actor: str, client_factory: ClientFactory = admin_client
+) -> Redemption:
+    """Delete an unused reward's code in the shop and give the points back, once."""
+    with transaction(settings.database_url) as session:
+        redemption = session.get(Redemption, redemption_id)
+        if redemption is None:
+            raise LookupError(f"no redemption {redemption_id}")
+        _check_cancellable(redemption)
+        client = client_factory(settings, session.get(Shop, redemption.shop_id))
+        code = redemption.code
+    found = discounts.find(client, code)
+    if found is not None and found.used > 0:
+        raise CannotCancel(f"code {code} has already been used {found.used} time(s)")
+    if found is not None:
+        discounts.delete(client, found.discount_id)
+    with transaction(settings.database_url) as session:
+        redemption = _locked(session, redemption_id)
+        _check_cancellable(redemption)
+        redemption.status = CANCELLED
+        redemption.reason = reason
+        redemption.settled_at = utcnow()
+        _return_points(session, redemption, f"reward cancelled by {actor}: {reason}", actor)
+        return redemption
+
+
+def _check_cancellable(redemption: Redemption) -> None:
+    if redemption.status == PENDING:
+        raise CannotCancel("the code is still being created; try again in a moment")
+    if redemption.status != ISSUED:
+        raise CannotCancel(f"redemption {redemption.id} is {redemption.status}; its points were already returned")
+
+
+def _return_points(session: Session, redemption: Redemption, note: str, actor: str) -> None:
+    entry = ledger.Entry(
+        member_id=redemption.member_id,
+        kind="return",
+        points=redemption.points,
+        source_type="redemption",
+        source_id=str(redemption.id),
+        idempotency_key=f"redemption:{redemption.id}:return",
+        rule_version=f"reward:{redemption.reward['id']}",
+        note=note,
+        actor=actor,
+    )
+    ledger.post(session, redemption.shop_id, entry)
+
+
+def _locked(session: Session, redemption_id: int) -> Redemption | None:
+    return session.execute(
+        select(Redemption)
+        .where(Redemption.id == redemption_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def for_member(session: Session, shop: Shop, customer_id: int, limit: int = 50) -> list[Redemption]:
+    return list(
+        session.scalars(
+            select(Redemption)
+            .join(Member, Member.id == Redemption.member_id)
+            .where(Redemption.shop_id == shop.id, Member.shop_id == shop.id, Member.customer_id == customer_id)
+            .order_by(Redemption.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def unsettled(database_url: str, older_than: timedelta, limit: int = 500) -> list[int]:
+    """Pending redemptions whose job is not running (never started, lost, or waiting to retry)."""
+    now = utcnow()
+    with transaction(database_url) as session:
+        return list(
+            session.scalars(
+                select(Redemption.id)
+                .where(
+                    Redemption.status == PENDING,
+                    Redemption.created_at <= now - older_than,
+                    (Redemption.lease_until.is_(None)) | (Redemption.lease_until <= now),
+                )
+                .order_by(Redemption.id)
+                .limit(limit)
+            )
+        )
