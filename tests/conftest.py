@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
+from redis import Redis
 from sqlalchemy import create_engine, text
 
 from plugin import create_app, shops
@@ -124,3 +126,14 @@ def deliver(client: FlaskClient, topic: str, payload: Any, *, shop: str = SHOP, 
 def fixture(name: str) -> dict[str, Any]:
     """A captured delivery from shared/fixtures/shopify/webhooks-2024-10 ({headers, body, topic})."""
     return json.loads((FIXTURES / "webhooks-2024-10" / name).read_text())
+
+
+@pytest.fixture
+def queued(settings):
+    """Settings with Redis on, and a queue of this test's own."""
+    redis = Redis.from_url(TEST_REDIS_URL)
+    redis.ping()  # the suite needs a real Redis: fail loudly rather than skip
+    name = f"loyalty-test-{uuid.uuid4().hex[:8]}"
+    yield dataclasses.replace(settings, redis_url=TEST_REDIS_URL, queue_name=name, inbox_batch_size=25)
+    for key in redis.scan_iter(f"*{name}*"):
+        redis.delete(key)

@@ -7,83 +7,20 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-from redis import Redis
 from sqlalchemy import func, select, text
 
 from plugin import create_app, ledger
 from plugin.db import engine_for, transaction
 from plugin.models import Delivery, Member
 from tests import builders
-from tests.conftest import ROOT, SECRET, deliver
+from tests.conftest import ROOT, deliver
+from tests.processes import FLASK, environment, finish, kill_hard, run_worker
 
 pytestmark = pytest.mark.integration
-RQ = str(Path(sys.executable).parent / "rq")
-FLASK = str(Path(sys.executable).parent / "flask")
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture
-def queued(settings):
-    """Settings with Redis on, and a queue of this test's own."""
-    from tests.conftest import TEST_REDIS_URL
-
-    redis = Redis.from_url(TEST_REDIS_URL)
-    redis.ping()  # the suite needs a real Redis: fail loudly rather than skip
-    name = f"loyalty-test-{uuid.uuid4().hex[:8]}"
-    yield dataclasses.replace(settings, redis_url=TEST_REDIS_URL, queue_name=name, inbox_batch_size=25)
-    for key in redis.scan_iter(f"*{name}*"):
-        redis.delete(key)
-
-
-def environment(settings, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "LOYALTY_QUEUE": settings.queue_name,
-        "LOYALTY_INBOX_BATCH": str(settings.inbox_batch_size),
-        "SHOPIFY_API_SECRET": SECRET,
-        "PYTHONPATH": str(ROOT),
-        **extra,
-    }
-    return env
-
-
-def run_worker(settings, *, burst: bool = True, **extra: str) -> subprocess.Popen:
-    command = [
-        RQ,
-        "worker",
-        "--url",
-        settings.redis_url,
-        "--worker-class",
-        "plugin.worker.LoyaltyWorker",
-        "--name",
-        f"w-{uuid.uuid4().hex[:8]}",
-        settings.queue_name,
-    ]
-    if burst:
-        command.insert(2, "--burst")
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=environment(settings, **extra),
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen, timeout: float = 120) -> str:
-    output, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, output
-    return output
 
 
 def statuses(settings) -> dict[str, int]:
@@ -215,15 +152,6 @@ def test_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(queued, shop)
     assert balances(queued) == expected
     with transaction(queued.database_url) as session:
         assert ledger.verify(session) == []
-
-
-def kill_hard(worker: subprocess.Popen) -> None:
-    """SIGKILL a worker and its work horse (RQ gives the horse a process group of its own)."""
-    children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
-    for pid in children:
-        os.kill(int(pid), signal.SIGKILL)
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.communicate(timeout=30)
 
 
 def _someone_waits_on_a_lock(database_url: str) -> bool:

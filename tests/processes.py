@@ -1,0 +1,114 @@
+"""Helpers that start real processes for integration tests: rq workers and the fake shop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+from tests.conftest import ROOT, SECRET
+
+RQ = str(Path(sys.executable).parent / "rq")
+FLASK = str(Path(sys.executable).parent / "flask")
+
+
+def environment(settings, **extra: str) -> dict[str, str]:
+    """The environment a worker or CLI process needs to act on the same database, queue and shop as the test."""
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "LOYALTY_QUEUE": settings.queue_name,
+        "LOYALTY_INBOX_BATCH": str(settings.inbox_batch_size),
+        "LOYALTY_ENCRYPTION_KEYS": ",".join(settings.encryption_keys),
+        "LOYALTY_REDEMPTION_LEASE_SECONDS": str(settings.redemption_lease_seconds),
+        "SHOPIFY_API_SECRET": SECRET,
+        "SHOPIFY_API_BASE_URL": settings.shopify_api_base_url,
+        "SHOPIFY_API_TIMEOUT": str(settings.shopify_api_timeout),
+        "PYTHONPATH": str(ROOT),
+        **extra,
+    }
+
+
+def run_worker(settings, *, burst: bool = True, **extra: str) -> subprocess.Popen:
+    command = [
+        RQ,
+        "worker",
+        "--url",
+        settings.redis_url,
+        "--worker-class",
+        "plugin.worker.LoyaltyWorker",
+        "--name",
+        f"w-{uuid.uuid4().hex[:8]}",
+        settings.queue_name,
+    ]
+    if burst:
+        command.insert(2, "--burst")
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=environment(settings, **extra),
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> str:
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output
+    return output
+
+
+def kill_hard(worker: subprocess.Popen) -> None:
+    """SIGKILL a worker and its work horse (RQ gives the horse a process group of its own)."""
+    children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        os.kill(int(pid), signal.SIGKILL)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.communicate(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_fake_shop(*args: str) -> tuple[subprocess.Popen, str]:
+    """`python -m plugin.fake_shop` on a free port; returns the process and its base URL once it answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugin.fake_shop", "--port", str(port), *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base_url}/_fake/codes", timeout=1)
+            return process, base_url
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the fake shop did not start")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
