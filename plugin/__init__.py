@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask
 
+from plugin import logs
 from plugin.config import MAX_WEBHOOK_BYTES, Settings
 
 
@@ -15,12 +15,14 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key or None,
-        MAX_CONTENT_LENGTH=MAX_WEBHOOK_BYTES,
+        # One byte over our limit, so a chunked body (no Content-Length) that is too big can be seen as such:
+        # Werkzeug stops a streamed body at this length without an error (webhooks/intake.py checks it).
+        MAX_CONTENT_LENGTH=MAX_WEBHOOK_BYTES + 1,
         JSON_SORT_KEYS=False,
         **flask_config,
     )
     app.extensions["loyalty"] = settings
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
 
     from plugin import cli, errors
     from webhooks.intake import bp as webhooks_bp

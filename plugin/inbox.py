@@ -79,24 +79,30 @@ def drain(
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
+    careful_rows = 0  # after a deadlock, this many deliveries go one per transaction
     while True:
+        size = 1 if careful_rows else batch_size
         try:
             with transaction(database_url) as session:
-                batch = _claim(session, batch_size)
+                batch = _claim(session, size)
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
-                for delivery in batch:
-                    outcomes[process(session, delivery, shops)] += 1
+                batch_outcomes = Counter(process(session, delivery, shops) for delivery in batch)
         except OperationalError as error:
-            # Deadlocks and serialisation failures roll the batch back whole; try it again shortly.
+            # A deadlock (two workers' batches locking the same orders and members in opposite orders) or a
+            # serialisation failure rolls the batch back whole. One delivery per transaction locks one order
+            # and then one member, so it cannot deadlock: do the next stretch that way, then batch again.
             conflicts += 1
             if conflicts > max_conflict_retries:
                 raise
-            log.warning("inbox batch rolled back (%s); retrying", error.orig.__class__.__name__)
+            log.warning("inbox batch rolled back (%s); continuing one by one", error.orig.__class__.__name__)
+            careful_rows = batch_size
             time.sleep(0.05 * conflicts)
             continue
-        if len(batch) < batch_size:
+        outcomes += batch_outcomes  # counted only once the batch has committed
+        careful_rows = max(careful_rows - len(batch), 0)
+        if len(batch) < size:
             return outcomes
 
 
@@ -148,6 +154,8 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None])
         payload = json.loads(delivery.body, parse_float=Decimal, parse_constant=_refuse_constant)
     except ValueError as error:
         raise Unprocessable(f"malformed JSON: {error}") from None
+    except RecursionError:
+        raise Unprocessable("malformed JSON: nested too deeply") from None
     triggered_at = shopify.parse_triggered_at(delivery.triggered_at, delivery.received_at)
     try:
         event = shopify.parse_event(delivery.topic, payload, triggered_at)

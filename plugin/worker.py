@@ -6,7 +6,7 @@ import logging
 
 from rq import Worker
 
-from plugin import jobs
+from plugin import jobs, logs
 from plugin.config import Settings
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ class LoyaltyWorker(Worker):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        logs.configure()
         # The rq CLI always passes its own defaults (420 s, 600 s); cap them so the sweeper runs often.
         self.worker_ttl = min(self.worker_ttl, MAX_WORKER_TTL_SECONDS)
         self.maintenance_interval = min(self.maintenance_interval, SWEEP_INTERVAL_SECONDS)

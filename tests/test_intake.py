@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 
 from sqlalchemy import func, select
@@ -163,3 +164,31 @@ def test_database_down_answers_503_so_the_shop_retries(settings, shop):
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "30"
     assert response.get_json()["error"]["code"] == "inbox_unavailable"
+
+
+def test_oversized_chunked_body_without_a_length_is_refused_with_413(client, settings, shop):
+    body = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'
+    headers = signed_headers(body, "orders/paid")
+    response = client.post(
+        "/webhooks/shopify",
+        input_stream=io.BytesIO(body),
+        headers={**headers, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert _deliveries(settings) == []
+
+
+def test_body_of_exactly_the_limit_is_accepted(client, settings, shop):
+    padding = 1024 * 1024 - len(b'{"pad": ""}')
+    body = b'{"pad": "' + b"x" * padding + b'"}'
+    assert len(body) == 1024 * 1024
+    response = client.post("/webhooks/shopify", data=body, headers=signed_headers(body, "orders/paid"))
+    assert response.status_code == 200
+    assert _deliveries(settings)[0].status == "parked"  # stored; then parked, as it is no order
+
+
+def test_deeply_nested_json_is_parked_with_a_clear_reason(client, settings, shop):
+    assert deliver(client, "orders/paid", b"[" * 100_000 + b"]" * 100_000).status_code == 200
+    [delivery] = _deliveries(settings)
+    assert (delivery.status, delivery.reason) == ("parked", "malformed JSON: nested too deeply")

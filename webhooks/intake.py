@@ -7,9 +7,10 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from plugin import inbox, queue
-from plugin.config import Settings
+from plugin.config import MAX_WEBHOOK_BYTES, Settings
 from plugin.db import engine_for
 from plugin.errors import json_error
 from plugin.platforms import shopify
@@ -23,7 +24,9 @@ HEADER_LIMIT = 128
 @bp.post("/webhooks/shopify")
 def shopify_webhook() -> Response:
     settings: Settings = current_app.extensions["loyalty"]
-    body = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH this raises 413 before we read it all
+    body = request.get_data(cache=False)  # a declared length over the limit raises 413 before we read anything
+    if len(body) > MAX_WEBHOOK_BYTES:
+        raise RequestEntityTooLarge(f"webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
     if not shopify.verify_webhook(body, request.headers.get("X-Shopify-Hmac-Sha256"), settings.webhook_secrets):
         return json_error(401, "invalid_signature", "X-Shopify-Hmac-Sha256 is missing or does not match the body")
 

@@ -1,0 +1,46 @@
+"""The inbox drain: batches, and what happens when a batch is rolled back by a deadlock."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from plugin import inbox
+from plugin.db import engine_for, transaction
+from plugin.models import Delivery, Member
+from tests import builders
+from tests.conftest import SHOP
+
+
+def store_orders(settings, count: int) -> None:
+    for n in range(1, count + 1):
+        body = json.dumps(builders.order(n, 7000 + n % 2, [builders.line(n * 10, "10.00")])).encode()
+        inbox.store(engine_for(settings.database_url), inbox.IncomingDelivery(SHOP, "orders/paid", f"w-{n}", body))
+
+
+def test_a_deadlocked_batch_is_redone_one_delivery_per_transaction(settings, shop, monkeypatch):
+    store_orders(settings, 7)
+    claimed_sizes: list[int] = []
+    real_claim, real_process = inbox._claim, inbox.process
+
+    def claim(session, size):
+        claimed_sizes.append(size)
+        return real_claim(session, size)
+
+    def process(session, delivery, shops=None):
+        if claimed_sizes == [5] and delivery.id == 2:  # the first batch's second delivery hits a deadlock
+            raise OperationalError("UPDATE members ...", {}, Exception("deadlock detected"))
+        return real_process(session, delivery, shops)
+
+    monkeypatch.setattr(inbox, "_claim", claim)
+    monkeypatch.setattr(inbox, "process", process)
+    outcomes = inbox.drain(settings.database_url, batch_size=5)
+
+    assert outcomes == {"processed": 7}  # the rolled-back batch was not counted twice
+    assert claimed_sizes == [5, 1, 1, 1, 1, 1, 5]  # five one by one after the deadlock, then batches again
+    with transaction(settings.database_url) as session:
+        assert set(session.scalars(select(Delivery.status))) == {"processed"}
+        balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
+    assert balances == {7000: 30, 7001: 40}
