@@ -6,7 +6,7 @@ FAKE_SHOP_PORT ?= 5001
 AMOUNT ?= 42.50
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 FLASK = $(VENV)/bin/flask --app plugin
-DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && set +a
+DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && LOYALTY_DEMO=1 && set +a
 
 .PHONY: run test test-postgres test-sqlite lint simulate balance redeem clean
 
@@ -26,6 +26,7 @@ run: $(VENV)/.installed instance/dev.env
 	@echo
 	@echo "  The app listens on http://127.0.0.1:$(PORT) (jobs run inline; data in instance/loyalty.db);"
 	@echo "  the demo shop's Admin API is a local fake shop on :$(FAKE_SHOP_PORT)."
+	@echo "  Open the demo storefront with the widget: http://127.0.0.1:$(PORT)/demo/storefront"
 	@echo "  In another terminal, send it a signed sample order, read the balance, spend 500 points:"
 	@echo "      make simulate AMOUNT=650"
 	@echo "      make balance"

@@ -25,10 +25,16 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     logs.configure()
 
     from plugin import cli, errors
+    from storefront_widget.proxy import bp as storefront_bp
     from webhooks.intake import bp as webhooks_bp
 
     errors.register(app)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(storefront_bp)
+    if settings.demo:
+        from storefront_widget.demo import bp as demo_bp
+
+        app.register_blueprint(demo_bp)
     app.cli.add_command(cli.loyalty)
 
     @app.get("/healthz")

@@ -251,6 +251,7 @@ def redeem_command(domain: str, customer_id: int, reward_id: str, idempotency_ke
     except redemption.RedemptionError as error:
         raise click.ClickException(str(error)) from None
     queue.enqueue_issue(_settings(), redemption_id)
+    queue.signal_balances(_settings())
     with transaction(_settings().database_url) as session:
         _echo_json(_redemption_json(session.get(redemption.Redemption, redemption_id)))
 
@@ -288,6 +289,7 @@ def redemptions_cancel(redemption_id: int, reason: str, actor: str) -> None:
         cancelled = redemption.cancel(_settings(), redemption_id, reason, actor)
     except (LookupError, redemption.RedemptionError) as error:
         raise click.ClickException(str(error)) from None
+    queue.signal_balances(_settings())
     _echo_json(_redemption_json(cancelled))
 
 

@@ -38,6 +38,7 @@ class Settings:
     inbox_batch_size: int = 200
     sweep_after_seconds: int = 10
     redemption_lease_seconds: int = 60
+    demo: bool = False
 
     @property
     def inline_jobs(self) -> bool:
@@ -66,4 +67,5 @@ class Settings:
             inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "200")),
             sweep_after_seconds=int(_env("LOYALTY_SWEEP_AFTER_SECONDS", "10")),
             redemption_lease_seconds=int(_env("LOYALTY_REDEMPTION_LEASE_SECONDS", "60")),
+            demo=_env("LOYALTY_DEMO") == "1",
         )

@@ -25,6 +25,8 @@ class FakeShopState:
     seed: int = 7
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     creates: dict[str, int] = field(default_factory=dict)  # successful creations per code, to prove "once"
+    metafields: dict[str, str] = field(default_factory=dict)  # "ownerId namespace.key" -> value
+    metafield_writes: int = 0
     calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -62,6 +64,11 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
     def codes():
         with state.lock:
             return jsonify({"codes": list(state.codes.values()), "creates": state.creates, "calls": state.calls})
+
+    @app.get("/_fake/metafields")
+    def metafields():
+        with state.lock:
+            return jsonify({"metafields": state.metafields, "writes": state.metafield_writes})
 
     @app.post("/_fake/codes/<code>/use")
     def use(code: str):
@@ -110,6 +117,14 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
                 "codeDiscount": {"__typename": "DiscountCodeBasic", "asyncUsageCount": found["used"]},
             }
         return {"data": {"codeDiscountNodeByCode": node}}
+    if "metafieldsSet" in query:
+        with state.lock:
+            for metafield in variables["metafields"]:
+                state.metafields[f"{metafield['ownerId']} {metafield['namespace']}.{metafield['key']}"] = metafield[
+                    "value"
+                ]
+                state.metafield_writes += 1
+        return {"data": {"metafieldsSet": {"metafields": [{"id": "gid://shopify/Metafield/1"}], "userErrors": []}}}
     if "discountCodeDelete" in query:
         with state.lock:
             for found in state.codes.values():

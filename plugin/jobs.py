@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from plugin import inbox, queue, redemption
+from plugin import balance_push, inbox, queue, redemption
 from plugin.config import Settings
 
 log = logging.getLogger(__name__)
@@ -27,12 +27,32 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
     outcomes = inbox.drain(settings.database_url, settings.inbox_batch_size, on_full_batch)
     if outcomes:
         log.info("inbox drained: %s", dict(outcomes))
+    if outcomes.get(inbox.PROCESSED):
+        queue.signal_balances(settings)
     return dict(outcomes)
 
 
 def issue_code(redemption_id: int) -> str:
     """Worker entry point: create a redemption's discount code in the shop."""
-    return redemption.issue(Settings.from_env(), redemption_id)
+    settings = Settings.from_env()
+    status = redemption.issue(settings, redemption_id)
+    if status == redemption.FAILED:
+        queue.signal_balances(settings)  # the points came back
+    return status
+
+
+def push_balances() -> int:
+    """Worker entry point: write changed balances to the shops' customer metafields."""
+    return push_balances_with(Settings.from_env())
+
+
+def push_balances_with(settings: Settings) -> int:
+    if not settings.inline_jobs:
+        queue.clear_signal(settings, "balances")
+    written = balance_push.push_balances(settings, redemption.admin_client)
+    if written:
+        log.info("pushed %d balances to customer metafields", written)
+    return written
 
 
 def sweep(settings: Settings) -> tuple[int, int]:
@@ -50,4 +70,6 @@ def sweep(settings: Settings) -> tuple[int, int]:
     stranded = redemption.unsettled(settings.database_url, older_than=patience)
     for redemption_id in stranded:
         queue.enqueue_issue(settings, redemption_id)
+    if balance_push.any_due(settings.database_url):
+        queue.signal_balances(settings)
     return count, len(stranded)

@@ -84,6 +84,13 @@ class Member(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "customer_id"),
         Index(None, "shop_id", "email"),
+        Index(
+            "ix_members_unpushed",
+            "shop_id",
+            "id",
+            postgresql_where=text("balance IS DISTINCT FROM pushed_balance"),
+            sqlite_where=text("balance IS NOT pushed_balance"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -94,6 +101,8 @@ class Member(Base):
     last_name: Mapped[str | None] = mapped_column(String(255))
     # Cached sum of this member's postings; changed only in the transaction that writes a posting.
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The balance last written to the shop's customer metafield; differs from `balance` while a push is due.
+    pushed_balance: Mapped[int | None] = mapped_column(BigInteger)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

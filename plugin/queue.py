@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 SIGNAL_TTL_SECONDS = 10  # if a queued drain job is lost, the next delivery re-signals after this long
 DRAIN_JOB = "plugin.jobs.drain_inbox"
 ISSUE_JOB = "plugin.jobs.issue_code"
+PUSH_JOB = "plugin.jobs.push_balances"
 
 
 @lru_cache(maxsize=4)
@@ -72,10 +73,29 @@ def enqueue_issue(settings: Settings, redemption_id: int) -> None:
         log.warning("could not queue redemption %s (%s); the sweeper will", redemption_id, error)
 
 
-def clear_signal(settings: Settings) -> None:
-    """Called by a drain job before it claims anything, so later deliveries signal a fresh job."""
-    redis_client(settings.redis_url).delete(_signal_key(settings))
+def signal_balances(settings: Settings) -> None:
+    """Balances changed: queue one push of the shop's metafields for a whole burst of changes."""
+    if settings.inline_jobs:
+        from plugin import jobs
+
+        try:
+            jobs.push_balances_with(settings)
+        except Exception:  # still due: the sweeper signals again
+            log.exception("inline balance push failed")
+        return
+    try:
+        if redis_client(settings.redis_url).set(
+            _signal_key(settings, "balances"), b"1", nx=True, ex=SIGNAL_TTL_SECONDS
+        ):
+            queue_for(settings).enqueue(PUSH_JOB, job_timeout=600, result_ttl=60, failure_ttl=86400)
+    except RedisError as error:
+        log.warning("could not signal a balance push (%s); the sweeper will", error)
 
 
-def _signal_key(settings: Settings) -> str:
-    return f"loyalty:{settings.queue_name}:inbox-signal"
+def clear_signal(settings: Settings, what: str = "inbox") -> None:
+    """Called by a job before it looks for work, so later changes signal a fresh job."""
+    redis_client(settings.redis_url).delete(_signal_key(settings, what))
+
+
+def _signal_key(settings: Settings, what: str = "inbox") -> str:
+    return f"loyalty:{settings.queue_name}:{what}-signal"

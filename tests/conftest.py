@@ -99,7 +99,14 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def shop(settings: Settings) -> int:
-    """The installed test shop's id."""
+    """The installed test shop's id. It has no Admin API token, so nothing calls out to a shop."""
+    with transaction(settings.database_url) as session:
+        return shops.install(session, SHOP, None, settings.encryption_keys).id
+
+
+@pytest.fixture
+def shop_with_token(settings: Settings) -> int:
+    """The test shop, installed with an Admin API token (for redemption and balance pushes)."""
     with transaction(settings.database_url) as session:
         return shops.install(session, SHOP, "shpat_test_token", settings.encryption_keys).id
 
@@ -137,3 +144,22 @@ def queued(settings):
     yield dataclasses.replace(settings, redis_url=TEST_REDIS_URL, queue_name=name, inbox_batch_size=25)
     for key in redis.scan_iter(f"*{name}*"):
         redis.delete(key)
+
+
+@pytest.fixture
+def fake_shop_api(settings):
+    """Settings whose Admin API calls reach an in-process fake shop (through `responses`); yields its state."""
+    import responses
+
+    from plugin.fake_shop import FakeShopState, create_fake_shop
+
+    state = FakeShopState(token="shpat_test_token")
+    shop_app = create_fake_shop(state).test_client()
+
+    def forward(request):
+        answer = shop_app.post(request.path_url, data=request.body, headers={k: v for k, v in request.headers.items()})
+        return answer.status_code, dict(answer.headers), answer.get_data()
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback(responses.POST, "https://fake-shop.test/admin/api/2025-10/graphql.json", callback=forward)
+        yield dataclasses.replace(settings, shopify_api_base_url="https://fake-shop.test"), state

@@ -138,7 +138,7 @@ def test_catalogue_rewards_are_validated(settings, shop):
 
 
 @responses.activate
-def test_issue_creates_the_code_once_with_the_shops_token(shop_settings, shop):
+def test_issue_creates_the_code_once_with_the_shops_token(shop_settings, shop_with_token):
     give_points(shop_settings, 7001, 500)
     redemption_id = redeem(shop_settings, 7001)
     responses.post(GRAPHQL, json=node(None))
@@ -161,7 +161,7 @@ def test_issue_creates_the_code_once_with_the_shops_token(shop_settings, shop):
 
 
 @responses.activate
-def test_a_code_left_by_an_earlier_attempt_is_found_not_created_again(shop_settings, shop):
+def test_a_code_left_by_an_earlier_attempt_is_found_not_created_again(shop_settings, shop_with_token):
     give_points(shop_settings, 7001, 500)
     redemption_id = redeem(shop_settings, 7001)
     responses.post(GRAPHQL, json=node("gid://shopify/DiscountCodeNode/9"))
@@ -171,7 +171,7 @@ def test_a_code_left_by_an_earlier_attempt_is_found_not_created_again(shop_setti
 
 
 @responses.activate
-def test_a_taken_code_that_is_ours_counts_as_created(shop_settings, shop):
+def test_a_taken_code_that_is_ours_counts_as_created(shop_settings, shop_with_token):
     give_points(shop_settings, 7001, 500)
     redemption_id = redeem(shop_settings, 7001)
     taken = [{"field": ["basicCodeDiscount", "code"], "code": "TAKEN", "message": "Code must be unique."}]
@@ -184,7 +184,7 @@ def test_a_taken_code_that_is_ours_counts_as_created(shop_settings, shop):
 
 
 @responses.activate
-def test_a_refused_code_fails_the_redemption_and_returns_the_points(shop_settings, shop):
+def test_a_refused_code_fails_the_redemption_and_returns_the_points(shop_settings, shop_with_token):
     give_points(shop_settings, 7001, 500)
     redemption_id = redeem(shop_settings, 7001)
     invalid = [{"field": ["basicCodeDiscount", "endsAt"], "code": "INVALID", "message": "is invalid"}]
@@ -201,7 +201,7 @@ def test_a_refused_code_fails_the_redemption_and_returns_the_points(shop_setting
 
 
 @responses.activate
-def test_an_unreachable_shop_keeps_it_pending_then_fails_only_once_no_code_exists(shop_settings, shop):
+def test_an_unreachable_shop_keeps_it_pending_then_fails_only_once_no_code_exists(shop_settings, shop_with_token):
     give_points(shop_settings, 7001, 500)
     redemption_id = redeem(shop_settings, 7001)
     responses.post(GRAPHQL, status=503)
@@ -243,7 +243,7 @@ def _unavailable_but_last_lookup_answers(settings, shop) -> AdminClient:
 
 
 @responses.activate
-def test_cancel_deletes_the_unused_code_and_returns_the_points_once(shop_settings, shop):
+def test_cancel_deletes_the_unused_code_and_returns_the_points_once(shop_settings, shop_with_token):
     give_points(shop_settings, 7001, 500)
     redemption_id = redeem(shop_settings, 7001)
     responses.post(GRAPHQL, json=node(None))
@@ -265,7 +265,7 @@ def test_cancel_deletes_the_unused_code_and_returns_the_points_once(shop_setting
 
 
 @responses.activate
-def test_a_used_code_cannot_be_cancelled(shop_settings, shop):
+def test_a_used_code_cannot_be_cancelled(shop_settings, shop_with_token):
     give_points(shop_settings, 7001, 500)
     redemption_id = redeem(shop_settings, 7001)
     responses.post(GRAPHQL, json=node("gid://shopify/DiscountCodeNode/5"))
@@ -276,7 +276,7 @@ def test_a_used_code_cannot_be_cancelled(shop_settings, shop):
     assert balance(shop_settings, 7001) == 0
 
 
-def test_a_pending_redemption_cannot_be_cancelled_yet(shop_settings, shop):
+def test_a_pending_redemption_cannot_be_cancelled_yet(shop_settings, shop_with_token):
     give_points(shop_settings, 7001, 500)
     redemption_id = redeem(shop_settings, 7001)
     with pytest.raises(redemption.CannotCancel, match="still being created"):

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,3 +71,55 @@ def parse_triggered_at(header: str | None, fallback: datetime) -> datetime:
         return datetime.fromisoformat(f"{match.group(1)}.{fraction}{zone}").astimezone(UTC)
     except ValueError:  # digits in the right places but an impossible date, hour or offset
         return fallback
+
+
+PROXY_MAX_AGE_SECONDS = 90  # Shopify's own libraries accept App Proxy timestamps within 90 s
+
+
+class ProxyAuthError(Exception):
+    """An App Proxy request whose signature, timestamp or parameters cannot be trusted."""
+
+
+@dataclass(frozen=True)
+class ProxyRequest:
+    shop_domain: str
+    customer_id: int | None  # Shopify's logged_in_customer_id: the only shopper identity we trust
+
+
+def proxy_signature(params: Iterable[tuple[str, str]], secret: str) -> str:
+    """hex HMAC-SHA256 of the sorted `key=value` pairs joined with no separator (repeated keys' values by ',')."""
+    grouped: dict[str, list[str]] = {}
+    for key, value in params:
+        if key != "signature":
+            grouped.setdefault(key, []).append(value)
+    message = "".join(f"{key}={','.join(values)}" for key, values in sorted(grouped.items()))
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_proxy(params: list[tuple[str, str]], secrets: Iterable[str], now: float) -> ProxyRequest:
+    """Check an App Proxy request's query parameters; raises ProxyAuthError, or returns who is asking."""
+    counts: dict[str, int] = {}
+    for key, _ in params:
+        counts[key] = counts.get(key, 0) + 1
+    for key in ("signature", "shop", "timestamp"):
+        if counts.get(key, 0) != 1:
+            raise ProxyAuthError(f"exactly one '{key}' parameter is required")
+    if counts.get("logged_in_customer_id", 0) > 1:
+        raise ProxyAuthError("'logged_in_customer_id' is repeated")
+    values = dict(params)
+    given = values["signature"].encode()
+    matches = [hmac.compare_digest(proxy_signature(params, secret).encode(), given) for secret in secrets]
+    if not any(matches):
+        raise ProxyAuthError("the signature does not match the parameters")
+    try:
+        age = abs(now - int(values["timestamp"]))
+    except ValueError:
+        raise ProxyAuthError("the timestamp is not a number") from None
+    if age > PROXY_MAX_AGE_SECONDS:
+        raise ProxyAuthError("the request is stale: its timestamp is too far from now")
+    if not is_valid_shop_domain(values["shop"]):
+        raise ProxyAuthError("the shop is not a *.myshopify.com domain")
+    customer = values.get("logged_in_customer_id", "")
+    if customer and not customer.isdigit():
+        raise ProxyAuthError("logged_in_customer_id is not a customer id")
+    return ProxyRequest(values["shop"], int(customer) if customer else None)

@@ -1,0 +1,103 @@
+"""Pushes members' balances to the shop as the customer metafield `loyalty.points`, so themes can show them.
+
+A member is due a push while `balance` differs from `pushed_balance`. A run writes the *current* balance of
+due members (25 per `metafieldsSet` call) and records what it wrote, so many changes in a burst become one
+write and the last value always wins; a balance that moved during the call stays due for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import select, update
+
+from plugin.config import Settings
+from plugin.db import transaction
+from plugin.models import Member, Shop
+from plugin.platforms.shopify_admin import AdminAPIError, AdminAPIUnavailable, AdminClient
+
+log = logging.getLogger(__name__)
+
+METAFIELDS_SET = """mutation LoyaltyBalances($metafields: [MetafieldsSetInput!]!) {
+  metafieldsSet(metafields: $metafields) {
+    metafields { id }
+    userErrors { field message code }
+  }
+}"""
+PER_CALL = 25  # metafieldsSet takes at most 25 metafields at once
+MAX_CALLS_PER_RUN = 400  # a run ends; the next signal or sweep continues
+
+
+def _due():
+    return Member.balance.is_distinct_from(Member.pushed_balance)
+
+
+def any_due(database_url: str) -> bool:
+    """Whether some installed shop has a member whose balance it has not been sent yet."""
+    with transaction(database_url) as session:
+        return (
+            session.execute(
+                select(Member.id)
+                .join(Shop, Shop.id == Member.shop_id)
+                .where(Shop.active.is_(True), Shop.access_token.is_not(None), _due())
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+
+def push_balances(settings: Settings, client_factory: Callable[[Settings, Shop], AdminClient]) -> int:
+    """Write due balances to every installed shop; returns how many metafields were written."""
+    with transaction(settings.database_url) as session:
+        shop_ids = session.scalars(
+            select(Shop.id)
+            .where(Shop.active.is_(True), Shop.access_token.is_not(None))
+            .where(select(Member.id).where(Member.shop_id == Shop.id, _due()).exists())
+        ).all()
+    written = 0
+    for shop_id in shop_ids:
+        try:
+            written += _push_shop(settings, shop_id, client_factory)
+        except (AdminAPIError, AdminAPIUnavailable) as error:  # stays due; the sweeper signals again later
+            log.warning("balance push for shop %s stopped: %s", shop_id, error)
+    return written
+
+
+def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Settings, Shop], AdminClient]) -> int:
+    with transaction(settings.database_url) as session:
+        client = client_factory(settings, session.get(Shop, shop_id))
+    written = 0
+    for _ in range(MAX_CALLS_PER_RUN):
+        with transaction(settings.database_url) as session:
+            due = session.execute(
+                select(Member.id, Member.customer_id, Member.balance)
+                .where(Member.shop_id == shop_id, _due())
+                .order_by(Member.id)
+                .limit(PER_CALL)
+            ).all()
+        if not due:
+            break
+        metafields = [
+            {
+                "ownerId": f"gid://shopify/Customer/{customer_id}",
+                "namespace": "loyalty",
+                "key": "points",
+                "type": "number_integer",
+                "value": str(balance),
+            }
+            for _, customer_id, balance in due
+        ]
+        result = client.graphql(METAFIELDS_SET, {"metafields": metafields}).get("metafieldsSet") or {}
+        if result.get("userErrors"):
+            raise AdminAPIError(f"metafieldsSet refused: {result['userErrors']}")
+        with transaction(settings.database_url) as session:
+            for member_id, _, balance in due:
+                session.execute(
+                    update(Member)
+                    .where(Member.shop_id == shop_id, Member.id == member_id)
+                    .values(pushed_balance=balance)
+                    .execution_options(synchronize_session=False)
+                )
+        written += len(due)
+    return written

@@ -1,0 +1,201 @@
+"""App Proxy endpoints (Shopify forwards https://SHOP/apps/loyalty/... here): signed, scoped to one shopper."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import Schema, ValidationError, fields, validate
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin import ledger, queue, redemption, shops
+from plugin.config import Settings
+from plugin.db import transaction
+from plugin.errors import json_error
+from plugin.models import Order, Posting, Redemption, Shop, utcnow
+from plugin.platforms import shopify
+from plugin.program_settings import program_settings
+from plugin.rewards import catalogue
+
+bp = Blueprint("storefront", __name__, url_prefix="/proxy")
+HISTORY_LINES = 10
+
+ERROR_STATUS = {"not_enough_points": 409, "unknown_reward": 404, "not_a_member": 409, "redemption_error": 409}
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.response = json_error(status, code, message)
+
+
+class RedeemRequestSchema(Schema):
+    reward_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    idempotency_key = fields.String(load_default=None, validate=validate.Length(min=8, max=100))
+
+
+@bp.errorhandler(_Refused)
+def _refused(error: _Refused) -> Response:
+    return error.response
+
+
+def _settings() -> Settings:
+    return current_app.extensions["loyalty"]
+
+
+def _caller() -> shopify.ProxyRequest:
+    try:
+        return shopify.verify_proxy(list(request.args.items(multi=True)), _settings().webhook_secrets, time.time())
+    except shopify.ProxyAuthError as error:
+        raise _Refused(401, "invalid_signature", str(error)) from None
+
+
+def _shop(session: Session, domain: str) -> Shop:
+    try:
+        shop = shops.get(session, domain)
+    except shops.ShopNotFound:
+        shop = None
+    if shop is None or not shop.active:
+        raise _Refused(404, "unknown_shop", f"{domain} does not run this programme")
+    return shop
+
+
+@bp.get("/widget")
+def widget() -> Response:
+    """Everything the widget shows, in one call."""
+    caller = _caller()
+    with transaction(_settings().database_url) as session:
+        shop = _shop(session, caller.shop_domain)
+        return jsonify(widget_payload(session, shop, caller.customer_id))
+
+
+@bp.post("/redeem")
+def redeem() -> Response:
+    caller = _caller()
+    if caller.customer_id is None:
+        raise _Refused(401, "not_signed_in", "sign in to spend your points")
+    try:
+        wanted = RedeemRequestSchema().load(request.get_json(silent=True) or {})
+    except ValidationError as error:
+        raise _Refused(400, "invalid_request", f"invalid request: {error.messages}") from None
+    # Keys are per shopper, so one shopper's key can never collide with, or reveal, another's.
+    key = f"proxy:{caller.customer_id}:{wanted['idempotency_key']}" if wanted["idempotency_key"] else None
+    try:
+        with transaction(_settings().database_url) as session:
+            shop = _shop(session, caller.shop_domain)
+            made = redemption.redeem(session, shop, caller.customer_id, wanted["reward_id"], key)
+            redemption_id, fresh = made.id, made.status == redemption.PENDING and made.attempts == 0
+    except redemption.RedemptionError as error:
+        raise _Refused(ERROR_STATUS.get(error.code, 409), error.code, str(error)) from None
+    if fresh:
+        queue.enqueue_issue(_settings(), redemption_id)
+        queue.signal_balances(_settings())
+    with transaction(_settings().database_url) as session:
+        response = jsonify({"redemption": redemption_json(session.get(Redemption, redemption_id))})
+    response.status_code = 201
+    return response
+
+
+@bp.get("/redemptions/<int:redemption_id>")
+def redemption_status(redemption_id: int) -> Response:
+    caller = _caller()
+    with transaction(_settings().database_url) as session:
+        shop = _shop(session, caller.shop_domain)
+        member = shops.member(session, shop, caller.customer_id) if caller.customer_id else None
+        found = session.get(Redemption, redemption_id)
+        if member is None or found is None or found.shop_id != shop.id or found.member_id != member.id:
+            raise _Refused(404, "not_found", f"no redemption {redemption_id} for you")
+        return jsonify({"redemption": redemption_json(found)})
+
+
+def redemption_json(r: Redemption) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "status": r.status,
+        "code": r.code if r.status in (redemption.ISSUED, redemption.CANCELLED) else None,
+        "reward": r.reward["title"],
+        "points": r.points,
+        "ends_at": r.ends_at.isoformat() if r.ends_at else None,
+        "reason": "points returned" if r.status == redemption.FAILED else r.reason,
+    }
+
+
+def widget_payload(session: Session, shop: Shop, customer_id: int | None) -> dict[str, Any]:
+    program = program_settings(shop.settings, shop.settings_version)
+    payload: dict[str, Any] = {
+        "shop": {"domain": shop.domain, "currency": shop.currency or "USD"},
+        "program": {
+            "description": f"Earn {program.earn_points} points for every {program.earn_per_amount} you spend.",
+            "earn": {"points": program.earn_points, "per_amount": str(program.earn_per_amount)},
+        },
+        "customer": None,
+        "history": [],
+        "rewards": [],
+        "redemptions": [],
+        "sign_in_url": "/account/login",
+    }
+    member = shops.member(session, shop, customer_id) if customer_id else None
+    available = 0
+    if customer_id is not None:
+        balance = ledger.balance_of(session, shop.id, member) if member else ledger.Balance(0, 0)
+        available = balance.available
+        payload["customer"] = {"id": customer_id, **balance.to_json(), "pending_until": _pending(session, shop, member)}
+    if member is not None:
+        postings = ledger.history(session, shop.id, member.id, HISTORY_LINES)
+        payload["history"] = _history(session, shop, postings)
+        payload["redemptions"] = [redemption_json(r) for r in redemption.for_member(session, shop, customer_id, 10)]
+    payload["rewards"] = [
+        {
+            **{k: v for k, v in reward.to_json().items() if k not in ("lifetime_days",)},
+            "affordable": available >= reward.points,
+        }
+        for reward in catalogue(shop.settings)
+    ]
+    return payload
+
+
+def _pending(session: Session, shop: Shop, member) -> list[dict[str, Any]]:
+    if member is None:
+        return []
+    rows = session.execute(
+        select(Order.points_held, Order.available_at)
+        .where(
+            Order.shop_id == shop.id, Order.member_id == member.id, Order.available_at > utcnow(), Order.points_held > 0
+        )
+        .order_by(Order.available_at)
+    )
+    return [{"points": points, "available_at": at.isoformat()} for points, at in rows]
+
+
+def _history(session: Session, shop: Shop, postings: list[Posting]) -> list[dict[str, Any]]:
+    order_ids = {p.order_id for p in postings if p.order_id is not None}
+    names = (
+        dict(
+            session.execute(
+                select(Order.order_id, Order.name).where(Order.shop_id == shop.id, Order.order_id.in_(order_ids))
+            ).all()
+        )
+        if order_ids
+        else {}
+    )
+    titles = {}
+    redemption_ids = [int(p.source_id) for p in postings if p.source_type == "redemption"]
+    if redemption_ids:
+        rows = session.execute(
+            select(Redemption.id, Redemption.reward).where(
+                Redemption.shop_id == shop.id, Redemption.id.in_(redemption_ids)
+            )
+        )
+        titles = {str(rid): reward["title"] for rid, reward in rows}
+    lines = []
+    for p in postings:
+        if p.order_id is not None:
+            label = f"Order {names.get(p.order_id) or p.order_id}"
+        elif p.source_type == "redemption":
+            label = titles.get(p.source_id, "Reward")
+        else:
+            label = p.note or p.kind
+        lines.append({"at": p.created_at.isoformat(), "kind": p.kind, "points": p.points, "label": label})
+    return lines

@@ -1,0 +1,70 @@
+"""Balances pushed to the shop's customer metafield `loyalty.points`: coalesced, last value wins."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import requests
+
+from plugin import balance_push, create_app, ledger, redemption, shops
+from plugin.accrual import enrol
+from plugin.db import transaction
+from plugin.events import Customer
+from tests import builders
+from tests.conftest import SHOP, deliver
+from tests.processes import finish, run_worker, start_fake_shop, stop
+
+
+def grant(settings, customer_id: int, points: int, key: str) -> None:
+    with transaction(settings.database_url) as session:
+        shop = shops.get(session, SHOP)
+        member_id = enrol(session, shop.id, Customer(customer_id))
+        ledger.post(session, shop.id, ledger.Entry(member_id, "bonus", points, "support", key, key, "manual"))
+
+
+def test_push_writes_each_due_balance_once_and_the_latest_value(fake_shop_api, shop_with_token):
+    settings, state = fake_shop_api
+    grant(settings, 7001, 40, "a")
+    grant(settings, 7002, 15, "b")
+    assert balance_push.any_due(settings.database_url)
+    assert balance_push.push_balances(settings, redemption.admin_client) == 2
+    assert state.metafields == {
+        "gid://shopify/Customer/7001 loyalty.points": "40",
+        "gid://shopify/Customer/7002 loyalty.points": "15",
+    }
+    assert not balance_push.any_due(settings.database_url)
+    assert balance_push.push_balances(settings, redemption.admin_client) == 0  # nothing due: no call
+
+    grant(settings, 7001, 5, "c")
+    grant(settings, 7001, 7, "d")
+    assert balance_push.push_balances(settings, redemption.admin_client) == 1  # two changes, one write
+    assert state.metafields["gid://shopify/Customer/7001 loyalty.points"] == "52"
+    assert state.metafield_writes == 3
+
+
+def test_shops_without_a_token_are_not_pushed_to(settings, shop):
+    grant(settings, 7001, 40, "a")
+    assert not balance_push.any_due(settings.database_url)
+    assert balance_push.push_balances(settings, redemption.admin_client) == 0
+
+
+@pytest.mark.integration
+def test_a_burst_of_orders_becomes_a_few_metafield_writes(queued, shop):
+    process, base_url = start_fake_shop("--token", "shpat_test_token")
+    try:
+        settings = dataclasses.replace(queued, shopify_api_base_url=base_url)
+        with transaction(settings.database_url) as session:
+            shops.install(session, SHOP, "shpat_test_token", settings.encryption_keys)
+        client = create_app(settings, TESTING=True).test_client()
+        for n in range(1, 61):
+            deliver(client, "orders/paid", builders.order(n, 7001 + n % 2, [builders.line(n * 10, "3.00")]))
+        finish(run_worker(settings))  # drains the inbox, then runs the one push it signalled
+        pushed = requests.get(f"{base_url}/_fake/metafields", timeout=5).json()
+    finally:
+        stop(process)
+    assert pushed["metafields"] == {
+        "gid://shopify/Customer/7001 loyalty.points": "90",
+        "gid://shopify/Customer/7002 loyalty.points": "90",
+    }
+    assert pushed["writes"] <= 6  # 60 balance changes, a handful of writes

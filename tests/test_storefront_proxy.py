@@ -1,0 +1,181 @@
+"""Signed App Proxy endpoints: who may see and spend which points."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+import pytest
+
+from plugin import create_app, ledger, shops
+from plugin.accrual import enrol
+from plugin.db import transaction
+from plugin.events import Customer
+from plugin.platforms.shopify import ProxyAuthError, proxy_signature, verify_proxy
+from tests import builders
+from tests.conftest import SECRET, SHOP, deliver
+
+
+def signed(
+    customer_id: int | None,
+    *,
+    shop: str = SHOP,
+    timestamp: int | None = None,
+    secret: str = SECRET,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[tuple[str, str]]:
+    params = [
+        *(extra or []),
+        ("shop", shop),
+        ("logged_in_customer_id", "" if customer_id is None else str(customer_id)),
+        ("path_prefix", "/apps/loyalty"),
+        ("timestamp", str(int(time.time()) if timestamp is None else timestamp)),
+    ]
+    return [*params, ("signature", proxy_signature(params, secret))]
+
+
+def get(client, path: str, params: list[tuple[str, str]]):
+    return client.get(f"/proxy/{path}?{urlencode(params)}")
+
+
+def post(client, path: str, params: list[tuple[str, str]], body: dict):
+    return client.post(f"/proxy/{path}?{urlencode(params)}", json=body)
+
+
+def give(settings, customer_id: int, points: int) -> None:
+    with transaction(settings.database_url) as session:
+        shop = shops.get(session, SHOP)
+        member_id = enrol(session, shop.id, Customer(customer_id))
+        if points:
+            entry = ledger.Entry(member_id, "bonus", points, "support", "s", f"s:{customer_id}", "m")
+            ledger.post(session, shop.id, entry)
+
+
+@pytest.fixture
+def api_client(fake_shop_api, shop_with_token):
+    """A test client whose redemptions create codes in the in-process fake shop."""
+    settings, state = fake_shop_api
+    return create_app(settings, TESTING=True).test_client(), settings, state
+
+
+def test_signature_matches_shopifys_published_example():
+    params = [
+        ("extra", "1"),
+        ("extra", "2"),
+        ("shop", "shop-name.myshopify.com"),
+        ("logged_in_customer_id", "1"),
+        ("path_prefix", "/apps/awesome_reviews"),
+        ("timestamp", "1317327555"),
+    ]
+    assert proxy_signature(params, "hush") == "4c68c8624d737112c91818c11017d24d334b524cb5c2b8ba08daa056f7395ddb"
+
+
+def test_reordered_parameters_still_verify():
+    params = signed(7001)
+    assert verify_proxy(list(reversed(params)), [SECRET], time.time()).customer_id == 7001
+
+
+@pytest.mark.parametrize(
+    "tamper, reason",
+    [
+        (lambda p: [(k, "7002" if k == "logged_in_customer_id" else v) for k, v in p], "does not match"),
+        (lambda p: [(k, v) for k, v in p if k != "signature"], "exactly one 'signature'"),
+        (lambda p: [*p, ("shop", "other.myshopify.com")], "exactly one 'shop'"),
+        (lambda p: [(k, "0" * 64 if k == "signature" else v) for k, v in p], "does not match"),
+    ],
+    ids=["another-customer", "missing", "repeated-shop", "forged"],
+)
+def test_tampered_requests_are_refused(tamper, reason):
+    with pytest.raises(ProxyAuthError, match=reason):
+        verify_proxy(tamper(signed(7001)), [SECRET], time.time())
+
+
+def test_stale_request_is_refused():
+    with pytest.raises(ProxyAuthError, match="stale"):
+        verify_proxy(signed(7001, timestamp=int(time.time()) - 600), [SECRET], time.time())
+
+
+def test_widget_refuses_a_bad_signature_with_a_json_401(client, shop):
+    params = [(k, "7002" if k == "logged_in_customer_id" else v) for k, v in signed(7001)]
+    response = get(client, "widget", params)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "invalid_signature"
+
+
+def test_visitor_sees_the_programme_and_a_sign_in_prompt(client, shop):
+    response = get(client, "widget", signed(None))
+    assert response.status_code == 200
+    data = response.get_json()
+    assert data["customer"] is None and data["history"] == [] and data["redemptions"] == []
+    assert data["program"]["earn"] == {"points": 1, "per_amount": "1.00"}
+    assert data["sign_in_url"] == "/account/login"
+    assert [(r["id"], r["points"], r["affordable"]) for r in data["rewards"]] == [("5-off", 500, False)]
+
+
+def test_member_sees_only_their_own_points_and_history(client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "620.00")]))
+    deliver(client, "orders/paid", builders.order(2, 7002, [builders.line(20, "30.00")]))
+    mine = get(client, "widget", signed(7001)).get_json()
+    assert {k: mine["customer"][k] for k in ("id", "balance", "pending", "available")} == {
+        "id": 7001,
+        "balance": 620,
+        "pending": 0,
+        "available": 620,
+    }
+    assert [(h["kind"], h["points"], h["label"]) for h in mine["history"]] == [("earn", 620, "Order #1")]
+    assert mine["rewards"][0]["affordable"] is True
+    theirs = get(client, "widget", signed(7002)).get_json()
+    assert theirs["customer"]["balance"] == 30 and theirs["rewards"][0]["affordable"] is False
+
+
+def test_pending_points_show_when_they_become_available(client, settings, shop):
+    with transaction(settings.database_url) as session:
+        shops.update_settings(session, shops.get(session, SHOP), {"pending_days": 14})
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "80.00")]))
+    customer = get(client, "widget", signed(7001)).get_json()["customer"]
+    assert (customer["balance"], customer["pending"], customer["available"]) == (80, 80, 0)
+    assert [p["points"] for p in customer["pending_until"]] == [80]
+
+
+def test_redeem_through_the_proxy_is_idempotent_and_shows_the_code(api_client):
+    client, settings, state = api_client
+    give(settings, 7001, 1000)
+    first = post(client, "redeem", signed(7001), {"reward_id": "5-off", "idempotency_key": "click-0001"})
+    again = post(client, "redeem", signed(7001), {"reward_id": "5-off", "idempotency_key": "click-0001"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    made = first.get_json()["redemption"]
+    assert made["id"] == again.get_json()["redemption"]["id"]
+    assert made["status"] == "issued" and made["code"] in state.codes  # jobs run inline here
+    assert list(state.creates.values()) == [1]
+    widget = get(client, "widget", signed(7001)).get_json()
+    assert widget["customer"]["balance"] == 500
+    assert [(r["id"], r["code"]) for r in widget["redemptions"]] == [(made["id"], made["code"])]
+    assert state.metafields == {"gid://shopify/Customer/7001 loyalty.points": "500"}
+
+
+def test_redeem_needs_a_signed_in_shopper_with_enough_points(client, settings, shop):
+    give(settings, 7001, 100)
+    anonymous = post(client, "redeem", signed(None), {"reward_id": "5-off"})
+    assert (anonymous.status_code, anonymous.get_json()["error"]["code"]) == (401, "not_signed_in")
+    short = post(client, "redeem", signed(7001), {"reward_id": "5-off"})
+    assert (short.status_code, short.get_json()["error"]["code"]) == (409, "not_enough_points")
+    unknown = post(client, "redeem", signed(7001), {"reward_id": "yacht"})
+    assert (unknown.status_code, unknown.get_json()["error"]["code"]) == (404, "unknown_reward")
+    invalid = post(client, "redeem", signed(7001), {"reward": "5-off"})
+    assert (invalid.status_code, invalid.get_json()["error"]["code"]) == (400, "invalid_request")
+
+
+def test_a_shopper_cannot_read_another_shoppers_redemption(api_client):
+    client, settings, _ = api_client
+    give(settings, 7001, 500)
+    give(settings, 7002, 0)
+    made = post(client, "redeem", signed(7001), {"reward_id": "5-off"}).get_json()["redemption"]
+    mine = get(client, f"redemptions/{made['id']}", signed(7001))
+    assert mine.status_code == 200 and mine.get_json()["redemption"]["code"] == made["code"]
+    stranger = get(client, f"redemptions/{made['id']}", signed(7002))
+    assert (stranger.status_code, stranger.get_json()["error"]["code"]) == (404, "not_found")
+
+
+def test_unknown_shop_is_refused(client, shop):
+    response = get(client, "widget", signed(7001, shop="nowhere.myshopify.com"))
+    assert (response.status_code, response.get_json()["error"]["code"]) == (404, "unknown_shop")
