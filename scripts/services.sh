@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start local PostgreSQL and Redis for the tests if they are installed but stopped (installing them if absent).
+# Start local PostgreSQL and Redis for the tests if they are installed but stopped (installing them, and Debian's
+# chromium for the browser tests, if absent).
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
@@ -8,6 +9,13 @@ if ! command -v pg_ctlcluster >/dev/null || ! command -v redis-server >/dev/null
   echo "installing PostgreSQL and Redis from Debian's packages"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server >/dev/null
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  # The browser tests drive Debian's chromium through Playwright; no test tool downloads a browser.
+  echo "installing Debian's chromium for the browser tests"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
