@@ -127,7 +127,10 @@ def widget_payload(session: Session, shop: Shop, customer_id: int | None) -> dic
     payload: dict[str, Any] = {
         "shop": {"domain": shop.domain, "currency": shop.currency or "USD"},
         "program": {
-            "description": f"Earn {program.earn_points} points for every {program.earn_per_amount} you spend.",
+            "description": (
+                f"Earn {program.earn_points} point{'' if program.earn_points == 1 else 's'} for every "
+                f"{program.earn_per_amount} {shop.currency or 'USD'} you spend."
+            ),
             "earn": {"points": program.earn_points, "per_amount": str(program.earn_per_amount)},
         },
         "customer": None,

@@ -112,3 +112,25 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def start_app(settings, **extra: str) -> tuple[subprocess.Popen, str]:
+    """The app under Flask's threaded server, as `make run` serves it; returns it once /healthz answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [FLASK, "--app", "plugin", "run", "--port", str(port)],
+        cwd=ROOT,
+        env=environment(settings, **extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base_url}/healthz", timeout=1)
+            return process, base_url
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the app did not start")

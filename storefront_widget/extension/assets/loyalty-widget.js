@@ -1,0 +1,410 @@
+/* Loyalty widget (ES2019, no build). Identity is the App Proxy's job, never ours. */
+(() => {
+  'use strict';
+  const D = document;
+  const STR = {
+    en: {
+      rewards: 'Rewards', close: 'Close', loading: 'Loading your rewards…', retry: 'Try again',
+      loadError: 'Your rewards could not be loaded.', network: 'Connection problem. Please try again.',
+      pts: { one: '{n} point', other: '{n} points' },
+      available: 'Available to spend', balanceSay: 'Available balance: {pts}.',
+      total: 'Balance: {pts}', pending: 'Pending: {pts}', pendingOn: '{pts} on {date}',
+      earn: 'Earn {pts} for every {money} you spend.', signIn: 'Sign in to see and spend your points',
+      spendH: 'Spend your points', codesH: 'Your codes', historyH: 'Recent activity',
+      noHistory: 'No activity yet.', noRewards: 'No rewards yet.',
+      redeem: 'Redeem', redeemFor: ' {reward} for {pts}', need: '{pts} more needed',
+      off: '{v} off', freeShip: 'Free shipping', minSub: 'On orders of {money} or more',
+      redeeming: 'Redeeming {reward}…', preparing: 'Creating your code for {reward}…',
+      ready: 'Your code for {reward}: {code}', copy: 'Copy', copied: 'Copied',
+      selected: 'Code selected. Copy it with your keyboard.',
+      validUntil: 'Valid until {date}.', atCheckout: 'Enter it at checkout.',
+      failed: '{reward} could not be issued. Your points were returned.',
+      slow: 'Your code is taking longer than usual. It will appear under “Your codes” shortly.',
+      status: { pending: 'Being prepared', issued: 'Ready', failed: 'Failed, points returned', cancelled: 'Cancelled' },
+      kind: { earn: 'Earned', reverse: 'Order refunded', redeem: 'Redeemed', return: 'Points returned',
+        adjust: 'Adjustment', bonus: 'Bonus', expire: 'Expired' },
+      errors: { not_enough_points: 'You don’t have enough points for this reward.',
+        unknown_reward: 'This reward is no longer available.', not_signed_in: 'Please sign in to spend your points.' },
+    },
+    fr: {
+      rewards: 'Récompenses', close: 'Fermer', loading: 'Chargement de vos récompenses…', retry: 'Réessayer',
+      loadError: 'Impossible de charger vos récompenses.', network: 'Problème de connexion. Veuillez réessayer.',
+      pts: { one: '{n} point', other: '{n} points' },
+      available: 'Utilisables maintenant', balanceSay: 'Solde utilisable\u00a0: {pts}.',
+      total: 'Solde\u00a0: {pts}', pending: 'En attente\u00a0: {pts}', pendingOn: '{pts} le {date}',
+      earn: 'Gagnez {pts} pour chaque tranche de {money} dépensée.', signIn: 'Connectez-vous pour voir et utiliser vos points',
+      spendH: 'Utiliser vos points', codesH: 'Vos codes', historyH: 'Activité récente',
+      noHistory: 'Aucune activité pour le moment.', noRewards: 'Aucune récompense pour le moment.',
+      redeem: 'Échanger', redeemFor: ' {reward} contre {pts}', need: 'Il vous manque {pts}',
+      off: '{v} de réduction', freeShip: 'Livraison gratuite', minSub: 'Dès {money} d’achat',
+      redeeming: 'Échange en cours\u00a0: {reward}…', preparing: 'Création de votre code pour {reward}…',
+      ready: 'Votre code pour {reward}\u00a0: {code}', copy: 'Copier', copied: 'Copié',
+      selected: 'Code sélectionné. Copiez-le avec votre clavier.',
+      validUntil: 'Valable jusqu’au {date}.', atCheckout: 'Saisissez-le lors du paiement.',
+      failed: 'Impossible d’émettre «\u00a0{reward}\u00a0». Vos points vous ont été rendus.',
+      slow: 'Votre code prend plus de temps que prévu. Il apparaîtra bientôt dans «\u00a0Vos codes\u00a0».',
+      status: { pending: 'En préparation', issued: 'Prêt', failed: 'Échec, points rendus', cancelled: 'Annulé' },
+      kind: { earn: 'Gagnés', reverse: 'Commande remboursée', redeem: 'Échangés', return: 'Points rendus',
+        adjust: 'Ajustement', bonus: 'Bonus', expire: 'Expirés' },
+      errors: { not_enough_points: 'Vous n’avez pas assez de points pour cette récompense.',
+        unknown_reward: 'Cette récompense n’est plus disponible.', not_signed_in: 'Connectez-vous pour utiliser vos points.' },
+    },
+  };
+  const FOCUSABLE = 'button:not([disabled]),a[href],[tabindex]:not([tabindex="-1"])';
+  const STAR = 'M12 2.5l2.9 6 6.6.9-4.8 4.6 1.2 6.5L12 17.4l-5.9 3.1 1.2-6.5L2.5 9.4l6.6-.9z';
+  const CROSS = 'M6 6l12 12M18 6L6 18';
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const shared = {}; // first /widget fetch, shared by both roots
+  let seq = 0;
+
+  // Text goes in as text nodes, never HTML.
+  function h(tag, attrs, ...kids) {
+    const el = D.createElement(tag);
+    for (const k in attrs) {
+      const v = attrs[k];
+      if (v == null || v === false) continue;
+      if (k === 'text') el.textContent = v;
+      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? '' : v);
+    }
+    el.append(...kids.flat(2).filter((c) => c != null && c !== false));
+    return el;
+  }
+  const icon = (d) => {
+    const s = h('span', { class: 'lw-ico', 'aria-hidden': 'true' });
+    s.innerHTML = `<svg viewBox="0 0 24 24" focusable="false"><path d="${d}"/></svg>`;
+    return s;
+  };
+
+  // Throws {status, code, message}; status 0: network.
+  async function api(proxy, path, body) {
+    const headers = { Accept: 'application/json' };
+    if (body) headers['Content-Type'] = 'application/json';
+    let res, json;
+    try {
+      res = await fetch(proxy + path, { method: body ? 'POST' : 'GET', body, headers, credentials: 'same-origin' });
+    } catch {
+      throw { status: 0, code: 'network' };
+    }
+    try {
+      json = await res.json();
+    } catch {}
+    if (res.ok && json) return json;
+    const e = (json && json.error) || {};
+    throw { status: res.status, code: e.code, message: e.message };
+  }
+
+  const uuid = () =>
+    crypto.randomUUID ? crypto.randomUUID()
+      : '10000000-1000-4000-8000-100000000000'.replace(/[018]/g, (c) => (c ^ (crypto.getRandomValues(new Uint8Array(1))[0] & (15 >> (c / 4)))).toString(16));
+
+  // Black or white on the accent: always >= 4.5:1.
+  function onColour(hex) {
+    if (!/^#[0-9a-f]{6}$/i.test(hex || '')) return null;
+    const L = [0.2126, 0.7152, 0.0722].reduce((sum, w, i) => {
+      const c = parseInt(hex.substr(1 + 2 * i, 2), 16) / 255;
+      return sum + w * (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+    }, 0);
+    return 1.05 / (L + 0.05) >= (L + 0.05) / 0.05 ? '#fff' : '#111';
+  }
+
+  function mount(root, inline) {
+    const ds = root.dataset;
+    const proxy = (ds.proxy || '/apps/loyalty').replace(/\/+$/, '');
+    let tag = ds.locale || D.documentElement.lang || 'en';
+    try {
+      tag = Intl.getCanonicalLocales(tag)[0];
+    } catch {
+      tag = 'en';
+    }
+    const T = STR[/^fr/i.test(tag) ? 'fr' : 'en'];
+    const nf = new Intl.NumberFormat(tag);
+    const plural = new Intl.PluralRules(tag);
+    const df = new Intl.DateTimeFormat(tag, { year: 'numeric', month: 'short', day: 'numeric' });
+    const fmt = (s, v) => s.replace(/\{(\w+)\}/g, (_, k) => v[k]);
+    const pts = (n) => fmt(T.pts[plural.select(n)] || T.pts.other, { n: nf.format(n) });
+    const date = (iso) => (iso && !isNaN(new Date(iso)) ? df.format(new Date(iso)) : '');
+    const money = (amount, opts) => {
+      try {
+        return new Intl.NumberFormat(tag, { style: 'currency', currency: data.shop.currency || 'USD', ...opts }).format(amount);
+      } catch {
+        return nf.format(amount);
+      }
+    };
+    const errText = (e) => T.errors[e.code] || e.message || T.network;
+    const line = (...parts) => parts.filter(Boolean).join(' · ');
+    const id = 'lw' + ++seq;
+    let data = null, open = false, busy = false, following = 0, checks = 0;
+    const retryKeys = {}; // reward id -> key of a click to retry
+
+    const live = h('div', { class: 'lw-sr', role: 'status', 'aria-live': 'polite' });
+    const sec = (full) => h('div', { class: full ? 'lw-sec lw-full' : 'lw-sec', hidden: true });
+    const st = sec(1), sum = sec(1), rw = sec(), cd = sec(), hi = sec();
+    const res = h('div', { class: 'lw-result', tabindex: '-1', hidden: true });
+    const body = h('div', { class: 'lw-body' }, st, sum, h('div', { class: 'lw-sec' }, res, rw), cd, hi);
+    const head = h('div', { class: 'lw-head' }, h('h2', { class: 'lw-title', id: id + 't', tabindex: '-1', text: T.rewards }));
+    const box = h('div', { class: inline ? 'lw lw-inline' : 'lw', 'data-pos': ds.position === 'left' ? 'left' : 'right' });
+    const fg = onColour(ds.accent);
+    if (fg) box.setAttribute('style', `--lw-accent:${ds.accent};--lw-on-accent:${fg}`);
+    let launcher, badge, dialog, backdrop;
+
+    if (inline) {
+      root.textContent = '';
+      box.append(h('section', { class: 'lw-panel', 'aria-labelledby': id + 't' }, head, body, live));
+    } else {
+      badge = h('span', { class: 'lw-badge', hidden: true });
+      launcher = h('button', { type: 'button', class: 'lw-launcher', 'aria-haspopup': 'dialog', 'aria-expanded': 'false',
+        'aria-controls': id + 'd', onclick: () => (open ? close() : show()) }, icon(STAR), h('span', { text: T.rewards }), badge);
+      backdrop = h('div', { class: 'lw-backdrop', hidden: true, onclick: close });
+      head.append(h('button', { type: 'button', class: 'lw-x', 'aria-label': T.close, onclick: close }, icon(CROSS)));
+      dialog = h('div', { class: 'lw-panel lw-dialog', id: id + 'd', role: 'dialog', 'aria-modal': 'true',
+        'aria-labelledby': id + 't', hidden: true, onkeydown: trap }, head, body, live);
+      box.append(launcher, backdrop, dialog);
+      setBadge(/^\d+$/.test(ds.points) ? +ds.points : null); // server-rendered
+      D.addEventListener('focusin', (e) => open && !dialog.contains(e.target) && focusables()[0].focus());
+    }
+    root.append(box);
+
+    function setBadge(n) {
+      if (!badge) return;
+      badge.hidden = n == null;
+      badge.textContent = n == null ? '' : pts(n);
+    }
+
+    function say(text) {
+      live.textContent = '';
+      setTimeout(() => (live.textContent = text), 100);
+    }
+
+    // Re-fill a section, keeping focus on the same control (data-k).
+    function fill(el, ...kids) {
+      const a = D.activeElement;
+      const had = el.contains(a);
+      const key = had && a.dataset.k;
+      el.textContent = '';
+      el.append(...kids.flat(2).filter(Boolean));
+      el.hidden = !el.firstChild;
+      if (had) (el.querySelector(`[data-k="${key}"]:not([disabled])`) || el.querySelector('h3') || head.firstChild).focus();
+    }
+    const h3 = (text) => h('h3', { class: 'lw-h3', tabindex: '-1', text });
+    const p = (cls, text) => h('p', { class: cls, text });
+
+    const focusables = () => [...dialog.querySelectorAll(FOCUSABLE)].filter((n) => n.getClientRects().length);
+    function trap(e) {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        close();
+      } else if (e.key === 'Tab') {
+        const f = focusables();
+        const i = f.indexOf(D.activeElement);
+        const to = e.shiftKey ? (i === 0 ? f[f.length - 1] : null) : i === f.length - 1 ? f[0] : null;
+        if (to) {
+          e.preventDefault();
+          to.focus();
+        }
+      }
+    }
+    function show() {
+      open = true;
+      dialog.hidden = backdrop.hidden = false;
+      launcher.setAttribute('aria-expanded', 'true');
+      focusables()[0].focus();
+      if (!data) load();
+    }
+    function close() {
+      if (!open) return;
+      open = false;
+      dialog.hidden = backdrop.hidden = true;
+      launcher.setAttribute('aria-expanded', 'false');
+      launcher.focus();
+    }
+
+    function load(fresh) {
+      if (!data) fill(st, p('lw-muted', T.loading));
+      const req = !fresh && shared[proxy] || api(proxy, '/widget');
+      if (!fresh) shared[proxy] = req;
+      return req.then((d) => {
+        ['rewards', 'redemptions', 'history'].forEach((k) => (d[k] = d[k] || []));
+        d.program = d.program || {};
+        d.shop = d.shop || {};
+        if (d.customer) d.customer.pending_until = d.customer.pending_until || [];
+        if (!data && d.customer) say(fmt(T.balanceSay, { pts: pts(d.customer.available) }));
+        data = d;
+        fill(st);
+        render();
+      }, (e) => {
+        delete shared[proxy];
+        if (data) return;
+        fill(st, p('lw-error', `${T.loadError} ${errText(e)}`),
+          h('button', { type: 'button', class: 'lw-btn lw-btn2', 'data-k': 'retry', onclick: () => load(true) }, T.retry));
+        say(T.loadError);
+      });
+    }
+
+    function rewardTitle(r) {
+      if (r.kind === 'fixed_amount' && r.amount) return fmt(T.off, { v: money(r.amount) });
+      if (r.kind === 'percentage' && r.percent) return fmt(T.off, { v: money(r.percent / 100, { style: 'percent', maximumFractionDigits: 2 }) });
+      return r.kind === 'free_shipping' ? T.freeShip : r.title;
+    }
+    const titleOf = (red) => {
+      const r = data.rewards.find((x) => x.title === red.reward);
+      return r ? rewardTitle(r) : red.reward;
+    };
+
+    function render() {
+      const c = data.customer;
+      const earn = data.program.earn;
+      const rule = earn && earn.per_amount ? fmt(T.earn, { pts: pts(earn.points), money: money(earn.per_amount) }) : data.program.description;
+      setBadge(c ? c.balance : null);
+      if (c) {
+        fill(sum, p('lw-muted lw-small', T.available), p('lw-big', pts(c.available)),
+          c.pending > 0 && p('lw-small', line(fmt(T.total, { pts: pts(c.balance) }), fmt(T.pending, { pts: pts(c.pending) }))),
+          c.pending_until.map((x) => p('lw-small lw-muted', fmt(T.pendingOn, { pts: pts(x.points), date: date(x.available_at) }))),
+          p('lw-small lw-muted', rule));
+      } else {
+        let href = data.sign_in_url || ds.signInUrl;
+        if (!/^(\/(?!\/)|https:\/\/)/.test(href)) href = '/account/login';
+        fill(sum, p('', rule), h('a', { class: 'lw-btn lw-link', href }, T.signIn));
+      }
+
+      fill(rw, h3(T.spendH), data.rewards.length ? h('ul', { class: 'lw-list' }, data.rewards.map((r) => {
+        const name = rewardTitle(r);
+        let action = null;
+        if (c && r.affordable) {
+          action = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'r' + r.id, disabled: busy, onclick: (e) => redeem(r, e.currentTarget) },
+            T.redeem, h('span', { class: 'lw-sr', text: fmt(T.redeemFor, { reward: name, pts: pts(r.points) }) }));
+        } else if (c) {
+          action = p('lw-need', fmt(T.need, { pts: pts(Math.max(r.points - c.available, 1)) }));
+        }
+        return h('li', { class: 'lw-item' }, h('div', {}, p('lw-strong', name),
+          p('lw-small lw-muted', line(pts(r.points), r.min_subtotal && fmt(T.minSub, { money: money(r.min_subtotal) })))), action);
+      })) : p('lw-muted', T.noRewards));
+
+      const reds = data.redemptions;
+      fill(cd, reds.length && [h3(T.codesH), h('ul', { class: 'lw-list' }, reds.map((r) => h('li', { class: 'lw-item lw-wrap' },
+        h('div', {}, p('lw-strong', titleOf(r)),
+          p('lw-small lw-muted', line(T.status[r.status] || r.status, r.code && fmt(T.validUntil, { date: date(r.ends_at) })))),
+        r.code && r.status === 'issued' && codeBox(r.code, 'c' + r.id))))]);
+
+      fill(hi, c && [h3(T.historyH), data.history.length ? h('ul', { class: 'lw-list' }, data.history.map((x) => {
+        const kind = T.kind[x.kind] || x.kind;
+        const own = x.label && x.label !== x.kind;
+        return h('li', { class: 'lw-item' }, h('div', {}, p('', own ? x.label : kind), p('lw-small lw-muted', line(own && kind, date(x.at)))),
+          p(x.points > 0 ? 'lw-pts lw-plus' : 'lw-pts', (x.points > 0 ? '+' : '') + nf.format(x.points)));
+      })) : p('lw-muted', T.noHistory)]);
+
+      // An older code may still be pending: look again soon.
+      if (!following && reds.some((r) => r.status === 'pending') && checks++ < 12) {
+        setTimeout(() => (open || inline) && !following && load(true), 5000);
+      }
+    }
+
+    function codeBox(code, key) {
+      const text = h('code', { class: 'lw-code', text: code });
+      const btn = h('button', { type: 'button', class: 'lw-btn lw-btn2', 'data-k': key, onclick: () => copy(code, text, btn) }, T.copy);
+      return h('div', { class: 'lw-codebox' }, text, btn);
+    }
+
+    async function copy(code, el, btn) {
+      let ok = false;
+      try {
+        await navigator.clipboard.writeText(code);
+        ok = true;
+      } catch {
+        const range = D.createRange(); // fallback: select it
+        range.selectNodeContents(el);
+        getSelection().removeAllRanges();
+        getSelection().addRange(range);
+        try {
+          ok = D.execCommand('copy');
+        } catch {}
+      }
+      say(ok ? T.copied : T.selected);
+      if (ok) {
+        btn.textContent = T.copied;
+        setTimeout(() => (btn.textContent = T.copy), 2000);
+      }
+    }
+
+    function result(cls, ...kids) {
+      res.className = 'lw-result ' + cls;
+      res.textContent = '';
+      res.append(...kids);
+      res.hidden = false;
+    }
+    const tell = (cls, text) => {
+      result(cls, p('', text));
+      say(text);
+    };
+
+    async function redeem(reward, btn) {
+      if (busy || btn.disabled) return;
+      busy = true;
+      const name = rewardTitle(reward);
+      // One key per click, reused when that click is retried.
+      const key = retryKeys[reward.id] || (retryKeys[reward.id] = uuid());
+      tell('lw-wait', fmt(T.redeeming, { reward: name }));
+      res.focus(); // before disabling the button
+      rw.querySelectorAll('button').forEach((b) => (b.disabled = true));
+      let made = null;
+      for (let i = 0; ; i++) {
+        try {
+          made = (await api(proxy, '/redeem', JSON.stringify({ reward_id: reward.id, idempotency_key: key }))).redemption;
+          delete retryKeys[reward.id];
+          break;
+        } catch (e) {
+          const known = e.status >= 400 && e.status < 500;
+          if (!known && i < 2) {
+            await sleep(1000 * (i + 1));
+            continue;
+          }
+          if (known) delete retryKeys[reward.id];
+          tell('lw-bad', errText(e));
+          break;
+        }
+      }
+      busy = false;
+      if (made) follow(made, name);
+      else load(true);
+    }
+
+    // Poll every second, up to a minute, while pending.
+    async function follow(red, name) {
+      following++;
+      load(true); // new balance
+      const end = Date.now() + 60000;
+      if (red.status === 'pending') tell('lw-wait', fmt(T.preparing, { reward: name }));
+      while (red.status === 'pending' && Date.now() < end) {
+        await sleep(1000);
+        try {
+          red = (await api(proxy, '/redemptions/' + red.id)).redemption;
+        } catch (e) {
+          if (e.status === 401 || e.status === 404) break;
+        }
+      }
+      if (red.status === 'issued' && red.code) {
+        result('lw-ok', p('lw-strong', name), codeBox(red.code, 'rc'),
+          p('lw-small', (red.ends_at ? fmt(T.validUntil, { date: date(red.ends_at) }) + ' ' : '') + T.atCheckout));
+        say(fmt(T.ready, { reward: name, code: red.code.split('').join(' ') }));
+      } else if (red.status === 'failed') tell('lw-bad', fmt(T.failed, { reward: name }));
+      else if (red.status === 'pending') tell('lw-wait', T.slow);
+      else tell('', `${name}: ${T.status[red.status] || red.status}`);
+      following--;
+      load(true);
+    }
+
+    if (inline) load();
+  }
+
+  function start() {
+    [['loyalty-page-root', true], ['loyalty-widget-root', false]].forEach(([id, inline]) => {
+      const root = D.getElementById(id);
+      if (root && !root.dataset.lwMounted) {
+        root.dataset.lwMounted = '1';
+        mount(root, inline);
+      }
+    });
+  }
+  if (D.readyState === 'loading') D.addEventListener('DOMContentLoaded', start);
+  else start();
+})();
