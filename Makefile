@@ -8,7 +8,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 FLASK = $(VENV)/bin/flask --app plugin
 DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && LOYALTY_DEMO=1 && set +a
 
-.PHONY: run test test-postgres test-sqlite lint simulate balance redeem clean
+.PHONY: run test test-postgres test-sqlite lint simulate balance redeem bench-widget clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -60,6 +60,12 @@ test-sqlite:
 
 lint:
 	$(VENV)/bin/ruff check .
+
+## bench-widget: Lighthouse on the demo storefront with and without the widget (writes docs/widget-performance.md)
+bench-widget: $(VENV)/.installed
+	scripts/services.sh
+	cd bench && npm ci --no-audit --no-fund
+	$(VENV)/bin/python bench/lighthouse_widget.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -77,5 +77,4 @@ def proxy(subpath: str) -> Response:
 @bp.get("/widget-assets/<path:name>")
 def asset(name: str) -> Response:
     """The widget's two files, as the theme app extension would serve them from Shopify's CDN."""
-    response = send_from_directory(ASSETS, name, max_age=3600)
-    return response
+    return send_from_directory(ASSETS, name, max_age=3600)
