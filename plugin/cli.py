@@ -293,6 +293,50 @@ def redemptions_cancel(redemption_id: int, reason: str, actor: str) -> None:
     _echo_json(_redemption_json(cancelled))
 
 
+@loyalty.group("privacy")
+def privacy_group() -> None:
+    """Privacy requests received from the shop (data requests, redactions, shop erasure)."""
+
+
+@privacy_group.command("list")
+@click.option("--shop", "domain", help="Only this shop's requests.")
+def privacy_list(domain: str | None) -> None:
+    from sqlalchemy import select
+
+    from plugin.models import PrivacyRequest
+
+    with transaction(_settings().database_url) as session:
+        query = select(PrivacyRequest).order_by(PrivacyRequest.id.desc()).limit(200)
+        if domain:
+            query = query.where(PrivacyRequest.shop_domain == domain)
+        _echo_json(
+            [
+                {
+                    "id": r.id,
+                    "shop": r.shop_domain,
+                    "topic": r.topic,
+                    "customer_id": r.customer_id,
+                    "completed_at": r.completed_at.isoformat() if r.completed_at else None,
+                    "outcome": {k: v for k, v in r.outcome.items() if k != "export"},
+                }
+                for r in session.scalars(query)
+            ]
+        )
+
+
+@privacy_group.command("show")
+@click.argument("request_id", type=int)
+def privacy_show(request_id: int) -> None:
+    """Print one request in full: for a data request, the export to hand to the merchant."""
+    from plugin.models import PrivacyRequest
+
+    with transaction(_settings().database_url) as session:
+        found = session.get(PrivacyRequest, request_id)
+        if found is None:
+            raise click.ClickException(f"no privacy request {request_id}")
+        _echo_json({"id": found.id, "shop": found.shop_domain, "topic": found.topic, "outcome": found.outcome})
+
+
 def _redemption_json(r) -> dict:
     return {
         "id": r.id,

@@ -83,3 +83,27 @@ class CustomerCreated:
 
 
 Event = OrderCreated | OrderPaid | OrderCancelled | OrderRefunded | CustomerCreated
+
+
+@dataclass(frozen=True)
+class AppUninstalled:
+    """The merchant removed the app; the shop's token is already invalid."""
+
+
+@dataclass(frozen=True)
+class CustomerDataRequested:
+    customer_id: int
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
+class CustomerRedactRequested:
+    customer_id: int
+
+
+@dataclass(frozen=True)
+class ShopRedactRequested:
+    """Sent 48 hours after uninstall: erase everything we hold for the shop."""
+
+
+Lifecycle = AppUninstalled | CustomerDataRequested | CustomerRedactRequested | ShopRedactRequested

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from plugin import accrual
+from plugin import accrual, events, privacy
 from plugin.db import engine_for, insert_for, transaction
 from plugin.models import Delivery, Shop, utcnow
 from plugin.platforms import shopify
@@ -146,9 +146,10 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None])
             select(Shop).where(Shop.domain == delivery.shop_domain)
         ).scalar_one_or_none()
     shop = shops[delivery.shop_domain]
-    if shop is None:
+    lifecycle = delivery.topic in shopify.LIFECYCLE_TOPICS  # handled whatever the shop's state
+    if shop is None and not lifecycle:
         raise Unprocessable(f"unknown shop {delivery.shop_domain}")
-    if not shop.active:
+    if shop is not None and not shop.active and not lifecycle:
         raise Unprocessable(f"shop {delivery.shop_domain} is uninstalled")
     try:
         payload = json.loads(delivery.body, parse_float=Decimal, parse_constant=_refuse_constant)
@@ -163,8 +164,22 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None])
         raise Unprocessable(f"schema error: {json.dumps(error.messages, sort_keys=True)[:1500]}") from None
     if event is None:
         return IGNORED
+    if lifecycle:
+        privacy.apply(session, shop, delivery.shop_domain, delivery.topic, event, delivery.id)
+        if isinstance(event, events.ShopRedactRequested):
+            shops[delivery.shop_domain] = None
+        return PROCESSED
+    delivery.customer_id = _customer_of(event)
     accrual.apply(session, shop, event)
     return PROCESSED
+
+
+def _customer_of(event: events.Event) -> int | None:
+    """Which shopper a payload is about, so a later customers/redact can scrub it."""
+    if isinstance(event, events.CustomerCreated):
+        return event.customer.customer_id
+    order = getattr(event, "order", None)
+    return order.customer.customer_id if order is not None and order.customer is not None else None
 
 
 def _refuse_constant(name: str) -> None:

@@ -71,6 +71,11 @@ class Shop(Base):
     domain: Mapped[str] = mapped_column(String(255), unique=True)
     platform: Mapped[str] = mapped_column(String(16), default="shopify")
     access_token: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet ciphertext, never plaintext
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # expiring offline tokens only
+    refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary)  # Fernet ciphertext
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scopes: Mapped[str | None] = mapped_column(String(500))
+    webhooks_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     currency: Mapped[str | None] = mapped_column(String(3))
     settings: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     settings_version: Mapped[int] = mapped_column(Integer, default=1)
@@ -177,6 +182,7 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         UniqueConstraint("shop_domain", "webhook_id"),
+        Index(None, "shop_domain", "customer_id"),
         Index(
             "ix_deliveries_waiting",
             "id",
@@ -200,6 +206,8 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The shopper the payload is about, once known: what a customers/redact request scrubs.
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Redemption(Base):
@@ -233,3 +241,26 @@ class Redemption(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PrivacyRequest(Base):
+    """A privacy (compliance) webhook and what we did about it; kept after the shop's data is erased."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (Index(None, "shop_domain", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_domain: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(64))
+    customer_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)  # counts, or the data export itself
+
+
+class LedgerErasure(Base):
+    """A permit, alive only inside the transaction that erases a shop, to delete that shop's postings."""
+
+    __tablename__ = "ledger_erasures"
+
+    shop_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

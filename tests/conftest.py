@@ -27,7 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "shopify"
 SECRET = "test-webhook-secret"
 SHOP = "loyal-shop.myshopify.com"
-TABLES = ("postings", "refunds", "orders", "members", "deliveries", "shops")
+TABLES = (
+    "postings",
+    "redemptions",
+    "refunds",
+    "orders",
+    "members",
+    "deliveries",
+    "shops",
+    "privacy_requests",
+    "ledger_erasures",
+)
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 

@@ -242,3 +242,22 @@ def _object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValidationError({"_schema": ["payload must be a JSON object"]})
     return payload
+
+
+class PrivacyCustomerSchema(_Lenient):
+    id = fields.Integer(required=True, strict=True)
+
+
+class PrivacyRequestSchema(_Lenient):
+    """customers/data_request and customers/redact: the shop's domain, the customer, the request."""
+
+    shop_domain = fields.String(required=True)
+    customer = fields.Nested(PrivacyCustomerSchema, required=True)
+    data_request = fields.Dict(load_default=None, allow_none=True)
+
+
+def load_privacy_request(payload: Any) -> tuple[int, int | None]:
+    """(customer id, data request id) from a customers/* privacy payload."""
+    data = PrivacyRequestSchema().load(_object(payload))
+    request_id = (data["data_request"] or {}).get("id")
+    return data["customer"]["id"], request_id if isinstance(request_id, int) else None

@@ -46,7 +46,13 @@ PARSERS: dict[str, Callable[[Any, datetime], events.Event]] = {
     "orders/cancelled": lambda p, _t: events.OrderCancelled(shopify_schemas.load_order(p)),
     "refunds/create": lambda p, _t: events.OrderRefunded(shopify_schemas.load_refund(p)),
     "customers/create": lambda p, _t: events.CustomerCreated(shopify_schemas.load_customer(p)),
+    "app/uninstalled": lambda _p, _t: events.AppUninstalled(),
+    "customers/data_request": lambda p, _t: events.CustomerDataRequested(*shopify_schemas.load_privacy_request(p)),
+    "customers/redact": lambda p, _t: events.CustomerRedactRequested(shopify_schemas.load_privacy_request(p)[0]),
+    "shop/redact": lambda _p, _t: events.ShopRedactRequested(),
 }
+# Topics handled even for a shop that has uninstalled the app (or that we no longer know).
+LIFECYCLE_TOPICS = frozenset({"app/uninstalled", "customers/data_request", "customers/redact", "shop/redact"})
 
 
 def parse_event(topic: str, payload: Any, triggered_at: datetime) -> events.Event | None:

@@ -1,0 +1,169 @@
+"""The shop's lifecycle and its customers' privacy: uninstall, data export, customer redaction, shop erasure.
+
+Each privacy request is recorded in `privacy_requests` with what was done, and that record outlives the data.
+Redaction keeps the ledger's amounts (so every account still adds up) but unlinks them from the person.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from plugin import events, ledger
+from plugin.models import (
+    Delivery,
+    LedgerErasure,
+    Member,
+    Order,
+    Posting,
+    PrivacyRequest,
+    Redemption,
+    Refund,
+    Shop,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+REDACTED_BODY = b'{"redacted": true}'
+
+
+def apply(
+    session: Session, shop: Shop | None, shop_domain: str, topic: str, event: events.Lifecycle, delivery_id: int
+) -> dict[str, Any]:
+    """Carry out an uninstall or a privacy request, in the caller's transaction; returns what was done."""
+    customer_id = getattr(event, "customer_id", None)
+    if shop is None:
+        outcome: dict[str, Any] = {"note": "no data held for this shop"}
+    elif isinstance(event, events.AppUninstalled):
+        outcome = uninstall(session, shop)
+    elif isinstance(event, events.CustomerDataRequested):
+        outcome = {"request_id": event.request_id, "export": export_customer(session, shop, event.customer_id)}
+    elif isinstance(event, events.CustomerRedactRequested):
+        outcome = redact_customer(session, shop, event.customer_id)
+    else:
+        outcome = erase_shop(session, shop, keep_delivery_id=delivery_id)
+    if not isinstance(event, events.AppUninstalled):
+        session.add(
+            PrivacyRequest(
+                shop_domain=shop_domain,
+                topic=topic,
+                customer_id=customer_id,
+                received_at=utcnow(),
+                completed_at=utcnow(),
+                outcome=outcome,
+            )
+        )
+    log.info("%s for %s: %s", topic, shop_domain, {k: v for k, v in outcome.items() if k != "export"})
+    return outcome
+
+
+def uninstall(session: Session, shop: Shop) -> dict[str, Any]:
+    """The shop stops: its tokens are deleted, later deliveries are parked; its history stays for a re-install."""
+    shop.active = False
+    shop.uninstalled_at = utcnow()
+    shop.access_token = shop.refresh_token = None
+    shop.token_expires_at = shop.refresh_expires_at = None
+    return {"uninstalled": True}
+
+
+def export_customer(session: Session, shop: Shop, customer_id: int) -> dict[str, Any]:
+    """Everything we hold about one shopper, for the merchant to hand over."""
+    member = session.execute(
+        select(Member).where(Member.shop_id == shop.id, Member.customer_id == customer_id)
+    ).scalar_one_or_none()
+    if member is None:
+        return {"customer_id": customer_id, "member": False}
+    postings = session.scalars(
+        select(Posting).where(Posting.shop_id == shop.id, Posting.member_id == member.id).order_by(Posting.id)
+    )
+    redemptions = session.scalars(
+        select(Redemption).where(Redemption.shop_id == shop.id, Redemption.member_id == member.id)
+    )
+    orders = session.scalars(select(Order).where(Order.shop_id == shop.id, Order.member_id == member.id))
+    return {
+        "customer_id": customer_id,
+        "member": True,
+        "email": member.email,
+        "first_name": member.first_name,
+        "last_name": member.last_name,
+        "enrolled_at": member.enrolled_at.isoformat(),
+        **ledger.balance_of(session, shop.id, member).to_json(),
+        "postings": [
+            {
+                "at": p.created_at.isoformat(),
+                "kind": p.kind,
+                "points": p.points,
+                "source": f"{p.source_type}:{p.source_id}",
+                "note": p.note,
+            }
+            for p in postings
+        ],
+        "redemptions": [
+            {
+                "id": r.id,
+                "status": r.status,
+                "code": r.code,
+                "points": r.points,
+                "reward": r.reward["title"],
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in redemptions
+        ],
+        "orders": [
+            {
+                "order_id": o.order_id,
+                "name": o.name,
+                "points_held": o.points_held,
+                "paid_at": o.paid_at.isoformat() if o.paid_at else None,
+            }
+            for o in orders
+        ],
+    }
+
+
+def redact_customer(session: Session, shop: Shop, customer_id: int) -> dict[str, Any]:
+    """Remove a shopper's personal data; their postings keep their amounts under an anonymous member."""
+    member = session.execute(
+        select(Member).where(Member.shop_id == shop.id, Member.customer_id == customer_id)
+    ).scalar_one_or_none()
+    if member is not None:
+        member.email = member.first_name = member.last_name = None
+        member.customer_id = -member.id  # no longer the shop's customer id; unique within the shop
+    scrubbed = session.execute(
+        update(Delivery)
+        .where(Delivery.shop_domain == shop.domain, Delivery.customer_id == customer_id)
+        .values(body=REDACTED_BODY, customer_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return {"member_anonymised": member is not None, "deliveries_scrubbed": scrubbed}
+
+
+def erase_shop(session: Session, shop: Shop, keep_delivery_id: int) -> dict[str, Any]:
+    """Delete everything we hold for an uninstalled shop (the privacy record and this request stay)."""
+    if shop.active:
+        return {"erased": False, "note": "the shop installed the app again; nothing erased"}
+    counts: dict[str, Any] = {"erased": True}
+    session.add(LedgerErasure(shop_id=shop.id))  # the permit the postings' delete trigger looks for
+    session.flush()
+    for name, table in (
+        ("postings", Posting),
+        ("redemptions", Redemption),
+        ("refunds", Refund),
+        ("orders", Order),
+        ("members", Member),
+    ):
+        counts[name] = session.execute(
+            delete(table).where(table.shop_id == shop.id).execution_options(synchronize_session=False)
+        ).rowcount
+    counts["deliveries"] = session.execute(
+        delete(Delivery)
+        .where(Delivery.shop_domain == shop.domain, Delivery.id != keep_delivery_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.execute(delete(LedgerErasure).where(LedgerErasure.shop_id == shop.id))
+    session.delete(shop)
+    session.flush()
+    return counts

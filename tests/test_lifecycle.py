@@ -1,0 +1,144 @@
+"""Uninstall, re-install and the three privacy webhooks, each checked in the database."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from plugin import create_app, ledger, shops
+from plugin.db import transaction
+from plugin.models import Delivery, Member, Order, Posting, PrivacyRequest, Shop
+from tests import builders
+from tests.conftest import SHOP, deliver, signed_headers
+
+OTHER = "other-shop.myshopify.com"
+
+
+def privacy_payload(customer_id: int | None = None, shop: str = SHOP) -> dict:
+    payload = {"shop_id": 954889, "shop_domain": shop}
+    if customer_id is not None:
+        payload |= {
+            "customer": {"id": customer_id, "email": "ada@example.com", "phone": "555-625-1199"},
+            "orders_requested": [1],
+            "orders_to_redact": [1],
+            "data_request": {"id": 9999},
+        }
+    return payload
+
+
+def count(settings, model, **where) -> int:
+    with transaction(settings.database_url) as session:
+        query = select(func.count()).select_from(model)
+        for column, value in where.items():
+            query = query.where(getattr(model, column) == value)
+        return session.execute(query).scalar_one()
+
+
+def test_uninstall_parks_later_deliveries_and_a_reinstall_restores_the_history(fake_shop_api, shop_with_token):
+    settings, _ = fake_shop_api
+    client = create_app(settings, TESTING=True).test_client()
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")]))
+    deliver(client, "app/uninstalled", {"id": 1, "myshopify_domain": SHOP})
+    with transaction(settings.database_url) as session:
+        stored = shops.get(session, SHOP)
+        assert (stored.active, stored.access_token, stored.refresh_token) == (False, None, None)
+    deliver(client, "orders/paid", builders.order(2, 7001, [builders.line(20, "10.00")]))
+    with transaction(settings.database_url) as session:
+        parked = session.scalars(select(Delivery).where(Delivery.status == "parked")).one()
+        assert parked.reason == f"shop {SHOP} is uninstalled"
+        parked_id = parked.id
+
+    with transaction(settings.database_url) as session:
+        shops.install(session, SHOP, "shpat_new_token", settings.encryption_keys)
+    from plugin import inbox
+
+    assert inbox.replay(settings.database_url, parked_id) == "processed"
+    with transaction(settings.database_url) as session:
+        assert session.execute(select(Member.balance)).scalar_one() == 50  # 40 before, 10 replayed
+
+
+def test_privacy_webhook_with_a_bad_signature_is_refused_401(client, settings, shop):
+    body = json.dumps(privacy_payload(7001)).encode()
+    headers = signed_headers(body, "customers/redact", secret="forged")
+    assert client.post("/webhooks/shopify", data=body, headers=headers).status_code == 401
+    assert count(settings, PrivacyRequest) == 0
+
+
+def test_data_request_exports_the_members_data_for_the_merchant(client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")], email="ada@example.com"))
+    deliver(client, "customers/data_request", privacy_payload(7001))
+    with transaction(settings.database_url) as session:
+        request = session.scalars(select(PrivacyRequest)).one()
+    export = request.outcome["export"]
+    assert (request.topic, request.customer_id, request.outcome["request_id"]) == ("customers/data_request", 7001, 9999)
+    assert (export["email"], export["balance"]) == ("ada@example.com", 40)
+    assert [(p["kind"], p["points"]) for p in export["postings"]] == [("earn", 40)]
+    assert [o["order_id"] for o in export["orders"]] == [1]
+
+
+def test_customer_redact_removes_personal_data_and_keeps_the_amounts(client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")], email="ada@example.com"))
+    deliver(client, "orders/paid", builders.order(2, 7002, [builders.line(20, "15.00")], email="bob@example.com"))
+    deliver(client, "customers/redact", privacy_payload(7001))
+    with transaction(settings.database_url) as session:
+        members = {m.balance: m for m in session.scalars(select(Member))}
+        redacted, kept = members[40], members[15]
+        assert (redacted.email, redacted.first_name, redacted.last_name) == (None, None, None)
+        assert redacted.customer_id < 0  # no longer the shop's customer id
+        assert (kept.email, kept.customer_id) == ("bob@example.com", 7002)
+        bodies = [d.body for d in session.scalars(select(Delivery).where(Delivery.topic == "orders/paid"))]
+        assert b"ada@example.com" not in b"".join(bodies)
+        assert any(b"bob@example.com" in body for body in bodies)
+        assert ledger.verify(session) == []
+        assert session.execute(select(func.sum(Posting.points))).scalar_one() == 55  # the accounts still add up
+        request = session.scalars(select(PrivacyRequest)).one()
+    assert request.outcome == {"member_anonymised": True, "deliveries_scrubbed": 1}
+
+
+def test_shop_redact_erases_everything_of_an_uninstalled_shop_only(client, settings, shop):
+    with transaction(settings.database_url) as session:
+        shops.install(session, OTHER, None, settings.encryption_keys)
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")]))
+    deliver(client, "refunds/create", builders.refund(5, 1, {10: 1}))
+    deliver(client, "orders/paid", builders.order(9, 7009, [builders.line(90, "12.00")]), shop=OTHER)
+    deliver(client, "shop/redact", privacy_payload())
+    assert count(settings, Member) == 2  # still installed: nothing erased
+    deliver(client, "app/uninstalled", {"id": 1})
+    deliver(client, "shop/redact", privacy_payload())
+
+    with transaction(settings.database_url) as session:
+        assert session.scalars(select(Shop.domain)).all() == [OTHER]
+        assert session.execute(select(Member.customer_id)).scalars().all() == [7009]
+        assert session.execute(select(Order.order_id)).scalars().all() == [9]
+        assert session.execute(select(func.count()).select_from(Posting)).scalar_one() == 1
+        left = session.execute(select(Delivery.shop_domain, Delivery.topic)).all()
+        assert sorted(left) == [(SHOP, "shop/redact"), (OTHER, "orders/paid")]  # the request itself stays
+        requests = session.scalars(select(PrivacyRequest).order_by(PrivacyRequest.id)).all()
+        assert [r.outcome["erased"] for r in requests] == [False, True]
+        assert requests[1].outcome["postings"] == 2 and requests[1].outcome["members"] == 1
+        assert session.execute(text("SELECT count(*) FROM ledger_erasures")).scalar_one() == 0  # no permit left
+    with pytest.raises(DBAPIError, match="append-only"), transaction(settings.database_url) as session:
+        session.execute(text("DELETE FROM postings"))  # the other shop's ledger is still protected
+
+
+def test_privacy_requests_for_a_shop_we_never_knew_are_acknowledged(client, settings):
+    deliver(
+        client, "customers/redact", privacy_payload(7001, shop="stranger.myshopify.com"), shop="stranger.myshopify.com"
+    )
+    with transaction(settings.database_url) as session:
+        delivery = session.scalars(select(Delivery)).one()
+        request = session.scalars(select(PrivacyRequest)).one()
+    assert delivery.status == "processed"
+    assert request.outcome == {"note": "no data held for this shop"}
+
+
+def test_the_export_can_be_read_from_the_cli(app, client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")]))
+    deliver(client, "customers/data_request", privacy_payload(7001))
+    listed = json.loads(app.test_cli_runner().invoke(args=["loyalty", "privacy", "list"]).output)
+    assert [(r["topic"], r["customer_id"]) for r in listed] == [("customers/data_request", 7001)]
+    shown = json.loads(app.test_cli_runner().invoke(args=["loyalty", "privacy", "show", str(listed[0]["id"])]).output)
+    assert shown["outcome"]["export"]["balance"] == 40
