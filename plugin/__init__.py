@@ -19,17 +19,20 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
         # Werkzeug stops a streamed body at this length without an error (webhooks/intake.py checks it).
         MAX_CONTENT_LENGTH=MAX_WEBHOOK_BYTES + 1,
         JSON_SORT_KEYS=False,
+        SESSION_COOKIE_SECURE=not settings.demo,  # the OAuth state cookie travels over https only
+        SESSION_COOKIE_SAMESITE="Lax",
         **flask_config,
     )
     app.extensions["loyalty"] = settings
     logs.configure()
 
-    from plugin import cli, errors
+    from plugin import cli, errors, install
     from storefront_widget.proxy import bp as storefront_bp
     from webhooks.intake import bp as webhooks_bp
 
     errors.register(app)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(install.bp)
     app.register_blueprint(storefront_bp)
     if settings.demo:
         from storefront_widget.demo import bp as demo_bp

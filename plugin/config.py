@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 DEFAULT_DATABASE_URL = "sqlite:///instance/loyalty.db"
 DEFAULT_API_VERSION = "2025-10"
+# Orders and refunds (webhooks), customers and their metafields (balances), discounts (reward codes).
+DEFAULT_SCOPES = "read_orders,read_customers,write_customers,write_discounts"
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
 
@@ -32,6 +34,8 @@ class Settings:
     shopify_api_base_url: str = ""
     shopify_api_version: str = DEFAULT_API_VERSION
     shopify_api_timeout: float = 10.0
+    shopify_scopes: str = DEFAULT_SCOPES
+    shopify_app_url: str = ""  # the app's public https origin; OAuth's redirect_uri is built on it
     secret_key: str = ""
     encryption_keys: tuple[str, ...] = field(default_factory=tuple)
     queue_name: str = "loyalty"
@@ -61,6 +65,8 @@ class Settings:
             shopify_api_base_url=_env("SHOPIFY_API_BASE_URL").rstrip("/"),
             shopify_api_version=_env("SHOPIFY_API_VERSION", DEFAULT_API_VERSION),
             shopify_api_timeout=float(_env("SHOPIFY_API_TIMEOUT", "10")),
+            shopify_scopes=_env("SHOPIFY_SCOPES", DEFAULT_SCOPES),
+            shopify_app_url=_env("SHOPIFY_APP_URL").rstrip("/"),
             secret_key=_env("SECRET_KEY"),
             encryption_keys=keys,
             queue_name=_env("LOYALTY_QUEUE", "loyalty"),

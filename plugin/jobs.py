@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from plugin import balance_push, inbox, queue, redemption
+from plugin import balance_push, inbox, queue, redemption, subscriptions
 from plugin.config import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,15 @@ def push_balances_with(settings: Settings) -> int:
     return written
 
 
+def check_webhooks(shop_id: int) -> list[str]:
+    """Worker entry point: re-create any webhook subscription the shop lost."""
+    return check_webhooks_with(Settings.from_env(), shop_id)
+
+
+def check_webhooks_with(settings: Settings, shop_id: int) -> list[str]:
+    return subscriptions.ensure(settings, shop_id, redemption.admin_client)
+
+
 def sweep(settings: Settings) -> tuple[int, int]:
     """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
 
@@ -72,4 +81,7 @@ def sweep(settings: Settings) -> tuple[int, int]:
         queue.enqueue_issue(settings, redemption_id)
     if balance_push.any_due(settings.database_url):
         queue.signal_balances(settings)
+    if settings.shopify_app_url:
+        for shop_id in subscriptions.due(settings):
+            queue.enqueue_webhook_check(settings, shop_id)
     return count, len(stranded)

@@ -17,6 +17,7 @@ SIGNAL_TTL_SECONDS = 10  # if a queued drain job is lost, the next delivery re-s
 DRAIN_JOB = "plugin.jobs.drain_inbox"
 ISSUE_JOB = "plugin.jobs.issue_code"
 PUSH_JOB = "plugin.jobs.push_balances"
+WEBHOOK_CHECK_JOB = "plugin.jobs.check_webhooks"
 
 
 @lru_cache(maxsize=4)
@@ -90,6 +91,22 @@ def signal_balances(settings: Settings) -> None:
             queue_for(settings).enqueue(PUSH_JOB, job_timeout=600, result_ttl=60, failure_ttl=86400)
     except RedisError as error:
         log.warning("could not signal a balance push (%s); the sweeper will", error)
+
+
+def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
+    """Check (and repair) a shop's webhook subscriptions: after install, and periodically."""
+    if settings.inline_jobs:
+        from plugin import jobs
+
+        try:
+            jobs.check_webhooks_with(settings, shop_id)
+        except Exception:  # the periodic check tries again
+            log.exception("webhook subscription check for shop %s failed", shop_id)
+        return
+    try:
+        queue_for(settings).enqueue(WEBHOOK_CHECK_JOB, shop_id, job_timeout=120, result_ttl=300)
+    except RedisError as error:
+        log.warning("could not queue the webhook check for shop %s (%s)", shop_id, error)
 
 
 def clear_signal(settings: Settings, what: str = "inbox") -> None:

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from plugin import crypto, ledger
+from plugin import ledger, tokens
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Redemption, Shop, utcnow
@@ -142,15 +142,19 @@ def code_for(redemption_id: int) -> str:
 
 
 def admin_client(settings: Settings, shop: Shop) -> AdminClient:
-    if not shop.access_token:
-        raise AdminAPIError(f"{shop.domain} has no access token")
-    token = crypto.decrypt(shop.access_token, settings.encryption_keys)
+    """A client for the shop's Admin API, with a fresh token, that refreshes once more if the shop says 401."""
+    session = object_session(shop)
+    if session is None:
+        raise ValueError("admin_client needs a shop loaded in an open session")
+    token = tokens.current(session, settings, shop)
+    shop_id = shop.id
     return AdminClient(
         shop.domain,
         token,
         settings.shopify_api_version,
         settings.shopify_api_base_url,
         read_timeout=settings.shopify_api_timeout,
+        on_unauthorized=lambda: tokens.refresh_now(settings, shop_id) if shop.refresh_token else None,
     )
 
 

@@ -35,6 +35,7 @@ class AdminClient:
     max_wait_seconds: float = 20.0  # never wait longer than this for one retry
     deadline: float | None = None  # time.monotonic() after which no new attempt starts
     read_timeout: float = 10.0
+    on_unauthorized: Callable[[], str | None] | None = None  # returns a refreshed token, or None
 
     @property
     def endpoint(self) -> str:
@@ -66,6 +67,11 @@ class AdminClient:
                 last_problem = f"throttled (HTTP {response.status_code})"
                 self._wait(min(throttled_wait, self.max_wait_seconds), attempt, last_problem)
                 continue
+            if response.status_code == 401 and self.on_unauthorized is not None:
+                refreshed, self.on_unauthorized = self.on_unauthorized(), None  # refresh once, never loop
+                if refreshed:
+                    self.access_token = refreshed
+                    continue
             if response.status_code >= 500:
                 last_problem = f"HTTP {response.status_code}"
                 self._back_off(attempt, last_problem)
