@@ -26,11 +26,12 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.extensions["loyalty"] = settings
     logs.configure()
 
-    from plugin import cli, errors, install
+    from plugin import admin, cli, errors, install
     from storefront_widget.proxy import bp as storefront_bp
     from webhooks.intake import bp as webhooks_bp
 
-    errors.register(app)
+    admin.init_app(app)
+    errors.register(app)  # after flask-smorest, whose own HTTP error handler this one replaces
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(install.bp)
     app.register_blueprint(storefront_bp)

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from plugin.program import ProgramSettings
-from plugin.rewards import DEFAULT_CATALOGUE, validate_catalogue
+from plugin.rewards import DEFAULT_CATALOGUE, RewardSchema, validate_catalogue
 
 DEFAULTS = ProgramSettings()
 
@@ -37,7 +37,7 @@ class ProgramSettingsSchema(Schema):
     earn_on_test_orders = fields.Boolean(load_default=DEFAULTS.earn_on_test_orders)
     guest_orders_earn_by_email = fields.Boolean(load_default=DEFAULTS.guest_orders_earn_by_email)
     pending_days = fields.Integer(strict=True, load_default=DEFAULTS.pending_days, validate=validate.Range(0, 365))
-    rewards = fields.List(fields.Dict(), load_default=None)
+    rewards = fields.List(fields.Nested(RewardSchema), load_default=None)
 
 
 def validate_settings(data: dict[str, Any]) -> dict[str, Any]:

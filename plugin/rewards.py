@@ -89,10 +89,11 @@ class RewardSchema(Schema):
 
 def validate_catalogue(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Check a catalogue; returns it as JSON-safe dicts with defaults filled, or raises ValidationError."""
-    loaded = RewardSchema(many=True).load(items)
+    # Items may come already loaded (Decimals, None for absent fields): drop the Nones and load again.
+    loaded = RewardSchema(many=True).load([{k: v for k, v in item.items() if v is not None} for item in items])
     ids = [item["id"] for item in loaded]
     if len(ids) != len(set(ids)):
-        raise ValidationError({"rewards": ["reward ids must be unique"]})
+        raise ValidationError(["reward ids must be unique"])
     return [Reward(**{**item, "title": item["title"] or _default_title(item)}).to_json() for item in loaded]
 
 

@@ -25,7 +25,7 @@ from plugin.platforms.shopify import webhook_signature
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "shopify"
-SECRET = "test-webhook-secret"
+SECRET = "shpss_test-webhook-secret-0123456789abcdef"  # as long as a real app secret
 SHOP = "loyal-shop.myshopify.com"
 TABLES = (
     "postings",

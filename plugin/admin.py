@@ -1,0 +1,179 @@
+"""The embedded admin: GET /admin (the page) and its API under /api/admin/, authenticated by session tokens.
+
+The API's OpenAPI document is generated from the marshmallow schemas by flask-smorest and served at
+/api/admin/openapi.json.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint as FlaskBlueprint
+from flask import Response, current_app, jsonify, render_template, request, url_for
+from flask.views import MethodView
+from flask_smorest import Api, Blueprint
+from marshmallow import Schema, ValidationError, fields
+from sqlalchemy import func, select
+
+from plugin.config import Settings
+from plugin.db import transaction
+from plugin.errors import json_error
+from plugin.models import Member, Posting, Shop
+from plugin.platforms import shopify_session
+from plugin.platforms.shopify import is_valid_shop_domain
+from plugin.program_settings import ProgramSettingsSchema, validate_settings
+
+api = Api()
+blp = Blueprint("admin_api", __name__, url_prefix="/api/admin", description="Programme settings and figures")
+page = FlaskBlueprint("admin_page", __name__)
+
+
+class _Refused(Exception):
+    """An API refusal in the app's error shape; `fields` carries marshmallow's per-field messages."""
+
+    def __init__(self, status: int, code: str, message: str, fields: dict | None = None):
+        super().__init__(message)
+        error = {"code": code, "message": message, **({"fields": fields} if fields is not None else {})}
+        self.response = jsonify({"error": error})
+        self.response.status_code = status
+
+
+class SettingsEnvelopeSchema(Schema):
+    version = fields.Integer(required=True)
+    settings = fields.Nested(ProgramSettingsSchema, required=True)
+
+
+class SummarySchema(Schema):
+    shop = fields.String(required=True)
+    currency = fields.String(allow_none=True)
+    members = fields.Integer(required=True)
+    points_issued = fields.Integer(required=True, metadata={"description": "earned and granted"})
+    points_reversed = fields.Integer(required=True, metadata={"description": "taken back on refunds"})
+    points_redeemed = fields.Integer(required=True, metadata={"description": "spent, net of returned"})
+    points_outstanding = fields.Integer(required=True, metadata={"description": "sum of all balances"})
+
+
+def init_app(app) -> None:
+    app.config.update(
+        API_TITLE="Loyalty admin API",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/admin",
+        OPENAPI_JSON_PATH="openapi.json",
+    )
+    api.init_app(app)
+    api.spec.components.security_scheme("sessionToken", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    api.register_blueprint(blp)
+    app.register_blueprint(page)
+
+
+def _settings() -> Settings:
+    return current_app.extensions["loyalty"]
+
+
+@blp.errorhandler(_Refused)
+def _refused(error: _Refused) -> Response:
+    return error.response
+
+
+@blp.errorhandler(422)
+def _unprocessable(error) -> Response:
+    messages = (getattr(error, "data", None) or {}).get("messages", {})
+    return _Refused(422, "invalid_settings", "some settings are not valid", messages.get("json", messages)).response
+
+
+def _staff_shop_id() -> int:
+    """The installed shop a valid session token speaks for; anything else is a 401."""
+    settings = _settings()
+    header = request.headers.get("Authorization", "")
+    token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
+    try:
+        session_info = shopify_session.verify(token, settings.shopify_api_key, settings.webhook_secrets)
+    except shopify_session.SessionTokenError as error:
+        raise _Refused(401, "invalid_session_token", str(error)) from None
+    with transaction(settings.database_url) as db:
+        shop = db.execute(select(Shop).where(Shop.domain == session_info.shop_domain)).scalar_one_or_none()
+        if shop is None or not shop.active:
+            raise _Refused(401, "invalid_session_token", f"{session_info.shop_domain} has not installed the app")
+        return shop.id
+
+
+@blp.route("/settings")
+class SettingsResource(MethodView):
+    @blp.doc(security=[{"sessionToken": []}])
+    @blp.response(200, SettingsEnvelopeSchema)
+    def get(self):
+        """The programme: earn rate and base, pending period, rewards catalogue."""
+        shop_id = _staff_shop_id()
+        with transaction(_settings().database_url) as db:
+            shop = db.get(Shop, shop_id)
+            return jsonify({"version": shop.settings_version, "settings": validate_settings(shop.settings)})
+
+    @blp.doc(security=[{"sessionToken": []}])
+    @blp.arguments(ProgramSettingsSchema)
+    @blp.response(200, SettingsEnvelopeSchema)
+    def put(self, _checked):
+        """Replace the programme. Orders already paid keep the rules they earned under."""
+        shop_id = _staff_shop_id()
+        try:
+            clean = validate_settings(request.get_json())
+        except ValidationError as error:
+            raise _Refused(422, "invalid_settings", "some settings are not valid", error.messages) from None
+        with transaction(_settings().database_url) as db:
+            shop = db.get(Shop, shop_id)
+            shop.settings = clean
+            shop.settings_version += 1
+            return jsonify({"version": shop.settings_version, "settings": clean})
+
+
+@blp.route("/summary")
+class SummaryResource(MethodView):
+    @blp.doc(security=[{"sessionToken": []}])
+    @blp.response(200, SummarySchema)
+    def get(self):
+        """Members and points: issued, reversed, redeemed, outstanding."""
+        shop_id = _staff_shop_id()
+        with transaction(_settings().database_url) as db:
+            shop = db.get(Shop, shop_id)
+            by_kind = dict(
+                db.execute(
+                    select(Posting.kind, func.sum(Posting.points))
+                    .where(Posting.shop_id == shop_id)
+                    .group_by(Posting.kind)
+                ).all()
+            )
+            members, outstanding = db.execute(
+                select(func.count(Member.id), func.coalesce(func.sum(Member.balance), 0)).where(
+                    Member.shop_id == shop_id
+                )
+            ).one()
+            return jsonify(
+                {
+                    "shop": shop.domain,
+                    "currency": shop.currency,
+                    "members": members,
+                    "points_issued": int(by_kind.get("earn", 0) + by_kind.get("bonus", 0)),
+                    "points_reversed": -int(by_kind.get("reverse", 0)),
+                    "points_redeemed": -int(by_kind.get("redeem", 0) + by_kind.get("return", 0)),
+                    "points_outstanding": int(outstanding),
+                }
+            )
+
+
+@page.get("/admin")
+def admin_page() -> Response:
+    """The settings page Shopify loads inside the shop's admin (an iframe); data comes from /api/admin/."""
+    settings = _settings()
+    shop = request.args.get("shop", "")
+    if not is_valid_shop_domain(shop):
+        return json_error(400, "invalid_shop", "shop must be a *.myshopify.com domain")
+    html = render_template(
+        "admin.html",
+        api_key=settings.shopify_api_key,
+        shop=shop,
+        app_bridge=bool(request.args.get("host")),
+        js_url=url_for("static", filename="admin/admin.js"),
+        css_url=url_for("static", filename="admin/admin.css"),
+    )
+    response = Response(html, mimetype="text/html")
+    # Only this shop's admin may frame the page.
+    response.headers["Content-Security-Policy"] = f"frame-ancestors https://{shop} https://admin.shopify.com"
+    return response
