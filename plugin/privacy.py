@@ -6,6 +6,7 @@ Redaction keeps the ledger's amounts (so every account still adds up) but unlink
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -138,7 +139,49 @@ def redact_customer(session: Session, shop: Shop, customer_id: int) -> dict[str,
         .values(body=REDACTED_BODY, customer_id=None)
         .execution_options(synchronize_session=False)
     ).rowcount
-    return {"member_anonymised": member is not None, "deliveries_scrubbed": scrubbed}
+    scrubbed += _scrub_unlinked_deliveries(session, shop.domain, customer_id)
+    exports = _forget_exports(session, shop.domain, customer_id)
+    return {"member_anonymised": member is not None, "deliveries_scrubbed": scrubbed, "exports_erased": exports}
+
+
+def _scrub_unlinked_deliveries(session: Session, shop_domain: str, customer_id: int) -> int:
+    """Deliveries never processed (parked, waiting) do not know their customer yet: look inside them."""
+    scrubbed = 0
+    rows = session.execute(
+        select(Delivery.id, Delivery.body).where(
+            Delivery.shop_domain == shop_domain,
+            Delivery.customer_id.is_(None),
+            Delivery.body != REDACTED_BODY,
+            Delivery.topic.like("orders/%") | Delivery.topic.like("customers/%"),
+        )
+    )
+    for delivery_id, body in rows:
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(payload, dict):
+            continue
+        about = payload.get("customer") if isinstance(payload.get("customer"), dict) else payload  # customers/*
+        if about.get("id") == customer_id:
+            session.execute(update(Delivery).where(Delivery.id == delivery_id).values(body=REDACTED_BODY))
+            scrubbed += 1
+    return scrubbed
+
+
+def _forget_exports(session: Session, shop_domain: str, customer_id: int | None = None) -> int:
+    """Data-request exports hold personal data too: keep the record of the request, drop the export."""
+    query = select(PrivacyRequest).where(
+        PrivacyRequest.shop_domain == shop_domain, PrivacyRequest.topic == "customers/data_request"
+    )
+    if customer_id is not None:
+        query = query.where(PrivacyRequest.customer_id == customer_id)
+    erased = 0
+    for request in session.scalars(query):
+        if "export" in request.outcome:
+            request.outcome = {**{k: v for k, v in request.outcome.items() if k != "export"}, "export_erased": True}
+            erased += 1
+    return erased
 
 
 def erase_shop(session: Session, shop: Shop, keep_delivery_id: int) -> dict[str, Any]:
@@ -163,6 +206,7 @@ def erase_shop(session: Session, shop: Shop, keep_delivery_id: int) -> dict[str,
         .where(Delivery.shop_domain == shop.domain, Delivery.id != keep_delivery_id)
         .execution_options(synchronize_session=False)
     ).rowcount
+    counts["exports_erased"] = _forget_exports(session, shop.domain)
     session.execute(delete(LedgerErasure).where(LedgerErasure.shop_id == shop.id))
     session.delete(shop)
     session.flush()

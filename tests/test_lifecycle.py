@@ -95,7 +95,24 @@ def test_customer_redact_removes_personal_data_and_keeps_the_amounts(client, set
         assert ledger.verify(session) == []
         assert session.execute(select(func.sum(Posting.points))).scalar_one() == 55  # the accounts still add up
         request = session.scalars(select(PrivacyRequest)).one()
-    assert request.outcome == {"member_anonymised": True, "deliveries_scrubbed": 1}
+    # the order about Ada, and the redact request itself (it carries her email and phone too)
+    assert request.outcome == {"member_anonymised": True, "deliveries_scrubbed": 2, "exports_erased": 0}
+
+
+def test_customer_redact_also_reaches_parked_payloads_and_earlier_exports(client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")], email="ada@example.com"))
+    deliver(client, "customers/data_request", privacy_payload(7001))
+    payload = builders.order(2, 7001, [builders.line(20, "5.00")], email="ada@example.com")
+    del payload["line_items"]  # a schema error: parked before anyone learnt whose order it was
+    deliver(client, "orders/paid", payload)
+    deliver(client, "customers/redact", privacy_payload(7001))
+    with transaction(settings.database_url) as session:
+        bodies = b"".join(session.scalars(select(Delivery.body)))
+        requests = {r.topic: r.outcome for r in session.scalars(select(PrivacyRequest))}
+    assert b"ada@example.com" not in bodies
+    # the processed order, the parked one, the data request and the redact request: all carried her details
+    assert requests["customers/redact"]["deliveries_scrubbed"] == 4
+    assert requests["customers/data_request"] == {"request_id": 9999, "export_erased": True}
 
 
 def test_shop_redact_erases_everything_of_an_uninstalled_shop_only(client, settings, shop):
