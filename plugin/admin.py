@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 
 from plugin.config import Settings
 from plugin.db import transaction
-from plugin.errors import json_error
 from plugin.models import Member, Posting, Shop
 from plugin.platforms import shopify_session
 from plugin.platforms.shopify import is_valid_shop_domain
@@ -164,7 +163,12 @@ def admin_page() -> Response:
     settings = _settings()
     shop = request.args.get("shop", "")
     if not is_valid_shop_domain(shop):
-        return json_error(400, "invalid_shop", "shop must be a *.myshopify.com domain")
+        # Shown inside the shop's admin, so a sentence rather than JSON.
+        return Response(
+            "<!doctype html><title>Loyalty</title><p>Open this app from your Shopify admin.</p>",
+            status=400,
+            mimetype="text/html",
+        )
     html = render_template(
         "admin.html",
         api_key=settings.shopify_api_key,
@@ -175,5 +179,8 @@ def admin_page() -> Response:
     )
     response = Response(html, mimetype="text/html")
     # Only this shop's admin may frame the page.
-    response.headers["Content-Security-Policy"] = f"frame-ancestors https://{shop} https://admin.shopify.com"
+    response.headers["Content-Security-Policy"] = (
+        f"frame-ancestors https://{shop} https://admin.shopify.com; "
+        "script-src 'self' https://cdn.shopify.com; object-src 'none'; base-uri 'self'"
+    )
     return response

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from plugin.program import ProgramSettings
-from plugin.rewards import DEFAULT_CATALOGUE, RewardSchema, validate_catalogue
+from plugin.rewards import DEFAULT_CATALOGUE, Money, RewardSchema, validate_catalogue
 
 DEFAULTS = ProgramSettings()
 
@@ -18,9 +18,7 @@ class EarnRateSchema(Schema):
         unknown = RAISE
 
     points = fields.Integer(strict=True, required=True, validate=validate.Range(min=0, max=1_000_000))
-    per_amount = fields.Decimal(
-        required=True, places=2, validate=validate.Range(min=Decimal("0.01"), max=Decimal("1000000"))
-    )
+    per_amount = Money(required=True, validate=validate.Range(min=Decimal("0.01"), max=Decimal("1000000")))
 
 
 class ProgramSettingsSchema(Schema):
@@ -29,7 +27,7 @@ class ProgramSettingsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    earn = fields.Nested(EarnRateSchema, load_default=None)
+    earn = fields.Nested(EarnRateSchema, load_default=None, allow_none=False)  # absent: default; null: refused
     include_shipping = fields.Boolean(load_default=DEFAULTS.include_shipping)
     include_taxes = fields.Boolean(load_default=DEFAULTS.include_taxes)
     include_tips = fields.Boolean(load_default=DEFAULTS.include_tips)
@@ -37,7 +35,7 @@ class ProgramSettingsSchema(Schema):
     earn_on_test_orders = fields.Boolean(load_default=DEFAULTS.earn_on_test_orders)
     guest_orders_earn_by_email = fields.Boolean(load_default=DEFAULTS.guest_orders_earn_by_email)
     pending_days = fields.Integer(strict=True, load_default=DEFAULTS.pending_days, validate=validate.Range(0, 365))
-    rewards = fields.List(fields.Nested(RewardSchema), load_default=None)
+    rewards = fields.List(fields.Nested(RewardSchema), load_default=None, allow_none=False)
 
 
 def validate_settings(data: dict[str, Any]) -> dict[str, Any]:

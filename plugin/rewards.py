@@ -58,6 +58,16 @@ class Reward:
         )
 
 
+class Money(fields.Decimal):
+    """A money amount in major units with at most two decimals: "7.555" is refused, never rounded."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        amount = super()._deserialize(value, attr, data, **kwargs)
+        if amount is not None and amount != amount.quantize(Decimal("0.01")):
+            raise ValidationError("use at most two decimals")
+        return amount.quantize(Decimal("0.01")) if amount is not None else None
+
+
 class RewardSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -66,11 +76,11 @@ class RewardSchema(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     points = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10_000_000))
     title = fields.String(load_default=None, validate=validate.Length(min=1, max=120))
-    amount = fields.Decimal(load_default=None, places=2, validate=validate.Range(min=Decimal("0.01")))
+    amount = Money(load_default=None, validate=validate.Range(min=Decimal("0.01")))
     percent = fields.Decimal(
         load_default=None, validate=validate.Range(min=Decimal("0"), max=Decimal("100"), min_inclusive=False)
     )
-    min_subtotal = fields.Decimal(load_default=None, places=2, validate=validate.Range(min=Decimal("0")))
+    min_subtotal = Money(load_default=None, validate=validate.Range(min=Decimal("0")))
     lifetime_days = fields.Integer(strict=True, load_default=30, validate=validate.Range(min=1, max=3650))
     customer_only = fields.Boolean(load_default=True)
     single_use = fields.Boolean(load_default=True)
@@ -84,7 +94,7 @@ class RewardSchema(Schema):
             raise ValidationError("a percentage reward needs a percent", "percent")
         for field, wanted in (("amount", "fixed_amount"), ("percent", "percentage")):
             if data.get(field) is not None and kind != wanted:
-                raise ValidationError(f"only a {wanted} reward has a {field}", field)
+                raise ValidationError(f"only a {wanted} reward has {'an' if field == 'amount' else 'a'} {field}", field)
 
 
 def validate_catalogue(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

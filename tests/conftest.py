@@ -53,22 +53,35 @@ def _migrate(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def database_template(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A migrated database: a SQLite template file, or a fresh PostgreSQL database named loyalty_test."""
+def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database: a SQLite template file, or a fresh PostgreSQL database for this run."""
     url = normalise_database_url(os.environ.get("TEST_DATABASE_URL", ""))
     if not url or url.startswith("sqlite"):
         path = tmp_path_factory.mktemp("db") / "template.db"
         _migrate(f"sqlite:///{path}")
         engine_for(f"sqlite:///{path}").dispose()
-        return f"sqlite:///{path}"
+        yield f"sqlite:///{path}"
+        return
+    # A database of this run's own, so two test runs against one server never collide.
+    name = f"loyalty_test_{os.getpid()}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text("DROP DATABASE IF EXISTS loyalty_test WITH (FORCE)"))
-        connection.execute(text("CREATE DATABASE loyalty_test"))
-    admin.dispose()
-    test_url = url.rsplit("/", 1)[0] + "/loyalty_test"
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    test_url = url.rsplit("/", 1)[0] + f"/{name}"
     _migrate(test_url)
-    return test_url
+    yield test_url
+    for engine in list(_engines_for(test_url)):
+        engine.dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def _engines_for(url: str):
+    from plugin.db import _ENGINES
+
+    return [engine for key, engine in _ENGINES.items() if key == url]
 
 
 @pytest.fixture

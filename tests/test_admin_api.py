@@ -141,5 +141,8 @@ def test_the_openapi_document_is_generated_from_the_schemas(client):
 
 def test_the_page_may_only_be_framed_by_its_shop(client, shop):
     response = client.get(f"/admin?shop={SHOP}")
-    assert response.headers["Content-Security-Policy"] == f"frame-ancestors https://{SHOP} https://admin.shopify.com"
-    assert client.get("/admin?shop=evil.example.com").status_code == 400
+    policy = response.headers["Content-Security-Policy"]
+    assert f"frame-ancestors https://{SHOP} https://admin.shopify.com;" in policy
+    assert "script-src 'self' https://cdn.shopify.com" in policy  # App Bridge, and our own script only
+    refused = client.get("/admin?shop=evil.example.com")
+    assert refused.status_code == 400 and b"Open this app from your Shopify admin" in refused.data
