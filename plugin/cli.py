@@ -16,6 +16,7 @@ from marshmallow import ValidationError
 from plugin import demo, inbox, jobs, ledger, queue, redemption, shops
 from plugin.config import Settings
 from plugin.db import transaction
+from plugin.platforms.shopify_admin import AdminAPIError, AdminAPIUnavailable
 from plugin.rewards import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -287,8 +288,8 @@ def redemptions_cancel(redemption_id: int, reason: str, actor: str) -> None:
     """Delete an unused reward's code in the shop and give the points back."""
     try:
         cancelled = redemption.cancel(_settings(), redemption_id, reason, actor)
-    except (LookupError, redemption.RedemptionError) as error:
-        raise click.ClickException(str(error)) from None
+    except (LookupError, redemption.RedemptionError, AdminAPIError, AdminAPIUnavailable) as error:
+        raise click.ClickException(f"not cancelled: {error}") from None
     queue.signal_balances(_settings())
     _echo_json(_redemption_json(cancelled))
 

@@ -79,6 +79,8 @@ def redeem(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+    if not shop.active:
+        raise RedemptionError(f"{shop.domain} has uninstalled the app")
     if member is None:
         raise NotAMember(f"customer {customer_id} is not a member of {shop.domain}")
     if idempotency_key:
@@ -88,6 +90,8 @@ def redeem(
         if existing is not None:
             if existing.member_id != member.id:
                 raise RedemptionError("this idempotency key belongs to another member's redemption")
+            if existing.reward["id"] != reward_id:
+                raise RedemptionError("this idempotency key was used to redeem another reward")
             return existing
     reward = next((r for r in catalogue(shop.settings) if r.id == reward_id), None)
     if reward is None:
@@ -199,10 +203,26 @@ def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory 
         else:
             discount_id = found.discount_id
     except AdminAPIError as error:
-        return _settle_failed(settings, redemption_id, f"the shop refused the code: {error}")
+        return _after_refusal(settings, redemption_id, client, request.code, attempts, str(error))
     except AdminAPIUnavailable as error:
         return _after_unavailable(settings, redemption_id, client, request.code, attempts, str(error))
     return _settle_issued(settings, redemption_id, discount_id, client)
+
+
+def _after_refusal(
+    settings: Settings, redemption_id: int, client: AdminClient, code: str, attempts: int, problem: str
+) -> str:
+    """The shop refused; but an earlier attempt whose answer was lost may have made the code: look first."""
+    client.deadline = time.monotonic() + _budget(settings) / 2
+    try:
+        found = discounts.find(client, code)
+    except AdminAPIUnavailable:
+        return _after_unavailable(settings, redemption_id, client, code, attempts, problem)
+    except AdminAPIError:
+        found = None  # the shop refuses us altogether (e.g. a revoked token): nothing more can be learnt
+    if found is not None:
+        return _settle_issued(settings, redemption_id, found.discount_id, client)
+    return _settle_failed(settings, redemption_id, f"the shop refused the code: {problem}")
 
 
 def _after_unavailable(
@@ -282,7 +302,12 @@ def cancel(
     if found is not None and found.used > 0:
         raise CannotCancel(f"code {code} has already been used {found.used} time(s)")
     if found is not None:
-        discounts.delete(client, found.discount_id)
+        try:
+            discounts.delete(client, found.discount_id)
+        except AdminAPIError:
+            # A retried delete is refused when the first one worked but its answer was lost: look again.
+            if discounts.find(client, code) is not None:
+                raise
     with transaction(settings.database_url) as session:
         redemption = _locked(session, redemption_id)
         _check_cancellable(redemption)

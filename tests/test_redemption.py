@@ -7,6 +7,7 @@ import json
 import threading
 
 import pytest
+import requests
 import responses
 from sqlalchemy import select
 
@@ -306,3 +307,67 @@ def test_concurrent_redemptions_never_overdraw(settings, shop):
     with transaction(settings.database_url) as session:
         assert len(session.scalars(select(Redemption)).all()) == 3
         assert ledger.verify(session) == []
+
+
+@responses.activate
+def test_a_lost_answer_then_a_transient_shop_error_still_ends_with_the_one_code(shop_settings, shop_with_token):
+    give_points(shop_settings, 7001, 500)
+    redemption_id = redeem(shop_settings, 7001)
+    transient = {"errors": [{"message": "Internal error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
+    taken = [{"field": ["basicCodeDiscount", "code"], "code": "TAKEN", "message": "Code must be unique."}]
+    responses.post(GRAPHQL, json=node(None))
+    responses.post(GRAPHQL, body=requests.exceptions.ReadTimeout())  # made in the shop, answer lost
+    responses.post(GRAPHQL, json=transient)  # Shopify's own hiccup on the retry: not a refusal
+    responses.post(GRAPHQL, json=created(None, taken))
+    responses.post(GRAPHQL, json=node("gid://shopify/DiscountCodeNode/7"))
+    assert redemption.issue(shop_settings, redemption_id, no_sleep_client) == "issued"
+    assert load(shop_settings, redemption_id).discount_id == "gid://shopify/DiscountCodeNode/7"
+    assert balance(shop_settings, 7001) == 0
+
+
+@responses.activate
+def test_a_refusal_after_a_lost_answer_finds_the_code_instead_of_failing(shop_settings, shop_with_token):
+    give_points(shop_settings, 7001, 500)
+    redemption_id = redeem(shop_settings, 7001)
+    responses.post(GRAPHQL, json=node(None))
+    responses.post(GRAPHQL, body=requests.exceptions.ReadTimeout())
+    responses.post(GRAPHQL, json={"errors": [{"message": "nope", "extensions": {"code": "BAD_REQUEST"}}]})
+    responses.post(GRAPHQL, json=node("gid://shopify/DiscountCodeNode/8"))  # the lost attempt made it
+    assert redemption.issue(shop_settings, redemption_id, no_sleep_client) == "issued"
+    assert balance(shop_settings, 7001) == 0  # the shopper has the code, so the points stay spent
+
+
+@responses.activate
+def test_cancel_survives_a_lost_delete_answer(shop_settings, shop_with_token):
+    give_points(shop_settings, 7001, 500)
+    redemption_id = redeem(shop_settings, 7001)
+    responses.post(GRAPHQL, json=node("gid://shopify/DiscountCodeNode/5"))
+    redemption.issue(shop_settings, redemption_id, no_sleep_client)
+    gone = [{"field": ["id"], "code": "INVALID", "message": "Discount does not exist"}]
+    responses.post(GRAPHQL, json=node("gid://shopify/DiscountCodeNode/5"))
+    responses.post(GRAPHQL, body=requests.exceptions.ReadTimeout())  # deleted, answer lost
+    responses.post(GRAPHQL, json={"data": {"discountCodeDelete": {"deletedCodeDiscountId": None, "userErrors": gone}}})
+    responses.post(GRAPHQL, json=node(None))
+    cancelled = redemption.cancel(shop_settings, redemption_id, "asked", "agent", no_sleep_client)
+    assert cancelled.status == "cancelled"
+    assert balance(shop_settings, 7001) == 500
+
+
+def test_an_idempotency_key_cannot_be_reused_for_another_reward(settings, shop):
+    with transaction(settings.database_url) as session:
+        shop_row = shops.get(session, SHOP)
+        rewards = [*shop_row.settings["rewards"], {"id": "ship", "kind": "free_shipping", "points": 100}]
+        shops.update_settings(session, shop_row, {"rewards": rewards})
+    give_points(settings, 7001, 1000)
+    redeem(settings, 7001, "5-off", key="req-1")
+    with pytest.raises(redemption.RedemptionError, match="another reward"):
+        redeem(settings, 7001, "ship", key="req-1")
+
+
+def test_an_uninstalled_shop_takes_no_redemptions(settings, shop):
+    give_points(settings, 7001, 1000)
+    with transaction(settings.database_url) as session:
+        shops.get(session, SHOP).active = False
+    with pytest.raises(redemption.RedemptionError, match="uninstalled"):
+        redeem(settings, 7001)
+    assert balance(settings, 7001) == 1000

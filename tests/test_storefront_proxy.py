@@ -90,6 +90,14 @@ def test_tampered_requests_are_refused(tamper, reason):
         verify_proxy(tamper(signed(7001)), [SECRET], time.time())
 
 
+@pytest.mark.parametrize("customer", ["²", "٣٠٣٠", "12a", "-5"])
+def test_a_customer_id_that_is_not_plain_ascii_digits_is_refused(customer):
+    params = [("shop", SHOP), ("logged_in_customer_id", customer), ("timestamp", str(int(time.time())))]
+    params.append(("signature", proxy_signature(params, SECRET)))
+    with pytest.raises(ProxyAuthError, match="not a customer id"):
+        verify_proxy(params, [SECRET], time.time())
+
+
 def test_stale_request_is_refused():
     with pytest.raises(ProxyAuthError, match="stale"):
         verify_proxy(signed(7001, timestamp=int(time.time()) - 600), [SECRET], time.time())

@@ -126,6 +126,6 @@ def verify_proxy(params: list[tuple[str, str]], secrets: Iterable[str], now: flo
     if not is_valid_shop_domain(values["shop"]):
         raise ProxyAuthError("the shop is not a *.myshopify.com domain")
     customer = values.get("logged_in_customer_id", "")
-    if customer and not customer.isdigit():
+    if customer and not (customer.isascii() and customer.isdigit()):
         raise ProxyAuthError("logged_in_customer_id is not a customer id")
     return ProxyRequest(values["shop"], int(customer) if customer else None)

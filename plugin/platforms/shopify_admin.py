@@ -13,6 +13,8 @@ import requests
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 3.05
+# GraphQL error codes that describe the shop's trouble, not our request: worth another attempt.
+TRANSIENT_GRAPHQL_CODES = frozenset({"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"})
 
 
 class AdminAPIError(Exception):
@@ -79,6 +81,10 @@ class AdminClient:
             if response.status_code != 200 or body is None:
                 raise AdminAPIError(f"HTTP {response.status_code}: {response.text[:300]}")
             if body.get("errors"):
+                if _error_codes(body) and _error_codes(body) <= TRANSIENT_GRAPHQL_CODES:
+                    last_problem = f"GraphQL {sorted(_error_codes(body))}"
+                    self._back_off(attempt, last_problem)
+                    continue
                 raise AdminAPIError(f"GraphQL errors: {body['errors']}")
             return body.get("data") or {}
         raise AdminAPIUnavailable(f"gave up after {self.max_attempts} attempts: {last_problem}")
@@ -100,6 +106,13 @@ def _json_or_none(response: requests.Response) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def _error_codes(body: dict[str, Any]) -> set[str]:
+    errors = body.get("errors")
+    if not isinstance(errors, list):
+        return set()
+    return {str((e.get("extensions") or {}).get("code")) for e in errors if isinstance(e, dict)}
 
 
 def _throttle_wait(response: requests.Response, body: dict[str, Any] | None) -> float | None:
