@@ -47,8 +47,16 @@ def any_due(database_url: str) -> bool:
         )
 
 
-def push_balances(settings: Settings, client_factory: Callable[[Settings, Shop], AdminClient]) -> int:
-    """Write due balances to every installed shop; returns how many metafields were written."""
+def push_balances(
+    settings: Settings,
+    client_factory: Callable[[Settings, Shop], AdminClient],
+    resting: Callable[[int], bool] = lambda _shop_id: False,
+    failed: Callable[[int], None] = lambda _shop_id: None,
+) -> int:
+    """Write due balances to every installed shop; returns how many metafields were written.
+
+    `resting(shop_id)` skips a shop that failed recently; `failed(shop_id)` is told of each new failure.
+    """
     with transaction(settings.database_url) as session:
         shop_ids = session.scalars(
             select(Shop.id)
@@ -57,10 +65,13 @@ def push_balances(settings: Settings, client_factory: Callable[[Settings, Shop],
         ).all()
     written = 0
     for shop_id in shop_ids:
+        if resting(shop_id):
+            continue
         try:
             written += _push_shop(settings, shop_id, client_factory)
-        except (AdminAPIError, AdminAPIUnavailable) as error:  # stays due; the sweeper signals again later
+        except (AdminAPIError, AdminAPIUnavailable) as error:  # stays due; tried again after a rest
             log.warning("balance push for shop %s stopped: %s", shop_id, error)
+            failed(shop_id)
     return written
 
 

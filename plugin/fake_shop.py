@@ -42,10 +42,11 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
 
     @app.post("/admin/api/<version>/graphql.json")
     def graphql(version: str):
+        with state.lock:
+            state.calls += 1  # every call, refused ones too
         if state.token and request.headers.get("X-Shopify-Access-Token") != state.token:
             return jsonify({"errors": "[API] Invalid API key or access token"}), 401
         with state.lock:
-            state.calls += 1
             roll = state.random.random()
             failure = state.random.choice(("500", "429", "throttled", "slow")) if roll < state.fail_rate else None
         if failure == "500":

@@ -47,9 +47,13 @@ def push_balances() -> int:
 
 
 def push_balances_with(settings: Settings) -> int:
-    if not settings.inline_jobs:
+    if settings.inline_jobs:
+        written = balance_push.push_balances(settings, redemption.admin_client)
+    else:
         queue.clear_signal(settings, "balances")
-    written = balance_push.push_balances(settings, redemption.admin_client)
+        written = balance_push.push_balances(
+            settings, redemption.admin_client, queue.push_resting(settings), queue.push_failed(settings)
+        )
     if written:
         log.info("pushed %d balances to customer metafields", written)
     return written

@@ -109,6 +109,20 @@ def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
         log.warning("could not queue the webhook check for shop %s (%s)", shop_id, error)
 
 
+PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
+
+
+def push_resting(settings: Settings):
+    """Whether a shop's balance pushes are resting after a failure (so a revoked token is not hammered)."""
+    return lambda shop_id: bool(redis_client(settings.redis_url).exists(_signal_key(settings, f"push-rest:{shop_id}")))
+
+
+def push_failed(settings: Settings):
+    return lambda shop_id: redis_client(settings.redis_url).set(
+        _signal_key(settings, f"push-rest:{shop_id}"), b"1", ex=PUSH_REST_SECONDS
+    )
+
+
 def clear_signal(settings: Settings, what: str = "inbox") -> None:
     """Called by a job before it looks for work, so later changes signal a fresh job."""
     redis_client(settings.redis_url).delete(_signal_key(settings, what))

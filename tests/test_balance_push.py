@@ -68,3 +68,17 @@ def test_a_burst_of_orders_becomes_a_few_metafield_writes(queued, shop):
         "gid://shopify/Customer/7002 loyalty.points": "90",
     }
     assert pushed["writes"] <= 6  # 60 balance changes, a handful of writes
+
+
+def test_a_shop_that_refuses_a_push_rests_before_the_next_try(fake_shop_api, shop_with_token):
+    settings, state = fake_shop_api
+    grant(settings, 7001, 40, "a")
+    state.token = "shpat_someone_else"  # the shop now rejects our token
+    resting: set[int] = set()
+    pushed = balance_push.push_balances(settings, redemption.admin_client, resting.__contains__, resting.add)
+    assert pushed == 0 and len(resting) == 1
+    calls = state.calls
+    assert calls >= 1  # it was asked, and refused
+    assert balance_push.push_balances(settings, redemption.admin_client, resting.__contains__, resting.add) == 0
+    assert state.calls == calls  # resting: not asked again
+    assert balance_push.any_due(settings.database_url)  # still due for later
