@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -93,16 +94,20 @@ def start_fake_shop(*args: str) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    base_url = f"http://127.0.0.1:{port}"
+    return process, _answering(process, f"http://127.0.0.1:{port}", "/_fake/codes")
+
+
+def _answering(process: subprocess.Popen, base_url: str, probe: str) -> str:
+    """Wait (at most 30 s) until the server answers `probe`; returns its base URL."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            requests.get(f"{base_url}/_fake/codes", timeout=1)
-            return process, base_url
+            requests.get(f"{base_url}{probe}", timeout=1)
+            return base_url
         except requests.ConnectionError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError("the fake shop did not start")
+    raise RuntimeError(f"{base_url} did not start")
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -124,13 +129,24 @@ def start_app(settings, **extra: str) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    return process, _answering(process, f"http://127.0.0.1:{port}", "/healthz")
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; no test tool downloads a browser
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@contextmanager
+def chromium_page(**page_options):
+    """A page in headless Debian chromium, driven by Playwright."""
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: scripts/services.sh installs it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            requests.get(f"{base_url}/healthz", timeout=1)
-            return process, base_url
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the app did not start")
+            yield browser.new_page(**page_options)
+        finally:
+            browser.close()

@@ -17,10 +17,9 @@ from plugin.accrual import enrol
 from plugin.db import transaction
 from plugin.events import Customer
 from tests.conftest import SECRET, SHOP
-from tests.processes import start_app, stop
+from tests.processes import chromium_page, start_app, stop
 
 pytestmark = pytest.mark.integration
-CHROMIUM = "/usr/bin/chromium"
 API_KEY = "test-api-key"
 SCREENSHOT_DIR = os.environ.get("LOYALTY_SCREENSHOT_DIR")
 
@@ -56,17 +55,9 @@ def admin(settings, shop):
 
 @pytest.fixture
 def page():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: scripts/services.sh installs it")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        # bypass_csp: the page forbids eval, which Playwright itself uses to poll conditions; the app never does.
-        yield browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-US", bypass_csp=True)
-        browser.close()
+    # bypass_csp: the page forbids eval, which Playwright itself uses to poll conditions; the app never does.
+    with chromium_page(viewport={"width": 1280, "height": 900}, locale="en-US", bypass_csp=True) as page:
+        yield page
 
 
 def field_error(page, path: str) -> dict:

@@ -15,10 +15,9 @@ from plugin.accrual import enrol
 from plugin.db import transaction
 from plugin.demo import DEMO_SHOP, DEMO_TOKEN
 from plugin.events import Customer
-from tests.processes import start_app, start_fake_shop, stop
+from tests.processes import chromium_page, start_app, start_fake_shop, stop
 
 pytestmark = pytest.mark.integration
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT_DIR = os.environ.get("LOYALTY_SCREENSHOT_DIR")  # set to docs/ to refresh the README's picture
 
 
@@ -39,16 +38,8 @@ def storefront(settings, tmp_path):
 
 @pytest.fixture
 def page():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: scripts/services.sh installs it")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        yield browser.new_page(viewport={"width": 1280, "height": 860})
-        browser.close()
+    with chromium_page(viewport={"width": 1280, "height": 860}) as page:
+        yield page
 
 
 def tab_to(page, predicate: str, limit: int = 60) -> None:
