@@ -8,9 +8,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
-from plugin import create_app, jobs, ledger, reconcile, shops
+from plugin import create_app, jobs, ledger, queue, reconcile, shops
 from plugin.db import transaction
 from plugin.models import Member, Order, Posting, Shop, utcnow
 from tests import builders
@@ -333,3 +334,14 @@ def test_the_sweeper_reconciles_shops_not_synced_within_the_interval(fake_shop_a
         session.get(Shop, shop_id).reconciled_at = synced - timedelta(minutes=settings.reconcile_every_minutes + 1)
     jobs.sweep(settings)
     assert fake.order_pages == 2
+
+
+@pytest.mark.integration
+def test_with_redis_a_due_shop_gets_one_queued_reconcile_however_often_the_sweeper_runs(queued):
+    shop_id = install(queued, OUTAGE_SHOP, "shpat_test_token")
+
+    jobs.sweep(queued)
+    jobs.sweep(queued)
+
+    [job] = queue.queue_for(queued).get_jobs()
+    assert (job.func_name, job.args) == (queue.RECONCILE_JOB, (shop_id,))
