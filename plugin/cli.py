@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
-from plugin import demo, inbox, jobs, ledger, queue, redemption, shops
+from plugin import demo, inbox, jobs, ledger, queue, reconcile, redemption, shops
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.platforms.shopify_admin import AdminAPIError, AdminAPIUnavailable
@@ -178,6 +179,31 @@ def requeue_command() -> None:
     action = "found" if not waiting else "processed" if _settings().inline_jobs else "enqueued"
     click.echo(f"{waiting} waiting deliveries {action}")
     click.echo(f"{stranded} pending redemptions requeued")
+
+
+@loyalty.command("reconcile")
+@click.argument("domain")
+@click.option("--since", help="ISO 8601 time (UTC if no offset); default: the last sync minus a safety overlap.")
+def reconcile_command(domain: str, since: str | None) -> None:
+    """Fetch the shop's orders updated since the last sync and apply them like their webhooks; exit 1 on errors."""
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.ClickException(f"--since {since!r} is not an ISO 8601 time") from None
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    with transaction(_settings().database_url) as session:
+        shop_id = _shop(session, domain).id
+    try:
+        report = reconcile.run(_settings(), shop_id, start)
+    except (AdminAPIError, AdminAPIUnavailable, LookupError) as error:
+        raise click.ClickException(f"reconcile failed: {error}") from None
+    if report.points:
+        queue.signal_balances(_settings())
+    _echo_json(report.to_json())
+    if report.errors:
+        sys.exit(1)
 
 
 @loyalty.command("verify-ledger")

@@ -42,6 +42,7 @@ class Settings:
     inbox_batch_size: int = 200
     sweep_after_seconds: int = 10
     redemption_lease_seconds: int = 60
+    reconcile_every_minutes: int = 60  # how often the sweeper reconciles each shop's orders; 0 turns it off
     demo: bool = False
 
     @property
@@ -73,5 +74,6 @@ class Settings:
             inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "200")),
             sweep_after_seconds=int(_env("LOYALTY_SWEEP_AFTER_SECONDS", "10")),
             redemption_lease_seconds=int(_env("LOYALTY_REDEMPTION_LEASE_SECONDS", "60")),
+            reconcile_every_minutes=int(_env("LOYALTY_RECONCILE_EVERY_MINUTES", "60")),
             demo=_env("LOYALTY_DEMO") == "1",
         )

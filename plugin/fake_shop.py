@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -27,6 +28,9 @@ class FakeShopState:
     creates: dict[str, int] = field(default_factory=dict)  # successful creations per code, to prove "once"
     metafields: dict[str, str] = field(default_factory=dict)  # "ownerId namespace.key" -> value
     metafield_writes: int = 0
+    orders: list[dict[str, Any]] = field(default_factory=list)  # GraphQL Order nodes the orders query serves
+    throttle_orders: int = 0  # answer this many orders queries THROTTLED before serving them
+    order_pages: int = 0  # orders pages served
     calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -118,6 +122,8 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
                 "codeDiscount": {"__typename": "DiscountCodeBasic", "asyncUsageCount": found["used"]},
             }
         return {"data": {"codeDiscountNodeByCode": node}}
+    if "LoyaltyOrdersUpdatedSince" in query:
+        return _orders_page(state, variables)
     if "metafieldsSet" in query:
         with state.lock:
             for metafield in variables["metafields"]:
@@ -135,6 +141,29 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
         errors = [{"field": ["id"], "code": "NOT_FOUND", "message": "Discount does not exist"}]
         return {"data": {"discountCodeDelete": {"deletedCodeDiscountId": None, "userErrors": errors}}}
     return {"errors": [{"message": "fake shop: unsupported operation"}]}
+
+
+def _orders_page(state: FakeShopState, variables: dict[str, Any]) -> dict[str, Any]:
+    """Orders with updatedAt >= the `updated_at:>=` in the search, oldest first; the cursor is an index."""
+    with state.lock:
+        if state.throttle_orders > 0:
+            state.throttle_orders -= 1
+            return _throttled()
+        since = variables["query"].split("updated_at:>=", 1)[1].split()[0].strip("'\"")
+        matching = sorted(
+            (order for order in state.orders if _instant(order["updatedAt"]) >= _instant(since)),
+            key=lambda order: _instant(order["updatedAt"]),
+        )
+        start = int(variables.get("cursor") or 0)
+        end = start + int(variables["first"])
+        state.order_pages += 1
+    has_next = end < len(matching)
+    page_info = {"hasNextPage": has_next, "endCursor": str(end) if has_next else None}
+    return {"data": {"orders": {"nodes": matching[start:end], "pageInfo": page_info}}}
+
+
+def _instant(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _create(state: FakeShopState, discount: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from plugin import balance_push, inbox, queue, redemption, subscriptions
+from plugin import balance_push, inbox, queue, reconcile, redemption, subscriptions
 from plugin.config import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,18 @@ def check_webhooks_with(settings: Settings, shop_id: int) -> list[str]:
     return subscriptions.ensure(settings, shop_id, redemption.admin_client)
 
 
+def reconcile_shop(shop_id: int) -> dict:
+    """Worker entry point: apply the shop's orders updated since its last reconciliation."""
+    return reconcile_shop_with(Settings.from_env(), shop_id)
+
+
+def reconcile_shop_with(settings: Settings, shop_id: int) -> dict:
+    report = reconcile.run(settings, shop_id)
+    if report.points:
+        queue.signal_balances(settings)
+    return report.to_json()
+
+
 def sweep(settings: Settings) -> tuple[int, int]:
     """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
 
@@ -88,4 +100,7 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.shopify_app_url:
         for shop_id in subscriptions.due(settings):
             queue.enqueue_webhook_check(settings, shop_id)
+    if settings.reconcile_every_minutes > 0:
+        for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
+            queue.enqueue_reconcile(settings, shop_id)
     return count, len(stranded)

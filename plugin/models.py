@@ -76,6 +76,7 @@ class Shop(Base):
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     scopes: Mapped[str | None] = mapped_column(String(500))
     webhooks_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # start of the last complete order sync
     currency: Mapped[str | None] = mapped_column(String(3))
     settings: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     settings_version: Mapped[int] = mapped_column(Integer, default=1)

@@ -18,6 +18,8 @@ DRAIN_JOB = "plugin.jobs.drain_inbox"
 ISSUE_JOB = "plugin.jobs.issue_code"
 PUSH_JOB = "plugin.jobs.push_balances"
 WEBHOOK_CHECK_JOB = "plugin.jobs.check_webhooks"
+RECONCILE_JOB = "plugin.jobs.reconcile_shop"
+RECONCILE_CLAIM_SECONDS = 15 * 60
 
 
 @lru_cache(maxsize=4)
@@ -107,6 +109,25 @@ def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
         queue_for(settings).enqueue(WEBHOOK_CHECK_JOB, shop_id, job_timeout=120, result_ttl=300)
     except RedisError as error:
         log.warning("could not queue the webhook check for shop %s (%s)", shop_id, error)
+
+
+def enqueue_reconcile(settings: Settings, shop_id: int) -> None:
+    """Fetch the shop's recently updated orders and apply what the webhooks may have missed."""
+    if settings.inline_jobs:
+        from plugin import jobs
+
+        try:
+            jobs.reconcile_shop_with(settings, shop_id)
+        except Exception:  # reconciled_at did not move: the next sweep tries again
+            log.exception("order reconciliation for shop %s failed", shop_id)
+        return
+    try:
+        # At most one job per shop per RECONCILE_CLAIM_SECONDS, however often the sweeper finds the shop due.
+        claim = _signal_key(settings, f"reconcile:{shop_id}")
+        if redis_client(settings.redis_url).set(claim, b"1", nx=True, ex=RECONCILE_CLAIM_SECONDS):
+            queue_for(settings).enqueue(RECONCILE_JOB, shop_id, job_timeout=1800, result_ttl=300, failure_ttl=86400)
+    except RedisError as error:
+        log.warning("could not queue the order reconciliation for shop %s (%s)", shop_id, error)
 
 
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long

@@ -189,7 +189,7 @@ class OrderSchema(_Lenient):
             currency=data["currency"],
             test=data["test"],
             taxes_included=data["taxes_included"],
-            lines=_spread_unallocated_discount(tuple(data["line_items"]), data["subtotal_price_set"]),
+            lines=spread_unallocated_discount(tuple(data["line_items"]), data["subtotal_price_set"]),
             shipping=shipping,
             shipping_tax=shipping_tax,
             tip=tip,
@@ -199,7 +199,7 @@ class OrderSchema(_Lenient):
         )
 
 
-def _spread_unallocated_discount(lines: tuple[OrderLine, ...], subtotal_bag: dict | None) -> tuple[OrderLine, ...]:
+def spread_unallocated_discount(lines: tuple[OrderLine, ...], subtotal_bag: dict | None) -> tuple[OrderLine, ...]:
     """Give each line its share, to the cent, of any order discount the payload did not allocate to lines.
 
     Shopify normally allocates every discount to lines; when it does not, `subtotal_price` (after discounts)
