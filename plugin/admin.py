@@ -7,7 +7,7 @@ The API's OpenAPI document is generated from the marshmallow schemas by flask-sm
 from __future__ import annotations
 
 from flask import Blueprint as FlaskBlueprint
-from flask import Response, current_app, jsonify, render_template, request, url_for
+from flask import Response, current_app, g, jsonify, render_template, request, url_for
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, ValidationError, fields
@@ -79,8 +79,20 @@ def _unprocessable(error) -> Response:
     return _Refused(422, "invalid_settings", "some settings are not valid", messages.get("json", messages)).response
 
 
+@blp.before_request
+def _authenticate() -> Response | None:
+    # Before any body is read or validated: a caller without a valid token learns nothing about the API.
+    try:
+        g.admin_shop_id = _staff_shop_id()
+    except _Refused as refused:
+        return refused.response
+    return None
+
+
 def _staff_shop_id() -> int:
     """The installed shop a valid session token speaks for; anything else is a 401."""
+    if "admin_shop_id" in g:
+        return g.admin_shop_id
     settings = _settings()
     header = request.headers.get("Authorization", "")
     token = header[len("Bearer ") :] if header.startswith("Bearer ") else ""

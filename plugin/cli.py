@@ -46,7 +46,7 @@ def db_upgrade() -> None:
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["database_url"] = _settings().database_url
     command.upgrade(config, "head")
-    click.echo("schema is up to date")
+    click.echo("schema upgraded to the latest revision")
 
 
 @loyalty.group("shops")

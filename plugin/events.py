@@ -94,16 +94,21 @@ class AppUninstalled:
 class CustomerDataRequested:
     customer_id: int
     request_id: int | None = None
+    shop_domain: str | None = None  # as the signed body names it
 
 
 @dataclass(frozen=True)
 class CustomerRedactRequested:
     customer_id: int
+    orders_to_redact: tuple[int, ...] = ()
+    shop_domain: str | None = None
 
 
 @dataclass(frozen=True)
 class ShopRedactRequested:
     """Sent 48 hours after uninstall: erase everything we hold for the shop."""
+
+    shop_domain: str | None = None
 
 
 Lifecycle = AppUninstalled | CustomerDataRequested | CustomerRedactRequested | ShopRedactRequested

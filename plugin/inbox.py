@@ -30,6 +30,10 @@ class Unprocessable(Exception):
     """An authenticated delivery that cannot be processed as it stands; it is parked with this reason."""
 
 
+class Discarded(Unprocessable):
+    """Parked, and its body not kept: it is for a shop whose data was erased."""
+
+
 @dataclass(frozen=True)
 class IncomingDelivery:
     shop_domain: str
@@ -130,6 +134,8 @@ def process(session: Session, delivery: Delivery, shops: dict[str, Shop | None] 
         delivery.reason = None
     except Unprocessable as reason:
         status, delivery.reason = PARKED, str(reason)
+        if isinstance(reason, Discarded):
+            delivery.body = privacy.REDACTED_BODY  # after the savepoint, so the rollback keeps it
     except OperationalError:
         raise
     except Exception as error:  # a bug must not block the inbox: park it for replay once fixed
@@ -148,6 +154,8 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None])
     shop = shops[delivery.shop_domain]
     lifecycle = delivery.topic in shopify.LIFECYCLE_TOPICS  # handled whatever the shop's state
     if shop is None and not lifecycle:
+        if privacy.shop_was_erased(session, delivery.shop_domain):
+            raise Discarded(f"shop {delivery.shop_domain} had its data erased; the payload was discarded")
         raise Unprocessable(f"unknown shop {delivery.shop_domain}")
     if shop is not None and not shop.active and not lifecycle:
         raise Unprocessable(f"shop {delivery.shop_domain} is uninstalled")
@@ -165,6 +173,10 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None])
     if event is None:
         return IGNORED
     if lifecycle:
+        named = getattr(event, "shop_domain", None)
+        if named is not None and named != delivery.shop_domain:
+            # The HMAC covers the body, not the header: a body naming another shop is not acted on.
+            raise Unprocessable(f"the body names {named}, the header {delivery.shop_domain}")
         privacy.apply(session, shop, delivery.shop_domain, delivery.topic, event, delivery.id)
         if isinstance(event, events.ShopRedactRequested):
             shops[delivery.shop_domain] = None

@@ -17,7 +17,8 @@ from plugin.platforms.shopify import is_valid_shop_domain
 
 log = logging.getLogger(__name__)
 bp = Blueprint("install", __name__)
-MAX_CALLBACK_AGE_SECONDS = 24 * 3600
+MAX_CALLBACK_AGE_SECONDS = 600  # Shopify redirects back within seconds of the merchant's approval
+MAX_CLOCK_AHEAD_SECONDS = 60
 
 
 def _settings() -> Settings:
@@ -59,7 +60,8 @@ def callback() -> Response:
     if not expected or not secrets.compare_digest(state, expected.get("state", "")) or expected.get("shop") != shop:
         return json_error(403, "invalid_state", "the state does not match this browser's install request")
     try:
-        if abs(time.time() - int(request.args.get("timestamp", "0"))) > MAX_CALLBACK_AGE_SECONDS:
+        age = time.time() - int(request.args.get("timestamp", "0"))
+        if age > MAX_CALLBACK_AGE_SECONDS or age < -MAX_CLOCK_AHEAD_SECONDS:
             return json_error(400, "stale_request", "the callback is too old")
     except ValueError:
         return json_error(400, "stale_request", "the callback has no valid timestamp")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -43,7 +44,7 @@ def apply(
     elif isinstance(event, events.CustomerDataRequested):
         outcome = {"request_id": event.request_id, "export": export_customer(session, shop, event.customer_id)}
     elif isinstance(event, events.CustomerRedactRequested):
-        outcome = redact_customer(session, shop, event.customer_id)
+        outcome = redact_customer(session, shop, event.customer_id, event.orders_to_redact)
     else:
         outcome = erase_shop(session, shop, keep_delivery_id=delivery_id)
     if not isinstance(event, events.AppUninstalled):
@@ -122,11 +123,30 @@ def export_customer(session: Session, shop: Shop, customer_id: int) -> dict[str,
             }
             for o in orders
         ],
+        # The raw webhooks we keep about them hold more (addresses, phone, IP): they are part of what we hold.
+        "stored_webhooks": [
+            {"topic": d.topic, "received_at": d.received_at.isoformat(), "payload": _parsed(d.body)}
+            for d in session.scalars(
+                select(Delivery)
+                .where(Delivery.shop_domain == shop.domain, Delivery.customer_id == customer_id)
+                .order_by(Delivery.id)
+            )
+        ],
     }
 
 
-def redact_customer(session: Session, shop: Shop, customer_id: int) -> dict[str, Any]:
-    """Remove a shopper's personal data; their postings keep their amounts under an anonymous member."""
+def _parsed(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return body.decode("utf-8", "replace")
+
+
+def redact_customer(session: Session, shop: Shop, customer_id: int, orders: Iterable[int] = ()) -> dict[str, Any]:
+    """Remove a shopper's personal data; their postings keep their amounts under an anonymous member.
+
+    `orders` (Shopify's orders_to_redact) also reaches their guest checkouts, which name no customer.
+    """
     member = session.execute(
         select(Member).where(Member.shop_id == shop.id, Member.customer_id == customer_id)
     ).scalar_one_or_none()
@@ -139,23 +159,23 @@ def redact_customer(session: Session, shop: Shop, customer_id: int) -> dict[str,
         .values(body=REDACTED_BODY, customer_id=None)
         .execution_options(synchronize_session=False)
     ).rowcount
-    scrubbed += _scrub_unlinked_deliveries(session, shop.domain, customer_id)
+    scrubbed += _scrub_unlinked_deliveries(session, shop.domain, customer_id, set(orders))
     exports = _forget_exports(session, shop.domain, customer_id)
     return {"member_anonymised": member is not None, "deliveries_scrubbed": scrubbed, "exports_erased": exports}
 
 
-def _scrub_unlinked_deliveries(session: Session, shop_domain: str, customer_id: int) -> int:
-    """Deliveries never processed (parked, waiting) do not know their customer yet: look inside them."""
+def _scrub_unlinked_deliveries(session: Session, shop_domain: str, customer_id: int, orders: set[int]) -> int:
+    """Payloads that do not know their customer (parked, waiting, guest orders, refunds): look inside them."""
     scrubbed = 0
     rows = session.execute(
-        select(Delivery.id, Delivery.body).where(
+        select(Delivery.id, Delivery.topic, Delivery.body).where(
             Delivery.shop_domain == shop_domain,
             Delivery.customer_id.is_(None),
             Delivery.body != REDACTED_BODY,
-            Delivery.topic.like("orders/%") | Delivery.topic.like("customers/%"),
+            Delivery.topic.like("orders/%") | Delivery.topic.like("customers/%") | Delivery.topic.like("refunds/%"),
         )
     )
-    for delivery_id, body in rows:
+    for delivery_id, topic, body in rows:
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError):
@@ -163,10 +183,20 @@ def _scrub_unlinked_deliveries(session: Session, shop_domain: str, customer_id: 
         if not isinstance(payload, dict):
             continue
         about = payload.get("customer") if isinstance(payload.get("customer"), dict) else payload  # customers/*
-        if about.get("id") == customer_id:
+        order_id = payload.get("order_id") if topic.startswith("refunds/") else payload.get("id")
+        named_order = not topic.startswith("customers/") and order_id in orders
+        if about.get("id") == customer_id or named_order:
             session.execute(update(Delivery).where(Delivery.id == delivery_id).values(body=REDACTED_BODY))
             scrubbed += 1
     return scrubbed
+
+
+def shop_was_erased(session: Session, shop_domain: str) -> bool:
+    """Whether this shop's data was erased (shop/redact): later payloads for it are not kept."""
+    requests = session.scalars(
+        select(PrivacyRequest).where(PrivacyRequest.shop_domain == shop_domain, PrivacyRequest.topic == "shop/redact")
+    )
+    return any(r.outcome.get("erased") for r in requests)
 
 
 def _forget_exports(session: Session, shop_domain: str, customer_id: int | None = None) -> int:

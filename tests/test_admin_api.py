@@ -146,3 +146,14 @@ def test_the_page_may_only_be_framed_by_its_shop(client, shop):
     assert "script-src 'self' https://cdn.shopify.com" in policy  # App Bridge, and our own script only
     refused = client.get("/admin?shop=evil.example.com")
     assert refused.status_code == 400 and b"Open this app from your Shopify admin" in refused.data
+
+
+def test_the_token_is_checked_before_the_body(client, shop):
+    invalid = {"pending_days": 999}
+    assert call(client, "PUT", "settings", None, json=invalid).status_code == 401
+    assert (
+        call(
+            client, "PUT", "settings", session_token(secret="shpss_forged-secret-0123456789abcdef-00000"), json=invalid
+        ).status_code
+        == 401
+    )

@@ -135,7 +135,7 @@ def test_a_replayed_callback_or_code_is_refused(browser, settings):
 
 @responses.activate
 def test_a_stale_callback_is_refused(browser):
-    response = callback(browser, start_install(browser), timestamp=str(int(time.time()) - 3 * 86400))
+    response = callback(browser, start_install(browser), timestamp=str(int(time.time()) - 3600))
     assert (response.status_code, response.get_json()["error"]["code"]) == (400, "stale_request")
 
 

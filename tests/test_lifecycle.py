@@ -159,3 +159,45 @@ def test_the_export_can_be_read_from_the_cli(app, client, settings, shop):
     assert [(r["topic"], r["customer_id"]) for r in listed] == [("customers/data_request", 7001)]
     shown = json.loads(app.test_cli_runner().invoke(args=["loyalty", "privacy", "show", str(listed[0]["id"])]).output)
     assert shown["outcome"]["export"]["balance"] == 40
+
+
+def test_redact_reaches_guest_orders_named_in_orders_to_redact(client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")], email="ada@example.com"))
+    guest = builders.order(2, None, [builders.line(20, "9.00")], email="ada@example.com")
+    deliver(client, "orders/paid", guest)
+    deliver(client, "refunds/create", builders.refund(3, 2, {20: 1}))
+    payload = privacy_payload(7001) | {"orders_to_redact": [1, 2]}
+    deliver(client, "customers/redact", payload)
+    with transaction(settings.database_url) as session:
+        bodies = b"".join(session.scalars(select(Delivery.body)))
+    assert b"ada@example.com" not in bodies
+
+
+def test_payloads_for_an_erased_shop_are_parked_without_their_body(client, settings, shop):
+    deliver(client, "app/uninstalled", {"id": 1})
+    deliver(client, "shop/redact", privacy_payload())
+    deliver(client, "orders/paid", builders.order(5, 7005, [builders.line(50, "5.00")], email="late@example.com"))
+    with transaction(settings.database_url) as session:
+        late = session.scalars(select(Delivery).where(Delivery.topic == "orders/paid")).one()
+    assert late.status == "parked" and "erased" in late.reason
+    assert b"late@example.com" not in late.body
+
+
+def test_a_privacy_body_naming_another_shop_is_not_acted_on(client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")], email="ada@example.com"))
+    deliver(client, "customers/redact", privacy_payload(7001, shop="other-shop.myshopify.com"))
+    with transaction(settings.database_url) as session:
+        member = session.scalars(select(Member)).one()
+        delivery = session.scalars(select(Delivery).where(Delivery.topic == "customers/redact")).one()
+    assert member.email == "ada@example.com"  # untouched
+    assert delivery.status == "parked" and "names other-shop.myshopify.com" in delivery.reason
+
+
+def test_the_export_includes_the_stored_webhooks_about_the_shopper(client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")], email="ada@example.com"))
+    deliver(client, "customers/data_request", privacy_payload(7001))
+    with transaction(settings.database_url) as session:
+        export = session.scalars(select(PrivacyRequest)).one().outcome["export"]
+    assert [(w["topic"], w["payload"]["email"]) for w in export["stored_webhooks"]] == [
+        ("orders/paid", "ada@example.com")
+    ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 
+from plugin import events
 from plugin.events import Customer, OrderLine, OrderSnapshot, RefundFacts
 
 
@@ -254,10 +255,25 @@ class PrivacyRequestSchema(_Lenient):
     shop_domain = fields.String(required=True)
     customer = fields.Nested(PrivacyCustomerSchema, required=True)
     data_request = fields.Dict(load_default=None, allow_none=True)
+    orders_to_redact = fields.List(fields.Integer(strict=True), load_default=list)
 
 
-def load_privacy_request(payload: Any) -> tuple[int, int | None]:
-    """(customer id, data request id) from a customers/* privacy payload."""
+class ShopRedactSchema(_Lenient):
+    shop_domain = fields.String(required=True)
+
+
+def load_data_request(payload: Any) -> events.CustomerDataRequested:
     data = PrivacyRequestSchema().load(_object(payload))
     request_id = (data["data_request"] or {}).get("id")
-    return data["customer"]["id"], request_id if isinstance(request_id, int) else None
+    return events.CustomerDataRequested(
+        data["customer"]["id"], request_id if isinstance(request_id, int) else None, data["shop_domain"]
+    )
+
+
+def load_customer_redact(payload: Any) -> events.CustomerRedactRequested:
+    data = PrivacyRequestSchema().load(_object(payload))
+    return events.CustomerRedactRequested(data["customer"]["id"], tuple(data["orders_to_redact"]), data["shop_domain"])
+
+
+def load_shop_redact(payload: Any) -> events.ShopRedactRequested:
+    return events.ShopRedactRequested(ShopRedactSchema().load(_object(payload))["shop_domain"])

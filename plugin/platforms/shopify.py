@@ -47,9 +47,9 @@ PARSERS: dict[str, Callable[[Any, datetime], events.Event]] = {
     "refunds/create": lambda p, _t: events.OrderRefunded(shopify_schemas.load_refund(p)),
     "customers/create": lambda p, _t: events.CustomerCreated(shopify_schemas.load_customer(p)),
     "app/uninstalled": lambda _p, _t: events.AppUninstalled(),
-    "customers/data_request": lambda p, _t: events.CustomerDataRequested(*shopify_schemas.load_privacy_request(p)),
-    "customers/redact": lambda p, _t: events.CustomerRedactRequested(shopify_schemas.load_privacy_request(p)[0]),
-    "shop/redact": lambda _p, _t: events.ShopRedactRequested(),
+    "customers/data_request": lambda p, _t: shopify_schemas.load_data_request(p),
+    "customers/redact": lambda p, _t: shopify_schemas.load_customer_redact(p),
+    "shop/redact": lambda p, _t: shopify_schemas.load_shop_redact(p),
 }
 # Topics handled even for a shop that has uninstalled the app (or that we no longer know).
 LIFECYCLE_TOPICS = frozenset({"app/uninstalled", "customers/data_request", "customers/redact", "shop/redact"})
