@@ -133,7 +133,7 @@ def _record_refund(session: Session, shop_id: int, refund: events.RefundFacts) -
     )
 
 
-def _refund_facts(session: Session, shop_id: int, order_id: int) -> list[events.RefundFacts]:
+def refund_facts(session: Session, shop_id: int, order_id: int) -> list[events.RefundFacts]:
     rows = session.scalars(select(Refund).where(Refund.shop_id == shop_id, Refund.order_id == order_id))
     return [
         events.RefundFacts(
@@ -148,9 +148,25 @@ def _refund_facts(session: Session, shop_id: int, order_id: int) -> list[events.
 
 def _settle(session: Session, shop: Shop, order: Order, source: tuple[str, str]) -> int:
     """Post the difference between what the order should hold and what it holds."""
+    return settle(session, shop, order, source)
+
+
+def settle(
+    session: Session,
+    shop: Shop,
+    order: Order,
+    source: tuple[str, str],
+    *,
+    idempotency_key: str | None = None,
+    actor: str = "system",
+    note: str | None = None,
+) -> int:
+    """Bring the (locked) order to the points its facts say it should hold; returns the points posted."""
     lot = program.Lot.from_json(order.lot) if order.lot else None
-    refunds = _refund_facts(session, shop.id, order.order_id)
+    refunds = refund_facts(session, shop.id, order.order_id)
     target = program.points_to_hold(lot, refunds, cancelled=order.cancelled_at is not None)
+    # Support staff's changes count like refunds: never below nothing, never above what the rules allow.
+    target = max(min(target + order.support_delta, target), 0)
     delta = target - order.points_held
     if delta == 0:
         return 0
@@ -159,16 +175,17 @@ def _settle(session: Session, shop: Shop, order: Order, source: tuple[str, str])
     source_type, source_id = source
     entry = ledger.Entry(
         member_id=order.member_id,
-        kind="earn" if delta > 0 else "reverse",
+        kind="earn" if delta > 0 and source_type != "support" else ("adjust" if delta > 0 else "reverse"),
         points=delta,
         source_type=source_type,
         source_id=source_id,
-        # Held points rise once (when the lot is made) and then only fall, so each step is unique.
-        idempotency_key=f"order:{order.order_id}:{order.points_held}->{target}",
+        # Without support changes, held points rise once (when the lot is made) and then only fall.
+        idempotency_key=idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}",
         rule_version=lot.rule_version,
         order_id=order.order_id,
         available_at=lot.available_at if delta > 0 else None,
-        note=_explain(order, lot, delta),
+        note=note or _explain(order, lot, delta),
+        actor=actor,
     )
     if ledger.post(session, shop.id, entry) is None:
         raise LedgerConflict(f"order {order.order_id}: posting {entry.idempotency_key} already exists")
