@@ -134,6 +134,8 @@ class Order(Base):
     points_held: Mapped[int] = mapped_column(BigInteger, default=0)
     # Points support staff took from (negative) or gave back to this order: a fact like a refund.
     support_delta: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Points a reversal could not take because the member had spent them (stop-at-zero or claw-back policy).
+    unpaid_reversal: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -177,3 +177,51 @@ def test_the_ledger_adds_up_after_every_kind_of_action(client, settings, member)
         assert ledger.verify(session) == []
         assert session.execute(select(func.sum(Posting.points))).scalar_one() == 150 + 7 - 30
         assert session.execute(text("SELECT count(*) FROM support_actions")).scalar_one() == 2
+
+
+def set_policy(settings, policy: str) -> None:
+    with transaction(settings.database_url) as session:
+        shops.update_settings(session, shops.get(session, SHOP), {"spent_points_policy": policy})
+
+
+def spend(settings, points: int, key: str) -> None:
+    with transaction(settings.database_url) as session:
+        shop_row = shops.get(session, SHOP)
+        member = shops.member(session, shop_row, 7001)
+        ledger.post(session, shop_row.id, ledger.Entry(member.id, "redeem", -points, "redemption", key, key, "test"))
+
+
+def notes(settings) -> list[str]:
+    with transaction(settings.database_url) as session:
+        return [p.note for p in session.scalars(select(Posting).order_by(Posting.id))]
+
+
+@pytest.mark.parametrize(
+    "policy, after_refund, after_duplicate, after_next_earn",
+    [
+        # 150 earned (120 on order 1, 30 on order 2); 140 spent; order 1 fully refunded (-120), then 50 earned.
+        ("allow_negative", -110, -110, -60),  # the whole reversal, into the red
+        ("stop_at_zero", 0, 0, 50),  # 10 taken back, 110 forgiven for good
+        ("claw_back", 0, 0, 0),  # 10 taken back, 110 owed; the next 50 earned pay 50 of it
+    ],
+)
+def test_spent_points_policies_on_a_worked_example(
+    client, settings, member, policy, after_refund, after_duplicate, after_next_earn
+):
+    set_policy(settings, policy)
+    spend(settings, 140, "r-1")
+    deliver(client, "refunds/create", builders.refund(9, 1, {10: 2}))
+    assert balance(settings) == after_refund
+    deliver(client, "refunds/create", builders.refund(9, 1, {10: 2}))  # a repeat changes nothing
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "60.00", 2)]))
+    assert balance(settings) == after_duplicate
+    deliver(client, "orders/paid", builders.order(3, 7001, [builders.line(30, "50.00")]))
+    assert balance(settings) == after_next_earn
+    if policy != "allow_negative":
+        assert any(f"{policy}: 110 points already spent" in (note or "") for note in notes(settings))
+    if policy == "claw_back":
+        assert any("claw_back of 50 points" in (note or "") for note in notes(settings))
+        deliver(client, "orders/paid", builders.order(4, 7001, [builders.line(40, "100.00")]))
+        assert balance(settings) == 40  # the remaining 60 owed are paid from these 100
+    with transaction(settings.database_url) as session:
+        assert ledger.verify(session) == []

@@ -68,10 +68,12 @@ def upgrade() -> None:
 
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.add_column(sa.Column("support_delta", sa.BigInteger(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("unpaid_reversal", sa.BigInteger(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_column("unpaid_reversal")
         batch_op.drop_column("support_delta")
 
     with op.batch_alter_table("support_actions", schema=None) as batch_op:
