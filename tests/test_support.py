@@ -225,3 +225,23 @@ def test_spent_points_policies_on_a_worked_example(
         assert balance(settings) == 40  # the remaining 60 owed are paid from these 100
     with transaction(settings.database_url) as session:
         assert ledger.verify(session) == []
+
+
+def test_support_cancels_an_unused_reward_and_the_points_come_back_once(fake_shop_api, shop_with_token):
+    from plugin import create_app, redemption
+
+    settings, state = fake_shop_api
+    client = create_app(settings, TESTING=True).test_client()
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "600.00")]))
+    with transaction(settings.database_url) as session:
+        made = redemption.redeem(session, shops.get(session, SHOP), 7001, "5-off")
+        redemption_id = made.id
+    assert redemption.issue(settings, redemption_id) == "issued"
+    key = make_key(settings, "write")
+    body = {"reason_code": "goodwill", "note": "ordered by mistake"}
+    response = api(client, "POST", f"redemptions/{redemption_id}/cancel", key, body)
+    assert response.status_code == 200 and response.get_json()["status"] == "cancelled"
+    assert [c["deleted"] for c in state.codes.values()] == [True]
+    assert balance(settings) == 600
+    again = api(client, "POST", f"redemptions/{redemption_id}/cancel", key, body)
+    assert again.status_code == 409 and balance(settings) == 600
