@@ -6,12 +6,18 @@ from flask import Response, jsonify, request
 from sqlalchemy import select
 
 from plugin import inbox, redemption, support
-from plugin.admin import _Refused, _settings, _staff_shop_id, blp
+from plugin.admin import _Refused, _settings, _staff_shop_id, blp, page
 from plugin.db import transaction
 from plugin.models import Delivery, Member, Shop, SupportAction, SupportKey
 from plugin.platforms import shopify_session
 
 SECURITY = [{"sessionToken": []}]
+
+
+@page.context_processor
+def _reason_codes() -> dict:
+    """The page's reason selects list the service's codes."""
+    return {"reason_codes": support.REASON_CODES}
 
 
 @blp.errorhandler(support.SupportError)

@@ -175,3 +175,72 @@ def test_the_openapi_document_lists_the_support_routes(client):
     assert "/api/admin/support/members/{customer_id}/adjustments" in paths
     assert "/api/admin/support/keys" in paths
 
+
+@pytest.mark.integration
+def test_staff_find_a_member_adjust_their_points_and_undo_it_in_the_page(settings, member):
+    from tests.processes import chromium_page, start_app, stop
+    from tests.test_admin_page import API_KEY
+    from tests.test_admin_page import session_token as page_token
+
+    app, base_url = start_app(settings, SHOPIFY_API_KEY=API_KEY, REDIS_URL="")
+    try:
+        with chromium_page(viewport={"width": 1280, "height": 900}, locale="en-US", bypass_csp=True) as page:
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+            page.goto(f"{base_url}/admin?shop={SHOP}&id_token={page_token()}")
+            tab = page.get_by_role("tab", name="Support")
+            tab.wait_for(state="visible")
+            page.get_by_role("tab", name="Programme").focus()
+            page.keyboard.press("ArrowRight")  # the tabs work from the keyboard
+            assert page.locator("#support").is_visible() and page.locator("#settings-form").is_hidden()
+
+            find = page.locator("#find-form")
+            find.get_by_label("Email").fill("ada@example.com")
+            find.get_by_label("Email").press("Enter")
+            page.locator("#member:not([hidden])").wait_for()
+            assert page.locator('[data-member="balance"]').inner_text() == "150"
+            assert page.locator('[data-member="available"]').inner_text() == "150"
+            assert "Order #2" in page.locator("#history-rows tr").first.inner_text()
+
+            adjust = page.locator("#adjust-form")
+            adjust.get_by_role("button", name="Adjust").click()  # no points yet: the error sits by the field
+            assert page.locator("#s-adjust-points").get_attribute("aria-invalid") == "true"
+            assert page.locator("#s-adjust-points-error").is_visible()
+            adjust.get_by_label("Points").fill("25")
+            adjust.get_by_label("Reason").select_option("goodwill")
+            adjust.get_by_role("button", name="Adjust").click()  # no note: the service's refusal, by the note
+            page.locator("#s-adjust-note-error:not([hidden])").wait_for()
+            assert "note is required" in page.locator("#s-adjust-note-error").inner_text()
+            adjust.get_by_label("Note").fill("late parcel, ticket 88")
+            adjust.get_by_role("button", name="Adjust").click()
+            page.wait_for_function(
+                "document.getElementById('member-status').textContent.includes('New balance: 175')", timeout=15_000
+            )
+            assert page.locator('[data-member="balance"]').inner_text() == "175"
+            assert page.locator("#s-adjust-note").get_attribute("aria-invalid") is None
+            first = page.locator("#history-rows tr").first
+            assert "+25" in first.inner_text()
+            assert "by staff:42" in first.inner_text() and "late parcel, ticket 88" in first.inner_text()
+
+            first.get_by_role("button", name="Undo").click()
+            undo = page.locator("#undo-form")
+            undo.get_by_label("Note").fill("wrong customer")
+            undo.get_by_label("Note").press("Enter")
+            page.wait_for_function(
+                "document.getElementById('member-status').textContent.includes('New balance: 150')", timeout=15_000
+            )
+            assert page.locator('[data-member="balance"]').inner_text() == "150"
+            assert page.locator("#history-rows [data-undo]").count() == 0  # nothing left to undo
+            assert "undone by action" in page.locator("#history-rows tr").nth(1).inner_text()
+            assert requested and all(url.startswith(base_url) for url in requested), requested
+            page.set_viewport_size({"width": 375, "height": 800})
+            wide = page.evaluate(
+                "[...document.querySelectorAll('#support *')].filter(e => e.getBoundingClientRect().right > 376)"
+                ".map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + e.getBoundingClientRect().right)"
+            )
+            assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth"), wide
+    finally:
+        stop(app)
+    assert balance(settings) == 150
+    with transaction(settings.database_url) as session:
+        assert [a.actor for a in session.query(SupportAction).order_by(SupportAction.id)] == ["staff:42", "staff:42"]
