@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 
 import pytest
 
@@ -222,6 +223,10 @@ def test_staff_find_a_member_adjust_their_points_and_undo_it_in_the_page(setting
             assert "+25" in first.inner_text()
             assert "by staff:42" in first.inner_text() and "late parcel, ticket 88" in first.inner_text()
 
+            if os.environ.get("LOYALTY_SCREENSHOT_DIR"):
+                page.screenshot(
+                    path=f"{os.environ['LOYALTY_SCREENSHOT_DIR']}/screenshot-admin-support.png", full_page=True
+                )
             first.get_by_role("button", name="Undo").click()
             undo = page.locator("#undo-form")
             undo.get_by_label("Note").fill("wrong customer")
