@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.extensions["loyalty"] = settings
     logs.configure()
 
-    from plugin import admin, cli, errors, install
+    from plugin import admin, cli, errors, install, support_api
     from storefront_widget.proxy import bp as storefront_bp
     from webhooks.intake import bp as webhooks_bp
 
@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     errors.register(app)  # after flask-smorest, whose own HTTP error handler this one replaces
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(install.bp)
+    app.register_blueprint(support_api.bp)
     app.register_blueprint(storefront_bp)
     if settings.demo:
         from storefront_widget.demo import bp as demo_bp

@@ -133,7 +133,7 @@ def _record_refund(session: Session, shop_id: int, refund: events.RefundFacts) -
     )
 
 
-def _refund_facts(session: Session, shop_id: int, order_id: int) -> list[events.RefundFacts]:
+def refund_facts(session: Session, shop_id: int, order_id: int) -> list[events.RefundFacts]:
     rows = session.scalars(select(Refund).where(Refund.shop_id == shop_id, Refund.order_id == order_id))
     return [
         events.RefundFacts(
@@ -148,32 +148,99 @@ def _refund_facts(session: Session, shop_id: int, order_id: int) -> list[events.
 
 def _settle(session: Session, shop: Shop, order: Order, source: tuple[str, str]) -> int:
     """Post the difference between what the order should hold and what it holds."""
+    return settle(session, shop, order, source)
+
+
+def settle(
+    session: Session,
+    shop: Shop,
+    order: Order,
+    source: tuple[str, str],
+    *,
+    idempotency_key: str | None = None,
+    actor: str = "system",
+    note: str | None = None,
+) -> int:
+    """Bring the (locked) order to the points its facts say it should hold; returns the points posted."""
     lot = program.Lot.from_json(order.lot) if order.lot else None
-    refunds = _refund_facts(session, shop.id, order.order_id)
+    refunds = refund_facts(session, shop.id, order.order_id)
     target = program.points_to_hold(lot, refunds, cancelled=order.cancelled_at is not None)
+    # Support staff's changes count like refunds: never below nothing, never above what the rules allow.
+    target = max(min(target + order.support_delta, target), 0) + order.unpaid_reversal
     delta = target - order.points_held
     if delta == 0:
         return 0
     if order.member_id is None or lot is None:
         raise LedgerConflict(f"order {order.order_id} would move {delta} points without a lot or a member")
+    policy = program_settings(shop.settings, shop.settings_version).spent_points_policy
+    if delta < 0 and policy != "allow_negative":
+        payable = max(_locked_balance(session, order.member_id), 0)
+        if -delta > payable:
+            # The member spent these points already: take what is there; the rest is forgiven or owed.
+            shortfall = -delta - payable
+            order.unpaid_reversal += shortfall
+            target, delta = target + shortfall, -payable
+            owed = "owed from future earnings" if policy == "claw_back" else "forgiven"
+            note = f"{note or _explain(order, lot, -1)}; {policy}: {shortfall} points already spent, {owed}"
+            if delta == 0:
+                order.points_held = target
+                return 0
     source_type, source_id = source
     entry = ledger.Entry(
         member_id=order.member_id,
-        kind="earn" if delta > 0 else "reverse",
+        kind="earn" if delta > 0 and source_type != "support" else ("adjust" if delta > 0 else "reverse"),
         points=delta,
         source_type=source_type,
         source_id=source_id,
-        # Held points rise once (when the lot is made) and then only fall, so each step is unique.
-        idempotency_key=f"order:{order.order_id}:{order.points_held}->{target}",
+        # Without support changes, held points rise once (when the lot is made) and then only fall.
+        idempotency_key=idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}",
         rule_version=lot.rule_version,
         order_id=order.order_id,
         available_at=lot.available_at if delta > 0 else None,
-        note=_explain(order, lot, delta),
+        note=note or _explain(order, lot, delta),
+        actor=actor,
     )
     if ledger.post(session, shop.id, entry) is None:
         raise LedgerConflict(f"order {order.order_id}: posting {entry.idempotency_key} already exists")
     order.points_held = target
+    if delta > 0 and policy == "claw_back":
+        _claw_back(session, shop, order.member_id, delta)
     return delta
+
+
+def _locked_balance(session: Session, member_id: int) -> int:
+    return session.execute(select(Member.balance).where(Member.id == member_id).with_for_update()).scalar_one()
+
+
+def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> None:
+    """New earnings first pay back reversals the member could not pay, oldest order first."""
+    owing = session.scalars(
+        select(Order)
+        .where(Order.shop_id == shop.id, Order.member_id == member_id, Order.unpaid_reversal > 0)
+        .order_by(Order.id)
+        .with_for_update()
+    ).all()
+    available = min(earned, max(_locked_balance(session, member_id), 0))
+    for owed in owing:
+        take = min(owed.unpaid_reversal, available)
+        if take <= 0:
+            break
+        entry = ledger.Entry(
+            member_id=member_id,
+            kind="reverse",
+            points=-take,
+            source_type="order",
+            source_id=str(owed.order_id),
+            idempotency_key=f"order:{owed.order_id}:clawback:{owed.points_held}->{owed.points_held - take}",
+            rule_version=(owed.lot or {}).get("rule_version", "claw_back"),
+            order_id=owed.order_id,
+            note=f"{owed.name or owed.order_id}: claw_back of {take} points spent before a reversal",
+        )
+        if ledger.post(session, shop.id, entry) is None:
+            raise LedgerConflict(f"order {owed.order_id}: posting {entry.idempotency_key} already exists")
+        owed.unpaid_reversal -= take
+        owed.points_held -= take
+        available -= take
 
 
 def _explain(order: Order, lot: program.Lot, delta: int) -> str:

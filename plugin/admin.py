@@ -60,6 +60,8 @@ def init_app(app) -> None:
     )
     api.init_app(app)
     api.spec.components.security_scheme("sessionToken", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    from plugin import admin_support  # noqa: F401  (its routes join blp before it is registered)
+
     api.register_blueprint(blp)
     app.register_blueprint(page)
 

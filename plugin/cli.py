@@ -320,6 +320,127 @@ def redemptions_cancel(redemption_id: int, reason: str, actor: str) -> None:
     _echo_json(_redemption_json(cancelled))
 
 
+@loyalty.group("keys")
+def keys_group() -> None:
+    """Support API keys: create (shown once), list, revoke."""
+
+
+@keys_group.command("create")
+@click.argument("domain")
+@click.argument("name")
+@click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True)
+def keys_create(domain: str, name: str, scope: str) -> None:
+    from plugin import support
+
+    with transaction(_settings().database_url) as session:
+        key, raw = support.create_key(session, _shop(session, domain), name, scope)
+        _echo_json(
+            {
+                "id": key.id,
+                "name": key.name,
+                "scope": key.scope,
+                "key": raw,
+                "note": "store it now: only its hash is kept",
+            }
+        )
+
+
+@keys_group.command("list")
+@click.argument("domain")
+def keys_list(domain: str) -> None:
+    from sqlalchemy import select
+
+    from plugin.models import SupportKey
+
+    with transaction(_settings().database_url) as session:
+        shop = _shop(session, domain)
+        rows = session.scalars(select(SupportKey).where(SupportKey.shop_id == shop.id).order_by(SupportKey.id))
+        _echo_json(
+            [
+                {
+                    "id": k.id,
+                    "name": k.name,
+                    "prefix": k.prefix,
+                    "scope": k.scope,
+                    "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                }
+                for k in rows
+            ]
+        )
+
+
+@keys_group.command("revoke")
+@click.argument("domain")
+@click.argument("key_id", type=int)
+def keys_revoke(domain: str, key_id: int) -> None:
+    from plugin import support
+
+    with transaction(_settings().database_url) as session:
+        try:
+            support.revoke_key(session, _shop(session, domain), key_id)
+        except support.SupportError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"key {key_id} revoked")
+
+
+@loyalty.command("adjust")
+@click.argument("domain")
+@click.argument("customer_id", type=int)
+@click.argument("points", type=int)
+@click.option("--reason", "reason_code", required=True, help="goodwill, correction, refund, fraud, duplicate, other")
+@click.option("--note", required=True)
+@click.option("--actor", default="support", show_default=True)
+def adjust_command(domain: str, customer_id: int, points: int, reason_code: str, note: str, actor: str) -> None:
+    """Add (or with a negative number take) points by hand; audited and undoable."""
+    from plugin import support
+
+    try:
+        with transaction(_settings().database_url) as session:
+            action = support.adjust(session, _shop(session, domain), customer_id, points, reason_code, note, actor)
+            _echo_json(support.action_json(action))
+    except support.SupportError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@loyalty.command("reverse-order")
+@click.argument("domain")
+@click.argument("order_id", type=int)
+@click.option("--points", type=int, help="How many; default all the order still holds.")
+@click.option("--reason", "reason_code", required=True)
+@click.option("--note", required=True)
+@click.option("--actor", default="support", show_default=True)
+def reverse_order_command(
+    domain: str, order_id: int, points: int | None, reason_code: str, note: str, actor: str
+) -> None:
+    """Take back an order's points; audited and undoable."""
+    from plugin import support
+
+    try:
+        with transaction(_settings().database_url) as session:
+            action = support.reverse_order(session, _shop(session, domain), order_id, points, reason_code, note, actor)
+            _echo_json(support.action_json(action))
+    except support.SupportError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@loyalty.command("undo")
+@click.argument("domain")
+@click.argument("action_id", type=int)
+@click.option("--reason", "reason_code", required=True)
+@click.option("--note", required=True)
+@click.option("--actor", default="support", show_default=True)
+def undo_command(domain: str, action_id: int, reason_code: str, note: str, actor: str) -> None:
+    """Undo a support action with a further audited action."""
+    from plugin import support
+
+    try:
+        with transaction(_settings().database_url) as session:
+            action = support.undo(session, _shop(session, domain), action_id, reason_code, note, actor)
+            _echo_json(support.action_json(action))
+    except support.SupportError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @loyalty.group("privacy")
 def privacy_group() -> None:
     """Privacy requests received from the shop (data requests, redactions, shop erasure)."""

@@ -148,7 +148,7 @@ def verify(session: Session) -> list[Mismatch]:
 
     order_sums = (
         select(Posting.shop_id, Posting.order_id, func.sum(Posting.points).label("total"))
-        .where(Posting.order_id.is_not(None), Posting.source_type.in_(("order", "refund", "cancellation")))
+        .where(Posting.order_id.is_not(None), Posting.source_type.in_(("order", "refund", "cancellation", "support")))
         .group_by(Posting.shop_id, Posting.order_id)
         .subquery()
     )

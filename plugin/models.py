@@ -132,6 +132,10 @@ class Order(Base):
     # The lot: what the paid order earned, with its rate and eligible lines (see program.Lot).
     lot: Mapped[dict[str, Any] | None] = mapped_column(Json)
     points_held: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Points support staff took from (negative) or gave back to this order: a fact like a refund.
+    support_delta: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Points a reversal could not take because the member had spent them (stop-at-zero or claw-back policy).
+    unpaid_reversal: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -265,3 +269,42 @@ class LedgerErasure(Base):
     __tablename__ = "ledger_erasures"
 
     shop_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class SupportKey(Base):
+    """A per-shop API key for support tools; only its SHA-256 is stored, and it can be revoked."""
+
+    __tablename__ = "support_keys"
+    __table_args__ = (UniqueConstraint("prefix"), Index(None, "shop_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    prefix: Mapped[str] = mapped_column(String(24))  # shown in lists; finds the key without a table scan
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(8))  # "read" or "write"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SupportAction(Base):
+    """One support action, with who, when, why and the balance before and after; undone by another action."""
+
+    __tablename__ = "support_actions"
+    __table_args__ = (UniqueConstraint("shop_id", "idempotency_key"), Index(None, "shop_id", "member_id", "id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    action: Mapped[str] = mapped_column(String(24))  # adjust, reverse_order, undo
+    actor: Mapped[str] = mapped_column(String(120))
+    reason_code: Mapped[str] = mapped_column(String(40))
+    note: Mapped[str] = mapped_column(Text)
+    points: Mapped[int] = mapped_column(BigInteger)
+    balance_before: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    order_id: Mapped[int | None] = mapped_column(BigInteger)
+    undo_of: Mapped[int | None] = mapped_column(BigInteger)
+    undone_by: Mapped[int | None] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -32,6 +32,7 @@ class ProgramSettings:
     earn_on_test_orders: bool = False
     guest_orders_earn_by_email: bool = False
     pending_days: int = 0
+    spent_points_policy: str = "allow_negative"  # or "stop_at_zero", "claw_back"
     version: int = 1
 
     @property

@@ -35,6 +35,10 @@ class ProgramSettingsSchema(Schema):
     earn_on_test_orders = fields.Boolean(load_default=DEFAULTS.earn_on_test_orders)
     guest_orders_earn_by_email = fields.Boolean(load_default=DEFAULTS.guest_orders_earn_by_email)
     pending_days = fields.Integer(strict=True, load_default=DEFAULTS.pending_days, validate=validate.Range(0, 365))
+    spent_points_policy = fields.String(
+        load_default=DEFAULTS.spent_points_policy,
+        validate=validate.OneOf(("allow_negative", "stop_at_zero", "claw_back")),
+    )
     rewards = fields.List(fields.Nested(RewardSchema), load_default=None, allow_none=False)
 
 

@@ -504,6 +504,7 @@ def test_empty_settings_give_the_default_programme():
         "earn_on_test_orders": False,
         "guest_orders_earn_by_email": False,
         "pending_days": 0,
+        "spent_points_policy": "allow_negative",
         "rewards": [
             {
                 "id": "5-off",

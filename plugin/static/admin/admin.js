@@ -572,6 +572,517 @@
     }
   });
 
+  // ---------------------------------------------------------------- tabs: Programme and Support
+
+  var tabs = Array.prototype.slice.call(document.querySelectorAll('#tabs [role="tab"]'));
+
+  function selectTab(tab, focus) {
+    tabs.forEach(function (other) {
+      var selected = other === tab;
+      other.setAttribute("aria-selected", selected ? "true" : "false");
+      other.tabIndex = selected ? 0 : -1;
+      document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+    });
+    if (focus) tab.focus();
+    if (tab.id === "tab-support") support.opened();
+  }
+
+  tabs.forEach(function (tab, index) {
+    tab.addEventListener("click", function () { selectTab(tab, false); });
+    tab.addEventListener("keydown", function (event) {
+      var next = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      selectTab(tabs[(next + tabs.length) % tabs.length], true);
+    });
+  });
+
+  // ---------------------------------------------------------------- support desk
+
+  /* Look-up, audited point changes with undo, CSV, parked deliveries and API keys, through /api/admin/support/.
+   * Nothing is fetched until the Support tab is first opened. */
+  var support = (function () {
+    var BASE = "/api/admin/support/";
+    var REASONS = (document.getElementById("admin").getAttribute("data-reason-codes") || "other").split(",");
+    var REASON_LABELS = {
+      goodwill: "Goodwill", correction: "Correction", refund: "Refund", fraud: "Fraud", duplicate: "Duplicate",
+      other: "Other"
+    };
+    var KIND_LABELS = {
+      earn: "Earned", bonus: "Bonus", reverse: "Reversed", redeem: "Redeemed", return: "Returned", adjust: "Adjusted"
+    };
+    var current = null; // the member on show: {customer_id, ...}
+    var opened = false;
+    var pendingKeys = {}; // form id -> Idempotency-Key kept until the server answers, so a retry cannot apply twice
+    var undoTarget = null;
+    var undoReturn = null;
+
+    document.querySelectorAll("[data-reasons]").forEach(function (select) {
+      REASONS.forEach(function (code) {
+        var option = document.createElement("option");
+        option.value = code;
+        option.textContent = REASON_LABELS[code] || code;
+        select.appendChild(option);
+      });
+    });
+
+    function el(id) { return document.getElementById(id); }
+
+    function say(id, text, tone) {
+      var status = el(id);
+      status.textContent = text;
+      status.className = "status" + (tone ? " status-" + tone : "");
+    }
+
+    function newKey() {
+      if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+      return "k-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+    }
+
+    async function write(formId, path, body) {
+      pendingKeys[formId] = pendingKeys[formId] || newKey();
+      try {
+        var answer = await call("POST", path, body, { "Idempotency-Key": pendingKeys[formId] });
+        delete pendingKeys[formId];
+        return answer;
+      } catch (error) {
+        if (error.status !== 0) delete pendingKeys[formId]; // refused: a corrected request is a new one
+        throw error;
+      }
+    }
+
+    async function call(method, path, body, extraHeaders) {
+      if (!extraHeaders) return api(method, BASE + path, body);
+      var headers = { Accept: "application/json", Authorization: "Bearer " + (await sessionToken()) };
+      Object.keys(extraHeaders).forEach(function (name) { headers[name] = extraHeaders[name]; });
+      var init = { method: method, headers: headers, credentials: "same-origin" };
+      if (body !== undefined) {
+        headers["Content-Type"] = "application/json";
+        init.body = JSON.stringify(body);
+      }
+      var response;
+      try {
+        response = await fetch(BASE + path, init);
+      } catch (error) {
+        throw new ApiError(0, "network", "The loyalty app could not be reached. Check your connection and try again.");
+      }
+      var data = await response.json().catch(function () { return null; });
+      if (!response.ok) {
+        var problem = (data && data.error) || {};
+        throw new ApiError(response.status, problem.code || "http_" + response.status,
+          problem.message || "The loyalty app answered " + response.status + ".");
+      }
+      return data;
+    }
+
+    // -------------------------------------------------------------- errors next to fields
+
+    function clearFormErrors(form) {
+      form.querySelectorAll('[aria-invalid="true"]').forEach(function (control) {
+        control.removeAttribute("aria-invalid");
+        describedBy(control, control.id + "-error", false);
+      });
+      form.querySelectorAll(".field-error").forEach(function (slot) {
+        slot.textContent = "";
+        slot.hidden = true;
+      });
+    }
+
+    function fieldError(form, control, message) {
+      var slot = el(control ? control.id + "-error" : "s-" + form.id.replace(/-form$/, "") + "-error");
+      appendMessage(slot, message);
+      if (control) {
+        control.setAttribute("aria-invalid", "true");
+        describedBy(control, slot.id, true);
+      }
+      return control;
+    }
+
+    /* The service answers one sentence naming what it is about: [pattern, field name] pairs find the field. */
+    function showRefusal(form, error, patterns) {
+      var message = error.message;
+      var control = null;
+      for (var i = 0; i < patterns.length && error.status !== 401; i++) {
+        if (patterns[i][0].test(message)) {
+          control = form.querySelector('[name="' + patterns[i][1] + '"]');
+          break;
+        }
+      }
+      if (error.status === 401) bannerFor(error);
+      fieldError(form, control, message);
+      (control || form.querySelector("button[type=submit]")).focus();
+    }
+
+    function integerOrNull(input) {
+      var text = input.value.trim();
+      if (!text) return null;
+      return /^[-+]?\d+$/.test(text) ? Number(text) : NaN;
+    }
+
+    // -------------------------------------------------------------- member
+
+    function signed(points) {
+      return (points > 0 ? "+" : points < 0 ? "−" : "") + integerFormat.format(Math.abs(points));
+    }
+
+    function explain(line, undone) {
+      if (line.source === "support") {
+        var parts = ["Support action " + line.support_action_id, "by " + (line.by || "?")];
+        if (line.order) parts.push("order " + line.order);
+        parts.push((REASON_LABELS[line.reason_code] || line.reason_code) + ": " + (line.note || ""));
+        if (undone) parts.push("undone by action " + undone);
+        return parts.join(" · ");
+      }
+      var what = [];
+      if (line.source === "refund") what.push("Refund " + line.refund_id + (line.order ? " on order " + line.order : ""));
+      else if (line.source === "redemption") what.push("Reward redemption " + line.redemption_id);
+      else if (line.order) what.push("Order " + line.order);
+      else if (line.order_id) what.push("Order " + line.order_id);
+      if (line.explanation) what.push(line.explanation);
+      return what.join(" · ") || line.source;
+    }
+
+    function showMember(card, actions) {
+      current = card;
+      var undoneBy = {};
+      var isUndo = {};
+      (actions || []).forEach(function (a) {
+        undoneBy[a.id] = a.undone_by;
+        isUndo[a.id] = a.action === "undo";
+      });
+      el("member-title").textContent = (card.name ? card.name + " · " : "") + (card.email || "no email") +
+        " · customer " + card.customer_id;
+      document.querySelectorAll("[data-member]").forEach(function (dd) {
+        var value = card[dd.getAttribute("data-member")];
+        dd.textContent = typeof value === "number" ? integerFormat.format(value) : "–";
+      });
+      var rows = el("history-rows");
+      rows.textContent = "";
+      card.history.forEach(function (line) {
+        var tr = document.createElement("tr");
+        tr.setAttribute("data-posting", line.id);
+        var when = new Date(line.at);
+        [
+          isNaN(when) ? line.at : when.toLocaleString(),
+          KIND_LABELS[line.kind] || line.kind,
+          signed(line.points),
+          integerFormat.format(line.balance_after),
+          explain(line, undoneBy[line.support_action_id])
+        ].forEach(function (text, index) {
+          var td = document.createElement("td");
+          td.textContent = text;
+          if (index === 2 || index === 3) td.className = "num";
+          tr.appendChild(td);
+        });
+        var cell = document.createElement("td");
+        var id = line.support_action_id;
+        if (id && !undoneBy[id] && !isUndo[id]) {
+          var button = document.createElement("button");
+          button.type = "button";
+          button.className = "btn";
+          button.setAttribute("data-undo", id);
+          button.innerHTML = 'Undo<span class="visually-hidden"> action </span>';
+          button.querySelector("span").textContent = " action " + id;
+          cell.appendChild(button);
+        }
+        tr.appendChild(cell);
+        rows.appendChild(tr);
+      });
+      el("history-empty").hidden = card.history.length > 0;
+      el("csv-link").href = BASE + "members/" + card.customer_id + "/history?format=csv";
+      el("member").hidden = false;
+    }
+
+    async function loadMember(query) {
+      var card = await call("GET", "members?" + query);
+      var trail = await call("GET", "actions?customer_id=" + card.customer_id);
+      showMember(card, trail.actions);
+      return card;
+    }
+
+    function reload() {
+      return loadMember("customer_id=" + current.customer_id);
+    }
+
+    el("find-form").addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var form = event.currentTarget;
+      clearFormErrors(form);
+      var email = el("s-find-email").value.trim();
+      var customer = el("s-find-customer").value.trim();
+      if (!email && !customer) {
+        fieldError(form, el("s-find-email"), "Enter an email or a customer ID.");
+        el("s-find-email").focus();
+        return;
+      }
+      if (customer && !/^\d+$/.test(customer)) {
+        fieldError(form, el("s-find-customer"), "A customer ID is a number.");
+        el("s-find-customer").focus();
+        return;
+      }
+      say("find-status", "Looking…");
+      try {
+        var card = await loadMember(customer ? "customer_id=" + customer : "email=" + encodeURIComponent(email));
+        say("find-status", "Found customer " + card.customer_id + ": " + integerFormat.format(card.balance) +
+          " points.", "success");
+      } catch (error) {
+        el("member").hidden = true;
+        current = null;
+        say("find-status", error.status === 404 ? "No member found." : error.message, "critical");
+        if (error.status === 401) bannerFor(error);
+      }
+    });
+
+    el("adjust-form").addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var form = event.currentTarget;
+      clearFormErrors(form);
+      var points = integerOrNull(el("s-adjust-points"));
+      if (points === null || isNaN(points) || points === 0) {
+        fieldError(form, el("s-adjust-points"), "Enter a whole number of points other than 0.");
+        el("s-adjust-points").focus();
+        return;
+      }
+      try {
+        var action = await write(form.id, "members/" + current.customer_id + "/adjustments", {
+          points: points, reason_code: el("s-adjust-reason").value, note: el("s-adjust-note").value
+        });
+        form.reset();
+        await reload();
+        say("member-status", "Adjusted by " + signed(action.points) + ". New balance: " +
+          integerFormat.format(action.balance_after) + ".", "success");
+      } catch (error) {
+        showRefusal(form, error, [[/reason_code/, "reason_code"], [/note/, "note"], [/points/, "points"]]);
+      }
+    });
+
+    el("reverse-form").addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var form = event.currentTarget;
+      clearFormErrors(form);
+      var order = el("s-reverse-order").value.trim();
+      var points = integerOrNull(el("s-reverse-points"));
+      if (!/^\d+$/.test(order)) {
+        fieldError(form, el("s-reverse-order"), "Enter the order's numeric ID.");
+        el("s-reverse-order").focus();
+        return;
+      }
+      if (isNaN(points) || (points !== null && points < 1)) {
+        fieldError(form, el("s-reverse-points"), "Enter a whole number of points, or leave it empty.");
+        el("s-reverse-points").focus();
+        return;
+      }
+      try {
+        var action = await write(form.id, "orders/" + order + "/reversals", {
+          points: points, reason_code: el("s-reverse-reason").value, note: el("s-reverse-note").value
+        });
+        form.reset();
+        await reload();
+        say("member-status", "Order " + order + " reversed: " + signed(action.points) + " points.", "success");
+      } catch (error) {
+        showRefusal(form, error, [
+          [/reason_code/, "reason_code"], [/note/, "note"], [/^points/, "points"], [/order/, "order_id"]
+        ]);
+      }
+    });
+
+    el("history-rows").addEventListener("click", function (event) {
+      var button = event.target.closest("[data-undo]");
+      if (!button) return;
+      undoTarget = Number(button.getAttribute("data-undo"));
+      undoReturn = button;
+      var form = el("undo-form");
+      clearFormErrors(form);
+      form.reset();
+      el("undo-action-id").textContent = String(undoTarget);
+      form.hidden = false;
+      el("s-undo-reason").value = REASONS.indexOf("correction") >= 0 ? "correction" : REASONS[0];
+      el("s-undo-note").focus();
+    });
+
+    function closeUndo() {
+      el("undo-form").hidden = true;
+      if (undoReturn && document.contains(undoReturn)) undoReturn.focus();
+      undoTarget = null;
+    }
+
+    el("undo-cancel").addEventListener("click", closeUndo);
+    el("undo-form").addEventListener("keydown", function (event) {
+      if (event.key === "Escape") closeUndo();
+    });
+
+    el("undo-form").addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var form = event.currentTarget;
+      clearFormErrors(form);
+      try {
+        var action = await write(form.id + ":" + undoTarget, "actions/" + undoTarget + "/undo", {
+          reason_code: el("s-undo-reason").value, note: el("s-undo-note").value
+        });
+        form.hidden = true;
+        await reload();
+        say("member-status", "Action " + action.undo_of + " undone (" + signed(action.points) + "). New balance: " +
+          integerFormat.format(action.balance_after) + ".", "success");
+        el("member-status").focus();
+      } catch (error) {
+        showRefusal(form, error, [[/reason_code/, "reason_code"], [/note/, "note"]]);
+      }
+    });
+
+    el("csv-link").addEventListener("click", async function (event) {
+      event.preventDefault();
+      if (!current) return;
+      say("member-status", "Preparing the CSV…");
+      try {
+        var response = await fetch(BASE + "members/" + current.customer_id + "/history?format=csv", {
+          headers: { Authorization: "Bearer " + (await sessionToken()) }, credentials: "same-origin"
+        });
+        if (!response.ok) throw new Error("The loyalty app answered " + response.status + ".");
+        var url = URL.createObjectURL(await response.blob());
+        var link = document.createElement("a");
+        link.href = url;
+        link.download = "points-" + current.customer_id + ".csv";
+        document.body.appendChild(link);
+        link.click();
+        link.remove();
+        setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+        say("member-status", "History downloaded.", "success");
+      } catch (error) {
+        say("member-status", "The CSV could not be downloaded. " + error.message, "critical");
+      }
+    });
+    el("csv-link").addEventListener("keydown", function (event) {
+      if (event.key === " ") {
+        event.preventDefault();
+        event.currentTarget.click();
+      }
+    });
+
+    // -------------------------------------------------------------- parked deliveries
+
+    async function loadParked() {
+      var list = el("parked-list");
+      try {
+        var answer = await call("GET", "parked");
+        list.textContent = "";
+        answer.parked.forEach(function (d) {
+          var li = document.createElement("li");
+          var text = document.createElement("span");
+          text.className = "support-item-text";
+          text.textContent = d.topic + " · received " + new Date(d.received_at).toLocaleString() + " · " +
+            d.attempts + " attempt(s) · " + (d.reason || "");
+          var button = document.createElement("button");
+          button.type = "button";
+          button.className = "btn";
+          button.setAttribute("data-replay", d.id);
+          button.innerHTML = 'Replay<span class="visually-hidden"></span>';
+          button.querySelector("span").textContent = " delivery " + d.id;
+          li.appendChild(text);
+          li.appendChild(button);
+          list.appendChild(li);
+        });
+        el("parked-empty").hidden = answer.parked.length > 0;
+      } catch (error) {
+        say("parked-status", error.message, "critical");
+      }
+    }
+
+    el("parked-refresh").addEventListener("click", loadParked);
+    el("parked-list").addEventListener("click", async function (event) {
+      var button = event.target.closest("[data-replay]");
+      if (!button) return;
+      var id = button.getAttribute("data-replay");
+      say("parked-status", "Replaying delivery " + id + "…");
+      try {
+        var answer = await call("POST", "parked/" + id + "/replay");
+        await loadParked();
+        say("parked-status", "Delivery " + id + " replayed: " + answer.status + ".",
+          answer.status === "parked" ? "critical" : "success");
+      } catch (error) {
+        say("parked-status", error.message, "critical");
+      }
+      el("parked-refresh").focus();
+    });
+
+    // -------------------------------------------------------------- API keys
+
+    async function loadKeys() {
+      var list = el("keys-list");
+      try {
+        var answer = await call("GET", "keys");
+        list.textContent = "";
+        answer.keys.forEach(function (k) {
+          var li = document.createElement("li");
+          var text = document.createElement("span");
+          text.className = "support-item-text";
+          text.textContent = k.name + " · lsk_" + k.prefix + "_… · " + (k.scope === "write" ? "read and write" : "read") +
+            " · created " + new Date(k.created_at).toLocaleDateString() +
+            (k.revoked_at ? " · revoked " + new Date(k.revoked_at).toLocaleDateString() : "");
+          li.appendChild(text);
+          if (!k.revoked_at) {
+            var button = document.createElement("button");
+            button.type = "button";
+            button.className = "btn btn-critical";
+            button.setAttribute("data-revoke", k.id);
+            button.innerHTML = 'Revoke<span class="visually-hidden"></span>';
+            button.querySelector("span").textContent = " key " + k.name;
+            li.appendChild(button);
+          }
+          list.appendChild(li);
+        });
+        el("keys-empty").hidden = answer.keys.length > 0;
+      } catch (error) {
+        say("keys-status", error.message, "critical");
+      }
+    }
+
+    el("key-form").addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var form = event.currentTarget;
+      clearFormErrors(form);
+      el("new-key").hidden = true;
+      if (!el("s-key-name").value.trim()) {
+        fieldError(form, el("s-key-name"), "Give the key a name, such as the tool that will use it.");
+        el("s-key-name").focus();
+        return;
+      }
+      try {
+        var key = await call("POST", "keys", { name: el("s-key-name").value.trim(), scope: el("s-key-scope").value });
+        form.reset();
+        el("new-key-value").value = key.key;
+        el("new-key").hidden = false;
+        await loadKeys();
+        say("keys-status", "Key " + key.name + " created.", "success");
+        el("new-key-value").focus();
+        el("new-key-value").select();
+      } catch (error) {
+        showRefusal(form, error, [[/name/, "name"], [/scope/, "scope"]]);
+      }
+    });
+
+    el("keys-list").addEventListener("click", async function (event) {
+      var button = event.target.closest("[data-revoke]");
+      if (!button) return;
+      try {
+        var key = await call("POST", "keys/" + button.getAttribute("data-revoke") + "/revoke");
+        await loadKeys();
+        say("keys-status", "Key " + key.name + " revoked.", "success");
+      } catch (error) {
+        say("keys-status", error.message, "critical");
+      }
+      el("s-key-name").focus();
+    });
+
+    return {
+      opened: function () {
+        if (opened) return;
+        opened = true;
+        loadParked();
+        loadKeys();
+      }
+    };
+  })();
+
   // ---------------------------------------------------------------- start
 
   async function start() {
@@ -583,6 +1094,7 @@
       fillForm(settings.value.settings);
       form.hidden = false;
       state.loaded = true;
+      document.getElementById("tabs").hidden = false; // the session is good: staff may use the support desk too
     }
     var failed = [settings, summary].filter(function (r) { return r.status === "rejected"; })[0];
     if (failed) bannerFor(failed.reason instanceof ApiError ? failed.reason : new ApiError(0, "error", String(failed.reason)));

@@ -1,0 +1,405 @@
+"""Support desk: API keys, member look-up with an explained history, and audited, undoable point changes."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin import accrual, ledger
+from plugin.models import Member, Order, Posting, Redemption, Shop, SupportAction, SupportKey, utcnow
+
+SCOPES = ("read", "write")
+REASON_CODES = ("goodwill", "correction", "refund", "fraud", "duplicate", "other")
+
+
+class SupportError(Exception):
+    code = "support_error"
+    status = 409
+
+
+class NotFound(SupportError):
+    code, status = "not_found", 404
+
+
+class Invalid(SupportError):
+    code, status = "invalid_request", 400
+
+
+@dataclass(frozen=True)
+class KeyHolder:
+    shop_id: int
+    name: str
+    scope: str
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_key(session: Session, shop: Shop, name: str, scope: str) -> tuple[SupportKey, str]:
+    """A new key; the plaintext is returned once and never stored."""
+    if scope not in SCOPES:
+        raise Invalid(f"scope must be one of {SCOPES}")
+    prefix = secrets.token_hex(6)
+    raw = f"lsk_{prefix}_{secrets.token_urlsafe(24)}"
+    key = SupportKey(shop_id=shop.id, name=name, prefix=prefix, key_hash=_digest(raw), scope=scope, created_at=utcnow())
+    session.add(key)
+    session.flush()
+    return key, raw
+
+
+def authenticate(session: Session, raw: str) -> KeyHolder | None:
+    parts = raw.split("_") if raw else []
+    if len(parts) < 3 or parts[0] != "lsk":
+        return None
+    key = session.execute(select(SupportKey).where(SupportKey.prefix == parts[1])).scalar_one_or_none()
+    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.key_hash, _digest(raw)):
+        return None
+    return KeyHolder(key.shop_id, key.name, key.scope)
+
+
+def revoke_key(session: Session, shop: Shop, key_id: int) -> SupportKey:
+    key = session.get(SupportKey, key_id)
+    if key is None or key.shop_id != shop.id:
+        raise NotFound(f"no key {key_id}")
+    key.revoked_at = key.revoked_at or utcnow()
+    return key
+
+
+def find_member(session: Session, shop: Shop, *, email: str | None = None, customer_id: int | None = None) -> Member:
+    query = select(Member).where(Member.shop_id == shop.id)
+    if customer_id is not None:
+        query = query.where(Member.customer_id == customer_id)
+    elif email:
+        query = query.where(Member.email == email.strip().lower()).order_by(Member.id).limit(1)
+    else:
+        raise Invalid("give an email or a customer id")
+    member = session.execute(query).scalars().first()
+    if member is None and email:  # emails are stored as the shop sent them
+        member = (
+            session.execute(select(Member).where(Member.shop_id == shop.id, Member.email.ilike(email.strip())).limit(1))
+            .scalars()
+            .first()
+        )
+    if member is None:
+        raise NotFound("no such member")
+    return member
+
+
+def member_card(session: Session, shop: Shop, member: Member, history_lines: int = 20) -> dict[str, Any]:
+    """What a helpdesk sidebar shows: who, balance, recent explained history, rewards."""
+    balance = ledger.balance_of(session, shop.id, member)
+    redemptions = session.scalars(
+        select(Redemption)
+        .where(Redemption.shop_id == shop.id, Redemption.member_id == member.id)
+        .order_by(Redemption.id.desc())
+        .limit(10)
+    )
+    return {
+        "customer_id": member.customer_id,
+        "email": member.email,
+        "name": " ".join(p for p in (member.first_name, member.last_name) if p) or None,
+        **balance.to_json(),
+        "history": history(session, shop, member)[:history_lines],
+        "redemptions": [
+            {"id": r.id, "status": r.status, "code": r.code, "reward": r.reward["title"], "points": r.points}
+            for r in redemptions
+        ],
+    }
+
+
+def history(session: Session, shop: Shop, member: Member) -> list[dict[str, Any]]:
+    """Every posting, newest first, each with what caused it."""
+    postings = session.scalars(
+        select(Posting).where(Posting.shop_id == shop.id, Posting.member_id == member.id).order_by(Posting.id.desc())
+    ).all()
+    names = dict(
+        session.execute(
+            select(Order.order_id, Order.name).where(
+                Order.shop_id == shop.id, Order.order_id.in_({p.order_id for p in postings if p.order_id})
+            )
+        ).all()
+    )
+    actions = {
+        str(a.id): a
+        for a in session.scalars(
+            select(SupportAction).where(SupportAction.shop_id == shop.id, SupportAction.member_id == member.id)
+        )
+    }
+    lines = []
+    for p in postings:
+        cause = {
+            "order": names.get(p.order_id) if p.order_id else None,
+            "order_id": p.order_id,
+            "refund_id": p.source_id if p.source_type == "refund" else None,
+            "redemption_id": p.source_id if p.source_type == "redemption" else None,
+        }
+        action = actions.get(p.source_id) if p.source_type == "support" else None
+        if action is not None:
+            cause |= {
+                "support_action_id": action.id,
+                "by": action.actor,
+                "reason_code": action.reason_code,
+                "note": action.note,
+            }
+        lines.append(
+            {
+                "id": p.id,
+                "at": p.created_at.isoformat(),
+                "kind": p.kind,
+                "points": p.points,
+                "balance_after": p.balance_after,
+                "source": p.source_type,
+                "rule_version": p.rule_version,
+                "explanation": p.note,
+                **{k: v for k, v in cause.items() if v is not None},
+            }
+        )
+    return lines
+
+
+def history_csv(lines: list[dict[str, Any]]) -> str:
+    columns = [
+        "id",
+        "at",
+        "kind",
+        "points",
+        "balance_after",
+        "source",
+        "order",
+        "order_id",
+        "refund_id",
+        "redemption_id",
+        "support_action_id",
+        "by",
+        "reason_code",
+        "note",
+        "rule_version",
+        "explanation",
+    ]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(lines)
+    return out.getvalue()
+
+
+def _check_reason(reason_code: str, note: str) -> None:
+    if reason_code not in REASON_CODES:
+        raise Invalid(f"reason_code must be one of {REASON_CODES}")
+    if not note or not note.strip():
+        raise Invalid("a note is required")
+
+
+def _replayed(session: Session, shop: Shop, key: str | None) -> SupportAction | None:
+    if not key:
+        return None
+    return session.execute(
+        select(SupportAction).where(SupportAction.shop_id == shop.id, SupportAction.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def _record(
+    session: Session,
+    shop: Shop,
+    member: Member,
+    action: str,
+    points: int,
+    reason_code: str,
+    note: str,
+    actor: str,
+    key: str | None,
+    order_id: int | None = None,
+    undo_of: int | None = None,
+    kind: str = "adjust",
+) -> SupportAction:
+    locked = session.execute(
+        select(Member).where(Member.id == member.id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+    record = SupportAction(
+        shop_id=shop.id,
+        member_id=member.id,
+        action=action,
+        actor=actor,
+        reason_code=reason_code,
+        note=note.strip(),
+        points=points,
+        balance_before=locked.balance,
+        balance_after=locked.balance + points,
+        order_id=order_id,
+        undo_of=undo_of,
+        idempotency_key=key,
+        created_at=utcnow(),
+    )
+    session.add(record)
+    session.flush()
+    if points:
+        entry = ledger.Entry(
+            member_id=member.id,
+            kind=kind,
+            points=points,
+            source_type="support",
+            source_id=str(record.id),
+            idempotency_key=f"support:{record.id}",
+            rule_version="support",
+            order_id=order_id,
+            note=f"{reason_code}: {note.strip()}",
+            actor=actor,
+        )
+        ledger.post(session, shop.id, entry)
+    return record
+
+
+def adjust(
+    session: Session,
+    shop: Shop,
+    customer_id: int,
+    points: int,
+    reason_code: str,
+    note: str,
+    actor: str,
+    key: str | None = None,
+) -> SupportAction:
+    """Add or take away points by hand (may leave a negative balance: the history says so)."""
+    _check_reason(reason_code, note)
+    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
+        raise Invalid("points must be a non-zero integer")
+    if (replayed := _replayed(session, shop, key)) is not None:
+        return replayed
+    member = find_member(session, shop, customer_id=customer_id)
+    return _record(session, shop, member, "adjust", points, reason_code, note, actor, key)
+
+
+def reverse_order(
+    session: Session,
+    shop: Shop,
+    order_id: int,
+    points: int | None,
+    reason_code: str,
+    note: str,
+    actor: str,
+    key: str | None = None,
+) -> SupportAction:
+    """Take back an order's points (all it still holds, or a given amount, never more).
+
+    The reversal becomes one of the order's facts, like a refund, so later deliveries for the order keep it.
+    """
+    _check_reason(reason_code, note)
+    if (replayed := _replayed(session, shop, key)) is not None:
+        return replayed
+    order = _locked_order(session, shop, order_id)
+    if order.points_held <= 0:
+        raise SupportError(f"order {order_id} holds no points to reverse")
+    amount = order.points_held if points is None else points
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= order.points_held:
+        raise Invalid(f"points must be between 1 and {order.points_held}, what the order still holds")
+    record = _record(
+        session,
+        shop,
+        session.get(Member, order.member_id),
+        "reverse_order",
+        0,
+        reason_code,
+        note,
+        actor,
+        key,
+        order_id=order_id,
+    )
+    order.support_delta -= amount
+    _settle_for(session, shop, order, record, reason_code, note, actor)
+    return record
+
+
+def undo(
+    session: Session, shop: Shop, action_id: int, reason_code: str, note: str, actor: str, key: str | None = None
+) -> SupportAction:
+    """Undo a support action with a further audited action; an order gets back no more than its facts allow."""
+    _check_reason(reason_code, note)
+    if (replayed := _replayed(session, shop, key)) is not None:
+        return replayed
+    original = session.execute(
+        select(SupportAction).where(SupportAction.shop_id == shop.id, SupportAction.id == action_id).with_for_update()
+    ).scalar_one_or_none()
+    if original is None:
+        raise NotFound(f"no support action {action_id}")
+    if original.undone_by is not None:
+        raise SupportError(f"action {action_id} was already undone by action {original.undone_by}")
+    member = session.get(Member, original.member_id)
+    if original.order_id is None:
+        record = _record(
+            session, shop, member, "undo", -original.points, reason_code, note, actor, key, undo_of=original.id
+        )
+    else:
+        order = _locked_order(session, shop, original.order_id)
+        record = _record(
+            session,
+            shop,
+            member,
+            "undo",
+            0,
+            reason_code,
+            note,
+            actor,
+            key,
+            order_id=original.order_id,
+            undo_of=original.id,
+        )
+        order.support_delta -= original.points  # the original's points were negative for a reversal
+        _settle_for(session, shop, order, record, reason_code, note, actor)
+    original.undone_by = record.id
+    return record
+
+
+def _locked_order(session: Session, shop: Shop, order_id: int) -> Order:
+    order = session.execute(
+        select(Order)
+        .where(Order.shop_id == shop.id, Order.order_id == order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if order is None or order.member_id is None or order.lot is None:
+        raise NotFound(f"no order {order_id} that earned points")
+    return order
+
+
+def _settle_for(
+    session: Session, shop: Shop, order: Order, record: SupportAction, reason_code: str, note: str, actor: str
+) -> None:
+    """Post what the order's facts now say, under the action's own key, and write the amount on the action."""
+    before = record.balance_before
+    posted = accrual.settle(
+        session,
+        shop,
+        order,
+        ("support", str(record.id)),
+        idempotency_key=f"support:{record.id}",
+        actor=actor,
+        note=f"{reason_code}: {note.strip()}",
+    )
+    record.points = posted
+    record.balance_after = before + posted
+
+
+def action_json(a: SupportAction) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "action": a.action,
+        "actor": a.actor,
+        "reason_code": a.reason_code,
+        "note": a.note,
+        "points": a.points,
+        "balance_before": a.balance_before,
+        "balance_after": a.balance_after,
+        "order_id": a.order_id,
+        "undo_of": a.undo_of,
+        "undone_by": a.undone_by,
+        "at": a.created_at.isoformat(),
+    }
