@@ -10,8 +10,9 @@ from flask import Blueprint, Response, current_app, redirect, request, session
 
 from plugin import queue, shops, tokens
 from plugin.config import Settings
-from plugin.db import transaction
+from plugin.db import engine_for, insert_for, transaction
 from plugin.errors import json_error
+from plugin.models import UsedOAuthState, utcnow
 from plugin.platforms import shopify_oauth
 from plugin.platforms.shopify import is_valid_shop_domain
 
@@ -50,7 +51,7 @@ def start() -> Response:
 @bp.get("/auth/callback")
 def callback() -> Response:
     settings = _settings()
-    expected = session.pop("oauth", None) or {}  # single use: a replayed callback finds no state
+    expected = session.pop("oauth", None) or {}  # and each state is recorded when used: a replay is refused
     shop = request.args.get("shop", "")
     if not shopify_oauth.verify_query(_params(), settings.webhook_secrets):
         return json_error(401, "invalid_hmac", "the callback's hmac does not match")
@@ -65,6 +66,8 @@ def callback() -> Response:
             return json_error(400, "stale_request", "the callback is too old")
     except ValueError:
         return json_error(400, "stale_request", "the callback has no valid timestamp")
+    if not _first_use(settings, state, shop):
+        return json_error(403, "invalid_state", "this install request was already completed")
     try:
         grant = shopify_oauth.exchange_code(
             shop,
@@ -83,3 +86,15 @@ def callback() -> Response:
     queue.enqueue_webhook_check(settings, shop_id)
     log.info("installed %s (scopes %s)", shop, grant.scope)
     return redirect(f"https://{shop}/admin/apps/{settings.shopify_api_key}")
+
+
+def _first_use(settings: Settings, state: str, shop: str) -> bool:
+    """Record the state as consumed; False when a callback already used it (a replay with the same cookie)."""
+    statement = (
+        insert_for(engine_for(settings.database_url))(UsedOAuthState)
+        .values(state=state, shop_domain=shop, used_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["state"])
+        .returning(UsedOAuthState.state)
+    )
+    with engine_for(settings.database_url).begin() as connection:
+        return connection.execute(statement).scalar() is not None

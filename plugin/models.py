@@ -308,3 +308,13 @@ class SupportAction(Base):
     undone_by: Mapped[int | None] = mapped_column(BigInteger)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class UsedOAuthState(Base):
+    """OAuth state nonces already consumed by a callback, so a replayed callback is refused by us too."""
+
+    __tablename__ = "used_oauth_states"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shop_domain: Mapped[str] = mapped_column(String(255))
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -28,6 +28,7 @@ FIXTURES = ROOT.parent / "shared" / "fixtures" / "shopify"
 SECRET = "shpss_test-webhook-secret-0123456789abcdef"  # as long as a real app secret
 SHOP = "loyal-shop.myshopify.com"
 TABLES = (
+    "used_oauth_states",
     "postings",
     "redemptions",
     "refunds",

@@ -128,6 +128,14 @@ def test_a_replayed_callback_or_code_is_refused(browser, settings):
     assert callback(browser, state).status_code == 302
     replay = callback(browser, state)
     assert (replay.status_code, replay.get_json()["error"]["code"]) == (403, "invalid_state")  # state is single use
+    with browser.session_transaction(base_url="https://app.test") as cookie:  # even with the cookie put back
+        cookie["oauth"] = {"state": state, "shop": SHOP}
+    again = callback(browser, state)
+    assert (again.status_code, again.get_json()["error"]["message"]) == (
+        403,
+        "this install request was already completed",
+    )
+    assert len(responses.calls) == 1  # the code was never sent to the shop a second time
     responses.replace(responses.POST, TOKEN_URL, status=400, json={"error": "invalid_request"})
     reused = callback(browser, start_install(browser))  # a new state, but the shop refuses the used code
     assert (reused.status_code, reused.get_json()["error"]["code"]) == (400, "code_rejected")
