@@ -194,27 +194,16 @@ def support_parked() -> Response:
     """This shop's parked webhook deliveries, oldest first."""
     shop_id, _ = _staff()
     with transaction(_settings().database_url) as session:
-        domain = session.get(Shop, shop_id).domain
-        rows = session.scalars(
-            select(Delivery)
-            .where(Delivery.shop_domain == domain, Delivery.status == inbox.PARKED)
-            .order_by(Delivery.id)
-            .limit(200)
-        )
-        return jsonify(
-            {
-                "parked": [
-                    {
-                        "id": d.id,
-                        "topic": d.topic,
-                        "received_at": d.received_at.isoformat(),
-                        "attempts": d.attempts,
-                        "reason": d.reason,
-                    }
-                    for d in rows
-                ]
-            }
-        )
+        return jsonify({"parked": support.parked(session, session.get(Shop, shop_id))})
+
+
+@blp.route("/support/parked/<int:delivery_id>", methods=["GET"])
+@blp.doc(security=SECURITY)
+def support_parked_delivery(delivery_id: int) -> Response:
+    """Inspect one delivery: its reason, what Shopify sent, as received."""
+    shop_id, _ = _staff()
+    with transaction(_settings().database_url) as session:
+        return jsonify(support.parked_delivery(session, session.get(Shop, shop_id), delivery_id))
 
 
 @blp.route("/support/parked/<int:delivery_id>/replay", methods=["POST"])

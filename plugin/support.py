@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plugin import accrual, ledger
-from plugin.models import Member, Order, Posting, Redemption, Shop, SupportAction, SupportKey, utcnow
+from plugin.models import Delivery, Member, Order, Posting, Redemption, Shop, SupportAction, SupportKey, utcnow
 
 SCOPES = ("read", "write")
 REASON_CODES = ("goodwill", "correction", "refund", "fraud", "duplicate", "other")
@@ -402,4 +402,43 @@ def action_json(a: SupportAction) -> dict[str, Any]:
         "undo_of": a.undo_of,
         "undone_by": a.undone_by,
         "at": a.created_at.isoformat(),
+    }
+
+
+def parked(session: Session, shop: Shop, limit: int = 200) -> list[dict[str, Any]]:
+    """The shop's parked deliveries, oldest first, with the reason each could not be processed."""
+    rows = session.scalars(
+        select(Delivery)
+        .where(Delivery.shop_domain == shop.domain, Delivery.status == "parked")
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    return [
+        {
+            "id": d.id,
+            "topic": d.topic,
+            "received_at": d.received_at.isoformat(),
+            "attempts": d.attempts,
+            "reason": d.reason,
+        }
+        for d in rows
+    ]
+
+
+def parked_delivery(session: Session, shop: Shop, delivery_id: int) -> dict[str, Any]:
+    """One delivery of the shop in full, to inspect before a replay: headers we kept and the raw body."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.shop_domain != shop.domain:
+        raise NotFound(f"no delivery {delivery_id}")
+    return {
+        "id": delivery.id,
+        "topic": delivery.topic,
+        "status": delivery.status,
+        "reason": delivery.reason,
+        "webhook_id": delivery.webhook_id,
+        "triggered_at": delivery.triggered_at,
+        "api_version": delivery.api_version,
+        "received_at": delivery.received_at.isoformat(),
+        "attempts": delivery.attempts,
+        "body": delivery.body.decode("utf-8", "replace")[:65536],
     }

@@ -174,27 +174,15 @@ def cancel_reward(redemption_id: int) -> Response:
 @needs("read")
 def parked() -> Response:
     with transaction(_settings().database_url) as session:
-        domain = session.get(Shop, g.shop_id).domain
-        rows = session.scalars(
-            select(Delivery)
-            .where(Delivery.shop_domain == domain, Delivery.status == inbox.PARKED)
-            .order_by(Delivery.id)
-            .limit(200)
-        )
-        return jsonify(
-            {
-                "parked": [
-                    {
-                        "id": d.id,
-                        "topic": d.topic,
-                        "received_at": d.received_at.isoformat(),
-                        "attempts": d.attempts,
-                        "reason": d.reason,
-                    }
-                    for d in rows
-                ]
-            }
-        )
+        return jsonify({"parked": support.parked(session, session.get(Shop, g.shop_id))})
+
+
+@bp.get("/parked/<int:delivery_id>")
+@needs("read")
+def parked_delivery(delivery_id: int) -> Response:
+    """Inspect one delivery: its reason, what Shopify sent, as received."""
+    with transaction(_settings().database_url) as session:
+        return jsonify(support.parked_delivery(session, session.get(Shop, g.shop_id), delivery_id))
 
 
 @bp.post("/parked/<int:delivery_id>/replay")

@@ -249,3 +249,46 @@ def test_staff_find_a_member_adjust_their_points_and_undo_it_in_the_page(setting
     assert balance(settings) == 150
     with transaction(settings.database_url) as session:
         assert [a.actor for a in session.query(SupportAction).order_by(SupportAction.id)] == ["staff:42", "staff:42"]
+
+
+@pytest.mark.integration
+def test_staff_cancel_an_unused_reward_in_the_page(settings, member):
+    import dataclasses
+
+    import requests
+
+    from plugin import ledger, redemption, shops
+    from plugin.accrual import enrol
+    from plugin.events import Customer
+    from tests.processes import chromium_page, start_app, start_fake_shop, stop
+    from tests.test_admin_page import API_KEY
+    from tests.test_admin_page import session_token as page_token
+
+    fake, fake_url = start_fake_shop("--token", "shpat_test_token")
+    settings = dataclasses.replace(settings, shopify_api_base_url=fake_url)
+    with transaction(settings.database_url) as session:
+        shop = shops.install(session, SHOP, "shpat_test_token", settings.encryption_keys)
+        member_id = enrol(session, shop.id, Customer(7001))
+        ledger.post(session, shop.id, ledger.Entry(member_id, "bonus", 400, "support", "s", "s", "test"))
+        redemption_id = redemption.redeem(session, shop, 7001, "5-off").id
+    assert redemption.issue(settings, redemption_id) == "issued"
+    app, base_url = start_app(settings, SHOPIFY_API_KEY=API_KEY, REDIS_URL="")
+    try:
+        with chromium_page(viewport={"width": 1280, "height": 900}, locale="en-US", bypass_csp=True) as page:
+            page.on("dialog", lambda dialog: dialog.accept("ordered by mistake"))
+            page.goto(f"{base_url}/admin?shop={SHOP}&id_token={page_token()}")
+            page.get_by_role("tab", name="Support").click()
+            find = page.locator("#find-form")
+            find.get_by_label("Email").fill("ada@example.com")
+            find.get_by_label("Email").press("Enter")
+            page.locator("#member:not([hidden])").wait_for()
+            assert page.locator('[data-member="balance"]').inner_text() == "50"
+            page.get_by_role("button", name=f"Cancel reward {redemption_id}").click()
+            page.wait_for_function("document.querySelector('[data-member=\"balance\"]').textContent === '550'")
+            assert "cancelled" in page.locator("#member-rewards").inner_text()
+        codes = requests.get(f"{fake_url}/_fake/codes", timeout=5).json()["codes"]
+    finally:
+        stop(app)
+        stop(fake)
+    assert [c["deleted"] for c in codes] == [True]
+    assert balance(settings) == 550

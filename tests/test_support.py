@@ -245,3 +245,12 @@ def test_support_cancels_an_unused_reward_and_the_points_come_back_once(fake_sho
     assert balance(settings) == 600
     again = api(client, "POST", f"redemptions/{redemption_id}/cancel", key, body)
     assert again.status_code == 409 and balance(settings) == 600
+
+
+def test_a_parked_delivery_can_be_inspected_before_a_replay(client, settings, shop):
+    deliver(client, "orders/paid", b'{"id": 1, "line_items": ')
+    key = make_key(settings, "read")
+    [parked] = api(client, "GET", "parked", key).get_json()["parked"]
+    shown = api(client, "GET", f"parked/{parked['id']}", key).get_json()
+    assert (shown["topic"], shown["status"], shown["body"]) == ("orders/paid", "parked", '{"id": 1, "line_items": ')
+    assert shown["reason"].startswith("malformed JSON")

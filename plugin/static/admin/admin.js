@@ -790,7 +790,54 @@
       });
       el("history-empty").hidden = card.history.length > 0;
       el("csv-link").href = BASE + "members/" + card.customer_id + "/history?format=csv";
+      showRewards(card);
       el("member").hidden = false;
+    }
+
+    // The member's rewards; an issued, unused one can be cancelled (code deleted, points returned).
+    function showRewards(card) {
+      var box = el("member-rewards");
+      if (!box) {
+        box = document.createElement("div");
+        box.id = "member-rewards";
+        el("member").appendChild(box);
+      }
+      box.textContent = "";
+      var heading = document.createElement("h3");
+      heading.textContent = "Rewards";
+      box.appendChild(heading);
+      var list = document.createElement("ul");
+      (card.redemptions || []).forEach(function (r) {
+        var li = document.createElement("li");
+        li.textContent = r.reward + " · " + integerFormat.format(r.points) + " points · " + r.status +
+          (r.code ? " · " + r.code : "") + " ";
+        if (r.status === "issued") {
+          var button = document.createElement("button");
+          button.type = "button";
+          button.className = "btn";
+          button.setAttribute("data-cancel-redemption", r.id);
+          button.textContent = "Cancel reward " + r.id;
+          button.addEventListener("click", async function () {
+            var note = window.prompt("Why is reward " + r.id + " cancelled? (kept in the history)");
+            if (!note || !note.trim()) return;
+            try {
+              await call("POST", "redemptions/" + r.id + "/cancel", {reason_code: "other", note: note.trim()});
+              await loadMember("customer_id=" + card.customer_id);
+            } catch (error) {
+              window.alert(error.message || String(error));
+            }
+          });
+          li.appendChild(button);
+        }
+        list.appendChild(li);
+      });
+      if (!list.children.length) {
+        var none = document.createElement("p");
+        none.textContent = "No rewards redeemed.";
+        box.appendChild(none);
+      } else {
+        box.appendChild(list);
+      }
     }
 
     async function loadMember(query) {
