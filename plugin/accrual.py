@@ -172,9 +172,10 @@ def settle(
         return 0
     if order.member_id is None or lot is None:
         raise LedgerConflict(f"order {order.order_id} would move {delta} points without a lot or a member")
-    policy = program_settings(shop.settings, shop.settings_version).spent_points_policy
+    # Settings are validated when saved: read the one key rather than validating them all on every settle.
+    policy = (shop.settings or {}).get("spent_points_policy", "allow_negative")
     if delta < 0 and policy != "allow_negative":
-        payable = max(_locked_balance(session, order.member_id), 0)
+        payable = max(_locked_balance(session, shop.id, order.member_id), 0)
         if -delta > payable:
             # The member spent these points already: take what is there; the rest is forgiven or owed.
             shortfall = -delta - payable
@@ -208,8 +209,10 @@ def settle(
     return delta
 
 
-def _locked_balance(session: Session, member_id: int) -> int:
-    return session.execute(select(Member.balance).where(Member.id == member_id).with_for_update()).scalar_one()
+def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:
+    return session.execute(
+        select(Member.balance).where(Member.shop_id == shop_id, Member.id == member_id).with_for_update()
+    ).scalar_one()
 
 
 def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> None:
@@ -220,7 +223,7 @@ def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> Non
         .order_by(Order.id)
         .with_for_update()
     ).all()
-    available = min(earned, max(_locked_balance(session, member_id), 0))
+    available = min(earned, max(_locked_balance(session, shop.id, member_id), 0))
     for owed in owing:
         take = min(owed.unpaid_reversal, available)
         if take <= 0:

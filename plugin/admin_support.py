@@ -101,63 +101,33 @@ def support_history(customer_id: int) -> Response:
     return jsonify({"customer_id": customer_id, "history": lines})
 
 
+def _perform(action: str, target: int) -> Response:
+    shop_id, actor = _staff()
+    body = _body()
+    with transaction(_settings().database_url) as session:
+        done = support.perform(session, session.get(Shop, shop_id), action, target, body, actor, _idempotency_key())
+        return _created(support.action_json(done))
+
+
 @blp.route("/support/members/<int:customer_id>/adjustments", methods=["POST"])
 @blp.doc(security=SECURITY)
 def support_adjust(customer_id: int) -> Response:
     """Add or take away points by hand, with a reason code and a note; Idempotency-Key makes a retry safe."""
-    shop_id, actor = _staff()
-    body = _body()
-    with transaction(_settings().database_url) as session:
-        action = support.adjust(
-            session,
-            session.get(Shop, shop_id),
-            customer_id,
-            body.get("points"),
-            body.get("reason_code", ""),
-            body.get("note", ""),
-            actor,
-            _idempotency_key(),
-        )
-        return _created(support.action_json(action))
+    return _perform("adjust", customer_id)
 
 
 @blp.route("/support/orders/<int:order_id>/reversals", methods=["POST"])
 @blp.doc(security=SECURITY)
 def support_reverse(order_id: int) -> Response:
     """Take back an order's points (all it still holds, or `points`)."""
-    shop_id, actor = _staff()
-    body = _body()
-    with transaction(_settings().database_url) as session:
-        action = support.reverse_order(
-            session,
-            session.get(Shop, shop_id),
-            order_id,
-            body.get("points"),
-            body.get("reason_code", ""),
-            body.get("note", ""),
-            actor,
-            _idempotency_key(),
-        )
-        return _created(support.action_json(action))
+    return _perform("reverse", order_id)
 
 
 @blp.route("/support/actions/<int:action_id>/undo", methods=["POST"])
 @blp.doc(security=SECURITY)
 def support_undo(action_id: int) -> Response:
     """Undo a support action with a further audited action."""
-    shop_id, actor = _staff()
-    body = _body()
-    with transaction(_settings().database_url) as session:
-        action = support.undo(
-            session,
-            session.get(Shop, shop_id),
-            action_id,
-            body.get("reason_code", ""),
-            body.get("note", ""),
-            actor,
-            _idempotency_key(),
-        )
-        return _created(support.action_json(action))
+    return _perform("undo", action_id)
 
 
 @blp.route("/support/actions", methods=["GET"])

@@ -388,6 +388,20 @@ def _settle_for(
     record.balance_after = before + posted
 
 
+def perform(
+    session: Session, shop: Shop, action: str, target: int, body: dict[str, Any], actor: str, key: str | None
+) -> SupportAction:
+    """One support action from a request body: `adjust` a customer, `reverse` an order, `undo` an action."""
+    reason_code, note = str(body.get("reason_code", "")), str(body.get("note", ""))
+    if action == "adjust":
+        return adjust(session, shop, target, body.get("points"), reason_code, note, actor, key)
+    if action == "reverse":
+        return reverse_order(session, shop, target, body.get("points"), reason_code, note, actor, key)
+    if action == "undo":
+        return undo(session, shop, target, reason_code, note, actor, key)
+    raise Invalid(f"unknown action {action!r}")
+
+
 def action_json(a: SupportAction) -> dict[str, Any]:
     return {
         "id": a.id,

@@ -91,57 +91,24 @@ def member_history(customer_id: int) -> Response:
     return jsonify({"customer_id": customer_id, "history": lines})
 
 
-@bp.post("/members/<int:customer_id>/adjustments")
+@bp.post("/members/<int:target>/adjustments", defaults={"action": "adjust"})
+@bp.post("/orders/<int:target>/reversals", defaults={"action": "reverse"})
+@bp.post("/actions/<int:target>/undo", defaults={"action": "undo"})
 @needs("write")
-def adjust(customer_id: int) -> Response:
+def write_action(action: str, target: int) -> Response:
+    """Adjust a member, reverse an order, or undo an action: reason_code and note required; Idempotency-Key."""
     body = _body()
     with transaction(_settings().database_url) as session:
-        action = support.adjust(
+        done = support.perform(
             session,
             session.get(Shop, g.shop_id),
-            customer_id,
-            body.get("points"),
-            body.get("reason_code", ""),
-            body.get("note", ""),
+            action,
+            target,
+            body,
             _actor(),
             request.headers.get("Idempotency-Key"),
         )
-        return _created(action)
-
-
-@bp.post("/orders/<int:order_id>/reversals")
-@needs("write")
-def reverse(order_id: int) -> Response:
-    body = _body()
-    with transaction(_settings().database_url) as session:
-        action = support.reverse_order(
-            session,
-            session.get(Shop, g.shop_id),
-            order_id,
-            body.get("points"),
-            body.get("reason_code", ""),
-            body.get("note", ""),
-            _actor(),
-            request.headers.get("Idempotency-Key"),
-        )
-        return _created(action)
-
-
-@bp.post("/actions/<int:action_id>/undo")
-@needs("write")
-def undo(action_id: int) -> Response:
-    body = _body()
-    with transaction(_settings().database_url) as session:
-        action = support.undo(
-            session,
-            session.get(Shop, g.shop_id),
-            action_id,
-            body.get("reason_code", ""),
-            body.get("note", ""),
-            _actor(),
-            request.headers.get("Idempotency-Key"),
-        )
-        return _created(action)
+        return _created(done)
 
 
 @bp.get("/actions")
