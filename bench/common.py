@@ -1,0 +1,55 @@
+"""Benchmark set-up shared by the sections: a migrated database with the bench shop, signing, medians."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import statistics
+
+import redis
+
+from bench.harness import REDIS_URL, ROOT, SECRET, SHOP, environment, flask_cli, fresh_database
+
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "shopify" / "webhooks-2024-10"
+
+
+def prepared_database(name: str) -> tuple[str, dict[str, str]]:
+    """A fresh, migrated PostgreSQL database holding the installed bench shop; returns its URL and env."""
+    url = fresh_database(name)
+    env = environment(url)
+    flask_cli(env, "db-upgrade")
+    flask_cli(env, "shops", "add", SHOP, "--token", "shpat_bench")
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return url, env
+
+
+def webhook_hmac(body: bytes) -> str:
+    return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def order_payload(order_id: int | None = None, customer_id: int | None = None) -> dict:
+    """The captured orders/paid payload (about 11 kB, as Shopify sends it), made a paid, non-test, live order."""
+    payload = json.loads((FIXTURES / "orders.paid.json").read_text())["body"]
+    payload.update(test=False, financial_status="paid", cancelled_at=None, cancel_reason=None)
+    if order_id is not None:
+        payload.update(id=order_id, name=f"#B{order_id}", order_number=order_id)
+        payload["admin_graphql_api_id"] = f"gid://shopify/Order/{order_id}"
+    if customer_id is not None:
+        payload["customer"]["id"] = customer_id
+        payload["customer"]["admin_graphql_api_id"] = f"gid://shopify/Customer/{customer_id}"
+    return payload
+
+
+def order_body(order_id: int | None = None, customer_id: int | None = None) -> bytes:
+    return json.dumps(order_payload(order_id, customer_id), separators=(",", ":")).encode()
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def throughput(result: dict) -> float:
+    """Answered requests per second in one wrk run."""
+    return result["requests"] / (result["duration_us"] / 1e6)

@@ -1,0 +1,56 @@
+"""Webhook intake: POST /webhooks/shopify (HMAC, inbox insert, signal) against a bare Flask endpoint, same server."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+from bench.common import median, order_body, prepared_database, throughput, webhook_hmac
+from bench.harness import SHOP, RssSampler, running, start_web, wrk
+
+TOPIC = "orders/paid"
+
+
+def run(rounds: int = 3, seconds: int = 8, connections: int = 4) -> dict:
+    url, env = prepared_database("loyalty_bench_intake")
+    body_file = Path(tempfile.mkdtemp(prefix="bench-intake-")) / "order.json"
+    body = order_body()
+    body_file.write_bytes(body)
+    args = (str(body_file), webhook_hmac(body), SHOP, TOPIC)
+    app, app_url = start_web("web-intake-app", "plugin:create_app()", env)
+    runs: dict[str, list[dict]] = {"bare": [], "app": []}
+    with running(app):
+        bare, bare_url = start_web("web-intake-bare", "bench.bare_app:app", env)
+        with running(bare), RssSampler({"web": [app]}) as memory:
+            for _name, base in (("bare", bare_url), ("app", app_url)):  # warm up: imports, pools, plans
+                wrk(base, "webhook.lua", *args, "warmup", connections=connections, seconds=2)
+            for round_number in range(rounds):  # alternate, so both see the same machine noise
+                for name, base in (("bare", bare_url), ("app", app_url)):
+                    runs[name].append(
+                        wrk(base, "webhook.lua", *args, f"r{round_number}", connections=connections, seconds=seconds)
+                    )
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+        stored = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+    return summarise(runs, stored=stored, body_bytes=len(body), peak_web_mib=memory.peak_mib("web"),
+                     connections=connections, seconds=seconds)  # fmt: skip
+
+
+def summarise(runs: dict[str, list[dict]], **extra) -> dict:
+    bare_rps = median([throughput(r) for r in runs["bare"]])
+    app_rps = median([throughput(r) for r in runs["app"]])
+    return {
+        "bare_rps": round(bare_rps),
+        "app_rps": round(app_rps),
+        "ratio": round(app_rps / bare_rps, 2),
+        "app_p50_ms": round(median([r["latency_us"]["p50"] for r in runs["app"]]) / 1000, 2),
+        "app_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["app"]]) / 1000, 2),
+        "bare_p50_ms": round(median([r["latency_us"]["p50"] for r in runs["bare"]]) / 1000, 2),
+        "bare_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["bare"]]) / 1000, 2),
+        "errors": sum(sum(r["errors"].values()) for rs in runs.values() for r in rs),
+        "app_requests": sum(r["requests"] for r in runs["app"]),
+        "command": runs["app"][0]["command"],
+        "runs": runs,
+        **extra,
+    }

@@ -1,0 +1,140 @@
+"""`make bench`: runs the sections and writes their figures into docs/benchmarks.md (between its result markers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+
+from bench import e2e, intake, scale, widget
+from bench.harness import ROOT, WEB_CONCURRENCY, machine
+
+DOC = ROOT / "docs" / "benchmarks.md"
+RAW = ROOT / "docs" / "benchmarks.json"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+SECTIONS = ("intake", "widget", "e2e", "scale")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    parser.add_argument("--orders", type=int, default=20_000, help="orders in the end-to-end run")
+    parser.add_argument("--workers", type=int, default=3, help="Procfile worker processes in the end-to-end run")
+    parser.add_argument("--members", type=int, default=1_000_000, help="members in the scale run (20 postings each)")
+    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
+    args = parser.parse_args()
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    results: dict = json.loads(RAW.read_text()) if RAW.exists() else {}
+    for section in wanted:
+        print(f"== {section}", flush=True)
+        started = time.perf_counter()
+        if section == "intake":
+            results[section] = intake.run(rounds=args.rounds, seconds=args.seconds)
+        elif section == "widget":
+            results[section] = widget.run(rounds=args.rounds, seconds=args.seconds)
+        elif section == "e2e":
+            results[section] = e2e.run(orders=args.orders, workers=args.workers)
+        elif section == "scale":
+            results[section] = scale.run(members=args.members)
+        else:
+            sys.exit(f"unknown section {section!r}")
+        results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        results[section]["wall_seconds"] = round(time.perf_counter() - started)
+        print(json.dumps({k: v for k, v in results[section].items() if k != "runs"}, indent=1), flush=True)
+    results["machine"] = machine()
+    results["command"] = "make bench  # " + shlex.join(["python", "-m", "bench.run", *sys.argv[1:]])
+    RAW.write_text(json.dumps({k: _without_runs(v) for k, v in results.items()}, indent=1, sort_keys=True) + "\n")
+    write_doc(results)
+    print(f"wrote {DOC.relative_to(ROOT)}")
+
+
+def _without_runs(value):
+    return {k: v for k, v in value.items() if k != "runs"} if isinstance(value, dict) else value
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def write_doc(r: dict) -> None:
+    m = r["machine"]
+    lines = [
+        START,
+        "",
+        f"Machine: {m['cpu']}; {m['memory']}; {m['os']}; Python {m['python']}; PostgreSQL {m['postgresql']}; "
+        f"Redis {m['redis']}; {m['wrk']}. Web: the Procfile's gunicorn line, WEB_CONCURRENCY={WEB_CONCURRENCY}.",
+        "",
+        "| What | Measured | Baseline in the same run | Ratio | Goal | |",
+        "|---|---|---|---|---|---|",
+    ]
+    if "intake" in r:
+        i = r["intake"]
+        lines.append(
+            f"| Webhook intake (signed, stored, signalled) | {i['app_rps']} req/s, p50 {i['app_p50_ms']} ms, "
+            f"p99 {i['app_p99_ms']} ms | bare Flask {i['bare_rps']} req/s, p99 {i['bare_p99_ms']} ms | "
+            f"{i['ratio']} | ≥ 0.5, p99 < 20 ms | {verdict(i['ratio'] >= 0.5 and i['app_p99_ms'] < 20)} |"
+        )
+    if "widget" in r:
+        w = r["widget"]
+        lines.append(
+            f"| Widget read (signed App Proxy) | {w['app_rps']} req/s, p50 {w['app_p50_ms']} ms, "
+            f"p99 {w['app_p99_ms']} ms | bare Flask {w['bare_rps']} req/s, p99 {w['bare_p99_ms']} ms | "
+            f"{w['ratio']} | ≥ 0.6, p99 < 10 ms | {verdict(w['ratio'] >= 0.6 and w['app_p99_ms'] < 10)} |"
+        )
+    if "e2e" in r:
+        e = r["e2e"]
+        lines.append(
+            f"| End to end, {e['orders']:,} orders/paid → postings ({e['workers']} workers) | "
+            f"{e['orders_per_second']} orders/s ({e['seconds']} s) | PostgreSQL raw single-row commits: "
+            f"{e['pg_commits_per_second_1_client']}/s (1 client), {e['pg_commits_per_second_4_clients']}/s "
+            f"(4 clients) | {e['orders_per_second'] / e['pg_commits_per_second_1_client']:.3f} of 1-client commits | "
+            f"≥ 670 orders/s | {verdict(e['orders_per_second'] >= 670)} |"
+        )
+    memory = [r[s][k] for s in ("intake", "widget", "e2e") if s in r for k in ("peak_web_mib",) if k in r[s]]
+    if memory:
+        lines.append(
+            f"| Peak RSS, web process (gunicorn worker) | {max(memory)} MiB | | | < 80 MB | "
+            f"{verdict(max(memory) * 1.048576 < 80)} |"
+        )
+    if "e2e" in r:
+        worker = r["e2e"]["peak_worker_mib"]
+        lines.append(
+            f"| Peak RSS, worker (rq worker or its work horse) | {worker} MiB | | | < 120 MB | "
+            f"{verdict(worker * 1.048576 < 120)} |"
+        )
+    if "scale" in r:
+        s = r["scale"]
+        lines.append(
+            f"| Balance read with {s['members']:,} members / {s['postings']:,} postings | p50 "
+            f"{s['read_big']['p50_ms']} ms, p99 {s['read_big']['p99_ms']} ms | 2,000 members: p50 "
+            f"{s['read_small']['p50_ms']} ms, p99 {s['read_small']['p99_ms']} ms | {s['read_p50_ratio']} | flat | "
+            f"{verdict(s['read_p50_ratio'] < 1.5)} |"
+        )
+        lines.append(
+            f"| `verify-ledger` over {s['postings']:,} postings | {s['verify_seconds']} s ({s['verify_output']}) "
+            f"| | | seconds | {verdict(s['verify_seconds'] < 60)} |"
+        )
+        lines.append(
+            f"| Outstanding-points summary (`GET /api/admin/summary`) | {s['summary_seconds']} s | | | seconds | "
+            f"{verdict(s['summary_seconds'] < 60)} |"
+        )
+    lines += ["", "Details per section:", ""]
+    for section in SECTIONS:
+        if section in r:
+            shown = {k: v for k, v in r[section].items() if k not in ("runs", "command")}
+            lines.append(f"- **{section}** ({r[section]['measured_at']}): `{json.dumps(shown, sort_keys=True)}`")
+            if r[section].get("command"):
+                lines.append(f"  - load: `{r[section]['command']}`")
+    lines += ["", f"Command: `{r['command']}`", "", END]
+    text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    DOC.write_text(head + "\n".join(lines) + tail)
+
+
+if __name__ == "__main__":
+    main()

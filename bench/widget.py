@@ -1,0 +1,81 @@
+"""Widget read: the signed App Proxy GET /proxy/widget against a bare endpoint answering the same bytes."""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import requests
+
+from bench import seed
+from bench.common import median, prepared_database, throughput
+from bench.harness import SECRET, SHOP, RssSampler, running, start_web, wrk
+from plugin.platforms.shopify import proxy_signature
+
+MEMBERS = 2000
+SIGNED_URLS = 500
+FIRST_CUSTOMER_ID = 7_000_000_000  # seed.py's customer ids are this plus the member id
+
+
+def signed_path(customer_id: int, now: float) -> str:
+    params = [
+        ("shop", SHOP),
+        ("logged_in_customer_id", str(customer_id)),
+        ("path_prefix", "/apps/loyalty"),
+        ("timestamp", str(int(now))),
+    ]
+    params.append(("signature", proxy_signature(params, SECRET)))
+    return "/proxy/widget?" + urlencode(params)
+
+
+def write_requests(path: Path, members: int, count: int, rng: random.Random) -> None:
+    """Signed widget reads for random members, fresh (App Proxy signatures are good for 90 s)."""
+    now = time.time()
+    lines = [f"GET\t{signed_path(FIRST_CUSTOMER_ID + rng.randint(1, members), now)}\t\t" for _ in range(count)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run(rounds: int = 3, seconds: int = 8, connections: int = 4) -> dict:
+    url, env = prepared_database("loyalty_bench_widget")
+    seed.seed(url, 1, MEMBERS)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-widget-"))
+    rng = random.Random(11)
+    app, app_url = start_web("web-widget-app", "plugin:create_app()", env)
+    with running(app):
+        sample = requests.get(app_url + signed_path(FIRST_CUSTOMER_ID + 1, time.time()), timeout=10)
+        sample.raise_for_status()
+        (workdir / "widget.json").write_bytes(sample.content)
+        bare, bare_url = start_web(
+            "web-widget-bare", "bench.bare_app:app", {**env, "BENCH_WIDGET_BODY": str(workdir / "widget.json")}
+        )
+        runs: dict[str, list[dict]] = {"bare": [], "app": []}
+        with running(bare), RssSampler({"web": [app]}) as memory:
+            for round_number in range(rounds + 1):
+                write_requests(workdir / "reads.txt", MEMBERS, SIGNED_URLS, rng)
+                for name, base in (("bare", bare_url), ("app", app_url)):
+                    seconds_now = 2 if round_number == 0 else seconds  # round 0 warms both up
+                    result = wrk(
+                        base, "replay.lua", str(workdir / "reads.txt"), connections=connections, seconds=seconds_now
+                    )
+                    if round_number:
+                        runs[name].append(result)
+    bare_rps = median([throughput(r) for r in runs["bare"]])
+    app_rps = median([throughput(r) for r in runs["app"]])
+    return {
+        "bare_rps": round(bare_rps),
+        "app_rps": round(app_rps),
+        "ratio": round(app_rps / bare_rps, 2),
+        "app_p50_ms": round(median([r["latency_us"]["p50"] for r in runs["app"]]) / 1000, 2),
+        "app_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["app"]]) / 1000, 2),
+        "bare_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["bare"]]) / 1000, 2),
+        "errors": sum(sum(r["errors"].values()) for rs in runs.values() for r in rs),
+        "body_bytes": len(sample.content),
+        "members": MEMBERS,
+        "peak_web_mib": memory.peak_mib("web"),
+        "command": runs["app"][0]["command"],
+        "connections": connections,
+        "seconds": seconds,
+    }
