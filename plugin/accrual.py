@@ -24,6 +24,15 @@ class LedgerConflict(Exception):
 
 def apply(session: Session, shop: Shop, event: events.Event) -> int:
     """Apply one event in the caller's transaction; returns the points posted (signed, 0 if none)."""
+    # The order row's changes are written in one UPDATE rather than at every query's autoflush: no query
+    # here reads them back (the claw-back query, which could, flushes first). Earlier events' changes are
+    # flushed now, before the order's row is locked and read again.
+    session.flush()
+    with session.no_autoflush:
+        return _apply(session, shop, event)
+
+
+def _apply(session: Session, shop: Shop, event: events.Event) -> int:
     if isinstance(event, events.CustomerCreated):
         enrol(session, shop.id, event.customer)
         return 0
@@ -220,6 +229,7 @@ def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:
 
 def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> None:
     """New earnings first pay back reversals the member could not pay, oldest order first."""
+    session.flush()  # the orders' held and unpaid points, as this transaction has changed them
     owing = session.scalars(
         select(Order)
         .where(Order.shop_id == shop.id, Order.member_id == member_id, Order.unpaid_reversal > 0)

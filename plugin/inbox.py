@@ -100,12 +100,17 @@ def drain(
 
     Each batch is claimed with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
     killed mid-batch leaves its rows waiting for the next drain, never half-applied.
+
+    A batch is first tried optimistically, without a savepoint per delivery (two round trips each). If any
+    delivery cannot be processed, the batch is rolled back whole and the next stretch goes one delivery per
+    transaction, each in its savepoint, where a bad delivery is parked without taking the others with it.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
-    careful_rows = 0  # after a deadlock, this many deliveries go one per transaction
+    careful_rows = 0  # after a deadlock or a failed delivery, this many deliveries go one per transaction
     while True:
-        size = 1 if careful_rows else batch_size
+        careful = careful_rows > 0
+        size = 1 if careful else batch_size
         try:
             with transaction(database_url) as session:
                 batch = _claim(session, size)
@@ -113,7 +118,11 @@ def drain(
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
-                batch_outcomes = Counter(process(session, delivery, shops) for delivery in batch)
+                batch_outcomes = Counter(process(session, d, shops, isolated=careful) for d in batch)
+        except _RedoCarefully as failure:
+            log.info("inbox batch rolled back (%s); continuing one by one", failure)
+            careful_rows = batch_size
+            continue
         except OperationalError as error:
             # A deadlock (two workers' batches locking the same orders and members in opposite orders) or a
             # serialisation failure rolls the batch back whole. One delivery per transaction locks one order
@@ -157,12 +166,28 @@ def _claim(session: Session, batch_size: int) -> list[Delivery]:
     )
 
 
-def process(session: Session, delivery: Delivery, shops: dict[str, Shop | None] | None = None) -> str:
-    """Process one claimed delivery inside a savepoint; returns its new status.
+class _RedoCarefully(Exception):
+    """A delivery failed in an optimistic batch: roll the batch back and redo it one delivery at a time."""
 
-    `shops` caches shop rows by domain for the length of one batch transaction.
+
+def process(
+    session: Session, delivery: Delivery, shops: dict[str, Shop | None] | None = None, *, isolated: bool = True
+) -> str:
+    """Process one claimed delivery, inside a savepoint when `isolated`; returns its new status.
+
+    Not isolated, any failure raises _RedoCarefully instead of parking (the caller rolls back and retries
+    isolated). `shops` caches shop rows by domain for the length of one batch transaction.
     """
     facts: dict[str, int | None] = {}
+    if not isolated:
+        try:
+            status = _handle(session, delivery, {} if shops is None else shops, facts)
+        except OperationalError:
+            raise
+        except Exception as error:
+            raise _RedoCarefully(f"delivery {delivery.id}: {type(error).__name__}") from error
+        delivery.reason = None
+        return _finish(delivery, status, facts)
     try:
         with session.begin_nested():
             status = _handle(session, delivery, {} if shops is None else shops, facts)
@@ -176,7 +201,11 @@ def process(session: Session, delivery: Delivery, shops: dict[str, Shop | None] 
     except Exception as error:  # a bug must not block the inbox: park it for replay once fixed
         log.exception("delivery %s failed", delivery.id)
         status, delivery.reason = PARKED, f"internal error: {type(error).__name__}: {error}"[:2000]
-    # The delivery's own row changes only here, after its savepoint, so the next flush writes them in one
+    return _finish(delivery, status, facts)
+
+
+def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> str:
+    # The delivery's own row changes only here, after its processing, so the next flush writes them in one
     # UPDATE (changing it earlier cost an UPDATE at every autoflush inside the savepoint).
     if facts.get("customer_id") is not None:
         delivery.customer_id = facts["customer_id"]
