@@ -24,6 +24,15 @@ class LedgerConflict(Exception):
 
 def apply(session: Session, shop: Shop, event: events.Event) -> int:
     """Apply one event in the caller's transaction; returns the points posted (signed, 0 if none)."""
+    # The order row's changes are written in one UPDATE rather than at every query's autoflush: no query
+    # here reads them back (the claw-back query, which could, flushes first). Earlier events' changes are
+    # flushed now, before the order's row is locked and read again.
+    session.flush()
+    with session.no_autoflush:
+        return _apply(session, shop, event)
+
+
+def _apply(session: Session, shop: Shop, event: events.Event) -> int:
     if isinstance(event, events.CustomerCreated):
         enrol(session, shop.id, event.customer)
         return 0
@@ -64,8 +73,9 @@ def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
         balance=0,
         enrolled_at=utcnow(),
     )
+    # Literal values rather than `insert.excluded`, whose construction is slow; they are the same values.
     details = {
-        name: getattr(insert.excluded, name)
+        name: getattr(customer, name)
         for name in ("email", "first_name", "last_name")
         if getattr(customer, name) is not None
     }
@@ -82,17 +92,19 @@ def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
 
 
 def _lock_order(session: Session, shop_id: int, order_id: int) -> Order:
-    session.execute(
-        insert_for(session)(Order)
-        .values(shop_id=shop_id, order_id=order_id, points_held=0, created_seen=False, updated_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["shop_id", "order_id"])
+    """Create the order row if it is new, and lock it, in one round trip.
+
+    ON CONFLICT DO UPDATE locks the existing row as SELECT ... FOR UPDATE would, and RETURNING hands back
+    its current state.
+    """
+    insert = insert_for(session)(Order).values(
+        shop_id=shop_id, order_id=order_id, points_held=0, created_seen=False, updated_at=utcnow()
     )
-    return session.execute(
-        select(Order)
-        .where(Order.shop_id == shop_id, Order.order_id == order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
+    # A literal rather than `insert.excluded`, whose construction cost more than the statement's round trip.
+    upsert = insert.on_conflict_do_update(
+        index_elements=["shop_id", "order_id"], set_={"updated_at": utcnow()}
+    ).returning(Order)
+    return session.scalars(upsert, execution_options={"populate_existing": True}).one()
 
 
 def _record_snapshot(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnapshot) -> None:
@@ -217,6 +229,7 @@ def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:
 
 def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> None:
     """New earnings first pay back reversals the member could not pay, oldest order first."""
+    session.flush()  # the orders' held and unpaid points, as this transaction has changed them
     owing = session.scalars(
         select(Order)
         .where(Order.shop_id == shop.id, Order.member_id == member_id, Order.unpaid_reversal > 0)

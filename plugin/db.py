@@ -73,6 +73,22 @@ def transaction(url: str) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def reading(url: str) -> Iterator[Session]:
+    """A session for a read-only request: each query runs on its own (autocommit on PostgreSQL).
+
+    Saves BEGIN and COMMIT, two of a short read's round trips; the reads may see changes committed between
+    them, which a page of balances and history tolerates. Never write through it.
+    """
+    engine = engine_for(url)
+    if engine.dialect.name == "sqlite":  # the development database keeps its BEGIN IMMEDIATE recipe
+        with transaction(url) as session:
+            yield session
+        return
+    with Session(bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False) as session:
+        yield session
+
+
 def insert_for(engine_or_session) -> type:
     """The dialect's INSERT construct, which offers ON CONFLICT DO NOTHING on PostgreSQL and SQLite."""
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session

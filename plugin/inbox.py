@@ -10,14 +10,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 
 from marshmallow import ValidationError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from plugin import accrual, events, privacy
-from plugin.db import engine_for, insert_for, transaction
+from plugin.db import engine_for, transaction
 from plugin.models import Delivery, Shop, utcnow
 from plugin.platforms import shopify
 
@@ -47,27 +50,44 @@ class IncomingDelivery:
 
 
 def store(engine: Engine, incoming: IncomingDelivery) -> int | None:
-    """Insert the delivery in one short transaction; None when this delivery was already stored."""
-    statement = (
-        insert_for(engine)(Delivery)
-        .values(
-            platform=incoming.platform,
-            shop_domain=incoming.shop_domain,
-            topic=incoming.topic,
-            webhook_id=incoming.webhook_id,
-            event_id=incoming.event_id,
-            triggered_at=incoming.triggered_at,
-            api_version=incoming.api_version,
-            body=incoming.body,
-            received_at=utcnow(),
-            status=RECEIVED,
-            attempts=0,
-        )
+    """Insert the delivery in one statement, committed; None when this delivery was already stored.
+
+    On PostgreSQL, in autocommit mode, the INSERT is its own transaction: one round trip instead of BEGIN,
+    INSERT, COMMIT, and just as durable (the answer waits for the commit).
+    """
+    values = {
+        "platform": incoming.platform,
+        "shop_domain": incoming.shop_domain,
+        "topic": incoming.topic,
+        "webhook_id": incoming.webhook_id,
+        "event_id": incoming.event_id,
+        "triggered_at": incoming.triggered_at,
+        "api_version": incoming.api_version,
+        "body": incoming.body,
+        "received_at": utcnow(),
+        "status": RECEIVED,
+        "attempts": 0,
+    }
+    statement = _store_statement(engine.dialect.name)
+    if engine.dialect.name == "sqlite":  # the development database keeps its BEGIN IMMEDIATE recipe (plugin/db.py)
+        with engine.begin() as connection:
+            return connection.execute(statement, values).scalar()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return connection.execute(statement, values).scalar()
+
+
+@lru_cache(maxsize=4)
+def _store_statement(dialect: str):
+    """The inbox INSERT, built once per dialect (building it per request cost more than sending it)."""
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    columns = ("platform", "shop_domain", "topic", "webhook_id", "event_id", "triggered_at", "api_version", "body",
+               "received_at", "status", "attempts")  # fmt: skip
+    return (
+        insert(Delivery)
+        .values({name: bindparam(name) for name in columns})
         .on_conflict_do_nothing(index_elements=["shop_domain", "webhook_id"])
         .returning(Delivery.id)
     )
-    with engine.begin() as connection:
-        return connection.execute(statement).scalar()
 
 
 def drain(
@@ -80,19 +100,29 @@ def drain(
 
     Each batch is claimed with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
     killed mid-batch leaves its rows waiting for the next drain, never half-applied.
+
+    A batch is first tried optimistically, without a savepoint per delivery (two round trips each). If any
+    delivery cannot be processed, the batch is rolled back whole and the next stretch goes one delivery per
+    transaction, each in its savepoint, where a bad delivery is parked without taking the others with it.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
-    careful_rows = 0  # after a deadlock, this many deliveries go one per transaction
+    careful_rows = 0  # after a deadlock or a failed delivery, this many deliveries go one per transaction
     while True:
-        size = 1 if careful_rows else batch_size
+        careful = careful_rows > 0
+        size = 1 if careful else batch_size
         try:
             with transaction(database_url) as session:
                 batch = _claim(session, size)
+                batch.sort(key=_lock_order)
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
-                batch_outcomes = Counter(process(session, delivery, shops) for delivery in batch)
+                batch_outcomes = Counter(process(session, d, shops, isolated=careful) for d in batch)
+        except _RedoCarefully as failure:
+            log.info("inbox batch rolled back (%s); continuing one by one", failure)
+            careful_rows = batch_size
+            continue
         except OperationalError as error:
             # A deadlock (two workers' batches locking the same orders and members in opposite orders) or a
             # serialisation failure rolls the batch back whole. One delivery per transaction locks one order
@@ -110,6 +140,20 @@ def drain(
             return outcomes
 
 
+def _lock_order(delivery: Delivery) -> tuple[int, int]:
+    """Process a batch shopper by shopper, so concurrent batches take member row locks in the same order.
+
+    Two workers whose batches lock the same members in opposite orders deadlock, and a deadlock rolls a
+    whole batch back: in the end-to-end benchmark (20,000 orders from 2,000 shoppers, three workers) that
+    happened 25 times. Deliveries without a customer (refunds, unreadable bodies) come last.
+    """
+    try:
+        customer = json.loads(delivery.body).get("customer") or {}
+        return (0, int(customer["id"])) if isinstance(customer, dict) and "id" in customer else (1, delivery.id)
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        return (1, delivery.id)
+
+
 def _claim(session: Session, batch_size: int) -> list[Delivery]:
     return list(
         session.scalars(
@@ -122,15 +166,31 @@ def _claim(session: Session, batch_size: int) -> list[Delivery]:
     )
 
 
-def process(session: Session, delivery: Delivery, shops: dict[str, Shop | None] | None = None) -> str:
-    """Process one claimed delivery inside a savepoint; returns its new status.
+class _RedoCarefully(Exception):
+    """A delivery failed in an optimistic batch: roll the batch back and redo it one delivery at a time."""
 
-    `shops` caches shop rows by domain for the length of one batch transaction.
+
+def process(
+    session: Session, delivery: Delivery, shops: dict[str, Shop | None] | None = None, *, isolated: bool = True
+) -> str:
+    """Process one claimed delivery, inside a savepoint when `isolated`; returns its new status.
+
+    Not isolated, any failure raises _RedoCarefully instead of parking (the caller rolls back and retries
+    isolated). `shops` caches shop rows by domain for the length of one batch transaction.
     """
-    delivery.attempts += 1
+    facts: dict[str, int | None] = {}
+    if not isolated:
+        try:
+            status = _handle(session, delivery, {} if shops is None else shops, facts)
+        except OperationalError:
+            raise
+        except Exception as error:
+            raise _RedoCarefully(f"delivery {delivery.id}: {type(error).__name__}") from error
+        delivery.reason = None
+        return _finish(delivery, status, facts)
     try:
         with session.begin_nested():
-            status = _handle(session, delivery, {} if shops is None else shops)
+            status = _handle(session, delivery, {} if shops is None else shops, facts)
         delivery.reason = None
     except Unprocessable as reason:
         status, delivery.reason = PARKED, str(reason)
@@ -141,12 +201,21 @@ def process(session: Session, delivery: Delivery, shops: dict[str, Shop | None] 
     except Exception as error:  # a bug must not block the inbox: park it for replay once fixed
         log.exception("delivery %s failed", delivery.id)
         status, delivery.reason = PARKED, f"internal error: {type(error).__name__}: {error}"[:2000]
+    return _finish(delivery, status, facts)
+
+
+def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> str:
+    # The delivery's own row changes only here, after its processing, so the next flush writes them in one
+    # UPDATE (changing it earlier cost an UPDATE at every autoflush inside the savepoint).
+    if facts.get("customer_id") is not None:
+        delivery.customer_id = facts["customer_id"]
+    delivery.attempts += 1
     delivery.status = status
     delivery.processed_at = utcnow()
     return status
 
 
-def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None]) -> str:
+def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None], facts: dict) -> str:
     if delivery.shop_domain not in shops:
         shops[delivery.shop_domain] = session.execute(
             select(Shop).where(Shop.domain == delivery.shop_domain)
@@ -181,7 +250,7 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None])
         if isinstance(event, events.ShopRedactRequested):
             shops[delivery.shop_domain] = None
         return PROCESSED
-    delivery.customer_id = _customer_of(event)
+    facts["customer_id"] = _customer_of(event)  # kept even if parked, so a customers/redact finds it
     accrual.apply(session, shop, event)
     return PROCESSED
 

@@ -45,11 +45,15 @@ def post(session: Session, shop_id: int, entry: Entry) -> int | None:
     if not isinstance(entry.points, int) or isinstance(entry.points, bool) or entry.points == 0:
         raise LedgerError("a posting moves a non-zero integer number of points")
 
-    # The row lock serialises every balance change of this member, across processes.
-    balance = session.execute(
-        select(Member.balance).where(Member.shop_id == shop_id, Member.id == entry.member_id).with_for_update()
+    # Moving the cached balance first locks the member row, which serialises every balance change of this
+    # member across processes, and tells us the balance after this posting: one round trip, not two.
+    balance_after = session.execute(
+        update(Member)
+        .where(Member.shop_id == shop_id, Member.id == entry.member_id)
+        .values(balance=Member.balance + entry.points)
+        .returning(Member.balance)
+        .execution_options(synchronize_session=False)
     ).scalar_one()
-    balance_after = balance + entry.points
     # Default policy: a reversal of points already spent may leave the balance negative; say so plainly.
     note = entry.note
     if balance_after < 0 and entry.points < 0:
@@ -75,13 +79,14 @@ def post(session: Session, shop_id: int, entry: Entry) -> int | None:
         insert.on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"]).returning(Posting.id)
     ).scalar()
     if posting_id is None:
+        # This posting was written before: put the balance back (rare; callers check their keys first).
+        session.execute(
+            update(Member)
+            .where(Member.shop_id == shop_id, Member.id == entry.member_id)
+            .values(balance=Member.balance - entry.points)
+            .execution_options(synchronize_session=False)
+        )
         return None
-    session.execute(
-        update(Member)
-        .where(Member.shop_id == shop_id, Member.id == entry.member_id)
-        .values(balance=balance_after)
-        .execution_options(synchronize_session=False)
-    )
     return posting_id
 
 

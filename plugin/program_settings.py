@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -42,9 +44,12 @@ class ProgramSettingsSchema(Schema):
     rewards = fields.List(fields.Nested(RewardSchema), load_default=None, allow_none=False)
 
 
+_SCHEMA = ProgramSettingsSchema()  # made once: schemas hold no per-load state
+
+
 def validate_settings(data: dict[str, Any]) -> dict[str, Any]:
     """Check settings JSON; returns it normalised to JSON-safe values, or raises ValidationError."""
-    loaded = ProgramSettingsSchema().load(data)
+    loaded = _SCHEMA.load(data)
     earn = loaded.pop("earn") or {"points": DEFAULTS.earn_points, "per_amount": DEFAULTS.earn_per_amount}
     rewards = loaded.pop("rewards")
     try:
@@ -56,7 +61,14 @@ def validate_settings(data: dict[str, Any]) -> dict[str, Any]:
 
 def program_settings(data: dict[str, Any] | None, version: int) -> ProgramSettings:
     """The ProgramSettings for a shop's stored JSON (already validated when it was saved)."""
-    clean = validate_settings(data or {})  # validated on write too; an invalid stored row fails loudly here
+    return _program_settings(json.dumps(data or {}, sort_keys=True, default=str), version)
+
+
+@lru_cache(maxsize=256)
+def _program_settings(data_json: str, version: int) -> ProgramSettings:
+    # A pure function of the stored JSON, remembered (ProgramSettings is frozen): every order and widget read
+    # needs it, and validating is slow.
+    clean = validate_settings(json.loads(data_json))  # validated on write too; an invalid stored row fails loudly here
     earn = clean.pop("earn")
     clean.pop("rewards")  # the catalogue is read by plugin.rewards, not by the earning rules
     return ProgramSettings(

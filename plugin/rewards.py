@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -97,10 +99,13 @@ class RewardSchema(Schema):
                 raise ValidationError(f"only a {wanted} reward has {'an' if field == 'amount' else 'a'} {field}", field)
 
 
+_CATALOGUE = RewardSchema(many=True)  # made once: schemas hold no per-load state
+
+
 def validate_catalogue(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Check a catalogue; returns it as JSON-safe dicts with defaults filled, or raises ValidationError."""
     # Items may come already loaded (Decimals, None for absent fields): drop the Nones and load again.
-    loaded = RewardSchema(many=True).load([{k: v for k, v in item.items() if v is not None} for item in items])
+    loaded = _CATALOGUE.load([{k: v for k, v in item.items() if v is not None} for item in items])
     ids = [item["id"] for item in loaded]
     if len(ids) != len(set(ids)):
         raise ValidationError(["reward ids must be unique"])
@@ -110,7 +115,13 @@ def validate_catalogue(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def catalogue(settings_json: dict[str, Any] | None) -> list[Reward]:
     """The shop's rewards (the default catalogue for a shop that never set one)."""
     items = (settings_json or {}).get("rewards")
-    return [Reward.from_json(item) for item in validate_catalogue(DEFAULT_CATALOGUE if items is None else items)]
+    return list(_catalogue(json.dumps(DEFAULT_CATALOGUE if items is None else items, sort_keys=True, default=str)))
+
+
+@lru_cache(maxsize=256)
+def _catalogue(items_json: str) -> tuple[Reward, ...]:
+    # A pure function of the stored JSON, remembered: every widget read needs it, and validating is slow.
+    return tuple(Reward.from_json(item) for item in validate_catalogue(json.loads(items_json)))
 
 
 def _default_title(item: dict[str, Any]) -> str:

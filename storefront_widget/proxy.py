@@ -12,15 +12,16 @@ from sqlalchemy.orm import Session
 
 from plugin import ledger, queue, redemption, shops
 from plugin.config import Settings
-from plugin.db import transaction
+from plugin.db import reading, transaction
 from plugin.errors import json_error
-from plugin.models import Order, Posting, Redemption, Shop, utcnow
+from plugin.models import Member, Order, Posting, Redemption, Shop, utcnow
 from plugin.platforms import shopify
 from plugin.program_settings import program_settings
 from plugin.rewards import catalogue
 
 bp = Blueprint("storefront", __name__, url_prefix="/proxy")
 HISTORY_LINES = 10
+_UNKNOWN = object()  # widget_payload's member not looked up yet
 
 ERROR_STATUS = {"not_enough_points": 409, "unknown_reward": 404, "not_a_member": 409, "redemption_error": 409}
 
@@ -66,9 +67,21 @@ def _shop(session: Session, domain: str) -> Shop:
 def widget() -> Response:
     """Everything the widget shows, in one call."""
     caller = _caller()
-    with transaction(_settings().database_url) as session:
-        shop = _shop(session, caller.shop_domain)
-        return jsonify(widget_payload(session, shop, caller.customer_id))
+    with reading(_settings().database_url) as session:
+        shop, member = _shop_and_member(session, caller.shop_domain, caller.customer_id)
+        return jsonify(widget_payload(session, shop, caller.customer_id, member))
+
+
+def _shop_and_member(session: Session, domain: str, customer_id: int | None) -> tuple[Shop, Member | None]:
+    """The shop and the shopper's membership in one query (the widget's hot path)."""
+    row = session.execute(
+        select(Shop, Member)
+        .outerjoin(Member, (Member.shop_id == Shop.id) & (Member.customer_id == (customer_id or -1)))
+        .where(Shop.domain == domain)
+    ).one_or_none()
+    if row is None or not row[0].active:
+        raise _Refused(404, "unknown_shop", f"{domain} does not run this programme")
+    return row[0], row[1]
 
 
 @bp.post("/redeem")
@@ -122,7 +135,7 @@ def redemption_json(r: Redemption) -> dict[str, Any]:
     }
 
 
-def widget_payload(session: Session, shop: Shop, customer_id: int | None) -> dict[str, Any]:
+def widget_payload(session: Session, shop: Shop, customer_id: int | None, member=_UNKNOWN) -> dict[str, Any]:
     program = program_settings(shop.settings, shop.settings_version)
     payload: dict[str, Any] = {
         "shop": {"domain": shop.domain, "currency": shop.currency or "USD"},
@@ -139,15 +152,17 @@ def widget_payload(session: Session, shop: Shop, customer_id: int | None) -> dic
         "redemptions": [],
         "sign_in_url": "/account/login",
     }
-    member = shops.member(session, shop, customer_id) if customer_id else None
+    if member is _UNKNOWN:
+        member = shops.member(session, shop, customer_id) if customer_id else None
     available = 0
     if customer_id is not None:
-        balance = ledger.balance_of(session, shop.id, member) if member else ledger.Balance(0, 0)
+        pending = _pending(session, shop, member)
+        # The same figure as ledger.balance_of, from the rows the widget lists anyway: one query, not two.
+        balance = ledger.Balance(member.balance if member else 0, sum(p["points"] for p in pending))
         available = balance.available
-        payload["customer"] = {"id": customer_id, **balance.to_json(), "pending_until": _pending(session, shop, member)}
+        payload["customer"] = {"id": customer_id, **balance.to_json(), "pending_until": pending}
     if member is not None:
-        postings = ledger.history(session, shop.id, member.id, HISTORY_LINES)
-        payload["history"] = _history(session, shop, postings)
+        payload["history"] = _history(session, shop, member.id)
         payload["redemptions"] = [redemption_json(r) for r in redemption.for_member(session, shop, customer_id, 10)]
     payload["rewards"] = [
         {
@@ -172,17 +187,17 @@ def _pending(session: Session, shop: Shop, member) -> list[dict[str, Any]]:
     return [{"points": points, "available_at": at.isoformat()} for points, at in rows]
 
 
-def _history(session: Session, shop: Shop, postings: list[Posting]) -> list[dict[str, Any]]:
-    order_ids = {p.order_id for p in postings if p.order_id is not None}
-    names = (
-        dict(
-            session.execute(
-                select(Order.order_id, Order.name).where(Order.shop_id == shop.id, Order.order_id.in_(order_ids))
-            ).all()
-        )
-        if order_ids
-        else {}
-    )
+def _history(session: Session, shop: Shop, member_id: int) -> list[dict[str, Any]]:
+    """The member's latest postings, each with its order's name, in one query."""
+    rows = session.execute(
+        select(Posting, Order.name)
+        .outerjoin(Order, (Order.shop_id == Posting.shop_id) & (Order.order_id == Posting.order_id))
+        .where(Posting.shop_id == shop.id, Posting.member_id == member_id)
+        .order_by(Posting.id.desc())
+        .limit(HISTORY_LINES)
+    ).all()
+    postings = [posting for posting, _ in rows]
+    names = {posting.order_id: name for posting, name in rows if posting.order_id is not None}
     titles = {}
     redemption_ids = [int(p.source_id) for p in postings if p.source_type == "redemption"]
     if redemption_ids:

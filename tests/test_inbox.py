@@ -29,10 +29,10 @@ def test_a_deadlocked_batch_is_redone_one_delivery_per_transaction(settings, sho
         claimed_sizes.append(size)
         return real_claim(session, size)
 
-    def process(session, delivery, shops=None):
+    def process(session, delivery, shops=None, **options):
         if claimed_sizes == [5] and delivery.id == 2:  # the first batch's second delivery hits a deadlock
             raise OperationalError("UPDATE members ...", {}, Exception("deadlock detected"))
-        return real_process(session, delivery, shops)
+        return real_process(session, delivery, shops, **options)
 
     monkeypatch.setattr(inbox, "_claim", claim)
     monkeypatch.setattr(inbox, "process", process)
@@ -44,3 +44,32 @@ def test_a_deadlocked_batch_is_redone_one_delivery_per_transaction(settings, sho
         assert set(session.scalars(select(Delivery.status))) == {"processed"}
         balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
     assert balances == {7000: 30, 7001: 40}
+
+
+def test_a_bad_delivery_in_a_batch_is_parked_alone_and_the_rest_processed_once(settings, shop, monkeypatch):
+    store_orders(settings, 3)
+    bad = b'{"id": 99, "line_items": "not a list"}'
+    inbox.store(engine_for(settings.database_url), inbox.IncomingDelivery(SHOP, "orders/paid", "w-bad", bad))
+    store_orders_from = 4
+    for n in range(store_orders_from, store_orders_from + 3):
+        body = json.dumps(builders.order(n, 7000 + n % 2, [builders.line(n * 10, "10.00")])).encode()
+        inbox.store(engine_for(settings.database_url), inbox.IncomingDelivery(SHOP, "orders/paid", f"w-{n}", body))
+    claimed_sizes: list[int] = []
+    real_claim = inbox._claim
+
+    def claim(session, size):
+        claimed_sizes.append(size)
+        return real_claim(session, size)
+
+    monkeypatch.setattr(inbox, "_claim", claim)
+    outcomes = inbox.drain(settings.database_url, batch_size=10)
+
+    # The optimistic batch of seven failed on the bad delivery and was rolled back; then one by one.
+    assert claimed_sizes[0] == 10 and set(claimed_sizes[1:]) == {1}
+    assert outcomes == {"processed": 6, "parked": 1}
+    with transaction(settings.database_url) as session:
+        rows = {d.webhook_id: (d.status, d.attempts) for d in session.scalars(select(Delivery))}
+        balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
+    assert rows.pop("w-bad")[0] == "parked"
+    assert set(rows.values()) == {("processed", 1)}  # the rolled-back attempt left no trace
+    assert balances == {7000: 30, 7001: 30}  # orders 1-6 at 10 points each, once

@@ -227,16 +227,23 @@ def spread_unallocated_discount(lines: tuple[OrderLine, ...], subtotal_bag: dict
     )
 
 
+# One instance of each schema, made once: building a schema (and its nested ones) cost more than loading a
+# payload with it. Instances hold no per-load state, so every load may share them.
+_ORDER = OrderSchema()
+_REFUND = RefundSchema()
+_CUSTOMER = CustomerSchema()
+
+
 def load_order(payload: Any) -> OrderSnapshot:
-    return OrderSchema().load(_object(payload))
+    return _ORDER.load(_object(payload))
 
 
 def load_refund(payload: Any) -> RefundFacts:
-    return RefundSchema().load(_object(payload))
+    return _REFUND.load(_object(payload))
 
 
 def load_customer(payload: Any) -> Customer:
-    return CustomerSchema().load(_object(payload))
+    return _CUSTOMER.load(_object(payload))
 
 
 def _object(payload: Any) -> dict[str, Any]:
