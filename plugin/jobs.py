@@ -35,6 +35,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
 def issue_code(redemption_id: int) -> str:
     """Worker entry point: create a redemption's discount code in the shop."""
     settings = Settings.from_env()
+    queue.clear_signal(settings, f"issue:{redemption_id}")  # started: the lease guards it now, not the queue
     status = redemption.issue(settings, redemption_id)
     if status == redemption.FAILED:
         queue.signal_balances(settings)  # the points came back

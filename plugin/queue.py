@@ -71,7 +71,14 @@ def enqueue_issue(settings: Settings, redemption_id: int) -> None:
             log.exception("inline code creation for redemption %s failed", redemption_id)
         return
     try:
-        queue_for(settings).enqueue(ISSUE_JOB, redemption_id, job_timeout=120, result_ttl=300, failure_ttl=7 * 86400)
+        # One queued job per redemption: a redemption whose job waits its turn has no lease yet, so every sweep
+        # (of every worker) would find it stranded and queue it again. The job drops the claim when it starts,
+        # from then on its lease guards the redemption; a job lost before starting is queued again after a lease.
+        claim = _signal_key(settings, f"issue:{redemption_id}")
+        if redis_client(settings.redis_url).set(claim, b"1", nx=True, ex=settings.redemption_lease_seconds):
+            queue_for(settings).enqueue(
+                ISSUE_JOB, redemption_id, job_timeout=120, result_ttl=300, failure_ttl=7 * 86400
+            )
     except RedisError as error:
         log.warning("could not queue redemption %s (%s); the sweeper will", redemption_id, error)
 
