@@ -84,7 +84,7 @@ def reconcile_shop_with(settings: Settings, shop_id: int) -> dict:
 def sweep(settings: Settings) -> tuple[int, int]:
     """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
 
-    Returns (waiting deliveries, redemptions requeued).
+    Returns (waiting deliveries, redemptions requeued: those whose job is not already waiting in the queue).
     """
     patience = timedelta(seconds=settings.sweep_after_seconds)
     count = inbox.waiting(settings.database_url, older_than=patience)
@@ -94,8 +94,7 @@ def sweep(settings: Settings) -> tuple[int, int]:
         else:
             queue.enqueue_drain(settings)
     stranded = redemption.unsettled(settings.database_url, older_than=patience)
-    for redemption_id in stranded:
-        queue.enqueue_issue(settings, redemption_id)
+    requeued = sum(queue.enqueue_issue(settings, redemption_id) for redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         queue.signal_balances(settings)
     if settings.shopify_app_url:
@@ -104,4 +103,4 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             queue.enqueue_reconcile(settings, shop_id)
-    return count, len(stranded)
+    return count, requeued

@@ -384,8 +384,9 @@ def test_with_redis_a_waiting_redemption_gets_one_queued_job_however_often_the_s
 
     queue.enqueue_issue(settings, redemption_id)  # as the App Proxy does after its commit
     queue.enqueue_issue(settings, redemption_id)  # the shopper's retry of the same click
-    jobs.sweep(settings)  # every worker sweeps, again and again, while the job waits in a long queue
-    jobs.sweep(settings)
+    # Every worker sweeps, again and again, while the job waits in a long queue: nothing is requeued.
+    assert jobs.sweep(settings) == (0, 0)
+    assert jobs.sweep(settings) == (0, 0)
     assert issue_jobs() == [(redemption_id,)]
 
     # Once the job has started, the lease guards the redemption: a job lost after that is queued again.
@@ -393,5 +394,5 @@ def test_with_redis_a_waiting_redemption_gets_one_queued_job_however_often_the_s
     monkeypatch.setattr(jobs.redemption, "issue", lambda _settings, _id: "killed before it took the lease")
     queue.queue_for(settings).empty()
     jobs.issue_code(redemption_id)
-    jobs.sweep(settings)
+    assert jobs.sweep(settings) == (0, 1)
     assert issue_jobs() == [(redemption_id,)]
