@@ -237,6 +237,7 @@ class Chaos:
 
     def start(self) -> None:
         started = time.monotonic()
+        self.figures["_load_before"] = os.getloadavg()
         self.create_database()
         fake_port = free_port()
         fake = spawn(
@@ -356,6 +357,10 @@ class Chaos:
             self.pool.revive()  # a worker that died by itself is restarted (and reported), as a platform would
             waiting = self.count("SELECT count(*) FROM deliveries WHERE status = 'received'")
             pending = self.count("SELECT count(*) FROM redemptions WHERE status = 'pending'")
+            # Neither can rise again once the stream is over: note when each first reached zero.
+            for name, left in (("_inbox_empty", waiting), ("_redemptions_settled", pending)):
+                if left == 0:
+                    self.figures.setdefault(name, time.monotonic())
             return waiting == 0 and pending == 0
 
         self.wait_for(settled, "the inbox drains and every redemption settles", poll=0.5)
@@ -729,11 +734,19 @@ def main(argv: list[str] | None = None) -> int:
             "setup (database, processes, members, grants)": f"{f['setup_seconds']:.1f} s",
             "stream": f"{stream:.1f} s, {args.events / stream:,.0f} requests/s acknowledged" if stream else "-",
             "kills went on after the stream for": f"{f['kills_ended'] - f['stream_ended']:.1f} s",
-            "time to drain after the last request": f"{drained - f['stream_ended']:.1f} s",
+            "time to drain after the last request": (
+                f"{drained - f['stream_ended']:.1f} s (inbox empty after "
+                f"{f['_inbox_empty'] - f['stream_ended']:.1f} s, last redemption settled after "
+                f"{f['_redemptions_settled'] - f['stream_ended']:.1f} s)"
+            ),
             "time to drain after the last kill": f"{drained - f['kills_ended']:.1f} s",
             "deliveries per second, first request to drained": (
                 f"{stream_rows / (drained - f['stream_began']):,.0f} "
                 f"({stream_rows:,} inbox rows of the stream processed in {drained - f['stream_began']:.1f} s)"
+            ),
+            "load average (1, 5, 15 min) before / after": (
+                f"{' '.join(f'{x:.2f}' for x in f['_load_before'])} / {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+                " (other processes on the machine share its cores)"
             ),
             "_settings": {
                 "--workers": args.workers,
