@@ -4,11 +4,12 @@ VENV ?= .venv
 PORT ?= 5000
 FAKE_SHOP_PORT ?= 5001
 AMOUNT ?= 42.50
+CHAOS_ARGS ?=
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 FLASK = $(VENV)/bin/flask --app plugin
 DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && LOYALTY_DEMO=1 && set +a
 
-.PHONY: run test test-postgres test-sqlite lint simulate balance redeem bench-widget clean
+.PHONY: run test test-postgres test-sqlite lint simulate balance redeem bench-widget chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -66,6 +67,12 @@ bench-widget: $(VENV)/.installed
 	scripts/services.sh
 	cd bench && npm ci --no-audit --no-fund
 	$(VENV)/bin/python bench/lighthouse_widget.py
+
+## chaos: 20,000 shuffled, repeated events while workers are SIGKILLed and the shop fails 20% of calls; checks
+## every balance against an oracle (writes docs/reliability.md; CHAOS_ARGS="--seed 2" to vary)
+chaos: $(VENV)/.installed
+	scripts/services.sh
+	$(VENV)/bin/python bench/chaos.py $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

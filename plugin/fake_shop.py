@@ -32,6 +32,7 @@ class FakeShopState:
     throttle_orders: int = 0  # answer this many orders queries THROTTLED before serving them
     order_pages: int = 0  # orders pages served
     calls: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # injected failures by kind, so a run can report them
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -53,6 +54,8 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
         with state.lock:
             roll = state.random.random()
             failure = state.random.choice(("500", "429", "throttled", "slow")) if roll < state.fail_rate else None
+            if failure:
+                state.failures[failure] = state.failures.get(failure, 0) + 1
         if failure == "500":
             return "Internal Server Error", 500
         if failure == "429":
@@ -68,7 +71,14 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
     @app.get("/_fake/codes")
     def codes():
         with state.lock:
-            return jsonify({"codes": list(state.codes.values()), "creates": state.creates, "calls": state.calls})
+            return jsonify(
+                {
+                    "codes": list(state.codes.values()),
+                    "creates": state.creates,
+                    "calls": state.calls,
+                    "failures": state.failures,
+                }
+            )
 
     @app.get("/_fake/metafields")
     def metafields():

@@ -35,6 +35,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
 def issue_code(redemption_id: int) -> str:
     """Worker entry point: create a redemption's discount code in the shop."""
     settings = Settings.from_env()
+    queue.clear_signal(settings, f"issue:{redemption_id}")  # started: the lease guards it now, not the queue
     status = redemption.issue(settings, redemption_id)
     if status == redemption.FAILED:
         queue.signal_balances(settings)  # the points came back
@@ -83,7 +84,7 @@ def reconcile_shop_with(settings: Settings, shop_id: int) -> dict:
 def sweep(settings: Settings) -> tuple[int, int]:
     """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
 
-    Returns (waiting deliveries, redemptions requeued).
+    Returns (waiting deliveries, redemptions requeued: those whose job is not already waiting in the queue).
     """
     patience = timedelta(seconds=settings.sweep_after_seconds)
     count = inbox.waiting(settings.database_url, older_than=patience)
@@ -93,8 +94,7 @@ def sweep(settings: Settings) -> tuple[int, int]:
         else:
             queue.enqueue_drain(settings)
     stranded = redemption.unsettled(settings.database_url, older_than=patience)
-    for redemption_id in stranded:
-        queue.enqueue_issue(settings, redemption_id)
+    requeued = sum(queue.enqueue_issue(settings, redemption_id) for redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         queue.signal_balances(settings)
     if settings.shopify_app_url:
@@ -103,4 +103,4 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             queue.enqueue_reconcile(settings, shop_id)
-    return count, len(stranded)
+    return count, requeued

@@ -60,8 +60,11 @@ def enqueue_drain(settings: Settings) -> None:
     queue_for(settings).enqueue(DRAIN_JOB, job_timeout=900, result_ttl=60, failure_ttl=7 * 86400)
 
 
-def enqueue_issue(settings: Settings, redemption_id: int) -> None:
-    """Queue the creation of a redemption's code; call it after the redemption has committed."""
+def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
+    """Queue the creation of a redemption's code; call it after the redemption has committed.
+
+    Returns whether a job was queued (or run inline): not when one is already waiting in the queue.
+    """
     if settings.inline_jobs:
         from plugin import redemption  # local import: redemption imports the ledger, which is heavier
 
@@ -69,11 +72,20 @@ def enqueue_issue(settings: Settings, redemption_id: int) -> None:
             redemption.issue(settings, redemption_id)
         except Exception:  # still pending: the sweeper (`loyalty requeue`) retries it
             log.exception("inline code creation for redemption %s failed", redemption_id)
-        return
+        return True
     try:
-        queue_for(settings).enqueue(ISSUE_JOB, redemption_id, job_timeout=120, result_ttl=300, failure_ttl=7 * 86400)
+        # One queued job per redemption: a redemption whose job waits its turn has no lease yet, so every sweep
+        # (of every worker) would find it stranded and queue it again. The job drops the claim when it starts,
+        # from then on its lease guards the redemption; a job lost before starting is queued again after a lease.
+        claim = _signal_key(settings, f"issue:{redemption_id}")
+        if redis_client(settings.redis_url).set(claim, b"1", nx=True, ex=settings.redemption_lease_seconds):
+            queue_for(settings).enqueue(
+                ISSUE_JOB, redemption_id, job_timeout=120, result_ttl=300, failure_ttl=7 * 86400
+            )
+            return True
     except RedisError as error:
         log.warning("could not queue redemption %s (%s); the sweeper will", redemption_id, error)
+    return False
 
 
 def signal_balances(settings: Settings) -> None:

@@ -11,7 +11,7 @@ import requests
 import responses
 from sqlalchemy import select
 
-from plugin import ledger, redemption, shops
+from plugin import jobs, ledger, queue, redemption, shops
 from plugin.accrual import enrol
 from plugin.db import transaction
 from plugin.events import Customer
@@ -371,3 +371,28 @@ def test_an_uninstalled_shop_takes_no_redemptions(settings, shop):
     with pytest.raises(redemption.RedemptionError, match="uninstalled"):
         redeem(settings, 7001)
     assert balance(settings, 7001) == 1000
+
+
+@pytest.mark.integration
+def test_with_redis_a_waiting_redemption_gets_one_queued_job_however_often_the_sweeper_runs(queued, shop, monkeypatch):
+    settings = dataclasses.replace(queued, sweep_after_seconds=0)
+    give_points(settings, 7001, 500)
+    redemption_id = redeem(settings, 7001, key="click-1")
+
+    def issue_jobs() -> list[tuple]:
+        return [job.args for job in queue.queue_for(settings).get_jobs() if job.func_name == queue.ISSUE_JOB]
+
+    queue.enqueue_issue(settings, redemption_id)  # as the App Proxy does after its commit
+    queue.enqueue_issue(settings, redemption_id)  # the shopper's retry of the same click
+    # Every worker sweeps, again and again, while the job waits in a long queue: nothing is requeued.
+    assert jobs.sweep(settings) == (0, 0)
+    assert jobs.sweep(settings) == (0, 0)
+    assert issue_jobs() == [(redemption_id,)]
+
+    # Once the job has started, the lease guards the redemption: a job lost after that is queued again.
+    monkeypatch.setattr(jobs.Settings, "from_env", staticmethod(lambda: settings))
+    monkeypatch.setattr(jobs.redemption, "issue", lambda _settings, _id: "killed before it took the lease")
+    queue.queue_for(settings).empty()
+    jobs.issue_code(redemption_id)
+    assert jobs.sweep(settings) == (0, 1)
+    assert issue_jobs() == [(redemption_id,)]
