@@ -9,7 +9,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 FLASK = $(VENV)/bin/flask --app plugin
 DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && LOYALTY_DEMO=1 && set +a
 
-.PHONY: run test test-postgres test-sqlite lint simulate balance redeem bench-widget chaos clean
+.PHONY: run test test-postgres test-sqlite lint simulate balance redeem bench bench-widget chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -61,6 +61,13 @@ test-sqlite:
 
 lint:
 	$(VENV)/bin/ruff check .
+
+## bench: intake and widget read against bare Flask, 20,000 orders end to end, peak RSS, 1M members / 20M postings
+## (writes docs/benchmarks.md and docs/benchmarks.json; BENCH_ARGS="--only intake,widget" to run a part)
+bench: $(VENV)/.installed
+	scripts/services.sh
+	scripts/bench-tools.sh
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 ## bench-widget: Lighthouse on the demo storefront with and without the widget (writes docs/widget-performance.md)
 bench-widget: $(VENV)/.installed

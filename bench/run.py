@@ -9,13 +9,13 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import e2e, intake, scale, widget
+from bench import drain, e2e, intake, scale, widget
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "e2e", "scale")
+SECTIONS = ("intake", "widget", "drain", "e2e", "scale")
 
 
 def main() -> None:
@@ -36,6 +36,8 @@ def main() -> None:
             results[section] = intake.run(rounds=args.rounds, seconds=args.seconds)
         elif section == "widget":
             results[section] = widget.run(rounds=args.rounds, seconds=args.seconds)
+        elif section == "drain":
+            results[section] = drain.run()
         elif section == "e2e":
             results[section] = e2e.run(orders=args.orders, workers=args.workers)
         elif section == "scale":
