@@ -114,7 +114,7 @@ def drain(
         try:
             with transaction(database_url) as session:
                 batch = _claim(session, size)
-                batch.sort(key=_lock_order)
+                batch.sort(key=_shopper_first)
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
@@ -140,7 +140,7 @@ def drain(
             return outcomes
 
 
-def _lock_order(delivery: Delivery) -> tuple[int, int]:
+def _shopper_first(delivery: Delivery) -> tuple[int, int]:
     """Process a batch shopper by shopper, so concurrent batches take member row locks in the same order.
 
     Two workers whose batches lock the same members in opposite orders deadlock, and a deadlock rolls a
