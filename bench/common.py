@@ -53,3 +53,22 @@ def median(values: list[float]) -> float:
 def throughput(result: dict) -> float:
     """Answered requests per second in one wrk run."""
     return result["requests"] / (result["duration_us"] / 1e6)
+
+
+def compare(runs: dict[str, list[dict]], **extra) -> dict:
+    """Medians of alternating wrk runs of the app and its bare baseline, and their ratio."""
+    bare_rps = median([throughput(r) for r in runs["bare"]])
+    app_rps = median([throughput(r) for r in runs["app"]])
+    return {
+        "bare_rps": round(bare_rps),
+        "app_rps": round(app_rps),
+        "ratio": round(app_rps / bare_rps, 2),
+        "app_p50_ms": round(median([r["latency_us"]["p50"] for r in runs["app"]]) / 1000, 2),
+        "app_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["app"]]) / 1000, 2),
+        "bare_p50_ms": round(median([r["latency_us"]["p50"] for r in runs["bare"]]) / 1000, 2),
+        "bare_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["bare"]]) / 1000, 2),
+        "errors": sum(sum(r["errors"].values()) for rs in runs.values() for r in rs),
+        "app_requests": sum(r["requests"] for r in runs["app"]),
+        "command": runs["app"][0]["command"],
+        **extra,
+    }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import median, order_body, prepared_database, throughput, webhook_hmac
+from bench.common import compare, order_body, prepared_database, webhook_hmac
 from bench.harness import SHOP, RssSampler, running, start_web, wrk
 
 TOPIC = "orders/paid"
@@ -33,24 +33,5 @@ def run(rounds: int = 3, seconds: int = 8, connections: int = 4) -> dict:
                     )
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
         stored = conn.execute("SELECT count(*) FROM deliveries").fetchone()[0]
-    return summarise(runs, stored=stored, body_bytes=len(body), peak_web_mib=memory.peak_mib("web"),
+    return compare(runs, stored=stored, body_bytes=len(body), peak_web_mib=memory.peak_mib("web"),
                      connections=connections, seconds=seconds)  # fmt: skip
-
-
-def summarise(runs: dict[str, list[dict]], **extra) -> dict:
-    bare_rps = median([throughput(r) for r in runs["bare"]])
-    app_rps = median([throughput(r) for r in runs["app"]])
-    return {
-        "bare_rps": round(bare_rps),
-        "app_rps": round(app_rps),
-        "ratio": round(app_rps / bare_rps, 2),
-        "app_p50_ms": round(median([r["latency_us"]["p50"] for r in runs["app"]]) / 1000, 2),
-        "app_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["app"]]) / 1000, 2),
-        "bare_p50_ms": round(median([r["latency_us"]["p50"] for r in runs["bare"]]) / 1000, 2),
-        "bare_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["bare"]]) / 1000, 2),
-        "errors": sum(sum(r["errors"].values()) for rs in runs.values() for r in rs),
-        "app_requests": sum(r["requests"] for r in runs["app"]),
-        "command": runs["app"][0]["command"],
-        "runs": runs,
-        **extra,
-    }

@@ -50,7 +50,7 @@ def main() -> None:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         results[section]["wall_seconds"] = round(time.perf_counter() - started)
-        print(json.dumps({k: v for k, v in results[section].items() if k != "runs"}, indent=1), flush=True)
+        print(json.dumps(results[section], indent=1), flush=True)
         save(results)  # after each section, so a later failure keeps what was measured
     print(f"wrote {DOC.relative_to(ROOT)}")
 
@@ -58,12 +58,8 @@ def main() -> None:
 def save(results: dict) -> None:
     results["machine"] = machine()
     results["command"] = "make bench  # " + shlex.join(["python", "-m", "bench.run", *sys.argv[1:]])
-    RAW.write_text(json.dumps({k: _without_runs(v) for k, v in results.items()}, indent=1, sort_keys=True) + "\n")
+    RAW.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     write_doc(results)
-
-
-def _without_runs(value):
-    return {k: v for k, v in value.items() if k != "runs"} if isinstance(value, dict) else value
 
 
 def verdict(met: bool) -> str:
@@ -144,7 +140,7 @@ def write_doc(r: dict) -> None:
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:
         if section in r:
-            shown = {k: v for k, v in r[section].items() if k not in ("runs", "command")}
+            shown = {k: v for k, v in r[section].items() if k != "command"}
             lines.append(f"- **{section}** ({r[section]['measured_at']}): `{json.dumps(shown, sort_keys=True)}`")
             if r[section].get("command"):
                 lines.append(f"  - load: `{r[section]['command']}`")

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 import requests
 
 from bench import seed
-from bench.common import median, prepared_database, throughput
+from bench.common import compare, prepared_database
 from bench.harness import SECRET, SHOP, RssSampler, running, start_web, wrk
 from plugin.platforms.shopify import proxy_signature
 
@@ -62,20 +62,5 @@ def run(rounds: int = 3, seconds: int = 8, connections: int = 4) -> dict:
                     )
                     if round_number:
                         runs[name].append(result)
-    bare_rps = median([throughput(r) for r in runs["bare"]])
-    app_rps = median([throughput(r) for r in runs["app"]])
-    return {
-        "bare_rps": round(bare_rps),
-        "app_rps": round(app_rps),
-        "ratio": round(app_rps / bare_rps, 2),
-        "app_p50_ms": round(median([r["latency_us"]["p50"] for r in runs["app"]]) / 1000, 2),
-        "app_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["app"]]) / 1000, 2),
-        "bare_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["bare"]]) / 1000, 2),
-        "errors": sum(sum(r["errors"].values()) for rs in runs.values() for r in rs),
-        "body_bytes": len(sample.content),
-        "members": MEMBERS,
-        "peak_web_mib": memory.peak_mib("web"),
-        "command": runs["app"][0]["command"],
-        "connections": connections,
-        "seconds": seconds,
-    }
+    return compare(runs, body_bytes=len(sample.content), members=MEMBERS, peak_web_mib=memory.peak_mib("web"),
+                   connections=connections, seconds=seconds)  # fmt: skip
