@@ -11,10 +11,10 @@ import psycopg
 
 from bench import seed
 from bench.harness import SECRET, SHOP, database_exists, database_url, environment, flask_cli
-from plugin import create_app, shops
+from plugin import create_app
 from plugin.config import Settings
-from plugin.db import transaction
-from storefront_widget.proxy import widget_payload
+from plugin.db import reading
+from storefront_widget.proxy import read_widget
 
 SCALE_DB = "loyalty_bench_scale"
 SMALL_DB = "loyalty_bench_small"
@@ -38,16 +38,15 @@ def prepared(name: str, members: int) -> tuple[str, float]:
 
 
 def balance_reads(url: str, members: int, reads: int = 2000) -> dict:
-    """What the widget endpoint does for one shopper (shop, member, balance, pending, history, rewards), timed."""
+    """The widget endpoint's read for one shopper (shop, member, balance, pending, history, rewards), timed."""
     settings = Settings(database_url=url.replace("postgresql://", "postgresql+psycopg://"))
     rng = random.Random(3)
     timings = []
     for n in range(reads + 200):
         customer_id = 7_000_000_000 + rng.randint(1, members)
         started = time.perf_counter()
-        with transaction(settings.database_url) as session:
-            shop = shops.get(session, SHOP)
-            payload = widget_payload(session, shop, customer_id)
+        with reading(settings.database_url) as session:
+            payload = read_widget(session, SHOP, customer_id)
         if n >= 200:  # the first reads warm the pool and the plans
             timings.append(time.perf_counter() - started)
         if payload["customer"] is None or not payload["history"]:

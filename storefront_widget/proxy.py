@@ -18,9 +18,11 @@ from plugin.models import Member, Order, Posting, Redemption, Shop, utcnow
 from plugin.platforms import shopify
 from plugin.program_settings import program_settings
 from plugin.rewards import catalogue
+from storefront_widget import widget_sql
 
 bp = Blueprint("storefront", __name__, url_prefix="/proxy")
 HISTORY_LINES = 10
+REDEMPTION_LINES = 10
 _UNKNOWN = object()  # widget_payload's member not looked up yet
 
 ERROR_STATUS = {"not_enough_points": 409, "unknown_reward": 404, "not_a_member": 409, "redemption_error": 409}
@@ -68,8 +70,51 @@ def widget() -> Response:
     """Everything the widget shows, in one call."""
     caller = _caller()
     with reading(_settings().database_url) as session:
-        shop, member = _shop_and_member(session, caller.shop_domain, caller.customer_id)
-        return jsonify(widget_payload(session, shop, caller.customer_id, member))
+        return jsonify(read_widget(session, caller.shop_domain, caller.customer_id))
+
+
+def read_widget(session: Session, domain: str, customer_id: int | None) -> dict[str, Any]:
+    """Everything the widget shows this shopper: one statement on PostgreSQL, the ORM's reads elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _widget_payload_in_one_statement(session, domain, customer_id)
+    shop, member = _shop_and_member(session, domain, customer_id)
+    return widget_payload(session, shop, customer_id, member)
+
+
+def _widget_payload_in_one_statement(session: Session, domain: str, customer_id: int | None) -> dict[str, Any]:
+    """widget_payload's answer from one round trip (PostgreSQL): the storefront's hottest read."""
+    row = widget_sql.read(session, domain, customer_id, HISTORY_LINES, REDEMPTION_LINES)
+    if row is None or not row.active:
+        raise _Refused(404, "unknown_shop", f"{domain} does not run this programme")
+    member = row.member_id is not None
+    return _assemble(
+        domain,
+        row.currency,
+        row.settings,
+        row.settings_version,
+        customer_id,
+        balance=row.balance if member else None,
+        pending=[{"points": p["points"], "available_at": widget_sql.iso(p["at"])} for p in row.pending],
+        history=[
+            _history_line(
+                widget_sql.iso(h["at"]),
+                h["kind"],
+                h["points"],
+                h["order_id"],
+                h["order_name"],
+                h["source_type"],
+                h["title"],
+                h["note"],
+            )
+            for h in row.history
+        ],
+        redemptions=[
+            _redemption_line(
+                r["id"], r["status"], r["code"], r["title"], r["points"], widget_sql.iso(r["ends_at"]), r["reason"]
+            )
+            for r in row.redemptions
+        ],
+    )
 
 
 def _shop_and_member(session: Session, domain: str, customer_id: int | None) -> tuple[Shop, Member | None]:
@@ -124,52 +169,84 @@ def redemption_status(redemption_id: int) -> Response:
 
 
 def redemption_json(r: Redemption) -> dict[str, Any]:
+    ends_at = r.ends_at.isoformat() if r.ends_at else None
+    return _redemption_line(r.id, r.status, r.code, r.reward["title"], r.points, ends_at, r.reason)
+
+
+def _redemption_line(id_, status, code, title, points, ends_at, reason) -> dict[str, Any]:
     return {
-        "id": r.id,
-        "status": r.status,
-        "code": r.code if r.status in (redemption.ISSUED, redemption.CANCELLED) else None,
-        "reward": r.reward["title"],
-        "points": r.points,
-        "ends_at": r.ends_at.isoformat() if r.ends_at else None,
-        "reason": "points returned" if r.status == redemption.FAILED else r.reason,
+        "id": id_,
+        "status": status,
+        "code": code if status in (redemption.ISSUED, redemption.CANCELLED) else None,
+        "reward": title,
+        "points": points,
+        "ends_at": ends_at,
+        "reason": "points returned" if status == redemption.FAILED else reason,
     }
 
 
 def widget_payload(session: Session, shop: Shop, customer_id: int | None, member=_UNKNOWN) -> dict[str, Any]:
-    program = program_settings(shop.settings, shop.settings_version)
+    """Everything the widget shows, read through the ORM (SQLite, and callers that hold the shop already)."""
+    if member is _UNKNOWN:
+        member = shops.member(session, shop, customer_id) if customer_id else None
+    return _assemble(
+        shop.domain,
+        shop.currency,
+        shop.settings,
+        shop.settings_version,
+        customer_id,
+        balance=member.balance if member is not None else None,
+        pending=_pending(session, shop, member) if customer_id is not None else [],
+        history=_history(session, shop, member.id) if member is not None else [],
+        redemptions=(
+            [redemption_json(r) for r in redemption.for_member(session, shop, customer_id, REDEMPTION_LINES)]
+            if member is not None
+            else []
+        ),
+    )
+
+
+def _assemble(
+    domain: str,
+    currency: str | None,
+    settings: dict[str, Any] | None,
+    settings_version: int,
+    customer_id: int | None,
+    *,
+    balance: int | None,
+    pending: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+    redemptions: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The widget's JSON from what was read; `balance` is None for a shopper who is not a member yet."""
+    program = program_settings(settings, settings_version)
     payload: dict[str, Any] = {
-        "shop": {"domain": shop.domain, "currency": shop.currency or "USD"},
+        "shop": {"domain": domain, "currency": currency or "USD"},
         "program": {
             "description": (
                 f"Earn {program.earn_points} point{'' if program.earn_points == 1 else 's'} for every "
-                f"{program.earn_per_amount} {shop.currency or 'USD'} you spend."
+                f"{program.earn_per_amount} {currency or 'USD'} you spend."
             ),
             "earn": {"points": program.earn_points, "per_amount": str(program.earn_per_amount)},
         },
         "customer": None,
-        "history": [],
+        "history": history,
         "rewards": [],
-        "redemptions": [],
+        "redemptions": redemptions,
         "sign_in_url": "/account/login",
     }
-    if member is _UNKNOWN:
-        member = shops.member(session, shop, customer_id) if customer_id else None
     available = 0
     if customer_id is not None:
-        pending = _pending(session, shop, member)
-        # The same figure as ledger.balance_of, from the rows the widget lists anyway: one query, not two.
-        balance = ledger.Balance(member.balance if member else 0, sum(p["points"] for p in pending))
-        available = balance.available
-        payload["customer"] = {"id": customer_id, **balance.to_json(), "pending_until": pending}
-    if member is not None:
-        payload["history"] = _history(session, shop, member.id)
-        payload["redemptions"] = [redemption_json(r) for r in redemption.for_member(session, shop, customer_id, 10)]
+        # The same figure as ledger.balance_of, from the rows the widget lists anyway.
+        totals = ledger.Balance(balance or 0, sum(p["points"] for p in pending))
+        available = totals.available
+        payload["customer"] = {"id": customer_id, **totals.to_json(), "pending_until": pending}
     payload["rewards"] = [
         {
             **{k: v for k, v in reward.to_json().items() if k not in ("lifetime_days",)},
             "affordable": available >= reward.points,
         }
-        for reward in catalogue(shop.settings)
+        for reward in catalogue(settings)
     ]
     return payload
 
@@ -207,13 +284,26 @@ def _history(session: Session, shop: Shop, member_id: int) -> list[dict[str, Any
             )
         )
         titles = {str(rid): reward["title"] for rid, reward in rows}
-    lines = []
-    for p in postings:
-        if p.order_id is not None:
-            label = f"Order {names.get(p.order_id) or p.order_id}"
-        elif p.source_type == "redemption":
-            label = titles.get(p.source_id, "Reward")
-        else:
-            label = p.note or p.kind
-        lines.append({"at": p.created_at.isoformat(), "kind": p.kind, "points": p.points, "label": label})
-    return lines
+    return [
+        _history_line(
+            p.created_at.isoformat(),
+            p.kind,
+            p.points,
+            p.order_id,
+            names.get(p.order_id),
+            p.source_type,
+            titles.get(p.source_id),
+            p.note,
+        )
+        for p in postings
+    ]
+
+
+def _history_line(at, kind, points, order_id, order_name, source_type, title, note) -> dict[str, Any]:
+    if order_id is not None:
+        label = f"Order {order_name or order_id}"
+    elif source_type == "redemption":
+        label = title or "Reward"
+    else:
+        label = note or kind
+    return {"at": at, "kind": kind, "points": points, "label": label}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import urlencode
 
@@ -12,6 +13,7 @@ from plugin.accrual import enrol
 from plugin.db import transaction
 from plugin.events import Customer
 from plugin.platforms.shopify import ProxyAuthError, proxy_signature, verify_proxy
+from storefront_widget.proxy import widget_payload
 from tests import builders
 from tests.conftest import SECRET, SHOP, deliver
 
@@ -187,3 +189,23 @@ def test_a_shopper_cannot_read_another_shoppers_redemption(api_client):
 def test_unknown_shop_is_refused(client, shop):
     response = get(client, "widget", signed(7001, shop="nowhere.myshopify.com"))
     assert (response.status_code, response.get_json()["error"]["code"]) == (404, "unknown_shop")
+
+
+def test_the_one_statement_read_answers_exactly_what_the_orm_read_does(api_client):
+    # On PostgreSQL /proxy/widget reads everything in one statement; widget_payload reads through the ORM.
+    client, settings, state = api_client
+    with transaction(settings.database_url) as session:
+        shops.update_settings(session, shops.get(session, SHOP), {"pending_days": 14})
+    give(settings, 7001, 1000)
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "80.00"), builders.line(11, "20.50")]))
+    deliver(client, "refunds/create", builders.refund(91, 1, {11: 1}))
+    post(client, "redeem", signed(7001), {"reward_id": "5-off", "idempotency_key": "click-0001"})
+    deliver(client, "orders/paid", builders.order(2, 7002, [builders.line(20, "30.00")]))  # someone else's
+    for customer_id in (7001, 7002, 7003, None):  # a member with everything, another, a stranger, a visitor
+        answered = get(client, "widget", signed(customer_id)).get_json()
+        with transaction(settings.database_url) as session:
+            expected = widget_payload(session, shops.get(session, SHOP), customer_id)
+        assert answered == json.loads(json.dumps(expected))
+    rich = get(client, "widget", signed(7001)).get_json()
+    assert [h["kind"] for h in rich["history"]] == ["redeem", "reverse", "earn", "bonus"]
+    assert rich["customer"]["pending_until"] and rich["redemptions"][0]["code"] in state.codes

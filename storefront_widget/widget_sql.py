@@ -1,0 +1,70 @@
+"""The widget's whole read in one PostgreSQL statement: shop, membership, pending points, history, redemptions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+# Timestamps leave PostgreSQL as UTC text with microseconds and are re-rendered by Python's isoformat(), so both
+# read paths print them alike. The redemption join casts source_id only for redemption postings whose id is
+# all digits (CASE is evaluated in order), so the lookup stays on the primary key.
+_WIDGET = text(
+    """
+    WITH s AS (SELECT id, currency, settings, settings_version, active FROM shops WHERE domain = :domain),
+    m AS (SELECT members.id, members.balance FROM members JOIN s ON members.shop_id = s.id
+          WHERE members.customer_id = :customer_id)
+    SELECT s.currency, s.settings, s.settings_version, s.active, m.id AS member_id, m.balance,
+      (SELECT coalesce(json_agg(json_build_object(
+                  'points', o.points_held, 'at', to_char(o.available_at AT TIME ZONE 'UTC', :iso))
+              ORDER BY o.available_at), '[]'::json)
+         FROM orders o
+        WHERE o.shop_id = s.id AND o.member_id = m.id AND o.available_at > now() AND o.points_held > 0
+      ) AS pending,
+      (SELECT coalesce(json_agg(json_build_object(
+                  'at', to_char(h.created_at AT TIME ZONE 'UTC', :iso), 'kind', h.kind, 'points', h.points,
+                  'order_id', h.order_id, 'order_name', h.order_name, 'source_type', h.source_type,
+                  'title', h.title, 'note', h.note)
+              ORDER BY h.id DESC), '[]'::json)
+         FROM (SELECT p.id, p.created_at, p.kind, p.points, p.order_id, p.source_type, p.note,
+                      o.name AS order_name, r.reward ->> 'title' AS title
+                 FROM postings p
+                 LEFT JOIN orders o ON o.shop_id = p.shop_id AND o.order_id = p.order_id
+                 LEFT JOIN redemptions r ON r.shop_id = p.shop_id AND r.id = CASE
+                     WHEN p.source_type = 'redemption' AND p.source_id ~ '^[0-9]{1,18}$'
+                     THEN p.source_id::bigint END
+                WHERE p.shop_id = s.id AND p.member_id = m.id
+                ORDER BY p.id DESC LIMIT :history) AS h
+      ) AS history,
+      (SELECT coalesce(json_agg(json_build_object(
+                  'id', x.id, 'status', x.status, 'code', x.code, 'title', x.reward ->> 'title',
+                  'points', x.points, 'ends_at', to_char(x.ends_at AT TIME ZONE 'UTC', :iso), 'reason', x.reason)
+              ORDER BY x.id DESC), '[]'::json)
+         FROM (SELECT * FROM redemptions r WHERE r.shop_id = s.id AND r.member_id = m.id
+                ORDER BY r.id DESC LIMIT :redemptions) AS x
+      ) AS redemptions
+    FROM s LEFT JOIN m ON true
+    """
+)
+_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+
+
+def read(session: Session, domain: str, customer_id: int | None, history: int, redemptions: int) -> Any:
+    """The widget's data as one row (None for an unknown shop); its JSON columns are plain lists of dicts."""
+    return session.execute(
+        _WIDGET,
+        {
+            "domain": domain,
+            "customer_id": customer_id if customer_id is not None else -1,
+            "iso": _ISO,
+            "history": history,
+            "redemptions": redemptions,
+        },
+    ).one_or_none()
+
+
+def iso(value: str | None) -> str | None:
+    """PostgreSQL's UTC text as Python's isoformat() prints the same instant."""
+    return datetime.fromisoformat(value).isoformat() if value else None
