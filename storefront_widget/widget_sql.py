@@ -9,8 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 # Timestamps leave PostgreSQL as UTC text with microseconds and are re-rendered by Python's isoformat(), so both
-# read paths print them alike. The redemption join casts source_id only for redemption postings whose id is
-# all digits (CASE is evaluated in order), so the lookup stays on the primary key.
+# read paths print them alike. A redemption's title is a per-line lookup by primary key (at most ten); source_id
+# is cast only for redemption postings whose id is all digits (CASE is evaluated in order).
 _WIDGET = text(
     """
     WITH s AS (SELECT id, currency, settings, settings_version, active FROM shops WHERE domain = :domain),
@@ -29,12 +29,13 @@ _WIDGET = text(
                   'title', h.title, 'note', h.note)
               ORDER BY h.id DESC), '[]'::json)
          FROM (SELECT p.id, p.created_at, p.kind, p.points, p.order_id, p.source_type, p.note,
-                      o.name AS order_name, r.reward ->> 'title' AS title
+                      o.name AS order_name,
+                      (SELECT r.reward ->> 'title' FROM redemptions r
+                        WHERE r.shop_id = p.shop_id AND r.id = CASE
+                            WHEN p.source_type = 'redemption' AND p.source_id ~ '^[0-9]{1,18}$'
+                            THEN p.source_id::bigint END) AS title
                  FROM postings p
                  LEFT JOIN orders o ON o.shop_id = p.shop_id AND o.order_id = p.order_id
-                 LEFT JOIN redemptions r ON r.shop_id = p.shop_id AND r.id = CASE
-                     WHEN p.source_type = 'redemption' AND p.source_id ~ '^[0-9]{1,18}$'
-                     THEN p.source_id::bigint END
                 WHERE p.shop_id = s.id AND p.member_id = m.id
                 ORDER BY p.id DESC LIMIT :history) AS h
       ) AS history,
