@@ -13,10 +13,10 @@ from decimal import Decimal
 from functools import lru_cache
 
 from marshmallow import ValidationError
-from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy import Engine, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from plugin import accrual, events, privacy
@@ -108,13 +108,17 @@ def drain(
     outcomes: Counter[str] = Counter()
     conflicts = 0
     careful_rows = 0  # after a deadlock or a failed delivery, this many deliveries go one per transaction
+    claimed: list[int] = []
     while True:
         careful = careful_rows > 0
         size = 1 if careful else batch_size
         try:
             with transaction(database_url) as session:
                 batch = _claim(session, size)
-                batch.sort(key=_shopper_first)
+                claimed[:] = [delivery.id for delivery in batch]
+                if not any(delivery.topic in shopify.LIFECYCLE_TOPICS for delivery in batch):
+                    # An uninstall or a redaction must stay where it arrived among the orders; others commute.
+                    batch.sort(key=_shopper_first)
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
@@ -134,6 +138,19 @@ def drain(
             careful_rows = batch_size
             time.sleep(0.05 * conflicts)
             continue
+        except DBAPIError as error:
+            # The database refused a write (a value too long or out of range) when it was flushed or committed.
+            if not careful and claimed:
+                log.info("inbox batch rolled back (%s); continuing one by one", error.orig.__class__.__name__)
+                careful_rows = batch_size
+                continue
+            if len(claimed) != 1:
+                raise
+            # Alone in its transaction, it is this delivery's own writes: park it with nothing but a reason.
+            _park_alone(database_url, claimed[0], error)
+            outcomes[PARKED] += 1
+            careful_rows = max(careful_rows - 1, 0)
+            continue
         outcomes += batch_outcomes  # counted only once the batch has committed
         careful_rows = max(careful_rows - len(batch), 0)
         if len(batch) < size:
@@ -150,8 +167,20 @@ def _shopper_first(delivery: Delivery) -> tuple[int, int]:
     try:
         customer = json.loads(delivery.body).get("customer") or {}
         return (0, int(customer["id"])) if isinstance(customer, dict) and "id" in customer else (1, delivery.id)
-    except (ValueError, TypeError, AttributeError, RecursionError):
+    except Exception:  # only an ordering hint: whatever the body holds (1e400, NaN, junk), it must not fail
         return (1, delivery.id)
+
+
+def _park_alone(database_url: str, delivery_id: int, error: DBAPIError) -> None:
+    """Park a delivery whose own writes the database refused, writing only its status and the reason."""
+    reason = f"database refused the delivery's writes: {type(error.orig).__name__}: {error.orig}"[:2000]
+    log.warning("delivery %s parked: %s", delivery_id, reason)
+    with transaction(database_url) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == RECEIVED)
+            .values(status=PARKED, reason=reason, attempts=Delivery.attempts + 1, processed_at=utcnow())
+        )
 
 
 def _claim(session: Session, batch_size: int) -> list[Delivery]:
@@ -180,12 +209,14 @@ def process(
     """
     facts: dict[str, int | None] = {}
     if not isolated:
+        delivery_id = delivery.id  # a failed flush expires the object: keep its id for the message
         try:
             status = _handle(session, delivery, {} if shops is None else shops, facts)
+            session.flush()  # so the database refuses this delivery's writes here, not the next one's or COMMIT's
         except OperationalError:
             raise
         except Exception as error:
-            raise _RedoCarefully(f"delivery {delivery.id}: {type(error).__name__}") from error
+            raise _RedoCarefully(f"delivery {delivery_id}: {type(error).__name__}") from error
         delivery.reason = None
         return _finish(delivery, status, facts)
     try:
@@ -207,8 +238,9 @@ def process(
 def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> str:
     # The delivery's own row changes only here, after its processing, so the next flush writes them in one
     # UPDATE (changing it earlier cost an UPDATE at every autoflush inside the savepoint).
-    if facts.get("customer_id") is not None:
-        delivery.customer_id = facts["customer_id"]
+    customer_id = facts.get("customer_id")
+    if customer_id is not None and -(2**63) <= customer_id < 2**63:  # a payload's id may not fit the column
+        delivery.customer_id = customer_id
     delivery.attempts += 1
     delivery.status = status
     delivery.processed_at = utcnow()

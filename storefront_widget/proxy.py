@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from plugin import ledger, queue, redemption, shops
@@ -119,11 +119,10 @@ def _widget_payload_in_one_statement(session: Session, domain: str, customer_id:
 
 def _shop_and_member(session: Session, domain: str, customer_id: int | None) -> tuple[Shop, Member | None]:
     """The shop and the shopper's membership in one query (the widget's hot path)."""
-    row = session.execute(
-        select(Shop, Member)
-        .outerjoin(Member, (Member.shop_id == Shop.id) & (Member.customer_id == (customer_id or -1)))
-        .where(Shop.domain == domain)
-    ).one_or_none()
+    # A visitor (no customer id) matches no member: never a stand-in value, which an anonymised member
+    # (customer_id = -member id) could hold.
+    is_member = false() if customer_id is None else (Member.shop_id == Shop.id) & (Member.customer_id == customer_id)
+    row = session.execute(select(Shop, Member).outerjoin(Member, is_member).where(Shop.domain == domain)).one_or_none()
     if row is None or not row[0].active:
         raise _Refused(404, "unknown_shop", f"{domain} does not run this programme")
     return row[0], row[1]

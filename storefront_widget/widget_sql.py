@@ -58,7 +58,7 @@ def read(session: Session, domain: str, customer_id: int | None, history: int, r
         _WIDGET,
         {
             "domain": domain,
-            "customer_id": customer_id if customer_id is not None else -1,
+            "customer_id": customer_id,  # None (a visitor) matches no member: `= NULL` is never true
             "iso": _ISO,
             "history": history,
             "redemptions": redemptions,
