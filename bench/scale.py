@@ -10,6 +10,7 @@ import jwt
 import psycopg
 
 from bench import seed
+from bench.common import prepared_database
 from bench.harness import SECRET, SHOP, database_exists, database_url, environment, flask_cli
 from plugin import create_app
 from plugin.config import Settings
@@ -23,8 +24,6 @@ API_KEY = "bench-api-key"
 
 def prepared(name: str, members: int) -> tuple[str, float]:
     """A database holding `members` seeded members; reused when an earlier run left it complete."""
-    from bench.common import prepared_database
-
     url = database_url(name)
     if database_exists(name):
         with psycopg.connect(url) as conn:
