@@ -33,7 +33,7 @@ run: $(VENV)/.installed instance/dev.env
 	@echo "      make balance"
 	@echo "      make redeem"
 	@echo
-	$(DEV_ENV) && ($(VENV)/bin/python -m plugin.fake_shop --port $(FAKE_SHOP_PORT) --token shpat_demo_token & \
+	$(DEV_ENV) && ($(VENV)/bin/python -m plugin.devtools.fake_shop --port $(FAKE_SHOP_PORT) --token shpat_demo_token & \
 	  trap 'kill $$!' EXIT INT TERM; $(FLASK) run --port $(PORT))
 
 ## simulate: send the running demo app a signed orders/paid delivery

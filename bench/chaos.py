@@ -244,7 +244,7 @@ class Chaos:
             [
                 sys.executable,
                 "-m",
-                "plugin.fake_shop",
+                "plugin.devtools.fake_shop",
                 "--port",
                 str(fake_port),
                 "--token",

@@ -10,9 +10,10 @@ import psycopg
 
 from bench.common import order_body, prepared_database
 from bench.harness import SHOP, running, start_worker, wait_until
-from plugin import inbox, queue
+from plugin import inbox
 from plugin.config import Settings
 from plugin.db import engine_for
+from plugin.jobs import dispatch as queue
 
 CONFIGURATIONS = ((1, 50), (3, 200), (3, 50))  # (Procfile workers, LOYALTY_INBOX_BATCH)
 

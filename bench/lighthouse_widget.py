@@ -23,12 +23,13 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plugin import ledger, shops  # noqa: E402
-from plugin.accrual import enrol  # noqa: E402
+from plugin import ledger  # noqa: E402
 from plugin.config import Settings  # noqa: E402
 from plugin.db import transaction  # noqa: E402
-from plugin.demo import DEMO_SHOP  # noqa: E402
-from plugin.events import Customer  # noqa: E402
+from plugin.devtools.demo import DEMO_SHOP  # noqa: E402
+from plugin.programme.events import Customer  # noqa: E402
+from plugin.services import shops  # noqa: E402
+from plugin.services.accrual import enrol  # noqa: E402
 
 LIGHTHOUSE = ROOT / "bench" / "node_modules" / "lighthouse" / "cli" / "index.js"
 CHROME = "/usr/bin/chromium"

@@ -13,7 +13,7 @@ import requests
 from bench import seed
 from bench.common import compare, prepared_database
 from bench.harness import SECRET, SHOP, RssSampler, running, start_web, wrk
-from plugin.platforms.shopify import proxy_signature
+from plugin.platforms.shopify.adapter import proxy_signature
 
 MEMBERS = 2000
 SIGNED_URLS = 500

@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.extensions["loyalty"] = settings
     logs.configure()
 
-    from plugin import admin, cli, errors, install, support_api
+    from plugin.cli import commands as cli
+    from plugin.web import admin, errors, install, support_api
     from storefront_widget.proxy import bp as storefront_bp
     from webhooks.intake import bp as webhooks_bp
 

@@ -19,10 +19,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from plugin import accrual, events, privacy
 from plugin.db import engine_for, transaction
 from plugin.models import Delivery, Shop, utcnow
-from plugin.platforms import shopify
+from plugin.platforms.shopify import adapter as shopify
+from plugin.programme import events
+from plugin.services import accrual, privacy
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, send_from_directory, url_for
 
-from plugin import shops
 from plugin.config import Settings
 from plugin.db import transaction
-from plugin.demo import DEMO_SHOP
-from plugin.platforms.shopify import proxy_signature
+from plugin.devtools.demo import DEMO_SHOP
+from plugin.platforms.shopify.adapter import proxy_signature
+from plugin.services import shops
 
 ASSETS = Path(__file__).resolve().parent / "extension" / "assets"
 PROXY_PREFIX = "/apps/loyalty"

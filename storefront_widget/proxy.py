@@ -10,14 +10,16 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
-from plugin import ledger, queue, redemption, shops
+from plugin import ledger
 from plugin.config import Settings
 from plugin.db import reading, transaction
-from plugin.errors import json_error
+from plugin.jobs import dispatch as queue
 from plugin.models import Member, Order, Posting, Redemption, Shop, utcnow
-from plugin.platforms import shopify
-from plugin.program_settings import program_settings
-from plugin.rewards import catalogue
+from plugin.platforms.shopify import adapter as shopify
+from plugin.programme.rewards import catalogue
+from plugin.programme.settings import program_settings
+from plugin.services import redemption, shops
+from plugin.web.errors import json_error
 from storefront_widget import widget_sql
 
 bp = Blueprint("storefront", __name__, url_prefix="/proxy")

@@ -18,10 +18,11 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import create_engine, text
 
-from plugin import create_app, shops
+from plugin import create_app
 from plugin.config import Settings, normalise_database_url
 from plugin.db import engine_for, transaction
-from plugin.platforms.shopify import webhook_signature
+from plugin.platforms.shopify.adapter import webhook_signature
+from plugin.services import shops
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "shopify"
@@ -175,7 +176,7 @@ def fake_shop_api(settings):
     """Settings whose Admin API calls reach an in-process fake shop (through `responses`); yields its state."""
     import responses
 
-    from plugin.fake_shop import FakeShopState, create_fake_shop
+    from plugin.devtools.fake_shop import FakeShopState, create_fake_shop
 
     state = FakeShopState(token="shpat_test_token")
     shop_app = create_fake_shop(state).test_client()

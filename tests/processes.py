@@ -88,7 +88,7 @@ def start_fake_shop(*args: str) -> tuple[subprocess.Popen, str]:
     """`python -m plugin.fake_shop` on a free port; returns the process and its base URL once it answers."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "plugin.fake_shop", "--port", str(port), *args],
+        [sys.executable, "-m", "plugin.devtools.fake_shop", "--port", str(port), *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,

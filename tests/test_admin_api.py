@@ -8,10 +8,11 @@ import uuid
 import jwt
 import pytest
 
-from plugin import ledger, shops
-from plugin.accrual import enrol
+from plugin import ledger
 from plugin.db import transaction
-from plugin.events import Customer
+from plugin.programme.events import Customer
+from plugin.services import shops
+from plugin.services.accrual import enrol
 from tests import builders
 from tests.conftest import SECRET, SHOP, deliver
 

@@ -12,10 +12,11 @@ import jwt
 import pytest
 import requests
 
-from plugin import ledger, shops
-from plugin.accrual import enrol
+from plugin import ledger
 from plugin.db import transaction
-from plugin.events import Customer
+from plugin.programme.events import Customer
+from plugin.services import shops
+from plugin.services.accrual import enrol
 from tests.conftest import SECRET, SHOP
 from tests.processes import chromium_page, start_app, stop
 

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from plugin import shops
 from plugin.db import transaction
 from plugin.models import SupportAction
+from plugin.services import shops
 from tests import builders
 from tests.conftest import SHOP, deliver
 from tests.test_admin_api import session_token
@@ -257,9 +257,10 @@ def test_staff_cancel_an_unused_reward_in_the_page(settings, member):
 
     import requests
 
-    from plugin import ledger, redemption, shops
-    from plugin.accrual import enrol
-    from plugin.events import Customer
+    from plugin import ledger
+    from plugin.programme.events import Customer
+    from plugin.services import redemption, shops
+    from plugin.services.accrual import enrol
     from tests.processes import chromium_page, start_app, start_fake_shop, stop
     from tests.test_admin_page import API_KEY
     from tests.test_admin_page import session_token as page_token

@@ -7,10 +7,11 @@ import dataclasses
 import pytest
 import requests
 
-from plugin import balance_push, create_app, ledger, redemption, shops
-from plugin.accrual import enrol
+from plugin import create_app, ledger
 from plugin.db import transaction
-from plugin.events import Customer
+from plugin.programme.events import Customer
+from plugin.services import balance_push, redemption, shops
+from plugin.services.accrual import enrol
 from tests import builders
 from tests.conftest import SHOP, deliver
 from tests.processes import finish, run_worker, start_fake_shop, stop

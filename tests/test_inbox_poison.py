@@ -6,9 +6,10 @@ import json
 
 from sqlalchemy import select
 
-from plugin import inbox, privacy, shops
+from plugin import inbox
 from plugin.db import engine_for, transaction
 from plugin.models import Delivery, Member
+from plugin.services import privacy, shops
 from tests import builders
 from tests.conftest import SHOP
 from tests.test_storefront_proxy import get, give, signed

@@ -12,11 +12,12 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from plugin import crypto, redemption, shops, subscriptions
+from plugin import crypto
 from plugin.db import transaction
 from plugin.models import Member, Shop, utcnow
-from plugin.platforms.shopify_admin import AdminAPIError
-from plugin.platforms.shopify_oauth import query_signature
+from plugin.platforms.shopify.admin import AdminAPIError
+from plugin.platforms.shopify.oauth import query_signature
+from plugin.services import redemption, shops, subscriptions
 from tests import builders
 from tests.conftest import SECRET, SHOP, deliver
 

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from plugin import ledger, shops
+from plugin import ledger
 from plugin.db import transaction
 from plugin.models import Member, Posting, utcnow
+from plugin.services import shops
 from tests import builders
 from tests.conftest import SHOP, deliver
 
@@ -135,8 +136,8 @@ def test_reversing_spent_points_leaves_a_plainly_recorded_negative_balance(clien
 def test_same_idempotency_key_posts_once(settings, shop):
     with transaction(settings.database_url) as session:
         shop_row = shops.get(session, SHOP)
-        from plugin.accrual import enrol
-        from plugin.events import Customer
+        from plugin.programme.events import Customer
+        from plugin.services.accrual import enrol
 
         member_id = enrol(session, shop_row.id, Customer(ALICE))
         entry = ledger.Entry(member_id, "bonus", 25, "support", "t-1", "bonus:t-1", "manual")
@@ -148,8 +149,8 @@ def test_same_idempotency_key_posts_once(settings, shop):
 @pytest.mark.parametrize("kind, points", [("gift", 5), ("earn", 0), ("earn", 1.5)])
 def test_ledger_refuses_bad_postings(settings, shop, kind, points):
     with transaction(settings.database_url) as session:
-        from plugin.accrual import enrol
-        from plugin.events import Customer
+        from plugin.programme.events import Customer
+        from plugin.services.accrual import enrol
 
         member_id = enrol(session, shop, Customer(ALICE))
         with pytest.raises(ledger.LedgerError):

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from plugin import create_app, ledger, shops
+from plugin import create_app, ledger
 from plugin.db import transaction
 from plugin.models import Delivery, Member, Order, Posting, PrivacyRequest, Shop
+from plugin.services import shops
 from tests import builders
 from tests.conftest import SHOP, deliver, signed_headers
 

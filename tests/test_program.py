@@ -16,9 +16,9 @@ from fractions import Fraction
 import pytest
 from marshmallow import ValidationError
 
-from plugin.events import OrderLine, OrderSnapshot, RefundFacts
-from plugin.program import Lot, LotLine, ProgramSettings, build_lot, points_to_hold
-from plugin.program_settings import program_settings, validate_settings
+from plugin.programme.earning import Lot, LotLine, ProgramSettings, build_lot, points_to_hold
+from plugin.programme.events import OrderLine, OrderSnapshot, RefundFacts
+from plugin.programme.settings import program_settings, validate_settings
 
 PAID_AT = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 DEFAULT = ProgramSettings()

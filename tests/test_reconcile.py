@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from plugin import create_app, jobs, ledger, queue, reconcile, shops
+from plugin import create_app, ledger
 from plugin.db import transaction
+from plugin.jobs import dispatch as queue
+from plugin.jobs import tasks as jobs
 from plugin.models import Member, Order, Posting, Shop, utcnow
+from plugin.platforms.shopify.payloads import load_order
+from plugin.services import reconcile, shops
 from tests import builders
 from tests.conftest import SHOP, deliver
-from webhooks.shopify_schemas import load_order
 
 OUTAGE_SHOP = "outage-shop.myshopify.com"
 CUSTOMERS = (8001, 8002, 8003, 8004, 8005)

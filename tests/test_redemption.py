@@ -11,12 +11,15 @@ import requests
 import responses
 from sqlalchemy import select
 
-from plugin import jobs, ledger, queue, redemption, shops
-from plugin.accrual import enrol
+from plugin import ledger
 from plugin.db import transaction
-from plugin.events import Customer
+from plugin.jobs import dispatch as queue
+from plugin.jobs import tasks as jobs
 from plugin.models import Posting, Redemption
-from plugin.platforms.shopify_admin import AdminClient
+from plugin.platforms.shopify.admin import AdminClient
+from plugin.programme.events import Customer
+from plugin.services import redemption, shops
+from plugin.services.accrual import enrol
 from tests import builders
 from tests.conftest import SHOP, deliver
 

@@ -12,11 +12,13 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from plugin import ledger, queue, redemption, shops
-from plugin.accrual import enrol
+from plugin import ledger
 from plugin.db import transaction
-from plugin.events import Customer
+from plugin.jobs import dispatch as queue
 from plugin.models import Posting, Redemption
+from plugin.programme.events import Customer
+from plugin.services import redemption, shops
+from plugin.services.accrual import enrol
 from tests.conftest import SHOP
 from tests.processes import kill_hard, run_worker, start_fake_shop, stop
 

@@ -18,10 +18,10 @@ import pytest
 import requests
 import responses
 
-from plugin.platforms import shopify_discounts as discounts
-from plugin.platforms.shopify_admin import AdminAPIError, AdminAPIUnavailable, AdminClient
-from plugin.platforms.shopify_discounts import CodeRequest, CodeTaken, ShopCode
-from plugin.rewards import Reward
+from plugin.platforms.shopify import discounts
+from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
+from plugin.platforms.shopify.discounts import CodeRequest, CodeTaken, ShopCode
+from plugin.programme.rewards import Reward
 
 SHOP = "loyal-shop.myshopify.com"
 TOKEN = "shpat_test_token"

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from plugin import events
-from plugin.events import Customer, RefundFacts
-from plugin.platforms.shopify import is_valid_shop_domain, parse_event, parse_triggered_at, verify_webhook
-from plugin.program import ProgramSettings, build_lot, points_to_hold
+from plugin.platforms.shopify.adapter import is_valid_shop_domain, parse_event, parse_triggered_at, verify_webhook
+from plugin.platforms.shopify.payloads import load_customer, load_order, load_refund
+from plugin.programme import events
+from plugin.programme.earning import ProgramSettings, build_lot, points_to_hold
+from plugin.programme.events import Customer, RefundFacts
 from tests import builders
 from tests.conftest import fixture
-from webhooks.shopify_schemas import load_customer, load_order, load_refund
 
 DEFAULT = ProgramSettings()
 TRIGGERED_AT = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)

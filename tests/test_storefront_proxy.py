@@ -8,11 +8,12 @@ from urllib.parse import urlencode
 
 import pytest
 
-from plugin import create_app, ledger, shops
-from plugin.accrual import enrol
+from plugin import create_app, ledger
 from plugin.db import transaction
-from plugin.events import Customer
-from plugin.platforms.shopify import ProxyAuthError, proxy_signature, verify_proxy
+from plugin.platforms.shopify.adapter import ProxyAuthError, proxy_signature, verify_proxy
+from plugin.programme.events import Customer
+from plugin.services import shops
+from plugin.services.accrual import enrol
 from storefront_widget.proxy import widget_payload
 from tests import builders
 from tests.conftest import SECRET, SHOP, deliver

@@ -8,9 +8,10 @@ import io
 import pytest
 from sqlalchemy import func, select, text
 
-from plugin import ledger, shops, support
+from plugin import ledger
 from plugin.db import transaction
 from plugin.models import Posting, SupportKey
+from plugin.services import shops, support
 from tests import builders
 from tests.conftest import SHOP, deliver
 
@@ -228,7 +229,8 @@ def test_spent_points_policies_on_a_worked_example(
 
 
 def test_support_cancels_an_unused_reward_and_the_points_come_back_once(fake_shop_api, shop_with_token):
-    from plugin import create_app, redemption
+    from plugin import create_app
+    from plugin.services import redemption
 
     settings, state = fake_shop_api
     client = create_app(settings, TESTING=True).test_client()

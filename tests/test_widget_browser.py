@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from plugin import ledger, shops
-from plugin.accrual import enrol
+from plugin import ledger
 from plugin.db import transaction
-from plugin.demo import DEMO_SHOP, DEMO_TOKEN
-from plugin.events import Customer
+from plugin.devtools.demo import DEMO_SHOP, DEMO_TOKEN
+from plugin.programme.events import Customer
+from plugin.services import shops
+from plugin.services.accrual import enrol
 from tests.processes import chromium_page, start_app, start_fake_shop, stop
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from plugin import inbox, queue
+from plugin import inbox
 from plugin.config import MAX_WEBHOOK_BYTES, Settings
 from plugin.db import engine_for
-from plugin.errors import json_error
-from plugin.platforms import shopify
+from plugin.jobs import dispatch as queue
+from plugin.platforms.shopify import adapter as shopify
+from plugin.web.errors import json_error
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)

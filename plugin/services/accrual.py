@@ -12,10 +12,12 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plugin import events, ledger, program
+from plugin import ledger
 from plugin.db import insert_for
 from plugin.models import Member, Order, Refund, Shop, utcnow
-from plugin.program_settings import program_settings
+from plugin.programme import earning as program
+from plugin.programme import events
+from plugin.programme.settings import program_settings
 
 
 class LedgerConflict(Exception):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import Response, jsonify, request
 from sqlalchemy import select
 
-from plugin import inbox, redemption, support
-from plugin.admin import _Refused, _settings, _staff_shop_id, blp, page
+from plugin import inbox
 from plugin.db import transaction
 from plugin.models import Delivery, Member, Shop, SupportAction, SupportKey
-from plugin.platforms import shopify_session
+from plugin.platforms.shopify import session as shopify_session
+from plugin.services import redemption, support
+from plugin.web.admin import _Refused, _settings, _staff_shop_id, blp, page
 
 SECURITY = [{"sessionToken": []}]
 

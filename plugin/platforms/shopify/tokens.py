@@ -11,8 +11,8 @@ from plugin import crypto
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Shop, utcnow
-from plugin.platforms import shopify_oauth
-from plugin.platforms.shopify_admin import AdminAPIError
+from plugin.platforms.shopify import oauth as shopify_oauth
+from plugin.platforms.shopify.admin import AdminAPIError
 
 REFRESH_AHEAD = timedelta(minutes=5)
 

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plugin import accrual, ledger
+from plugin import ledger
 from plugin.models import Delivery, Member, Order, Posting, Redemption, Shop, SupportAction, SupportKey, utcnow
+from plugin.services import accrual
 
 SCOPES = ("read", "write")
 REASON_CODES = ("goodwill", "correction", "refund", "fraud", "duplicate", "other")

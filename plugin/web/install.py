@@ -8,13 +8,15 @@ import time
 
 from flask import Blueprint, Response, current_app, redirect, request, session
 
-from plugin import queue, shops, tokens
 from plugin.config import Settings
 from plugin.db import engine_for, insert_for, transaction
-from plugin.errors import json_error
+from plugin.jobs import dispatch as queue
 from plugin.models import UsedOAuthState, utcnow
-from plugin.platforms import shopify_oauth
-from plugin.platforms.shopify import is_valid_shop_domain
+from plugin.platforms.shopify import oauth as shopify_oauth
+from plugin.platforms.shopify import tokens
+from plugin.platforms.shopify.adapter import is_valid_shop_domain
+from plugin.services import shops
+from plugin.web.errors import json_error
 
 log = logging.getLogger(__name__)
 bp = Blueprint("install", __name__)

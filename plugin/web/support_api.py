@@ -7,11 +7,12 @@ from functools import wraps
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import select
 
-from plugin import inbox, redemption, support
+from plugin import inbox
 from plugin.config import Settings
 from plugin.db import transaction
-from plugin.errors import json_error
 from plugin.models import Delivery, Member, Shop, SupportAction
+from plugin.services import redemption, support
+from plugin.web.errors import json_error
 
 bp = Blueprint("support_api", __name__, url_prefix="/api/support")
 

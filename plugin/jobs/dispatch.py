@@ -14,11 +14,11 @@ from plugin.config import Settings
 log = logging.getLogger(__name__)
 
 SIGNAL_TTL_SECONDS = 10  # if a queued drain job is lost, the next delivery re-signals after this long
-DRAIN_JOB = "plugin.jobs.drain_inbox"
-ISSUE_JOB = "plugin.jobs.issue_code"
-PUSH_JOB = "plugin.jobs.push_balances"
-WEBHOOK_CHECK_JOB = "plugin.jobs.check_webhooks"
-RECONCILE_JOB = "plugin.jobs.reconcile_shop"
+DRAIN_JOB = "plugin.jobs.tasks.drain_inbox"
+ISSUE_JOB = "plugin.jobs.tasks.issue_code"
+PUSH_JOB = "plugin.jobs.tasks.push_balances"
+WEBHOOK_CHECK_JOB = "plugin.jobs.tasks.check_webhooks"
+RECONCILE_JOB = "plugin.jobs.tasks.reconcile_shop"
 RECONCILE_CLAIM_SECONDS = 15 * 60
 
 
@@ -39,7 +39,7 @@ def signal_inbox(settings: Settings) -> bool:
     the sweeper will enqueue it later.
     """
     if settings.inline_jobs:
-        from plugin import jobs  # local import: jobs imports this module
+        from plugin.jobs import tasks as jobs  # local import: jobs imports this module
 
         try:
             jobs.drain_inbox_with(settings)
@@ -66,7 +66,7 @@ def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
     Returns whether a job was queued (or run inline): not when one is already waiting in the queue.
     """
     if settings.inline_jobs:
-        from plugin import redemption  # local import: redemption imports the ledger, which is heavier
+        from plugin.services import redemption  # local import: redemption imports the ledger, which is heavier
 
         try:
             redemption.issue(settings, redemption_id)
@@ -91,7 +91,7 @@ def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
 def signal_balances(settings: Settings) -> None:
     """Balances changed: queue one push of the shop's metafields for a whole burst of changes."""
     if settings.inline_jobs:
-        from plugin import jobs
+        from plugin.jobs import tasks as jobs
 
         try:
             jobs.push_balances_with(settings)
@@ -110,7 +110,7 @@ def signal_balances(settings: Settings) -> None:
 def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
     """Check (and repair) a shop's webhook subscriptions: after install, and periodically."""
     if settings.inline_jobs:
-        from plugin import jobs
+        from plugin.jobs import tasks as jobs
 
         try:
             jobs.check_webhooks_with(settings, shop_id)
@@ -126,7 +126,7 @@ def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
 def enqueue_reconcile(settings: Settings, shop_id: int) -> None:
     """Fetch the shop's recently updated orders and apply what the webhooks may have missed."""
     if settings.inline_jobs:
-        from plugin import jobs
+        from plugin.jobs import tasks as jobs
 
         try:
             jobs.reconcile_shop_with(settings, shop_id)

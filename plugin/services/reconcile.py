@@ -11,12 +11,13 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from plugin import accrual, events
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Shop, utcnow
-from plugin.platforms.shopify_admin import AdminClient
-from webhooks.shopify_schemas import spread_unallocated_discount
+from plugin.platforms.shopify.admin import AdminClient
+from plugin.platforms.shopify.payloads import spread_unallocated_discount
+from plugin.programme import events
+from plugin.services import accrual
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ def run(
     so a failed order is fetched again next time. AdminAPIError/AdminAPIUnavailable propagate to the caller.
     """
     if client_factory is None:
-        from plugin.redemption import admin_client as client_factory  # local import: redemption is heavier
+        from plugin.services.redemption import admin_client as client_factory  # local import: redemption is heavier
     started = utcnow()
     with transaction(settings.database_url) as session:
         shop = session.get(Shop, shop_id)

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Shop
-from plugin.platforms.shopify_admin import AdminAPIError, AdminAPIUnavailable, AdminClient
+from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 
 log = logging.getLogger(__name__)
 

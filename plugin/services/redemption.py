@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from plugin import ledger, tokens
+from plugin import ledger
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Redemption, Shop, utcnow
-from plugin.platforms import shopify_discounts as discounts
-from plugin.platforms.shopify_admin import AdminAPIError, AdminAPIUnavailable, AdminClient
-from plugin.rewards import Reward, catalogue
+from plugin.platforms.shopify import discounts, tokens
+from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
+from plugin.programme.rewards import Reward, catalogue
 
 log = logging.getLogger(__name__)
 

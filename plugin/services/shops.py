@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session
 
 from plugin import crypto
 from plugin.models import Member, Shop, utcnow
-from plugin.platforms.shopify import is_valid_shop_domain
-from plugin.program_settings import validate_settings
+from plugin.platforms.shopify.adapter import is_valid_shop_domain
+from plugin.programme.settings import validate_settings
 
 
 class ShopNotFound(LookupError):

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from plugin.platforms.shopify_admin import AdminAPIError, AdminClient
-from plugin.rewards import Reward
+from plugin.platforms.shopify.admin import AdminAPIError, AdminClient
+from plugin.programme.rewards import Reward
 
 CREATE_BASIC = """mutation LoyaltyCreateBasicCode($basicCodeDiscount: DiscountCodeBasicInput!) {
   discountCodeBasicCreate(basicCodeDiscount: $basicCodeDiscount) {

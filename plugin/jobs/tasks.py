@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from plugin import balance_push, inbox, queue, reconcile, redemption, subscriptions
+from plugin import inbox
 from plugin.config import Settings
+from plugin.jobs import dispatch as queue
+from plugin.services import balance_push, reconcile, redemption, subscriptions
 
 log = logging.getLogger(__name__)
 

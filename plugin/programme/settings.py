@@ -9,8 +9,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from plugin.program import ProgramSettings
-from plugin.rewards import DEFAULT_CATALOGUE, Money, RewardSchema, validate_catalogue
+from plugin.programme.earning import ProgramSettings
+from plugin.programme.rewards import DEFAULT_CATALOGUE, Money, RewardSchema, validate_catalogue
 
 DEFAULTS = ProgramSettings()
 

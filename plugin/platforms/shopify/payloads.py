@@ -7,8 +7,8 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
 
-from plugin import events
-from plugin.events import Customer, OrderLine, OrderSnapshot, RefundFacts
+from plugin.programme import events
+from plugin.programme.events import Customer, OrderLine, OrderSnapshot, RefundFacts
 
 
 class _Lenient(Schema):

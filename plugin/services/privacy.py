@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from plugin import events, ledger
+from plugin import ledger
 from plugin.models import (
     Delivery,
     LedgerErasure,
@@ -27,6 +27,7 @@ from plugin.models import (
     Shop,
     utcnow,
 )
+from plugin.programme import events
 
 log = logging.getLogger(__name__)
 REDACTED_BODY = b'{"redacted": true}'

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from plugin.platforms.shopify import webhook_signature
+from plugin.platforms.shopify.adapter import webhook_signature
 
 DEMO_SHOP = "demo-shop.myshopify.com"
 DEMO_TOKEN = "shpat_demo_token"  # the fake shop's token; never a real shop's

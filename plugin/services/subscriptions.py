@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Shop, utcnow
-from plugin.platforms.shopify_admin import AdminAPIError, AdminClient
+from plugin.platforms.shopify.admin import AdminAPIError, AdminClient
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Posting, Shop
-from plugin.platforms import shopify_session
-from plugin.platforms.shopify import is_valid_shop_domain
-from plugin.program_settings import ProgramSettingsSchema, validate_settings
+from plugin.platforms.shopify import session as shopify_session
+from plugin.platforms.shopify.adapter import is_valid_shop_domain
+from plugin.programme.settings import ProgramSettingsSchema, validate_settings
 
 api = Api()
 blp = Blueprint("admin_api", __name__, url_prefix="/api/admin", description="Programme settings and figures")
@@ -60,7 +60,7 @@ def init_app(app) -> None:
     )
     api.init_app(app)
     api.spec.components.security_scheme("sessionToken", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    from plugin import admin_support  # noqa: F401  (its routes join blp before it is registered)
+    from plugin.web import admin_support  # noqa: F401  (its routes join blp before it is registered)
 
     api.register_blueprint(blp)
     app.register_blueprint(page)

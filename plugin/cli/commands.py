@@ -14,13 +14,17 @@ from flask import current_app
 from flask.cli import AppGroup
 from marshmallow import ValidationError
 
-from plugin import demo, inbox, jobs, ledger, queue, reconcile, redemption, shops
+from plugin import inbox, ledger
 from plugin.config import Settings
 from plugin.db import transaction
-from plugin.platforms.shopify_admin import AdminAPIError, AdminAPIUnavailable
-from plugin.rewards import catalogue
+from plugin.devtools import demo
+from plugin.jobs import dispatch as queue
+from plugin.jobs import tasks as jobs
+from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable
+from plugin.programme.rewards import catalogue
+from plugin.services import reconcile, redemption, shops
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _settings() -> Settings:
@@ -330,7 +334,7 @@ def keys_group() -> None:
 @click.argument("name")
 @click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True)
 def keys_create(domain: str, name: str, scope: str) -> None:
-    from plugin import support
+    from plugin.services import support
 
     with transaction(_settings().database_url) as session:
         key, raw = support.create_key(session, _shop(session, domain), name, scope)
@@ -373,7 +377,7 @@ def keys_list(domain: str) -> None:
 @click.argument("domain")
 @click.argument("key_id", type=int)
 def keys_revoke(domain: str, key_id: int) -> None:
-    from plugin import support
+    from plugin.services import support
 
     with transaction(_settings().database_url) as session:
         try:
@@ -392,7 +396,7 @@ def keys_revoke(domain: str, key_id: int) -> None:
 @click.option("--actor", default="support", show_default=True)
 def adjust_command(domain: str, customer_id: int, points: int, reason_code: str, note: str, actor: str) -> None:
     """Add (or with a negative number take) points by hand; audited and undoable."""
-    from plugin import support
+    from plugin.services import support
 
     try:
         with transaction(_settings().database_url) as session:
@@ -413,7 +417,7 @@ def reverse_order_command(
     domain: str, order_id: int, points: int | None, reason_code: str, note: str, actor: str
 ) -> None:
     """Take back an order's points; audited and undoable."""
-    from plugin import support
+    from plugin.services import support
 
     try:
         with transaction(_settings().database_url) as session:
@@ -431,7 +435,7 @@ def reverse_order_command(
 @click.option("--actor", default="support", show_default=True)
 def undo_command(domain: str, action_id: int, reason_code: str, note: str, actor: str) -> None:
     """Undo a support action with a further audited action."""
-    from plugin import support
+    from plugin.services import support
 
     try:
         with transaction(_settings().database_url) as session:

@@ -14,7 +14,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from plugin.events import OrderSnapshot, RefundFacts
+from plugin.programme.events import OrderSnapshot, RefundFacts
 
 RULES_VERSION = "earn-1"  # bump when the meaning of these functions changes
 

@@ -1,6 +1,6 @@
 """A small fake Shopify Admin API for the demo and end-to-end tests: discount codes, with injectable failures.
 
-Run: `python -m plugin.fake_shop --port 5001 [--fail-rate 0.2]`, and point SHOPIFY_API_BASE_URL at it.
+Run: `python -m plugin.devtools.fake_shop --port 5001 [--fail-rate 0.2]`, and point SHOPIFY_API_BASE_URL at it.
 It answers only the GraphQL operations the app uses, recognised by name. State lives in memory.
 """
 

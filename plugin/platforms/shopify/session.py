@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 import jwt
 
-from plugin.platforms.shopify import is_valid_shop_domain
+from plugin.platforms.shopify.adapter import is_valid_shop_domain
 
 LEEWAY_SECONDS = 10  # clock skew Shopify's own libraries allow
 REQUIRED_CLAIMS = ["iss", "dest", "aud", "sub", "exp", "nbf"]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from plugin import events
-from webhooks import shopify_schemas
+from plugin.platforms.shopify import payloads as shopify_schemas
+from plugin.programme import events
 
 SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
 

@@ -1,0 +1,1 @@
+"""`flask --app plugin loyalty ...`: the command line, by audience (operations, support, demo)."""

@@ -1,0 +1,1 @@
+"""The programme, pure: neutral events in, contributions and lots out. No Flask, HTTP, queue or platform code."""

@@ -1,0 +1,1 @@
+"""The web front doors (admin, support API, install): authenticate, (de)serialise, call a service."""
