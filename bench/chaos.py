@@ -1,10 +1,11 @@
 """`make chaos`: a shuffled, repeated event stream while workers are SIGKILLed and the shop fails; is it exact?
 
 Real parts, started as the Procfile starts them: gunicorn serving `plugin:create_app()`, several `rq worker` processes
-with the LoyaltyWorker class, and the fake shop (`python -m plugin.fake_shop`) failing a share of its calls. Signed
-webhooks and App Proxy redemptions go over loopback HTTP. At the end every balance must equal an oracle computed from
-the event list alone (bench/chaos_oracle.py), every redemption must hold exactly one code, no delivery may be lost
-and `loyalty verify-ledger` must pass. Results go to docs/reliability.md; the exit code is 0 only if all checks pass.
+with the LoyaltyWorker class, and the fake shop (`python -m plugin.devtools.fake_shop`) failing a share of its calls.
+Signed webhooks and App Proxy redemptions go over loopback HTTP. At the end every balance must equal an oracle
+computed from the event list alone (bench/chaos_oracle.py), every redemption must hold exactly one code, no delivery
+may be lost and `loyalty verify-ledger` must pass. Results go to docs/reliability.md; the exit code is 0 only if all
+checks pass.
 """
 
 from __future__ import annotations

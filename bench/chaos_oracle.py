@@ -1,6 +1,6 @@
 """Expected balances, computed from the sent events alone with the documented rule (no app code imported).
 
-The rule (README, "The default programme"; plugin/program.py's docstrings): 1 point per 1.00 of each line's
+The rule (README, "The default programme"; plugin/programme/earning.py's docstrings): 1 point per 1.00 of each line's
 price x quantity minus its line discounts, shipping and taxes excluded; a refund of k of a line's n units takes
 back k/n of that line's eligible amount; an order holds floor(what remains) points; a cancelled order holds 0.
 Everything is exact: Decimal amounts from the JSON strings, Fractions for the shares, integers for points.

@@ -10,10 +10,9 @@ import psycopg
 
 from bench.common import order_body, prepared_database
 from bench.harness import SHOP, running, start_worker, wait_until
-from plugin import inbox
+from plugin import inbox, jobs
 from plugin.config import Settings
 from plugin.db import engine_for
-from plugin.jobs import dispatch as queue
 
 CONFIGURATIONS = ((1, 50), (3, 200), (3, 50))  # (Procfile workers, LOYALTY_INBOX_BATCH)
 
@@ -49,7 +48,7 @@ def workers_throughput(workers: int, batch: int, orders: int = 6000) -> int:
     with running(*processes):
         time.sleep(3)  # let the workers connect and block on the queue
         started = datetime.now(UTC)
-        queue.enqueue_drain(Settings(database_url=url, redis_url=env["REDIS_URL"], queue_name=env["LOYALTY_QUEUE"]))
+        jobs.enqueue_drain(Settings(database_url=url, redis_url=env["REDIS_URL"], queue_name=env["LOYALTY_QUEUE"]))
 
         def posted() -> int:
             with psycopg.connect(url) as conn:

@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.extensions["loyalty"] = settings
     logs.configure()
 
-    from plugin.cli import commands as cli
+    from plugin.cli import loyalty
     from plugin.web import admin, errors, install, support_api
     from storefront_widget.proxy import bp as storefront_bp
     from webhooks.intake import bp as webhooks_bp
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
         from storefront_widget.demo import bp as demo_bp
 
         app.register_blueprint(demo_bp)
-    app.cli.add_command(cli.loyalty)
+    app.cli.add_command(loyalty)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

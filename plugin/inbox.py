@@ -19,9 +19,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from plugin import platforms
 from plugin.db import engine_for, transaction
 from plugin.models import Delivery, Shop, utcnow
-from plugin.platforms.shopify import adapter as shopify
 from plugin.programme import events
 from plugin.services import accrual, privacy
 
@@ -117,7 +117,7 @@ def drain(
             with transaction(database_url) as session:
                 batch = _claim(session, size)
                 claimed[:] = [delivery.id for delivery in batch]
-                if not any(delivery.topic in shopify.LIFECYCLE_TOPICS for delivery in batch):
+                if not any(_is_lifecycle(delivery) for delivery in batch):
                     # An uninstall or a redaction must stay where it arrived among the orders; others commute.
                     batch.sort(key=_shopper_first)
                 if len(batch) == batch_size and on_full_batch is not None:
@@ -248,13 +248,24 @@ def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> st
     return status
 
 
+def _is_lifecycle(delivery: Delivery) -> bool:
+    try:
+        return delivery.topic in platforms.get(delivery.platform).lifecycle_topics
+    except platforms.UnknownPlatform:
+        return False  # parked when processed
+
+
 def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None], facts: dict) -> str:
+    try:
+        platform = platforms.get(delivery.platform)
+    except platforms.UnknownPlatform as error:
+        raise Unprocessable(str(error)) from None
     if delivery.shop_domain not in shops:
         shops[delivery.shop_domain] = session.execute(
             select(Shop).where(Shop.domain == delivery.shop_domain)
         ).scalar_one_or_none()
     shop = shops[delivery.shop_domain]
-    lifecycle = delivery.topic in shopify.LIFECYCLE_TOPICS  # handled whatever the shop's state
+    lifecycle = delivery.topic in platform.lifecycle_topics  # handled whatever the shop's state
     if shop is None and not lifecycle:
         if privacy.shop_was_erased(session, delivery.shop_domain):
             raise Discarded(f"shop {delivery.shop_domain} had its data erased; the payload was discarded")
@@ -267,9 +278,9 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None],
         raise Unprocessable(f"malformed JSON: {error}") from None
     except RecursionError:
         raise Unprocessable("malformed JSON: nested too deeply") from None
-    triggered_at = shopify.parse_triggered_at(delivery.triggered_at, delivery.received_at)
+    triggered_at = platform.triggered_at(delivery.triggered_at, delivery.received_at)
     try:
-        event = shopify.parse_event(delivery.topic, payload, triggered_at)
+        event = platform.parse_event(delivery.topic, payload, triggered_at)
     except ValidationError as error:
         raise Unprocessable(f"schema error: {json.dumps(error.messages, sort_keys=True)[:1500]}") from None
     if event is None:

@@ -6,9 +6,8 @@ import logging
 
 from rq import Worker
 
-from plugin import logs
+from plugin import jobs, logs
 from plugin.config import Settings
-from plugin.jobs import tasks as jobs
 
 log = logging.getLogger(__name__)
 

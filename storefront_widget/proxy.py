@@ -10,10 +10,9 @@ from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
-from plugin import ledger
+from plugin import jobs, ledger
 from plugin.config import Settings
 from plugin.db import reading, transaction
-from plugin.jobs import dispatch as queue
 from plugin.models import Member, Order, Posting, Redemption, Shop, utcnow
 from plugin.platforms.shopify import adapter as shopify
 from plugin.programme.rewards import catalogue
@@ -149,8 +148,8 @@ def redeem() -> Response:
     except redemption.RedemptionError as error:
         raise _Refused(ERROR_STATUS.get(error.code, 409), error.code, str(error)) from None
     if fresh:
-        queue.enqueue_issue(_settings(), redemption_id)
-        queue.signal_balances(_settings())
+        jobs.enqueue_issue(_settings(), redemption_id)
+        jobs.signal_balances(_settings())
     with transaction(_settings().database_url) as session:
         response = jsonify({"redemption": redemption_json(session.get(Redemption, redemption_id))})
     response.status_code = 201

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -73,7 +74,8 @@ def kill_hard(worker: subprocess.Popen) -> None:
     """SIGKILL a worker and its work horse (RQ gives the horse a process group of its own)."""
     children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
     for pid in children:
-        os.kill(int(pid), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # the horse may finish its job between pgrep and here
+            os.kill(int(pid), signal.SIGKILL)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.communicate(timeout=30)
 
@@ -85,7 +87,7 @@ def free_port() -> int:
 
 
 def start_fake_shop(*args: str) -> tuple[subprocess.Popen, str]:
-    """`python -m plugin.fake_shop` on a free port; returns the process and its base URL once it answers."""
+    """`python -m plugin.devtools.fake_shop` on a free port; returns the process and its base URL once it answers."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "plugin.devtools.fake_shop", "--port", str(port), *args],

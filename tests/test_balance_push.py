@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import requests
 
-from plugin import create_app, ledger
+from plugin import create_app, ledger, platforms
 from plugin.db import transaction
 from plugin.programme.events import Customer
-from plugin.services import balance_push, redemption, shops
+from plugin.services import balance_push, shops
 from plugin.services.accrual import enrol
 from tests import builders
 from tests.conftest import SHOP, deliver
@@ -29,17 +29,17 @@ def test_push_writes_each_due_balance_once_and_the_latest_value(fake_shop_api, s
     grant(settings, 7001, 40, "a")
     grant(settings, 7002, 15, "b")
     assert balance_push.any_due(settings.database_url)
-    assert balance_push.push_balances(settings, redemption.admin_client) == 2
+    assert balance_push.push_balances(settings, platforms.admin_client) == 2
     assert state.metafields == {
         "gid://shopify/Customer/7001 loyalty.points": "40",
         "gid://shopify/Customer/7002 loyalty.points": "15",
     }
     assert not balance_push.any_due(settings.database_url)
-    assert balance_push.push_balances(settings, redemption.admin_client) == 0  # nothing due: no call
+    assert balance_push.push_balances(settings, platforms.admin_client) == 0  # nothing due: no call
 
     grant(settings, 7001, 5, "c")
     grant(settings, 7001, 7, "d")
-    assert balance_push.push_balances(settings, redemption.admin_client) == 1  # two changes, one write
+    assert balance_push.push_balances(settings, platforms.admin_client) == 1  # two changes, one write
     assert state.metafields["gid://shopify/Customer/7001 loyalty.points"] == "52"
     assert state.metafield_writes == 3
 
@@ -47,7 +47,7 @@ def test_push_writes_each_due_balance_once_and_the_latest_value(fake_shop_api, s
 def test_shops_without_a_token_are_not_pushed_to(settings, shop):
     grant(settings, 7001, 40, "a")
     assert not balance_push.any_due(settings.database_url)
-    assert balance_push.push_balances(settings, redemption.admin_client) == 0
+    assert balance_push.push_balances(settings, platforms.admin_client) == 0
 
 
 @pytest.mark.integration
@@ -76,10 +76,10 @@ def test_a_shop_that_refuses_a_push_rests_before_the_next_try(fake_shop_api, sho
     grant(settings, 7001, 40, "a")
     state.token = "shpat_someone_else"  # the shop now rejects our token
     resting: set[int] = set()
-    pushed = balance_push.push_balances(settings, redemption.admin_client, resting.__contains__, resting.add)
+    pushed = balance_push.push_balances(settings, platforms.admin_client, resting.__contains__, resting.add)
     assert pushed == 0 and len(resting) == 1
     calls = state.calls
     assert calls >= 1  # it was asked, and refused
-    assert balance_push.push_balances(settings, redemption.admin_client, resting.__contains__, resting.add) == 0
+    assert balance_push.push_balances(settings, platforms.admin_client, resting.__contains__, resting.add) == 0
     assert state.calls == calls  # resting: not asked again
     assert balance_push.any_due(settings.database_url)  # still due for later

@@ -12,12 +12,12 @@ import pytest
 import responses
 from sqlalchemy import select
 
-from plugin import crypto
+from plugin import crypto, platforms
 from plugin.db import transaction
 from plugin.models import Member, Shop, utcnow
 from plugin.platforms.shopify.admin import AdminAPIError
 from plugin.platforms.shopify.oauth import query_signature
-from plugin.services import redemption, shops, subscriptions
+from plugin.services import shops, subscriptions
 from tests import builders
 from tests.conftest import SECRET, SHOP, deliver
 
@@ -176,7 +176,7 @@ def test_a_token_about_to_expire_is_refreshed_before_use(settings):
     install_expiring(settings, timedelta(minutes=1))
     responses.post(TOKEN_URL, json={**GRANT, "access_token": "shpat_new", "refresh_token": "shprt_new"})
     with transaction(settings.database_url) as session:
-        client = redemption.admin_client(settings, shops.get(session, SHOP))
+        client = platforms.admin_client(settings, shops.get(session, SHOP))
     assert client.access_token == "shpat_new"
     assert json.loads(responses.calls[0].request.body) == {
         "client_id": "test-api-key",
@@ -192,7 +192,7 @@ def test_a_token_about_to_expire_is_refreshed_before_use(settings):
 def test_a_401_refreshes_once_then_succeeds_or_gives_up(settings):
     install_expiring(settings, timedelta(hours=1))
     with transaction(settings.database_url) as session:
-        client = redemption.admin_client(settings, shops.get(session, SHOP))
+        client = platforms.admin_client(settings, shops.get(session, SHOP))
     client.sleep = lambda _s: None
     responses.post(GRAPHQL, status=401, json={"errors": "Invalid API key or access token"})
     responses.post(GRAPHQL, json={"data": {"shop": {"name": "Loyal"}}})
@@ -222,7 +222,7 @@ def test_missing_webhook_subscriptions_are_recreated(settings):
     responses.post(
         GRAPHQL, json={"data": {"webhookSubscriptionCreate": {"webhookSubscription": {"id": "x"}, "userErrors": []}}}
     )
-    created = subscriptions.ensure(settings, shop_id, redemption.admin_client)
+    created = subscriptions.ensure(settings, shop_id, platforms.admin_client)
     assert created == ["ORDERS_CREATE", "ORDERS_CANCELLED", "CUSTOMERS_CREATE", "APP_UNINSTALLED"]
     sent = [json.loads(c.request.body)["variables"] for c in responses.calls[1:]]
     assert sent[0] == {"topic": "ORDERS_CREATE", "subscription": {"uri": uri}}

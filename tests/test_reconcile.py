@@ -16,6 +16,7 @@ from plugin.db import transaction
 from plugin.jobs import dispatch as queue
 from plugin.jobs import tasks as jobs
 from plugin.models import Member, Order, Posting, Shop, utcnow
+from plugin.platforms.shopify import orders as shopify_orders
 from plugin.platforms.shopify.payloads import load_order
 from plugin.services import reconcile, shops
 from tests import builders
@@ -201,7 +202,7 @@ def test_graphql_order_in_another_currency_becomes_the_snapshot_its_webhook_give
     node = graphql_order(webhook, "PARTIALLY_REFUNDED", "2026-11-22T10:00:00Z")
     assert node["lineItems"]["nodes"][0]["originalUnitPriceSet"]["presentmentMoney"]["amount"] == "36.00"
 
-    snapshot = reconcile.order_snapshot(node)
+    snapshot = shopify_orders.order_snapshot(node)
 
     assert snapshot == load_order(webhook)
     assert snapshot.currency == "USD"
@@ -217,17 +218,16 @@ def test_graphql_order_in_another_currency_becomes_the_snapshot_its_webhook_give
         {71: 2},
         Decimal("6.00"),
     )
-    [paid] = reconcile.order_events(node)
+    [paid] = shopify_orders.order_events(node)
     assert paid.paid_at == snapshot.processed_at
 
 
 def test_unpaid_and_cancelled_orders_give_the_events_their_webhooks_would():
     base = builders.order(8, 7001)
-    assert [type(e).__name__ for e in reconcile.order_events(graphql_order(base, "PENDING", "2026-11-22T10:00Z"))] == [
-        "OrderCreated"
-    ]
+    pending = graphql_order(base, "PENDING", "2026-11-22T10:00Z")
+    assert [type(e).__name__ for e in shopify_orders.order_events(pending)] == ["OrderCreated"]
     cancelled = {**base, "cancelled_at": "2026-11-22T09:00:00Z"}
-    assert [type(e).__name__ for e in reconcile.order_events(graphql_order(cancelled, "REFUNDED", "x"))] == [
+    assert [type(e).__name__ for e in shopify_orders.order_events(graphql_order(cancelled, "REFUNDED", "x"))] == [
         "OrderPaid",
         "OrderCancelled",
     ]
@@ -347,4 +347,4 @@ def test_with_redis_a_due_shop_gets_one_queued_reconcile_however_often_the_sweep
     jobs.sweep(queued)
 
     [job] = queue.queue_for(queued).get_jobs()
-    assert (job.func_name, job.args) == (queue.RECONCILE_JOB, (shop_id,))
+    assert (job.func_name, job.args) == (jobs.RECONCILE_SHOP.name, (shop_id,))

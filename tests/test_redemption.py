@@ -11,7 +11,7 @@ import requests
 import responses
 from sqlalchemy import select
 
-from plugin import ledger
+from plugin import ledger, platforms
 from plugin.db import transaction
 from plugin.jobs import dispatch as queue
 from plugin.jobs import tasks as jobs
@@ -34,7 +34,7 @@ def shop_settings(settings):
 
 
 def no_sleep_client(settings, shop):
-    client = redemption.admin_client(settings, shop)
+    client = platforms.admin_client(settings, shop)
     client.sleep = lambda _seconds: None
     return client
 
@@ -383,10 +383,10 @@ def test_with_redis_a_waiting_redemption_gets_one_queued_job_however_often_the_s
     redemption_id = redeem(settings, 7001, key="click-1")
 
     def issue_jobs() -> list[tuple]:
-        return [job.args for job in queue.queue_for(settings).get_jobs() if job.func_name == queue.ISSUE_JOB]
+        return [job.args for job in queue.queue_for(settings).get_jobs() if job.func_name == jobs.ISSUE_CODE.name]
 
-    queue.enqueue_issue(settings, redemption_id)  # as the App Proxy does after its commit
-    queue.enqueue_issue(settings, redemption_id)  # the shopper's retry of the same click
+    jobs.enqueue_issue(settings, redemption_id)  # as the App Proxy does after its commit
+    jobs.enqueue_issue(settings, redemption_id)  # the shopper's retry of the same click
     # Every worker sweeps, again and again, while the job waits in a long queue: nothing is requeued.
     assert jobs.sweep(settings) == (0, 0)
     assert jobs.sweep(settings) == (0, 0)

@@ -12,9 +12,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from plugin import ledger
+from plugin import jobs, ledger
 from plugin.db import transaction
-from plugin.jobs import dispatch as queue
 from plugin.models import Posting, Redemption
 from plugin.programme.events import Customer
 from plugin.services import redemption, shops
@@ -55,7 +54,7 @@ def redeem_all(settings, domain: str, grants: dict[int, int]) -> list[int]:
                 shop = shops.get(session, domain)
                 made.append(redemption.redeem(session, shop, customer_id, "5-off", f"{customer_id}-{n}").id)
     for redemption_id in made:
-        queue.enqueue_issue(settings, redemption_id)
+        jobs.enqueue_issue(settings, redemption_id)
     return made
 
 

@@ -9,11 +9,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from plugin import inbox
+from plugin import inbox, jobs, platforms
 from plugin.config import MAX_WEBHOOK_BYTES, Settings
 from plugin.db import engine_for
-from plugin.jobs import dispatch as queue
-from plugin.platforms.shopify import adapter as shopify
 from plugin.web.errors import json_error
 
 log = logging.getLogger(__name__)
@@ -25,6 +23,7 @@ HEADER_LIMIT = 128
 @bp.post("/webhooks/shopify")
 def shopify_webhook() -> Response:
     settings: Settings = current_app.extensions["loyalty"]
+    shopify = platforms.get("shopify")
     body = request.get_data(cache=False)  # a declared length over the limit raises 413 before we read anything
     if len(body) > MAX_WEBHOOK_BYTES:
         raise RequestEntityTooLarge(f"webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
@@ -61,7 +60,7 @@ def shopify_webhook() -> Response:
         )
     if delivery_id is None:
         return jsonify({"status": "duplicate"})
-    queue.signal_inbox(settings)
+    jobs.signal_inbox(settings)
     return jsonify({"status": "accepted", "delivery_id": delivery_id})
 
 

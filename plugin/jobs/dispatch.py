@@ -1,25 +1,19 @@
-"""RQ wiring: the coalesced "inbox has work" signal, the drain job, and inline execution without Redis."""
+"""The one dispatcher: queue a registered job on RQ, or run it inline when there is no Redis; and its Redis claims."""
 
 from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
 from plugin.config import Settings
+from plugin.jobs.registry import Job
 
 log = logging.getLogger(__name__)
-
-SIGNAL_TTL_SECONDS = 10  # if a queued drain job is lost, the next delivery re-signals after this long
-DRAIN_JOB = "plugin.jobs.tasks.drain_inbox"
-ISSUE_JOB = "plugin.jobs.tasks.issue_code"
-PUSH_JOB = "plugin.jobs.tasks.push_balances"
-WEBHOOK_CHECK_JOB = "plugin.jobs.tasks.check_webhooks"
-RECONCILE_JOB = "plugin.jobs.tasks.reconcile_shop"
-RECONCILE_CLAIM_SECONDS = 15 * 60
 
 
 @lru_cache(maxsize=4)
@@ -32,134 +26,49 @@ def queue_for(settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=redis_client(settings.redis_url))
 
 
-def signal_inbox(settings: Settings) -> bool:
-    """Tell the workers there is inbox work; at most one drain job is queued for a burst of deliveries.
+QUEUED, RAN, WAITING, FAILED = "queued", "ran inline", "already waiting", "failed"
 
-    Returns False when the signal could not be given (Redis down): the delivery is safe in the inbox and
-    the sweeper will enqueue it later.
+
+def dispatch(settings: Settings, job: Job, *args: Any, claim: str | None = None, claim_seconds: int = 0) -> str:
+    """Queue `job(*args)`, or without Redis run it now; call it only after the caller's transaction committed.
+
+    With `claim`, the job is queued only if no other holds that claim (a Redis key that lives `claim_seconds`,
+    or until the job clears it), so a burst of signals becomes one queued job: WAITING. A failure is logged,
+    never raised (FAILED): what the job would do stays due, and the sweeper comes back to it.
     """
     if settings.inline_jobs:
-        from plugin.jobs import tasks as jobs  # local import: jobs imports this module
-
         try:
-            jobs.drain_inbox_with(settings)
-        except Exception:  # the delivery is stored; `loyalty requeue` or a replay will finish it
-            log.exception("inline inbox drain failed")
-            return False
-        return True
+            job.inline(settings, *args)
+        except Exception:
+            log.exception("inline job %s%r failed", job.name, args)
+            return FAILED
+        return RAN
     try:
-        if redis_client(settings.redis_url).set(_signal_key(settings), b"1", nx=True, ex=SIGNAL_TTL_SECONDS):
-            enqueue_drain(settings)
-        return True
-    except RedisError as error:
-        log.warning("could not signal inbox work (%s); the sweeper will pick it up", error)
-        return False
-
-
-def enqueue_drain(settings: Settings) -> None:
-    queue_for(settings).enqueue(DRAIN_JOB, job_timeout=900, result_ttl=60, failure_ttl=7 * 86400)
-
-
-def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
-    """Queue the creation of a redemption's code; call it after the redemption has committed.
-
-    Returns whether a job was queued (or run inline): not when one is already waiting in the queue.
-    """
-    if settings.inline_jobs:
-        from plugin.services import redemption  # local import: redemption imports the ledger, which is heavier
-
-        try:
-            redemption.issue(settings, redemption_id)
-        except Exception:  # still pending: the sweeper (`loyalty requeue`) retries it
-            log.exception("inline code creation for redemption %s failed", redemption_id)
-        return True
-    try:
-        # One queued job per redemption: a redemption whose job waits its turn has no lease yet, so every sweep
-        # (of every worker) would find it stranded and queue it again. The job drops the claim when it starts,
-        # from then on its lease guards the redemption; a job lost before starting is queued again after a lease.
-        claim = _signal_key(settings, f"issue:{redemption_id}")
-        if redis_client(settings.redis_url).set(claim, b"1", nx=True, ex=settings.redemption_lease_seconds):
-            queue_for(settings).enqueue(
-                ISSUE_JOB, redemption_id, job_timeout=120, result_ttl=300, failure_ttl=7 * 86400
-            )
-            return True
-    except RedisError as error:
-        log.warning("could not queue redemption %s (%s); the sweeper will", redemption_id, error)
-    return False
-
-
-def signal_balances(settings: Settings) -> None:
-    """Balances changed: queue one push of the shop's metafields for a whole burst of changes."""
-    if settings.inline_jobs:
-        from plugin.jobs import tasks as jobs
-
-        try:
-            jobs.push_balances_with(settings)
-        except Exception:  # still due: the sweeper signals again
-            log.exception("inline balance push failed")
-        return
-    try:
-        if redis_client(settings.redis_url).set(
-            _signal_key(settings, "balances"), b"1", nx=True, ex=SIGNAL_TTL_SECONDS
+        if claim is not None and not redis_client(settings.redis_url).set(
+            claim_key(settings, claim), b"1", nx=True, ex=claim_seconds
         ):
-            queue_for(settings).enqueue(PUSH_JOB, job_timeout=600, result_ttl=60, failure_ttl=86400)
+            return WAITING
+        queue_for(settings).enqueue(
+            job.name, *args, job_timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=job.failure_ttl
+        )
+        return QUEUED
     except RedisError as error:
-        log.warning("could not signal a balance push (%s); the sweeper will", error)
+        log.warning("could not queue %s%r (%s); the sweeper will", job.name, args, error)
+        return FAILED
 
 
-def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
-    """Check (and repair) a shop's webhook subscriptions: after install, and periodically."""
-    if settings.inline_jobs:
-        from plugin.jobs import tasks as jobs
-
-        try:
-            jobs.check_webhooks_with(settings, shop_id)
-        except Exception:  # the periodic check tries again
-            log.exception("webhook subscription check for shop %s failed", shop_id)
-        return
-    try:
-        queue_for(settings).enqueue(WEBHOOK_CHECK_JOB, shop_id, job_timeout=120, result_ttl=300)
-    except RedisError as error:
-        log.warning("could not queue the webhook check for shop %s (%s)", shop_id, error)
+def clear_claim(settings: Settings, claim: str) -> None:
+    """Called by a job before it looks for work, so later changes queue a fresh job."""
+    redis_client(settings.redis_url).delete(claim_key(settings, claim))
 
 
-def enqueue_reconcile(settings: Settings, shop_id: int) -> None:
-    """Fetch the shop's recently updated orders and apply what the webhooks may have missed."""
-    if settings.inline_jobs:
-        from plugin.jobs import tasks as jobs
-
-        try:
-            jobs.reconcile_shop_with(settings, shop_id)
-        except Exception:  # reconciled_at did not move: the next sweep tries again
-            log.exception("order reconciliation for shop %s failed", shop_id)
-        return
-    try:
-        # At most one job per shop per RECONCILE_CLAIM_SECONDS, however often the sweeper finds the shop due.
-        claim = _signal_key(settings, f"reconcile:{shop_id}")
-        if redis_client(settings.redis_url).set(claim, b"1", nx=True, ex=RECONCILE_CLAIM_SECONDS):
-            queue_for(settings).enqueue(RECONCILE_JOB, shop_id, job_timeout=1800, result_ttl=300, failure_ttl=86400)
-    except RedisError as error:
-        log.warning("could not queue the order reconciliation for shop %s (%s)", shop_id, error)
+def claimed(settings: Settings, claim: str) -> bool:
+    return bool(redis_client(settings.redis_url).exists(claim_key(settings, claim)))
 
 
-PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
+def hold(settings: Settings, claim: str, seconds: int) -> None:
+    redis_client(settings.redis_url).set(claim_key(settings, claim), b"1", ex=seconds)
 
 
-def push_resting(settings: Settings):
-    """Whether a shop's balance pushes are resting after a failure (so a revoked token is not hammered)."""
-    return lambda shop_id: bool(redis_client(settings.redis_url).exists(_signal_key(settings, f"push-rest:{shop_id}")))
-
-
-def push_failed(settings: Settings):
-    return lambda shop_id: redis_client(settings.redis_url).set(
-        _signal_key(settings, f"push-rest:{shop_id}"), b"1", ex=PUSH_REST_SECONDS
-    )
-
-
-def clear_signal(settings: Settings, what: str = "inbox") -> None:
-    """Called by a job before it looks for work, so later changes signal a fresh job."""
-    redis_client(settings.redis_url).delete(_signal_key(settings, what))
-
-
-def _signal_key(settings: Settings, what: str = "inbox") -> str:
-    return f"loyalty:{settings.queue_name}:{what}-signal"
+def claim_key(settings: Settings, claim: str) -> str:
+    return f"loyalty:{settings.queue_name}:{claim}-signal"

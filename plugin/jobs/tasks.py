@@ -1,16 +1,30 @@
-"""RQ job functions: thin wrappers that read settings, call the core, and report what they did."""
+"""The background jobs: their bodies, their registration, and the calls that queue them (one module, so no cycle).
+
+Each job has an entry point an RQ worker calls (it reads settings from the environment) and a `*_with` body
+that takes settings, which inline mode and the follow-ups use. Queue a job only after the transaction that
+made its work has committed: the job runs in another transaction, maybe before this one would have finished.
+"""
 
 from __future__ import annotations
 
 import logging
 from datetime import timedelta
 
-from plugin import inbox
+from plugin import inbox, platforms
 from plugin.config import Settings
-from plugin.jobs import dispatch as queue
+from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
+from plugin.jobs.registry import Job, register
 from plugin.services import balance_push, reconcile, redemption, subscriptions
 
 log = logging.getLogger(__name__)
+
+SIGNAL_TTL_SECONDS = 10  # if a queued job is lost, the next change re-signals after this long
+RECONCILE_CLAIM_SECONDS = 15 * 60
+PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
+WEEK = 7 * 86400
+
+
+# --- the jobs ---------------------------------------------------------------------------------------------------
 
 
 def drain_inbox() -> dict[str, int]:
@@ -21,26 +35,30 @@ def drain_inbox() -> dict[str, int]:
 def drain_inbox_with(settings: Settings) -> dict[str, int]:
     on_full_batch = None
     if not settings.inline_jobs:
-        queue.clear_signal(settings)
+        clear_claim(settings, "inbox")
 
-        def on_full_batch() -> None:
-            queue.signal_inbox(settings)
+        def on_full_batch() -> None:  # rows other deliveries committed: another worker may join in now
+            signal_inbox(settings)
 
     outcomes = inbox.drain(settings.database_url, settings.inbox_batch_size, on_full_batch)
     if outcomes:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):
-        queue.signal_balances(settings)
+        signal_balances(settings)
     return dict(outcomes)
 
 
 def issue_code(redemption_id: int) -> str:
     """Worker entry point: create a redemption's discount code in the shop."""
-    settings = Settings.from_env()
-    queue.clear_signal(settings, f"issue:{redemption_id}")  # started: the lease guards it now, not the queue
+    return issue_code_with(Settings.from_env(), redemption_id)
+
+
+def issue_code_with(settings: Settings, redemption_id: int) -> str:
+    if not settings.inline_jobs:
+        clear_claim(settings, f"issue:{redemption_id}")  # started: the lease guards it now, not the queue
     status = redemption.issue(settings, redemption_id)
-    if status == redemption.FAILED:
-        queue.signal_balances(settings)  # the points came back
+    if status == redemption.FAILED and not settings.inline_jobs:
+        signal_balances(settings)  # the points came back (inline, the sweeper finds them due)
     return status
 
 
@@ -51,11 +69,14 @@ def push_balances() -> int:
 
 def push_balances_with(settings: Settings) -> int:
     if settings.inline_jobs:
-        written = balance_push.push_balances(settings, redemption.admin_client)
+        written = balance_push.push_balances(settings, platforms.admin_client)
     else:
-        queue.clear_signal(settings, "balances")
+        clear_claim(settings, "balances")
         written = balance_push.push_balances(
-            settings, redemption.admin_client, queue.push_resting(settings), queue.push_failed(settings)
+            settings,
+            platforms.admin_client,
+            lambda shop_id: claimed(settings, f"push-rest:{shop_id}"),
+            lambda shop_id: hold(settings, f"push-rest:{shop_id}", PUSH_REST_SECONDS),
         )
     if written:
         log.info("pushed %d balances to customer metafields", written)
@@ -68,7 +89,7 @@ def check_webhooks(shop_id: int) -> list[str]:
 
 
 def check_webhooks_with(settings: Settings, shop_id: int) -> list[str]:
-    return subscriptions.ensure(settings, shop_id, redemption.admin_client)
+    return subscriptions.ensure(settings, shop_id, platforms.admin_client)
 
 
 def reconcile_shop(shop_id: int) -> dict:
@@ -79,8 +100,64 @@ def reconcile_shop(shop_id: int) -> dict:
 def reconcile_shop_with(settings: Settings, shop_id: int) -> dict:
     report = reconcile.run(settings, shop_id)
     if report.points:
-        queue.signal_balances(settings)
+        signal_balances(settings)
     return report.to_json()
+
+
+# --- the registry ------------------------------------------------------------------------------------------------
+
+DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
+ISSUE_CODE = register(Job(issue_code, issue_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK))
+PUSH_BALANCES = register(Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400))
+CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
+RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
+
+
+# --- queueing them (after the commit) ---------------------------------------------------------------------------
+
+
+def signal_inbox(settings: Settings) -> bool:
+    """Tell the workers there is inbox work; at most one drain job is queued for a burst of deliveries.
+
+    Returns False when the signal could not be given (Redis down): the delivery is safe in the inbox and
+    the sweeper will enqueue it later.
+    """
+    return dispatch(settings, DRAIN_INBOX, claim="inbox", claim_seconds=SIGNAL_TTL_SECONDS) != FAILED
+
+
+def enqueue_drain(settings: Settings) -> None:
+    """Queue a drain whatever the signal says (the sweeper, after deliveries waited too long)."""
+    dispatch(settings, DRAIN_INBOX)
+
+
+def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
+    """Queue the creation of a redemption's code; call it after the redemption has committed.
+
+    Returns whether a job was queued (or run inline): not when one is already waiting in the queue.
+    """
+    # One queued job per redemption: a redemption whose job waits its turn has no lease yet, so every sweep
+    # (of every worker) would find it stranded and queue it again. The job drops the claim when it starts,
+    # from then on its lease guards the redemption; a job lost before starting is queued again after a lease.
+    claim = f"issue:{redemption_id}"
+    lease = settings.redemption_lease_seconds
+    outcome = dispatch(settings, ISSUE_CODE, redemption_id, claim=claim, claim_seconds=lease)
+    return outcome == QUEUED or settings.inline_jobs  # inline, it ran: a failure leaves it pending for the sweeper
+
+
+def signal_balances(settings: Settings) -> None:
+    """Balances changed: queue one push of the shop's metafields for a whole burst of changes."""
+    dispatch(settings, PUSH_BALANCES, claim="balances", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
+def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
+    """Check (and repair) a shop's webhook subscriptions: after install, and periodically."""
+    dispatch(settings, CHECK_WEBHOOKS, shop_id)
+
+
+def enqueue_reconcile(settings: Settings, shop_id: int) -> None:
+    """Fetch the shop's recently updated orders and apply what the webhooks may have missed."""
+    # At most one job per shop per RECONCILE_CLAIM_SECONDS, however often the sweeper finds the shop due.
+    dispatch(settings, RECONCILE_SHOP, shop_id, claim=f"reconcile:{shop_id}", claim_seconds=RECONCILE_CLAIM_SECONDS)
 
 
 def sweep(settings: Settings) -> tuple[int, int]:
@@ -91,18 +168,15 @@ def sweep(settings: Settings) -> tuple[int, int]:
     patience = timedelta(seconds=settings.sweep_after_seconds)
     count = inbox.waiting(settings.database_url, older_than=patience)
     if count:
-        if settings.inline_jobs:
-            drain_inbox_with(settings)
-        else:
-            queue.enqueue_drain(settings)
+        enqueue_drain(settings)
     stranded = redemption.unsettled(settings.database_url, older_than=patience)
-    requeued = sum(queue.enqueue_issue(settings, redemption_id) for redemption_id in stranded)
+    requeued = sum(enqueue_issue(settings, redemption_id) for redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
-        queue.signal_balances(settings)
+        signal_balances(settings)
     if settings.shopify_app_url:
         for shop_id in subscriptions.due(settings):
-            queue.enqueue_webhook_check(settings, shop_id)
+            enqueue_webhook_check(settings, shop_id)
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
-            queue.enqueue_reconcile(settings, shop_id)
+            enqueue_reconcile(settings, shop_id)
     return count, requeued

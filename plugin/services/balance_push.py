@@ -1,7 +1,8 @@
-"""Pushes members' balances to the shop as the customer metafield `loyalty.points`, so themes can show them.
+"""Pushes members' balances to their shop, where themes can show them (on Shopify, the customer metafield
+`loyalty.points`: plugin/platforms/shopify/metafields.py).
 
 A member is due a push while `balance` differs from `pushed_balance`. A run writes the *current* balance of
-due members (25 per `metafieldsSet` call) and records what it wrote, so many changes in a burst become one
+due members (as many per call as the platform takes) and records what it wrote, so many changes in a burst become one
 write and the last value always wins; a balance that moved during the call stays due for the next run.
 """
 
@@ -12,20 +13,14 @@ from collections.abc import Callable
 
 from sqlalchemy import select, update
 
+from plugin import platforms
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Shop
-from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
+from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient
 
 log = logging.getLogger(__name__)
 
-METAFIELDS_SET = """mutation LoyaltyBalances($metafields: [MetafieldsSetInput!]!) {
-  metafieldsSet(metafields: $metafields) {
-    metafields { id }
-    userErrors { field message code }
-  }
-}"""
-PER_CALL = 25  # metafieldsSet takes at most 25 metafields at once
 MAX_CALLS_PER_RUN = 400  # a run ends; the next signal or sweep continues
 
 
@@ -77,7 +72,9 @@ def push_balances(
 
 def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Settings, Shop], AdminClient]) -> int:
     with transaction(settings.database_url) as session:
-        client = client_factory(settings, session.get(Shop, shop_id))
+        shop = session.get(Shop, shop_id)
+        platform = platforms.for_shop(shop)
+        client = client_factory(settings, shop)
     written = 0
     for _ in range(MAX_CALLS_PER_RUN):
         with transaction(settings.database_url) as session:
@@ -85,23 +82,11 @@ def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Setti
                 select(Member.id, Member.customer_id, Member.balance)
                 .where(Member.shop_id == shop_id, _due())
                 .order_by(Member.id)
-                .limit(PER_CALL)
+                .limit(platform.max_balances_per_call)
             ).all()
         if not due:
             break
-        metafields = [
-            {
-                "ownerId": f"gid://shopify/Customer/{customer_id}",
-                "namespace": "loyalty",
-                "key": "points",
-                "type": "number_integer",
-                "value": str(balance),
-            }
-            for _, customer_id, balance in due
-        ]
-        result = client.graphql(METAFIELDS_SET, {"metafields": metafields}).get("metafieldsSet") or {}
-        if result.get("userErrors"):
-            raise AdminAPIError(f"metafieldsSet refused: {result['userErrors']}")
+        platform.push_balances(client, [(customer_id, balance) for _, customer_id, balance in due])
         with transaction(settings.database_url) as session:
             for member_id, _, balance in due:
                 session.execute(

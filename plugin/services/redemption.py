@@ -16,13 +16,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
-from plugin import ledger
+from plugin import ledger, platforms
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Redemption, Shop, utcnow
-from plugin.platforms.shopify import discounts, tokens
+from plugin.platforms.shopify import discounts
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme.rewards import Reward, catalogue
 
@@ -145,24 +145,7 @@ def code_for(redemption_id: int) -> str:
     return f"PTS-{digits}-{suffix}"
 
 
-def admin_client(settings: Settings, shop: Shop) -> AdminClient:
-    """A client for the shop's Admin API, with a fresh token, that refreshes once more if the shop says 401."""
-    session = object_session(shop)
-    if session is None:
-        raise ValueError("admin_client needs a shop loaded in an open session")
-    token = tokens.current(session, settings, shop)
-    shop_id = shop.id
-    return AdminClient(
-        shop.domain,
-        token,
-        settings.shopify_api_version,
-        settings.shopify_api_base_url,
-        read_timeout=settings.shopify_api_timeout,
-        on_unauthorized=lambda: tokens.refresh_now(settings, shop_id) if shop.refresh_token else None,
-    )
-
-
-def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory = admin_client) -> str:
+def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory = platforms.admin_client) -> str:
     """Create the redemption's code in the shop (job body). Safe to run any number of times, concurrently."""
     with transaction(settings.database_url) as session:
         redemption = _locked(session, redemption_id)
@@ -288,7 +271,11 @@ def _fail(session: Session, redemption: Redemption, reason: str) -> str:
 
 
 def cancel(
-    settings: Settings, redemption_id: int, reason: str, actor: str, client_factory: ClientFactory = admin_client
+    settings: Settings,
+    redemption_id: int,
+    reason: str,
+    actor: str,
+    client_factory: ClientFactory = platforms.admin_client,
 ) -> Redemption:
     """Delete an unused reward's code in the shop and give the points back, once."""
     with transaction(settings.database_url) as session:

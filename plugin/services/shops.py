@@ -7,9 +7,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plugin import crypto
+from plugin import crypto, platforms
 from plugin.models import Member, Shop, utcnow
-from plugin.platforms.shopify.adapter import is_valid_shop_domain
 from plugin.programme.settings import validate_settings
 
 
@@ -17,13 +16,16 @@ class ShopNotFound(LookupError):
     pass
 
 
-def install(session: Session, domain: str, token: str | None, keys: tuple[str, ...]) -> Shop:
-    """Install a shop, or re-activate it with its history if it was uninstalled."""
-    if not is_valid_shop_domain(domain):
-        raise ValueError(f"{domain!r} is not a *.myshopify.com domain")
+def install(
+    session: Session, domain: str, token: str | None, keys: tuple[str, ...], platform: str = platforms.DEFAULT
+) -> Shop:
+    """Install a shop, or re-activate it with its history if it was uninstalled; its platform checks the domain."""
+    adapter = platforms.get(platform)
+    if not adapter.is_valid_shop_domain(domain):
+        raise ValueError(f"{domain!r} is not a {adapter.shop_domain_hint} domain")
     shop = session.execute(select(Shop).where(Shop.domain == domain)).scalar_one_or_none()
     if shop is None:
-        shop = Shop(domain=domain, settings=validate_settings({}), settings_version=1)
+        shop = Shop(domain=domain, platform=adapter.name, settings=validate_settings({}), settings_version=1)
         session.add(shop)
     shop.active = True
     shop.installed_at = utcnow()

@@ -1,7 +1,7 @@
 """Webhook subscriptions: after install, and every few hours, make sure the shop still sends us our topics.
 
-Shopify deletes API-created subscriptions after repeated failed deliveries, so we check and re-create them.
-The compliance topics cannot be created through the API; they are declared in shopify.app.toml.
+Shopify deletes API-created subscriptions after repeated failed deliveries, so we check and re-create them
+(the platform knows its topics and API: plugin/platforms/shopify/subscriptions.py for Shopify).
 """
 
 from __future__ import annotations
@@ -12,33 +12,24 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select
 
+from plugin import platforms
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Shop, utcnow
-from plugin.platforms.shopify.admin import AdminAPIError, AdminClient
+from plugin.platforms.base import AdminClient
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("ORDERS_CREATE", "ORDERS_PAID", "ORDERS_CANCELLED", "REFUNDS_CREATE", "CUSTOMERS_CREATE", "APP_UNINSTALLED")
 CHECK_EVERY = timedelta(hours=6)
 
-LIST = """query LoyaltyWebhooks {
-  webhookSubscriptions(first: 100) { nodes { id topic uri } }
-}"""
 
-CREATE = """mutation LoyaltySubscribe($topic: WebhookSubscriptionTopic!, $subscription: WebhookSubscriptionInput!) {
-  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $subscription) {
-    webhookSubscription { id }
-    userErrors { field message }
-  }
-}"""
+def callback_uri(settings: Settings, platform: str = platforms.DEFAULT) -> str:
+    return f"{settings.shopify_app_url}/webhooks/{platform}"
 
 
-def callback_uri(settings: Settings) -> str:
-    return f"{settings.shopify_app_url}/webhooks/shopify"
-
-
-def ensure(settings: Settings, shop_id: int, client_factory: Callable[[Settings, Shop], AdminClient]) -> list[str]:
+def ensure(
+    settings: Settings, shop_id: int, client_factory: Callable[[Settings, Shop], AdminClient] = platforms.admin_client
+) -> list[str]:
     """Create the subscriptions the shop is missing; returns the topics created."""
     if not settings.shopify_app_url:
         log.warning("SHOPIFY_APP_URL is not set: cannot tell the shop where to send webhooks")
@@ -47,19 +38,9 @@ def ensure(settings: Settings, shop_id: int, client_factory: Callable[[Settings,
         shop = session.get(Shop, shop_id)
         if shop is None or not shop.active:
             return []
+        platform = platforms.for_shop(shop)
         client = client_factory(settings, shop)
-    uri = callback_uri(settings)
-    nodes = (client.graphql(LIST, {}).get("webhookSubscriptions") or {}).get("nodes") or []
-    present = {node["topic"] for node in nodes if node.get("uri") == uri}
-    created = []
-    for topic in TOPICS:
-        if topic in present:
-            continue
-        result = client.graphql(CREATE, {"topic": topic, "subscription": {"uri": uri}})
-        errors = (result.get("webhookSubscriptionCreate") or {}).get("userErrors") or []
-        if errors:
-            raise AdminAPIError(f"{topic}: {errors}")
-        created.append(topic)
+    created = platform.ensure_webhooks(client, callback_uri(settings, platform.name))
     with transaction(settings.database_url) as session:
         session.get(Shop, shop_id).webhooks_checked_at = utcnow()
     if created:

@@ -8,9 +8,9 @@ import time
 
 from flask import Blueprint, Response, current_app, redirect, request, session
 
+from plugin import jobs
 from plugin.config import Settings
 from plugin.db import engine_for, insert_for, transaction
-from plugin.jobs import dispatch as queue
 from plugin.models import UsedOAuthState, utcnow
 from plugin.platforms.shopify import oauth as shopify_oauth
 from plugin.platforms.shopify import tokens
@@ -85,7 +85,7 @@ def callback() -> Response:
         installed = shops.install(db, shop, None, settings.encryption_keys)
         tokens.store(installed, grant, settings.encryption_keys)
         shop_id = installed.id
-    queue.enqueue_webhook_check(settings, shop_id)
+    jobs.enqueue_webhook_check(settings, shop_id)
     log.info("installed %s (scopes %s)", shop, grant.scope)
     return redirect(f"https://{shop}/admin/apps/{settings.shopify_api_key}")
 

@@ -10,19 +10,15 @@ from typing import Any
 
 import requests
 
+from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable
+
+__all__ = ["AdminAPIError", "AdminAPIUnavailable", "AdminClient"]  # the errors are the platform-neutral ones
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 3.05
 # GraphQL error codes that describe the shop's trouble, not our request: worth another attempt.
 TRANSIENT_GRAPHQL_CODES = frozenset({"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"})
-
-
-class AdminAPIError(Exception):
-    """The shop refused the call for good (bad token, bad query, validation): retrying will not help."""
-
-
-class AdminAPIUnavailable(Exception):
-    """The shop could not be reached or kept failing/throttling after every retry: try again later."""
 
 
 @dataclass

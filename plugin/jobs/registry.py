@@ -1,0 +1,30 @@
+"""The job registry: every background job, the dotted path RQ stores for it (taken from its function), its limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+JOBS: dict[str, Job] = {}
+
+
+@dataclass(frozen=True)
+class Job:
+    entry: Callable[..., Any]  # what an RQ worker calls; it reads its settings from the environment
+    inline: Callable[..., Any]  # the same work with the caller's settings first (jobs run inline without Redis)
+    timeout: int  # seconds
+    result_ttl: int
+    failure_ttl: int | None = None  # None: RQ's default
+
+    @property
+    def name(self) -> str:
+        """The importable dotted path RQ stores with each queued job, derived so it cannot drift from the code."""
+        return f"{self.entry.__module__}.{self.entry.__qualname__}"
+
+
+def register(job: Job) -> Job:
+    if job.name in JOBS:
+        raise ValueError(f"job {job.name} is registered twice")
+    JOBS[job.name] = job
+    return job

@@ -1,0 +1,63 @@
+"""The Shopify platform as the core sees it: the Platform protocol, each part delegated to its Shopify module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import object_session
+
+from plugin.config import Settings
+from plugin.models import Shop
+from plugin.platforms.base import SyncedOrder
+from plugin.platforms.shopify import adapter, metafields, orders, subscriptions, tokens
+from plugin.platforms.shopify.admin import AdminClient
+from plugin.programme import events
+
+
+class ShopifyPlatform:
+    name = "shopify"
+    lifecycle_topics = adapter.LIFECYCLE_TOPICS
+    shop_domain_hint = "*.myshopify.com"
+    max_balances_per_call = metafields.PER_CALL
+
+    def verify_webhook(self, body: bytes, signature: str | None, secrets: Iterable[str]) -> bool:
+        return adapter.verify_webhook(body, signature, secrets)
+
+    def is_valid_shop_domain(self, domain: str | None) -> bool:
+        return adapter.is_valid_shop_domain(domain)
+
+    def triggered_at(self, header: str | None, fallback: datetime) -> datetime:
+        return adapter.parse_triggered_at(header, fallback)
+
+    def parse_event(self, topic: str, payload: Any, triggered_at: datetime) -> events.Event | None:
+        return adapter.parse_event(topic, payload, triggered_at)
+
+    def admin_client(self, settings: Settings, shop: Shop) -> AdminClient:
+        """A client with a fresh token, that refreshes once more if the shop says 401."""
+        session = object_session(shop)
+        if session is None:
+            raise ValueError("admin_client needs a shop loaded in an open session")
+        token = tokens.current(session, settings, shop)
+        shop_id = shop.id
+        return AdminClient(
+            shop.domain,
+            token,
+            settings.shopify_api_version,
+            settings.shopify_api_base_url,
+            read_timeout=settings.shopify_api_timeout,
+            on_unauthorized=lambda: tokens.refresh_now(settings, shop_id) if shop.refresh_token else None,
+        )
+
+    def push_balances(self, client: AdminClient, balances: Sequence[tuple[int, int]]) -> None:
+        metafields.push_balances(client, balances)
+
+    def orders_updated_since(self, client: AdminClient, since: datetime, page_size: int) -> Iterator[list[SyncedOrder]]:
+        return orders.orders_updated_since(client, since, page_size)
+
+    def ensure_webhooks(self, client: AdminClient, callback_uri: str) -> list[str]:
+        return subscriptions.ensure_webhooks(client, callback_uri)
+
+
+SHOPIFY = ShopifyPlatform()
