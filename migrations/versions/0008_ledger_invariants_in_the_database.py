@@ -6,7 +6,7 @@ Create Date: 2026-12-02 16:30:00
 
 PostgreSQL: CHECK constraints on postings.kind and points <> 0; a BEFORE INSERT trigger that locks the member
 and sets balance_after; an AFTER INSERT trigger that moves members.balance (only for rows really inserted, so
-ON CONFLICT DO NOTHING moves nothing); members.balance refuses any other change and starts at zero.
+ON CONFLICT DO NOTHING moves nothing); members.balance starts at zero and changes only from inside that trigger.
 SQLite: the same CHECKs (the table is rebuilt, and its append-only triggers with it); balance_after is checked,
 not set; the balance is moved by an AFTER INSERT trigger and any other change of it must equal the sum.
 See docs/decisions/0012-ledger-invariants-in-the-database.md.
@@ -47,9 +47,7 @@ CREATE FUNCTION postings_move_balance() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     moved bigint;
 BEGIN
-    PERFORM set_config('ledger.moving_balance', 'on', true);
     UPDATE members SET balance = balance + NEW.points WHERE id = NEW.member_id RETURNING balance INTO moved;
-    PERFORM set_config('ledger.moving_balance', 'off', true);
     -- Equal unless one statement inserted two postings of this member: row triggers after the insert run at
     -- the statement's end, so the second row's balance_after could not count the first.
     IF moved IS DISTINCT FROM NEW.balance_after THEN
@@ -65,7 +63,8 @@ BEGIN
         RAISE EXCEPTION 'members.balance starts at 0; postings move it (member %)', NEW.id
             USING ERRCODE = 'check_violation';
     END IF;
-    IF current_setting('ledger.moving_balance', true) IS DISTINCT FROM 'on' THEN
+    -- Depth 1 is a statement on members itself; 2 is this UPDATE issued by postings_move_balance.
+    IF pg_trigger_depth() < 2 THEN
         RAISE EXCEPTION 'members.balance moves only with a posting: UPDATE of member % refused', NEW.id
             USING ERRCODE = 'restrict_violation';
     END IF;
