@@ -63,20 +63,18 @@ BEGIN
         RAISE EXCEPTION 'members.balance starts at 0; postings move it (member %)', NEW.id
             USING ERRCODE = 'check_violation';
     END IF;
-    -- Depth 1 is a statement on members itself; 2 is this UPDATE issued by postings_move_balance.
-    IF pg_trigger_depth() < 2 THEN
-        RAISE EXCEPTION 'members.balance moves only with a posting: UPDATE of member % refused', NEW.id
-            USING ERRCODE = 'restrict_violation';
-    END IF;
-    RETURN NEW;
+    RAISE EXCEPTION 'members.balance moves only with a posting: UPDATE of member % refused', NEW.id
+        USING ERRCODE = 'restrict_violation';
 END $$;
 
 CREATE TRIGGER postings_balance_after BEFORE INSERT ON postings
     FOR EACH ROW EXECUTE FUNCTION postings_set_balance_after();
 CREATE TRIGGER postings_move_balance AFTER INSERT ON postings
     FOR EACH ROW EXECUTE FUNCTION postings_move_balance();
+-- pg_trigger_depth() is 0 for a statement on members itself and 1 for the UPDATE that postings_move_balance
+-- issues: the guard's function runs only to refuse, so a posting pays for no extra call.
 CREATE TRIGGER members_balance_guard BEFORE UPDATE OF balance ON members
-    FOR EACH ROW WHEN (NEW.balance IS DISTINCT FROM OLD.balance)
+    FOR EACH ROW WHEN (pg_trigger_depth() = 0 AND NEW.balance IS DISTINCT FROM OLD.balance)
     EXECUTE FUNCTION members_balance_moves_with_postings();
 CREATE TRIGGER members_balance_starts_at_zero BEFORE INSERT ON members
     FOR EACH ROW WHEN (NEW.balance <> 0)
