@@ -105,7 +105,8 @@ class Member(Base):
     email: Mapped[str | None] = mapped_column(String(320))
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
-    # Cached sum of this member's postings; changed only in the transaction that writes a posting.
+    # Cached sum of this member's postings: starts at 0 and is moved only by the database's posting trigger
+    # (migration 0008), so no code path can make it drift.
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     # The balance last written to the shop's customer metafield; differs from `balance` while a push is due.
     pushed_balance: Mapped[int | None] = mapped_column(BigInteger)
@@ -155,7 +156,10 @@ class Refund(Base):
 
 
 class Posting(Base):
-    """One signed change of points. Rows are never updated or deleted (enforced by database triggers)."""
+    """One signed change of points. Rows are never updated or deleted (enforced by database triggers).
+
+    The database also checks `kind` (plugin/ledger/kinds.py) and `points <> 0`, and sets or checks `balance_after`.
+    """
 
     __tablename__ = "postings"
     __table_args__ = (

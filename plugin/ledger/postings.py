@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import String, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from plugin.db import insert_for
+from plugin.ledger import kinds
 from plugin.models import Member, Order, Posting, utcnow
 
-KINDS = frozenset({"earn", "reverse", "redeem", "return", "adjust", "expire", "bonus"})
+KINDS = frozenset(kinds.KINDS)
 
 
 class LedgerError(Exception):
@@ -36,28 +37,26 @@ class Entry:
 
 
 def post(session: Session, shop_id: int, entry: Entry) -> int | None:
-    """Write one posting and move the member's cached balance with it, in the caller's transaction.
+    """Write one posting in the caller's transaction; the database moves the member's cached balance with it.
 
     Returns the new posting's id; None, changing nothing, when a posting with this key already exists.
+    One statement: it locks the member row (serialising every balance change of this member across
+    processes), reads the balance the posting starts from, and inserts. The triggers of migration 0008 then
+    set `balance_after` under that lock (PostgreSQL) or check it (SQLite), and move `members.balance`
+    only for a row really inserted, so a duplicate key moves nothing.
     """
     if entry.kind not in KINDS:
         raise LedgerError(f"unknown posting kind {entry.kind!r}")
     if not isinstance(entry.points, int) or isinstance(entry.points, bool) or entry.points == 0:
         raise LedgerError("a posting moves a non-zero integer number of points")
 
-    # Moving the cached balance first locks the member row, which serialises every balance change of this
-    # member across processes, and tells us the balance after this posting: one round trip, not two.
-    balance_after = session.execute(
-        update(Member)
+    holder = (
+        select(Member.balance)
         .where(Member.shop_id == shop_id, Member.id == entry.member_id)
-        .values(balance=Member.balance + entry.points)
-        .returning(Member.balance)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
-    # Default policy: a reversal of points already spent may leave the balance negative; say so plainly.
-    note = entry.note
-    if balance_after < 0 and entry.points < 0:
-        note = _join(note, f"balance is negative ({balance_after}): points taken back had already been spent")
+        .with_for_update()
+        .cte("holder")
+    )
+    balance_after = select(holder.c.balance + entry.points).scalar_subquery()
     values = {
         "shop_id": shop_id,
         "member_id": entry.member_id,
@@ -70,28 +69,27 @@ def post(session: Session, shop_id: int, entry: Entry) -> int | None:
         "rule_version": entry.rule_version,
         "idempotency_key": entry.idempotency_key,
         "available_at": entry.available_at,
-        "note": note,
+        "note": _note(entry, balance_after),
         "actor": entry.actor,
         "created_at": utcnow(),
     }
-    insert = insert_for(session)(Posting).values(values)
-    posting_id = session.execute(
+    insert = insert_for(session)(Posting).values(values).add_cte(holder)
+    return session.execute(
         insert.on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"]).returning(Posting.id)
     ).scalar()
-    if posting_id is None:
-        # This posting was written before: put the balance back (rare; callers check their keys first).
-        session.execute(
-            update(Member)
-            .where(Member.shop_id == shop_id, Member.id == entry.member_id)
-            .values(balance=Member.balance - entry.points)
-            .execution_options(synchronize_session=False)
-        )
-        return None
-    return posting_id
 
 
-def _join(first: str | None, second: str) -> str:
-    return f"{first}; {second}" if first else second
+def _note(entry: Entry, balance_after):
+    """The entry's note; a reversal that takes the balance below zero says so (the default spent-points policy)."""
+    if entry.points > 0:
+        return entry.note
+    spent = (
+        literal("balance is negative (")
+        + cast(balance_after, String)
+        + literal("): points taken back had already been spent")
+    )
+    warned = literal(f"{entry.note}; ") + spent if entry.note else spent
+    return case((balance_after < 0, warned), else_=literal(entry.note, String))
 
 
 @dataclass(frozen=True)
@@ -153,7 +151,12 @@ def verify(session: Session) -> list[Mismatch]:
 
     order_sums = (
         select(Posting.shop_id, Posting.order_id, func.sum(Posting.points).label("total"))
-        .where(Posting.order_id.is_not(None), Posting.source_type.in_(("order", "refund", "cancellation", "support")))
+        .where(
+            Posting.order_id.is_not(None),
+            Posting.source_type.in_(("order", "refund", "cancellation", "support")),
+            # Forgiven points are the shop's gift to the member, not points the order holds.
+            Posting.kind != "forgive",
+        )
         .group_by(Posting.shop_id, Posting.order_id)
         .subquery()
     )

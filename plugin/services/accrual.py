@@ -186,41 +186,70 @@ def settle(
         return 0
     if order.member_id is None or lot is None:
         raise LedgerConflict(f"order {order.order_id} would move {delta} points without a lot or a member")
-    # Settings are validated when saved: read the one key rather than validating them all on every settle.
-    policy = (shop.settings or {}).get("spent_points_policy", "allow_negative")
+    policy = program_settings(shop.settings, shop.settings_version).spent_points_policy
+    source_type, source_id = source
+    # Without support changes, held points rise once (when the lot is made) and then only fall.
+    key = idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}"
+    forgiven = 0
     if delta < 0 and policy != "allow_negative":
         payable = max(_locked_balance(session, shop.id, order.member_id), 0)
         if -delta > payable:
             # The member spent these points already: take what is there; the rest is forgiven or owed.
             shortfall = -delta - payable
-            order.unpaid_reversal += shortfall
-            target, delta = target + shortfall, -payable
             owed = "owed from future earnings" if policy == "claw_back" else "forgiven"
             note = f"{note or _explain(order, lot, -1)}; {policy}: {shortfall} points already spent, {owed}"
-            if delta == 0:
-                order.points_held = target
-                return 0
-    source_type, source_id = source
+            if policy == "claw_back":
+                # Owed, not moved: the order keeps holding these points until later earnings pay them.
+                order.unpaid_reversal += shortfall
+                target, delta = target + shortfall, -payable
+                if delta == 0:
+                    order.points_held = target
+                    return 0
+            else:
+                # stop_at_zero: the order gives back everything its facts say, and the shop forgives the
+                # member what was spent, in a posting of its own. Forgiven first, so the balance never dips.
+                forgiven = shortfall
+                _post(
+                    session,
+                    shop,
+                    order,
+                    ledger.Entry(
+                        member_id=order.member_id,
+                        kind="forgive",
+                        points=shortfall,
+                        source_type=source_type,
+                        source_id=source_id,
+                        idempotency_key=f"{key}:forgive",
+                        rule_version=lot.rule_version,
+                        order_id=order.order_id,
+                        note=f"{order.name or f'order {order.order_id}'}: stop_at_zero forgives {shortfall} "
+                        "points already spent",
+                        actor=actor,
+                    ),
+                )
     entry = ledger.Entry(
         member_id=order.member_id,
         kind="earn" if delta > 0 and source_type != "support" else ("adjust" if delta > 0 else "reverse"),
         points=delta,
         source_type=source_type,
         source_id=source_id,
-        # Without support changes, held points rise once (when the lot is made) and then only fall.
-        idempotency_key=idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}",
+        idempotency_key=key,
         rule_version=lot.rule_version,
         order_id=order.order_id,
         available_at=lot.available_at if delta > 0 else None,
         note=note or _explain(order, lot, delta),
         actor=actor,
     )
-    if ledger.post(session, shop.id, entry) is None:
-        raise LedgerConflict(f"order {order.order_id}: posting {entry.idempotency_key} already exists")
+    _post(session, shop, order, entry)
     order.points_held = target
     if delta > 0 and policy == "claw_back":
         _claw_back(session, shop, order.member_id, delta)
-    return delta
+    return delta + forgiven  # what the member's balance moved
+
+
+def _post(session: Session, shop: Shop, order: Order, entry: ledger.Entry) -> None:
+    if ledger.post(session, shop.id, entry) is None:
+        raise LedgerConflict(f"order {order.order_id}: posting {entry.idempotency_key} already exists")
 
 
 def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:
@@ -254,8 +283,7 @@ def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> Non
             order_id=owed.order_id,
             note=f"{owed.name or owed.order_id}: claw_back of {take} points spent before a reversal",
         )
-        if ledger.post(session, shop.id, entry) is None:
-            raise LedgerConflict(f"order {owed.order_id}: posting {entry.idempotency_key} already exists")
+        _post(session, shop, owed, entry)
         owed.unpaid_reversal -= take
         owed.points_held -= take
         available -= take
