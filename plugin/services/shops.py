@@ -50,6 +50,6 @@ def member(session: Session, shop: Shop, customer_id: int) -> Member | None:
 def update_settings(session: Session, shop: Shop, changes: dict[str, Any]) -> dict[str, Any]:
     """Validate and save new settings. Earned lots keep the version they were made with."""
     merged = {**shop.settings, **changes}
-    shop.settings = validate_settings(merged)
+    shop.settings = validate_settings(merged, shop.currency)
     shop.settings_version += 1
     return shop.settings
