@@ -111,14 +111,19 @@ class Money(_BoundedDecimal):
     rounded). The shop's currency narrows it to two decimals in validate_settings; most currencies have two."""
 
     places_allowed = MAX_MONEY_PLACES
-    json_schema: ClassVar[dict[str, Any]] = {
-        "type": "string",
-        "pattern": r"^[0-9]{1,10}(\.[0-9]{1,3})?$",
-        "example": "5.00",
-    }
 
     def __init__(self, *, minimum: Decimal = Decimal("0"), maximum: Decimal = MAX_MONEY, **kwargs: Any) -> None:
         self.minimum, self.maximum = minimum, maximum
+        # The document says exactly what is accepted, so a request valid by it is never refused (JSON Schema has
+        # no bounds on strings). Two decimals: a shop whose currency has three may send three, as the text says.
+        whole = len(str(int(maximum))) - 1  # a power of ten: anything with fewer whole digits is below it
+        above_zero = "0\\.(0[1-9]|[1-9][0-9]?)|" if minimum > 0 else "0(\\.[0-9]{1,2})?|"
+        pattern = f"^({above_zero}[1-9][0-9]{{0,{whole - 1}}}(\\.[0-9]{{1,2}})?)$"
+        description = (
+            f"money in major units, {minimum} to {maximum}, as a string; at most two decimals "
+            f"(three in {', '.join(sorted(THREE_DECIMAL_CURRENCIES))})"
+        )
+        kwargs["metadata"] = {"type": "string", "pattern": pattern, "example": "5.00", "description": description}
         super().__init__(**kwargs)
 
 
@@ -129,8 +134,9 @@ class Percent(_BoundedDecimal):
     maximum = Decimal("100")
     json_schema: ClassVar[dict[str, Any]] = {
         "type": "string",
-        "pattern": r"^[0-9]{1,3}(\.[0-9]{1,2})?$",
+        "pattern": r"^(100(\.00?)?|[1-9][0-9]?(\.[0-9]{1,2})?)$",
         "example": "10",
+        "description": "a percentage from 1 to 100, at most two decimals, as a string",
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
