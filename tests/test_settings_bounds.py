@@ -143,6 +143,13 @@ def test_the_cli_refuses_out_of_bounds_settings_with_a_message(app, settings, sh
     assert run(app, "settings", SHOP).exit_code == 0
 
 
+@pytest.mark.parametrize("changes", ["[1, 2]", '"pending_days"', "7", "null"])
+def test_the_cli_refuses_settings_that_are_not_an_object(app, settings, shop, changes):
+    result = run(app, "settings", SHOP, "--set", changes)
+    assert result.exit_code == 1 and "invalid settings" in result.output, result.output[:300]
+    assert stored(settings)[0] == 1
+
+
 BROKEN_ROW = {
     "earn": {"points": 3, "per_amount": "1e30"},
     "pending_days": 2,
