@@ -85,10 +85,10 @@ def operations(document, path_regex: str, *, exclude: str | None = None) -> list
     return found
 
 
-def fuzz(operation, headers: dict[str, str], checks_to_run: list, *, invalid: bool = True, xfail: bool = False) -> None:
-    """EXAMPLES_PER_OPERATION requests for one operation, valid ones and (with `invalid`) invalid ones, checked;
-    then, for each integer in the path, BOUNDARY_EXAMPLES valid requests with that integer past BIGINT."""
-    modes = [GenerationMode.POSITIVE, *([GenerationMode.NEGATIVE] if invalid else [])]
+def fuzz(operation, headers: dict[str, str], checks_to_run: list, *, xfail: bool = False) -> None:
+    """EXAMPLES_PER_OPERATION requests for one operation, valid and invalid ones, each checked; then, for each
+    integer in the path, BOUNDARY_EXAMPLES valid requests with that integer one past BIGINT."""
+    modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     strategies = [(EXAMPLES_PER_OPERATION, st.one_of(*(operation.as_strategy(mode) for mode in modes)))]
     for parameter in operation.path_parameters:
         if parameter.definition.get("schema", {}).get("type") == "integer":
@@ -154,8 +154,10 @@ def test_the_admin_api_answers_every_request_as_the_document_says(operation, sta
 
 
 @pytest.mark.xfail(support is None, strict=True, reason="needs doors: the support API has no OpenAPI document yet")
-def test_the_support_api_has_an_openapi_document():
-    assert support is not None
+def test_the_support_api_serves_an_openapi_document_of_its_routes(client):
+    response = client.get(SUPPORT_DOCUMENT)
+    assert response.status_code == 200
+    assert any(path.startswith("/api/support/") for path in response.get_json()["paths"])
 
 
 @pytest.mark.parametrize("operation", operations(support, r"^/api/support/"))
