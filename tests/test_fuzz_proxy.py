@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from plugin.platforms.shopify.adapter import ProxyAuthError, ProxyRequest, proxy_signature, verify_proxy
@@ -56,17 +56,30 @@ def test_the_verifier_accepts_or_refuses_with_a_proxy_auth_error(pairs, sign):
     verify(signed(pairs) if sign else [*pairs, ("signature", "0" * 64)])  # any other exception fails the test
 
 
+CUSTOMERS = st.one_of(st.just(""), st.integers(1, MAX_CUSTOMER_ID).map(str))
+
+
 @pytest.mark.xfail(strict=True, reason="needs intake-guards: only Shopify's parameters, no '=' (issue #12 hole 1)")
 @fuzz_settings(300, shrink=False)
-@given(extra=PAIRS, customer=st.one_of(st.just(""), st.integers(0, 10**30).map(str)))
-def test_every_query_the_verifier_accepts_holds_only_known_parameters_and_a_bigint_customer(extra, customer):
+@given(extra=PAIRS, customer=CUSTOMERS)
+@example(extra=[("a", "X")], customer="1003")
+def test_every_query_the_verifier_accepts_holds_only_shopifys_parameters_without_equals_signs(extra, customer):
     params = signed([*extra, *shopify_query(customer)])
     accepted = verify(params)
-    assume(accepted is not None)
+    if accepted is None:  # refused: fine. Not assume(): refusals still count, so the example budget stays bounded
+        return
     assert all(key in SHOPIFY_PARAMETERS for key, _ in params)
     assert not any("=" in key or "=" in value for key, value in params)
     assert accepted.shop_domain == SHOP
-    assert accepted.customer_id is None or 0 < accepted.customer_id <= MAX_CUSTOMER_ID
+
+
+@pytest.mark.xfail(strict=True, reason="no branch bounds logged_in_customer_id to BIGINT yet (the widget answers 200)")
+@fuzz_settings(100, shrink=False)
+@given(customer=st.integers(0, 10**30).map(str))
+@example(customer=str(2**63))
+def test_an_accepted_customer_id_fits_bigint(customer):
+    accepted = verify(signed(shopify_query(customer)))
+    assert accepted is None or accepted.customer_id is None or 0 < accepted.customer_id <= MAX_CUSTOMER_ID
 
 
 KEY_NAMES = ("a", "m", "x", "logged_in_customer_id", "path_prefix", "shop", "timestamp")
