@@ -9,7 +9,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 FLASK = $(VENV)/bin/flask --app plugin
 DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && LOYALTY_DEMO=1 && set +a
 
-.PHONY: run test test-postgres test-sqlite lint simulate balance redeem bench bench-widget chaos clean
+.PHONY: run test test-postgres test-sqlite fuzz lint simulate balance redeem bench bench-widget chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -48,16 +48,22 @@ redeem: instance/dev.env
 	$(DEV_ENV) && $(FLASK) loyalty redeem demo-shop.myshopify.com 1001 5-off && \
 	  $(FLASK) loyalty redemptions demo-shop.myshopify.com 1001
 
-## test: the whole suite on PostgreSQL and again on SQLite, with real Redis and RQ workers, then ruff
+## test: the whole suite on PostgreSQL and again on SQLite, with real Redis and RQ workers, the fuzz stage, then ruff
 test: $(VENV)/.installed
 	scripts/services.sh
-	$(MAKE) --no-print-directory test-postgres test-sqlite lint
+	$(MAKE) --no-print-directory test-postgres test-sqlite fuzz lint
 
 test-postgres:
-	TEST_DATABASE_URL=$(PG_TEST_URL) $(VENV)/bin/pytest
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(VENV)/bin/pytest -m "not fuzz"
 
 test-sqlite:
-	TEST_DATABASE_URL=sqlite $(VENV)/bin/pytest
+	TEST_DATABASE_URL=sqlite $(VENV)/bin/pytest -m "not fuzz"
+
+## fuzz: generated hostile input, about a minute: schemathesis on the admin (and support) OpenAPI documents,
+## hypothesis on the webhook parser, the inbox and the App Proxy verifier (FUZZ_RANDOM=1 new cases, FUZZ_SCALE=10 more)
+fuzz: $(VENV)/.installed
+	scripts/services.sh
+	TEST_DATABASE_URL=$(PG_TEST_URL) $(VENV)/bin/pytest -m fuzz $(FUZZ_ARGS)
 
 lint:
 	$(VENV)/bin/ruff check .

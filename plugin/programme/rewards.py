@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+log = logging.getLogger(__name__)
 
 KINDS = ("fixed_amount", "percentage", "free_shipping")
 DEFAULT_CATALOGUE = [{"id": "5-off", "kind": "fixed_amount", "points": 500, "amount": "5.00"}]
@@ -60,14 +63,96 @@ class Reward:
         )
 
 
-class Money(fields.Decimal):
-    """A money amount in major units with at most two decimals: "7.555" is refused, never rounded."""
+# Bounds on what staff may type. Every stored number must stay readable and fit the database with room to spare.
+MAX_MONEY = Decimal("1000000000")  # major units: room for any currency (VND, IDR), far inside BIGINT minor units
+MAX_MONEY_PLACES = 3  # the most minor-unit decimals any currency Shopify sells in has (BHD, JOD, KWD, OMR, TND)
+MAX_REWARD_POINTS = 10_000_000  # a BIGINT holds 9.2e18; a balance can never near it through rewards
+MAX_TITLE_LENGTH = 120
+MAX_REWARDS = 50  # a catalogue longer than this is no longer a menu a shopper can read
+THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
+
+
+def money_places(currency: str | None) -> int:
+    """How many decimals an amount in this currency may have (2 unless the currency has three)."""
+    return 3 if (currency or "").upper() in THREE_DECIMAL_CURRENCIES else 2
+
+
+class _BoundedDecimal(fields.Decimal):
+    """A decimal checked for magnitude and places before any arithmetic, so 1e30 or 1e-999999 is a clean refusal."""
+
+    places_allowed = 2
+    minimum = Decimal("0")
+    maximum = MAX_MONEY
+    json_schema: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {**self.json_schema, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        amount = super()._deserialize(value, attr, data, **kwargs)
-        if amount is not None and amount != amount.quantize(Decimal("0.01")):
-            raise ValidationError("use at most two decimals")
-        return amount.quantize(Decimal("0.01")) if amount is not None else None
+        if isinstance(value, str) and len(value) > 40:
+            raise ValidationError("too long for an amount")
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if number is None:
+            return None
+        # Compare before quantize: quantizing 1e30 to cents overflows the decimal context and raised a 500.
+        if number < self.minimum or number > self.maximum:
+            raise ValidationError(f"must be between {self.minimum} and {self.maximum}")
+        cents = number.quantize(Decimal("0.01"))
+        if number == cents:
+            return cents
+        if self.places_allowed > 2 and number == number.quantize(Decimal("0.001")):
+            return number.quantize(Decimal("0.001"))
+        raise ValidationError(f"use at most {'two' if self.places_allowed == 2 else 'three'} decimals")
+
+
+class Money(_BoundedDecimal):
+    """A money amount in major units, 0 to MAX_MONEY, with at most three decimals ("7.5555" is refused, never
+    rounded). The shop's currency narrows it to two decimals in validate_settings; most currencies have two."""
+
+    places_allowed = MAX_MONEY_PLACES
+
+    def __init__(self, *, minimum: Decimal = Decimal("0"), maximum: Decimal = MAX_MONEY, **kwargs: Any) -> None:
+        self.minimum, self.maximum = minimum, maximum
+        # The document says exactly what is accepted, so a request valid by it is never refused (JSON Schema has
+        # no bounds on strings). Two decimals: a shop whose currency has three may send three, as the text says.
+        whole = len(str(int(maximum))) - 1  # a power of ten: anything with fewer whole digits is below it
+        above_zero = "0\\.(0[1-9]|[1-9][0-9]?)|" if minimum > 0 else "0(\\.[0-9]{1,2})?|"
+        pattern = f"^({above_zero}[1-9][0-9]{{0,{whole - 1}}}(\\.[0-9]{{1,2}})?)$"
+        description = (
+            f"money in major units, {minimum} to {maximum}, as a string; at most two decimals "
+            f"(three in {', '.join(sorted(THREE_DECIMAL_CURRENCIES))})"
+        )
+        kwargs["metadata"] = {"type": "string", "pattern": pattern, "example": "5.00", "description": description}
+        super().__init__(**kwargs)
+
+
+class Percent(_BoundedDecimal):
+    """A percentage from 1 to 100 with at most two decimals."""
+
+    minimum = Decimal("1")
+    maximum = Decimal("100")
+    json_schema: ClassVar[dict[str, Any]] = {
+        "type": "string",
+        "pattern": r"^(100(\.00?)?|[1-9][0-9]?(\.[0-9]{1,2})?)$",
+        "example": "10",
+        "description": "a percentage from 1 to 100, at most two decimals, as a string",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = super()._deserialize(value, attr, data, **kwargs)
+        if number is None:
+            return None
+        # Kept as short as it was typed ("10", "12.5"): it becomes the reward's default title.
+        return next(q for q in (number.quantize(Decimal(e)) for e in ("1", "0.1", "0.01")) if q == number)
+
+
+def _plain_title(title: str) -> None:
+    # PostgreSQL's jsonb refuses NUL, and control characters have no place in a storefront title.
+    if any(ord(character) < 32 or ord(character) == 127 for character in title):
+        raise ValidationError("no control characters")
+    if not title.strip():
+        raise ValidationError("must not be blank")
 
 
 class RewardSchema(Schema):
@@ -76,13 +161,11 @@ class RewardSchema(Schema):
 
     id = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9][a-z0-9_-]{0,39}$"))
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    points = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=10_000_000))
-    title = fields.String(load_default=None, validate=validate.Length(min=1, max=120))
-    amount = Money(load_default=None, validate=validate.Range(min=Decimal("0.01")))
-    percent = fields.Decimal(
-        load_default=None, validate=validate.Range(min=Decimal("0"), max=Decimal("100"), min_inclusive=False)
-    )
-    min_subtotal = Money(load_default=None, validate=validate.Range(min=Decimal("0")))
+    points = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=MAX_REWARD_POINTS))
+    title = fields.String(load_default=None, validate=[validate.Length(min=1, max=MAX_TITLE_LENGTH), _plain_title])
+    amount = Money(load_default=None, minimum=Decimal("0.01"))
+    percent = Percent(load_default=None)
+    min_subtotal = Money(load_default=None)
     lifetime_days = fields.Integer(strict=True, load_default=30, validate=validate.Range(min=1, max=3650))
     customer_only = fields.Boolean(load_default=True)
     single_use = fields.Boolean(load_default=True)
@@ -106,6 +189,8 @@ def validate_catalogue(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Check a catalogue; returns it as JSON-safe dicts with defaults filled, or raises ValidationError."""
     # Items may come already loaded (Decimals, None for absent fields): drop the Nones and load again.
     loaded = _CATALOGUE.load([{k: v for k, v in item.items() if v is not None} for item in items])
+    if len(loaded) > MAX_REWARDS:
+        raise ValidationError([f"at most {MAX_REWARDS} rewards"])
     ids = [item["id"] for item in loaded]
     if len(ids) != len(set(ids)):
         raise ValidationError(["reward ids must be unique"])
@@ -114,19 +199,45 @@ def validate_catalogue(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def catalogue(settings_json: dict[str, Any] | None) -> list[Reward]:
     """The shop's rewards (the default catalogue for a shop that never set one)."""
-    items = (settings_json or {}).get("rewards")
+    items = settings_json.get("rewards") if isinstance(settings_json, dict) else None
     return list(_catalogue(json.dumps(DEFAULT_CATALOGUE if items is None else items, sort_keys=True, default=str)))
 
 
 @lru_cache(maxsize=256)
 def _catalogue(items_json: str) -> tuple[Reward, ...]:
     # A pure function of the stored JSON, remembered: every widget read needs it, and validating is slow.
-    return tuple(Reward.from_json(item) for item in validate_catalogue(json.loads(items_json)))
+    return tuple(Reward.from_json(item) for item in readable_catalogue(json.loads(items_json)))
+
+
+def readable_catalogue(items: Any) -> list[dict[str, Any]]:
+    """A stored catalogue made safe to read: never raises; an invalid reward is left out and logged.
+
+    Rows are validated when saved, but one saved before a rule was tightened must not stop every widget read,
+    order and redemption of the shop: only the bad reward goes, and the log says which and why."""
+    if not isinstance(items, list):
+        log.warning("stored rewards are not a list; using the default catalogue")
+        return validate_catalogue(DEFAULT_CATALOGUE)
+    readable: list[dict[str, Any]] = []
+    for position, item in enumerate(items[:MAX_REWARDS]):
+        try:
+            if not isinstance(item, dict):
+                raise ValidationError("not an object")
+            (reward,) = validate_catalogue([item])
+        except ValidationError as error:
+            log.warning("stored reward %s left out of the catalogue: %s", position, error.messages)
+            continue
+        if any(kept["id"] == reward["id"] for kept in readable):
+            log.warning("stored reward %s left out of the catalogue: its id %r is used twice", position, reward["id"])
+            continue
+        readable.append(reward)
+    if len(items) > MAX_REWARDS:
+        log.warning("stored catalogue has %s rewards; only the first %s are offered", len(items), MAX_REWARDS)
+    return readable
 
 
 def _default_title(item: dict[str, Any]) -> str:
     if item["kind"] == "fixed_amount":
         return f"{item['amount']} off"
     if item["kind"] == "percentage":
-        return f"{item['percent'].normalize():f}% off"
+        return f"{item['percent']:f}% off"
     return "Free shipping"

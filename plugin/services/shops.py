@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -51,7 +52,9 @@ def member(session: Session, shop: Shop, customer_id: int) -> Member | None:
 
 def update_settings(session: Session, shop: Shop, changes: dict[str, Any]) -> dict[str, Any]:
     """Validate and save new settings. Earned lots keep the version they were made with."""
+    if not isinstance(changes, dict):
+        raise ValidationError({"_schema": ["send a JSON object of settings"]})
     merged = {**shop.settings, **changes}
-    shop.settings = validate_settings(merged)
+    shop.settings = validate_settings(merged, shop.currency)
     shop.settings_version += 1
     return shop.settings

@@ -18,7 +18,7 @@ from plugin.db import transaction
 from plugin.models import Member, Posting, Shop
 from plugin.platforms.shopify import session as shopify_session
 from plugin.platforms.shopify.adapter import is_valid_shop_domain
-from plugin.programme.settings import ProgramSettingsSchema, validate_settings
+from plugin.programme.settings import ProgramSettingsSchema, stored_settings, validate_settings
 
 api = Api()
 blp = Blueprint("admin_api", __name__, url_prefix="/api/admin", description="Programme settings and figures")
@@ -118,7 +118,7 @@ class SettingsResource(MethodView):
         shop_id = _staff_shop_id()
         with transaction(_settings().database_url) as db:
             shop = db.get(Shop, shop_id)
-            return jsonify({"version": shop.settings_version, "settings": validate_settings(shop.settings)})
+            return jsonify({"version": shop.settings_version, "settings": stored_settings(shop.settings)})
 
     @blp.doc(security=[{"sessionToken": []}])
     @blp.arguments(ProgramSettingsSchema)
@@ -126,12 +126,12 @@ class SettingsResource(MethodView):
     def put(self, _checked):
         """Replace the programme. Orders already paid keep the rules they earned under."""
         shop_id = _staff_shop_id()
-        try:
-            clean = validate_settings(request.get_json())
-        except ValidationError as error:
-            raise _Refused(422, "invalid_settings", "some settings are not valid", error.messages) from None
         with transaction(_settings().database_url) as db:
             shop = db.get(Shop, shop_id)
+            try:
+                clean = validate_settings(request.get_json(), shop.currency)
+            except ValidationError as error:
+                raise _Refused(422, "invalid_settings", "some settings are not valid", error.messages) from None
             shop.settings = clean
             shop.settings_version += 1
             return jsonify({"version": shop.settings_version, "settings": clean})
