@@ -166,11 +166,18 @@ class IdempotencyKeyHeader(Schema):
     )
 
 
+def _no_control_characters(text: str) -> None:
+    if _CONTROL.search(text):
+        raise ValidationError("must not contain control characters")
+
+
 class RedeemRequest(Schema):
     """The widget's POST /proxy/redeem."""
 
-    reward_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    idempotency_key = fields.String(load_default=None, validate=validate.Length(min=8, max=100))
+    reward_id = fields.String(required=True, validate=[validate.Length(min=1, max=40), _no_control_characters])
+    idempotency_key = fields.String(
+        load_default=None, validate=[validate.Length(min=8, max=100), _no_control_characters]
+    )
 
 
 # ------------------------------------------------------------------ answers

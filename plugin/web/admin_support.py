@@ -12,7 +12,7 @@ from plugin.platforms.shopify import session as shopify_session
 from plugin.services import desk, support
 from plugin.services import schemas as s
 from plugin.web.admin import _settings, blp, page
-from plugin.web.support_api import history_answer
+from plugin.web.support_api import CSV_TOO, history_answer
 
 SECURITY = [{"sessionToken": []}]
 
@@ -51,6 +51,7 @@ def support_lookup(email: str | None = None, customer_id: int | None = None) -> 
 @blp.doc(security=SECURITY)
 @blp.arguments(s.HistoryArgs, location="query", as_kwargs=True)
 @blp.response(200, s.HistorySchema, description="JSON; text/csv with ?format=csv")
+@blp.doc(responses=CSV_TOO)
 def support_history(customer_id: int, format: str) -> Response:
     """Every posting explained, newest first; ?format=csv for a spreadsheet."""
     return history_answer(desk.member_history(_settings(), g.admin_shop_id, customer_id), customer_id, format)
