@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -158,3 +159,15 @@ def test_the_token_is_checked_before_the_body(client, shop):
         ).status_code
         == 401
     )
+
+
+def test_saving_part_of_the_settings_keeps_the_rest_as_the_cli_does(app, client, settings, shop):
+    current = call(client, "GET", "settings", session_token()).get_json()["settings"]
+    rewards = [*current["rewards"], {"id": "ship", "kind": "free_shipping", "points": 300}]
+    assert call(client, "PUT", "settings", session_token(), json={"rewards": rewards}).status_code == 200
+    saved = call(client, "PUT", "settings", session_token(), json={"pending_days": 14}).get_json()
+    assert saved["version"] == 3 and saved["settings"]["pending_days"] == 14
+    assert [r["id"] for r in saved["settings"]["rewards"]] == ["5-off", "ship"]  # left out, so kept
+    result = app.test_cli_runner().invoke(args=["loyalty", "settings", SHOP, "--set", '{"include_taxes": true}'])
+    by_cli = json.loads(result.output)
+    assert by_cli["version"] == 4 and by_cli["settings"] == {**saved["settings"], "include_taxes": True}

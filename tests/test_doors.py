@@ -250,3 +250,74 @@ def test_the_app_proxy_refuses_malformed_redeem_bodies_in_the_same_shape(client,
         status, code, fields = refusal(response)
         assert (status, code, list(fields)) == (400, "invalid_request", [field]), body
     assert balance(settings) == 600
+
+
+DOCUMENTS = ["/api/admin/openapi.json", "/api/support/openapi.json"]
+
+
+def _walk(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield path, key, value
+            yield from _walk(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _walk(value, f"{path}/{index}")
+
+
+@pytest.mark.parametrize("url", DOCUMENTS)
+def test_every_bound_in_the_documents_is_a_number(client, url):
+    spec = client.get(url).get_json()
+    bounds = [(path, key, value) for path, key, value in _walk(spec) if key in ("minimum", "maximum")]
+    assert bounds and all(isinstance(value, int | float) for _, _, value in bounds), bounds
+
+
+@pytest.mark.parametrize("url", DOCUMENTS)
+def test_every_post_that_reads_a_body_declares_it(client, url):
+    spec = client.get(url).get_json()
+    posts = {path: ops["post"] for path, ops in spec["paths"].items() if "post" in ops}
+    with_body = {p for p in posts if p.endswith(("/adjustments", "/reversals", "/undo", "/cancel", "/keys"))}
+    assert with_body and all("requestBody" in posts[p] for p in with_body), sorted(with_body)
+    undo = posts[next(p for p in with_body if p.endswith("/undo"))]
+    assert undo["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/UndoRequest"}
+
+
+def test_error_answers_match_the_documented_error_schema(client, doors):
+    from plugin.services.schemas import ErrorEnvelope
+
+    for url, door in zip(DOCUMENTS, [doors["admin"], doors["support_api"]], strict=True):
+        spec = client.get(url).get_json()
+        default = spec["components"]["responses"]["DEFAULT_ERROR"]["content"]["application/json"]["schema"]
+        assert default == {"$ref": "#/components/schemas/ErrorEnvelope"}
+        envelope = spec["components"]["schemas"]["ErrorEnvelope"]
+        assert envelope["required"] == ["error"] and envelope["additionalProperties"] is False
+        detail = spec["components"]["schemas"]["ErrorDetail"]
+        assert detail["properties"]["code"]["type"] == "string" and set(detail["required"]) == {"code", "message"}
+        answers = [
+            send(client, door, "POST", "members/7001/adjustments", {"points": "many"}),  # 400, with fields
+            send(client, door, "GET", "members?email=nobody@example.com"),  # 404
+            send(client, door, "POST", "members/7001/adjustments", raw=b"[1"),  # not JSON
+            client.get(f"{door[0]}/actions"),  # no credentials: 401
+        ]
+        assert [a.status_code for a in answers] == [400, 404, 400, 401]
+        for answer in answers:  # the schema the document is generated from accepts each, unknown keys refused
+            assert ErrorEnvelope().validate(answer.get_json()) == {}, answer.get_json()
+
+
+@pytest.mark.parametrize("url", ["/api/support/members", "/api/admin/settings", "/api/admin/support/keys"])
+def test_a_405_names_the_methods_allowed(client, url):
+    response = client.delete(url)
+    assert response.status_code == 405 and "GET" in response.headers["Allow"]
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_the_support_api_publishes_its_own_document(client):
+    spec = client.get("/api/support/openapi.json").get_json()
+    assert spec["info"]["title"] == "Loyalty support API"
+    assert "/api/support/members/{customer_id}/adjustments" in spec["paths"]
+    assert spec["components"]["securitySchemes"]["supportKey"]["scheme"] == "bearer"
+    adjust = spec["paths"]["/api/support/members/{customer_id}/adjustments"]["post"]
+    assert adjust["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Action"
+    }
+    assert [p["name"] for p in adjust["parameters"] if p["in"] == "header"] == ["Idempotency-Key"]

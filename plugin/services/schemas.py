@@ -15,7 +15,10 @@ MAX_NOTE = 1000
 MAX_IDEMPOTENCY_KEY = 200  # the width of the idempotency_key columns
 REASON_CODES = ("goodwill", "correction", "refund", "fraud", "duplicate", "other")
 SCOPES = ("read", "write")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # NUL and friends: PostgreSQL text refuses NUL
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # NUL and friends: PostgreSQL text refuses NUL
+_ALLOWED = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+_TEXT = f"^{_ALLOWED}*$"
+_TEXT_WITH_A_LETTER = rf"^{_ALLOWED}*[^\s\x00-\x1f\x7f-\x9f]{_ALLOWED}*$"  # not blank once stripped
 _ASCII_DIGITS = re.compile(r"[0-9]{1,20}")  # str.isdigit() also passes "²", which int() refuses
 
 
@@ -53,7 +56,10 @@ class Text(fields.String):
         length = validate.Length(
             minimum, max_length, error=required_message if minimum else f"at most {max_length} characters"
         )
-        super().__init__(validate=length, error_messages=messages, **kwargs)
+        # The document says what is refused: control characters, and (when required) a blank text.
+        pattern = _TEXT_WITH_A_LETTER if minimum else _TEXT
+        metadata = {"pattern": pattern, **kwargs.pop("metadata", {})}
+        super().__init__(validate=length, error_messages=messages, metadata=metadata, **kwargs)
         self.max_length = max_length
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -96,7 +102,7 @@ class _Strict(Schema):
 class MemberLookupArgs(Schema):
     """GET members: ?email= (exact, any case) or ?customer_id=."""
 
-    email = Text(max_length=320)
+    email = Text(max_length=320, required_message="give an email, or leave it out")
     customer_id = Id()
 
     @validates_schema
@@ -121,6 +127,7 @@ class AdjustmentRequest(_Strict):
         required=True,
         validate=[validate.Range(-MAX_POINTS, MAX_POINTS, error=_POINTS_RANGE), _nonzero],
         error_messages={"required": "points are required", "invalid": "must be a whole number"},
+        metadata={"not": {"enum": [0]}},
     )
     reason_code = _reason_code(required=True)
     note = _note(required=True)
