@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from urllib.parse import urlencode
 
 import pytest
 
@@ -234,8 +235,6 @@ def test_the_cli_and_the_apis_answer_an_action_alike(app, client, doors):
 
 def test_the_app_proxy_refuses_malformed_redeem_bodies_in_the_same_shape(client, settings, shop):
     deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "600.00")]))
-    from urllib.parse import urlencode
-
     for body, field in [
         ({}, "reward_id"),
         ({"reward_id": 5}, "reward_id"),
@@ -321,3 +320,8 @@ def test_the_support_api_publishes_its_own_document(client):
         "$ref": "#/components/schemas/Action"
     }
     assert [p["name"] for p in adjust["parameters"] if p["in"] == "header"] == ["Idempotency-Key"]
+
+
+def test_the_app_proxy_refuses_an_id_beyond_bigint_with_a_400(client, shop):
+    response = client.get(f"/proxy/redemptions/{BEYOND_BIGINT}?{urlencode(signed(7001))}")
+    assert refusal(response) == (400, "invalid_request", {"redemption_id": [f"must be from 1 to {2**63 - 1}"]})
