@@ -36,9 +36,6 @@ class _Refused(Exception):
         self.response = json_error(status, code, message, fields=fields)
 
 
-RedeemRequestSchema = RedeemRequest  # the operation's one schema, shared with the other doors
-
-
 @bp.errorhandler(_Refused)
 def _refused(error: _Refused) -> Response:
     return error.response
