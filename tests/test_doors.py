@@ -325,3 +325,48 @@ def test_the_support_api_publishes_its_own_document(client):
 def test_the_app_proxy_refuses_an_id_beyond_bigint_with_a_400(client, shop):
     response = client.get(f"/proxy/redemptions/{BEYOND_BIGINT}?{urlencode(signed(7001))}")
     assert refusal(response) == (400, "invalid_request", {"redemption_id": [f"must be from 1 to {2**63 - 1}"]})
+
+
+def test_a_retry_that_loses_the_race_for_its_key_answers_the_winners_action(client, settings, doors):
+    """The other request commits the key between this one's look-up and its insert: the answer is the winner's."""
+    from sqlalchemy import create_engine, event, text
+
+    from plugin.db import engine_for
+    from plugin.services.schemas import AdjustmentRequest, load
+
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's BEGIN IMMEDIATE serialises writers: no other request can commit in between")
+    asked = support.fingerprint("adjust", 7001, load(AdjustmentRequest(), GOOD))
+    other = create_engine(settings.database_url)
+    winner: list[int] = []
+
+    def commit_the_same_key_first(conn, cursor, statement, parameters, context, executemany):
+        if winner or "FROM support_actions" not in statement or "idempotency_key" not in statement:
+            return
+        with other.begin() as rival:
+            winner.append(
+                rival.execute(
+                    text(
+                        "INSERT INTO support_actions (shop_id, member_id, action, actor, reason_code, note, points,"
+                        " balance_before, balance_after, idempotency_key, request_fingerprint, created_at)"
+                        " SELECT shop_id, id, 'adjust', 'key:desk', 'goodwill', 'late parcel', 5, 120, 125,"
+                        " 'ticket-race', :asked, now() FROM members WHERE customer_id = 7001 RETURNING id"
+                    ),
+                    {"asked": asked},
+                ).scalar_one()
+            )
+
+    engine = engine_for(settings.database_url)
+    event.listen(engine, "after_cursor_execute", commit_the_same_key_first)
+    try:
+        response = send(
+            client, doors["support_api"], "POST", "members/7001/adjustments", GOOD, {"Idempotency-Key": "ticket-race"}
+        )
+    finally:
+        event.remove(engine, "after_cursor_execute", commit_the_same_key_first)
+        other.dispose()
+    assert winner, "the race was not staged"
+    assert (response.status_code, response.get_json()["id"]) == (201, winner[0])
+    with transaction(settings.database_url) as session:
+        assert session.query(SupportAction).count() == 1
+    assert balance(settings) == 120  # the loser posted nothing (the staged winner is a bare row)
