@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable
+from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable
 from plugin.services import redemption
 from plugin.services.errors import Invalid, ServiceError, summary
 from plugin.services.schemas import MAX_ID
