@@ -27,15 +27,14 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     logs.configure()
 
     from plugin.cli import loyalty
-    from plugin.web import admin, errors, install, support_api
+    from plugin.web import admin, errors, install
     from storefront_widget.proxy import bp as storefront_bp
     from webhooks.intake import bp as webhooks_bp
 
-    admin.init_app(app)
+    admin.init_app(app)  # the admin API and page, and the support API (each with its OpenAPI document)
     errors.register(app)  # after flask-smorest, whose own HTTP error handler this one replaces
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(install.bp)
-    app.register_blueprint(support_api.bp)
     app.register_blueprint(storefront_bp)
     if settings.demo:
         from storefront_widget.demo import bp as demo_bp

@@ -311,6 +311,8 @@ class SupportAction(Base):
     undo_of: Mapped[int | None] = mapped_column(BigInteger)
     undone_by: Mapped[int | None] = mapped_column(BigInteger)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # sha256 of what was asked with the key: the same key with another request is refused, not answered.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from marshmallow import Schema, ValidationError, fields, validate
 from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
@@ -18,6 +17,8 @@ from plugin.platforms.shopify import adapter as shopify
 from plugin.programme.rewards import catalogue
 from plugin.programme.settings import program_settings
 from plugin.services import redemption, shops
+from plugin.services.errors import Invalid
+from plugin.services.schemas import RedeemRequest, load
 from plugin.web.errors import json_error
 from storefront_widget import widget_sql
 
@@ -30,14 +31,9 @@ ERROR_STATUS = {"not_enough_points": 409, "unknown_reward": 404, "not_a_member":
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, fields: dict | None = None):
         super().__init__(message)
-        self.response = json_error(status, code, message)
-
-
-class RedeemRequestSchema(Schema):
-    reward_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    idempotency_key = fields.String(load_default=None, validate=validate.Length(min=8, max=100))
+        self.response = json_error(status, code, message, fields=fields)
 
 
 @bp.errorhandler(_Refused)
@@ -135,9 +131,9 @@ def redeem() -> Response:
     if caller.customer_id is None:
         raise _Refused(401, "not_signed_in", "sign in to spend your points")
     try:
-        wanted = RedeemRequestSchema().load(request.get_json(silent=True) or {})
-    except ValidationError as error:
-        raise _Refused(400, "invalid_request", f"invalid request: {error.messages}") from None
+        wanted = load(RedeemRequest(), request.get_json(silent=True))
+    except Invalid as error:
+        raise _Refused(error.status, error.code, str(error), error.fields) from None
     # Keys are per shopper, so one shopper's key can never collide with, or reveal, another's.
     key = f"proxy:{caller.customer_id}:{wanted['idempotency_key']}" if wanted["idempotency_key"] else None
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 from flask.cli import AppGroup
 
@@ -15,7 +17,23 @@ from plugin.cli.group import loyalty
 from plugin.db import transaction
 from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable
 from plugin.programme.rewards import catalogue
-from plugin.services import redemption, shops
+from plugin.services import desk, redemption, shops, support
+from plugin.services import schemas as s
+from plugin.services.errors import ServiceError
+
+
+class Refused(click.ClickException):
+    """A service's refusal, printed in the APIs' error shape: {"error": {"code", "message", "fields"?}}."""
+
+    def __init__(self, error: ServiceError):
+        super().__init__(str(error))
+        detail = {"code": error.code, "message": str(error)}
+        if error.fields is not None:
+            detail["fields"] = error.fields
+        self.payload = {"error": detail}
+
+    def show(self, file=None) -> None:
+        click.echo(json.dumps(self.payload), err=True)
 
 
 @loyalty.command("balance")
@@ -42,25 +60,8 @@ def history_command(domain: str, customer_id: int, limit: int) -> None:
     with transaction(_settings().database_url) as session:
         shop = _shop(session, domain)
         member = shops.member(session, shop, customer_id)
-        postings = ledger.history(session, shop.id, member.id, limit) if member else []
-        _echo_json(
-            [
-                {
-                    "id": p.id,
-                    "at": p.created_at.isoformat(),
-                    "kind": p.kind,
-                    "points": p.points,
-                    "balance_after": p.balance_after,
-                    "source": f"{p.source_type}:{p.source_id}",
-                    "order_id": p.order_id,
-                    "rule_version": p.rule_version,
-                    "available_at": p.available_at.isoformat() if p.available_at else None,
-                    "note": p.note,
-                    "actor": p.actor,
-                }
-                for p in postings
-            ]
-        )
+        lines = support.history(session, shop, member)[:limit] if member else []
+        _echo_json(s.HistoryLineSchema(many=True).dump(lines))  # the support APIs' history lines
 
 
 @loyalty.command("rewards")
@@ -138,56 +139,28 @@ def keys_group() -> None:
 @click.argument("name")
 @click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True)
 def keys_create(domain: str, name: str, scope: str) -> None:
-    from plugin.services import support
-
-    with transaction(_settings().database_url) as session:
-        key, raw = support.create_key(session, _shop(session, domain), name, scope)
-        _echo_json(
-            {
-                "id": key.id,
-                "name": key.name,
-                "scope": key.scope,
-                "key": raw,
-                "note": "store it now: only its hash is kept",
-            }
-        )
+    """A new key, printed once (store it now: only its hash is kept)."""
+    try:
+        key, raw = desk.create_key(_settings(), _shop_id(domain), {"name": name, "scope": scope})
+    except ServiceError as error:
+        raise Refused(error) from None
+    _echo_json({**s.KeySchema().dump(key), "key": raw})
 
 
 @keys_group.command("list")
 @click.argument("domain")
 def keys_list(domain: str) -> None:
-    from sqlalchemy import select
-
-    from plugin.models import SupportKey
-
-    with transaction(_settings().database_url) as session:
-        shop = _shop(session, domain)
-        rows = session.scalars(select(SupportKey).where(SupportKey.shop_id == shop.id).order_by(SupportKey.id))
-        _echo_json(
-            [
-                {
-                    "id": k.id,
-                    "name": k.name,
-                    "prefix": k.prefix,
-                    "scope": k.scope,
-                    "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-                }
-                for k in rows
-            ]
-        )
+    _echo_json(s.KeySchema(many=True).dump(desk.list_keys(_settings(), _shop_id(domain))))
 
 
 @keys_group.command("revoke")
 @click.argument("domain")
 @click.argument("key_id", type=int)
 def keys_revoke(domain: str, key_id: int) -> None:
-    from plugin.services import support
-
-    with transaction(_settings().database_url) as session:
-        try:
-            support.revoke_key(session, _shop(session, domain), key_id)
-        except support.SupportError as error:
-            raise click.ClickException(str(error)) from None
+    try:
+        desk.revoke_key(_settings(), _shop_id(domain), key_id)
+    except ServiceError as error:
+        raise Refused(error) from None
     click.echo(f"key {key_id} revoked")
 
 
@@ -200,14 +173,8 @@ def keys_revoke(domain: str, key_id: int) -> None:
 @click.option("--actor", default="support", show_default=True)
 def adjust_command(domain: str, customer_id: int, points: int, reason_code: str, note: str, actor: str) -> None:
     """Add (or with a negative number take) points by hand; audited and undoable."""
-    from plugin.services import support
-
-    try:
-        with transaction(_settings().database_url) as session:
-            action = support.adjust(session, _shop(session, domain), customer_id, points, reason_code, note, actor)
-            _echo_json(support.action_json(action))
-    except support.SupportError as error:
-        raise click.ClickException(str(error)) from None
+    body = {"points": points, "reason_code": reason_code, "note": note}
+    _echo_action(lambda: desk.adjust(_settings(), _shop_id(domain), customer_id, body, actor))
 
 
 @loyalty.command("reverse-order")
@@ -221,14 +188,8 @@ def reverse_order_command(
     domain: str, order_id: int, points: int | None, reason_code: str, note: str, actor: str
 ) -> None:
     """Take back an order's points; audited and undoable."""
-    from plugin.services import support
-
-    try:
-        with transaction(_settings().database_url) as session:
-            action = support.reverse_order(session, _shop(session, domain), order_id, points, reason_code, note, actor)
-            _echo_json(support.action_json(action))
-    except support.SupportError as error:
-        raise click.ClickException(str(error)) from None
+    body = {"points": points, "reason_code": reason_code, "note": note}
+    _echo_action(lambda: desk.reverse_order(_settings(), _shop_id(domain), order_id, body, actor))
 
 
 @loyalty.command("undo")
@@ -239,24 +200,23 @@ def reverse_order_command(
 @click.option("--actor", default="support", show_default=True)
 def undo_command(domain: str, action_id: int, reason_code: str, note: str, actor: str) -> None:
     """Undo a support action with a further audited action."""
-    from plugin.services import support
+    body = {"reason_code": reason_code, "note": note}
+    _echo_action(lambda: desk.undo(_settings(), _shop_id(domain), action_id, body, actor))
 
+
+def _echo_action(perform) -> None:
+    """Run one support write and print the action as the APIs answer it, or the refusal in their error shape."""
     try:
-        with transaction(_settings().database_url) as session:
-            action = support.undo(session, _shop(session, domain), action_id, reason_code, note, actor)
-            _echo_json(support.action_json(action))
-    except support.SupportError as error:
-        raise click.ClickException(str(error)) from None
+        action = perform()
+    except ServiceError as error:
+        raise Refused(error) from None
+    _echo_json(s.ActionSchema().dump(action))
 
 
 def _redemption_json(r) -> dict:
-    return {
-        "id": r.id,
-        "status": r.status,
-        "code": r.code,
-        "reward": r.reward["title"],
-        "points": r.points,
-        "created_at": r.created_at.isoformat(),
-        "ends_at": r.ends_at.isoformat() if r.ends_at else None,
-        "reason": r.reason,
-    }
+    return s.RedemptionSchema().dump(r)  # the support APIs' shape
+
+
+def _shop_id(domain: str) -> int:
+    with transaction(_settings().database_url) as session:
+        return _shop(session, domain).id

@@ -51,7 +51,12 @@ def member(session: Session, shop: Shop, customer_id: int) -> Member | None:
 
 
 def update_settings(session: Session, shop: Shop, changes: dict[str, Any]) -> dict[str, Any]:
-    """Validate and save new settings. Earned lots keep the version they were made with."""
+    """Validate and save a change of settings, as a new version; every door (admin PUT, CLI --set) calls this.
+
+    The fields given replace the stored ones and the others are kept (a top-level merge: `earn` and `rewards` are
+    replaced whole), so a client that sends part of the settings cannot reset the rest by leaving it out.
+    Earned lots keep the version they were made with.
+    """
     if not isinstance(changes, dict):
         raise ValidationError({"_schema": ["send a JSON object of settings"]})
     merged = {**shop.settings, **changes}

@@ -6,32 +6,29 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from plugin import ledger
 from plugin.models import Delivery, Member, Order, Posting, Redemption, Shop, SupportAction, SupportKey, utcnow
 from plugin.services import accrual
-
-SCOPES = ("read", "write")
-REASON_CODES = ("goodwill", "correction", "refund", "fraud", "duplicate", "other")
-
-
-class SupportError(Exception):
-    code = "support_error"
-    status = 409
-
-
-class NotFound(SupportError):
-    code, status = "not_found", 404
-
-
-class Invalid(SupportError):
-    code, status = "invalid_request", 400
+from plugin.services.errors import IdempotencyKeyReused, Invalid, NotFound
+from plugin.services.errors import ServiceError as SupportError
+from plugin.services.schemas import (
+    HISTORY_CSV_COLUMNS,
+    REASON_CODES,  # noqa: F401  (support.REASON_CODES: the admin page lists them)
+    SCOPES,
+    AdjustmentRequest,
+    IdempotencyKeyHeader,
+    ReversalRequest,
+    UndoRequest,
+    load,
+)
 
 
 @dataclass(frozen=True)
@@ -84,9 +81,16 @@ def find_member(session: Session, shop: Shop, *, email: str | None = None, custo
     else:
         raise Invalid("give an email or a customer id")
     member = session.execute(query).scalars().first()
-    if member is None and email:  # emails are stored as the shop sent them
+    if member is None and email:
+        # Emails are stored as the shop sent them: compare in one case. Equality, never LIKE, so "%" and "_" in
+        # what was typed match only themselves.
         member = (
-            session.execute(select(Member).where(Member.shop_id == shop.id, Member.email.ilike(email.strip())).limit(1))
+            session.execute(
+                select(Member)
+                .where(Member.shop_id == shop.id, func.lower(Member.email) == email.strip().lower())
+                .order_by(Member.id)
+                .limit(1)
+            )
             .scalars()
             .first()
         )
@@ -96,7 +100,7 @@ def find_member(session: Session, shop: Shop, *, email: str | None = None, custo
 
 
 def member_card(session: Session, shop: Shop, member: Member, history_lines: int = 20) -> dict[str, Any]:
-    """What a helpdesk sidebar shows: who, balance, recent explained history, rewards."""
+    """What a helpdesk sidebar shows: who, balance, recent explained history, rewards (dump: MemberCardSchema)."""
     balance = ledger.balance_of(session, shop.id, member)
     redemptions = session.scalars(
         select(Redemption)
@@ -110,15 +114,12 @@ def member_card(session: Session, shop: Shop, member: Member, history_lines: int
         "name": " ".join(p for p in (member.first_name, member.last_name) if p) or None,
         **balance.to_json(),
         "history": history(session, shop, member)[:history_lines],
-        "redemptions": [
-            {"id": r.id, "status": r.status, "code": r.code, "reward": r.reward["title"], "points": r.points}
-            for r in redemptions
-        ],
+        "redemptions": list(redemptions),
     }
 
 
 def history(session: Session, shop: Shop, member: Member) -> list[dict[str, Any]]:
-    """Every posting, newest first, each with what caused it."""
+    """Every posting, newest first, each with what caused it (dump each line with HistoryLineSchema)."""
     postings = session.scalars(
         select(Posting).where(Posting.shop_id == shop.id, Posting.member_id == member.id).order_by(Posting.id.desc())
     ).all()
@@ -154,13 +155,15 @@ def history(session: Session, shop: Shop, member: Member) -> list[dict[str, Any]
         lines.append(
             {
                 "id": p.id,
-                "at": p.created_at.isoformat(),
+                "at": p.created_at,
                 "kind": p.kind,
                 "points": p.points,
                 "balance_after": p.balance_after,
                 "source": p.source_type,
                 "rule_version": p.rule_version,
                 "explanation": p.note,
+                "available_at": p.available_at,
+                "actor": p.actor,
                 **{k: v for k, v in cause.items() if v is not None},
             }
         )
@@ -168,24 +171,8 @@ def history(session: Session, shop: Shop, member: Member) -> list[dict[str, Any]
 
 
 def history_csv(lines: list[dict[str, Any]]) -> str:
-    columns = [
-        "id",
-        "at",
-        "kind",
-        "points",
-        "balance_after",
-        "source",
-        "order",
-        "order_id",
-        "refund_id",
-        "redemption_id",
-        "support_action_id",
-        "by",
-        "reason_code",
-        "note",
-        "rule_version",
-        "explanation",
-    ]
+    """Dumped history lines (HistoryLineSchema) as a spreadsheet."""
+    columns = HISTORY_CSV_COLUMNS
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -193,19 +180,35 @@ def history_csv(lines: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _check_reason(reason_code: str, note: str) -> None:
-    if reason_code not in REASON_CODES:
-        raise Invalid(f"reason_code must be one of {REASON_CODES}")
-    if not note or not note.strip():
-        raise Invalid("a note is required")
+def _checked(schema, **values: Any) -> dict[str, Any]:
+    """The operation's own schema decides, whichever door called: the same input gets the same refusal."""
+    return load(schema, values)
 
 
-def _replayed(session: Session, shop: Shop, key: str | None) -> SupportAction | None:
+def fingerprint(operation: str, target: int, request: dict[str, Any]) -> str:
+    """A hash of what was asked (operation, target and the loaded body, canonical): a reused key is compared by it."""
+    canonical = json.dumps([operation, target, request], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_key(key: str | None) -> None:
+    if key is not None:
+        load(IdempotencyKeyHeader(), {"Idempotency-Key": key})
+
+
+def replayed(session: Session, shop: Shop, key: str | None, request_fingerprint: str) -> SupportAction | None:
+    """The action a key already made, if the same request made it; a different request with the key is refused."""
     if not key:
         return None
-    return session.execute(
+    found = session.execute(
         select(SupportAction).where(SupportAction.shop_id == shop.id, SupportAction.idempotency_key == key)
     ).scalar_one_or_none()
+    if found is not None and found.request_fingerprint not in (None, request_fingerprint):
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with a different request; use a new key for a new request",
+            {"Idempotency-Key": ["already used with a different request"]},
+        )
+    return found
 
 
 def _record(
@@ -221,6 +224,7 @@ def _record(
     order_id: int | None = None,
     undo_of: int | None = None,
     kind: str = "adjust",
+    request_fingerprint: str | None = None,
 ) -> SupportAction:
     locked = session.execute(
         select(Member).where(Member.id == member.id).with_for_update().execution_options(populate_existing=True)
@@ -238,6 +242,7 @@ def _record(
         order_id=order_id,
         undo_of=undo_of,
         idempotency_key=key,
+        request_fingerprint=request_fingerprint if key else None,
         created_at=utcnow(),
     )
     session.add(record)
@@ -270,13 +275,24 @@ def adjust(
     key: str | None = None,
 ) -> SupportAction:
     """Add or take away points by hand (may leave a negative balance: the history says so)."""
-    _check_reason(reason_code, note)
-    if not isinstance(points, int) or isinstance(points, bool) or points == 0:
-        raise Invalid("points must be a non-zero integer")
-    if (replayed := _replayed(session, shop, key)) is not None:
-        return replayed
+    request = _checked(AdjustmentRequest(), points=points, reason_code=reason_code, note=note)
+    _check_key(key)
+    asked = fingerprint("adjust", customer_id, request)
+    if (earlier := replayed(session, shop, key, asked)) is not None:
+        return earlier
     member = find_member(session, shop, customer_id=customer_id)
-    return _record(session, shop, member, "adjust", points, reason_code, note, actor, key)
+    return _record(
+        session,
+        shop,
+        member,
+        "adjust",
+        request["points"],
+        reason_code,
+        request["note"],
+        actor,
+        key,
+        request_fingerprint=asked,
+    )
 
 
 def reverse_order(
@@ -293,15 +309,19 @@ def reverse_order(
 
     The reversal becomes one of the order's facts, like a refund, so later deliveries for the order keep it.
     """
-    _check_reason(reason_code, note)
-    if (replayed := _replayed(session, shop, key)) is not None:
-        return replayed
+    request = _checked(ReversalRequest(), points=points, reason_code=reason_code, note=note)
+    _check_key(key)
+    asked = fingerprint("reverse", order_id, request)
+    if (earlier := replayed(session, shop, key, asked)) is not None:
+        return earlier
+    note = request["note"]
     order = _locked_order(session, shop, order_id)
     if order.points_held <= 0:
         raise SupportError(f"order {order_id} holds no points to reverse")
-    amount = order.points_held if points is None else points
-    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= order.points_held:
-        raise Invalid(f"points must be between 1 and {order.points_held}, what the order still holds")
+    amount = order.points_held if request["points"] is None else request["points"]
+    if not 0 < amount <= order.points_held:
+        message = f"must be between 1 and {order.points_held}, what the order still holds"
+        raise Invalid(f"points: {message}", {"points": [message]})
     record = _record(
         session,
         shop,
@@ -313,6 +333,7 @@ def reverse_order(
         actor,
         key,
         order_id=order_id,
+        request_fingerprint=asked,
     )
     order.support_delta -= amount
     _settle_for(session, shop, order, record, reason_code, note, actor)
@@ -323,9 +344,12 @@ def undo(
     session: Session, shop: Shop, action_id: int, reason_code: str, note: str, actor: str, key: str | None = None
 ) -> SupportAction:
     """Undo a support action with a further audited action; an order gets back no more than its facts allow."""
-    _check_reason(reason_code, note)
-    if (replayed := _replayed(session, shop, key)) is not None:
-        return replayed
+    request = _checked(UndoRequest(), reason_code=reason_code, note=note)
+    _check_key(key)
+    asked = fingerprint("undo", action_id, request)
+    if (earlier := replayed(session, shop, key, asked)) is not None:
+        return earlier
+    note = request["note"]
     original = session.execute(
         select(SupportAction).where(SupportAction.shop_id == shop.id, SupportAction.id == action_id).with_for_update()
     ).scalar_one_or_none()
@@ -336,7 +360,17 @@ def undo(
     member = session.get(Member, original.member_id)
     if original.order_id is None:
         record = _record(
-            session, shop, member, "undo", -original.points, reason_code, note, actor, key, undo_of=original.id
+            session,
+            shop,
+            member,
+            "undo",
+            -original.points,
+            reason_code,
+            note,
+            actor,
+            key,
+            undo_of=original.id,
+            request_fingerprint=asked,
         )
     else:
         order = _locked_order(session, shop, original.order_id)
@@ -352,6 +386,7 @@ def undo(
             key,
             order_id=original.order_id,
             undo_of=original.id,
+            request_fingerprint=asked,
         )
         order.support_delta -= original.points  # the original's points were negative for a reversal
         _settle_for(session, shop, order, record, reason_code, note, actor)
@@ -389,71 +424,21 @@ def _settle_for(
     record.balance_after = before + posted
 
 
-def perform(
-    session: Session, shop: Shop, action: str, target: int, body: dict[str, Any], actor: str, key: str | None
-) -> SupportAction:
-    """One support action from a request body: `adjust` a customer, `reverse` an order, `undo` an action."""
-    reason_code, note = str(body.get("reason_code", "")), str(body.get("note", ""))
-    if action == "adjust":
-        return adjust(session, shop, target, body.get("points"), reason_code, note, actor, key)
-    if action == "reverse":
-        return reverse_order(session, shop, target, body.get("points"), reason_code, note, actor, key)
-    if action == "undo":
-        return undo(session, shop, target, reason_code, note, actor, key)
-    raise Invalid(f"unknown action {action!r}")
-
-
-def action_json(a: SupportAction) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "action": a.action,
-        "actor": a.actor,
-        "reason_code": a.reason_code,
-        "note": a.note,
-        "points": a.points,
-        "balance_before": a.balance_before,
-        "balance_after": a.balance_after,
-        "order_id": a.order_id,
-        "undo_of": a.undo_of,
-        "undone_by": a.undone_by,
-        "at": a.created_at.isoformat(),
-    }
-
-
-def parked(session: Session, shop: Shop, limit: int = 200) -> list[dict[str, Any]]:
-    """The shop's parked deliveries, oldest first, with the reason each could not be processed."""
-    rows = session.scalars(
-        select(Delivery)
-        .where(Delivery.shop_domain == shop.domain, Delivery.status == "parked")
-        .order_by(Delivery.id)
-        .limit(limit)
+def parked(session: Session, shop: Shop, limit: int = 200) -> list[Delivery]:
+    """The shop's parked deliveries, oldest first, with the reason each could not be processed (ParkedSchema)."""
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.shop_domain == shop.domain, Delivery.status == "parked")
+            .order_by(Delivery.id)
+            .limit(limit)
+        )
     )
-    return [
-        {
-            "id": d.id,
-            "topic": d.topic,
-            "received_at": d.received_at.isoformat(),
-            "attempts": d.attempts,
-            "reason": d.reason,
-        }
-        for d in rows
-    ]
 
 
-def parked_delivery(session: Session, shop: Shop, delivery_id: int) -> dict[str, Any]:
-    """One delivery of the shop in full, to inspect before a replay: headers we kept and the raw body."""
+def parked_delivery(session: Session, shop: Shop, delivery_id: int) -> Delivery:
+    """One delivery of the shop in full, to inspect before a replay (ParkedDeliverySchema)."""
     delivery = session.get(Delivery, delivery_id)
     if delivery is None or delivery.shop_domain != shop.domain:
         raise NotFound(f"no delivery {delivery_id}")
-    return {
-        "id": delivery.id,
-        "topic": delivery.topic,
-        "status": delivery.status,
-        "reason": delivery.reason,
-        "webhook_id": delivery.webhook_id,
-        "triggered_at": delivery.triggered_at,
-        "api_version": delivery.api_version,
-        "received_at": delivery.received_at.isoformat(),
-        "attempts": delivery.attempts,
-        "body": delivery.body.decode("utf-8", "replace")[:65536],
-    }
+    return delivery

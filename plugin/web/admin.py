@@ -1,7 +1,7 @@
 """The embedded admin: GET /admin (the page) and its API under /api/admin/, authenticated by session tokens.
 
 The API's OpenAPI document is generated from the marshmallow schemas by flask-smorest and served at
-/api/admin/openapi.json.
+/api/admin/openapi.json; the support API's, at /api/support/openapi.json.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from flask import Blueprint as FlaskBlueprint
 from flask import Response, current_app, g, jsonify, render_template, request, url_for
 from flask.views import MethodView
-from flask_smorest import Api, Blueprint
 from marshmallow import Schema, ValidationError, fields
 from sqlalchemy import func, select
 
@@ -18,10 +17,12 @@ from plugin.db import transaction
 from plugin.models import Member, Posting, Shop
 from plugin.platforms.shopify import session as shopify_session
 from plugin.platforms.shopify.adapter import is_valid_shop_domain
-from plugin.programme.settings import ProgramSettingsSchema, stored_settings, validate_settings
+from plugin.programme.settings import ProgramSettingsSchema, stored_settings
+from plugin.services import shops
+from plugin.web.apis import DocumentedApi, DocumentedBlueprint
 
-api = Api()
-blp = Blueprint("admin_api", __name__, url_prefix="/api/admin", description="Programme settings and figures")
+api = DocumentedApi()
+blp = DocumentedBlueprint("admin_api", __name__, url_prefix="/api/admin", description="Programme settings and figures")
 page = FlaskBlueprint("admin_page", __name__)
 
 
@@ -51,6 +52,7 @@ class SummarySchema(Schema):
 
 
 def init_app(app) -> None:
+    """The admin API and page, and the support API: both APIs are documented before any error handler is set."""
     app.config.update(
         API_TITLE="Loyalty admin API",
         API_VERSION="1",
@@ -60,10 +62,11 @@ def init_app(app) -> None:
     )
     api.init_app(app)
     api.spec.components.security_scheme("sessionToken", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    from plugin.web import admin_support  # noqa: F401  (its routes join blp before it is registered)
+    from plugin.web import admin_support, support_api  # noqa: F401  (admin_support's routes join blp first)
 
     api.register_blueprint(blp)
     app.register_blueprint(page)
+    support_api.init_app(app)
 
 
 def _settings() -> Settings:
@@ -121,20 +124,21 @@ class SettingsResource(MethodView):
             return jsonify({"version": shop.settings_version, "settings": stored_settings(shop.settings)})
 
     @blp.doc(security=[{"sessionToken": []}])
-    @blp.arguments(ProgramSettingsSchema)
+    @blp.arguments(ProgramSettingsSchema, error_status_code=422)
     @blp.response(200, SettingsEnvelopeSchema)
     def put(self, _checked):
-        """Replace the programme. Orders already paid keep the rules they earned under."""
+        """Change the programme: the fields sent replace the stored ones, fields left out keep their values.
+
+        The same merge as `loyalty settings DOMAIN --set`. Orders already paid keep the rules they earned under.
+        """
         shop_id = _staff_shop_id()
-        with transaction(_settings().database_url) as db:
-            shop = db.get(Shop, shop_id)
-            try:
-                clean = validate_settings(request.get_json(), shop.currency)
-            except ValidationError as error:
-                raise _Refused(422, "invalid_settings", "some settings are not valid", error.messages) from None
-            shop.settings = clean
-            shop.settings_version += 1
-            return jsonify({"version": shop.settings_version, "settings": clean})
+        try:
+            with transaction(_settings().database_url) as db:
+                shop = db.get(Shop, shop_id)
+                clean = shops.update_settings(db, shop, request.get_json())
+                return jsonify({"version": shop.settings_version, "settings": clean})
+        except ValidationError as error:
+            raise _Refused(422, "invalid_settings", "some settings are not valid", error.messages) from None
 
 
 @blp.route("/summary")
