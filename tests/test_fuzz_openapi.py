@@ -136,10 +136,9 @@ def test_the_admin_api_never_answers_a_server_error(operation, staff):
     fuzz(operation, staff, [checks.not_a_server_error])
 
 
-@pytest.mark.xfail(strict=True, reason="needs the fix for issue #12 hole 7: ids past 2^63 in the path answer 500")
 @pytest.mark.parametrize("operation", operations(admin, IDS_PAST_BIGINT))
 def test_the_admin_api_never_answers_a_server_error_for_ids_past_bigint(operation, staff):
-    fuzz(operation, staff, [checks.not_a_server_error], xfail=True)
+    fuzz(operation, staff, [checks.not_a_server_error])
 
 
 @pytest.mark.parametrize("operation", operations(admin, PROGRAMME))
@@ -147,10 +146,9 @@ def test_the_programme_settings_and_summary_succeed_as_the_document_says(operati
     fuzz(operation, staff, [successful_answers_match_the_document])
 
 
-@pytest.mark.xfail(strict=True, reason="needs doors: error shapes (401, 404, 422) are not in the admin document")
 @pytest.mark.parametrize("operation", operations(admin, r"^/api/admin/"))
 def test_the_admin_api_answers_every_request_as_the_document_says(operation, staff):
-    fuzz(operation, staff, CONFORMANCE, xfail=True)
+    fuzz(operation, staff, CONFORMANCE)
 
 
 @pytest.mark.xfail(support is None, strict=True, reason="needs doors: the support API has no OpenAPI document yet")
