@@ -21,7 +21,7 @@ from redis import Redis
 from sqlalchemy import create_engine, text
 
 from plugin import create_app
-from plugin.config import Settings, normalise_database_url
+from plugin.config import DEFAULT_API_VERSION, Settings, normalise_database_url
 from plugin.db import engine_for, transaction
 from plugin.platforms.shopify.adapter import webhook_signature
 from plugin.services import shops
@@ -150,7 +150,7 @@ def signed_headers(
         "X-Shopify-Hmac-Sha256": webhook_signature(body, secret),
         "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
         "X-Shopify-Triggered-At": "2026-11-20T10:00:00.123456789Z",
-        "X-Shopify-API-Version": "2025-10",
+        "X-Shopify-API-Version": DEFAULT_API_VERSION,
     }
 
 
@@ -292,5 +292,6 @@ def fake_shop_api(settings):
         return answer.status_code, dict(answer.headers), answer.get_data()
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_callback(responses.POST, "https://fake-shop.test/admin/api/2025-10/graphql.json", callback=forward)
+        url = f"https://fake-shop.test/admin/api/{DEFAULT_API_VERSION}/graphql.json"
+        mock.add_callback(responses.POST, url, callback=forward)
         yield dataclasses.replace(settings, shopify_api_base_url="https://fake-shop.test"), state

@@ -73,6 +73,8 @@ def reap_all() -> list[int]:
             reaped.append(process.pid)
         with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
+    if PID_FILE:  # all ended: nothing left for `make test`'s trap to look at
+        open(PID_FILE, "w").close()
     return reaped
 
 
