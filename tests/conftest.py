@@ -208,6 +208,18 @@ def leave_nothing_behind() -> Iterator[None]:
         print(f"warning: could not delete this run's Redis keys ({error})")
 
 
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test() -> Iterator[None]:
+    """A test that fails half-way leaves no worker or server running into the next tests (their sweepers would
+    drain the next test's inbox). Processes meant to serve several tests must be started by a wider fixture
+    before any test runs, or they would be reaped with the first test."""
+    from tests.processes import reap_since, spawned_so_far
+
+    mark = spawned_so_far()
+    yield
+    reap_since(mark)
+
+
 def _terminated(signum, frame):
     # SIGTERM (CI's timeout, `kill`, make's trap) ends pytest like Ctrl-C, so the session teardown and atexit run.
     raise KeyboardInterrupt(f"signal {signum}")

@@ -63,16 +63,27 @@ def _signal_group(pid: int, sig: int) -> None:
             os.kill(pid, sig)
 
 
-def reap_all() -> list[int]:
-    """Kill every process this run started that is still alive (with its group); returns their pids."""
+def spawned_so_far() -> int:
+    """A mark for `reap_since`: how many processes this run has started."""
+    return len(_SPAWNED)
+
+
+def reap_since(mark: int) -> list[int]:
+    """Kill the processes started after `mark` that are still alive (a failed test's workers and servers)."""
     reaped = []
-    while _SPAWNED:
+    while len(_SPAWNED) > mark:
         process = _SPAWNED.pop()
         if process.poll() is None:
             _kill_group(process.pid)
             reaped.append(process.pid)
         with suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
+    return reaped
+
+
+def reap_all() -> list[int]:
+    """Kill every process this run started that is still alive (with its group); returns their pids."""
+    reaped = reap_since(0)
     if PID_FILE:  # all ended: nothing left for `make test`'s trap to look at
         open(PID_FILE, "w").close()
     return reaped

@@ -34,7 +34,7 @@ def test_shopify_cli_finds_the_theme_app_extension_with_its_blocks_locales_and_a
     }
     assert (extension / "locales" / "en.default.json").is_file()
     assert {path.name for path in (extension / "assets").iterdir()} == {"loyalty-widget.js", "loyalty-widget.css"}
-    assert demo.ASSETS == extension / "assets"  # the demo storefront serves the very files Shopify deploys
+    assert extension / "assets" == demo.ASSETS  # the demo storefront serves the very files Shopify deploys
 
 
 def test_the_app_toml_and_the_app_pin_the_same_admin_api_version():
