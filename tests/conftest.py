@@ -183,10 +183,14 @@ def forget_redis_keys(redis: Redis, mark: str) -> None:
     keys = list(redis.scan_iter(match=f"*{mark}*", count=1000))
     job_ids: set[bytes] = set()
     for key in keys:
-        kind = key.decode().split(":")
-        if len(kind) > 2 and kind[0] == "rq" and kind[1] in _JOB_ID_KEYS:
-            job_ids.update(redis.lrange(key, 0, -1) if redis.type(key) == b"list" else redis.zrange(key, 0, -1))
-    doomed = keys + [f"rq:{what}:{job.decode()}" for job in job_ids for what in ("job", "results")]
+        parts = key.decode().split(":")
+        if len(parts) > 2 and parts[0] == "rq" and parts[1] in _JOB_ID_KEYS:
+            kind = redis.type(key)  # RQ keeps side keys under these prefixes too: read only lists and sorted sets
+            if kind == b"list":
+                job_ids.update(redis.lrange(key, 0, -1))
+            elif kind == b"zset":
+                job_ids.update(redis.zrange(key, 0, -1))
+    doomed = keys + [f"rq:{what}:{job.decode()}" for job in job_ids for what in ("job", "results", "executions")]
     if doomed:
         redis.delete(*doomed)
     for shared_set in ("rq:queues", "rq:workers"):  # RQ's global registries: take out only our own members
