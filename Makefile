@@ -9,7 +9,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 FLASK = $(VENV)/bin/flask --app plugin
 DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && LOYALTY_DEMO=1 && set +a
 
-.PHONY: run test test-postgres test-sqlite fuzz lint simulate balance redeem bench bench-widget chaos clean
+.PHONY: run test test-postgres test-sqlite fuzz lint ruff imports theme-check npm-locks simulate balance redeem bench bench-widget chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -48,25 +48,44 @@ redeem: instance/dev.env
 	$(DEV_ENV) && $(FLASK) loyalty redeem demo-shop.myshopify.com 1001 5-off && \
 	  $(FLASK) loyalty redemptions demo-shop.myshopify.com 1001
 
-## test: the whole suite on PostgreSQL and again on SQLite, with real Redis and RQ workers, the fuzz stage, then ruff
+## test: every test on PostgreSQL, then on SQLite the tiers whose behaviour depends on the database, then the fuzz stage, then lint.
+## Tiers (tests/conftest.py gives each test one from the fixtures it uses): unit (no database), db (the database,
+## maybe Redis), http (the Flask test client), e2e (real rq workers, the fake shop, the app as processes), browser
+## (Playwright in Debian's chromium). SQLite runs db and http: they go through SQL, where SQLite and PostgreSQL
+## differ (locks, constraints, the widget's one-statement read); unit tests touch no database, and e2e and browser
+## tests run the production shape (PostgreSQL, Redis, workers), so they run once, on PostgreSQL.
+## Each run has its own PostgreSQL database and Redis keys; scripts/reaped.sh kills whatever a killed run left.
 test: $(VENV)/.installed
 	scripts/services.sh
 	$(MAKE) --no-print-directory test-postgres test-sqlite fuzz lint
 
 test-postgres:
-	TEST_DATABASE_URL=$(PG_TEST_URL) $(VENV)/bin/pytest -m "not fuzz"
+	TEST_DATABASE_URL=$(PG_TEST_URL) scripts/reaped.sh $(VENV)/bin/pytest -m "not fuzz" $(PYTEST_ARGS)
 
 test-sqlite:
-	TEST_DATABASE_URL=sqlite $(VENV)/bin/pytest -m "not fuzz"
+	TEST_DATABASE_URL=sqlite scripts/reaped.sh $(VENV)/bin/pytest -m "(db or http) and not fuzz" $(PYTEST_ARGS)
 
-## fuzz: generated hostile input, about a minute: schemathesis on the admin (and support) OpenAPI documents,
+## fuzz: generated hostile input, about a minute: schemathesis on the admin and support OpenAPI documents,
 ## hypothesis on the webhook parser, the inbox and the App Proxy verifier (FUZZ_RANDOM=1 new cases, FUZZ_SCALE=10 more)
 fuzz: $(VENV)/.installed
 	scripts/services.sh
-	TEST_DATABASE_URL=$(PG_TEST_URL) $(VENV)/bin/pytest -m fuzz $(FUZZ_ARGS)
+	TEST_DATABASE_URL=$(PG_TEST_URL) scripts/reaped.sh $(VENV)/bin/pytest -m fuzz $(FUZZ_ARGS)
 
-lint:
+## lint: ruff, the architecture contracts (import-linter, [tool.importlinter] in pyproject.toml), Theme Check on
+## the theme app extension, and `npm ci` of every committed package-lock.json
+lint: ruff imports theme-check npm-locks
+
+ruff:
 	$(VENV)/bin/ruff check .
+
+imports:
+	$(VENV)/bin/lint-imports
+
+npm-locks:
+	scripts/npm-locks.sh
+
+theme-check: npm-locks
+	node scripts/theme-check.mjs storefront_widget/extension
 
 ## bench: intake and widget read against bare Flask, 20,000 orders end to end, peak RSS, 1M members / 20M postings
 ## (writes docs/benchmarks.md and docs/benchmarks.json; BENCH_ARGS="--only intake,widget" to run a part)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start local PostgreSQL and Redis for the tests if they are installed but stopped (installing them, and Debian's
-# chromium for the browser tests, if absent).
+# chromium for the browser tests, and Node.js for Theme Check, if absent).
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
@@ -16,6 +16,13 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "installing Debian's chromium for the browser tests"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+if ! command -v npm >/dev/null; then
+  # `make test` runs Theme Check and `npm ci` of every package-lock.json with the machine's Node.js and npm.
+  echo "installing Debian's Node.js and npm"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q; then

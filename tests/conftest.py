@@ -1,4 +1,4 @@
-"""Shared fixtures: a migrated database per test (PostgreSQL or SQLite), the app, and signed deliveries."""
+"""Shared fixtures: a migrated database per test (PostgreSQL or SQLite), the app, signed deliveries, and tiers."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from redis import Redis
 from sqlalchemy import create_engine, text
 
 from plugin import create_app
-from plugin.config import Settings, normalise_database_url
+from plugin.config import DEFAULT_API_VERSION, Settings, normalise_database_url
 from plugin.db import engine_for, transaction
 from plugin.platforms.shopify.adapter import webhook_signature
 from plugin.services import shops
@@ -42,6 +44,8 @@ TABLES = (
 )
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# This run's mark on every Redis key, queue and worker name it makes, so two runs sharing a Redis never meet.
+RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def _migrate(url: str) -> None:
@@ -146,7 +150,7 @@ def signed_headers(
         "X-Shopify-Hmac-Sha256": webhook_signature(body, secret),
         "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
         "X-Shopify-Triggered-At": "2026-11-20T10:00:00.123456789Z",
-        "X-Shopify-API-Version": "2025-10",
+        "X-Shopify-API-Version": DEFAULT_API_VERSION,
     }
 
 
@@ -162,13 +166,131 @@ def fixture(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def queued(settings):
-    """Settings with Redis on, and a queue of this test's own."""
+    """Settings with Redis on, and a queue of this test's own (named after the run, so runs never share one)."""
     redis = Redis.from_url(TEST_REDIS_URL)
     redis.ping()  # the suite needs a real Redis: fail loudly rather than skip
-    name = f"loyalty-test-{uuid.uuid4().hex[:8]}"
+    name = f"loyalty-test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
     yield dataclasses.replace(settings, redis_url=TEST_REDIS_URL, queue_name=name, inbox_batch_size=25)
-    for key in redis.scan_iter(f"*{name}*"):
-        redis.delete(key)
+    forget_redis_keys(redis, name)
+
+
+# RQ's lists and sorted sets of job ids, one of each per queue (rq:queue:<name>, rq:finished:<name>, ...).
+_JOB_ID_KEYS = ("queue", "finished", "failed", "wip", "deferred", "scheduled", "canceled")
+
+
+def forget_redis_keys(redis: Redis, mark: str) -> None:
+    """Delete the Redis keys whose name holds `mark`, with their RQ jobs and set entries; nobody else's keys."""
+    keys = list(redis.scan_iter(match=f"*{mark}*", count=1000))
+    job_ids: set[bytes] = set()
+    for key in keys:
+        parts = key.decode().split(":")
+        if len(parts) > 2 and parts[0] == "rq" and parts[1] in _JOB_ID_KEYS:
+            kind = redis.type(key)  # RQ keeps side keys under these prefixes too: read only lists and sorted sets
+            if kind == b"list":
+                job_ids.update(redis.lrange(key, 0, -1))
+            elif kind == b"zset":
+                job_ids.update(redis.zrange(key, 0, -1))
+    doomed = keys + [f"rq:{what}:{job.decode()}" for job in job_ids for what in ("job", "results", "executions")]
+    if doomed:
+        redis.delete(*doomed)
+    for shared_set in ("rq:queues", "rq:workers"):  # RQ's global registries: take out only our own members
+        ours = [member for member in redis.smembers(shared_set) if mark.encode() in member]
+        if ours:
+            redis.srem(shared_set, *ours)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leave_nothing_behind() -> Iterator[None]:
+    """At the end of the run, however it ends: no process of ours alive, no Redis key of ours left."""
+    yield
+    from tests.processes import reap_all
+
+    reap_all()
+    try:
+        forget_redis_keys(Redis.from_url(TEST_REDIS_URL, socket_timeout=5), RUN_ID)
+    except Exception as error:  # Redis gone: the keys are this run's alone and harm no other run
+        print(f"warning: could not delete this run's Redis keys ({error})")
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test() -> Iterator[None]:
+    """A test that fails half-way leaves no worker or server running into the next tests (their sweepers would
+    drain the next test's inbox). Processes meant to serve several tests must be started by a wider fixture
+    before any test runs, or they would be reaped with the first test."""
+    from tests.processes import reap_since, spawned_so_far
+
+    mark = spawned_so_far()
+    yield
+    reap_since(mark)
+
+
+def _terminated(signum, frame):
+    # SIGTERM (CI's timeout, `kill`, make's trap) ends pytest like Ctrl-C, so the session teardown and atexit run.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+# Test tiers, from the fixtures and helpers a test uses; an explicit marker on the test or its module wins.
+TIERS = ("unit", "db", "http", "e2e", "browser")
+DATABASE_FIXTURES = {"database_template", "database_url", "settings"}
+HTTP_FIXTURES = {"app", "client"}
+HTTP_NAMES = {"create_app", "test_client"}
+PROCESS_NAMES = {"run_worker", "start_fake_shop", "start_app", "subprocess", "spawn"}
+BROWSER_NAMES = {"chromium_page", "sync_playwright"}
+
+
+def _names_used(function, module_globals: dict, seen: set) -> set[str]:
+    """Global names a function reads, following helper functions of the same module and nested code."""
+    names: set[str] = set()
+    codes = [getattr(function, "__code__", None)]
+    while codes:
+        code = codes.pop()
+        if code is None or code in seen:
+            continue
+        seen.add(code)
+        names.update(code.co_names)
+        codes.extend(const for const in code.co_consts if hasattr(const, "co_names"))
+        for name in code.co_names:
+            helper = module_globals.get(name)
+            if getattr(helper, "__module__", None) == module_globals.get("__name__"):
+                codes.append(getattr(helper, "__code__", None))
+    return names
+
+
+def tier_of(item: pytest.Item) -> str:
+    explicit = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+    if explicit:
+        return explicit[0]  # the closest marker: a test's own overrides its module's
+    fixtures = set(getattr(item, "fixturenames", ()))
+    names: set[str] = set()
+    seen: set = set()
+    functions = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in (info.name2fixturedefs.values() if info else ()):
+        functions.extend(definition.func for definition in definitions)
+    for function in functions:
+        module = sys.modules.get(getattr(function, "__module__", "") or "")
+        if module is not None and module.__name__.startswith("tests"):  # pytest's own fixtures start nothing
+            names |= _names_used(function, vars(module), seen)
+    if names & BROWSER_NAMES:
+        return "browser"
+    if names & PROCESS_NAMES:
+        return "e2e"
+    if fixtures & HTTP_FIXTURES or (fixtures & DATABASE_FIXTURES and names & HTTP_NAMES):
+        return "http"
+    if fixtures & DATABASE_FIXTURES:
+        return "db"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item)
+        if not item.get_closest_marker(tier):
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture
@@ -186,5 +308,6 @@ def fake_shop_api(settings):
         return answer.status_code, dict(answer.headers), answer.get_data()
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_callback(responses.POST, "https://fake-shop.test/admin/api/2025-10/graphql.json", callback=forward)
+        url = f"https://fake-shop.test/admin/api/{DEFAULT_API_VERSION}/graphql.json"
+        mock.add_callback(responses.POST, url, callback=forward)
         yield dataclasses.replace(settings, shopify_api_base_url="https://fake-shop.test"), state

@@ -1,8 +1,10 @@
-"""Helpers that start real processes for integration tests: rq workers and the fake shop."""
+"""Helpers that start real processes for integration tests (rq workers, the fake shop, the app) and reap them."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -10,15 +12,85 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, SECRET
+from tests.conftest import ROOT, RUN_ID, SECRET
 
 RQ = str(Path(sys.executable).parent / "rq")
 FLASK = str(Path(sys.executable).parent / "flask")
+# `make test` names a file here; its trap kills every process group listed in it, even after a SIGKILLed pytest.
+PID_FILE = os.environ.get("LOYALTY_TEST_PID_FILE", "")
+_SPAWNED: list[subprocess.Popen] = []
+PR_SET_PDEATHSIG = 1
+_PRCTL = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel SIGKILLs it when pytest dies, however pytest dies (Linux only)."""
+    if _PRCTL is not None:  # elsewhere the atexit reaper and the Makefile trap still apply
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def spawn(command: list[str], **options) -> subprocess.Popen:
+    """Popen in a process group of its own, remembered so that `reap_all` (and `make test`'s trap) can end it."""
+    process = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent, **options)
+    _SPAWNED.append(process)
+    if PID_FILE:
+        with open(PID_FILE, "a") as pids:
+            pids.write(f"{process.pid}\n")
+    return process
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(child) for child in found]
+
+
+def _kill_group(pid: int) -> None:
+    # An RQ work horse moves to a process group of its own, so it is found as a child and killed too.
+    for child in _children(pid):
+        _signal_group(child, signal.SIGKILL)
+    _signal_group(pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def spawned_so_far() -> int:
+    """A mark for `reap_since`: how many processes this run has started."""
+    return len(_SPAWNED)
+
+
+def reap_since(mark: int) -> list[int]:
+    """Kill the processes started after `mark` that are still alive (a failed test's workers and servers)."""
+    reaped = []
+    while len(_SPAWNED) > mark:
+        process = _SPAWNED.pop()
+        if process.poll() is None:
+            _kill_group(process.pid)
+            reaped.append(process.pid)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+    return reaped
+
+
+def reap_all() -> list[int]:
+    """Kill every process this run started that is still alive (with its group); returns their pids."""
+    reaped = reap_since(0)
+    if PID_FILE:  # all ended: nothing left for `make test`'s trap to look at
+        open(PID_FILE, "w").close()
+    return reaped
+
+
+atexit.register(reap_all)
 
 
 def environment(settings, **extra: str) -> dict[str, str]:
@@ -48,16 +120,15 @@ def run_worker(settings, *, burst: bool = True, **extra: str) -> subprocess.Pope
         "--worker-class",
         "plugin.worker.LoyaltyWorker",
         "--name",
-        f"w-{uuid.uuid4().hex[:8]}",
+        f"w-{RUN_ID}-{uuid.uuid4().hex[:8]}",
         settings.queue_name,
     ]
     if burst:
         command.insert(2, "--burst")
-    return subprocess.Popen(
+    return spawn(
         command,
         cwd=ROOT,
         env=environment(settings, **extra),
-        start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -72,10 +143,9 @@ def finish(process: subprocess.Popen, timeout: float = 120) -> str:
 
 def kill_hard(worker: subprocess.Popen) -> None:
     """SIGKILL a worker and its work horse (RQ gives the horse a process group of its own)."""
-    children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):  # the horse may finish its job between pgrep and here
-            os.kill(int(pid), signal.SIGKILL)
+    for pid in _children(worker.pid):
+        with contextlib.suppress(ProcessLookupError):  # the horse may finish its job first
+            os.kill(pid, signal.SIGKILL)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.communicate(timeout=30)
 
@@ -89,7 +159,7 @@ def free_port() -> int:
 def start_fake_shop(*args: str) -> tuple[subprocess.Popen, str]:
     """`python -m plugin.devtools.fake_shop` on a free port; returns the process and its base URL once it answers."""
     port = free_port()
-    process = subprocess.Popen(
+    process = spawn(
         [sys.executable, "-m", "plugin.devtools.fake_shop", "--port", str(port), *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -124,7 +194,7 @@ def stop(process: subprocess.Popen) -> None:
 def start_app(settings, **extra: str) -> tuple[subprocess.Popen, str]:
     """The app under Flask's threaded server, as `make run` serves it; returns it once /healthz answers."""
     port = free_port()
-    process = subprocess.Popen(
+    process = spawn(
         [FLASK, "--app", "plugin", "run", "--port", str(port)],
         cwd=ROOT,
         env=environment(settings, **extra),

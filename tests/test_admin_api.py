@@ -68,12 +68,27 @@ def test_a_valid_session_token_reads_the_settings(client, shop):
     ],
     ids=["missing", "expired", "wrong-audience", "iss-and-dest-differ", "forged", "not-yet-valid", "not-installed"],
 )
-def test_bad_session_tokens_are_refused(client, shop, claims, reason):
+def test_bad_session_tokens_are_refused_by_the_admin_and_its_support_desk(client, shop, claims, reason):
     # Minted here, not at collection: a token made minutes before its test runs may have expired meanwhile.
-    response = call(client, "GET", "summary", None if claims is None else session_token(**claims))
-    assert response.status_code == 401
-    error = response.get_json()["error"]
-    assert error["code"] == "invalid_session_token" and reason.lower() in error["message"].lower()
+    token = None if claims is None else session_token(**claims)
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "60.00")]))
+    support = {"points": 5, "reason_code": "goodwill", "note": "x", "name": "n"}
+    for method, path, body in [
+        ("GET", "summary", None),
+        ("PUT", "settings", {}),
+        ("GET", "support/members?customer_id=7001", None),
+        ("POST", "support/members/7001/adjustments", support),
+        ("GET", "support/keys", None),
+        ("POST", "support/keys", support),
+        ("GET", "support/parked", None),
+    ]:
+        response = call(client, method, path, token, json=body)
+        assert response.status_code == 401, path
+        error = response.get_json()["error"]
+        assert error["code"] == "invalid_session_token" and reason.lower() in error["message"].lower(), path
+    member = call(client, "GET", "support/members?customer_id=7001", session_token()).get_json()
+    assert member["balance"] == 60 and call(client, "GET", "settings", session_token()).get_json()["version"] == 1
+    assert call(client, "GET", "support/keys", session_token()).get_json()["keys"] == []
 
 
 def test_invalid_settings_come_back_with_an_error_per_field(client, shop):

@@ -13,6 +13,7 @@ import responses
 from sqlalchemy import select
 
 from plugin import crypto, platforms
+from plugin.config import DEFAULT_API_VERSION
 from plugin.db import transaction
 from plugin.models import Member, Shop, utcnow
 from plugin.platforms.shopify.admin import AdminAPIError
@@ -22,7 +23,7 @@ from tests import builders
 from tests.conftest import SECRET, SHOP, deliver
 
 TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
-GRAPHQL = f"https://{SHOP}/admin/api/2025-10/graphql.json"
+GRAPHQL = f"https://{SHOP}/admin/api/{DEFAULT_API_VERSION}/graphql.json"
 GRANT = {
     "access_token": "shpat_fresh",
     "scope": "read_orders,read_customers,write_customers,write_discounts",

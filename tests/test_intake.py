@@ -9,6 +9,7 @@ import json
 from sqlalchemy import func, select
 
 from plugin import create_app
+from plugin.config import DEFAULT_API_VERSION
 from plugin.db import transaction
 from plugin.models import Delivery, Member, Posting
 from tests import builders
@@ -31,7 +32,7 @@ def test_signed_paid_order_is_stored_processed_and_earns(client, settings, shop)
     assert response.get_json()["status"] == "accepted"
     [delivery] = _deliveries(settings)
     assert (delivery.status, delivery.topic, delivery.shop_domain) == ("processed", "orders/paid", SHOP)
-    assert delivery.api_version == "2025-10"
+    assert delivery.api_version == DEFAULT_API_VERSION
     assert delivery.triggered_at == "2026-11-20T10:00:00.123456789Z"
     with transaction(settings.database_url) as session:
         assert session.execute(select(Member.balance)).scalar_one() == 100

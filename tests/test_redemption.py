@@ -12,6 +12,7 @@ import responses
 from sqlalchemy import select
 
 from plugin import ledger, platforms
+from plugin.config import DEFAULT_API_VERSION
 from plugin.db import transaction
 from plugin.jobs import dispatch as queue
 from plugin.jobs import tasks as jobs
@@ -24,7 +25,7 @@ from tests import builders
 from tests.conftest import SHOP, deliver
 
 FAKE = "https://fake-shop.test"
-GRAPHQL = f"{FAKE}/admin/api/2025-10/graphql.json"
+GRAPHQL = f"{FAKE}/admin/api/{DEFAULT_API_VERSION}/graphql.json"
 TOKEN = "shpat_test_token"  # what the `shop` fixture installs
 
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 import responses
 
+from plugin.config import DEFAULT_API_VERSION
 from plugin.platforms.shopify import discounts
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.platforms.shopify.discounts import CodeRequest, CodeTaken, ShopCode
@@ -25,7 +26,7 @@ from plugin.programme.rewards import Reward
 
 SHOP = "loyal-shop.myshopify.com"
 TOKEN = "shpat_test_token"
-VERSION = "2025-10"
+VERSION = DEFAULT_API_VERSION
 DEFAULT_URL = f"https://{SHOP}/admin/api/{VERSION}/graphql.json"
 FAKE_SHOP = "http://127.0.0.1:8765"
 FAKE_URL = f"{FAKE_SHOP}/admin/api/{VERSION}/graphql.json"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from plugin.config import DEFAULT_API_VERSION
 from plugin.platforms.shopify.adapter import webhook_signature
 
 DEMO_SHOP = "demo-shop.myshopify.com"
@@ -84,6 +85,6 @@ def signed_delivery(shop: str, topic: str, payload: dict[str, Any], secret: str)
         "X-Shopify-Hmac-Sha256": webhook_signature(body, secret),
         "X-Shopify-Webhook-Id": str(uuid.uuid4()),
         "X-Shopify-Triggered-At": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "X-Shopify-API-Version": "2025-10",
+        "X-Shopify-API-Version": DEFAULT_API_VERSION,
     }
     return body, headers

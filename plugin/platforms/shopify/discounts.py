@@ -1,6 +1,6 @@
 """Discount codes in a Shopify shop: create (basic or free shipping), find by code, delete.
 
-API version 2025-10 (our pin) takes the customer restriction as `context` (DiscountContextInput);
+Since API version 2025-10 (we pin 2026-10), Shopify takes the customer restriction as `context` (DiscountContextInput);
 `customerSelection` is its deprecated predecessor. See docs/decisions/0005-discount-codes.md.
 """
 
