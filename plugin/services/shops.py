@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from plugin import crypto, platforms
 from plugin.models import Member, Shop, utcnow
-from plugin.programme.settings import validate_settings
+from plugin.programme.settings import stored_settings, validate_settings
 
 
 class ShopNotFound(LookupError):
@@ -59,7 +59,9 @@ def update_settings(session: Session, shop: Shop, changes: dict[str, Any]) -> di
     """
     if not isinstance(changes, dict):
         raise ValidationError({"_schema": ["send a JSON object of settings"]})
-    merged = {**shop.settings, **changes}
+    # Onto the readable stored settings: a part that no longer validates is already at its default there, so a
+    # save after a broken row repairs it instead of failing on what the merchant did not send.
+    merged = {**stored_settings(shop.settings), **changes}
     shop.settings = validate_settings(merged, shop.currency)
     shop.settings_version += 1
     return shop.settings
