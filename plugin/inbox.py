@@ -48,6 +48,7 @@ class IncomingDelivery:
     triggered_at: str | None = None
     api_version: str | None = None
     platform: str = "shopify"
+    parked_reason: str | None = None  # stored already parked (headers no shop sends), never processed
 
 
 def store(engine: Engine, incoming: IncomingDelivery) -> int | None:
@@ -66,7 +67,8 @@ def store(engine: Engine, incoming: IncomingDelivery) -> int | None:
         "api_version": incoming.api_version,
         "body": incoming.body,
         "received_at": utcnow(),
-        "status": RECEIVED,
+        "status": RECEIVED if incoming.parked_reason is None else PARKED,
+        "reason": incoming.parked_reason,
         "attempts": 0,
     }
     statement = _store_statement(engine.dialect.name)
@@ -82,7 +84,7 @@ def _store_statement(dialect: str):
     """The inbox INSERT, built once per dialect (building it per request cost more than sending it)."""
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
     columns = ("platform", "shop_domain", "topic", "webhook_id", "event_id", "triggered_at", "api_version", "body",
-               "received_at", "status", "attempts")  # fmt: skip
+               "received_at", "status", "reason", "attempts")  # fmt: skip
     return (
         insert(Delivery)
         .values({name: bindparam(name) for name in columns})
