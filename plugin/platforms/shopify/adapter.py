@@ -102,16 +102,37 @@ def proxy_signature(params: Iterable[tuple[str, str]], secret: str) -> str:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def verify_proxy(params: list[tuple[str, str]], secrets: Iterable[str], now: float) -> ProxyRequest:
-    """Check an App Proxy request's query parameters; raises ProxyAuthError, or returns who is asking."""
+# What Shopify adds to every App Proxy request (shopify.dev, "Authenticate app proxies"). No name here is a
+# suffix of another, which (with no `=` in names or values, and no repeats) makes the signed string, the sorted
+# pairs joined with nothing between them, split back into pairs in one way only.
+SHOPIFY_PROXY_PARAMETERS = frozenset({"shop", "logged_in_customer_id", "path_prefix", "timestamp", "signature"})
+
+
+def verify_proxy(
+    params: list[tuple[str, str]],
+    secrets: Iterable[str],
+    now: float,
+    allowed: frozenset[str] = frozenset(),
+    repeatable: frozenset[str] = frozenset(),
+) -> ProxyRequest:
+    """Check an App Proxy request's query parameters; raises ProxyAuthError, or returns who is asking.
+
+    `allowed` names the endpoint's own parameters, besides Shopify's; `repeatable` those of them that may repeat.
+    Anything else is refused before the signature is checked: the signed string has no separators, so an
+    unexpected parameter, an `=` inside a name or value, or a repeat could re-split another shopper's signed query.
+    """
     counts: dict[str, int] = {}
-    for key, _ in params:
+    for key, value in params:
+        if "=" in key or "=" in value:
+            raise ProxyAuthError("a parameter's name or value contains '='")
+        if key not in SHOPIFY_PROXY_PARAMETERS and key not in allowed:
+            raise ProxyAuthError(f"unexpected parameter '{key[:40]}'")
         counts[key] = counts.get(key, 0) + 1
+        if counts[key] > 1 and key not in repeatable:
+            raise ProxyAuthError(f"'{key}' is repeated")
     for key in ("signature", "shop", "timestamp"):
         if counts.get(key, 0) != 1:
             raise ProxyAuthError(f"exactly one '{key}' parameter is required")
-    if counts.get("logged_in_customer_id", 0) > 1:
-        raise ProxyAuthError("'logged_in_customer_id' is repeated")
     values = dict(params)
     given = values["signature"].encode()
     matches = [hmac.compare_digest(proxy_signature(params, secret).encode(), given) for secret in secrets]
