@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 RECEIVED, PROCESSED, IGNORED, PARKED = "received", "processed", "ignored", "parked"
 
 
+# Why an app/uninstalled must not be acted on (the shop's Admin API still takes our token), or None to go ahead.
+UninstallCheck = Callable[[Session, Shop], "str | None"]
+
+
 class Unprocessable(Exception):
     """An authenticated delivery that cannot be processed as it stands; it is parked with this reason."""
 
@@ -98,6 +102,7 @@ def drain(
     batch_size: int = 200,
     on_full_batch: Callable[[], None] | None = None,
     max_conflict_retries: int = 5,
+    confirm_uninstall: UninstallCheck | None = None,
 ) -> Counter[str]:
     """Process waiting deliveries until none is left; several processes may drain at once.
 
@@ -125,7 +130,9 @@ def drain(
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
-                batch_outcomes = Counter(process(session, d, shops, isolated=careful) for d in batch)
+                batch_outcomes = Counter(
+                    process(session, d, shops, isolated=careful, confirm_uninstall=confirm_uninstall) for d in batch
+                )
         except _RedoCarefully as failure:
             log.info("inbox batch rolled back (%s); continuing one by one", failure)
             careful_rows = batch_size
@@ -203,7 +210,12 @@ class _RedoCarefully(Exception):
 
 
 def process(
-    session: Session, delivery: Delivery, shops: dict[str, Shop | None] | None = None, *, isolated: bool = True
+    session: Session,
+    delivery: Delivery,
+    shops: dict[str, Shop | None] | None = None,
+    *,
+    isolated: bool = True,
+    confirm_uninstall: UninstallCheck | None = None,
 ) -> str:
     """Process one claimed delivery, inside a savepoint when `isolated`; returns its new status.
 
@@ -214,7 +226,7 @@ def process(
     if not isolated:
         delivery_id = delivery.id  # a failed flush expires the object: keep its id for the message
         try:
-            status = _handle(session, delivery, {} if shops is None else shops, facts)
+            status = _handle(session, delivery, {} if shops is None else shops, facts, confirm_uninstall)
             session.flush()  # so the database refuses this delivery's writes here, not the next one's or COMMIT's
         except OperationalError:
             raise
@@ -224,7 +236,7 @@ def process(
         return _finish(delivery, status, facts)
     try:
         with session.begin_nested():
-            status = _handle(session, delivery, {} if shops is None else shops, facts)
+            status = _handle(session, delivery, {} if shops is None else shops, facts, confirm_uninstall)
         delivery.reason = None
     except Unprocessable as reason:
         status, delivery.reason = PARKED, str(reason)
@@ -250,7 +262,13 @@ def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> st
     return status
 
 
-def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None], facts: dict) -> str:
+def _handle(
+    session: Session,
+    delivery: Delivery,
+    shops: dict[str, Shop | None],
+    facts: dict,
+    confirm_uninstall: UninstallCheck | None = None,
+) -> str:
     if delivery.shop_domain not in shops:
         shops[delivery.shop_domain] = session.execute(
             select(Shop).where(Shop.domain == delivery.shop_domain)
@@ -278,9 +296,14 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None],
         return IGNORED
     if lifecycle:
         named = getattr(event, "shop_domain", None)
-        if named is not None and named != delivery.shop_domain:
-            # The HMAC covers the body, not the header: a body naming another shop is not acted on.
+        if named != delivery.shop_domain:
+            # The HMAC covers the body, not the headers: a body naming another shop (or none) is not acted on.
             raise Unprocessable(f"the body names {named}, the header {delivery.shop_domain}")
+        if isinstance(event, events.AppUninstalled) and shop is not None and shop.active and confirm_uninstall:
+            # A genuine uninstall body can be replayed later, after a re-install: ask the shop before acting.
+            refusal = confirm_uninstall(session, shop)
+            if refusal:
+                raise Unprocessable(refusal)
         privacy.apply(session, shop, delivery.shop_domain, delivery.topic, event, delivery.id)
         if isinstance(event, events.ShopRedactRequested):
             shops[delivery.shop_domain] = None

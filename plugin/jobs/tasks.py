@@ -8,7 +8,7 @@ from datetime import timedelta
 from plugin import inbox
 from plugin.config import Settings
 from plugin.jobs import dispatch as queue
-from plugin.services import balance_push, reconcile, redemption, subscriptions
+from plugin.services import balance_push, privacy, reconcile, redemption, subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,12 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         def on_full_batch() -> None:
             queue.signal_inbox(settings)
 
-    outcomes = inbox.drain(settings.database_url, settings.inbox_batch_size, on_full_batch)
+    outcomes = inbox.drain(
+        settings.database_url,
+        settings.inbox_batch_size,
+        on_full_batch,
+        confirm_uninstall=lambda session, shop: privacy.uninstall_refusal(settings, session, shop),
+    )
     if outcomes:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):

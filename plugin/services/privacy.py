@@ -15,6 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from plugin import ledger
+from plugin.config import Settings
 from plugin.models import (
     Delivery,
     LedgerErasure,
@@ -27,6 +28,8 @@ from plugin.models import (
     Shop,
     utcnow,
 )
+from plugin.platforms.shopify import tokens
+from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme import events
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,35 @@ def apply(
         )
     log.info("%s for %s: %s", topic, shop_domain, {k: v for k, v in outcome.items() if k != "export"})
     return outcome
+
+
+STILL_INSTALLED_QUERY = "{ shop { id } }"  # the cheapest authenticated query: any token of the shop may run it
+
+
+def uninstall_refusal(settings: Settings, session: Session, shop: Shop) -> str | None:
+    """Why not to act on an app/uninstalled now, or None: the shop's Admin API must refuse our token.
+
+    The body's signature proves Shopify sent it once, not that it is recent: a genuine uninstall body,
+    replayed after a re-install, would otherwise deactivate the shop and delete its new token.
+    """
+    if shop.access_token is None:
+        return None  # nothing to ask with, and nothing a replay could delete
+    try:
+        token = tokens.current(session, settings, shop)  # a refused refresh is an answer too: the app is gone
+        client = AdminClient(
+            shop.domain,
+            token,
+            settings.shopify_api_version,
+            settings.shopify_api_base_url,
+            max_attempts=2,
+            read_timeout=min(settings.shopify_api_timeout, 5.0),
+        )
+        client.graphql(STILL_INSTALLED_QUERY, {})
+    except AdminAPIError:
+        return None  # the shop refused our token: uninstalled indeed
+    except AdminAPIUnavailable as error:
+        return f"app/uninstalled not confirmed: the shop's Admin API could not be reached ({error}); replay it"
+    return "app/uninstalled not acted on: the shop's Admin API still accepts our token, so the app is installed"
 
 
 def uninstall(session: Session, shop: Shop) -> dict[str, Any]:

@@ -46,7 +46,7 @@ PARSERS: dict[str, Callable[[Any, datetime], events.Event]] = {
     "orders/cancelled": lambda p, _t: events.OrderCancelled(shopify_schemas.load_order(p)),
     "refunds/create": lambda p, _t: events.OrderRefunded(shopify_schemas.load_refund(p)),
     "customers/create": lambda p, _t: events.CustomerCreated(shopify_schemas.load_customer(p)),
-    "app/uninstalled": lambda _p, _t: events.AppUninstalled(),
+    "app/uninstalled": lambda p, _t: shopify_schemas.load_uninstalled(p),
     "customers/data_request": lambda p, _t: shopify_schemas.load_data_request(p),
     "customers/redact": lambda p, _t: shopify_schemas.load_customer_redact(p),
     "shop/redact": lambda p, _t: shopify_schemas.load_shop_redact(p),

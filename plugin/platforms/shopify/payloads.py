@@ -319,9 +319,17 @@ class PrivacyCustomerSchema(_Lenient):
     id = _id()
 
 
+class UninstalledShopSchema(_Lenient):
+    """app/uninstalled: the shop object, which names its own myshopify domain (an order body does not)."""
+
+    id = _id()
+    myshopify_domain = fields.String(required=True)
+
+
 class PrivacyRequestSchema(_Lenient):
     """customers/data_request and customers/redact: the shop's domain, the customer, the request."""
 
+    shop_id = _id()
     shop_domain = fields.String(required=True)
     customer = fields.Nested(PrivacyCustomerSchema, required=True)
     data_request = fields.Dict(load_default=None, allow_none=True)
@@ -329,7 +337,12 @@ class PrivacyRequestSchema(_Lenient):
 
 
 class ShopRedactSchema(_Lenient):
+    shop_id = _id()
     shop_domain = fields.String(required=True)
+
+
+def load_uninstalled(payload: Any) -> events.AppUninstalled:
+    return events.AppUninstalled(UninstalledShopSchema().load(_object(payload))["myshopify_domain"])
 
 
 def load_data_request(payload: Any) -> events.CustomerDataRequested:
