@@ -236,7 +236,7 @@ def test_an_uninstall_body_naming_another_shop_deactivates_nothing(client, setti
 def test_an_uninstall_is_not_acted_on_while_the_shops_admin_api_still_accepts_our_token(
     fake_shop_api, shop_with_token
 ):
-    settings, state = fake_shop_api
+    settings, _ = fake_shop_api
     client = create_app(settings, TESTING=True).test_client()
     deliver(client, "app/uninstalled", UNINSTALLED)  # a genuine body, replayed while the app is installed
     assert shop_state(settings) == (True, True)
