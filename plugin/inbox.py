@@ -7,7 +7,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -97,33 +97,54 @@ def _store_statement(dialect: str):
     )
 
 
+MAX_ATTEMPTS = 3  # claims that never finished (a timeout, a killed worker) before a delivery is parked unread
+CLAIM_LEASE = timedelta(seconds=120)  # how long a claimed delivery is left to its drain before others may retry it
+
+
+@dataclass
+class _Claims:
+    """One drain's leased deliveries not yet finished, and whether the inbox had fewer waiting than it asked for."""
+
+    mine: list[int] = field(default_factory=list)
+    exhausted: bool = False
+
+
 def drain(
     database_url: str,
     batch_size: int = 200,
     on_full_batch: Callable[[], None] | None = None,
     max_conflict_retries: int = 5,
     confirm_uninstall: UninstallCheck | None = None,
+    stop_on: tuple[type[BaseException], ...] = (),
 ) -> Counter[str]:
     """Process waiting deliveries until none is left; several processes may drain at once.
 
-    Each batch is claimed with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
+    Deliveries are first leased, in a short transaction of their own that counts the attempt, so an attempt
+    that never finishes (the job timed out, the worker was killed) is still counted: a delivery claimed
+    MAX_ATTEMPTS times without finishing is parked unread, and one that was claimed before is retried alone.
+    Each batch is then locked with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
     killed mid-batch leaves its rows waiting for the next drain, never half-applied.
 
     A batch is first tried optimistically, without a savepoint per delivery (two round trips each). If any
     delivery cannot be processed, the batch is rolled back whole and the next stretch goes one delivery per
     transaction, each in its savepoint, where a bad delivery is parked without taking the others with it.
+    `stop_on` exceptions (the job's timeout) are never parked: they roll back and end the drain.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
     careful_rows = 0  # after a deadlock or a failed delivery, this many deliveries go one per transaction
+    claims = _Claims()
     claimed: list[int] = []
     while True:
         careful = careful_rows > 0
         size = 1 if careful else batch_size
+        if not claims.mine:
+            _lease(database_url, size, claims)
         try:
             with transaction(database_url) as session:
-                batch = _claim(session, size)
+                batch = _claim(session, claims.mine[:size])
                 claimed[:] = [delivery.id for delivery in batch]
+                retried = any(delivery.attempts > 1 for delivery in batch)  # leased alone: see _lease
                 if not any(delivery.topic in shopify.LIFECYCLE_TOPICS for delivery in batch):
                     # An uninstall or a redaction must stay where it arrived among the orders; others commute.
                     batch.sort(key=_shopper_first)
@@ -131,7 +152,15 @@ def drain(
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
                 batch_outcomes = Counter(
-                    process(session, d, shops, isolated=careful, confirm_uninstall=confirm_uninstall) for d in batch
+                    process(
+                        session,
+                        d,
+                        shops,
+                        isolated=careful or retried,
+                        confirm_uninstall=confirm_uninstall,
+                        stop_on=stop_on,
+                    )
+                    for d in batch
                 )
         except _RedoCarefully as failure:
             log.info("inbox batch rolled back (%s); continuing one by one", failure)
@@ -150,7 +179,7 @@ def drain(
             continue
         except DBAPIError as error:
             # The database refused a write (a value too long or out of range) when it was flushed or committed.
-            if not careful and claimed:
+            if not careful and len(claimed) > 1:
                 log.info("inbox batch rolled back (%s); continuing one by one", error.orig.__class__.__name__)
                 careful_rows = batch_size
                 continue
@@ -158,13 +187,50 @@ def drain(
                 raise
             # Alone in its transaction, it is this delivery's own writes: park it with nothing but a reason.
             _park_alone(database_url, claimed[0], error)
+            claims.mine.remove(claimed[0])
             outcomes[PARKED] += 1
             careful_rows = max(careful_rows - 1, 0)
             continue
         outcomes += batch_outcomes  # counted only once the batch has committed
-        careful_rows = max(careful_rows - len(batch), 0)
-        if len(batch) < size:
+        taken = len(claims.mine[:size])
+        del claims.mine[:size]  # finished, or no longer ours to finish (another drain took it after our lease)
+        careful_rows = max(careful_rows - taken, 0)
+        if not claims.mine and claims.exhausted:
             return outcomes
+
+
+def _lease(database_url: str, size: int, claims: _Claims) -> None:
+    """Lease up to `size` waiting deliveries to this drain, counting an attempt for each, and commit that.
+
+    A delivery claimed before and not finished since (its drain timed out or died) is leased alone, and so
+    processed alone: only it, never the deliveries that shared its batch, runs up attempts until it is parked.
+    """
+    now = utcnow()
+    with transaction(database_url) as session:
+        rows = session.execute(
+            select(Delivery.id, Delivery.attempts)
+            .where(
+                Delivery.status == RECEIVED,
+                (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < now),
+            )
+            .order_by(Delivery.id)
+            .limit(size)
+            .with_for_update(skip_locked=True)
+        ).all()
+        claims.exhausted = len(rows) < size
+        retried = [i for i, row in enumerate(rows) if row.attempts > 0]
+        if retried:
+            claims.exhausted = False  # whatever follows the retried delivery still waits
+            rows = rows[:1] if retried[0] == 0 else rows[: retried[0]]
+        ids = [row.id for row in rows]
+        if ids:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids))
+                .values(attempts=Delivery.attempts + 1, claimed_until=now + CLAIM_LEASE)
+                .execution_options(synchronize_session=False)
+            )
+    claims.mine[:] = ids
 
 
 def _shopper_first(delivery: Delivery) -> tuple[int, int]:
@@ -189,17 +255,19 @@ def _park_alone(database_url: str, delivery_id: int, error: DBAPIError) -> None:
         session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.status == RECEIVED)
-            .values(status=PARKED, reason=reason, attempts=Delivery.attempts + 1, processed_at=utcnow())
+            .values(status=PARKED, reason=reason, processed_at=utcnow(), claimed_until=None)
         )
 
 
-def _claim(session: Session, batch_size: int) -> list[Delivery]:
+def _claim(session: Session, ids: list[int]) -> list[Delivery]:
+    """Lock this drain's leased deliveries that still wait (another drain may have finished one meanwhile)."""
+    if not ids:
+        return []
     return list(
         session.scalars(
             select(Delivery)
-            .where(Delivery.status == RECEIVED)
+            .where(Delivery.id.in_(ids), Delivery.status == RECEIVED)
             .order_by(Delivery.id)
-            .limit(batch_size)
             .with_for_update(skip_locked=True)
         )
     )
@@ -216,18 +284,29 @@ def process(
     *,
     isolated: bool = True,
     confirm_uninstall: UninstallCheck | None = None,
+    stop_on: tuple[type[BaseException], ...] = (),
+    max_attempts: int | None = MAX_ATTEMPTS,
 ) -> str:
     """Process one claimed delivery, inside a savepoint when `isolated`; returns its new status.
 
     Not isolated, any failure raises _RedoCarefully instead of parking (the caller rolls back and retries
-    isolated). `shops` caches shop rows by domain for the length of one batch transaction.
+    isolated). `shops` caches shop rows by domain for the length of one batch transaction. `stop_on`
+    exceptions propagate untouched: a job's timeout must end the job, not park the delivery it interrupted.
     """
     facts: dict[str, int | None] = {}
+    if max_attempts is not None and delivery.attempts > max_attempts:
+        delivery.reason = (
+            f"claimed {delivery.attempts - 1} times without finishing (each attempt timed out or its worker "
+            "died); parked unprocessed, replay it once the cause is fixed"
+        )
+        return _finish(delivery, PARKED, facts)
     if not isolated:
         delivery_id = delivery.id  # a failed flush expires the object: keep its id for the message
         try:
             status = _handle(session, delivery, {} if shops is None else shops, facts, confirm_uninstall)
             session.flush()  # so the database refuses this delivery's writes here, not the next one's or COMMIT's
+        except stop_on:
+            raise
         except OperationalError:
             raise
         except Exception as error:
@@ -242,6 +321,8 @@ def process(
         status, delivery.reason = PARKED, str(reason)
         if isinstance(reason, Discarded):
             delivery.body = privacy.REDACTED_BODY  # after the savepoint, so the rollback keeps it
+    except stop_on:
+        raise
     except OperationalError:
         raise
     except Exception as error:  # a bug must not block the inbox: park it for replay once fixed
@@ -256,7 +337,7 @@ def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> st
     customer_id = facts.get("customer_id")
     if customer_id is not None and -(2**63) <= customer_id < 2**63:  # a payload's id may not fit the column
         delivery.customer_id = customer_id
-    delivery.attempts += 1
+    delivery.claimed_until = None
     delivery.status = status
     delivery.processed_at = utcnow()
     return status
@@ -362,7 +443,8 @@ def replay(database_url: str, delivery_id: int) -> str:
             raise LookupError(f"no delivery {delivery_id}")
         if delivery.status != PARKED:
             raise ValueError(f"delivery {delivery_id} is {delivery.status}, only parked deliveries are replayed")
-        return process(session, delivery)
+        delivery.attempts += 1
+        return process(session, delivery, max_attempts=None)  # asked for by a person: always tried
 
 
 def parked(database_url: str, limit: int = 100) -> list[Delivery]:

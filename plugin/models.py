@@ -208,9 +208,10 @@ class Delivery(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="received")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # times claimed, counted when claiming
     reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a drain's lease; then claimable again
     # The shopper the payload is about, once known: what a customers/redact request scrubs.
     customer_id: Mapped[int | None] = mapped_column(BigInteger)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from rq.timeouts import JobTimeoutException
+
 from plugin import inbox
 from plugin.config import Settings
 from plugin.jobs import dispatch as queue
@@ -31,6 +33,9 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         settings.inbox_batch_size,
         on_full_batch,
         confirm_uninstall=lambda session, shop: privacy.uninstall_refusal(settings, session, shop),
+        # RQ raises its timeout inside the job: it must end the drain (rolling the batch back, the attempt
+        # already counted), not be parked as the failure of whichever delivery it interrupted.
+        stop_on=(JobTimeoutException,),
     )
     if outcomes:
         log.info("inbox drained: %s", dict(outcomes))
