@@ -17,7 +17,6 @@ from plugin.models import Delivery, Member
 from tests import builders
 from tests.conftest import SHOP
 
-
 MAX_ATTEMPTS = 3  # inbox.MAX_ATTEMPTS, spelled out so the test also runs where it does not exist
 
 

@@ -233,9 +233,7 @@ def test_an_uninstall_body_naming_another_shop_deactivates_nothing(client, setti
     assert f"the body names {OTHER}" in last_delivery(settings).reason
 
 
-def test_an_uninstall_is_not_acted_on_while_the_shops_admin_api_still_accepts_our_token(
-    fake_shop_api, shop_with_token
-):
+def test_an_uninstall_is_not_acted_on_while_the_shops_admin_api_still_accepts_our_token(fake_shop_api, shop_with_token):
     settings, _ = fake_shop_api
     client = create_app(settings, TESTING=True).test_client()
     deliver(client, "app/uninstalled", UNINSTALLED)  # a genuine body, replayed while the app is installed
