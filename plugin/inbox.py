@@ -7,7 +7,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -19,8 +19,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from plugin.db import engine_for, transaction
-from plugin.models import Delivery, Shop, utcnow
+from plugin.db import engine_for, insert_for, transaction
+from plugin.models import Delivery, DeliveryClaim, Shop, utcnow
 from plugin.platforms.shopify import adapter as shopify
 from plugin.programme import events
 from plugin.services import accrual, privacy
@@ -98,15 +98,6 @@ def _store_statement(dialect: str):
 
 
 MAX_ATTEMPTS = 3  # claims that never finished (a timeout, a killed worker) before a delivery is parked unread
-CLAIM_LEASE = timedelta(seconds=120)  # how long a claimed delivery is left to its drain before others may retry it
-
-
-@dataclass
-class _Claims:
-    """One drain's leased deliveries not yet finished, and whether the inbox had fewer waiting than it asked for."""
-
-    mine: list[int] = field(default_factory=list)
-    exhausted: bool = False
 
 
 def drain(
@@ -119,32 +110,28 @@ def drain(
 ) -> Counter[str]:
     """Process waiting deliveries until none is left; several processes may drain at once.
 
-    Deliveries are first leased, in a short transaction of their own that counts the attempt, so an attempt
-    that never finishes (the job timed out, the worker was killed) is still counted: a delivery claimed
-    MAX_ATTEMPTS times without finishing is parked unread, and one that was claimed before is retried alone.
-    Each batch is then locked with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
-    killed mid-batch leaves its rows waiting for the next drain, never half-applied.
+    Each batch is claimed with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
+    killed mid-batch leaves its rows waiting for the next drain, never half-applied. The claim itself is
+    counted apart, committed at once (see _claim): a delivery claimed MAX_ATTEMPTS times without finishing
+    (its drain timed out or was killed each time) is parked unread, and one claimed before is retried alone.
 
     A batch is first tried optimistically, without a savepoint per delivery (two round trips each). If any
     delivery cannot be processed, the batch is rolled back whole and the next stretch goes one delivery per
     transaction, each in its savepoint, where a bad delivery is parked without taking the others with it.
-    `stop_on` exceptions (the job's timeout) are never parked: they roll back and end the drain.
+    `stop_on` exceptions (the job's timeout) are never parked: they roll the batch back and end the drain.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
     careful_rows = 0  # after a deadlock or a failed delivery, this many deliveries go one per transaction
-    claims = _Claims()
     claimed: list[int] = []
     while True:
         careful = careful_rows > 0
         size = 1 if careful else batch_size
-        if not claims.mine:
-            _lease(database_url, size, claims)
         try:
             with transaction(database_url) as session:
-                batch = _claim(session, claims.mine[:size])
+                batch = _claim(session, size)
                 claimed[:] = [delivery.id for delivery in batch]
-                retried = any(delivery.attempts > 1 for delivery in batch)  # leased alone: see _lease
+                retried = getattr(batch, "retried", False)
                 if not any(delivery.topic in shopify.LIFECYCLE_TOPICS for delivery in batch):
                     # An uninstall or a redaction must stay where it arrived among the orders; others commute.
                     batch.sort(key=_shopper_first)
@@ -179,7 +166,7 @@ def drain(
             continue
         except DBAPIError as error:
             # The database refused a write (a value too long or out of range) when it was flushed or committed.
-            if not careful and len(claimed) > 1:
+            if not careful and claimed:
                 log.info("inbox batch rolled back (%s); continuing one by one", error.orig.__class__.__name__)
                 careful_rows = batch_size
                 continue
@@ -187,50 +174,13 @@ def drain(
                 raise
             # Alone in its transaction, it is this delivery's own writes: park it with nothing but a reason.
             _park_alone(database_url, claimed[0], error)
-            claims.mine.remove(claimed[0])
             outcomes[PARKED] += 1
             careful_rows = max(careful_rows - 1, 0)
             continue
         outcomes += batch_outcomes  # counted only once the batch has committed
-        taken = len(claims.mine[:size])
-        del claims.mine[:size]  # finished, or no longer ours to finish (another drain took it after our lease)
-        careful_rows = max(careful_rows - taken, 0)
-        if not claims.mine and claims.exhausted:
+        careful_rows = max(careful_rows - len(batch), 0)
+        if len(batch) < size and not getattr(batch, "cut_short", False):
             return outcomes
-
-
-def _lease(database_url: str, size: int, claims: _Claims) -> None:
-    """Lease up to `size` waiting deliveries to this drain, counting an attempt for each, and commit that.
-
-    A delivery claimed before and not finished since (its drain timed out or died) is leased alone, and so
-    processed alone: only it, never the deliveries that shared its batch, runs up attempts until it is parked.
-    """
-    now = utcnow()
-    with transaction(database_url) as session:
-        rows = session.execute(
-            select(Delivery.id, Delivery.attempts)
-            .where(
-                Delivery.status == RECEIVED,
-                (Delivery.claimed_until.is_(None)) | (Delivery.claimed_until < now),
-            )
-            .order_by(Delivery.id)
-            .limit(size)
-            .with_for_update(skip_locked=True)
-        ).all()
-        claims.exhausted = len(rows) < size
-        retried = [i for i, row in enumerate(rows) if row.attempts > 0]
-        if retried:
-            claims.exhausted = False  # whatever follows the retried delivery still waits
-            rows = rows[:1] if retried[0] == 0 else rows[: retried[0]]
-        ids = [row.id for row in rows]
-        if ids:
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids))
-                .values(attempts=Delivery.attempts + 1, claimed_until=now + CLAIM_LEASE)
-                .execution_options(synchronize_session=False)
-            )
-    claims.mine[:] = ids
 
 
 def _shopper_first(delivery: Delivery) -> tuple[int, int]:
@@ -255,22 +205,61 @@ def _park_alone(database_url: str, delivery_id: int, error: DBAPIError) -> None:
         session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.status == RECEIVED)
-            .values(status=PARKED, reason=reason, processed_at=utcnow(), claimed_until=None)
+            .values(status=PARKED, reason=reason, processed_at=utcnow())
         )
 
 
-def _claim(session: Session, ids: list[int]) -> list[Delivery]:
-    """Lock this drain's leased deliveries that still wait (another drain may have finished one meanwhile)."""
+class _Batch(list):
+    """Claimed deliveries; `retried` when claimed before and unfinished, `cut_short` when more were waiting."""
+
+    retried = False
+    cut_short = False
+
+
+def _claim(session: Session, batch_size: int) -> list[Delivery]:
+    """Lock up to `batch_size` waiting deliveries and count the claim, committed whatever becomes of the batch.
+
+    A delivery claimed before that is still waiting had its drain time out or die: it is claimed alone (and
+    processed alone), so only it, never the deliveries that shared its batch, runs up claims until parked.
+    """
+    rows = session.execute(
+        select(Delivery, DeliveryClaim.claims)
+        .outerjoin(DeliveryClaim, DeliveryClaim.delivery_id == Delivery.id)
+        .where(Delivery.status == RECEIVED)
+        .order_by(Delivery.id)
+        .limit(batch_size)
+        .with_for_update(of=Delivery, skip_locked=True)
+    ).all()
+    batch = _Batch(delivery for delivery, _ in rows)
+    first_retried = next((i for i, (_, claims) in enumerate(rows) if claims), None)
+    if first_retried is not None:
+        del batch[max(first_retried, 1) :]  # the retried one alone, or the fresh ones before it
+        batch.retried = first_retried == 0
+        batch.cut_short = True
+    counts = _count_claims(session, [delivery.id for delivery in batch])
+    for delivery in batch:
+        delivery.attempts = counts[delivery.id]
+    return batch
+
+
+def _count_claims(session: Session, ids: list[int]) -> dict[int, int]:
+    """Add one claim to each delivery, committed on a connection of its own; returns the new counts.
+
+    The caller's transaction locks the rows of `deliveries`, never those of `delivery_claims`, so the second
+    connection does not wait on the first. SQLite (one writer at a time, jobs inline, no job timeout) counts
+    in the caller's transaction instead.
+    """
     if not ids:
-        return []
-    return list(
-        session.scalars(
-            select(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.status == RECEIVED)
-            .order_by(Delivery.id)
-            .with_for_update(skip_locked=True)
-        )
-    )
+        return {}
+    engine = session.get_bind()
+    statement = insert_for(engine)(DeliveryClaim).values([{"delivery_id": i, "claims": 1} for i in ids])
+    statement = statement.on_conflict_do_update(
+        index_elements=["delivery_id"], set_={"claims": DeliveryClaim.__table__.c.claims + 1}
+    ).returning(DeliveryClaim.delivery_id, DeliveryClaim.claims)
+    if engine.dialect.name == "sqlite":
+        return dict(session.execute(statement).all())
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return dict(connection.execute(statement).all())
 
 
 class _RedoCarefully(Exception):
@@ -337,7 +326,6 @@ def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> st
     customer_id = facts.get("customer_id")
     if customer_id is not None and -(2**63) <= customer_id < 2**63:  # a payload's id may not fit the column
         delivery.customer_id = customer_id
-    delivery.claimed_until = None
     delivery.status = status
     delivery.processed_at = utcnow()
     return status

@@ -36,6 +36,7 @@ TABLES = (
     "orders",
     "members",
     "deliveries",
+    "delivery_claims",
     "shops",
     "privacy_requests",
     "ledger_erasures",

@@ -1,8 +1,8 @@
-"""delivery claims: a lease on claimed deliveries, so attempts are counted when claiming
+"""delivery claims: how many times each delivery was claimed, committed apart from the drain's transaction
 
 Revision ID: 0010
 Revises: 0007
-Create Date: 2026-12-02 16:30:00
+Create Date: 2026-12-02 16:50:00
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("deliveries") as batch:
-        batch.add_column(sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        "delivery_claims",
+        # No foreign key: checking it would share-lock the delivery row the claiming transaction holds.
+        sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("claims", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("delivery_id", name=op.f("pk_delivery_claims")),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("deliveries") as batch:
-        batch.drop_column("claimed_until")
+    op.drop_table("delivery_claims")
