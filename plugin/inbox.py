@@ -205,7 +205,16 @@ def _park_alone(database_url: str, delivery_id: int, error: DBAPIError) -> None:
         session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.status == RECEIVED)
-            .values(status=PARKED, reason=reason, processed_at=utcnow())
+            .values(
+                status=PARKED,
+                reason=reason,
+                processed_at=utcnow(),
+                # its claims, committed apart from the batch that was rolled back (SQLite: rolled back too)
+                attempts=func.coalesce(
+                    select(DeliveryClaim.claims).where(DeliveryClaim.delivery_id == delivery_id).scalar_subquery(),
+                    Delivery.attempts + 1,
+                ),
+            )
         )
 
 
