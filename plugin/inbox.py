@@ -151,6 +151,7 @@ def drain(
                 )
         except _RedoCarefully as failure:
             log.info("inbox batch rolled back (%s); continuing one by one", failure)
+            _forget_claims(database_url, claimed)
             careful_rows = batch_size
             continue
         except OperationalError as error:
@@ -161,6 +162,7 @@ def drain(
             if conflicts > max_conflict_retries:
                 raise
             log.warning("inbox batch rolled back (%s); continuing one by one", error.orig.__class__.__name__)
+            _forget_claims(database_url, claimed)
             careful_rows = batch_size
             time.sleep(0.05 * conflicts)
             continue
@@ -168,6 +170,7 @@ def drain(
             # The database refused a write (a value too long or out of range) when it was flushed or committed.
             if not careful and claimed:
                 log.info("inbox batch rolled back (%s); continuing one by one", error.orig.__class__.__name__)
+                _forget_claims(database_url, claimed)
                 careful_rows = batch_size
                 continue
             if len(claimed) != 1:
@@ -249,6 +252,22 @@ def _claim(session: Session, batch_size: int) -> list[Delivery]:
     for delivery in batch:
         delivery.attempts = counts[delivery.id]
     return batch
+
+
+def _forget_claims(database_url: str, ids: list[int]) -> None:
+    """Take back the claims of a batch this drain rolled back itself, to redo it carefully: not an attempt.
+
+    Only a batch that dies with its drain (a timeout, a kill) keeps its claims. SQLite counted them inside
+    the rolled-back transaction, so there they are gone already.
+    """
+    if not ids or engine_for(database_url).dialect.name == "sqlite":
+        return
+    with transaction(database_url) as session:
+        session.execute(
+            update(DeliveryClaim)
+            .where(DeliveryClaim.delivery_id.in_(ids), DeliveryClaim.claims > 0)
+            .values(claims=DeliveryClaim.claims - 1)
+        )
 
 
 def _count_claims(session: Session, ids: list[int]) -> dict[int, int]:
