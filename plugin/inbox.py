@@ -20,14 +20,18 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from plugin import platforms
-from plugin.db import engine_for, transaction
-from plugin.models import Delivery, Shop, utcnow
+from plugin.db import engine_for, insert_for, transaction
+from plugin.models import Delivery, DeliveryClaim, Shop, utcnow
 from plugin.programme import events
 from plugin.services import accrual, privacy
 
 log = logging.getLogger(__name__)
 
 RECEIVED, PROCESSED, IGNORED, PARKED = "received", "processed", "ignored", "parked"
+
+
+# Why an app/uninstalled must not be acted on (the shop's Admin API still takes our token), or None to go ahead.
+UninstallCheck = Callable[[Session, Shop], "str | None"]
 
 
 class Unprocessable(Exception):
@@ -48,6 +52,7 @@ class IncomingDelivery:
     triggered_at: str | None = None
     api_version: str | None = None
     platform: str = "shopify"
+    parked_reason: str | None = None  # stored already parked (headers no shop sends), never processed
 
 
 def store(engine: Engine, incoming: IncomingDelivery) -> int | None:
@@ -66,7 +71,8 @@ def store(engine: Engine, incoming: IncomingDelivery) -> int | None:
         "api_version": incoming.api_version,
         "body": incoming.body,
         "received_at": utcnow(),
-        "status": RECEIVED,
+        "status": RECEIVED if incoming.parked_reason is None else PARKED,
+        "reason": incoming.parked_reason,
         "attempts": 0,
     }
     statement = _store_statement(engine.dialect.name)
@@ -82,7 +88,7 @@ def _store_statement(dialect: str):
     """The inbox INSERT, built once per dialect (building it per request cost more than sending it)."""
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
     columns = ("platform", "shop_domain", "topic", "webhook_id", "event_id", "triggered_at", "api_version", "body",
-               "received_at", "status", "attempts")  # fmt: skip
+               "received_at", "status", "reason", "attempts")  # fmt: skip
     return (
         insert(Delivery)
         .values({name: bindparam(name) for name in columns})
@@ -91,20 +97,28 @@ def _store_statement(dialect: str):
     )
 
 
+MAX_ATTEMPTS = 3  # claims that never finished (a timeout, a killed worker) before a delivery is parked unread
+
+
 def drain(
     database_url: str,
     batch_size: int = 200,
     on_full_batch: Callable[[], None] | None = None,
     max_conflict_retries: int = 5,
+    confirm_uninstall: UninstallCheck | None = None,
+    stop_on: tuple[type[BaseException], ...] = (),
 ) -> Counter[str]:
     """Process waiting deliveries until none is left; several processes may drain at once.
 
     Each batch is claimed with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
-    killed mid-batch leaves its rows waiting for the next drain, never half-applied.
+    killed mid-batch leaves its rows waiting for the next drain, never half-applied. The claim itself is
+    counted apart, committed at once (see _claim): a delivery claimed MAX_ATTEMPTS times without finishing
+    (its drain timed out or was killed each time) is parked unread, and one claimed before is retried alone.
 
     A batch is first tried optimistically, without a savepoint per delivery (two round trips each). If any
     delivery cannot be processed, the batch is rolled back whole and the next stretch goes one delivery per
     transaction, each in its savepoint, where a bad delivery is parked without taking the others with it.
+    `stop_on` exceptions (the job's timeout) are never parked: they roll the batch back and end the drain.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
@@ -117,15 +131,27 @@ def drain(
             with transaction(database_url) as session:
                 batch = _claim(session, size)
                 claimed[:] = [delivery.id for delivery in batch]
+                retried = getattr(batch, "retried", False)
                 if not any(_is_lifecycle(delivery) for delivery in batch):
                     # An uninstall or a redaction must stay where it arrived among the orders; others commute.
                     batch.sort(key=_shopper_first)
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
-                batch_outcomes = Counter(process(session, d, shops, isolated=careful) for d in batch)
+                batch_outcomes = Counter(
+                    process(
+                        session,
+                        d,
+                        shops,
+                        isolated=careful or retried,
+                        confirm_uninstall=confirm_uninstall,
+                        stop_on=stop_on,
+                    )
+                    for d in batch
+                )
         except _RedoCarefully as failure:
             log.info("inbox batch rolled back (%s); continuing one by one", failure)
+            _forget_claims(database_url, claimed)
             careful_rows = batch_size
             continue
         except OperationalError as error:
@@ -136,6 +162,7 @@ def drain(
             if conflicts > max_conflict_retries:
                 raise
             log.warning("inbox batch rolled back (%s); continuing one by one", error.orig.__class__.__name__)
+            _forget_claims(database_url, claimed)
             careful_rows = batch_size
             time.sleep(0.05 * conflicts)
             continue
@@ -143,6 +170,7 @@ def drain(
             # The database refused a write (a value too long or out of range) when it was flushed or committed.
             if not careful and claimed:
                 log.info("inbox batch rolled back (%s); continuing one by one", error.orig.__class__.__name__)
+                _forget_claims(database_url, claimed)
                 careful_rows = batch_size
                 continue
             if len(claimed) != 1:
@@ -154,7 +182,7 @@ def drain(
             continue
         outcomes += batch_outcomes  # counted only once the batch has committed
         careful_rows = max(careful_rows - len(batch), 0)
-        if len(batch) < size:
+        if len(batch) < size and not getattr(batch, "cut_short", False):
             return outcomes
 
 
@@ -180,20 +208,86 @@ def _park_alone(database_url: str, delivery_id: int, error: DBAPIError) -> None:
         session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.status == RECEIVED)
-            .values(status=PARKED, reason=reason, attempts=Delivery.attempts + 1, processed_at=utcnow())
+            .values(
+                status=PARKED,
+                reason=reason,
+                processed_at=utcnow(),
+                # its claims, committed apart from the batch that was rolled back (SQLite: rolled back too)
+                attempts=func.coalesce(
+                    select(DeliveryClaim.claims).where(DeliveryClaim.delivery_id == delivery_id).scalar_subquery(),
+                    Delivery.attempts + 1,
+                ),
+            )
         )
+
+
+class _Batch(list):
+    """Claimed deliveries; `retried` when claimed before and unfinished, `cut_short` when more were waiting."""
+
+    retried = False
+    cut_short = False
 
 
 def _claim(session: Session, batch_size: int) -> list[Delivery]:
-    return list(
-        session.scalars(
-            select(Delivery)
-            .where(Delivery.status == RECEIVED)
-            .order_by(Delivery.id)
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
+    """Lock up to `batch_size` waiting deliveries and count the claim, committed whatever becomes of the batch.
+
+    A delivery claimed before that is still waiting had its drain time out or die: it is claimed alone (and
+    processed alone), so only it, never the deliveries that shared its batch, runs up claims until parked.
+    """
+    rows = session.execute(
+        select(Delivery, DeliveryClaim.claims)
+        .outerjoin(DeliveryClaim, DeliveryClaim.delivery_id == Delivery.id)
+        .where(Delivery.status == RECEIVED)
+        .order_by(Delivery.id)
+        .limit(batch_size)
+        .with_for_update(of=Delivery, skip_locked=True)
+    ).all()
+    batch = _Batch(delivery for delivery, _ in rows)
+    first_retried = next((i for i, (_, claims) in enumerate(rows) if claims), None)
+    if first_retried is not None:
+        del batch[max(first_retried, 1) :]  # the retried one alone, or the fresh ones before it
+        batch.retried = first_retried == 0
+        batch.cut_short = True
+    counts = _count_claims(session, [delivery.id for delivery in batch])
+    for delivery in batch:
+        delivery.attempts = counts[delivery.id]
+    return batch
+
+
+def _forget_claims(database_url: str, ids: list[int]) -> None:
+    """Take back the claims of a batch this drain rolled back itself, to redo it carefully: not an attempt.
+
+    Only a batch that dies with its drain (a timeout, a kill) keeps its claims. SQLite counted them inside
+    the rolled-back transaction, so there they are gone already.
+    """
+    if not ids or engine_for(database_url).dialect.name == "sqlite":
+        return
+    with transaction(database_url) as session:
+        session.execute(
+            update(DeliveryClaim)
+            .where(DeliveryClaim.delivery_id.in_(ids), DeliveryClaim.claims > 0)
+            .values(claims=DeliveryClaim.claims - 1)
         )
-    )
+
+
+def _count_claims(session: Session, ids: list[int]) -> dict[int, int]:
+    """Add one claim to each delivery, committed on a connection of its own; returns the new counts.
+
+    The caller's transaction locks the rows of `deliveries`, never those of `delivery_claims`, so the second
+    connection does not wait on the first. SQLite (one writer at a time, jobs inline, no job timeout) counts
+    in the caller's transaction instead.
+    """
+    if not ids:
+        return {}
+    engine = session.get_bind()
+    statement = insert_for(engine)(DeliveryClaim).values([{"delivery_id": i, "claims": 1} for i in ids])
+    statement = statement.on_conflict_do_update(
+        index_elements=["delivery_id"], set_={"claims": DeliveryClaim.__table__.c.claims + 1}
+    ).returning(DeliveryClaim.delivery_id, DeliveryClaim.claims)
+    if engine.dialect.name == "sqlite":
+        return dict(session.execute(statement).all())
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return dict(connection.execute(statement).all())
 
 
 class _RedoCarefully(Exception):
@@ -201,19 +295,35 @@ class _RedoCarefully(Exception):
 
 
 def process(
-    session: Session, delivery: Delivery, shops: dict[str, Shop | None] | None = None, *, isolated: bool = True
+    session: Session,
+    delivery: Delivery,
+    shops: dict[str, Shop | None] | None = None,
+    *,
+    isolated: bool = True,
+    confirm_uninstall: UninstallCheck | None = None,
+    stop_on: tuple[type[BaseException], ...] = (),
+    max_attempts: int | None = MAX_ATTEMPTS,
 ) -> str:
     """Process one claimed delivery, inside a savepoint when `isolated`; returns its new status.
 
     Not isolated, any failure raises _RedoCarefully instead of parking (the caller rolls back and retries
-    isolated). `shops` caches shop rows by domain for the length of one batch transaction.
+    isolated). `shops` caches shop rows by domain for the length of one batch transaction. `stop_on`
+    exceptions propagate untouched: a job's timeout must end the job, not park the delivery it interrupted.
     """
     facts: dict[str, int | None] = {}
+    if max_attempts is not None and delivery.attempts > max_attempts:
+        delivery.reason = (
+            f"claimed {delivery.attempts - 1} times without finishing (each attempt timed out or its worker "
+            "died); parked unprocessed, replay it once the cause is fixed"
+        )
+        return _finish(delivery, PARKED, facts)
     if not isolated:
         delivery_id = delivery.id  # a failed flush expires the object: keep its id for the message
         try:
-            status = _handle(session, delivery, {} if shops is None else shops, facts)
+            status = _handle(session, delivery, {} if shops is None else shops, facts, confirm_uninstall)
             session.flush()  # so the database refuses this delivery's writes here, not the next one's or COMMIT's
+        except stop_on:
+            raise
         except OperationalError:
             raise
         except Exception as error:
@@ -222,12 +332,14 @@ def process(
         return _finish(delivery, status, facts)
     try:
         with session.begin_nested():
-            status = _handle(session, delivery, {} if shops is None else shops, facts)
+            status = _handle(session, delivery, {} if shops is None else shops, facts, confirm_uninstall)
         delivery.reason = None
     except Unprocessable as reason:
         status, delivery.reason = PARKED, str(reason)
         if isinstance(reason, Discarded):
             delivery.body = privacy.REDACTED_BODY  # after the savepoint, so the rollback keeps it
+    except stop_on:
+        raise
     except OperationalError:
         raise
     except Exception as error:  # a bug must not block the inbox: park it for replay once fixed
@@ -242,7 +354,6 @@ def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> st
     customer_id = facts.get("customer_id")
     if customer_id is not None and -(2**63) <= customer_id < 2**63:  # a payload's id may not fit the column
         delivery.customer_id = customer_id
-    delivery.attempts += 1
     delivery.status = status
     delivery.processed_at = utcnow()
     return status
@@ -255,7 +366,13 @@ def _is_lifecycle(delivery: Delivery) -> bool:
         return False  # parked when processed
 
 
-def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None], facts: dict) -> str:
+def _handle(
+    session: Session,
+    delivery: Delivery,
+    shops: dict[str, Shop | None],
+    facts: dict,
+    confirm_uninstall: UninstallCheck | None = None,
+) -> str:
     try:
         platform = platforms.get(delivery.platform)
     except platforms.UnknownPlatform as error:
@@ -273,7 +390,7 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None],
     if shop is not None and not shop.active and not lifecycle:
         raise Unprocessable(f"shop {delivery.shop_domain} is uninstalled")
     try:
-        payload = json.loads(delivery.body, parse_float=Decimal, parse_constant=_refuse_constant)
+        payload = parse_body(delivery.body)
     except ValueError as error:
         raise Unprocessable(f"malformed JSON: {error}") from None
     except RecursionError:
@@ -287,9 +404,14 @@ def _handle(session: Session, delivery: Delivery, shops: dict[str, Shop | None],
         return IGNORED
     if lifecycle:
         named = getattr(event, "shop_domain", None)
-        if named is not None and named != delivery.shop_domain:
-            # The HMAC covers the body, not the header: a body naming another shop is not acted on.
+        if named != delivery.shop_domain:
+            # The HMAC covers the body, not the headers: a body naming another shop (or none) is not acted on.
             raise Unprocessable(f"the body names {named}, the header {delivery.shop_domain}")
+        if isinstance(event, events.AppUninstalled) and shop is not None and shop.active and confirm_uninstall:
+            # A genuine uninstall body can be replayed later, after a re-install: ask the shop before acting.
+            refusal = confirm_uninstall(session, shop)
+            if refusal:
+                raise Unprocessable(refusal)
         privacy.apply(session, shop, delivery.shop_domain, delivery.topic, event, delivery.id)
         if isinstance(event, events.ShopRedactRequested):
             shops[delivery.shop_domain] = None
@@ -307,6 +429,33 @@ def _customer_of(event: events.Event) -> int | None:
     return order.customer.customer_id if order is not None and order.customer is not None else None
 
 
+# A JSON number's text is refused past these: 1e999990 is nine characters, yet Decimal arithmetic on it took
+# minutes, and int() of 4,300 digits is refused by Python itself (deeper inside, with a vaguer message).
+MAX_NUMBER_CHARACTERS = 40
+MAX_EXPONENT = 30  # powers of ten, either way: far beyond any amount a shop sells in (MAX_AMOUNT is 10**12)
+
+
+def parse_body(body: bytes):
+    """The delivery's JSON, with fractional numbers as Decimal; ValueError for absurd numbers or bad JSON."""
+    return json.loads(body, parse_float=_bounded_decimal, parse_int=_bounded_int, parse_constant=_refuse_constant)
+
+
+def _bounded_decimal(text: str) -> Decimal:
+    if len(text) > MAX_NUMBER_CHARACTERS:
+        raise ValueError(f"number {text[:20]}... has more than {MAX_NUMBER_CHARACTERS} characters")
+    number = Decimal(text)
+    exponent = number.as_tuple().exponent
+    if not (-MAX_EXPONENT <= exponent <= MAX_EXPONENT and -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT):
+        raise ValueError(f"number {text} is beyond 10^±{MAX_EXPONENT}")
+    return number
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARACTERS:
+        raise ValueError(f"integer {text[:20]}... has more than {MAX_NUMBER_CHARACTERS} digits")
+    return int(text)
+
+
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -321,7 +470,8 @@ def replay(database_url: str, delivery_id: int) -> str:
             raise LookupError(f"no delivery {delivery_id}")
         if delivery.status != PARKED:
             raise ValueError(f"delivery {delivery_id} is {delivery.status}, only parked deliveries are replayed")
-        return process(session, delivery)
+        delivery.attempts += 1
+        return process(session, delivery, max_attempts=None)  # asked for by a person: always tried
 
 
 def parked(database_url: str, limit: int = 100) -> list[Delivery]:

@@ -212,11 +212,25 @@ class Delivery(Base):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="received")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # times claimed (delivery_claims), once finished
     reason: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The shopper the payload is about, once known: what a customers/redact request scrubs.
     customer_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DeliveryClaim(Base):
+    """How many times a drain claimed a delivery, committed apart from the drain's own transaction.
+
+    A drain that times out or is killed rolls its batch back, but not this count: that is how a delivery
+    that kills its worker every time is found, and parked.
+    """
+
+    __tablename__ = "delivery_claims"
+
+    # No foreign key: checking one would share-lock the delivery row the claiming transaction holds for update.
+    delivery_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    claims: Mapped[int] = mapped_column(Integer)
 
 
 class Redemption(Base):

@@ -62,7 +62,12 @@ def _shop(session: Session, domain: str) -> Shop:
     return shop
 
 
-@bp.get("/widget")
+# merge_slashes=False: werkzeug would answer `/proxy//widget?...` with a 308 whose Location repeats the signed
+# query to the shopper; without merging, such a path is simply not found.
+NO_REDIRECT = {"merge_slashes": False, "strict_slashes": True}
+
+
+@bp.get("/widget", **NO_REDIRECT)
 def widget() -> Response:
     """Everything the widget shows, in one call."""
     caller = _caller()
@@ -125,7 +130,7 @@ def _shop_and_member(session: Session, domain: str, customer_id: int | None) -> 
     return row[0], row[1]
 
 
-@bp.post("/redeem")
+@bp.post("/redeem", **NO_REDIRECT)
 def redeem() -> Response:
     caller = _caller()
     if caller.customer_id is None:
@@ -152,7 +157,7 @@ def redeem() -> Response:
     return response
 
 
-@bp.get("/redemptions/<int:redemption_id>")
+@bp.get("/redemptions/<int:redemption_id>", **NO_REDIRECT)
 def redemption_status(redemption_id: int) -> Response:
     caller = _caller()
     with transaction(_settings().database_url) as session:

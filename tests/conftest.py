@@ -38,6 +38,7 @@ TABLES = (
     "orders",
     "members",
     "deliveries",
+    "delivery_claims",
     "shops",
     "privacy_requests",
     "ledger_erasures",

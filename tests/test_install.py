@@ -155,7 +155,8 @@ def test_uninstall_then_reinstall_through_oauth_keeps_the_history(browser, clien
     callback(browser, start_install(browser))
     responses.post(GRAPHQL, json={"data": {"metafieldsSet": {"metafields": [], "userErrors": []}}})
     deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "25.00")]))
-    deliver(client, "app/uninstalled", {"id": 1})
+    responses.replace(responses.POST, GRAPHQL, status=401, json={"errors": "[API] Invalid API key or access token"})
+    deliver(client, "app/uninstalled", {"id": 1, "myshopify_domain": SHOP})
     assert stored_shop(settings).access_token is None
     responses.replace(responses.POST, TOKEN_URL, json={**GRANT, "access_token": "shpat_second"})
     assert callback(browser, start_install(browser), code="code-2").status_code == 302

@@ -193,3 +193,26 @@ def test_deeply_nested_json_is_parked_with_a_clear_reason(client, settings, shop
     assert deliver(client, "orders/paid", b"[" * 100_000 + b"]" * 100_000).status_code == 200
     [delivery] = _deliveries(settings)
     assert (delivery.status, delivery.reason) == ("parked", "malformed JSON: nested too deeply")
+
+
+def test_a_shop_header_longer_than_the_column_is_stored_parked_not_lost(client, settings, shop):
+    long_shop = "a" * 290 + ".myshopify.com"
+    body = json.dumps(builders.order(1001, 7001)).encode()
+    response = client.post("/webhooks/shopify", data=body, headers=signed_headers(body, "orders/paid", long_shop))
+    assert response.status_code == 200
+    [delivery] = _deliveries(settings)
+    assert (delivery.status, delivery.shop_domain) == ("parked", long_shop[:255])
+    assert "X-Shopify-Shop-Domain is over 255 characters" in delivery.reason
+    assert _postings(settings) == 0
+
+
+def test_over_long_api_version_and_triggered_at_are_cut_to_the_columns_and_processed(client, settings, shop):
+    body = json.dumps(builders.order(1001, 7001)).encode()
+    headers = signed_headers(body, "orders/paid")
+    headers["X-Shopify-API-Version"] = "2025-10" + "x" * 40
+    headers["X-Shopify-Triggered-At"] = "2026-11-20T10:00:00.123456789Z" + "9" * 80
+    response = client.post("/webhooks/shopify", data=body, headers=headers)
+    assert response.status_code == 200
+    [delivery] = _deliveries(settings)
+    assert delivery.status == "processed"
+    assert (len(delivery.api_version), len(delivery.triggered_at)) == (16, 64)

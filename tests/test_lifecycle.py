@@ -16,6 +16,7 @@ from tests import builders
 from tests.conftest import SHOP, deliver, signed_headers
 
 OTHER = "other-shop.myshopify.com"
+UNINSTALLED = {"id": 1, "name": "Test shop", "domain": None, "myshopify_domain": SHOP}
 
 
 def privacy_payload(customer_id: int | None = None, shop: str = SHOP) -> dict:
@@ -39,9 +40,10 @@ def count(settings, model, **where) -> int:
 
 
 def test_uninstall_parks_later_deliveries_and_a_reinstall_restores_the_history(fake_shop_api, shop_with_token):
-    settings, _ = fake_shop_api
+    settings, state = fake_shop_api
     client = create_app(settings, TESTING=True).test_client()
     deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")]))
+    state.token = "the-token-after-uninstall"  # Shopify revokes ours: the confirmation call gets 401
     deliver(client, "app/uninstalled", {"id": 1, "myshopify_domain": SHOP})
     with transaction(settings.database_url) as session:
         stored = shops.get(session, SHOP)
@@ -124,7 +126,7 @@ def test_shop_redact_erases_everything_of_an_uninstalled_shop_only(client, setti
     deliver(client, "orders/paid", builders.order(9, 7009, [builders.line(90, "12.00")]), shop=OTHER)
     deliver(client, "shop/redact", privacy_payload())
     assert count(settings, Member) == 2  # still installed: nothing erased
-    deliver(client, "app/uninstalled", {"id": 1})
+    deliver(client, "app/uninstalled", UNINSTALLED)
     deliver(client, "shop/redact", privacy_payload())
 
     with transaction(settings.database_url) as session:
@@ -175,7 +177,7 @@ def test_redact_reaches_guest_orders_named_in_orders_to_redact(client, settings,
 
 
 def test_payloads_for_an_erased_shop_are_parked_without_their_body(client, settings, shop):
-    deliver(client, "app/uninstalled", {"id": 1})
+    deliver(client, "app/uninstalled", UNINSTALLED)
     deliver(client, "shop/redact", privacy_payload())
     deliver(client, "orders/paid", builders.order(5, 7005, [builders.line(50, "5.00")], email="late@example.com"))
     with transaction(settings.database_url) as session:
@@ -202,3 +204,58 @@ def test_the_export_includes_the_stored_webhooks_about_the_shopper(client, setti
     assert [(w["topic"], w["payload"]["email"]) for w in export["stored_webhooks"]] == [
         ("orders/paid", "ada@example.com")
     ]
+
+
+def shop_state(settings, domain: str = SHOP) -> tuple[bool, bool]:
+    """(active, holds a token) for the shop."""
+    with transaction(settings.database_url) as session:
+        stored = shops.get(session, domain)
+        return stored.active, stored.access_token is not None
+
+
+def last_delivery(settings) -> Delivery:
+    with transaction(settings.database_url) as session:
+        return session.scalars(select(Delivery).order_by(Delivery.id.desc()).limit(1)).one()
+
+
+def test_an_order_body_resent_as_an_uninstall_for_another_shop_deactivates_nothing(client, settings, shop):
+    with transaction(settings.database_url) as session:
+        shops.install(session, OTHER, "shpat_other", settings.encryption_keys)
+    deliver(client, "app/uninstalled", builders.order(1, 7001, [builders.line(10, "40.00")]), shop=OTHER)
+    assert shop_state(settings, OTHER) == (True, True)
+    parked = last_delivery(settings)
+    assert parked.status == "parked" and "myshopify_domain" in parked.reason
+
+
+def test_an_uninstall_body_naming_another_shop_deactivates_nothing(client, settings, shop):
+    deliver(client, "app/uninstalled", UNINSTALLED | {"myshopify_domain": OTHER})
+    assert shop_state(settings) == (True, False)
+    assert f"the body names {OTHER}" in last_delivery(settings).reason
+
+
+def test_an_uninstall_is_not_acted_on_while_the_shops_admin_api_still_accepts_our_token(fake_shop_api, shop_with_token):
+    settings, _ = fake_shop_api
+    client = create_app(settings, TESTING=True).test_client()
+    deliver(client, "app/uninstalled", UNINSTALLED)  # a genuine body, replayed while the app is installed
+    assert shop_state(settings) == (True, True)
+    parked = last_delivery(settings)
+    assert parked.status == "parked" and "still accepts our token" in parked.reason
+
+
+def test_an_uninstall_that_cannot_be_confirmed_is_parked_for_replay(fake_shop_api, shop_with_token):
+    settings, state = fake_shop_api
+    state.fail_rate = 1.0  # every Admin API call fails with a 5xx
+    client = create_app(settings, TESTING=True).test_client()
+    deliver(client, "app/uninstalled", UNINSTALLED)
+    assert shop_state(settings) == (True, True)
+    assert "could not be reached" in last_delivery(settings).reason
+
+
+def test_privacy_bodies_must_be_privacy_bodies(client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "40.00")], email="ada@example.com"))
+    deliver(client, "customers/redact", builders.order(1, 7001, [builders.line(10, "40.00")]))
+    assert "shop_domain" in last_delivery(settings).reason
+    deliver(client, "customers/redact", {k: v for k, v in privacy_payload(7001).items() if k != "shop_id"})
+    assert "shop_id" in last_delivery(settings).reason
+    with transaction(settings.database_url) as session:
+        assert session.scalars(select(Member.email)).one() == "ada@example.com"

@@ -83,7 +83,7 @@ def test_reordered_parameters_still_verify():
     [
         (lambda p: [(k, "7002" if k == "logged_in_customer_id" else v) for k, v in p], "does not match"),
         (lambda p: [(k, v) for k, v in p if k != "signature"], "exactly one 'signature'"),
-        (lambda p: [*p, ("shop", "other.myshopify.com")], "exactly one 'shop'"),
+        (lambda p: [*p, ("shop", "other.myshopify.com")], "'shop' is repeated"),
         (lambda p: [(k, "0" * 64 if k == "signature" else v) for k, v in p], "does not match"),
     ],
     ids=["another-customer", "missing", "repeated-shop", "forged"],
@@ -210,3 +210,117 @@ def test_the_one_statement_read_answers_exactly_what_the_orm_read_does(api_clien
     rich = get(client, "widget", signed(7001)).get_json()
     assert [h["kind"] for h in rich["history"]] == ["redeem", "reverse", "earn", "bonus"]
     assert rich["customer"]["pending_until"] and rich["redemptions"][0]["code"] in state.codes
+
+
+def resplit_of_a_visitors_query(victim: int) -> list[tuple[str, str]]:
+    """A visitor's genuinely signed query, re-split so the same signature names customer `victim`."""
+    visitor = signed(None, extra=[("a", f"Xlogged_in_customer_id={victim}m=Y")])
+    signature = dict(visitor)["signature"]
+    others = [(k, v) for k, v in visitor if k not in ("a", "logged_in_customer_id", "signature")]
+    forged = [("a", "X"), ("logged_in_customer_id", str(victim)), ("m", "Ylogged_in_customer_id="), *others]
+    assert proxy_signature(forged, SECRET) == signature  # the re-split really fits the visitor's signature
+    return [*forged, ("signature", signature)]
+
+
+def test_a_resplit_signed_query_cannot_act_as_another_shopper(client, settings, shop):
+    give(settings, 1003, 500)
+    with pytest.raises(ProxyAuthError):
+        verify_proxy(resplit_of_a_visitors_query(1003), [SECRET], time.time())
+    response = get(client, "widget", resplit_of_a_visitors_query(1003))
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_signature"
+    assert b"500" not in response.data
+
+
+@pytest.mark.parametrize(
+    "extra, reason",
+    [
+        ([("extra", "1")], "unexpected parameter 'extra'"),
+        ([("path_prefix", "/apps/loyalty")], "'path_prefix' is repeated"),
+        ([("logged_in_customer_id", "1003")], "'logged_in_customer_id' is repeated"),
+        ([("note", "a=b")], "contains '='"),
+        ([("x=y", "")], "contains '='"),
+    ],
+    ids=["unknown", "repeated-prefix", "repeated-customer", "equals-in-value", "equals-in-name"],
+)
+def test_only_shopifys_parameters_once_each_and_without_equals_are_accepted(extra, reason):
+    with pytest.raises(ProxyAuthError, match=reason):
+        verify_proxy(signed(7001, extra=extra), [SECRET], time.time())
+
+
+def test_an_equals_sign_inside_a_signed_shopify_value_is_refused():
+    params = [
+        ("shop", SHOP),
+        ("logged_in_customer_id", ""),
+        ("path_prefix", "/a=b"),
+        ("timestamp", str(int(time.time()))),
+    ]
+    params.append(("signature", proxy_signature(params, SECRET)))
+    with pytest.raises(ProxyAuthError, match="contains '='"):
+        verify_proxy(params, [SECRET], time.time())
+
+
+@pytest.mark.parametrize("path", ["/proxy//widget", "//proxy/widget", "/proxy/widget/", "/proxy//redemptions/1"])
+def test_a_signed_request_is_never_redirected(client, shop, path):
+    query = urlencode(signed(7001))
+    response = client.get(f"{path}?{query}")
+    assert response.status_code == 404
+    assert "Location" not in response.headers
+    assert dict(signed(7001))["signature"].encode() not in response.data
+
+
+def test_gunicorn_run_as_the_procfile_says_logs_no_signature(settings, shop, tmp_path):
+    """The Procfile's web command, started for real: its access log shows the path, never the signed query."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import requests
+
+    root = Path(__file__).resolve().parent.parent
+    command = next(line for line in (root / "Procfile").read_text().splitlines() if line.startswith("web:"))[4:]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "1",
+        "DATABASE_URL": settings.database_url,
+        "SHOPIFY_API_SECRET": SECRET,
+        "GUNICORN_CMD_ARGS": "--no-control-socket",  # several test runs may share the default control socket
+    }
+    log_path = tmp_path / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            ["sh", "-c", command], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    params = signed(7001)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):  # wait for the worker to boot: polled, never timed
+            try:
+                requests.get(f"{url}/healthz", timeout=60)  # accepted at once, answered once booted
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None, log_path.read_text()
+                time.sleep(0.05)
+        answer = requests.get(f"{url}/proxy/widget?{urlencode(params)}", timeout=10)
+        assert answer.status_code == 200
+        referred = requests.get(
+            f"{url}/proxy//widget?{urlencode(params)}",
+            headers={"Referer": f"https://{SHOP}/apps/loyalty/widget?{urlencode(params)}"},
+            timeout=10,
+            allow_redirects=False,
+        )
+        assert referred.status_code == 404
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
+    written = log_path.read_text()
+    assert '"GET /proxy/widget HTTP/1.1" 200' in written  # the request was logged...
+    assert dict(params)["signature"] not in written  # ...without its signature
+    assert "signature=[redacted]" in written  # the referrer's copy was cut out

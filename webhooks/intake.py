@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
 HEADER_LIMIT = 128
+# The inbox columns' widths: a longer header is cut to fit, so an authenticated delivery is stored, never lost.
+SHOP_DOMAIN_LIMIT, TRIGGERED_AT_LIMIT, API_VERSION_LIMIT = 255, 64, 16
 
 
 @bp.post("/webhooks/shopify")
@@ -42,14 +44,17 @@ def shopify_webhook() -> Response:
         request.headers.get("X-Shopify-Webhook-Id")
         or "sha256:" + hashlib.sha256(topic.encode() + b"\n" + body).hexdigest()
     )
+    # No real shop's domain is this long (a DNS label is at most 63 characters): keep it, cut, and park it.
+    too_long = len(shop_domain) > SHOP_DOMAIN_LIMIT
     incoming = inbox.IncomingDelivery(
-        shop_domain=shop_domain,
+        shop_domain=shop_domain[:SHOP_DOMAIN_LIMIT],
         topic=topic,
         webhook_id=webhook_id[:HEADER_LIMIT],
         body=body,
         event_id=_header("X-Shopify-Event-Id"),
-        triggered_at=_header("X-Shopify-Triggered-At"),
-        api_version=_header("X-Shopify-API-Version"),
+        triggered_at=_header("X-Shopify-Triggered-At", TRIGGERED_AT_LIMIT),
+        api_version=_header("X-Shopify-API-Version", API_VERSION_LIMIT),
+        parked_reason=f"X-Shopify-Shop-Domain is over {SHOP_DOMAIN_LIMIT} characters" if too_long else None,
     )
     try:
         delivery_id = inbox.store(engine_for(settings.database_url), incoming)
@@ -64,6 +69,6 @@ def shopify_webhook() -> Response:
     return jsonify({"status": "accepted", "delivery_id": delivery_id})
 
 
-def _header(name: str) -> str | None:
+def _header(name: str, limit: int = HEADER_LIMIT) -> str | None:
     value = request.headers.get(name)
-    return value[:HEADER_LIMIT] if value else None
+    return value[:limit] if value else None

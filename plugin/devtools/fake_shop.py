@@ -132,6 +132,8 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
                 "codeDiscount": {"__typename": "DiscountCodeBasic", "asyncUsageCount": found["used"]},
             }
         return {"data": {"codeDiscountNodeByCode": node}}
+    if query.replace(" ", "") == "{shop{id}}":  # the uninstall confirmation: any accepted token may ask
+        return {"data": {"shop": {"id": "gid://shopify/Shop/1"}}}
     if "LoyaltyOrdersUpdatedSince" in query:
         return _orders_page(state, variables)
     if "metafieldsSet" in query:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from rq.timeouts import JobTimeoutException
+
 from plugin import inbox, platforms
 from plugin.config import Settings
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
-from plugin.services import balance_push, reconcile, redemption, subscriptions
+from plugin.services import balance_push, privacy, reconcile, redemption, subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,15 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         def on_full_batch() -> None:  # rows other deliveries committed: another worker may join in now
             signal_inbox(settings)
 
-    outcomes = inbox.drain(settings.database_url, settings.inbox_batch_size, on_full_batch)
+    outcomes = inbox.drain(
+        settings.database_url,
+        settings.inbox_batch_size,
+        on_full_batch,
+        confirm_uninstall=lambda session, shop: privacy.uninstall_refusal(settings, shop),
+        # RQ raises its timeout inside the job: it must end the drain (rolling the batch back, the attempt
+        # already counted), not be parked as the failure of whichever delivery it interrupted.
+        stop_on=(JobTimeoutException,),
+    )
     if outcomes:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):

@@ -82,3 +82,11 @@ class Platform(Protocol):
     def ensure_webhooks(self, client: AdminClient, callback_uri: str) -> list[str]:
         """Create the webhook subscriptions the shop is missing; returns the topics created."""
         ...
+
+    def uninstall_refusal(self, settings: Settings, shop: Shop) -> str | None:
+        """Why not to act on an uninstall notice now (the shop still accepts our token, or cannot be asked), or None.
+
+        A signed notice proves the platform sent it once, not that it is recent: replayed after a re-install it
+        must not deactivate the shop. The shop must be loaded in an open session.
+        """
+        ...

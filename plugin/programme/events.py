@@ -89,6 +89,8 @@ Event = OrderCreated | OrderPaid | OrderCancelled | OrderRefunded | CustomerCrea
 class AppUninstalled:
     """The merchant removed the app; the shop's token is already invalid."""
 
+    shop_domain: str | None = None  # as the signed body names it (myshopify_domain)
+
 
 @dataclass(frozen=True)
 class CustomerDataRequested:

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from plugin import ledger
+from plugin import ledger, platforms
+from plugin.config import Settings
 from plugin.models import (
     Delivery,
     LedgerErasure,
@@ -61,6 +62,13 @@ def apply(
         )
     log.info("%s for %s: %s", topic, shop_domain, {k: v for k, v in outcome.items() if k != "export"})
     return outcome
+
+
+def uninstall_refusal(settings: Settings, shop: Shop) -> str | None:
+    """Why not to act on an app/uninstalled now, or None: the shop's platform must confirm the app is gone."""
+    if shop.access_token is None:
+        return None  # nothing to ask with, and nothing a replay could delete
+    return platforms.for_shop(shop).uninstall_refusal(settings, shop)
 
 
 def uninstall(session: Session, shop: Shop) -> dict[str, Any]:

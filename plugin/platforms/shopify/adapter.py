@@ -46,7 +46,7 @@ PARSERS: dict[str, Callable[[Any, datetime], events.Event]] = {
     "orders/cancelled": lambda p, _t: events.OrderCancelled(shopify_schemas.load_order(p)),
     "refunds/create": lambda p, _t: events.OrderRefunded(shopify_schemas.load_refund(p)),
     "customers/create": lambda p, _t: events.CustomerCreated(shopify_schemas.load_customer(p)),
-    "app/uninstalled": lambda _p, _t: events.AppUninstalled(),
+    "app/uninstalled": lambda p, _t: shopify_schemas.load_uninstalled(p),
     "customers/data_request": lambda p, _t: shopify_schemas.load_data_request(p),
     "customers/redact": lambda p, _t: shopify_schemas.load_customer_redact(p),
     "shop/redact": lambda p, _t: shopify_schemas.load_shop_redact(p),
@@ -102,16 +102,38 @@ def proxy_signature(params: Iterable[tuple[str, str]], secret: str) -> str:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def verify_proxy(params: list[tuple[str, str]], secrets: Iterable[str], now: float) -> ProxyRequest:
-    """Check an App Proxy request's query parameters; raises ProxyAuthError, or returns who is asking."""
+# What Shopify adds to every App Proxy request (shopify.dev, "Authenticate app proxies"). No name here is a
+# suffix of another, which (with no `=` in names or values, and no repeats) makes the signed string, the sorted
+# pairs joined with nothing between them, split back into pairs in one way only.
+MAX_CUSTOMER_ID = 2**63 - 1
+SHOPIFY_PROXY_PARAMETERS = frozenset({"shop", "logged_in_customer_id", "path_prefix", "timestamp", "signature"})
+
+
+def verify_proxy(
+    params: list[tuple[str, str]],
+    secrets: Iterable[str],
+    now: float,
+    allowed: frozenset[str] = frozenset(),
+    repeatable: frozenset[str] = frozenset(),
+) -> ProxyRequest:
+    """Check an App Proxy request's query parameters; raises ProxyAuthError, or returns who is asking.
+
+    `allowed` names the endpoint's own parameters, besides Shopify's; `repeatable` those of them that may repeat.
+    Anything else is refused before the signature is checked: the signed string has no separators, so an
+    unexpected parameter, an `=` inside a name or value, or a repeat could re-split another shopper's signed query.
+    """
     counts: dict[str, int] = {}
-    for key, _ in params:
+    for key, value in params:
+        if "=" in key or "=" in value:
+            raise ProxyAuthError("a parameter's name or value contains '='")
+        if key not in SHOPIFY_PROXY_PARAMETERS and key not in allowed:
+            raise ProxyAuthError(f"unexpected parameter '{key[:40]}'")
         counts[key] = counts.get(key, 0) + 1
+        if counts[key] > 1 and key not in repeatable:
+            raise ProxyAuthError(f"'{key}' is repeated")
     for key in ("signature", "shop", "timestamp"):
         if counts.get(key, 0) != 1:
             raise ProxyAuthError(f"exactly one '{key}' parameter is required")
-    if counts.get("logged_in_customer_id", 0) > 1:
-        raise ProxyAuthError("'logged_in_customer_id' is repeated")
     values = dict(params)
     given = values["signature"].encode()
     matches = [hmac.compare_digest(proxy_signature(params, secret).encode(), given) for secret in secrets]
@@ -126,6 +148,7 @@ def verify_proxy(params: list[tuple[str, str]], secrets: Iterable[str], now: flo
     if not is_valid_shop_domain(values["shop"]):
         raise ProxyAuthError("the shop is not a *.myshopify.com domain")
     customer = values.get("logged_in_customer_id", "")
-    if customer and not (customer.isascii() and customer.isdigit()):
+    if customer and not (customer.isascii() and customer.isdigit() and 0 < int(customer) <= MAX_CUSTOMER_ID):
+        # Shopify's ids are positive BIGINTs; a larger one cannot name a member, and would fail in SQL.
         raise ProxyAuthError("logged_in_customer_id is not a customer id")
     return ProxyRequest(values["shop"], int(customer) if customer else None)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from plugin.programme import events
 from plugin.programme.events import Customer, OrderLine, OrderSnapshot, RefundFacts
+
+# Bounds on every number a payload carries (docs/decisions/0013-app-proxy-parameters-and-number-bounds.md).
+# A signed payload outside them cannot come from a real sale: it is parked with the reason, never applied.
+MAX_AMOUNT = Decimal(10) ** 12  # shop-currency units: above any sale, even in currencies of tiny units
+MAX_DECIMAL_PLACES = 6  # currencies use at most 3; Shopify's rates and splits stay well inside 6
+MAX_NUMBER_CHARACTERS = 40  # an amount's text: enough for MAX_AMOUNT with MAX_DECIMAL_PLACES, sign and zeros
+MAX_QUANTITY = 1_000_000  # units on one line
+MAX_LINES = 1_000  # Shopify orders hold at most 499/500 lines (draft orders, carts); edits may add more
+MAX_ID = 2**63 - 1  # Shopify ids are positive and fit a signed 64-bit column
 
 
 class _Lenient(Schema):
@@ -16,9 +26,48 @@ class _Lenient(Schema):
         unknown = EXCLUDE  # Shopify adds fields over time; we read only what we need
 
 
+class BoundedDecimal(fields.Decimal):
+    """A money amount: finite, at most MAX_AMOUNT in size and MAX_DECIMAL_PLACES places, not negative unless signed."""
+
+    def __init__(self, *, signed: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.signed = signed
+
+    def _validated(self, value: Any) -> Decimal:
+        if isinstance(value, str | Decimal) and len(str(value)) > MAX_NUMBER_CHARACTERS:
+            raise ValidationError(f"has more than {MAX_NUMBER_CHARACTERS} characters")
+        try:
+            number = super()._validated(value)
+            if abs(number) > MAX_AMOUNT:  # compared before any arithmetic, which a vast exponent makes slow
+                raise ValidationError(f"must be at most {MAX_AMOUNT} in size")
+            if number < 0 and not self.signed:
+                raise ValidationError("must not be negative")
+            if number != number.quantize(Decimal(1).scaleb(-MAX_DECIMAL_PLACES)):
+                raise ValidationError(f"has more than {MAX_DECIMAL_PLACES} decimal places")
+        except decimal.DecimalException as error:
+            raise ValidationError(f"is not a usable number ({type(error).__name__})") from None
+        return number
+
+
+def _count(maximum: int = MAX_QUANTITY) -> fields.Integer:
+    return fields.Integer(required=True, strict=True, validate=validate.Range(0, maximum))
+
+
+def _id(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(1, MAX_ID), **({"required": True} | kwargs))
+
+
+def _list(item: fields.Field, **kwargs: Any) -> fields.List:
+    return fields.List(item, validate=validate.Length(max=MAX_LINES), **kwargs)
+
+
 class MoneySchema(_Lenient):
-    amount = fields.Decimal(required=True)
+    amount = BoundedDecimal(required=True)
     currency_code = fields.String(required=True)
+
+
+class SignedMoneySchema(MoneySchema):
+    amount = BoundedDecimal(required=True, signed=True)
 
 
 class MoneyBagSchema(_Lenient):
@@ -26,15 +75,25 @@ class MoneyBagSchema(_Lenient):
     presentment_money = fields.Nested(MoneySchema, load_default=None)
 
 
+class SignedMoneyBagSchema(_Lenient):
+    shop_money = fields.Nested(SignedMoneySchema, required=True)
+    presentment_money = fields.Nested(SignedMoneySchema, load_default=None)
+
+
 def shop_amount(bag: dict[str, Any] | None) -> Decimal:
     """The shop-currency amount of a `*_set` money bag (zero when absent)."""
     return bag["shop_money"]["amount"] if bag else Decimal(0)
 
 
-def _bag(required: bool = False) -> fields.Nested:
+def _bag(required: bool = False, signed: bool = False) -> fields.Nested:
+    schema = SignedMoneyBagSchema if signed else MoneyBagSchema
     if required:
-        return fields.Nested(MoneyBagSchema, required=True)
-    return fields.Nested(MoneyBagSchema, load_default=None, allow_none=True)
+        return fields.Nested(schema, required=True)
+    return fields.Nested(schema, load_default=None, allow_none=True)
+
+
+def _amount(signed: bool = False) -> BoundedDecimal:
+    return BoundedDecimal(load_default=None, allow_none=True, signed=signed)
 
 
 class _Amount(_Lenient):
@@ -51,13 +110,13 @@ class _Amount(_Lenient):
 class AllocationSchema(_Amount):
     bag_field, plain_field = "amount_set", "amount"
     amount_set = _bag()
-    amount = fields.Decimal(load_default=None, allow_none=True)
+    amount = _amount()
 
 
 class TaxLineSchema(_Amount):
     bag_field, plain_field = "price_set", "price"
     price_set = _bag()
-    price = fields.Decimal(load_default=None, allow_none=True)
+    price = _amount()
 
 
 def _shop_or_plain(data: dict[str, Any], bag_field: str, plain_field: str) -> Decimal:
@@ -69,13 +128,13 @@ def _shop_or_plain(data: dict[str, Any], bag_field: str, plain_field: str) -> De
 
 
 class LineItemSchema(_Lenient):
-    id = fields.Integer(required=True, strict=True)
-    quantity = fields.Integer(required=True, strict=True)
+    id = _id()
+    quantity = _count()
     price_set = _bag()
-    price = fields.Decimal(load_default=None, allow_none=True)
+    price = _amount()
     total_discount_set = _bag()
-    discount_allocations = fields.List(fields.Nested(AllocationSchema), load_default=list)
-    tax_lines = fields.List(fields.Nested(TaxLineSchema), load_default=list)
+    discount_allocations = _list(fields.Nested(AllocationSchema), load_default=list)
+    tax_lines = _list(fields.Nested(TaxLineSchema), load_default=list)
     gift_card = fields.Boolean(load_default=False)
 
     @post_load
@@ -83,10 +142,13 @@ class LineItemSchema(_Lenient):
         allocated = sum(data["discount_allocations"], Decimal(0))
         # Allocations are the precise per-line discounts; total_discount is the older, coarser field.
         discount = allocated if data["discount_allocations"] else shop_amount(data["total_discount_set"])
+        gross = _shop_or_plain(data, "price_set", "price") * data["quantity"]
+        if gross > MAX_AMOUNT:
+            raise ValidationError({"quantity": [f"price times quantity is over {MAX_AMOUNT}"]})
         return OrderLine(
             line_id=data["id"],
             quantity=data["quantity"],
-            gross=_shop_or_plain(data, "price_set", "price") * data["quantity"],
+            gross=gross,
             discount=discount,
             tax=sum(data["tax_lines"], Decimal(0)),
             gift_card=data["gift_card"],
@@ -95,15 +157,15 @@ class LineItemSchema(_Lenient):
 
 class ShippingLineSchema(_Lenient):
     discounted_price_set = _bag()
-    discounted_price = fields.Decimal(load_default=None, allow_none=True)
+    discounted_price = _amount()
     price_set = _bag()
-    price = fields.Decimal(load_default=None, allow_none=True)
+    price = _amount()
     is_removed = fields.Boolean(load_default=False)
-    tax_lines = fields.List(fields.Nested(TaxLineSchema), load_default=list)
+    tax_lines = _list(fields.Nested(TaxLineSchema), load_default=list)
 
 
 class CustomerSchema(_Lenient):
-    id = fields.Integer(required=True, strict=True)
+    id = _id()
     email = fields.String(load_default=None, allow_none=True)
     first_name = fields.String(load_default=None, allow_none=True)
     last_name = fields.String(load_default=None, allow_none=True)
@@ -114,14 +176,15 @@ class CustomerSchema(_Lenient):
 
 
 class RefundLineSchema(_Lenient):
-    line_item_id = fields.Integer(required=True, strict=True)
-    quantity = fields.Integer(required=True, strict=True)
+    line_item_id = _id()
+    quantity = _count()
 
 
 class OrderAdjustmentSchema(_Lenient):
     kind = fields.String(load_default="")
-    amount = fields.Decimal(load_default=None, allow_none=True)
-    amount_set = _bag()
+    # Signed: older API versions record shipping refunds as negative adjustments.
+    amount = _amount(signed=True)
+    amount_set = _bag(signed=True)
 
 
 class RefundShippingLineSchema(_Lenient):
@@ -129,12 +192,12 @@ class RefundShippingLineSchema(_Lenient):
 
 
 class RefundSchema(_Lenient):
-    id = fields.Integer(required=True, strict=True)
-    order_id = fields.Integer(required=True, strict=True)
+    id = _id()
+    order_id = _id()
     created_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    refund_line_items = fields.List(fields.Nested(RefundLineSchema), load_default=list)
-    refund_shipping_lines = fields.List(fields.Nested(RefundShippingLineSchema), load_default=list)
-    order_adjustments = fields.List(fields.Nested(OrderAdjustmentSchema), load_default=list)
+    refund_line_items = _list(fields.Nested(RefundLineSchema), load_default=list)
+    refund_shipping_lines = _list(fields.Nested(RefundShippingLineSchema), load_default=list)
+    order_adjustments = _list(fields.Nested(OrderAdjustmentSchema), load_default=list)
 
     @post_load
     def to_refund(self, data: dict[str, Any], **_: Any) -> RefundFacts:
@@ -151,7 +214,7 @@ class RefundSchema(_Lenient):
 
 
 class OrderSchema(_Lenient):
-    id = fields.Integer(required=True, strict=True)
+    id = _id()
     name = fields.String(load_default=None, allow_none=True)
     email = fields.String(load_default=None, allow_none=True)
     currency = fields.String(required=True)
@@ -159,12 +222,12 @@ class OrderSchema(_Lenient):
     test = fields.Boolean(load_default=False)
     taxes_included = fields.Boolean(load_default=False)
     customer = fields.Nested(CustomerSchema, load_default=None, allow_none=True)
-    line_items = fields.List(fields.Nested(LineItemSchema), required=True)
-    shipping_lines = fields.List(fields.Nested(ShippingLineSchema), load_default=list)
-    total_tip_received = fields.Decimal(load_default=Decimal(0), allow_none=True)
+    line_items = _list(fields.Nested(LineItemSchema), required=True)
+    shipping_lines = _list(fields.Nested(ShippingLineSchema), load_default=list)
+    total_tip_received = BoundedDecimal(load_default=Decimal(0), allow_none=True)
     processed_at = fields.AwareDateTime(load_default=None, allow_none=True)
     cancelled_at = fields.AwareDateTime(load_default=None, allow_none=True)
-    refunds = fields.List(fields.Nested(RefundSchema), load_default=list)
+    refunds = _list(fields.Nested(RefundSchema), load_default=list)
     subtotal_price_set = _bag()
 
     @post_load
@@ -253,20 +316,33 @@ def _object(payload: Any) -> dict[str, Any]:
 
 
 class PrivacyCustomerSchema(_Lenient):
-    id = fields.Integer(required=True, strict=True)
+    id = _id()
+
+
+class UninstalledShopSchema(_Lenient):
+    """app/uninstalled: the shop object, which names its own myshopify domain (an order body does not)."""
+
+    id = _id()
+    myshopify_domain = fields.String(required=True)
 
 
 class PrivacyRequestSchema(_Lenient):
     """customers/data_request and customers/redact: the shop's domain, the customer, the request."""
 
+    shop_id = _id()
     shop_domain = fields.String(required=True)
     customer = fields.Nested(PrivacyCustomerSchema, required=True)
     data_request = fields.Dict(load_default=None, allow_none=True)
-    orders_to_redact = fields.List(fields.Integer(strict=True), load_default=list)
+    orders_to_redact = fields.List(_id(required=False), load_default=list, validate=validate.Length(max=10 * MAX_LINES))
 
 
 class ShopRedactSchema(_Lenient):
+    shop_id = _id()
     shop_domain = fields.String(required=True)
+
+
+def load_uninstalled(payload: Any) -> events.AppUninstalled:
+    return events.AppUninstalled(UninstalledShopSchema().load(_object(payload))["myshopify_domain"])
 
 
 def load_data_request(payload: Any) -> events.CustomerDataRequested:

@@ -12,8 +12,10 @@ from plugin.config import Settings
 from plugin.models import Shop
 from plugin.platforms.base import SyncedOrder
 from plugin.platforms.shopify import adapter, metafields, orders, subscriptions, tokens
-from plugin.platforms.shopify.admin import AdminClient
+from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme import events
+
+STILL_INSTALLED_QUERY = "{ shop { id } }"  # the cheapest authenticated query: any token of the shop may run it
 
 
 class ShopifyPlatform:
@@ -58,6 +60,27 @@ class ShopifyPlatform:
 
     def ensure_webhooks(self, client: AdminClient, callback_uri: str) -> list[str]:
         return subscriptions.ensure_webhooks(client, callback_uri)
+
+    def uninstall_refusal(self, settings: Settings, shop: Shop) -> str | None:
+        session = object_session(shop)
+        if session is None:
+            raise ValueError("uninstall_refusal needs a shop loaded in an open session")
+        try:
+            token = tokens.current(session, settings, shop)  # a refused refresh is an answer too: the app is gone
+            client = AdminClient(
+                shop.domain,
+                token,
+                settings.shopify_api_version,
+                settings.shopify_api_base_url,
+                max_attempts=2,
+                read_timeout=min(settings.shopify_api_timeout, 5.0),
+            )
+            client.graphql(STILL_INSTALLED_QUERY, {})
+        except AdminAPIError:
+            return None  # the shop refused our token: uninstalled indeed
+        except AdminAPIUnavailable as error:
+            return f"app/uninstalled not confirmed: the shop's Admin API could not be reached ({error}); replay it"
+        return "app/uninstalled not acted on: the shop's Admin API still accepts our token, so the app is installed"
 
 
 SHOPIFY = ShopifyPlatform()

@@ -1,0 +1,30 @@
+"""gunicorn settings, read from ./gunicorn.conf.py by the Procfile's `gunicorn`: logs that hold no signatures."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+# The request line without its query string (%(U)s is the path alone): App Proxy queries carry a signature
+# that lets anyone who reads the log act as that shopper for 90 s, and OAuth callbacks carry codes and HMACs.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+SECRET_PARAMETER = re.compile(r"\b(signature|hmac|code|state|id_token)=[^&\s\"']*", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Cut secret query values out of any gunicorn line that still shows a URL (a referrer, an error's URI)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = SECRET_PARAMETER.sub(r"\1=[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def post_fork(server, worker) -> None:
+    """Each worker logs its own requests: give its loggers the filter (once)."""
+    for logger in (logging.getLogger("gunicorn.access"), logging.getLogger("gunicorn.error")):
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())

@@ -1,0 +1,113 @@
+"""Attempts are counted when a delivery is claimed, so one that kills or times out its worker gets parked."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import select
+
+from plugin import inbox
+from plugin.db import engine_for, transaction
+from plugin.jobs import tasks
+from plugin.models import Delivery, DeliveryClaim, Member
+from tests import builders
+from tests.conftest import SHOP
+
+MAX_ATTEMPTS = 3  # inbox.MAX_ATTEMPTS, spelled out so the test also runs where it does not exist
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL or RQ's hard kill: nothing in the drain runs after it, no handler sees it."""
+
+
+def store(settings, webhook_id: str, order_id: int) -> None:
+    body = json.dumps(builders.order(order_id, 7001, [builders.line(order_id * 10, "10.00")])).encode()
+    inbox.store(engine_for(settings.database_url), inbox.IncomingDelivery(SHOP, "orders/paid", webhook_id, body))
+
+
+def claims(settings) -> list[int]:
+    with transaction(settings.database_url) as session:
+        return list(session.scalars(select(DeliveryClaim.claims)))
+
+
+def rows(settings) -> dict[str, tuple[str, int, str | None]]:
+    with transaction(settings.database_url) as session:
+        return {d.webhook_id: (d.status, d.attempts, d.reason) for d in session.scalars(select(Delivery))}
+
+
+@pytest.fixture
+def poison(monkeypatch, settings):
+    """Deliveries whose webhook id starts with 'poison' raise the given exception while being processed."""
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite counts claims inside the drain's transaction: jobs run inline there, never killed")
+    raised: list[type[BaseException]] = []
+    real_handle = inbox._handle
+
+    def handle(session, delivery, *args, **kwargs):
+        if delivery.webhook_id.startswith("poison"):
+            raise raised[0]("the worker dies here")
+        return real_handle(session, delivery, *args, **kwargs)
+
+    monkeypatch.setattr(inbox, "_handle", handle)
+    return raised
+
+
+def test_a_delivery_that_kills_its_worker_is_parked_after_a_few_attempts_and_its_batch_is_processed(
+    settings, shop, poison
+):
+    poison.append(WorkerKilled)
+    store(settings, "w-1", 1)
+    store(settings, "poison", 2)
+    store(settings, "w-3", 3)
+    kills = 0
+    for _ in range(MAX_ATTEMPTS + 2):
+        try:
+            inbox.drain(settings.database_url, batch_size=10)
+        except WorkerKilled:
+            kills += 1
+    assert kills == MAX_ATTEMPTS
+    found = rows(settings)
+    status, attempts, reason = found.pop("poison")
+    assert status == "parked" and attempts == inbox.MAX_ATTEMPTS + 1
+    assert f"claimed {inbox.MAX_ATTEMPTS} times without finishing" in reason
+    assert {webhook_id: row[:2] for webhook_id, row in found.items()} == {
+        "w-1": ("processed", 2),  # its first batch died with the poison; retried alone once, never again
+        "w-3": ("processed", 2),
+    }
+    with transaction(settings.database_url) as session:
+        assert session.execute(select(Member.balance)).scalar_one() == 20  # orders 1 and 3, once each
+
+
+def test_an_attempt_is_counted_in_the_database_even_when_the_drain_never_finishes(settings, shop, poison):
+    poison.append(WorkerKilled)
+    store(settings, "poison", 1)
+    with pytest.raises(WorkerKilled):
+        inbox.drain(settings.database_url)
+    assert rows(settings) == {"poison": ("received", 0, None)}  # the batch rolled back...
+    assert claims(settings) == [1]  # ...but not its claim
+
+
+def test_rqs_job_timeout_ends_the_drain_instead_of_being_parked_as_a_failure(settings, shop, poison):
+    poison.append(JobTimeoutException)
+    store(settings, "poison", 1)
+    with pytest.raises(JobTimeoutException):
+        tasks.drain_inbox_with(settings)
+    assert rows(settings) == {"poison": ("received", 0, None)}  # waits for its retry, not parked...
+    assert claims(settings) == [1]  # ...its attempt counted
+
+
+def test_a_replay_always_tries_even_after_the_attempts_ran_out(settings, shop, poison):
+    poison.append(WorkerKilled)
+    store(settings, "poison-then-fixed", 1)
+    for _ in range(inbox.MAX_ATTEMPTS + 1):
+        with contextlib.suppress(WorkerKilled):
+            inbox.drain(settings.database_url)
+    assert rows(settings)["poison-then-fixed"][0] == "parked"
+    poison[0] = ValueError  # "fixed": now an ordinary failure, parked with its reason by the replay
+    with transaction(settings.database_url) as session:
+        delivery_id = session.scalars(select(Delivery.id)).one()
+    assert inbox.replay(settings.database_url, delivery_id) == "parked"
+    assert "internal error: ValueError" in rows(settings)["poison-then-fixed"][2]
