@@ -148,7 +148,8 @@ def verify_proxy(
     if not is_valid_shop_domain(values["shop"]):
         raise ProxyAuthError("the shop is not a *.myshopify.com domain")
     customer = values.get("logged_in_customer_id", "")
-    if customer and not (customer.isascii() and customer.isdigit() and len(customer) <= 19 and 0 < int(customer) <= MAX_CUSTOMER_ID):
+    is_id = customer.isascii() and customer.isdigit() and len(customer) <= 19 and 0 < int(customer) <= MAX_CUSTOMER_ID
+    if customer and not is_id:
         # Shopify's ids are positive BIGINTs; a larger one cannot name a member, and would fail in SQL.
         raise ProxyAuthError("logged_in_customer_id is not a customer id")
     return ProxyRequest(values["shop"], int(customer) if customer else None)
