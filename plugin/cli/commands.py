@@ -507,3 +507,8 @@ def _shop(session, domain: str):
         return shops.get(session, domain)
     except shops.ShopNotFound as error:
         raise click.ClickException(str(error)) from None
+
+
+from plugin.cli.imports import imports_group  # noqa: E402  (the import group lives in its own module)
+
+loyalty.add_command(imports_group)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from plugin.db import insert_for
 from plugin.models import Member, Order, Posting, utcnow
 
-KINDS = frozenset({"earn", "reverse", "redeem", "return", "adjust", "expire", "bonus"})
+KINDS = frozenset({"earn", "reverse", "redeem", "return", "adjust", "expire", "bonus", "import"})
 
 
 class LedgerError(Exception):

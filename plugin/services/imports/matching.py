@@ -1,0 +1,122 @@
+"""Pending rows matched to the shop's customers through its Admin API: batched, paced, and scoped to the shop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from plugin.config import Settings
+from plugin.db import transaction
+from plugin.models import Shop
+from plugin.platforms.shopify.admin import AdminClient
+from plugin.programme import events
+from plugin.services import accrual
+from plugin.services.imports import pending
+from plugin.services.imports.tables import PENDING, ImportRow
+
+PER_CALL = 50  # customers asked about in one GraphQL call
+PAUSE_SECONDS = 0.5  # between calls, so an import leaves the shop's rate-limit bucket to the rest of the app
+
+CUSTOMERS_BY_ID = """query LoyaltyImportCustomersById($ids: [ID!]!) {
+  nodes(ids: $ids) { ... on Customer { id email firstName lastName } }
+}"""
+CUSTOMERS_BY_EMAIL = """query LoyaltyImportCustomersByEmail($first: Int!, $query: String!) {
+  customers(first: $first, query: $query) { nodes { id email firstName lastName } }
+}"""
+
+ClientFactory = Callable[[Settings, Shop], AdminClient]
+
+
+@dataclass
+class MatchReport:
+    asked: int = 0
+    matched: int = 0
+    points: int = 0
+    calls: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return {"asked": self.asked, "matched": self.matched, "points": self.points, "calls": self.calls}
+
+
+def match(
+    settings: Settings,
+    shop_id: int,
+    batch_id: int | None = None,
+    *,
+    client_factory: ClientFactory | None = None,
+    limit: int = 10_000,
+    per_call: int = PER_CALL,
+    pause: float = PAUSE_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> MatchReport:
+    """Ask the shop about up to `limit` pending rows; members found are enrolled and get their opening balance.
+
+    Rows the shop does not know stay pending: they post when the shopper first orders.
+    """
+    if client_factory is None:
+        from plugin.services.redemption import admin_client as client_factory  # the app's one way to a client
+    report = MatchReport()
+    cursor = 0
+    with transaction(settings.database_url) as session:
+        client = client_factory(settings, session.get(Shop, shop_id))
+    while report.asked < limit:
+        with transaction(settings.database_url) as session:
+            query = (
+                select(ImportRow.id, ImportRow.customer_id, ImportRow.email)
+                .where(ImportRow.shop_id == shop_id, ImportRow.status == PENDING, ImportRow.id > cursor)
+                .order_by(ImportRow.id)
+                .limit(min(per_call, limit - report.asked))
+            )
+            if batch_id is not None:
+                query = query.where(ImportRow.batch_id == batch_id)
+            rows = session.execute(query).all()
+        if not rows:
+            break
+        cursor = rows[-1].id
+        report.asked += len(rows)
+        ids = [f"gid://shopify/Customer/{r.customer_id}" for r in rows if r.customer_id is not None]
+        emails = [r.email for r in rows if r.customer_id is None and r.email]
+        found: list[dict] = []
+        if ids:
+            found += [n for n in client.graphql(CUSTOMERS_BY_ID, {"ids": ids}).get("nodes") or [] if n]
+            report.calls += 1
+        if emails:
+            if ids:
+                sleep(pause)
+            search = " OR ".join(f'email:"{email}"' for email in emails)
+            answer = client.graphql(CUSTOMERS_BY_EMAIL, {"first": len(emails), "query": search})
+            wanted = set(emails)
+            # The search is fuzzy; only an exact (case-insensitive) address is a match.
+            found += [n for n in (answer.get("customers") or {}).get("nodes") or [] if _email(n) in wanted]
+            report.calls += 1
+        with transaction(settings.database_url) as session:
+            for node in found:
+                customer = events.Customer(
+                    customer_id=int(str(node["id"]).rsplit("/", 1)[-1]),
+                    email=node.get("email"),
+                    first_name=node.get("firstName"),
+                    last_name=node.get("lastName"),
+                )
+                member_id = accrual.enrol(session, shop_id, customer)
+                points = pending.claim(session, shop_id, member_id, customer.customer_id, customer.email)
+                report.points += points
+                report.matched += 1 if points or _was_claimed(session, shop_id, member_id) else 0
+        sleep(pause)
+    return report
+
+
+def _email(node: dict) -> str:
+    return str(node.get("email") or "").strip().lower()
+
+
+def _was_claimed(session, shop_id: int, member_id: int) -> bool:
+    """A zero-point row, or one a new member's enrolment already claimed, still counts as matched."""
+    return (
+        session.execute(
+            select(ImportRow.id).where(ImportRow.shop_id == shop_id, ImportRow.member_id == member_id).limit(1)
+        ).first()
+        is not None
+    )
