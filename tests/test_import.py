@@ -219,7 +219,12 @@ def test_a_shopper_not_yet_known_gets_the_opening_balance_at_their_first_order(s
 
 def test_a_dry_run_counts_and_values_without_posting_anything(settings, members):
     lines = ["customer_id,email,points"]
-    lines += ["7001,ada@example.com,120", "7002,bob@example.com,35", "7009,zed@example.com,900", "7010,x@example.com,abc"]
+    lines += [
+        "7001,ada@example.com,120",
+        "7002,bob@example.com,35",
+        "7009,zed@example.com,900",
+        "7010,x@example.com,abc",
+    ]
     lines += [f"{8000 + i},p{i}@example.com,{10 + i}" for i in range(12)]
     outcome = run(settings, members, "\n".join(lines) + "\n", "ours", dry_run=True)
 
@@ -244,7 +249,7 @@ def test_each_bad_row_is_reported_with_its_line_and_reason_and_the_rest_import(s
         "7004,not-an-email,40,\n"
         "7001,ada2@example.com,60,\n"
         "7005,eve@example.com,\"=cmd|' /C calc'!A0\",\n"
-        "7006,=HYPERLINK(\"http://evil.test\"),10,\n"
+        '7006,=HYPERLINK("http://evil.test"),10,\n'
         "7007,gil@example.com,10,@SUM(1+1)\n"
         "7008,hal@example.com,1,2,3\n"
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 
 from plugin.config import Settings
 from plugin.db import transaction
@@ -40,7 +41,7 @@ def _report(shop_id: int, batch_id: int) -> dict:
         return batches.report(session, session.get(Shop, shop_id), batches.get(session, shop_id, batch_id))
 
 
-@click.group("import")
+@click.group("import", cls=AppGroup)
 def imports_group() -> None:
     """Import members' points from Smile.io, LoyaltyLion, Yotpo, Rivo or our own export (dry run first)."""
 

@@ -63,6 +63,9 @@ def init_app(app) -> None:
     from plugin.web import admin_support  # noqa: F401  (its routes join blp before it is registered)
 
     api.register_blueprint(blp)
+    from plugin.web import admin_import
+
+    api.register_blueprint(admin_import.blp)
     app.register_blueprint(page)
 
 

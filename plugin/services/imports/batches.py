@@ -83,8 +83,18 @@ def run(
     layout = layout_for(source)
     try:
         facts = files.inspect(stream)
-        reader = files.rows(stream, facts.encoding)
-        header_line, header_cells = next(reader, (0, []))
+    except files.FileError as error:
+        raise InvalidFile(str(error)) from None
+    reader = files.rows(stream, facts.encoding)
+    try:
+        return _run(database_url, shop_id, reader, facts, layout, filename, dry_run, actor, on_progress, chunk_rows)
+    finally:
+        reader.close()  # hands the stream back to its owner, whatever happened
+
+
+def _run(database_url, shop_id, reader, facts, layout, filename, dry_run, actor, on_progress, chunk_rows) -> Outcome:
+    try:
+        _, header_cells = next(reader, (0, []))
         if not header_cells:
             raise InvalidFile("the file has no header row")
         header = formats.read_header(header_cells, layout)
@@ -271,13 +281,17 @@ def _invalidate(row: dict[str, Any], reason: str) -> None:
 def _mark_duplicate_shoppers(session, shop_id, batch_id, parsed) -> None:
     """The second and later rows of one shopper (same customer id, or same email) are invalid; the first stays."""
     keys = {opening.shopper_key for _, opening in parsed}
-    earlier = dict(
-        session.execute(
-            select(ImportRow.shopper_key, ImportRow.line).where(
-                ImportRow.shop_id == shop_id, ImportRow.batch_id == batch_id, ImportRow.shopper_key.in_(keys)
-            )
-        ).all()
-    ) if keys else {}
+    earlier = (
+        dict(
+            session.execute(
+                select(ImportRow.shopper_key, ImportRow.line).where(
+                    ImportRow.shop_id == shop_id, ImportRow.batch_id == batch_id, ImportRow.shopper_key.in_(keys)
+                )
+            ).all()
+        )
+        if keys
+        else {}
+    )
     for row, opening in parsed:
         first = earlier.setdefault(opening.shopper_key, row["line"])
         if first != row["line"]:
@@ -292,11 +306,15 @@ def _match_members(session, shop_id, parsed) -> None:
     """Known members of this shop only: by customer id when the row has one, else by email."""
     ids = {opening.customer_id for _, opening in parsed if opening.customer_id is not None}
     emails = {opening.email for _, opening in parsed if opening.customer_id is None}
-    by_id = dict(
-        session.execute(
-            select(Member.customer_id, Member.id).where(Member.shop_id == shop_id, Member.customer_id.in_(ids))
-        ).all()
-    ) if ids else {}
+    by_id = (
+        dict(
+            session.execute(
+                select(Member.customer_id, Member.id).where(Member.shop_id == shop_id, Member.customer_id.in_(ids))
+            ).all()
+        )
+        if ids
+        else {}
+    )
     by_email: dict[str, int] = {}
     if emails:
         found = session.execute(
@@ -457,7 +475,7 @@ def report(session: Session, shop: Shop, batch: ImportBatch) -> dict[str, Any]:
         **summary(batch),
         "points": points,
         "money_value": str((points * rate).quantize(quantum, ROUND_DOWN)) if rate is not None else None,
-        "money_value_note": "points × the best fixed-amount reward's value per point, rounded down",
+        "money_value_note": "points times the best fixed-amount reward's value per point, rounded down",
         "currency": shop.currency,
         "lifetime_spend": str(Decimal(int(spend_minor)).scaleb(-exponent).quantize(quantum)),
         "largest": [

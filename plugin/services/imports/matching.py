@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from plugin.config import Settings
 from plugin.db import transaction
@@ -15,7 +15,7 @@ from plugin.platforms.shopify.admin import AdminClient
 from plugin.programme import events
 from plugin.services import accrual
 from plugin.services.imports import pending
-from plugin.services.imports.tables import PENDING, ImportRow
+from plugin.services.imports.tables import MATCHED, PENDING, ImportRow
 
 PER_CALL = 50  # customers asked about in one GraphQL call
 PAUSE_SECONDS = 0.5  # between calls, so an import leaves the shop's rate-limit bucket to the rest of the app
@@ -100,23 +100,21 @@ def match(
                     first_name=node.get("firstName"),
                     last_name=node.get("lastName"),
                 )
+                # A new member's enrolment claims their rows itself; an existing one's are claimed here.
                 member_id = accrual.enrol(session, shop_id, customer)
-                points = pending.claim(session, shop_id, member_id, customer.customer_id, customer.email)
-                report.points += points
-                report.matched += 1 if points or _was_claimed(session, shop_id, member_id) else 0
+                pending.claim(session, shop_id, member_id, customer.customer_id, customer.email)
+            matched, points = session.execute(
+                select(func.count(ImportRow.id), func.coalesce(func.sum(ImportRow.points), 0)).where(
+                    ImportRow.shop_id == shop_id,
+                    ImportRow.id.in_([r.id for r in rows]),
+                    ImportRow.status == MATCHED,
+                )
+            ).one()
+            report.matched += matched
+            report.points += int(points)
         sleep(pause)
     return report
 
 
 def _email(node: dict) -> str:
     return str(node.get("email") or "").strip().lower()
-
-
-def _was_claimed(session, shop_id: int, member_id: int) -> bool:
-    """A zero-point row, or one a new member's enrolment already claimed, still counts as matched."""
-    return (
-        session.execute(
-            select(ImportRow.id).where(ImportRow.shop_id == shop_id, ImportRow.member_id == member_id).limit(1)
-        ).first()
-        is not None
-    )

@@ -34,7 +34,9 @@ def claim(session: Session, shop_id: int, member_id: int, customer_id: int, emai
             session.execute(
                 update(ImportRow)
                 .where(ImportRow.shop_id == shop_id, ImportRow.id == row_id)
-                .values(status=INVALID, shopper_key=None, error="duplicate shopper: an earlier line matched the same member")
+                .values(
+                    status=INVALID, shopper_key=None, error="duplicate shopper: an earlier line matched the same member"
+                )
                 .execution_options(synchronize_session=False)
             )
             _count(session, shop_id, batch_id, pending=-1, points_pending=-(points or 0), invalid=1)
@@ -53,7 +55,9 @@ def claim(session: Session, shop_id: int, member_id: int, customer_id: int, emai
         posted += openings.post(
             session, shop_id, batch, [openings.Opening(member_id, line, points or 0)], note, batch.actor
         )
-        _count(session, shop_id, batch_id, pending=-1, matched=1, points_pending=-(points or 0), points_matched=points or 0)
+        _count(
+            session, shop_id, batch_id, pending=-1, matched=1, points_pending=-(points or 0), points_matched=points or 0
+        )
     return posted
 
 
