@@ -142,29 +142,36 @@ def big_file(count: int) -> str:
 
 
 def test_a_crash_mid_import_resumed_ends_exactly_where_an_uninterrupted_import_does(settings, shop):
-    for i in range(40):
+    for i in range(120):
         enrol(settings, 9000 + i, f"s{i}@example.com")
-    text = big_file(50)  # 40 members, 10 shoppers not yet known
-    crashes = {"left": 3}
+    text = big_file(140)  # 120 members, 20 shoppers not yet known; chunks of 60 post in bulk (COPY on PostgreSQL)
+    crashes = {"left": 1}
 
-    def crash_after_three_chunks(line: int, lines: int) -> None:
+    def crash_after_the_first_chunk(line: int, lines: int) -> None:
         crashes["left"] -= 1
         if crashes["left"] == 0:
             raise RuntimeError("worker killed")
 
     with pytest.raises(RuntimeError):
-        run(settings, shop, text, "ours", chunk_rows=7, on_progress=crash_after_three_chunks)
+        run(settings, shop, text, "ours", chunk_rows=60, on_progress=crash_after_the_first_chunk)
     half = balances(settings)
-    assert 0 < sum(half.values()) < sum(range(1, 41))  # three chunks of seven rows were committed, no more
+    assert sum(half.values()) == sum(range(1, 61))  # the committed first chunk, and nothing of the second
+    assert len(import_postings(settings)) == 60
 
-    resumed = run(settings, shop, text, "ours", chunk_rows=7)
+    resumed = run(settings, shop, text, "ours", chunk_rows=60)
 
     assert resumed.resumed
-    assert balances(settings) == {9000 + i: i + 1 for i in range(40)}
-    assert len(import_postings(settings)) == 40
+    assert balances(settings) == {9000 + i: i + 1 for i in range(120)}
+    assert len(import_postings(settings)) == 120
     done = report(settings, shop, resumed.batch_id)
-    assert (done["status"], done["rows"], done["matched"], done["pending"], done["invalid"]) == ("done", 50, 40, 10, 0)
-    assert done["points_matched"] == sum(range(1, 41))
+    assert (done["status"], done["rows"], done["matched"], done["pending"], done["invalid"]) == (
+        "done",
+        140,
+        120,
+        20,
+        0,
+    )
+    assert done["points_matched"] == sum(range(1, 121))
     with transaction(settings.database_url) as session:
         assert ledger.verify(session) == []
 

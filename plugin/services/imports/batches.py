@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from plugin.db import transaction
 from plugin.models import Member, Posting, Shop, utcnow
 from plugin.programme import import_formats as formats
 from plugin.programme.rewards import catalogue
-from plugin.services.imports import files, openings
+from plugin.services.imports import bulk, files, openings
 from plugin.services.imports.tables import (
     CANCELLED,
     DONE,
@@ -239,7 +239,7 @@ def _store_rows(session, shop_id, batch, layout, header, currency, todo) -> None
     if to_post and not batch.dry_run:
         note = openings.history_note(batch, layout.title)
         openings.post(session, shop_id, batch, to_post, note, batch.actor)
-    session.execute(insert(ImportRow.__table__), rows)
+    bulk.copy_rows(session, ImportRow.__table__, rows)
 
     batch.rows_read += len(rows)
     for row in rows:
@@ -285,7 +285,9 @@ def _mark_duplicate_shoppers(session, shop_id, batch_id, parsed) -> None:
         dict(
             session.execute(
                 select(ImportRow.shopper_key, ImportRow.line).where(
-                    ImportRow.shop_id == shop_id, ImportRow.batch_id == batch_id, ImportRow.shopper_key.in_(keys)
+                    ImportRow.shop_id == shop_id,
+                    ImportRow.batch_id == batch_id,
+                    bulk.among(session, ImportRow.shopper_key, keys),
                 )
             ).all()
         )
@@ -309,7 +311,9 @@ def _match_members(session, shop_id, parsed) -> None:
     by_id = (
         dict(
             session.execute(
-                select(Member.customer_id, Member.id).where(Member.shop_id == shop_id, Member.customer_id.in_(ids))
+                select(Member.customer_id, Member.id).where(
+                    Member.shop_id == shop_id, bulk.among(session, Member.customer_id, ids)
+                )
             ).all()
         )
         if ids
@@ -319,7 +323,7 @@ def _match_members(session, shop_id, parsed) -> None:
     if emails:
         found = session.execute(
             select(Member.email, Member.id)
-            .where(Member.shop_id == shop_id, Member.email.in_(emails))
+            .where(Member.shop_id == shop_id, bulk.among(session, Member.email, emails))
             .order_by(Member.id.desc())
         ).all()
         by_email = {email.lower(): member_id for email, member_id in found}  # the oldest member wins
@@ -338,7 +342,9 @@ def _mark_duplicate_members(session, shop_id, batch_id, parsed) -> None:
     earlier = dict(
         session.execute(
             select(ImportRow.member_id, ImportRow.line).where(
-                ImportRow.shop_id == shop_id, ImportRow.batch_id == batch_id, ImportRow.member_id.in_(members)
+                ImportRow.shop_id == shop_id,
+                ImportRow.batch_id == batch_id,
+                bulk.among(session, ImportRow.member_id, members),
             )
         ).all()
     )
