@@ -330,3 +330,17 @@ def test_a_file_without_a_points_or_shopper_column_is_refused_and_stores_nothing
         run(settings, members, SAMPLES["smile"], "stamped")
     with transaction(settings.database_url) as session:
         assert session.execute(select(func.count(ImportRow.id))).scalar_one() == 0
+
+
+def test_the_support_history_csv_never_writes_a_formula_back(settings, members):
+    from plugin.services import support
+
+    with transaction(settings.database_url) as session:
+        shop = shops.get(session, SHOP)
+        support.adjust(session, shop, 7001, 5, "goodwill", "=cmd|' /C calc'!A0", "staff:1")
+        member = support.find_member(session, shop, customer_id=7001)
+        exported = support.history_csv(support.history(session, shop, member))
+
+    cells = [cell for row in csv.reader(io.StringIO(exported)) for cell in row]
+    assert "'=cmd|' /C calc'!A0" in cells and not any(cell.startswith("=") for cell in cells)
+    assert "5" in cells  # numbers are written as numbers

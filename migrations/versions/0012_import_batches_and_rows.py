@@ -105,7 +105,12 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'pending'"),
         )
     op.create_index(
-        "ix_import_rows_shop_id_batch_id_status_points", "import_rows", ["shop_id", "batch_id", "status", "points"]
+        "uq_import_rows_member",
+        "import_rows",
+        ["shop_id", "batch_id", "member_id"],
+        unique=True,
+        postgresql_where=sa.text("member_id IS NOT NULL"),
+        sqlite_where=sa.text("member_id IS NOT NULL"),
     )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from plugin.db import transaction
@@ -189,8 +189,13 @@ def _import_chunk(database_url, shop_id, batch_id, layout, header, currency, chu
             return
         todo = [(line, cells) for line, cells in chunk if line > batch.last_line]
         if todo:
+            first_chunk = batch.rows_read == 0
             _store_rows(session, shop_id, batch, layout, header, currency, todo)
             batch.last_line = todo[-1][0]
+            if first_chunk and bulk.on_postgresql(session):
+                # Statistics of a table that just grew from nothing, so the planner looks rows up by shopper
+                # and member (their unique indexes) rather than scanning the batch for every chunk.
+                session.execute(text("ANALYZE import_rows"))
         reached, total = batch.last_line, batch.lines_total
     if on_progress:
         on_progress(reached, total)
@@ -377,17 +382,24 @@ def undo(database_url: str, shop_id: int, batch_id: int, actor: str, reason: str
                 .execution_options(synchronize_session=False)
             )
     taken = 0
+    after_line = 0  # rows are taken in line order, so each chunk starts where the last one ended
     while True:
         with transaction(database_url) as session:
             batch = _locked_batch(session, shop_id, batch_id)
             rows = session.execute(
                 select(ImportRow.id, ImportRow.line, ImportRow.member_id, ImportRow.points)
-                .where(ImportRow.shop_id == shop_id, ImportRow.batch_id == batch_id, ImportRow.status == MATCHED)
+                .where(
+                    ImportRow.shop_id == shop_id,
+                    ImportRow.batch_id == batch_id,
+                    ImportRow.line > after_line,
+                    ImportRow.status == MATCHED,
+                )
                 .order_by(ImportRow.line)
                 .limit(chunk_rows)
             ).all()
             if not rows:
                 return taken
+            after_line = rows[-1].line
             note = f"undo of import batch {batch.id} ({formats.LAYOUTS[batch.source].title}, "
             note += f"{batch.created_at.date().isoformat()}) by {batch.undone_by}: {batch.undo_reason}"
             # What the ledger holds for this batch, not what the file said: only posted openings are reversed.

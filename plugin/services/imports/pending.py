@@ -27,7 +27,12 @@ def claim(session: Session, shop_id: int, member_id: int, customer_id: int, emai
         .with_for_update()
     ).all()
     posted = 0
-    taken: set[int] = set()
+    # Batches in which this member already holds an opening balance (a row by id, and now one by email).
+    taken = set(
+        session.scalars(
+            select(ImportRow.batch_id).where(ImportRow.shop_id == shop_id, ImportRow.member_id == member_id)
+        )
+    )
     for row_id, batch_id, line, points in rows:
         if batch_id in taken:
             # A second row of the same file naming the same member (once by id, once by email): a duplicate.

@@ -95,7 +95,16 @@ class ImportRow(Base):
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
         ),
-        Index(None, "shop_id", "batch_id", "status", "points"),
+        # One member, one opening balance per file: rows reaching the same member by id and by email are caught.
+        Index(
+            "uq_import_rows_member",
+            "shop_id",
+            "batch_id",
+            "member_id",
+            unique=True,
+            postgresql_where=text("member_id IS NOT NULL"),
+            sqlite_where=text("member_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
