@@ -344,3 +344,27 @@ def test_the_support_history_csv_never_writes_a_formula_back(settings, members):
     cells = [cell for row in csv.reader(io.StringIO(exported)) for cell in row]
     assert "'=cmd|' /C calc'!A0" in cells and not any(cell.startswith("=") for cell in cells)
     assert "5" in cells  # numbers are written as numbers
+
+
+def test_a_redacted_customer_is_forgotten_on_import_rows_too(settings, members):
+    from plugin.services import privacy
+
+    outcome = run(settings, members, SAMPLES["ours"] + "7003,cy@example.com,50,,,1980-01-02,,\n", "ours")
+    with transaction(settings.database_url) as session:
+        shop = shops.get(session, SHOP)
+        privacy.redact_customer(session, shop, 7001)
+        privacy.redact_customer(session, shop, 7003)  # still pending: not a member yet
+
+    kept = rows(settings, outcome.batch_id)
+    for line in (2, 4):
+        assert (kept[line].customer_id, kept[line].email, kept[line].birthday) == (None, None, None)
+        assert kept[line].points in (120, 50)  # the amounts stay, as the ledger's do
+    assert kept[3].email == "bob@example.com"
+    enrol(settings, 7003, "cy@example.com")  # a forgotten pending row can no longer find anyone
+    assert balances(settings)[7003] == 0
+
+
+def test_a_semicolon_separated_file_from_a_european_spreadsheet_is_read(settings, members):
+    run(settings, members, "Email;Points Balance\nada@example.com;120\nbob@example.com;35\n", "rivo")
+
+    assert balances(settings) == {7001: 120, 7002: 35}

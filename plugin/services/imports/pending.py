@@ -73,3 +73,18 @@ def _count(session: Session, shop_id: int, batch_id: int, **changes: int) -> Non
         .values({getattr(ImportBatch, name): getattr(ImportBatch, name) + delta for name, delta in changes.items()})
         .execution_options(synchronize_session=False)
     )
+
+
+def forget_shopper(session: Session, shop_id: int, customer_id: int, member_id: int | None, email: str | None) -> int:
+    """A customers/redact request: the shopper's import rows keep their amounts but lose who they were."""
+    whom = ImportRow.customer_id == customer_id
+    if member_id is not None:
+        whom = or_(whom, ImportRow.member_id == member_id)
+    if email:
+        whom = or_(whom, ImportRow.email == email.strip().lower())
+    return session.execute(
+        update(ImportRow)
+        .where(ImportRow.shop_id == shop_id, whom)
+        .values(customer_id=None, email=None, birthday=None, shopper_key=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
