@@ -102,18 +102,19 @@ def post(
         # are new; were one not, the unique key would refuse the whole COPY and nothing would post twice.
         bulk.copy_rows(session, Posting.__table__, values)
         written = [(v["member_id"], v["points"]) for v in values]
-        session.execute(
-            text(
-                "UPDATE members SET balance = members.balance + v.delta "
-                "FROM unnest(CAST(:members AS bigint[]), CAST(:deltas AS bigint[])) AS v(id, delta) "
-                "WHERE members.shop_id = :shop AND members.id = v.id"
-            ),
-            {"members": [m for m, _ in written], "deltas": [p for _, p in written], "shop": shop_id},
-        )
+        if not _moved_by_database(session, shop_id, balances, written):
+            session.execute(
+                text(
+                    "UPDATE members SET balance = members.balance + v.delta "
+                    "FROM unnest(CAST(:members AS bigint[]), CAST(:deltas AS bigint[])) AS v(id, delta) "
+                    "WHERE members.shop_id = :shop AND members.id = v.id"
+                ),
+                {"members": [m for m, _ in written], "deltas": [p for _, p in written], "shop": shop_id},
+            )
         return sum(points for _, points in written)
     insert = insert_for(session)(Posting).on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"])
-    written = session.execute(insert.returning(Posting.member_id, Posting.points), values).all()
-    if written:
+    written = [tuple(row) for row in session.execute(insert.returning(Posting.member_id, Posting.points), values)]
+    if written and not _moved_by_database(session, shop_id, balances, written):
         members = Member.__table__
         session.execute(
             update(members)
@@ -122,3 +123,25 @@ def post(
             [{"member": member_id, "delta": points} for member_id, points in written],
         )
     return sum(points for _, points in written)
+
+
+def _moved_by_database(session: Session, shop_id: int, before: dict[int, int], written: list[tuple[int, int]]) -> bool:
+    """Whether the database's own posting trigger already moved these cached balances.
+
+    Where the schema moves `members.balance` on every inserted posting (and refuses any other change of it), we
+    must not move it again; where it does not, we move it here, in the same transaction. Either way it is
+    asked, not assumed, and a mixture (some moved, some not) stops the transaction.
+    """
+    now = dict(
+        session.execute(
+            select(Member.id, Member.balance).where(
+                Member.shop_id == shop_id, bulk.among(session, Member.id, [member for member, _ in written])
+            )
+        ).all()
+    )
+    moved = [now[member] == before[member] + points for member, points in written]
+    if all(moved):
+        return True
+    if any(moved):
+        raise LedgerError("some cached balances moved with their postings and some did not")
+    return False
