@@ -9,13 +9,13 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, intake, scale, widget
+from bench import drain, e2e, import_csv, intake, scale, widget
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale")
+SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import")
 
 
 def main() -> None:
@@ -46,6 +46,8 @@ def main() -> None:
             results[section] = e2e.run(orders=args.orders, workers=args.workers)
         elif section == "scale":
             results[section] = scale.run(members=args.members)
+        elif section == "import":
+            results[section] = import_csv.run()
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -136,6 +138,13 @@ def write_doc(r: dict) -> None:
         lines.append(
             f"| Outstanding-points summary (`GET /api/admin/summary`) | {s['summary_seconds']} s | | | seconds | "
             f"{verdict(s['summary_seconds'] < 60)} |"
+        )
+    if "import" in r:
+        m = r["import"]
+        lines.append(
+            f"| CSV import, {m['rows']:,} rows ({m['file_mib']} MiB, LoyaltyLion layout) | {m['import_seconds']} s, "
+            f"{m['rows_per_second']:,} rows/s | reading and parsing the file only: {m['parse_only_seconds']} s | "
+            f"{m['ratio_to_parse']} | < {m['goal_seconds']} s | {verdict(m['import_seconds'] < m['goal_seconds'])} |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:

@@ -7,6 +7,7 @@ from alembic import context
 from plugin.config import Settings
 from plugin.db import engine_for
 from plugin.models import Base
+from plugin.services.imports import tables as _import_tables  # noqa: F401  (its tables join Base.metadata)
 
 config = context.config
 database_url = config.attributes.get("database_url") or Settings.from_env().database_url

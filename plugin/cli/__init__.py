@@ -1,6 +1,9 @@
-"""`flask --app plugin loyalty ...`: one command group, its commands split by audience (operations, support, demo)."""
+"""`flask --app plugin loyalty ...`: one command group, split by audience (operations, support, demo, import)."""
 
 from plugin.cli import demo, operations, support  # noqa: F401  (importing a module registers its commands)
 from plugin.cli.group import loyalty
+from plugin.cli.imports import imports_group
+
+loyalty.add_command(imports_group)
 
 __all__ = ["loyalty"]

@@ -83,6 +83,12 @@ class Platform(Protocol):
         """Create the webhook subscriptions the shop is missing; returns the topics created."""
         ...
 
+    def find_customers(
+        self, client: AdminClient, ids: Sequence[int], emails: Sequence[str], pause: Callable[[], None]
+    ) -> tuple[list[events.Customer], int]:
+        """The shop's customers with these ids or exactly these emails (calls paced by `pause`), and the calls made."""
+        ...
+
     def uninstall_refusal(self, settings: Settings, shop: Shop) -> str | None:
         """Why not to act on an uninstall notice now (the shop still accepts our token, or cannot be asked), or None.
 

@@ -18,6 +18,7 @@ from plugin.models import Member, Order, Refund, Shop, utcnow
 from plugin.programme import earning as program
 from plugin.programme import events
 from plugin.programme.settings import program_settings
+from plugin.services.imports import pending as imported_balances
 
 
 class LedgerConflict(Exception):
@@ -66,6 +67,7 @@ def _apply(session: Session, shop: Shop, event: events.Event) -> int:
 
 def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
     """Create the member, or refresh their contact details; returns the member id."""
+    now = utcnow()
     insert = insert_for(session)(Member).values(
         shop_id=shop_id,
         customer_id=customer.customer_id,
@@ -73,7 +75,7 @@ def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
         first_name=customer.first_name,
         last_name=customer.last_name,
         balance=0,
-        enrolled_at=utcnow(),
+        enrolled_at=now,
     )
     # Literal values rather than `insert.excluded`, whose construction is slow; they are the same values.
     details = {
@@ -85,11 +87,14 @@ def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
         insert = insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details)
     else:
         insert = insert.on_conflict_do_nothing(index_elements=["shop_id", "customer_id"])
-    member_id = session.execute(insert.returning(Member.id)).scalar()
-    if member_id is None:  # DO NOTHING returns no row for an existing member
-        member_id = session.execute(
+    created = session.execute(insert.returning(Member.id, Member.enrolled_at)).first()
+    if created is None:  # DO NOTHING returns no row for an existing member
+        return session.execute(
             select(Member.id).where(Member.shop_id == shop_id, Member.customer_id == customer.customer_id)
         ).scalar_one()
+    member_id, enrolled_at = created
+    if enrolled_at == now:  # a new member (an existing one keeps its enrolment time): imported points await them
+        imported_balances.claim(session, shop_id, member_id, customer.customer_id, customer.email)
     return member_id
 
 

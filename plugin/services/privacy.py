@@ -29,6 +29,7 @@ from plugin.models import (
     utcnow,
 )
 from plugin.programme import events
+from plugin.services.imports import pending as imported_balances
 
 log = logging.getLogger(__name__)
 REDACTED_BODY = b'{"redacted": true}'
@@ -160,8 +161,11 @@ def redact_customer(session: Session, shop: Shop, customer_id: int, orders: Iter
         select(Member).where(Member.shop_id == shop.id, Member.customer_id == customer_id)
     ).scalar_one_or_none()
     if member is not None:
+        imported_balances.forget_shopper(session, shop.id, customer_id, member.id, member.email)
         member.email = member.first_name = member.last_name = None
         member.customer_id = -member.id  # no longer the shop's customer id; unique within the shop
+    else:
+        imported_balances.forget_shopper(session, shop.id, customer_id, None, None)
     scrubbed = session.execute(
         update(Delivery)
         .where(Delivery.shop_domain == shop.domain, Delivery.customer_id == customer_id)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from plugin import ledger
 from plugin.models import Delivery, Member, Order, Posting, Redemption, Shop, SupportAction, SupportKey, utcnow
+from plugin.programme.import_formats import neutralise
 from plugin.services import accrual
 from plugin.services.errors import IdempotencyKeyReused, Invalid, NotFound
 from plugin.services.errors import ServiceError as SupportError
@@ -176,7 +177,8 @@ def history_csv(lines: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(lines)
+    # Notes are typed by staff and tier names come from imported files: no cell may run as a formula.
+    writer.writerows({key: neutralise(value) for key, value in line.items()} for line in lines)
     return out.getvalue()
 
 

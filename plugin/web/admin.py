@@ -65,6 +65,9 @@ def init_app(app) -> None:
     from plugin.web import admin_support, support_api  # noqa: F401  (admin_support's routes join blp first)
 
     api.register_blueprint(blp)
+    from plugin.web import admin_import
+
+    api.register_blueprint(admin_import.blp)
     app.register_blueprint(page)
     support_api.init_app(app)
 

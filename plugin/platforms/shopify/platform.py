@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import object_session
 from plugin.config import Settings
 from plugin.models import Shop
 from plugin.platforms.base import SyncedOrder
-from plugin.platforms.shopify import adapter, metafields, orders, subscriptions, tokens
+from plugin.platforms.shopify import adapter, customers, metafields, orders, subscriptions, tokens
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme import events
 
@@ -60,6 +60,11 @@ class ShopifyPlatform:
 
     def ensure_webhooks(self, client: AdminClient, callback_uri: str) -> list[str]:
         return subscriptions.ensure_webhooks(client, callback_uri)
+
+    def find_customers(
+        self, client: AdminClient, ids: Sequence[int], emails: Sequence[str], pause: Callable[[], None]
+    ) -> tuple[list[events.Customer], int]:
+        return customers.find_customers(client, ids, emails, pause)
 
     def uninstall_refusal(self, settings: Settings, shop: Shop) -> str | None:
         session = object_session(shop)
