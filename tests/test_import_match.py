@@ -10,11 +10,12 @@ import re
 import pytest
 import responses
 
+from plugin.config import DEFAULT_API_VERSION
 from plugin.platforms import admin_client
 from plugin.services.imports import batches, matching
 from tests.test_import import balances, report
 
-ENDPOINT = "https://fake-shop.test/admin/api/2025-10/graphql.json"
+ENDPOINT = f"https://fake-shop.test/admin/api/{DEFAULT_API_VERSION}/graphql.json"
 # The shop's customers as its Admin API knows them: 9001 by id, 9002 found by email.
 CUSTOMERS = {
     9001: {"id": "gid://shopify/Customer/9001", "email": "ann@example.com", "firstName": "Ann", "lastName": "A"},
