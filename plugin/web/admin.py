@@ -60,7 +60,7 @@ def init_app(app) -> None:
     )
     api.init_app(app)
     api.spec.components.security_scheme("sessionToken", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    from plugin.web import admin_support  # noqa: F401  (its routes join blp before it is registered)
+    from plugin.web import admin_programme, admin_support  # noqa: F401  (their routes join blp before it is registered)
 
     api.register_blueprint(blp)
     app.register_blueprint(page)
