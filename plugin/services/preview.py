@@ -57,6 +57,7 @@ def preview(
     for order_id, member_id, facts, cancelled_at, _support in rows:
         if replayed % 256 == 0 and time.monotonic() > deadline:
             complete = False
+            rows.close()  # the server-side cursor, left open by a loop that stops early
             break
         replayed += 1
         snapshot = order_facts.snapshot_from_json(order_id, facts)
