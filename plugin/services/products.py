@@ -107,7 +107,8 @@ def shops_waiting(session: Session, older_than: timedelta = timedelta(0)) -> dic
     """Per shop, the products some order has waited for longer than `older_than`: to look up again."""
     cutoff = utcnow() - older_than
     rows = session.execute(
-        select(OrderProductWait.shop_id, distinct(OrderProductWait.product_id))
+        select(OrderProductWait.shop_id, OrderProductWait.product_id)
+        .distinct()
         .where(OrderProductWait.created_at <= cutoff)
         .order_by(OrderProductWait.shop_id)
     )
