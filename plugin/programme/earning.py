@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from plugin.programme import rules as earning_rules
@@ -190,6 +191,11 @@ def line_facts(
     return tuple(facts)
 
 
+@lru_cache(maxsize=256)
+def _settings_rate(points: int, per_amount: Decimal) -> tuple[Fraction, str]:
+    return Fraction(points) / Fraction(per_amount), f"{points} per {per_amount}"
+
+
 def _with_rules(
     lot: Lot,
     order: OrderSnapshot,
@@ -206,10 +212,8 @@ def _with_rules(
         paid_at=paid_at,
         label=order.name or f"order {order.order_id}",
     )
-    rate = Fraction(settings.earn_points) / Fraction(settings.earn_per_amount)
-    evaluation = earning_rules.evaluate(
-        rules, facts, MemberContext(member_tags), rate, f"{settings.earn_points} per {settings.earn_per_amount}"
-    )
+    rate, rate_text = _settings_rate(settings.earn_points, settings.earn_per_amount)
+    evaluation = earning_rules.evaluate(rules, facts, MemberContext(member_tags), rate, rate_text)
     contributions = tuple(c for c in evaluation.contributions if c.points != 0)
     points = max(sum(c.points for c in contributions), 0)
     explained = ", ".join(c.explanation for c in contributions) or "; ".join(evaluation.notes) or "nothing eligible"
@@ -235,6 +239,9 @@ def points_to_hold(lot: Lot | None, refunds: Iterable[RefundFacts], cancelled: b
     if lot is None or cancelled or lot.points == 0:
         return 0
     if lot.contributions:
+        refunds = tuple(refunds)
+        if not refunds:
+            return lot.points  # every contribution holds all it earned: the sum the lot already has
         refunded_quantity, refunded_shipping = _refunded(refunds)
         held = sum(_held(c, refunded_quantity, refunded_shipping) for c in lot.contributions)
         return min(max(held, 0), lot.points)

@@ -60,6 +60,8 @@ def preview(
             rows.close()  # the server-side cursor, left open by a loop that stops early
             break
         replayed += 1
+        if cancelled_at is not None or member_id is None:
+            continue  # holds nothing under any rules
         snapshot = order_facts.snapshot_from_json(order_id, facts)
         paid_at = order_facts.paid_at(facts)
         tags = order_facts.member_tags(facts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 from marshmallow import fields, validate
@@ -41,12 +42,16 @@ class BaseRate:
             cap_per_order=data.get("cap_per_order"),
         )
 
+    @cached_property
+    def rate(self) -> Fraction:
+        return Fraction(self.points) / Fraction(self.per_amount)
+
     def apply(self, evaluation: Evaluation) -> None:
         if self.cap_per_order is not None:
             evaluation.cap(self.cap_per_order)
         if evaluation.base_rule_id == "base" and self.points is not None and self.per_amount is not None:
             # A customer segment's rate (set earlier, in the eligibility stage) wins over the rule's own.
-            evaluation.base_rate = Fraction(self.points) / Fraction(self.per_amount)
+            evaluation.base_rate = self.rate
             evaluation.base_rate_text = f"{self.points} per {self.per_amount}"
             evaluation.base_rule_id = self.rule_id
         if self.min_subtotal is not None and evaluation.subtotal < self.min_subtotal:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,6 +46,10 @@ class Campaign:
             if (data.get("multiplier") is None) == (data.get("bonus_points") is None):
                 raise ValidationError("give exactly one of multiplier or bonus_points", "multiplier")
 
+    @cached_property
+    def extra(self) -> Fraction:
+        return Fraction(self.multiplier) - 1
+
     @property
     def stage(self) -> str:
         return "multiplier" if self.multiplier is not None else "bonus"
@@ -81,7 +86,7 @@ class Campaign:
                 "campaign",
             )
             return
-        extra = Fraction(self.multiplier) - 1
+        extra = self.extra
         if evaluation.campaign_headroom is not None:
             extra = min(extra, evaluation.campaign_headroom)
             evaluation.campaign_headroom -= max(extra, Fraction(0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from functools import cached_property
 from typing import Any
 
 from marshmallow import fields, validate
@@ -32,10 +33,14 @@ class CustomerSegment:
     def from_json(cls, data: dict[str, Any], version: int) -> CustomerSegment:
         return cls(data["id"], version, str(data["tag"]).casefold(), int(data["points"]), Decimal(data["per_amount"]))
 
+    @cached_property
+    def rate(self) -> Fraction:
+        return Fraction(self.points) / Fraction(self.per_amount)
+
     def apply(self, evaluation: Evaluation) -> None:
         if self.tag not in evaluation.member.tags:
             return
-        rate = Fraction(self.points) / Fraction(self.per_amount)
+        rate = self.rate
         if evaluation.base_rule_id != "base" and rate <= evaluation.base_rate:
             return  # another segment of this member's already gives a better rate
         evaluation.base_rate = rate

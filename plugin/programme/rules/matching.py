@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from plugin.programme.rules.core import LineFacts
@@ -31,11 +32,11 @@ class Match:
             collections=frozenset(str(x) for x in data.get("collections", ())),
         )
 
-    @property
-    def everything(self) -> bool:
+    @cached_property
+    def everything(self) -> bool:  # remembered: asked for every line of every order
         return not (self.product_ids or self.variant_ids or self.needs_products)
 
-    @property
+    @cached_property
     def needs_products(self) -> bool:
         """Whether lines can only be matched once their product is in the cache."""
         return bool(self.product_types or self.vendors or self.tags or self.collections)
@@ -58,6 +59,10 @@ class Match:
             or self.tags & {tag.casefold() for tag in product.tags}
             or self.collections & (product.collections or frozenset())
         )
+
+    @cached_property
+    def description(self) -> str:
+        return self.describe()
 
     def describe(self) -> str:
         parts = [

@@ -32,5 +32,5 @@ class Multiplier:
         return cls(data["id"], version, Decimal(data["multiplier"]), Match.from_json(data["match"]), data.get("name"))
 
     def apply(self, evaluation: Evaluation) -> None:
-        label = self.name or self.match.describe()
+        label = self.name or self.match.description
         evaluation.multiply(self.rule_id, self.version, "multiplier", self.multiplier, self.match, label)

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -103,7 +103,20 @@ class RuleSet:
     time_zone: str = "UTC"
     campaign_stack_cap: Decimal = DEFAULT_STACK_CAP
 
-    @property
+    @cached_property
+    def by_stage(self) -> tuple[tuple[str, tuple[Rule, ...]], ...]:
+        """The rules grouped by stage, in stage order (worked out once per rule set, not per order)."""
+        return tuple((stage, tuple(rule for rule in self.rules if rule.stage == stage)) for stage in STAGES)
+
+    @cached_property
+    def campaign_headroom(self) -> Fraction:
+        return Fraction(self.campaign_stack_cap) - 1
+
+    @cached_property
+    def has_base(self) -> bool:
+        return any(isinstance(rule, BaseRate) for rule in self.rules)
+
+    @cached_property
     def needs_products(self) -> bool:
         """Whether some rule matches lines by facts only the product cache holds."""
         return any(getattr(rule, "match", None) is not None and rule.match.needs_products for rule in self.rules)
@@ -155,15 +168,13 @@ def evaluate(
         shipping=facts.shipping,
         tip=facts.tip,
         eligible=list(facts.lines),
-        campaign_headroom=Fraction(rules.campaign_stack_cap) - 1,
+        campaign_headroom=rules.campaign_headroom,
     )
-    has_base = any(isinstance(rule, BaseRate) for rule in rules.rules)
-    for stage in STAGES:
-        if stage == "base" and not has_base:
+    for stage, staged in rules.by_stage:
+        if stage == "base" and not rules.has_base:
             earn_base(evaluation, rules.version)  # no base_rate rule: the shop settings' rate, as before rules
-        for rule in rules.rules:
-            if rule.stage == stage:
-                rule.apply(evaluation)
+        for rule in staged:
+            rule.apply(evaluation)
     evaluation.apply_cap(rules.version)
     return evaluation
 
