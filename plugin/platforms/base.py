@@ -82,3 +82,9 @@ class Platform(Protocol):
     def ensure_webhooks(self, client: AdminClient, callback_uri: str) -> list[str]:
         """Create the webhook subscriptions the shop is missing; returns the topics created."""
         ...
+
+    def fetch_products(
+        self, client: AdminClient, product_ids: Iterable[int]
+    ) -> tuple[list[events.ProductFacts], set[int]]:
+        """The products' facts for earning rules (batched), and the ids the shop no longer has."""
+        ...

@@ -11,7 +11,6 @@ from plugin import platforms
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import OrderProductWait, Shop
-from plugin.platforms.shopify import products as shopify_products
 from plugin.platforms.shopify.admin import AdminClient
 from plugin.programme.events import ProductFacts
 from plugin.services import accrual
@@ -41,7 +40,7 @@ def look_up(
         )
         if not wanted:
             return 0
-        found, gone = shopify_products.fetch(client_factory(settings, shop), wanted)
+        found, gone = platforms.for_shop(shop).fetch_products(client_factory(settings, shop), wanted)
         posted = sum(accrual.product_known(session, shop, product) for product in found)
         posted += sum(
             accrual.product_known(session, shop, ProductFacts(pid, collections=frozenset()), deleted=True)

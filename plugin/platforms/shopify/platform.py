@@ -11,7 +11,7 @@ from sqlalchemy.orm import object_session
 from plugin.config import Settings
 from plugin.models import Shop
 from plugin.platforms.base import SyncedOrder
-from plugin.platforms.shopify import adapter, metafields, orders, subscriptions, tokens
+from plugin.platforms.shopify import adapter, metafields, orders, products, subscriptions, tokens
 from plugin.platforms.shopify.admin import AdminClient
 from plugin.programme import events
 
@@ -58,6 +58,11 @@ class ShopifyPlatform:
 
     def ensure_webhooks(self, client: AdminClient, callback_uri: str) -> list[str]:
         return subscriptions.ensure_webhooks(client, callback_uri)
+
+    def fetch_products(
+        self, client: AdminClient, product_ids: Iterable[int]
+    ) -> tuple[list[events.ProductFacts], set[int]]:
+        return products.fetch(client, product_ids)
 
 
 SHOPIFY = ShopifyPlatform()
