@@ -22,3 +22,10 @@ def test_partial_refunds_take_back_the_fixed_points_by_share_and_all_of_them_tog
     assert held(built, refund(1, {2: 1})) == 30 + 375  # base: the 30.00 kept; fixed: 3/4 of 500
     assert held(built, refund(1, {2: 1}), refund(2, {1: 1})) == 0
     assert held(built, cancelled=True) == 0
+
+
+def test_an_order_whose_every_line_is_excluded_earns_no_fixed_points_so_a_full_refund_leaves_nothing():
+    excluded = {"type": "exclusion", "match": {"product_ids": [9]}}
+    built = lot(snapshot(line(1, "0.01", product=9)), excluded, FIXED)
+    assert built.points == 0
+    assert held(built, refund(1, {1: 1})) == 0

@@ -157,8 +157,9 @@ class Evaluation:
     def bonus(self, rule_id: str, version: int, points: int, match, label: str, kind: str = "bonus") -> None:
         """Fixed points, held in proportion to what remains of the matching lines' eligible money."""
         lines = [line for line in self.eligible if match.matches(line)]
-        if not lines and not match.everything:
-            return
+        if not lines:
+            return  # no eligible line to hold it by: a refund of everything could never take it back
+
         self.contributions.append(Contribution(rule_id, version, kind, points, label, line_tuples(lines)))
 
     def apply_cap(self, version: int) -> None:
