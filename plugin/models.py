@@ -80,6 +80,9 @@ class Shop(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     settings: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     settings_version: Mapped[int] = mapped_column(Integer, default=1)
+    # The current earning rule set (a copy of rule_sets' latest row) and its version; 0 is "no rules yet".
+    rules: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    rules_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -111,6 +114,7 @@ class Member(Base):
     # The balance last written to the shop's customer metafield; differs from `balance` while a push is due.
     pushed_balance: Mapped[int | None] = mapped_column(BigInteger)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    tags: Mapped[list[str] | None] = mapped_column(Json)  # Shopify customer tags, casefolded, for segment rules
 
 
 class Order(Base):
@@ -120,6 +124,7 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "order_id"),
         Index(None, "shop_id", "member_id", "available_at"),
+        Index(None, "shop_id", "paid_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -139,6 +144,51 @@ class Order(Base):
     unpaid_reversal: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The paid order's facts as the rules read them (lines, money, customer tags, rules version): a lot can be
+    # made later from them (a product not cached yet), and the rule preview replays them.
+    facts: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class RuleSetVersion(Base):
+    """One version of a shop's earning rules; never changed, a change is a new version."""
+
+    __tablename__ = "rule_sets"
+    __table_args__ = (UniqueConstraint("shop_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    rules: Mapped[dict[str, Any]] = mapped_column(Json)
+    actor: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Product(Base):
+    """The product cache: what earning rules match lines by, fed by products/* webhooks and Admin look-ups."""
+
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("shop_id", "product_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    product_id: Mapped[int] = mapped_column(BigInteger)
+    product_type: Mapped[str] = mapped_column(String(255), default="")
+    vendor: Mapped[str] = mapped_column(String(255), default="")
+    tags: Mapped[list[str]] = mapped_column(Json, default=list)
+    collections: Mapped[list[str] | None] = mapped_column(Json)  # None until an Admin look-up fills it
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OrderProductWait(Base):
+    """A paid order whose points wait for this product's facts; removed once the order's lot is made."""
+
+    __tablename__ = "order_product_waits"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Refund(Base):

@@ -307,4 +307,6 @@ def _history_line(at, kind, points, order_id, order_name, source_type, title, no
         label = title or "Reward"
     else:
         label = note or kind
-    return {"at": at, "kind": kind, "points": points, "label": label}
+    # An order's postings carry the rules' explanation ("74 points: 37.42 eligible x 1 per 1.00, ...").
+    explanation = note if order_id is not None else None
+    return {"at": at, "kind": kind, "points": points, "label": label, "explanation": explanation}

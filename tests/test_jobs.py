@@ -29,7 +29,7 @@ NAMES_BEFORE_THE_MOVE = ("drain_inbox", "issue_code", "push_balances", "check_we
 
 
 def test_every_job_is_queued_under_an_importable_path_derived_from_its_function():
-    assert {job.entry.__name__ for job in jobs.JOBS.values()} == set(NAMES_BEFORE_THE_MOVE)
+    assert set(NAMES_BEFORE_THE_MOVE) <= {job.entry.__name__ for job in jobs.JOBS.values()}  # and newer jobs
     for name, job in jobs.JOBS.items():
         assert name == job.name == f"plugin.jobs.tasks.{job.entry.__name__}"
         assert import_attribute(name) is job.entry

@@ -16,12 +16,13 @@ from plugin import inbox, platforms
 from plugin.config import Settings
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
-from plugin.services import balance_push, privacy, reconcile, redemption, subscriptions
+from plugin.services import balance_push, privacy, product_lookup, reconcile, redemption, subscriptions
 
 log = logging.getLogger(__name__)
 
 SIGNAL_TTL_SECONDS = 10  # if a queued job is lost, the next change re-signals after this long
 RECONCILE_CLAIM_SECONDS = 15 * 60
+PRODUCT_LOOKUP_CLAIM_SECONDS = 60
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
 WEEK = 7 * 86400
 
@@ -114,6 +115,18 @@ def reconcile_shop_with(settings: Settings, shop_id: int) -> dict:
     return report.to_json()
 
 
+def look_up_products(shop_id: int) -> int:
+    """Worker entry point: fetch the products a shop's paid orders wait for, and settle those orders."""
+    return look_up_products_with(Settings.from_env(), shop_id)
+
+
+def look_up_products_with(settings: Settings, shop_id: int) -> int:
+    posted = product_lookup.look_up(settings, shop_id, platforms.admin_client)
+    if posted:
+        signal_balances(settings)
+    return posted
+
+
 # --- the registry ------------------------------------------------------------------------------------------------
 
 DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
@@ -121,6 +134,9 @@ ISSUE_CODE = register(Job(issue_code, issue_code_with, timeout=120, result_ttl=3
 PUSH_BALANCES = register(Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400))
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
+LOOK_UP_PRODUCTS = register(
+    Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
+)
 
 
 # --- queueing them (after the commit) ---------------------------------------------------------------------------
@@ -170,6 +186,13 @@ def enqueue_reconcile(settings: Settings, shop_id: int) -> None:
     dispatch(settings, RECONCILE_SHOP, shop_id, claim=f"reconcile:{shop_id}", claim_seconds=RECONCILE_CLAIM_SECONDS)
 
 
+def enqueue_product_lookup(settings: Settings, shop_id: int) -> None:
+    """Fetch the products a shop's paid orders wait for; at most one queued job per shop a minute."""
+    dispatch(
+        settings, LOOK_UP_PRODUCTS, shop_id, claim=f"products:{shop_id}", claim_seconds=PRODUCT_LOOKUP_CLAIM_SECONDS
+    )
+
+
 def sweep(settings: Settings) -> tuple[int, int]:
     """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
 
@@ -186,6 +209,8 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.shopify_app_url:
         for shop_id in subscriptions.due(settings):
             enqueue_webhook_check(settings, shop_id)
+    for shop_id in product_lookup.due(settings):
+        enqueue_product_lookup(settings, shop_id)
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)

@@ -96,3 +96,9 @@ class Platform(Protocol):
         must not deactivate the shop. The shop must be loaded in an open session.
         """
         ...
+
+    def fetch_products(
+        self, client: AdminClient, product_ids: Iterable[int]
+    ) -> tuple[list[events.ProductFacts], set[int]]:
+        """The products' facts for earning rules (batched), and the ids the shop no longer has."""
+        ...

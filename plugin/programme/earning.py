@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
+from plugin.programme import rules as earning_rules
 from plugin.programme.events import OrderSnapshot, RefundFacts
+from plugin.programme.rules import Contribution, LineFacts, MemberContext, OrderFacts, Product, RuleSet
 
 RULES_VERSION = "earn-1"  # bump when the meaning of these functions changes
 
@@ -61,6 +64,10 @@ class Lot:
     available_at: datetime | None = None
     reason: str | None = None  # why nothing was earned, when nothing was
     excluded_lines: tuple[int, ...] = field(default_factory=tuple)
+    # Lots made by the rule engine keep one contribution per rule that fired, and are reversed per
+    # contribution; older lots (none) are reversed from earn_points / earn_per_amount as before.
+    contributions: tuple[Contribution, ...] = ()
+    explanation: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +83,11 @@ class Lot:
             "available_at": self.available_at.isoformat() if self.available_at else None,
             "reason": self.reason,
             "excluded_lines": list(self.excluded_lines),
+            **(
+                {"contributions": [c.to_json() for c in self.contributions], "explanation": self.explanation}
+                if self.contributions
+                else {}
+            ),
         }
 
     @classmethod
@@ -93,11 +105,26 @@ class Lot:
             available_at=datetime.fromisoformat(data["available_at"]) if data.get("available_at") else None,
             reason=data.get("reason"),
             excluded_lines=tuple(data.get("excluded_lines", ())),
+            contributions=tuple(Contribution.from_json(c) for c in data.get("contributions", ())),
+            explanation=data.get("explanation"),
         )
 
 
-def build_lot(order: OrderSnapshot, settings: ProgramSettings, paid_at: datetime, *, has_member: bool) -> Lot:
-    """How many points a paid order earns, and the eligible amounts that produced them."""
+def build_lot(
+    order: OrderSnapshot,
+    settings: ProgramSettings,
+    paid_at: datetime,
+    *,
+    has_member: bool,
+    rules: RuleSet | None = None,
+    products: dict[int, Product] | None = None,
+    member_tags: frozenset[str] = frozenset(),
+) -> Lot:
+    """How many points a paid order earns, and the eligible amounts that produced them.
+
+    With a rule set, the rules (see plugin.programme.rules) turn the eligible lines into contributions;
+    without one, the shop's rate applies to every eligible line, as the rule set version 0 does.
+    """
     reason = None
     if order.test and not settings.earn_on_test_orders:
         reason = "test order"
@@ -144,7 +171,63 @@ def build_lot(order: OrderSnapshot, settings: ProgramSettings, paid_at: datetime
     )
     if reason is not None:
         return lot
-    return _with_points(lot, _points_for(lot, _remaining_amount(lot, ())))
+    if rules is None:
+        return _with_points(lot, _points_for(lot, _remaining_amount(lot, ())))
+    return _with_rules(lot, order, settings, paid_at, rules, products or {}, member_tags)
+
+
+def line_facts(
+    order: OrderSnapshot, lot_lines: tuple[LotLine, ...], products: dict[int, Product]
+) -> tuple[LineFacts, ...]:
+    """The lot's eligible lines with their product and variant ids and, when cached, their product's facts."""
+    by_id = {line.line_id: line for line in order.lines}
+    facts = []
+    for lot_line in lot_lines:
+        line = by_id[lot_line.line_id]
+        product = products.get(line.product_id) if line.product_id is not None else None
+        facts.append(
+            LineFacts(lot_line.line_id, lot_line.quantity, lot_line.eligible, line.product_id, line.variant_id, product)
+        )
+    return tuple(facts)
+
+
+@lru_cache(maxsize=256)
+def _settings_rate(points: int, per_amount: Decimal) -> tuple[Fraction, str]:
+    return Fraction(points) / Fraction(per_amount), f"{points} per {per_amount}"
+
+
+def _with_rules(
+    lot: Lot,
+    order: OrderSnapshot,
+    settings: ProgramSettings,
+    paid_at: datetime,
+    rules: RuleSet,
+    products: dict[int, Product],
+    member_tags: frozenset[str],
+) -> Lot:
+    facts = OrderFacts(
+        lines=line_facts(order, lot.lines, products),
+        shipping=lot.shipping,
+        tip=lot.tip,
+        paid_at=paid_at,
+        label=order.name or f"order {order.order_id}",
+    )
+    rate, rate_text = _settings_rate(settings.earn_points, settings.earn_per_amount)
+    evaluation = earning_rules.evaluate(rules, facts, MemberContext(member_tags), rate, rate_text)
+    contributions = tuple(c for c in evaluation.contributions if c.points != 0)
+    points = max(sum(c.points for c in contributions), 0)
+    explained = ", ".join(c.explanation for c in contributions) or "; ".join(evaluation.notes) or "nothing eligible"
+    return Lot(
+        **{
+            **lot.__dict__,
+            "points": points,
+            # Before a shop's first rule set (version 0) the name stays what it always was.
+            "rule_version": f"{lot.rule_version}+rules-{rules.version}" if rules.version else lot.rule_version,
+            "excluded_lines": (*lot.excluded_lines, *evaluation.excluded),
+            "contributions": contributions,
+            "explanation": f"{points} points: {explained} (rules v{rules.version})",
+        }
+    )
 
 
 def points_to_hold(lot: Lot | None, refunds: Iterable[RefundFacts], cancelled: bool) -> int:
@@ -155,7 +238,52 @@ def points_to_hold(lot: Lot | None, refunds: Iterable[RefundFacts], cancelled: b
     """
     if lot is None or cancelled or lot.points == 0:
         return 0
+    if lot.contributions:
+        refunds = tuple(refunds)
+        if not refunds:
+            return lot.points  # every contribution holds all it earned: the sum the lot already has
+        refunded_quantity, refunded_shipping = _refunded(refunds)
+        held = sum(_held(c, refunded_quantity, refunded_shipping) for c in lot.contributions)
+        return min(max(held, 0), lot.points)
     return min(_points_for(lot, _remaining_amount(lot, refunds)), lot.points)
+
+
+def _refunded(refunds: Iterable[RefundFacts]) -> tuple[Counter[int], Decimal]:
+    quantities: Counter[int] = Counter()
+    shipping = Decimal(0)
+    for refund in refunds:
+        quantities.update(refund.line_quantities)
+        shipping += refund.shipping
+    return quantities, shipping
+
+
+def _held(contribution: Contribution, refunded_quantity: Counter[int], refunded_shipping: Decimal) -> int:
+    """What one contribution still holds: its share of what remains of its own eligible money.
+
+    A rate contribution holds rate x remaining money; a fixed one holds points x remaining / original money
+    (by quantity when its lines had no money). Both round toward zero and never exceed the points earned, so
+    refunds of everything take back exactly the contribution, whatever order they come in.
+    """
+    remaining = Fraction(0)
+    original = Fraction(0)
+    kept_units = total_units = 0
+    for line_id, quantity, eligible in contribution.lines:
+        kept = max(quantity - refunded_quantity[line_id], 0)
+        remaining += Fraction(eligible) * kept / quantity
+        original += Fraction(eligible)
+        kept_units += kept
+        total_units += quantity
+    remaining += Fraction(max(contribution.shipping - refunded_shipping, Decimal(0))) + Fraction(contribution.tip)
+    original += Fraction(contribution.shipping) + Fraction(contribution.tip)
+    if contribution.rate is not None:
+        held = int(remaining * contribution.rate)
+    elif original > 0:
+        held = int(contribution.points * remaining / original)
+    elif total_units > 0:
+        held = int(contribution.points * Fraction(kept_units, total_units))
+    else:
+        held = contribution.points  # an order-level contribution with no lines: only cancellation takes it back
+    return max(min(held, contribution.points), 0) if contribution.points > 0 else min(max(held, contribution.points), 0)
 
 
 def _remaining_amount(lot: Lot, refunds: Iterable[RefundFacts]) -> Fraction:

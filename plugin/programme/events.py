@@ -13,6 +13,8 @@ class Customer:
     email: str | None = None
     first_name: str | None = None
     last_name: str | None = None
+    # Shopify customer tags, casefolded; None when the payload had none. Not part of who the customer is.
+    tags: frozenset[str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class OrderLine:
     discount: Decimal = Decimal(0)  # sum of the discount allocations on this line
     tax: Decimal = Decimal(0)  # sum of this line's tax lines
     gift_card: bool = False
+    product_id: int | None = None  # None for custom lines
+    variant_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,43 @@ class CustomerCreated:
     customer: Customer
 
 
-Event = OrderCreated | OrderPaid | OrderCancelled | OrderRefunded | CustomerCreated
+@dataclass(frozen=True)
+class CustomerUpdated(CustomerCreated):
+    """The shop changed a customer (their tags, say): refresh the member."""
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    """What earning rules may match a product by; collections None when the payload does not carry them."""
+
+    product_id: int
+    product_type: str = ""
+    vendor: str = ""
+    tags: frozenset[str] = frozenset()
+    variant_ids: tuple[int, ...] = ()
+    collections: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class ProductUpdated:
+    product: ProductFacts
+
+
+@dataclass(frozen=True)
+class ProductDeleted:
+    product_id: int
+
+
+Event = (
+    OrderCreated
+    | OrderPaid
+    | OrderCancelled
+    | OrderRefunded
+    | CustomerCreated
+    | CustomerUpdated
+    | ProductUpdated
+    | ProductDeleted
+)
 
 
 @dataclass(frozen=True)

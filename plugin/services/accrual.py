@@ -7,7 +7,10 @@ under a lock on the order row. A late refund, an early cancellation or a duplica
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,8 +19,10 @@ from plugin import ledger
 from plugin.db import insert_for
 from plugin.models import Member, Order, Refund, Shop, utcnow
 from plugin.programme import earning as program
-from plugin.programme import events
+from plugin.programme import events, order_facts
+from plugin.programme import rules as earning_rules
 from plugin.programme.settings import program_settings
+from plugin.services import products, rule_sets
 from plugin.services.imports import pending as imported_balances
 
 
@@ -36,33 +41,152 @@ def apply(session: Session, shop: Shop, event: events.Event) -> int:
 
 
 def _apply(session: Session, shop: Shop, event: events.Event) -> int:
-    if isinstance(event, events.CustomerCreated):
-        enrol(session, shop.id, event.customer)
-        return 0
-    if isinstance(event, events.OrderRefunded):
-        order = _lock_order(session, shop.id, event.refund.order_id)
-        _record_refund(session, shop.id, event.refund)
-        return _settle(session, shop, order, source=("refund", str(event.refund.refund_id)))
+    handler = HANDLERS.get(type(event))
+    if handler is None:
+        raise TypeError(f"no handler for {type(event).__name__}")
+    return handler(session, shop, event)
 
-    snapshot = event.order
+
+def _customer(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
+    enrol(session, shop.id, event.customer)
+    return 0
+
+
+def _refunded(session: Session, shop: Shop, event: events.OrderRefunded) -> int:
+    order = _lock_order(session, shop.id, event.refund.order_id)
+    _record_refund(session, shop.id, event.refund)
+    return _settle(session, shop, order, source=("refund", str(event.refund.refund_id)))
+
+
+def _order(session: Session, shop: Shop, snapshot: events.OrderSnapshot) -> Order:
     order = _lock_order(session, shop.id, snapshot.order_id)
     if shop.currency is None:
         shop.currency = snapshot.currency
     _record_snapshot(session, shop, order, snapshot)
-    source = ("order", str(snapshot.order_id))
-    if isinstance(event, events.OrderCreated):
-        order.created_seen = True
-    elif isinstance(event, events.OrderPaid) and order.lot is None:
-        settings = program_settings(shop.settings, shop.settings_version)
-        lot = program.build_lot(snapshot, settings, event.paid_at, has_member=order.member_id is not None)
-        order.lot = lot.to_json()
-        order.paid_at = event.paid_at
-        order.available_at = lot.available_at
-    elif isinstance(event, events.OrderCancelled):
-        if order.cancelled_at is None:
-            order.cancelled_at = snapshot.cancelled_at or utcnow()
-        source = ("cancellation", str(snapshot.order_id))
-    return _settle(session, shop, order, source)
+    return order
+
+
+def _order_created(session: Session, shop: Shop, event: events.OrderCreated) -> int:
+    order = _order(session, shop, event.order)
+    order.created_seen = True
+    return _settle(session, shop, order, ("order", str(event.order.order_id)))
+
+
+def _order_paid(session: Session, shop: Shop, event: events.OrderPaid) -> int:
+    order = _order(session, shop, event.order)
+    if order.lot is None and order.facts is None:
+        _earn(session, shop, order, event.order, event.paid_at)
+    elif order.lot is None:
+        _make_lot_from_facts(session, shop, order)  # still waiting for a product? try again
+    return _settle(session, shop, order, ("order", str(event.order.order_id)))
+
+
+def _order_cancelled(session: Session, shop: Shop, event: events.OrderCancelled) -> int:
+    order = _order(session, shop, event.order)
+    if order.cancelled_at is None:
+        order.cancelled_at = event.order.cancelled_at or utcnow()
+    return _settle(session, shop, order, ("cancellation", str(event.order.order_id)))
+
+
+def _product_updated(session: Session, shop: Shop, event: events.ProductUpdated) -> int:
+    return product_known(session, shop, event.product)
+
+
+def _product_deleted(session: Session, shop: Shop, event: events.ProductDeleted) -> int:
+    return product_known(session, shop, events.ProductFacts(event.product_id), deleted=True)
+
+
+def product_known(session: Session, shop: Shop, product: events.ProductFacts, *, deleted: bool = False) -> int:
+    """Cache a product's facts for this shop, then settle the orders that waited for them; returns points posted."""
+    if deleted:
+        products.mark_deleted(session, shop.id, product.product_id)
+    else:
+        products.upsert(session, shop.id, product)
+    posted = 0
+    for order_id in products.orders_waiting_for(session, shop.id, product.product_id):
+        order = _lock_order(session, shop.id, order_id)
+        if order.lot is None and order.facts is not None:
+            _make_lot_from_facts(session, shop, order)
+        if order.lot is not None:
+            products.stop_waiting(session, shop.id, order_id)
+            posted += _settle(session, shop, order, ("order", str(order_id)))
+    return posted
+
+
+# One handler per event type: a new event means a new entry here, not a longer if-ladder.
+HANDLERS: dict[type, Callable[[Session, Shop, Any], int]] = {
+    events.CustomerCreated: _customer,
+    events.CustomerUpdated: _customer,
+    events.OrderRefunded: _refunded,
+    events.OrderCreated: _order_created,
+    events.OrderPaid: _order_paid,
+    events.OrderCancelled: _order_cancelled,
+    events.ProductUpdated: _product_updated,
+    events.ProductDeleted: _product_deleted,
+}
+
+
+def _earn(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnapshot, paid_at: datetime) -> None:
+    """Keep the paid order's facts, and make its lot under the shop's current rules if every fact is known."""
+    rules = earning_rules.rule_set(shop.rules, shop.rules_version)
+    tags = _member_tags(session, shop, order, snapshot, rules)
+    order.paid_at = paid_at
+    order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags)
+    _make_lot(session, shop, order, snapshot, paid_at, rules, tags)
+
+
+def _make_lot_from_facts(session: Session, shop: Shop, order: Order) -> None:
+    facts = order.facts
+    version = int(facts["rules_version"])
+    if version == shop.rules_version:
+        rules = earning_rules.rule_set(shop.rules, version)
+    else:  # paid under an earlier version: its lot is made under that version, whatever the rules are now
+        rules = rule_sets.version(session, shop.id, version)
+    snapshot = order_facts.snapshot_from_json(order.order_id, facts)
+    _make_lot(session, shop, order, snapshot, order_facts.paid_at(facts), rules, order_facts.member_tags(facts))
+
+
+def _make_lot(
+    session: Session,
+    shop: Shop,
+    order: Order,
+    snapshot: events.OrderSnapshot,
+    paid_at: datetime,
+    rules: earning_rules.RuleSet,
+    tags: frozenset[str],
+) -> None:
+    cache: dict[int, earning_rules.Product] = {}
+    if rules.needs_products:
+        wanted = {line.product_id for line in snapshot.lines if line.product_id is not None}
+        cache = products.cached(session, shop.id, wanted)  # one query per order, only when a rule needs it
+        missing = {
+            pid for pid in wanted if pid not in cache or (rules.needs_collections and cache[pid].collections is None)
+        }
+        if missing:
+            # Never guessed: the order earns once these products' facts arrive (webhook or Admin look-up).
+            products.wait(session, shop.id, order.order_id, missing)
+            return
+    settings = program_settings(shop.settings, shop.settings_version)
+    lot = program.build_lot(
+        snapshot, settings, paid_at, has_member=order.member_id is not None, rules=rules, products=cache,
+        member_tags=tags,
+    )  # fmt: skip
+    order.lot = lot.to_json()
+    order.available_at = lot.available_at
+
+
+def _member_tags(
+    session: Session, shop: Shop, order: Order, snapshot: events.OrderSnapshot, rules: earning_rules.RuleSet
+) -> frozenset[str]:
+    """The member's customer tags: from the order's own customer when it carries them, else as last stored."""
+    if snapshot.customer is not None and snapshot.customer.tags is not None:
+        return snapshot.customer.tags
+    if order.member_id is None or not rules.needs_member_tags:
+        return frozenset()
+    stored = session.execute(
+        select(Member.tags).where(Member.shop_id == shop.id, Member.id == order.member_id)
+    ).scalar_one_or_none()
+    return frozenset(stored or ())
 
 
 def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
@@ -78,11 +202,14 @@ def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
         enrolled_at=now,
     )
     # Literal values rather than `insert.excluded`, whose construction is slow; they are the same values.
-    details = {
+    details: dict[str, Any] = {
         name: getattr(customer, name)
         for name in ("email", "first_name", "last_name")
         if getattr(customer, name) is not None
     }
+    if customer.tags is not None:
+        details["tags"] = sorted(customer.tags)
+        insert = insert.values(tags=details["tags"])
     if details:
         insert = insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details)
     else:
@@ -296,6 +423,8 @@ def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> Non
 
 def _explain(order: Order, lot: program.Lot, delta: int) -> str:
     label = order.name or f"order {order.order_id}"
+    if delta > 0 and lot.explanation:
+        return f"{label}: {lot.explanation}"
     if delta > 0:
         return f"{label}: {lot.earn_points} pt per {lot.earn_per_amount} on eligible lines"
     if order.cancelled_at is not None:

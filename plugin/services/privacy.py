@@ -21,10 +21,13 @@ from plugin.models import (
     LedgerErasure,
     Member,
     Order,
+    OrderProductWait,
     Posting,
     PrivacyRequest,
+    Product,
     Redemption,
     Refund,
+    RuleSetVersion,
     Shop,
     utcnow,
 )
@@ -101,6 +104,7 @@ def export_customer(session: Session, shop: Shop, customer_id: int) -> dict[str,
         "email": member.email,
         "first_name": member.first_name,
         "last_name": member.last_name,
+        "tags": member.tags or [],
         "enrolled_at": member.enrolled_at.isoformat(),
         **ledger.balance_of(session, shop.id, member).to_json(),
         "postings": [
@@ -163,6 +167,7 @@ def redact_customer(session: Session, shop: Shop, customer_id: int, orders: Iter
     if member is not None:
         imported_balances.forget_shopper(session, shop.id, customer_id, member.id, member.email)
         member.email = member.first_name = member.last_name = None
+        member.tags = None
         member.customer_id = -member.id  # no longer the shop's customer id; unique within the shop
     else:
         imported_balances.forget_shopper(session, shop.id, customer_id, None, None)
@@ -240,6 +245,9 @@ def erase_shop(session: Session, shop: Shop, keep_delivery_id: int) -> dict[str,
         ("refunds", Refund),
         ("orders", Order),
         ("members", Member),
+        ("order_product_waits", OrderProductWait),
+        ("products", Product),
+        ("rule_sets", RuleSetVersion),
     ):
         counts[name] = session.execute(
             delete(table).where(table.shop_id == shop.id).execution_options(synchronize_session=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import decimal
 from decimal import Decimal
 from typing import Any
@@ -136,6 +137,8 @@ class LineItemSchema(_Lenient):
     discount_allocations = _list(fields.Nested(AllocationSchema), load_default=list)
     tax_lines = _list(fields.Nested(TaxLineSchema), load_default=list)
     gift_card = fields.Boolean(load_default=False)
+    product_id = _id(required=False, load_default=None, allow_none=True)
+    variant_id = _id(required=False, load_default=None, allow_none=True)
 
     @post_load
     def to_line(self, data: dict[str, Any], **_: Any) -> OrderLine:
@@ -152,6 +155,8 @@ class LineItemSchema(_Lenient):
             discount=discount,
             tax=sum(data["tax_lines"], Decimal(0)),
             gift_card=data["gift_card"],
+            product_id=data["product_id"],
+            variant_id=data["variant_id"],
         )
 
 
@@ -169,10 +174,47 @@ class CustomerSchema(_Lenient):
     email = fields.String(load_default=None, allow_none=True)
     first_name = fields.String(load_default=None, allow_none=True)
     last_name = fields.String(load_default=None, allow_none=True)
+    tags = fields.String(load_default=None, allow_none=True)  # comma-separated, as Shopify sends them
 
     @post_load
     def to_customer(self, data: dict[str, Any], **_: Any) -> Customer:
-        return Customer(data["id"], data["email"], data["first_name"], data["last_name"])
+        return Customer(data["id"], data["email"], data["first_name"], data["last_name"], split_tags(data["tags"]))
+
+
+def split_tags(tags: str | None) -> frozenset[str] | None:
+    """Shopify's comma-separated tags as a casefolded set; None when the payload did not say."""
+    if tags is None:
+        return None
+    return frozenset(tag.strip().casefold() for tag in tags.split(",") if tag.strip())
+
+
+class VariantSchema(_Lenient):
+    id = _id()
+
+
+class ProductSchema(_Lenient):
+    """products/create and products/update: the facts earning rules match lines by (no collections here)."""
+
+    id = _id()
+    # Shopify caps a product type and a vendor at 255 characters, and a product's tags at 250 of up to 255 each.
+    product_type = fields.String(load_default="", allow_none=True, validate=validate.Length(max=255))
+    vendor = fields.String(load_default="", allow_none=True, validate=validate.Length(max=255))
+    tags = fields.String(load_default="", allow_none=True, validate=validate.Length(max=250 * 257))
+    variants = _list(fields.Nested(VariantSchema), load_default=list)
+
+    @post_load
+    def to_product(self, data: dict[str, Any], **_: Any) -> events.ProductFacts:
+        return events.ProductFacts(
+            product_id=data["id"],
+            product_type=data["product_type"] or "",
+            vendor=data["vendor"] or "",
+            tags=split_tags(data["tags"]) or frozenset(),
+            variant_ids=tuple(v["id"] for v in data["variants"]),
+        )
+
+
+class DeletedProductSchema(_Lenient):
+    id = _id()
 
 
 class RefundLineSchema(_Lenient):
@@ -285,7 +327,7 @@ def spread_unallocated_discount(lines: tuple[OrderLine, ...], subtotal_bag: dict
     for i in by_remainder[: cents - sum(floors)]:
         floors[i] += 1
     return tuple(
-        OrderLine(ln.line_id, ln.quantity, ln.gross, ln.discount + Decimal(extra) / 100, ln.tax, ln.gift_card)
+        dataclasses.replace(ln, discount=ln.discount + Decimal(extra) / 100)
         for ln, extra in zip(lines, floors, strict=True)
     )
 
@@ -295,6 +337,8 @@ def spread_unallocated_discount(lines: tuple[OrderLine, ...], subtotal_bag: dict
 _ORDER = OrderSchema()
 _REFUND = RefundSchema()
 _CUSTOMER = CustomerSchema()
+_PRODUCT = ProductSchema()
+_DELETED_PRODUCT = DeletedProductSchema()
 
 
 def load_order(payload: Any) -> OrderSnapshot:
@@ -307,6 +351,14 @@ def load_refund(payload: Any) -> RefundFacts:
 
 def load_customer(payload: Any) -> Customer:
     return _CUSTOMER.load(_object(payload))
+
+
+def load_product(payload: Any) -> events.ProductFacts:
+    return _PRODUCT.load(_object(payload))
+
+
+def load_deleted_product(payload: Any) -> events.ProductDeleted:
+    return events.ProductDeleted(_DELETED_PRODUCT.load(_object(payload))["id"])
 
 
 def _object(payload: Any) -> dict[str, Any]:

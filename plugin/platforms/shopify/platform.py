@@ -11,7 +11,7 @@ from sqlalchemy.orm import object_session
 from plugin.config import Settings
 from plugin.models import Shop
 from plugin.platforms.base import SyncedOrder
-from plugin.platforms.shopify import adapter, customers, metafields, orders, subscriptions, tokens
+from plugin.platforms.shopify import adapter, customers, metafields, orders, products, subscriptions, tokens
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme import events
 
@@ -86,6 +86,11 @@ class ShopifyPlatform:
         except AdminAPIUnavailable as error:
             return f"app/uninstalled not confirmed: the shop's Admin API could not be reached ({error}); replay it"
         return "app/uninstalled not acted on: the shop's Admin API still accepts our token, so the app is installed"
+
+    def fetch_products(
+        self, client: AdminClient, product_ids: Iterable[int]
+    ) -> tuple[list[events.ProductFacts], set[int]]:
+        return products.fetch(client, product_ids)
 
 
 SHOPIFY = ShopifyPlatform()

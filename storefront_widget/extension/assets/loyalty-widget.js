@@ -289,7 +289,8 @@
       fill(hi, c && [h3(T.historyH), data.history.length ? h('ul', { class: 'lw-list' }, data.history.map((x) => {
         const kind = T.kind[x.kind] || x.kind;
         const own = x.label && x.label !== x.kind;
-        return h('li', { class: 'lw-item' }, h('div', {}, p('', own ? x.label : kind), p('lw-small lw-muted', line(own && kind, date(x.at)))),
+        return h('li', { class: 'lw-item' }, h('div', {}, p('', own ? x.label : kind), p('lw-small lw-muted', line(own && kind, date(x.at))),
+          x.explanation && p('lw-small lw-muted', x.explanation)),
           p(x.points > 0 ? 'lw-pts lw-plus' : 'lw-pts', (x.points > 0 ? '+' : '') + nf.format(x.points)));
       })) : p('lw-muted', T.noHistory)]);
 

@@ -1,0 +1,84 @@
+"""`flask --app plugin loyalty rules ...`: a shop's earning rules: show, history, preview and save (JSON out)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from marshmallow import ValidationError
+
+from plugin.cli.group import current_settings as _settings
+from plugin.cli.group import echo_json as _echo_json
+from plugin.cli.group import find_shop as _shop
+from plugin.cli.group import loyalty
+from plugin.db import transaction
+from plugin.services import preview as previews
+from plugin.services import rule_sets
+
+
+@loyalty.group("rules")
+def rules_group() -> None:
+    """Earning rules: base rate, fixed points, multipliers, exclusions, segments, campaigns, caps."""
+
+
+def _read(source: str):
+    """A rule set from a JSON file path, '-' for stdin, or an inline JSON object."""
+    text = click.get_text_stream("stdin").read() if source == "-" else source
+    if source != "-" and not source.lstrip().startswith("{"):
+        text = Path(source).read_text()
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise click.ClickException(f"not JSON: {error}") from None
+
+
+def _refuse(error: ValidationError) -> click.ClickException:
+    return click.ClickException(f"invalid rule set: {json.dumps(error.messages, default=str)}")
+
+
+@rules_group.command("show")
+@click.argument("domain")
+def rules_show(domain: str) -> None:
+    """The shop's current rule set and its version."""
+    with transaction(_settings().database_url) as session:
+        _echo_json(rule_sets.current(_shop(session, domain)))
+
+
+@rules_group.command("history")
+@click.argument("domain")
+def rules_history(domain: str) -> None:
+    """Every saved version, newest first."""
+    with transaction(_settings().database_url) as session:
+        _echo_json(rule_sets.history(session, _shop(session, domain).id))
+
+
+@rules_group.command("save")
+@click.argument("domain")
+@click.argument("rule_set")
+@click.option("--actor", default="cli", show_default=True)
+def rules_save(domain: str, rule_set: str, actor: str) -> None:
+    """Save RULE_SET (a JSON file, '-' or inline JSON) as the shop's next version."""
+    proposed = _read(rule_set)
+    with transaction(_settings().database_url) as session:
+        try:
+            _echo_json(rule_sets.save(session, _shop(session, domain), proposed, actor))
+        except ValidationError as error:
+            raise _refuse(error) from None
+
+
+@rules_group.command("preview")
+@click.argument("domain")
+@click.argument("rule_set")
+@click.option("--days", default=30, show_default=True, help="Replay the orders paid in this many days.")
+@click.option("--seconds", default=previews.DEFAULT_SECONDS, show_default=True, help="Stop (partial) after this.")
+def rules_preview(domain: str, rule_set: str, days: int, seconds: float) -> None:
+    """Compare RULE_SET with the current rules over the last DAYS of orders (read-only)."""
+    proposed = _read(rule_set)
+    with transaction(_settings().database_url) as session:
+        try:
+            _echo_json(previews.preview(session, _shop(session, domain), proposed, days, seconds=seconds))
+        except ValidationError as error:
+            raise _refuse(error) from None
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None

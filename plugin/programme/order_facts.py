@@ -1,0 +1,68 @@
+"""A paid order's facts as stored on the order row: enough to make its lot later or replay it in a preview."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from plugin.programme.events import OrderLine, OrderSnapshot
+
+
+def to_json(
+    snapshot: OrderSnapshot, paid_at: datetime, rules_version: int, member_tags: frozenset[str]
+) -> dict[str, Any]:
+    return {
+        "paid_at": paid_at.isoformat(),
+        "rules_version": rules_version,
+        "member_tags": sorted(member_tags),
+        "name": snapshot.name,
+        "currency": snapshot.currency,
+        "test": snapshot.test,
+        "taxes_included": snapshot.taxes_included,
+        "shipping": str(snapshot.shipping),
+        "shipping_tax": str(snapshot.shipping_tax),
+        "tip": str(snapshot.tip),
+        # (line id, quantity, gross, discount, tax, gift card, product id, variant id): compact, as every paid
+        # order stores one.
+        "lines": [
+            [
+                ln.line_id,
+                ln.quantity,
+                str(ln.gross),
+                str(ln.discount),
+                str(ln.tax),
+                ln.gift_card,
+                ln.product_id,
+                ln.variant_id,
+            ]
+            for ln in snapshot.lines
+        ],
+    }
+
+
+def snapshot_from_json(order_id: int, data: dict[str, Any]) -> OrderSnapshot:
+    return OrderSnapshot(
+        order_id=order_id,
+        name=data.get("name"),
+        customer=None,
+        email=None,
+        currency=data["currency"],
+        test=bool(data["test"]),
+        taxes_included=bool(data["taxes_included"]),
+        lines=tuple(
+            OrderLine(int(a), int(b), Decimal(c), Decimal(d), Decimal(e), bool(f), g, h)
+            for a, b, c, d, e, f, g, h in data["lines"]
+        ),
+        shipping=Decimal(data["shipping"]),
+        shipping_tax=Decimal(data["shipping_tax"]),
+        tip=Decimal(data["tip"]),
+    )
+
+
+def paid_at(data: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(data["paid_at"])
+
+
+def member_tags(data: dict[str, Any]) -> frozenset[str]:
+    return frozenset(data.get("member_tags", ()))

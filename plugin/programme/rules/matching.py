@@ -1,0 +1,78 @@
+"""Which order lines a rule applies to: by product, variant, product type, vendor, product tag or collection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from plugin.programme.rules.core import LineFacts
+
+
+@dataclass(frozen=True)
+class Match:
+    """An empty match is every line; otherwise a line matches when any listed fact does."""
+
+    product_ids: frozenset[int] = frozenset()
+    variant_ids: frozenset[int] = frozenset()
+    product_types: frozenset[str] = frozenset()
+    vendors: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    collections: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Match:
+        data = data or {}
+        return cls(
+            product_ids=frozenset(int(x) for x in data.get("product_ids", ())),
+            variant_ids=frozenset(int(x) for x in data.get("variant_ids", ())),
+            product_types=frozenset(str(x).casefold() for x in data.get("product_types", ())),
+            vendors=frozenset(str(x).casefold() for x in data.get("vendors", ())),
+            tags=frozenset(str(x).casefold() for x in data.get("tags", ())),
+            collections=frozenset(str(x) for x in data.get("collections", ())),
+        )
+
+    @cached_property
+    def everything(self) -> bool:  # remembered: asked for every line of every order
+        return not (self.product_ids or self.variant_ids or self.needs_products)
+
+    @cached_property
+    def needs_products(self) -> bool:
+        """Whether lines can only be matched once their product is in the cache."""
+        return bool(self.product_types or self.vendors or self.tags or self.collections)
+
+    @property
+    def needs_collections(self) -> bool:
+        return bool(self.collections)
+
+    def matches(self, line: LineFacts) -> bool:
+        if self.everything:
+            return True
+        if line.product_id in self.product_ids or line.variant_id in self.variant_ids:
+            return True
+        product = line.product
+        if product is None:
+            return False
+        return bool(
+            product.product_type.casefold() in self.product_types
+            or product.vendor.casefold() in self.vendors
+            or self.tags & {tag.casefold() for tag in product.tags}
+            or self.collections & (product.collections or frozenset())
+        )
+
+    @cached_property
+    def description(self) -> str:
+        return self.describe()
+
+    def describe(self) -> str:
+        parts = [
+            *sorted(self.product_types),
+            *sorted(self.vendors),
+            *(f"tag {t}" for t in sorted(self.tags)),
+            *(f"collection {c}" for c in sorted(self.collections)),
+        ]
+        if self.product_ids:
+            parts.append(f"{len(self.product_ids)} products")
+        if self.variant_ids:
+            parts.append(f"{len(self.variant_ids)} variants")
+        return ", ".join(parts) or "every line"

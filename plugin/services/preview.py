@@ -1,0 +1,166 @@
+"""Preview a proposed rule set: replay the shop's stored order facts of the last N days under it and under the
+current rules, and compare. Read-only, and bounded in time: a replay past its deadline says it is partial."""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import defaultdict
+from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin.models import Member, Order, Product, Refund, Shop, utcnow
+from plugin.programme import earning as program
+from plugin.programme import events, order_facts
+from plugin.programme import rules as earning_rules
+from plugin.programme.rewards import catalogue
+from plugin.programme.settings import program_settings
+from plugin.services import rule_sets
+
+MAX_DAYS = 366
+DEFAULT_SECONDS = 9.0
+
+
+def preview(
+    session: Session, shop: Shop, proposed: Any, days: int = 30, *, seconds: float = DEFAULT_SECONDS
+) -> dict[str, Any]:
+    """Points the last `days` of paid orders hold under the current rules and under `proposed`.
+
+    Raises marshmallow.ValidationError (per field) when `proposed` is not a valid rule set.
+    """
+    clean = rule_sets.validate(session, shop.id, proposed)
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"days must be a whole number from 1 to {MAX_DAYS}")
+    deadline = time.monotonic() + seconds
+    current = earning_rules.rule_set(shop.rules, shop.rules_version)
+    candidate = earning_rules.rule_set(clean, shop.rules_version + 1)
+    settings = program_settings(shop.settings, shop.settings_version)
+    since = utcnow() - timedelta(days=days)
+    products = _products(session, shop.id) if current.needs_products or candidate.needs_products else {}
+    refunds = _refunds(session, shop.id, since)
+
+    totals = {"current": 0, "proposed": 0}
+    by_member: dict[int, int] = defaultdict(int)
+    changes: list[tuple[int, int, int, int, int | None]] = []  # (|change|, order id, current, proposed, member)
+    replayed = 0
+    complete = True
+    rows = session.execute(
+        select(Order.order_id, Order.member_id, Order.facts, Order.cancelled_at, Order.support_delta)
+        .where(Order.shop_id == shop.id, Order.paid_at >= since, Order.facts.is_not(None))
+        .order_by(Order.paid_at.desc())
+        .execution_options(yield_per=2000)
+    )
+    for order_id, member_id, facts, cancelled_at, _support in rows:
+        if replayed % 256 == 0 and time.monotonic() > deadline:
+            complete = False
+            rows.close()  # the server-side cursor, left open by a loop that stops early
+            break
+        replayed += 1
+        if cancelled_at is not None or member_id is None:
+            continue  # holds nothing under any rules
+        snapshot = order_facts.snapshot_from_json(order_id, facts)
+        paid_at = order_facts.paid_at(facts)
+        tags = order_facts.member_tags(facts)
+        held = []
+        for rules in (current, candidate):
+            lot = program.build_lot(
+                snapshot, settings, paid_at, has_member=member_id is not None, rules=rules, products=products,
+                member_tags=tags,
+            )  # fmt: skip
+            held.append(program.points_to_hold(lot, refunds.get(order_id, ()), cancelled_at is not None))
+        totals["current"] += held[0]
+        totals["proposed"] += held[1]
+        change = held[1] - held[0]
+        if change and member_id is not None:
+            by_member[member_id] += change
+        if change:
+            entry = (abs(change), order_id, held[0], held[1], member_id)
+            if len(changes) < 10:
+                heapq.heappush(changes, entry)
+            elif entry > changes[0]:
+                heapq.heapreplace(changes, entry)
+    largest = sorted(changes, reverse=True)
+    customers = _customers(session, shop.id, {member for *_, member in largest if member is not None})
+    rate = cheapest_rate(shop.settings)
+    return {
+        "days": days,
+        "complete": complete,
+        "orders_replayed": replayed,
+        "current_version": current.version,
+        "proposed_version": candidate.version,
+        "points_issued": {**totals, "change": totals["proposed"] - totals["current"]},
+        "money_value": {
+            "currency": shop.currency,
+            "per_point": None if rate is None else str(rate),
+            **{key: _value(points, rate) for key, points in totals.items()},
+            "change": _value(totals["proposed"] - totals["current"], rate),
+        },
+        "members_affected": sum(1 for change in by_member.values() if change),
+        "largest_changes": [
+            {
+                "order_id": order_id,
+                "customer_id": customers.get(member),
+                "current": was,
+                "proposed": now,
+                "change": now - was,
+            }
+            for _, order_id, was, now, member in largest
+        ],
+    }
+
+
+def cheapest_rate(settings_json: dict[str, Any] | None) -> Decimal | None:
+    """Money per point at the catalogue's cheapest fixed-amount reward (percentage rewards have no fixed value)."""
+    rates = [reward.amount / reward.points for reward in catalogue(settings_json) if reward.amount is not None]
+    return min(rates) if rates else None
+
+
+def _value(points: int, rate: Decimal | None) -> str | None:
+    if rate is None:
+        return None
+    return str((rate * points).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
+
+
+def _products(session: Session, shop_id: int) -> dict[int, earning_rules.Product]:
+    rows = session.execute(
+        select(Product.product_id, Product.product_type, Product.vendor, Product.tags, Product.collections).where(
+            Product.shop_id == shop_id
+        )
+    )
+    return {
+        pid: earning_rules.Product(pid, ptype, vendor, frozenset(tags or ()), None if cols is None else frozenset(cols))
+        for pid, ptype, vendor, tags, cols in rows
+    }
+
+
+def _refunds(session: Session, shop_id: int, since) -> dict[int, list[events.RefundFacts]]:
+    """Every refund of the window's orders, in one query."""
+    rows = session.execute(
+        select(Refund.order_id, Refund.refund_id, Refund.facts)
+        .join(Order, (Order.shop_id == Refund.shop_id) & (Order.order_id == Refund.order_id))
+        .where(Refund.shop_id == shop_id, Order.paid_at >= since)
+    )
+    found: dict[int, list[events.RefundFacts]] = defaultdict(list)
+    for order_id, refund_id, facts in rows:
+        found[order_id].append(
+            events.RefundFacts(
+                refund_id,
+                order_id,
+                {int(k): int(v) for k, v in facts["line_quantities"].items()},
+                Decimal(facts["shipping"]),
+            )
+        )
+    return found
+
+
+def _customers(session: Session, shop_id: int, member_ids: set[int]) -> dict[int, int]:
+    if not member_ids:
+        return {}
+    rows = session.execute(
+        select(Member.id, Member.customer_id).where(Member.shop_id == shop_id, Member.id.in_(member_ids))
+    )
+    return dict(rows.all())
