@@ -26,7 +26,7 @@ TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
 GRAPHQL = f"https://{SHOP}/admin/api/{DEFAULT_API_VERSION}/graphql.json"
 GRANT = {
     "access_token": "shpat_fresh",
-    "scope": "read_orders,read_customers,write_customers,write_discounts",
+    "scope": "read_orders,read_customers,write_customers,write_discounts,read_products",
     "expires_in": 3600,
     "refresh_token": "shprt_first",
     "refresh_token_expires_in": 7776000,
@@ -45,7 +45,7 @@ def start_install(browser, shop: str = SHOP) -> str:
     assert (location.scheme, location.netloc, location.path) == ("https", shop, "/admin/oauth/authorize")
     query = parse_qs(location.query)
     assert query["client_id"] == ["test-api-key"]
-    assert query["scope"] == ["read_orders,read_customers,write_customers,write_discounts"]
+    assert query["scope"] == ["read_orders,read_customers,write_customers,write_discounts,read_products"]
     assert query["redirect_uri"] == ["https://app.test/auth/callback"]
     return query["state"][0]
 
@@ -225,7 +225,16 @@ def test_missing_webhook_subscriptions_are_recreated(settings):
         GRAPHQL, json={"data": {"webhookSubscriptionCreate": {"webhookSubscription": {"id": "x"}, "userErrors": []}}}
     )
     created = subscriptions.ensure(settings, shop_id, platforms.admin_client)
-    assert created == ["ORDERS_CREATE", "ORDERS_CANCELLED", "CUSTOMERS_CREATE", "APP_UNINSTALLED"]
+    assert created == [
+        "ORDERS_CREATE",
+        "ORDERS_CANCELLED",
+        "CUSTOMERS_CREATE",
+        "CUSTOMERS_UPDATE",
+        "PRODUCTS_CREATE",
+        "PRODUCTS_UPDATE",
+        "PRODUCTS_DELETE",
+        "APP_UNINSTALLED",
+    ]
     sent = [json.loads(c.request.body)["variables"] for c in responses.calls[1:]]
     assert sent[0] == {"topic": "ORDERS_CREATE", "subscription": {"uri": uri}}
     assert stored_shop(settings).webhooks_checked_at is not None

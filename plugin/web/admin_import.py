@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, jsonify, request, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import INCLUDE, Schema, fields, validate
 
 from plugin.db import transaction
 from plugin.models import Shop
@@ -32,6 +32,32 @@ class FileSchema(Schema):
 
 class UndoSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ImportReportSchema(Schema):
+    """One import's progress, counts, points and largest balances (docs/importing.md lists every field)."""
+
+    class Meta:
+        unknown = INCLUDE  # a dry run says `unmatched` where an import says `pending`; further counts may be added
+
+    id = fields.Integer(required=True)
+    source = fields.String(required=True)
+    dry_run = fields.Boolean(required=True)
+    status = fields.String(required=True)
+    rows = fields.Integer(required=True)
+    matched = fields.Integer(required=True)
+    invalid = fields.Integer(required=True)
+
+
+class ImportListSchema(Schema):
+    imports = fields.List(fields.Nested(ImportReportSchema), required=True)
+
+
+class MatchReportSchema(Schema):
+    asked = fields.Integer(required=True)
+    matched = fields.Integer(required=True)
+    points = fields.Integer(required=True)
+    calls = fields.Integer(required=True)
 
 
 @blp.errorhandler(_Refused)
@@ -81,6 +107,7 @@ def _report(shop_id: int, batch_id: int) -> dict:
 @blp.route("")
 class Imports(MethodView):
     @blp.doc(security=SECURITY)
+    @blp.response(200, ImportListSchema)
     def get(self):
         """The shop's import batches, newest first."""
         shop_id = _staff_shop_id()
@@ -88,6 +115,8 @@ class Imports(MethodView):
             return jsonify({"imports": batches.listing(session, shop_id)})
 
     @blp.doc(security=SECURITY)
+    @blp.response(201, ImportReportSchema)
+    @blp.alt_response(200, schema=ImportReportSchema, description="the same file again: the batch it resumed")
     @blp.arguments(UploadSchema, location="form")
     @blp.arguments(FileSchema, location="files")
     def post(self, form, upload):
@@ -114,13 +143,22 @@ class Imports(MethodView):
 @blp.route("/<int:batch_id>")
 class ImportBatchResource(MethodView):
     @blp.doc(security=SECURITY)
+    @blp.response(200, ImportReportSchema)
     def get(self, batch_id: int):
         """One batch: progress, counts, points and money value, the ten largest balances."""
         return jsonify(_report(_staff_shop_id(), batch_id))
 
 
 @blp.route("/<int:batch_id>/errors", methods=["GET"])
-@blp.doc(security=SECURITY)
+@blp.doc(
+    security=SECURITY,
+    responses={
+        "200": {
+            "description": "line,reason for every invalid row",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def import_errors(batch_id: int) -> Response:
     """The per-row error file, CSV (line, reason), formulas neutralised."""
     shop_id = _staff_shop_id()
@@ -140,6 +178,7 @@ def import_errors(batch_id: int) -> Response:
 
 @blp.route("/<int:batch_id>/undo", methods=["POST"])
 @blp.doc(security=SECURITY)
+@blp.response(200, ImportReportSchema)
 @blp.arguments(UndoSchema)
 def import_undo(body: dict, batch_id: int) -> Response:
     """Reverse the batch's opening balances (audited: who, when, why) and cancel its pending rows."""
@@ -150,6 +189,7 @@ def import_undo(body: dict, batch_id: int) -> Response:
 
 @blp.route("/<int:batch_id>/match", methods=["POST"])
 @blp.doc(security=SECURITY)
+@blp.response(200, MatchReportSchema)
 def import_match(batch_id: int) -> Response:
     """Ask the shop about up to 500 pending rows (call again for more); customers found get their balance."""
     shop_id = _staff_shop_id()

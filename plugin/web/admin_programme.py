@@ -25,6 +25,17 @@ class RuleSetEnvelopeSchema(Schema):
     rules = fields.List(fields.Dict(), required=True, metadata={"description": "see docs/earning-rules.md"})
 
 
+class RuleSetVersionSchema(Schema):
+    version = fields.Integer(required=True)
+    actor = fields.String(required=True)
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    rules = fields.Dict(required=True, metadata={"description": "the rule set as saved: see docs/earning-rules.md"})
+
+
+class RuleSetHistorySchema(Schema):
+    versions = fields.List(fields.Nested(RuleSetVersionSchema), required=True)
+
+
 class PreviewSchema(Schema):
     days = fields.Integer(required=True)
     complete = fields.Boolean(required=True, metadata={"description": "false when the time bound cut it short"})
@@ -72,6 +83,7 @@ class RulesResource(MethodView):
 @blp.route("/rules/history")
 class RulesHistoryResource(MethodView):
     @blp.doc(security=[{"sessionToken": []}])
+    @blp.response(200, RuleSetHistorySchema)
     def get(self):
         """Every saved version of the rules, newest first."""
         shop_id = _staff_shop_id()

@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from plugin.platforms.shopify.admin import AdminAPIError, AdminClient
 
-TOPICS = ("ORDERS_CREATE", "ORDERS_PAID", "ORDERS_CANCELLED", "REFUNDS_CREATE", "CUSTOMERS_CREATE", "APP_UNINSTALLED")
+TOPICS = (
+    "ORDERS_CREATE",
+    "ORDERS_PAID",
+    "ORDERS_CANCELLED",
+    "REFUNDS_CREATE",
+    "CUSTOMERS_CREATE",
+    "CUSTOMERS_UPDATE",  # customer tags, for segment rates
+    "PRODUCTS_CREATE",  # the product cache that product-aware earning rules match lines by
+    "PRODUCTS_UPDATE",
+    "PRODUCTS_DELETE",
+    "APP_UNINSTALLED",
+)
 
 LIST = """query LoyaltyWebhooks {
   webhookSubscriptions(first: 100) { nodes { id topic uri } }
