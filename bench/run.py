@@ -9,13 +9,13 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, import_csv, intake, scale, widget
+from bench import drain, e2e, import_csv, intake, preview, scale, widget
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import")
+SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview")
 
 
 def main() -> None:
@@ -48,6 +48,8 @@ def main() -> None:
             results[section] = scale.run(members=args.members)
         elif section == "import":
             results[section] = import_csv.run()
+        elif section == "preview":
+            results[section] = preview.run()
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -145,6 +147,14 @@ def write_doc(r: dict) -> None:
             f"| CSV import, {m['rows']:,} rows ({m['file_mib']} MiB, LoyaltyLion layout) | {m['import_seconds']} s, "
             f"{m['rows_per_second']:,} rows/s | reading and parsing the file only: {m['parse_only_seconds']} s | "
             f"{m['ratio_to_parse']} | < {m['goal_seconds']} s | {verdict(m['import_seconds'] < m['goal_seconds'])} |"
+        )
+    if "preview" in r:
+        p = r["preview"]
+        lines.append(
+            f"| Rule preview, {p['orders_seeded']:,} orders (6 proposed rules against 2 current) | {p['seconds']} s, "
+            f"{p['orders_replayed']:,} replayed{'' if p['complete'] else ' (cut short)'} | reading and decoding the "
+            f"same orders' facts: {p['read_facts_seconds']} s | {p['ratio_to_reading']} | < {p['goal_seconds']} s | "
+            f"{verdict(p['complete'] and p['seconds'] < p['goal_seconds'])} |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:
