@@ -30,7 +30,7 @@ class FileSchema(Schema):
     file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
 
 
-class UndoSchema(Schema):
+class ImportUndoSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
@@ -179,7 +179,7 @@ def import_errors(batch_id: int) -> Response:
 @blp.route("/<int:batch_id>/undo", methods=["POST"])
 @blp.doc(security=SECURITY)
 @blp.response(200, ImportReportSchema)
-@blp.arguments(UndoSchema)
+@blp.arguments(ImportUndoSchema)
 def import_undo(body: dict, batch_id: int) -> Response:
     """Reverse the batch's opening balances (audited: who, when, why) and cancel its pending rows."""
     shop_id = _staff_shop_id()
