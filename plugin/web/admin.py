@@ -179,8 +179,9 @@ class SummaryResource(MethodView):
 
 
 @page.get("/admin")
-def admin_page() -> Response:
-    """The settings page Shopify loads inside the shop's admin (an iframe); data comes from /api/admin/."""
+@page.get("/admin/<path:_subpage>")
+def admin_page(_subpage: str = "") -> Response:
+    """The admin Shopify loads inside the shop's admin (an iframe): one page, its routes drawn by the bundle."""
     settings = _settings()
     shop = request.args.get("shop", "")
     if not is_valid_shop_domain(shop):
@@ -190,13 +191,15 @@ def admin_page() -> Response:
             status=400,
             mimetype="text/html",
         )
+    locale = "fr" if request.args.get("locale", "").lower().startswith("fr") else "en"  # as the widget chooses
     html = render_template(
-        "admin.html",
+        "admin_ui.html",
         api_key=settings.shopify_api_key,
         shop=shop,
+        locale=locale,
         app_bridge=bool(request.args.get("host")),
-        js_url=url_for("static", filename="admin/admin.js"),
-        css_url=url_for("static", filename="admin/admin.css"),
+        js_url=url_for("static", filename="admin-ui/app.js"),
+        css_url=url_for("static", filename="admin-ui/app.css"),
     )
     response = Response(html, mimetype="text/html")
     # Only this shop's admin may frame the page.
