@@ -222,7 +222,6 @@ def test_a_support_key_is_shown_once_and_revoking_it_asks_first(admin, page, set
     assert shown.count() == 0  # shown once: gone when the merchant closes it
 
 
-
 def test_parked_deliveries_show_their_reason_and_replay(admin, page, client):
     page.goto(admin_url(admin, "parked"))
     page.get_by_text("Nothing parked").wait_for()

@@ -4,7 +4,7 @@ import {config} from './config.js';
 const en = {
   'nav.home': 'Home', 'nav.members': 'Members', 'nav.activity': 'Activity', 'nav.settings': 'Settings',
   'nav.keys': 'Support keys', 'nav.parked': 'Parked deliveries',
-  save: 'Save', discard: 'Discard', cancel: 'Cancel', unsavedChanges: 'Unsaved changes',
+  save: 'Save', discard: 'Discard', dismiss: 'Dismiss', cancel: 'Cancel', unsavedChanges: 'Unsaved changes',
   couldNotLoad: 'This page could not be loaded', 'notFound.title': 'There is no such page',
   'home.members': 'Members', 'home.points_issued': 'Points issued', 'home.points_reversed': 'Points reversed',
   'home.points_redeemed': 'Points redeemed', 'home.points_outstanding': 'Points outstanding',
@@ -76,7 +76,7 @@ const en = {
 const fr = {
   'nav.home': 'Accueil', 'nav.members': 'Membres', 'nav.activity': 'Activité', 'nav.settings': 'Paramètres',
   'nav.keys': 'Clés du support', 'nav.parked': 'Livraisons en attente',
-  save: 'Enregistrer', discard: 'Annuler les modifications', cancel: 'Annuler', unsavedChanges: 'Modifications non enregistrées',
+  save: 'Enregistrer', discard: 'Annuler les modifications', dismiss: 'Fermer', cancel: 'Annuler', unsavedChanges: 'Modifications non enregistrées',
   couldNotLoad: "Cette page n'a pas pu être chargée", 'notFound.title': "Cette page n'existe pas",
   'home.members': 'Membres', 'home.points_issued': 'Points attribués', 'home.points_reversed': 'Points repris',
   'home.points_redeemed': 'Points dépensés', 'home.points_outstanding': 'Points en circulation',

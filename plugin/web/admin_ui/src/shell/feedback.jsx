@@ -1,5 +1,5 @@
 /** Toasts and the unsaved-changes bar: App Bridge's inside Shopify's admin, Polaris' own outside it. */
-import {createContext, useCallback, useContext, useState} from 'react';
+import {createContext, useCallback, useContext, useEffect, useState} from 'react';
 import {ContextualSaveBar, Toast} from '@shopify/polaris';
 import {SaveBar} from '@shopify/app-bridge-react';
 import {config} from '../config.js';
@@ -7,8 +7,19 @@ import {t} from '../i18n.js';
 
 const ToastContext = createContext(() => {});
 
+/** Polaris 13's toast close button is an icon without a name; name it, as soon as Polaris draws it. */
+function useNamedToastCloseButtons() {
+  useEffect(() => {
+    const name = () => document.querySelectorAll('[class*="Toast__CloseButton"]:not([aria-label])').forEach((button) => button.setAttribute('aria-label', t('dismiss')));
+    const observer = new MutationObserver(name);
+    observer.observe(document.body, {childList: true, subtree: true});
+    return () => observer.disconnect();
+  }, []);
+}
+
 export function ToastProvider({children}) {
   const [toast, setToast] = useState(null);
+  useNamedToastCloseButtons();
   const show = useCallback((message, {error = false} = {}) => {
     if (config.embedded) window.shopify.toast.show(message, {isError: error});
     else setToast({message, error, key: Date.now()});

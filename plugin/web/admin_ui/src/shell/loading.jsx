@@ -33,6 +33,7 @@ export function Loaded({resource, title, children}) {
   }
   if (resource.data === undefined) {
     return (
+      <div aria-busy="true">
       <SkeletonPage title={title}>
         <Layout>
           <Layout.Section>
@@ -42,6 +43,7 @@ export function Loaded({resource, title, children}) {
           </Layout.Section>
         </Layout>
       </SkeletonPage>
+      </div>
     );
   }
   return children(resource.data);
