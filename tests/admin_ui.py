@@ -1,4 +1,4 @@
-"""Helpers for the admin's browser tests: a seeded shop served by the app, session tokens, the built bundle, axe."""
+"""Helpers for the admin's browser tests: session tokens, the built bundle, a seeded member, axe."""
 
 from __future__ import annotations
 

@@ -7,24 +7,10 @@ from sqlalchemy import select
 
 from plugin.db import transaction
 from plugin.models import SupportAction
-from tests.admin_ui import PAGES, admin_url, axe_violations, seed_member, serve
-from tests.processes import chromium_page, stop
+from tests.admin_ui import PAGES, admin_url, axe_violations
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def admin(settings, shop):
-    seed_member(settings, shop)
-    app, base_url = serve(settings)
-    yield base_url
-    stop(app)
-
-
-@pytest.fixture
-def page():
-    with chromium_page(viewport={"width": 1280, "height": 900}, locale="en-US", bypass_csp=True) as page:
-        yield page
+pytest_plugins = ["tests.admin_ui_fixtures"]
 
 
 def wait_until_drawn(page) -> None:

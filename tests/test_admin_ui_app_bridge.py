@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.admin_ui import seed_member, serve, session_token
+from tests.admin_ui import session_token
 from tests.conftest import SHOP
-from tests.processes import chromium_page, stop
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.admin_ui_fixtures"]
 APP_BRIDGE = "https://cdn.shopify.com/shopifycloud/app-bridge.js"
 HOST = "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUveA"
 STAND_IN = """
@@ -29,22 +29,8 @@ customElements.define('ui-save-bar', class extends HTMLElement {
 """
 
 
-@pytest.fixture
-def admin(settings, shop):
-    seed_member(settings, shop)
-    app, base_url = serve(settings)
-    yield base_url
-    stop(app)
-
-
-@pytest.fixture
-def page():
-    with chromium_page(viewport={"width": 1280, "height": 900}, bypass_csp=True) as page:
-        page.route(APP_BRIDGE, lambda route: route.fulfill(body=STAND_IN, content_type="text/javascript"))
-        yield page
-
-
 def test_embedded_the_admin_uses_app_bridges_menu_save_bar_toasts_and_a_fresh_token_per_call(admin, page):
+    page.route(APP_BRIDGE, lambda route: route.fulfill(body=STAND_IN, content_type="text/javascript"))
     tokens: list[str] = []
     page.expose_function("mintToken", lambda: tokens.append(session_token()) or tokens[-1])
     page.goto(f"{admin}/admin/settings?shop={SHOP}&host={HOST}")  # no id_token in the URL: App Bridge mints them

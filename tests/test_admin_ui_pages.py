@@ -13,28 +13,12 @@ from plugin.db import transaction
 from plugin.models import SupportAction, SupportKey
 from plugin.services import shops
 from tests import builders
-from tests.admin_ui import admin_url, seed_member, serve, session_token
+from tests.admin_ui import admin_url, session_token
 from tests.conftest import SHOP, deliver
-from tests.processes import chromium_page, stop
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.admin_ui_fixtures"]
 SCREENSHOT_DIR = os.environ.get("LOYALTY_SCREENSHOT_DIR")  # set to docs/ to refresh the README's pictures
-
-
-@pytest.fixture
-def admin(settings, shop):
-    """Base URL of the app, serving a shop whose customer 1001 was granted 1500 points and spent 300."""
-    seed_member(settings, shop)
-    app, base_url = serve(settings)
-    yield base_url
-    stop(app)
-
-
-@pytest.fixture
-def page():
-    # bypass_csp: the page forbids eval, which Playwright itself uses to poll conditions; the app never does.
-    with chromium_page(viewport={"width": 1280, "height": 900}, locale="en-US", bypass_csp=True) as page:
-        yield page
 
 
 def error_of(field) -> str | None:
