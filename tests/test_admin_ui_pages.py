@@ -36,7 +36,9 @@ def toast(page, text: str) -> None:
 
 def screenshot(page, name: str) -> None:
     if SCREENSHOT_DIR:
-        page.screenshot(path=str(Path(SCREENSHOT_DIR) / f"screenshot-admin-{name}.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 1200})
+        page.screenshot(path=str(Path(SCREENSHOT_DIR) / f"screenshot-admin-{name}.png"))
+        page.set_viewport_size({"width": 1280, "height": 900})
 
 
 def test_home_shows_the_key_figures_and_charts_where_the_points_went_loading_nothing_from_elsewhere(admin, page):
@@ -135,7 +137,7 @@ def test_staff_find_a_member_adjust_undo_and_reverse_with_reasons_then_read_the_
     adjust.click()
     toast(page, "Points adjusted")
     page.wait_for_function("document.getElementById('member-balance').textContent === '1,370'")
-    assert "by staff:42, Goodwill: late parcel" in history.inner_text()
+    assert "goodwill: late parcel · by staff:42" in history.inner_text()
     screenshot(page, "member")
 
     # Undo asks first, in a modal that needs a note of its own

@@ -28,10 +28,10 @@ function Figures({member}) {
   );
 }
 
-/** Why a posting happened, in words: its explanation, the order, and for support actions who and why. */
+/** Why a posting happened, in words: its explanation, the order, and for support actions who. */
 function explanation(line) {
   const parts = [line.explanation, line.order && t('member.order', {order: line.order})];
-  if (line.support_action_id) parts.push(t('member.byFor', {by: line.by, reason: t(`reason.${line.reason_code}`), note: line.note}));
+  if (line.support_action_id) parts.push(t('member.by', {by: line.by})); // the explanation already says reason: note
   return parts.filter(Boolean).join(' · ');
 }
 
@@ -148,18 +148,18 @@ function MemberView({member, reload}) {
           <Figures member={member} />
         </Layout.Section>
         <Layout.Section>
+          <InlineGrid columns={{xs: 1, md: 2}} gap="400">
+            <AdjustForm member={member} onDone={reload} />
+            <ReverseForm onAsk={({orderId, points}) => setPending({kind: 'reverse', orderId, points})} />
+          </InlineGrid>
+        </Layout.Section>
+        <Layout.Section>
           <Card>
             <BlockStack gap="300">
               <Text as="h2" variant="headingMd">{t('member.history')}</Text>
               <History member={member} onUndo={(id) => setPending({kind: 'undo', id})} />
             </BlockStack>
           </Card>
-        </Layout.Section>
-        <Layout.Section variant="oneThird">
-          <BlockStack gap="400">
-            <AdjustForm member={member} onDone={reload} />
-            <ReverseForm onAsk={({orderId, points}) => setPending({kind: 'reverse', orderId, points})} />
-          </BlockStack>
         </Layout.Section>
         <Layout.Section>
           <Card>
