@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from plugin.db import transaction
 from plugin.models import SupportAction, SupportKey
-from plugin.services import shops
+from plugin.services import redemption, shops
 from tests import builders
-from tests.admin_ui import admin_url, session_token
+from tests.admin_ui import admin_url, seed_member, serve, session_token
 from tests.conftest import SHOP, deliver
+from tests.processes import start_fake_shop, stop
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["tests.admin_ui_fixtures"]
@@ -150,6 +153,8 @@ def test_staff_find_a_member_adjust_undo_and_reverse_with_reasons_then_read_the_
     dialog.get_by_role("button", name="Undo").click()
     toast(page, "Action undone")
     page.wait_for_function("document.getElementById('member-balance').textContent === '1,320'")
+    assert re.search(r"undone by \d+", history.inner_text())  # and no Undo button for it any more
+    assert page.get_by_role("button", name=re.compile(r"Undo action \d+")).count() == 1  # the undo itself
 
     # Reversing an order is destructive: confirmed in a modal with its reason
     page.get_by_label("Order ID").fill("501")
@@ -172,6 +177,40 @@ def test_staff_find_a_member_adjust_undo_and_reverse_with_reasons_then_read_the_
         ("undo", "goodwill", "given twice", "staff:42"),
         ("reverse_order", "fraud", "chargeback", "staff:42"),
     ]
+
+
+def test_staff_cancel_an_unused_reward_behind_a_modal_and_the_points_come_back(settings, shop, page):
+    fake, fake_url = start_fake_shop("--token", "shpat_test_token")
+    settings = dataclasses.replace(settings, shopify_api_base_url=fake_url)
+    seed_member(settings, shop)
+    with transaction(settings.database_url) as session:
+        installed = shops.install(session, SHOP, "shpat_test_token", settings.encryption_keys)
+        redemption_id = redemption.redeem(session, installed, 1001, "5-off").id
+    assert redemption.issue(settings, redemption_id) == "issued"
+    app, base_url = serve(settings)
+    try:
+        page.goto(admin_url(base_url, "members/1001"))
+        balance = page.locator("#member-balance")
+        balance.wait_for()
+        assert balance.inner_text() == "700"
+        rewards = page.get_by_role("table").nth(1)
+        assert "Issued" in rewards.inner_text()
+        page.get_by_role("button", name=re.compile(r"Cancel reward PTS-")).click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Reason").select_option("correction")
+        dialog.get_by_label("Note").fill("ordered by mistake")
+        dialog.get_by_role("button", name="Cancel reward").click()
+        toast(page, "Reward cancelled")
+        page.wait_for_function("document.getElementById('member-balance').textContent === '1,200'")
+        assert "Cancelled" in rewards.inner_text()
+        codes = requests.get(f"{fake_url}/_fake/codes", timeout=5).json()["codes"]
+    finally:
+        stop(app)
+        stop(fake)
+    assert [c["deleted"] for c in codes] == [True]
+    with transaction(settings.database_url) as session:
+        cancelled = session.get(redemption.Redemption, redemption_id)
+    assert (cancelled.status, cancelled.reason) == ("cancelled", "correction: ordered by mistake")
 
 
 def test_a_member_that_does_not_exist_is_said_so(admin, page):

@@ -9,8 +9,8 @@ import {Loaded, useResource} from '../shell/loading.jsx';
 import {ConfirmActionModal, EMPTY_REASON, ReasonFields, useSupportAction} from '../shell/support.jsx';
 
 async function loadMember(customerId) {
-  const [card, history] = await Promise.all([api.findMember({customerId}), api.history(customerId)]);
-  return {...card, history: history.history};
+  const [card, history, audit] = await Promise.all([api.findMember({customerId}), api.history(customerId), api.actions(customerId)]);
+  return {...card, history: history.history, actions: Object.fromEntries(audit.actions.map((a) => [a.id, a]))};
 }
 
 function Figures({member}) {
@@ -35,6 +35,17 @@ function explanation(line) {
   return parts.filter(Boolean).join(' · ');
 }
 
+/** Undo for a support action still in force; for one already undone, by which action. */
+function undoCell(action, onUndo) {
+  if (!action) return '';
+  if (action.undone_by) return t('activity.undoneBy', {id: action.undone_by});
+  return (
+    <Button size="slim" onClick={() => onUndo(action.id)} accessibilityLabel={t('member.undoLabel', {id: action.id})}>
+      {t('member.undo')}
+    </Button>
+  );
+}
+
 function History({member, onUndo}) {
   if (member.history.length === 0) return <Text as="p" tone="subdued">{t('member.noHistory')}</Text>;
   const rows = member.history.map((line) => [
@@ -43,11 +54,7 @@ function History({member, onUndo}) {
     formatSigned(line.points),
     formatNumber(line.balance_after),
     explanation(line),
-    line.support_action_id ? (
-      <Button size="slim" onClick={() => onUndo(line.support_action_id)} accessibilityLabel={t('member.undoLabel', {id: line.support_action_id})}>
-        {t('member.undo')}
-      </Button>
-    ) : '',
+    undoCell(member.actions[line.support_action_id], onUndo),
   ]);
   return (
     <DataTable
