@@ -41,15 +41,15 @@ def session_token(secret: str = SECRET, shop: str = SHOP) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def sources_digest() -> str:
+def sources_digest(root: Path = ADMIN_UI) -> str:
     """The digest build.mjs writes to stamp.json: every file under src/, the lockfile and build.mjs, in order."""
     digest = hashlib.sha256()
 
     def walk(folder: Path) -> list[Path]:
         return [p for child in sorted(folder.iterdir()) for p in (walk(child) if child.is_dir() else [child])]
 
-    for path in [*walk(ADMIN_UI / "src"), ADMIN_UI / "package-lock.json", ADMIN_UI / "build.mjs"]:
-        digest.update(path.relative_to(ADMIN_UI).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in [*walk(root / "src"), root / "package-lock.json", root / "build.mjs"]:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -80,7 +80,9 @@ def admin_url(base_url: str, path: str = "", **query: str) -> str:
 
 
 def axe_violations(page) -> list[dict]:
-    """axe-core's serious and critical violations on the page as it is now."""
+    """axe-core's serious and critical violations on the page, once its transitions have finished."""
+    # A toast sliding in is half transparent: its contrast is only meaningful once it has arrived.
+    page.wait_for_function("document.getAnimations().every(animation => animation.playState !== 'running')")
     page.add_script_tag(path=str(AXE))
     found = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
     return [

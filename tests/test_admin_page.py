@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
-from tests.admin_ui import BUNDLE, require_current_bundle
+from tests.admin_ui import ADMIN_UI, BUNDLE, require_current_bundle, sources_digest
 from tests.conftest import ROOT, SHOP
 
 EMBEDDED_HOST = "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUveA"
@@ -67,6 +68,18 @@ def test_the_built_admin_is_served_and_matches_its_sources(client):
         response.close()  # send_file's open file
         assert response.status_code == 200 and response.mimetype == mimetype
         assert served == (BUNDLE / name).read_bytes()
+
+
+def test_editing_any_source_of_the_admin_changes_the_digest_its_bundle_is_checked_against(tmp_path):
+    shutil.copytree(ADMIN_UI / "src", tmp_path / "src")
+    for name in ("package-lock.json", "build.mjs"):
+        shutil.copy(ADMIN_UI / name, tmp_path / name)
+    assert sources_digest(tmp_path) == sources_digest()
+    for edited in ("src/pages/Home.jsx", "package-lock.json", "build.mjs"):
+        with open(tmp_path / edited, "a") as source:
+            source.write("\n")
+        assert sources_digest(tmp_path) != sources_digest(), edited
+        shutil.copy(ADMIN_UI / edited, tmp_path / edited)
 
 
 def test_the_hand_written_admin_is_gone():

@@ -116,7 +116,7 @@ function AdjustForm({member, onDone}) {
 function ReverseForm({onAsk}) {
   const [orderId, setOrderId] = useState('');
   const [points, setPoints] = useState('');
-  const ask = () => orderId.trim() && onAsk({orderId: orderId.trim(), points: points.trim() === '' ? undefined : Number(points)});
+  const ask = () => orderId.trim() && onAsk({orderId: orderId.trim(), points: points.trim() === '' ? undefined : whole(points)});
   return (
     <Card>
       <Form onSubmit={ask}>
