@@ -27,7 +27,7 @@ ADMIN_UI = plugin/web/admin_ui
 ADMIN_SOURCES = $(shell find $(ADMIN_UI)/src -type f) $(ADMIN_UI)/build.mjs $(ADMIN_UI)/package-lock.json
 
 $(ADMIN_UI)/node_modules/.package-lock.json: $(ADMIN_UI)/package-lock.json
-	cd $(ADMIN_UI) && npm ci --no-audit --no-fund
+	cd $(ADMIN_UI) && npm ci --ignore-scripts --no-audit --no-fund
 
 plugin/static/admin-ui/stamp.json: $(ADMIN_UI)/node_modules/.package-lock.json $(ADMIN_SOURCES)
 	cd $(ADMIN_UI) && node build.mjs
