@@ -147,9 +147,11 @@ def test_staff_find_a_member_adjust_undo_and_reverse_with_reasons_then_read_the_
     page.get_by_role("button", name=re.compile(r"Undo action \d+")).click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("button", name="Undo").click()
-    dialog.get_by_text("note").first.wait_for()
+    note = dialog.get_by_label("Note")
+    page.wait_for_function("() => document.querySelector('[role=dialog] [aria-invalid=true]')")
+    assert error_of(note) == "a note is required"  # from the API's fields, on the field it names
     assert balance.inner_text() == "1,370"  # refused: nothing undone
-    dialog.get_by_label("Note").fill("given twice")
+    note.fill("given twice")
     dialog.get_by_role("button", name="Undo").click()
     toast(page, "Action undone")
     page.wait_for_function("document.getElementById('member-balance').textContent === '1,320'")
