@@ -26,6 +26,13 @@ def test_the_page_loads_the_bundle_with_the_shop_the_language_and_the_reason_cod
         "shop": SHOP,
         "locale": "fr",
         "reason_codes": ["goodwill", "correction", "refund", "fraud", "duplicate", "other"],
+        "import_sources": [
+            {"key": "loyaltylion", "title": "LoyaltyLion"},
+            {"key": "ours", "title": "our export"},
+            {"key": "rivo", "title": "Rivo"},
+            {"key": "smile", "title": "Smile.io"},
+            {"key": "yotpo", "title": "Yotpo"},
+        ],
     }
     assert '<script src="/static/admin-ui/app.js" defer>' in html
     assert '<link rel="stylesheet" href="/static/admin-ui/app.css">' in html

@@ -78,7 +78,15 @@ def test_the_admin_speaks_french_when_shopify_asks_for_it(admin, page):
     assert page.evaluate("document.documentElement.lang") == "fr"
     assert balance.inner_text() == "1\u202f200"  # French digit grouping
     navigation = page.get_by_role("navigation").inner_text().split("\n")
-    assert navigation == ["Accueil", "Membres", "Activité", "Paramètres", "Clés du support", "Livraisons en attente"]
+    assert navigation == [
+        "Accueil",
+        "Membres",
+        "Activité",
+        "Paramètres",
+        "Importer",
+        "Clés du support",
+        "Livraisons en attente",
+    ]
     assert page.get_by_role("heading", name="Ajuster les points").is_visible()
     assert page.get_by_role("link", name="Ignorer et passer au contenu").count() == 1  # Polaris' own French
 

@@ -66,7 +66,7 @@ def test_home_shows_the_key_figures_and_charts_where_the_points_went_loading_not
     )
     assert SHOP in page.get_by_role("main").inner_text()
     navigation = page.get_by_role("navigation").inner_text().split("\n")
-    assert navigation == ["Home", "Members", "Activity", "Settings", "Support keys", "Parked deliveries"]
+    assert navigation == ["Home", "Members", "Activity", "Settings", "Import", "Support keys", "Parked deliveries"]
     screenshot(page, "home")
     assert all(url.startswith((admin, "data:")) for url in requested), requested
 
@@ -259,6 +259,44 @@ def test_parked_deliveries_show_their_reason_and_replay(admin, page, client):
     assert "orders/paid" in row.inner_text() and "malformed JSON" in row.inner_text()
     page.get_by_role("button", name=re.compile(r"Replay delivery \d+")).click()
     toast(page, "Replayed: parked")  # still broken, so parked again
+
+
+def test_an_export_is_checked_then_imported_then_undone_with_a_reason(admin, page, tmp_path, settings):
+    export = tmp_path / "smile.csv"
+    export.write_text("email,points\r\nshopper1001@example.com,250\r\nnobody@example.com,oops\r\n")
+    page.goto(admin_url(admin, "import"))
+    page.get_by_text("No imports yet").wait_for()
+    page.get_by_label("Exported from").select_option("smile")
+    page.locator("input[type=file]").set_input_files(str(export))
+    page.get_by_role("button", name="Check file").click()
+    toast(page, "Checked 2 rows")
+    row = page.get_by_role("table").locator("tbody tr").first
+    cells = row.inner_text().split("\t")
+    assert cells[0] == "smile.csv" and "Check only" in cells[2]  # the badge also names its tone for screen readers
+    assert cells[3:6] == ["2", "1", "1"]  # rows, matched, invalid
+
+    page.locator("input[type=file]").set_input_files(str(export))
+    page.get_by_label("Only check the file").uncheck()
+    page.get_by_role("button", name="Import", exact=True).click()
+    toast(page, "Imported 2 rows")
+    assert member_balance(settings) == 1450
+
+    page.get_by_role("button", name="Undo import smile.csv").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Undo import").click()  # no reason: the API's message, on the field
+    reason = dialog.get_by_label("Reason")
+    page.wait_for_function("() => document.querySelector('[role=dialog] [aria-invalid=true]')")
+    assert "length" in error_of(reason).lower()
+    reason.fill("wrong shop's file")
+    dialog.get_by_role("button", name="Undo import").click()
+    toast(page, "250 points taken back")
+    assert member_balance(settings) == 1200
+    page.get_by_role("table").locator("tbody tr").first.get_by_text("Undone").wait_for()  # once the list reloads
+
+
+def member_balance(settings) -> int:
+    with transaction(settings.database_url) as session:
+        return shops.member(session, shops.get(session, SHOP), 1001).balance
 
 
 def test_a_forged_session_token_shows_the_refusal_and_no_data(admin, page):

@@ -17,6 +17,7 @@ from plugin.db import transaction
 from plugin.models import Member, Posting, Shop
 from plugin.platforms.shopify import session as shopify_session
 from plugin.platforms.shopify.adapter import is_valid_shop_domain
+from plugin.programme.import_formats import LAYOUTS
 from plugin.programme.settings import ProgramSettingsSchema, stored_settings
 from plugin.services import shops
 from plugin.web.apis import DocumentedApi, DocumentedBlueprint
@@ -197,6 +198,7 @@ def admin_page(_subpage: str = "") -> Response:
         api_key=settings.shopify_api_key,
         shop=shop,
         locale=locale,
+        import_sources=[{"key": key, "title": layout.title} for key, layout in sorted(LAYOUTS.items())],
         app_bridge=bool(request.args.get("host")),
         js_url=url_for("static", filename="admin-ui/app.js"),
         css_url=url_for("static", filename="admin-ui/app.css"),

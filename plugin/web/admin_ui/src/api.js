@@ -22,11 +22,12 @@ function newIdempotencyKey() {
 
 async function call(method, path, body, headers = {}) {
   const sent = {Authorization: `Bearer ${await sessionToken()}`, Accept: 'application/json', ...headers};
-  if (body !== undefined) sent['Content-Type'] = 'application/json';
+  const form = body instanceof FormData; // a file upload: the browser writes the multipart boundary
+  if (body !== undefined && !form) sent['Content-Type'] = 'application/json';
   const response = await fetch(`/api/admin/${path}`, {
     method,
     headers: sent,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || form ? body : JSON.stringify(body),
   });
   const data = await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, (data && data.error) || {});
@@ -56,4 +57,13 @@ export const api = {
   revokeKey: (keyId) => call('POST', `support/keys/${keyId}/revoke`, {}),
   parked: () => call('GET', 'support/parked'),
   replay: (deliveryId) => call('POST', `support/parked/${deliveryId}/replay`, {}),
+  imports: () => call('GET', 'imports'),
+  upload: ({file, source, dryRun}) => {
+    const form = new FormData();
+    form.append('source', source);
+    form.append('dry_run', dryRun ? 'true' : 'false');
+    form.append('file', file);
+    return call('POST', 'imports', form);
+  },
+  undoImport: (batchId, reason) => call('POST', `imports/${batchId}/undo`, {reason}),
 };

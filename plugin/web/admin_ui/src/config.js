@@ -7,6 +7,7 @@ export const config = {
   shop: raw.shop || '',
   locale: raw.locale === 'fr' ? 'fr' : 'en',
   reasonCodes: raw.reason_codes || [],
+  importSources: raw.import_sources || [],
   basePath: '/admin',
   // App Bridge's script (from Shopify's CDN) defines these elements only when Shopify embeds the page.
   embedded: Boolean(window.customElements && window.customElements.get('ui-nav-menu')),
