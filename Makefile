@@ -9,7 +9,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 FLASK = $(VENV)/bin/flask --app plugin
 DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && LOYALTY_DEMO=1 && set +a
 
-.PHONY: run test test-postgres test-sqlite fuzz lint ruff imports theme-check npm-locks simulate balance redeem bench bench-widget chaos clean
+.PHONY: run test test-postgres test-sqlite fuzz lint ruff imports theme-check npm-locks admin simulate balance redeem bench bench-widget chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -21,8 +21,22 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 instance/dev.env: | $(VENV)/.installed
 	scripts/dev-env.sh $(VENV)/bin/python
 
+# The merchant's admin (docs/decisions/0017): npm packages from the lockfile, bundled by esbuild; rebuilt when a
+# source changes. Needs Node 20+ and, for `npm ci` only, the npm registry.
+ADMIN_UI = plugin/web/admin_ui
+ADMIN_SOURCES = $(shell find $(ADMIN_UI)/src -type f) $(ADMIN_UI)/build.mjs $(ADMIN_UI)/package-lock.json
+
+$(ADMIN_UI)/node_modules/.package-lock.json: $(ADMIN_UI)/package-lock.json
+	cd $(ADMIN_UI) && npm ci --ignore-scripts --no-audit --no-fund
+
+plugin/static/admin-ui/stamp.json: $(ADMIN_UI)/node_modules/.package-lock.json $(ADMIN_SOURCES)
+	cd $(ADMIN_UI) && node build.mjs
+
+## admin: install the admin's npm packages (npm ci) and bundle it into plugin/static/admin-ui/
+admin: plugin/static/admin-ui/stamp.json
+
 ## run: serve the app on SQLite with inline jobs and a demo shop
-run: $(VENV)/.installed instance/dev.env
+run: $(VENV)/.installed instance/dev.env admin
 	$(DEV_ENV) && $(FLASK) loyalty db-upgrade && $(FLASK) loyalty demo
 	@echo
 	@echo "  The app listens on http://127.0.0.1:$(PORT) (jobs run inline; data in instance/loyalty.db);"
@@ -55,14 +69,14 @@ redeem: instance/dev.env
 ## differ (locks, constraints, the widget's one-statement read); unit tests touch no database, and e2e and browser
 ## tests run the production shape (PostgreSQL, Redis, workers), so they run once, on PostgreSQL.
 ## Each run has its own PostgreSQL database and Redis keys; scripts/reaped.sh kills whatever a killed run left.
-test: $(VENV)/.installed
+test: $(VENV)/.installed admin
 	scripts/services.sh
 	$(MAKE) --no-print-directory test-postgres test-sqlite fuzz lint
 
-test-postgres:
+test-postgres: admin
 	TEST_DATABASE_URL=$(PG_TEST_URL) scripts/reaped.sh $(VENV)/bin/pytest -m "not fuzz" $(PYTEST_ARGS)
 
-test-sqlite:
+test-sqlite: admin
 	TEST_DATABASE_URL=sqlite scripts/reaped.sh $(VENV)/bin/pytest -m "(db or http) and not fuzz" $(PYTEST_ARGS)
 
 ## fuzz: generated hostile input, about a minute: schemathesis on the admin and support OpenAPI documents,
@@ -108,4 +122,4 @@ chaos: $(VENV)/.installed
 	$(VENV)/bin/python bench/chaos.py $(CHAOS_ARGS)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache $(ADMIN_UI)/node_modules plugin/static/admin-ui

@@ -17,6 +17,7 @@ from plugin.db import transaction
 from plugin.models import Member, Posting, Shop
 from plugin.platforms.shopify import session as shopify_session
 from plugin.platforms.shopify.adapter import is_valid_shop_domain
+from plugin.programme.import_formats import LAYOUTS
 from plugin.programme.settings import ProgramSettingsSchema, stored_settings
 from plugin.services import shops
 from plugin.web.apis import DocumentedApi, DocumentedBlueprint
@@ -179,8 +180,9 @@ class SummaryResource(MethodView):
 
 
 @page.get("/admin")
-def admin_page() -> Response:
-    """The settings page Shopify loads inside the shop's admin (an iframe); data comes from /api/admin/."""
+@page.get("/admin/<path:_subpage>")
+def admin_page(_subpage: str = "") -> Response:
+    """The admin Shopify loads inside the shop's admin (an iframe): one page, its routes drawn by the bundle."""
     settings = _settings()
     shop = request.args.get("shop", "")
     if not is_valid_shop_domain(shop):
@@ -190,13 +192,16 @@ def admin_page() -> Response:
             status=400,
             mimetype="text/html",
         )
+    locale = "fr" if request.args.get("locale", "").lower().startswith("fr") else "en"  # as the widget chooses
     html = render_template(
-        "admin.html",
+        "admin_ui.html",
         api_key=settings.shopify_api_key,
         shop=shop,
+        locale=locale,
+        import_sources=[{"key": key, "title": layout.title} for key, layout in sorted(LAYOUTS.items())],
         app_bridge=bool(request.args.get("host")),
-        js_url=url_for("static", filename="admin/admin.js"),
-        css_url=url_for("static", filename="admin/admin.css"),
+        js_url=url_for("static", filename="admin-ui/app.js"),
+        css_url=url_for("static", filename="admin-ui/app.css"),
     )
     response = Response(html, mimetype="text/html")
     # Only this shop's admin may frame the page.

@@ -1,0 +1,175 @@
+/** Settings: earning basics, pending days, the spent-points policy and the rewards catalogue, saved as a new version. */
+import {useState} from 'react';
+import {Banner, BlockStack, Box, Button, Card, Checkbox, FormLayout, InlineStack, Layout, Page, Select, Text, TextField} from '@shopify/polaris';
+import {SettingsIcon} from '@shopify/polaris-icons';
+import {api} from '../api.js';
+import {errorsOf} from '../fieldErrors.js';
+import {optional, whole} from '../input.js';
+import {t} from '../i18n.js';
+import {UnsavedChangesBar, useToast} from '../shell/feedback.jsx';
+import {Loaded, useResource} from '../shell/loading.jsx';
+
+const EARNING_SWITCHES = ['include_shipping', 'include_taxes', 'include_tips', 'include_gift_cards', 'earn_on_test_orders', 'guest_orders_earn_by_email'];
+const POLICIES = ['allow_negative', 'stop_at_zero', 'claw_back'];
+const KINDS = ['fixed_amount', 'percentage', 'free_shipping'];
+const NEW_REWARD = {id: '', kind: 'fixed_amount', points: '', title: null, amount: null, percent: null, min_subtotal: null, lifetime_days: 30, customer_only: true, single_use: true};
+
+
+/** The settings as the API takes them, from the form's values (text fields hold strings). */
+function toRequest(form) {
+  return {
+    ...form,
+    earn: {points: whole(form.earn.points), per_amount: String(form.earn.per_amount).trim()},
+    pending_days: whole(form.pending_days),
+    rewards: form.rewards.map((reward) => ({
+      ...reward,
+      points: whole(reward.points),
+      lifetime_days: whole(reward.lifetime_days),
+      title: optional(reward.title),
+      amount: reward.kind === 'fixed_amount' ? optional(reward.amount) : null,
+      percent: reward.kind === 'percentage' ? optional(reward.percent) : null,
+      min_subtotal: optional(reward.min_subtotal),
+    })),
+  };
+}
+
+// Key order differs between what the API answers (sorted) and what the form builds: compare sorted.
+const canonical = (value) => JSON.stringify(value, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort()) : v));
+
+const text = (value) => (value === null || value === undefined ? '' : String(value));
+
+function RewardCard({reward, index, errorAt, onChange, onRemove}) {
+  const set = (name) => (value) => onChange({...reward, [name]: value});
+  const field = (name, props = {}) => (
+    <TextField label={t(`reward.${name}`)} value={text(reward[name])} onChange={set(name)} autoComplete="off" error={errorAt('rewards', index, name)} {...props} />
+  );
+  const heading = t('reward.heading', {n: index + 1});
+  return (
+    <Card>
+      <BlockStack gap="300">
+        <InlineStack align="space-between" blockAlign="center">
+          <Text as="h3" variant="headingSm">{heading}</Text>
+          <Button tone="critical" variant="plain" onClick={onRemove} accessibilityLabel={t('reward.removeLabel', {n: index + 1})}>{t('reward.remove')}</Button>
+        </InlineStack>
+        {errorAt('rewards', index) && <Banner tone="critical">{errorAt('rewards', index)}</Banner>}
+        <FormLayout>
+          <FormLayout.Group>
+            {field('id', {helpText: t('reward.idHelp')})}
+            {field('title', {placeholder: reward.title === null ? '' : undefined})}
+          </FormLayout.Group>
+          <FormLayout.Group>
+            <Select label={t('reward.kind')} options={KINDS.map((k) => ({value: k, label: t(`kind.${k}`)}))} value={reward.kind} onChange={set('kind')} error={errorAt('rewards', index, 'kind')} />
+            {field('points', {type: 'number', inputMode: 'numeric'})}
+          </FormLayout.Group>
+          <FormLayout.Group>
+            {reward.kind === 'fixed_amount' && field('amount', {inputMode: 'decimal'})}
+            {reward.kind === 'percentage' && field('percent', {inputMode: 'decimal', suffix: '%'})}
+            {field('min_subtotal', {inputMode: 'decimal'})}
+            {field('lifetime_days', {type: 'number', inputMode: 'numeric'})}
+          </FormLayout.Group>
+          <Checkbox label={t('reward.customer_only')} checked={Boolean(reward.customer_only)} onChange={set('customer_only')} error={errorAt('rewards', index, 'customer_only')} />
+          <Checkbox label={t('reward.single_use')} checked={Boolean(reward.single_use)} onChange={set('single_use')} error={errorAt('rewards', index, 'single_use')} />
+        </FormLayout>
+      </BlockStack>
+    </Card>
+  );
+}
+
+function SettingsForm({loaded}) {
+  const toast = useToast();
+  const [saved, setSaved] = useState(loaded);
+  const [form, setForm] = useState(loaded.settings);
+  const [refusal, setRefusal] = useState(null);
+  const [saving, setSaving] = useState(false);
+  const errorAt = errorsOf(refusal);
+  const dirty = canonical(toRequest(form)) !== canonical(saved.settings);
+  const set = (name) => (value) => setForm({...form, [name]: value});
+  const setEarn = (name) => (value) => setForm({...form, earn: {...form.earn, [name]: value}});
+  const setRewards = (rewards) => setForm({...form, rewards});
+
+  const save = async () => {
+    setSaving(true);
+    try {
+      const answer = await api.saveSettings(toRequest(form));
+      setSaved(answer);
+      setForm(answer.settings);
+      setRefusal(null);
+      toast(t('settings.saved', {version: answer.version}));
+    } catch (error) {
+      setRefusal(error);
+      toast(t('settings.notSaved'), {error: true});
+    } finally {
+      setSaving(false);
+    }
+  };
+  const discard = () => {
+    setForm(saved.settings);
+    setRefusal(null);
+  };
+
+  return (
+    <Page title={t('nav.settings')} subtitle={t('settings.version', {version: saved.version})}>
+      <UnsavedChangesBar dirty={dirty} saving={saving} onSave={save} onDiscard={discard} />
+      <Layout>
+        {refusal && (
+          <Layout.Section>
+            <Banner tone="critical" title={t('settings.notSaved')}>
+              <p>{refusal.message}</p>
+            </Banner>
+          </Layout.Section>
+        )}
+        <Layout.AnnotatedSection title={t('settings.earning')} description={t('settings.earningHelp')}>
+          <Card>
+            <FormLayout>
+              <FormLayout.Group>
+                <TextField label={t('settings.earnPoints')} type="number" inputMode="numeric" value={text(form.earn.points)} onChange={setEarn('points')} autoComplete="off" error={errorAt('earn', 'points')} />
+                <TextField label={t('settings.perAmount')} inputMode="decimal" value={text(form.earn.per_amount)} onChange={setEarn('per_amount')} autoComplete="off" error={errorAt('earn', 'per_amount')} />
+              </FormLayout.Group>
+              {EARNING_SWITCHES.map((name) => (
+                <Checkbox key={name} label={t(`settings.${name}`)} checked={Boolean(form[name])} onChange={set(name)} error={errorAt(name)} />
+              ))}
+            </FormLayout>
+          </Card>
+        </Layout.AnnotatedSection>
+        <Layout.AnnotatedSection title={t('settings.spending')} description={t('settings.spendingHelp')}>
+          <Card>
+            <FormLayout>
+              <TextField label={t('settings.pendingDays')} type="number" inputMode="numeric" value={text(form.pending_days)} onChange={set('pending_days')} autoComplete="off" helpText={t('settings.pendingDaysHelp')} error={errorAt('pending_days')} />
+              <Select label={t('settings.policy')} options={POLICIES.map((p) => ({value: p, label: t(`policy.${p}`)}))} value={form.spent_points_policy} onChange={set('spent_points_policy')} helpText={t('settings.policyHelp')} error={errorAt('spent_points_policy')} />
+            </FormLayout>
+          </Card>
+        </Layout.AnnotatedSection>
+        <Layout.AnnotatedSection title={t('settings.rewards')} description={t('settings.rewardsHelp')}>
+          <BlockStack gap="400">
+            {errorAt('rewards') && <Banner tone="critical">{errorAt('rewards')}</Banner>}
+            {form.rewards.length === 0 && (
+              <Card>
+                <Text as="p" tone="subdued">{t('settings.noRewards')}</Text>
+              </Card>
+            )}
+            {form.rewards.map((reward, index) => (
+              <RewardCard
+                key={index}
+                reward={reward}
+                index={index}
+                errorAt={errorAt}
+                onChange={(changed) => setRewards(form.rewards.map((r, i) => (i === index ? changed : r)))}
+                onRemove={() => setRewards(form.rewards.filter((_, i) => i !== index))}
+              />
+            ))}
+            <Box>
+              <Button onClick={() => setRewards([...form.rewards, NEW_REWARD])}>{t('settings.addReward')}</Button>
+            </Box>
+          </BlockStack>
+        </Layout.AnnotatedSection>
+      </Layout>
+    </Page>
+  );
+}
+
+function SettingsPage() {
+  const settings = useResource(() => api.settings(), []);
+  return <Loaded resource={settings} title={t('nav.settings')}>{(data) => <SettingsForm loaded={data} />}</Loaded>;
+}
+
+export const settings = {path: 'settings', label: 'nav.settings', icon: SettingsIcon, routes: [{pattern: /^settings$/, Component: SettingsPage}]};

@@ -1,0 +1,22 @@
+/** The navigation list: every page of the admin, in menu order. A new capability adds its module here. */
+import {home} from './Home.jsx';
+import {members} from './Members.jsx';
+import {activity} from './Activity.jsx';
+import {settings} from './Settings.jsx';
+import {supportKeys} from './SupportKeys.jsx';
+import {parked} from './Parked.jsx';
+import {importPage} from './Import.jsx';
+import {NotFound} from './NotFound.jsx';
+
+export const PAGES = [home, members, activity, settings, importPage, supportKeys, parked];
+
+/** The component for a path, and the parameters its route captured. */
+export function resolve(path) {
+  for (const page of PAGES) {
+    for (const route of page.routes) {
+      const match = route.pattern.exec(path);
+      if (match) return {Component: route.Component, params: match.groups || {}};
+    }
+  }
+  return {Component: NotFound, params: {}};
+}
