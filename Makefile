@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 instance/dev.env: | $(VENV)/.installed
 	scripts/dev-env.sh $(VENV)/bin/python
 
-# The merchant's admin (docs/decisions/0017): npm packages from the lockfile, bundled by esbuild; rebuilt when a
+# The merchant's admin (docs/decisions/0018): npm packages from the lockfile, bundled by esbuild; rebuilt when a
 # source changes. Needs Node 20+ and, for `npm ci` only, the npm registry.
 ADMIN_UI = plugin/web/admin_ui
 ADMIN_SOURCES = $(shell find $(ADMIN_UI)/src -type f) $(ADMIN_UI)/build.mjs $(ADMIN_UI)/package-lock.json
