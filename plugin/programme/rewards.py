@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -29,6 +30,21 @@ class Reward:
     lifetime_days: int = 30
     customer_only: bool = True
     single_use: bool = True
+    # Limits (None: unlimited). A customer may redeem it per_customer_limit times per per_customer_period;
+    # total_available redemptions in all; only from available_from until available_until (aware datetimes).
+    per_customer_limit: int | None = None
+    per_customer_period: str = "lifetime"
+    total_available: int | None = None
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether redeeming it needs counting or a clock (an unlimited reward costs the widget no query)."""
+        return any(
+            value is not None
+            for value in (self.per_customer_limit, self.total_available, self.available_from, self.available_until)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,12 +58,23 @@ class Reward:
             "lifetime_days": self.lifetime_days,
             "customer_only": self.customer_only,
             "single_use": self.single_use,
+            "per_customer_limit": self.per_customer_limit,
+            "per_customer_period": self.per_customer_period,
+            "total_available": self.total_available,
+            "available_from": self.available_from.isoformat() if self.available_from else None,
+            "available_until": self.available_until.isoformat() if self.available_until else None,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reward:
         def money(key: str) -> Decimal | None:
             return Decimal(data[key]) if data.get(key) is not None else None
+
+        def moment(key: str) -> datetime | None:
+            return datetime.fromisoformat(data[key]) if data.get(key) is not None else None
+
+        def count(key: str) -> int | None:
+            return int(data[key]) if data.get(key) is not None else None
 
         return cls(
             id=data["id"],
@@ -60,6 +87,12 @@ class Reward:
             lifetime_days=int(data["lifetime_days"]),
             customer_only=bool(data["customer_only"]),
             single_use=bool(data["single_use"]),
+            # Redemptions stored before limits existed hold none of these keys.
+            per_customer_limit=count("per_customer_limit"),
+            per_customer_period=data.get("per_customer_period") or "lifetime",
+            total_available=count("total_available"),
+            available_from=moment("available_from"),
+            available_until=moment("available_until"),
         )
 
 
@@ -69,6 +102,8 @@ MAX_MONEY_PLACES = 3  # the most minor-unit decimals any currency Shopify sells 
 MAX_REWARD_POINTS = 10_000_000  # a BIGINT holds 9.2e18; a balance can never near it through rewards
 MAX_TITLE_LENGTH = 120
 MAX_REWARDS = 50  # a catalogue longer than this is no longer a menu a shopper can read
+MAX_LIMIT = 10_000_000  # a per-customer or total limit past this is no limit at all
+PERIODS = ("day", "week", "month", "year", "lifetime")
 THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
 
 
@@ -169,6 +204,17 @@ class RewardSchema(Schema):
     lifetime_days = fields.Integer(strict=True, load_default=30, validate=validate.Range(min=1, max=3650))
     customer_only = fields.Boolean(load_default=True)
     single_use = fields.Boolean(load_default=True)
+    per_customer_limit = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_LIMIT))
+    per_customer_period = fields.String(load_default="lifetime", validate=validate.OneOf(PERIODS))
+    total_available = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_LIMIT))
+    available_from = fields.AwareDateTime(load_default=None)
+    available_until = fields.AwareDateTime(load_default=None)
+
+    @validates_schema
+    def window_is_not_empty(self, data: dict[str, Any], **_: Any) -> None:
+        start, end = data.get("available_from"), data.get("available_until")
+        if start is not None and end is not None and end <= start:
+            raise ValidationError("must be after available_from", "available_until")
 
     @validates_schema
     def value_matches_kind(self, data: dict[str, Any], **_: Any) -> None:
@@ -241,3 +287,49 @@ def _default_title(item: dict[str, Any]) -> str:
     if item["kind"] == "percentage":
         return f"{item['percent']:f}% off"
     return "Free shipping"
+
+
+# Why a reward cannot be redeemed now; the widget shows the reason and redeeming answers 409.
+NOT_YET, ENDED, SOLD_OUT, LIMIT_REACHED = "not_yet_available", "ended", "sold_out", "limit_reached"
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    reason: str  # one of NOT_YET, ENDED, SOLD_OUT, LIMIT_REACHED
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.reason, "message": self.message}
+
+
+def period_start(period: str, now: datetime) -> datetime | None:
+    """Where the per-customer period containing `now` began (calendar periods in UTC); None for lifetime."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())  # weeks start on Monday (ISO 8601)
+    if period == "month":
+        return day.replace(day=1)
+    if period == "year":
+        return day.replace(month=1, day=1)
+    return None
+
+
+def unavailable(reward: Reward, now: datetime, redeemed_in_total: int, redeemed_by_customer: int) -> Unavailable | None:
+    """Why `reward` cannot be redeemed at `now`, or None when it can.
+
+    redeemed_in_total counts the shop's live redemptions of it (pending or issued: failed and cancelled ones gave
+    their points back, so they gave the reward back too); redeemed_by_customer counts this customer's live ones
+    since period_start(reward.per_customer_period, now)."""
+    if reward.available_from is not None and now < reward.available_from:
+        return Unavailable(NOT_YET, f"available from {reward.available_from.isoformat()}")
+    if reward.available_until is not None and now >= reward.available_until:
+        return Unavailable(ENDED, f"ended on {reward.available_until.isoformat()}")
+    if reward.total_available is not None and redeemed_in_total >= reward.total_available:
+        return Unavailable(SOLD_OUT, f"all {reward.total_available} have been redeemed")
+    if reward.per_customer_limit is not None and redeemed_by_customer >= reward.per_customer_limit:
+        times = "once" if reward.per_customer_limit == 1 else f"{reward.per_customer_limit} times"
+        per = "" if reward.per_customer_period == "lifetime" else f" per {reward.per_customer_period}"
+        return Unavailable(LIMIT_REACHED, f"can be redeemed {times}{per}; you have reached that")
+    return None

@@ -23,8 +23,11 @@
       status: { pending: 'Being prepared', issued: 'Ready', failed: 'Failed, points returned', cancelled: 'Cancelled' },
       kind: { earn: 'Earned', reverse: 'Order refunded', redeem: 'Redeemed', return: 'Points returned',
         adjust: 'Adjustment', bonus: 'Bonus', expire: 'Expired' },
+      unavailable: { not_yet_available: 'Available from {date}', ended: 'Ended on {date}', sold_out: 'All claimed',
+        limit_reached: 'You’ve reached the limit for this reward', other: 'Not available right now' },
       errors: { not_enough_points: 'You don’t have enough points for this reward.',
-        unknown_reward: 'This reward is no longer available.', not_signed_in: 'Please sign in to spend your points.' },
+        unknown_reward: 'This reward is no longer available.', not_signed_in: 'Please sign in to spend your points.',
+        reward_unavailable: 'This reward is not available right now.' },
     },
     fr: {
       rewards: 'Récompenses', close: 'Fermer', loading: 'Chargement de vos récompenses…', retry: 'Réessayer',
@@ -46,8 +49,11 @@
       status: { pending: 'En préparation', issued: 'Prêt', failed: 'Échec, points rendus', cancelled: 'Annulé' },
       kind: { earn: 'Gagnés', reverse: 'Commande remboursée', redeem: 'Échangés', return: 'Points rendus',
         adjust: 'Ajustement', bonus: 'Bonus', expire: 'Expirés' },
+      unavailable: { not_yet_available: 'Disponible à partir du {date}', ended: 'Terminée le {date}', sold_out: 'Épuisée',
+        limit_reached: 'Vous avez atteint la limite pour cette récompense', other: 'Indisponible pour le moment' },
       errors: { not_enough_points: 'Vous n’avez pas assez de points pour cette récompense.',
-        unknown_reward: 'Cette récompense n’est plus disponible.', not_signed_in: 'Connectez-vous pour utiliser vos points.' },
+        unknown_reward: 'Cette récompense n’est plus disponible.', not_signed_in: 'Connectez-vous pour utiliser vos points.',
+        reward_unavailable: 'Cette récompense n’est pas disponible pour le moment.' },
     },
   };
   const FOCUSABLE = 'button:not([disabled]),a[href],[tabindex]:not([tabindex="-1"])';
@@ -246,6 +252,12 @@
       if (r.kind === 'percentage' && r.percent) return fmt(T.off, { v: money(r.percent / 100, { style: 'percent', maximumFractionDigits: 2 }) });
       return r.kind === 'free_shipping' ? T.freeShip : r.title;
     }
+    // Why a limited reward cannot be redeemed now, in the shopper's language (the server's message is English).
+    function unavailableText(r) {
+      const why = r.unavailable || {};
+      const at = why.code === 'not_yet_available' ? r.available_from : why.code === 'ended' ? r.available_until : null;
+      return fmt(T.unavailable[why.code] || T.unavailable.other, { date: at ? date(at) : '' });
+    }
     const titleOf = (red) => {
       const r = data.rewards.find((x) => x.title === red.reward);
       return r ? rewardTitle(r) : red.reward;
@@ -270,7 +282,9 @@
       fill(rw, h3(T.spendH), data.rewards.length ? h('ul', { class: 'lw-list' }, data.rewards.map((r) => {
         const name = rewardTitle(r);
         let action = null;
-        if (c && r.affordable) {
+        if (r.available === false) {
+          action = p('lw-need lw-unavailable', unavailableText(r));
+        } else if (c && r.affordable) {
           action = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'r' + r.id, disabled: busy, onclick: (e) => redeem(r, e.currentTarget) },
             T.redeem, h('span', { class: 'lw-sr', text: fmt(T.redeemFor, { reward: name, pts: pts(r.points) }) }));
         } else if (c) {
