@@ -32,11 +32,21 @@ class Reward:
     single_use: bool = True
     # Limits (None: unlimited). A customer may redeem it per_customer_limit times per per_customer_period;
     # total_available redemptions in all; only from available_from until available_until (aware datetimes).
+    # What an amount or a percentage comes off (nothing given: the whole order). Shopify takes either
+    # collections or products and variants, never both, as global ids (gid://shopify/Collection/1).
+    collection_ids: tuple[str, ...] = ()
+    product_ids: tuple[str, ...] = ()
+    variant_ids: tuple[str, ...] = ()
     per_customer_limit: int | None = None
     per_customer_period: str = "lifetime"
     total_available: int | None = None
     available_from: datetime | None = None
     available_until: datetime | None = None
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        """Every collection, product and variant id it applies to (empty: the whole order)."""
+        return self.collection_ids + self.product_ids + self.variant_ids
 
     @property
     def limited(self) -> bool:
@@ -47,6 +57,20 @@ class Reward:
         )
 
     def to_json(self) -> dict[str, Any]:
+        # Items and limits appear only when set: a catalogue saved without them reads as it always did.
+        optional = {
+            "collection_ids": list(self.collection_ids),
+            "product_ids": list(self.product_ids),
+            "variant_ids": list(self.variant_ids),
+            "per_customer_limit": self.per_customer_limit,
+            "per_customer_period": self.per_customer_period if self.per_customer_limit is not None else None,
+            "total_available": self.total_available,
+            "available_from": self.available_from.isoformat() if self.available_from else None,
+            "available_until": self.available_until.isoformat() if self.available_until else None,
+        }
+        return {**self._base_json(), **{key: value for key, value in optional.items() if value}}
+
+    def _base_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "kind": self.kind,
@@ -58,11 +82,6 @@ class Reward:
             "lifetime_days": self.lifetime_days,
             "customer_only": self.customer_only,
             "single_use": self.single_use,
-            "per_customer_limit": self.per_customer_limit,
-            "per_customer_period": self.per_customer_period,
-            "total_available": self.total_available,
-            "available_from": self.available_from.isoformat() if self.available_from else None,
-            "available_until": self.available_until.isoformat() if self.available_until else None,
         }
 
     @classmethod
@@ -71,7 +90,8 @@ class Reward:
             return Decimal(data[key]) if data.get(key) is not None else None
 
         def moment(key: str) -> datetime | None:
-            return datetime.fromisoformat(data[key]) if data.get(key) is not None else None
+            value = data.get(key)
+            return value if value is None or isinstance(value, datetime) else datetime.fromisoformat(value)
 
         def count(key: str) -> int | None:
             return int(data[key]) if data.get(key) is not None else None
@@ -87,7 +107,10 @@ class Reward:
             lifetime_days=int(data["lifetime_days"]),
             customer_only=bool(data["customer_only"]),
             single_use=bool(data["single_use"]),
-            # Redemptions stored before limits existed hold none of these keys.
+            # Redemptions stored before items and limits existed hold none of these keys.
+            collection_ids=tuple(data.get("collection_ids") or ()),
+            product_ids=tuple(data.get("product_ids") or ()),
+            variant_ids=tuple(data.get("variant_ids") or ()),
             per_customer_limit=count("per_customer_limit"),
             per_customer_period=data.get("per_customer_period") or "lifetime",
             total_available=count("total_available"),
@@ -103,6 +126,12 @@ MAX_REWARD_POINTS = 10_000_000  # a BIGINT holds 9.2e18; a balance can never nea
 MAX_TITLE_LENGTH = 120
 MAX_REWARDS = 50  # a catalogue longer than this is no longer a menu a shopper can read
 MAX_LIMIT = 10_000_000  # a per-customer or total limit past this is no limit at all
+MAX_ITEMS = 100  # ids per list: Shopify's own discount editor lists about this many before it pages
+ITEM_PATTERNS = {
+    "collection_ids": r"^gid://shopify/Collection/[1-9][0-9]{0,18}$",
+    "product_ids": r"^gid://shopify/Product/[1-9][0-9]{0,18}$",
+    "variant_ids": r"^gid://shopify/ProductVariant/[1-9][0-9]{0,18}$",
+}
 PERIODS = ("day", "week", "month", "year", "lifetime")
 THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
 
@@ -204,11 +233,38 @@ class RewardSchema(Schema):
     lifetime_days = fields.Integer(strict=True, load_default=30, validate=validate.Range(min=1, max=3650))
     customer_only = fields.Boolean(load_default=True)
     single_use = fields.Boolean(load_default=True)
+    collection_ids = fields.List(
+        fields.String(validate=validate.Regexp(ITEM_PATTERNS["collection_ids"], error="not a collection id")),
+        load_default=list,
+        validate=validate.Length(max=MAX_ITEMS),
+    )
+    product_ids = fields.List(
+        fields.String(validate=validate.Regexp(ITEM_PATTERNS["product_ids"], error="not a product id")),
+        load_default=list,
+        validate=validate.Length(max=MAX_ITEMS),
+    )
+    variant_ids = fields.List(
+        fields.String(validate=validate.Regexp(ITEM_PATTERNS["variant_ids"], error="not a product variant id")),
+        load_default=list,
+        validate=validate.Length(max=MAX_ITEMS),
+    )
     per_customer_limit = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_LIMIT))
     per_customer_period = fields.String(load_default="lifetime", validate=validate.OneOf(PERIODS))
     total_available = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_LIMIT))
     available_from = fields.AwareDateTime(load_default=None)
     available_until = fields.AwareDateTime(load_default=None)
+
+    @validates_schema
+    def items_fit_the_kind(self, data: dict[str, Any], **_: Any) -> None:
+        given = [name for name in ITEM_PATTERNS if data.get(name)]
+        if given and data.get("kind") not in ("fixed_amount", "percentage"):
+            raise ValidationError("only an amount or a percentage off can apply to chosen items", given[0])
+        if data.get("collection_ids") and (data.get("product_ids") or data.get("variant_ids")):
+            # Shopify's DiscountItemsInput takes collections or products, not both.
+            raise ValidationError("choose collections or products, not both", "collection_ids")
+        for name in given:
+            if len(set(data[name])) != len(data[name]):
+                raise ValidationError("an id is listed twice", name)
 
     @validates_schema
     def window_is_not_empty(self, data: dict[str, Any], **_: Any) -> None:
@@ -240,7 +296,7 @@ def validate_catalogue(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = [item["id"] for item in loaded]
     if len(ids) != len(set(ids)):
         raise ValidationError(["reward ids must be unique"])
-    return [Reward(**{**item, "title": item["title"] or _default_title(item)}).to_json() for item in loaded]
+    return [Reward.from_json({**item, "title": item["title"] or _default_title(item)}).to_json() for item in loaded]
 
 
 def catalogue(settings_json: dict[str, Any] | None) -> list[Reward]:
@@ -282,10 +338,11 @@ def readable_catalogue(items: Any) -> list[dict[str, Any]]:
 
 
 def _default_title(item: dict[str, Any]) -> str:
+    on = " selected items" if any(item.get(name) for name in ITEM_PATTERNS) else ""
     if item["kind"] == "fixed_amount":
-        return f"{item['amount']} off"
+        return f"{item['amount']} off{on}"
     if item["kind"] == "percentage":
-        return f"{item['percent']:f}% off"
+        return f"{item['percent']:f}% off{on}"
     return "Free shipping"
 
 

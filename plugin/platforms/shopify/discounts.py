@@ -38,6 +38,11 @@ FIND_BY_CODE = """query LoyaltyFindCode($code: String!) {
   }
 }"""
 
+ITEMS = """query LoyaltyRewardItems($ids: [ID!]!) {
+  nodes(ids: $ids) { id __typename }
+}"""
+ITEMS_PER_QUERY = 250  # the most ids Shopify's nodes query takes at once
+
 DELETE = """mutation LoyaltyDeleteCode($id: ID!) {
   discountCodeDelete(id: $id) {
     deletedCodeDiscountId
@@ -91,6 +96,19 @@ def create(client: AdminClient, request: CodeRequest) -> str:
     return node["id"]
 
 
+def missing_items(client: AdminClient, ids: list[str]) -> set[str]:
+    """Which of these collection, product or variant ids the shop does not hold (as that type)."""
+    missing = set()
+    for start in range(0, len(ids), ITEMS_PER_QUERY):
+        asked = ids[start : start + ITEMS_PER_QUERY]
+        found = client.graphql(ITEMS, {"ids": asked}).get("nodes") or []
+        # Shopify answers in the order asked, null for an id it does not know.
+        for wanted, node in zip(asked, [*found, *[None] * len(asked)], strict=False):
+            if not node or node.get("id") != wanted or node.get("__typename") != wanted.split("/")[3]:
+                missing.add(wanted)
+    return missing
+
+
 def delete(client: AdminClient, discount_id: str) -> None:
     result = client.graphql(DELETE, {"id": discount_id}).get("discountCodeDelete") or {}
     errors = [e for e in result.get("userErrors") or [] if e.get("code") != "NOT_FOUND"]
@@ -127,7 +145,21 @@ def basic_input(request: CodeRequest) -> dict[str, Any]:
     else:
         # GraphQL's percentage is a Float ratio (0.1 = 10 %); this is a rate, not money, and exact enough.
         value = {"percentage": float(reward.percent / 100)}
-    return {**_common(request), "customerGets": {"value": value, "items": {"all": True}}}
+    return {**_common(request), "customerGets": {"value": value, "items": items_input(reward)}}
+
+
+def items_input(reward: Reward) -> dict[str, Any]:
+    """DiscountItemsInput: the chosen collections, or products and variants, or the whole order."""
+    if reward.collection_ids:
+        return {"collections": {"add": list(reward.collection_ids)}}
+    if reward.product_ids or reward.variant_ids:
+        products: dict[str, Any] = {}
+        if reward.product_ids:
+            products["productsToAdd"] = list(reward.product_ids)
+        if reward.variant_ids:
+            products["productVariantsToAdd"] = list(reward.variant_ids)
+        return {"products": products}
+    return {"all": True}
 
 
 def free_shipping_input(request: CodeRequest) -> dict[str, Any]:
