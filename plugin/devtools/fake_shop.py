@@ -46,6 +46,7 @@ class FakeShopState:
     throttle_next: int = 0  # answer THROTTLED without doing anything
     error_next: int = 0  # answer 500 without doing anything
     lose_next_replies: int = 0  # do a mutation, then answer 504 as if the reply were lost on the way
+    prices: dict[str, str] = field(default_factory=lambda: {"gid://shopify/ProductVariant/11": "12.50"})
     calls: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # injected failures by kind, so a run can report them
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -157,6 +158,12 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
                 "codeDiscount": {"__typename": "DiscountCodeBasic", "asyncUsageCount": found["used"]},
             }
         return {"data": {"codeDiscountNodeByCode": node}}
+    if "LoyaltyVariantPrice" in query:
+        with state.lock:
+            gid = variables["id"]
+            known = gid in state.items and gid in state.prices
+            node = {"id": gid, "price": state.prices[gid]} if known else None
+        return {"data": {"productVariant": node}}
     if "LoyaltyRewardItems" in query:
         with state.lock:
             known = set(state.items)

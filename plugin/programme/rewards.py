@@ -14,7 +14,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 log = logging.getLogger(__name__)
 
-KINDS = ("fixed_amount", "percentage", "free_shipping")
+KINDS = ("fixed_amount", "percentage", "free_shipping", "free_product")
 DEFAULT_CATALOGUE = [{"id": "5-off", "kind": "fixed_amount", "points": 500, "amount": "5.00"}]
 
 
@@ -34,6 +34,7 @@ class Reward:
     # total_available redemptions in all; only from available_from until available_until (aware datetimes).
     # What an amount or a percentage comes off (nothing given: the whole order). Shopify takes either
     # collections or products and variants, never both, as global ids (gid://shopify/Collection/1).
+    variant_id: str | None = None  # free_product: the one variant given at no cost (gid://shopify/ProductVariant/1)
     collection_ids: tuple[str, ...] = ()
     product_ids: tuple[str, ...] = ()
     variant_ids: tuple[str, ...] = ()
@@ -46,7 +47,9 @@ class Reward:
     @property
     def item_ids(self) -> tuple[str, ...]:
         """Every collection, product and variant id it applies to (empty: the whole order)."""
-        return self.collection_ids + self.product_ids + self.variant_ids
+        return (
+            ((self.variant_id,) if self.variant_id else ()) + self.collection_ids + self.product_ids + self.variant_ids
+        )
 
     @property
     def limited(self) -> bool:
@@ -59,6 +62,7 @@ class Reward:
     def to_json(self) -> dict[str, Any]:
         # Items and limits appear only when set: a catalogue saved without them reads as it always did.
         optional = {
+            "variant_id": self.variant_id,
             "collection_ids": list(self.collection_ids),
             "product_ids": list(self.product_ids),
             "variant_ids": list(self.variant_ids),
@@ -108,6 +112,7 @@ class Reward:
             customer_only=bool(data["customer_only"]),
             single_use=bool(data["single_use"]),
             # Redemptions stored before items and limits existed hold none of these keys.
+            variant_id=data.get("variant_id"),
             collection_ids=tuple(data.get("collection_ids") or ()),
             product_ids=tuple(data.get("product_ids") or ()),
             variant_ids=tuple(data.get("variant_ids") or ()),
@@ -233,6 +238,9 @@ class RewardSchema(Schema):
     lifetime_days = fields.Integer(strict=True, load_default=30, validate=validate.Range(min=1, max=3650))
     customer_only = fields.Boolean(load_default=True)
     single_use = fields.Boolean(load_default=True)
+    variant_id = fields.String(
+        load_default=None, validate=validate.Regexp(ITEM_PATTERNS["variant_ids"], error="not a product variant id")
+    )
     collection_ids = fields.List(
         fields.String(validate=validate.Regexp(ITEM_PATTERNS["collection_ids"], error="not a collection id")),
         load_default=list,
@@ -279,6 +287,10 @@ class RewardSchema(Schema):
             raise ValidationError("a fixed_amount reward needs an amount", "amount")
         if kind == "percentage" and data.get("percent") is None:
             raise ValidationError("a percentage reward needs a percent", "percent")
+        if kind == "free_product" and data.get("variant_id") is None:
+            raise ValidationError("a free_product reward needs a variant_id", "variant_id")
+        if kind != "free_product" and data.get("variant_id") is not None:
+            raise ValidationError("only a free_product reward has a variant_id", "variant_id")
         for field, wanted in (("amount", "fixed_amount"), ("percent", "percentage")):
             if data.get(field) is not None and kind != wanted:
                 raise ValidationError(f"only a {wanted} reward has {'an' if field == 'amount' else 'a'} {field}", field)
@@ -343,6 +355,8 @@ def _default_title(item: dict[str, Any]) -> str:
         return f"{item['amount']} off{on}"
     if item["kind"] == "percentage":
         return f"{item['percent']:f}% off{on}"
+    if item["kind"] == "free_product":
+        return "Free product"
     return "Free shipping"
 
 

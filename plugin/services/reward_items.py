@@ -56,7 +56,8 @@ def _ids_by_place(rewards: list[Any]) -> list[tuple[int, str, str]]:
         clean = validate_catalogue(rewards)
     except ValidationError:
         return []  # update_settings refuses it, field by field, without asking the shop
-    return [
+    found = [(position, "variant_id", r["variant_id"]) for position, r in enumerate(clean) if r.get("variant_id")]
+    return found + [
         (position, name, gid)
         for position, reward in enumerate(clean)
         for name in ITEM_PATTERNS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from plugin.platforms.shopify.admin import AdminAPIError, AdminClient
@@ -36,6 +37,10 @@ FIND_BY_CODE = """query LoyaltyFindCode($code: String!) {
       ... on DiscountCodeFreeShipping { asyncUsageCount }
     }
   }
+}"""
+
+VARIANT_PRICE = """query LoyaltyVariantPrice($id: ID!) {
+  productVariant(id: $id) { id price }
 }"""
 
 ITEMS = """query LoyaltyRewardItems($ids: [ID!]!) {
@@ -82,6 +87,10 @@ def create(client: AdminClient, request: CodeRequest) -> str:
     if request.reward.kind == "free_shipping":
         data = client.graphql(CREATE_FREE_SHIPPING, {"freeShippingCodeDiscount": free_shipping_input(request)})
         result = data.get("discountCodeFreeShippingCreate") or {}
+    elif request.reward.kind == "free_product":
+        price = variant_price(client, request.reward.variant_id)
+        data = client.graphql(CREATE_BASIC, {"basicCodeDiscount": free_product_input(request, price)})
+        result = data.get("discountCodeBasicCreate") or {}
     else:
         data = client.graphql(CREATE_BASIC, {"basicCodeDiscount": basic_input(request)})
         result = data.get("discountCodeBasicCreate") or {}
@@ -160,6 +169,22 @@ def items_input(reward: Reward) -> dict[str, Any]:
             products["productVariantsToAdd"] = list(reward.variant_ids)
         return {"products": products}
     return {"all": True}
+
+
+def variant_price(client: AdminClient, variant_id: str) -> Decimal:
+    """The variant's price now; AdminAPIError when the shop no longer has it (the points then come back)."""
+    variant = client.graphql(VARIANT_PRICE, {"id": variant_id}).get("productVariant")
+    if not variant or variant.get("price") is None:
+        raise AdminAPIError(f"{variant_id} no longer exists in the shop")
+    return Decimal(str(variant["price"]))
+
+
+def free_product_input(request: CodeRequest, price: Decimal) -> dict[str, Any]:
+    """One unit of the variant free: its price off, split across that variant's units, so a cart with three of
+    them gets one free, not three (a 100 % basic code would free every unit; Shopify's BXGY needs a purchase)."""
+    value = {"discountAmount": {"amount": str(price), "appliesOnEachItem": False}}
+    items = {"products": {"productVariantsToAdd": [request.reward.variant_id]}}
+    return {**_common(request), "customerGets": {"value": value, "items": items}}
 
 
 def free_shipping_input(request: CodeRequest) -> dict[str, Any]:

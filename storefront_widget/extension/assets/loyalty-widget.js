@@ -13,7 +13,7 @@
       spendH: 'Spend your points', codesH: 'Your codes', historyH: 'Recent activity',
       noHistory: 'No activity yet.', noRewards: 'No rewards yet.',
       redeem: 'Redeem', redeemFor: ' {reward} for {pts}', need: '{pts} more needed',
-      off: '{v} off', offSome: '{v} off selected items', freeShip: 'Free shipping', minSub: 'On orders of {money} or more',
+      off: '{v} off', offSome: '{v} off selected items', freeShip: 'Free shipping', freeProduct: 'A free product', minSub: 'On orders of {money} or more',
       redeeming: 'Redeeming {reward}…', preparing: 'Creating your code for {reward}…',
       ready: 'Your code for {reward}: {code}', copy: 'Copy', copied: 'Copied',
       selected: 'Code selected. Copy it with your keyboard.',
@@ -39,7 +39,7 @@
       spendH: 'Utiliser vos points', codesH: 'Vos codes', historyH: 'Activité récente',
       noHistory: 'Aucune activité pour le moment.', noRewards: 'Aucune récompense pour le moment.',
       redeem: 'Échanger', redeemFor: ' {reward} contre {pts}', need: 'Il vous manque {pts}',
-      off: '{v} de réduction', offSome: '{v} de réduction sur une sélection', freeShip: 'Livraison gratuite', minSub: 'Dès {money} d’achat',
+      off: '{v} de réduction', offSome: '{v} de réduction sur une sélection', freeShip: 'Livraison gratuite', freeProduct: 'Un produit offert', minSub: 'Dès {money} d’achat',
       redeeming: 'Échange en cours\u00a0: {reward}…', preparing: 'Création de votre code pour {reward}…',
       ready: 'Votre code pour {reward}\u00a0: {code}', copy: 'Copier', copied: 'Copié',
       selected: 'Code sélectionné. Copiez-le avec votre clavier.',
@@ -247,11 +247,13 @@
       });
     }
 
+    // The merchant's own title names the items ("Summer collection"); the first line stays in the shopper's language.
+    const onItems = (r) => [r.collection_ids, r.product_ids, r.variant_ids].some((ids) => ids && ids.length);
     function rewardTitle(r) {
-      const some = [r.collection_ids, r.product_ids, r.variant_ids].some((ids) => ids && ids.length);
-      const off = some ? T.offSome : T.off;
+      const off = onItems(r) ? T.offSome : T.off;
       if (r.kind === 'fixed_amount' && r.amount) return fmt(off, { v: money(r.amount) });
       if (r.kind === 'percentage' && r.percent) return fmt(off, { v: money(r.percent / 100, { style: 'percent', maximumFractionDigits: 2 }) });
+      if (r.kind === 'free_product' && r.title === 'Free product') return T.freeProduct; // the default title
       return r.kind === 'free_shipping' ? T.freeShip : r.title;
     }
     // Why a limited reward cannot be redeemed now, in the shopper's language (the server's message is English).
@@ -293,6 +295,7 @@
           action = p('lw-need', fmt(T.need, { pts: pts(Math.max(r.points - c.available, 1)) }));
         }
         return h('li', { class: 'lw-item' }, h('div', {}, p('lw-strong', name),
+          onItems(r) && !/ off selected items$/.test(r.title) && p('lw-small', r.title), // a default title says no more
           p('lw-small lw-muted', line(pts(r.points), r.min_subtotal && fmt(T.minSub, { money: money(r.min_subtotal) })))), action);
       })) : p('lw-muted', T.noRewards));
 
