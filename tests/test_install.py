@@ -26,7 +26,7 @@ TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
 GRAPHQL = f"https://{SHOP}/admin/api/{DEFAULT_API_VERSION}/graphql.json"
 GRANT = {
     "access_token": "shpat_fresh",
-    "scope": "read_orders,read_customers,write_customers,write_discounts",
+    "scope": "read_orders,read_customers,write_customers,write_discounts,read_products",
     "expires_in": 3600,
     "refresh_token": "shprt_first",
     "refresh_token_expires_in": 7776000,
@@ -45,7 +45,7 @@ def start_install(browser, shop: str = SHOP) -> str:
     assert (location.scheme, location.netloc, location.path) == ("https", shop, "/admin/oauth/authorize")
     query = parse_qs(location.query)
     assert query["client_id"] == ["test-api-key"]
-    assert query["scope"] == ["read_orders,read_customers,write_customers,write_discounts"]
+    assert query["scope"] == ["read_orders,read_customers,write_customers,write_discounts,read_products"]
     assert query["redirect_uri"] == ["https://app.test/auth/callback"]
     return query["state"][0]
 
