@@ -294,6 +294,7 @@ class Redemption(Base):
         UniqueConstraint("shop_id", "code"),
         UniqueConstraint("shop_id", "idempotency_key"),
         Index(None, "shop_id", "member_id", "id"),
+        Index("ix_redemptions_shop_id_reward_id", "shop_id", "reward_id", "member_id", "created_at"),
         Index("ix_redemptions_unsettled", "status", "id", postgresql_where=text("status = 'pending'")),
     )
 
@@ -301,6 +302,7 @@ class Redemption(Base):
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
     reward: Mapped[dict[str, Any]] = mapped_column(Json)  # the catalogue entry as it was when redeemed
+    reward_id: Mapped[str | None] = mapped_column(String(40))  # reward["id"], indexed: limits count by it
     points: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     code: Mapped[str] = mapped_column(String(64))

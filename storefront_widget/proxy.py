@@ -91,6 +91,7 @@ def _widget_payload_in_one_statement(session: Session, domain: str, customer_id:
     member = row.member_id is not None
     return _assemble(
         domain,
+        _limits(session, row.shop_id, row.member_id, row.settings),
         row.currency,
         row.settings,
         row.settings_version,
@@ -192,6 +193,7 @@ def widget_payload(session: Session, shop: Shop, customer_id: int | None, member
         member = shops.member(session, shop, customer_id) if customer_id else None
     return _assemble(
         shop.domain,
+        _limits(session, shop.id, member.id if member is not None else None, shop.settings),
         shop.currency,
         shop.settings,
         shop.settings_version,
@@ -207,8 +209,15 @@ def widget_payload(session: Session, shop: Shop, customer_id: int | None, member
     )
 
 
+def _limits(session: Session, shop_id: int, member_id: int | None, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Which limited rewards this shopper cannot redeem now, and why (no query when no reward is limited)."""
+    offered = [reward for reward in catalogue(settings) if reward.limited]
+    return redemption.availability(session, shop_id, member_id, offered) if offered else {}
+
+
 def _assemble(
     domain: str,
+    unavailable: dict[str, Any],
     currency: str | None,
     settings: dict[str, Any] | None,
     settings_version: int,
@@ -246,6 +255,8 @@ def _assemble(
         {
             **{k: v for k, v in reward.to_json().items() if k not in ("lifetime_days",)},
             "affordable": available >= reward.points,
+            "available": reward.id not in unavailable,
+            "unavailable": unavailable[reward.id].to_json() if reward.id in unavailable else None,
         }
         for reward in catalogue(settings)
     ]

@@ -17,6 +17,15 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
+DEMO_ITEMS = (
+    "gid://shopify/Collection/1",
+    "gid://shopify/Collection/2",
+    "gid://shopify/Product/1",
+    "gid://shopify/Product/2",
+    "gid://shopify/ProductVariant/11",
+    "gid://shopify/ProductVariant/12",
+)
+
 
 @dataclass
 class FakeShopState:
@@ -31,6 +40,13 @@ class FakeShopState:
     orders: list[dict[str, Any]] = field(default_factory=list)  # GraphQL Order nodes the orders query serves
     throttle_orders: int = 0  # answer this many orders queries THROTTLED before serving them
     order_pages: int = 0  # orders pages served
+    # Catalogue ids the nodes query knows (collections, products, variants), for rewards that apply to items.
+    items: set[str] = field(default_factory=lambda: set(DEMO_ITEMS))
+    # Faults on the next calls, in this order, for tests that need them exactly (fail_rate is random):
+    throttle_next: int = 0  # answer THROTTLED without doing anything
+    error_next: int = 0  # answer 500 without doing anything
+    lose_next_replies: int = 0  # do a mutation, then answer 504 as if the reply were lost on the way
+    prices: dict[str, str] = field(default_factory=lambda: {"gid://shopify/ProductVariant/11": "12.50"})
     calls: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # injected failures by kind, so a run can report them
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -54,6 +70,10 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
         with state.lock:
             roll = state.random.random()
             failure = state.random.choice(("500", "429", "throttled", "slow")) if roll < state.fail_rate else None
+            if state.throttle_next > 0:
+                state.throttle_next, failure = state.throttle_next - 1, "throttled"
+            elif state.error_next > 0:
+                state.error_next, failure = state.error_next - 1, "500"
             if failure:
                 state.failures[failure] = state.failures.get(failure, 0) + 1
         if failure == "500":
@@ -64,6 +84,12 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
             return jsonify(_throttled())
         body = request.get_json(silent=True) or {}
         answer = _answer(state, body.get("query", ""), body.get("variables") or {})
+        with state.lock:
+            lost = state.lose_next_replies > 0 and body.get("query", "").lstrip().startswith("mutation")
+            if lost:
+                state.lose_next_replies -= 1
+        if lost:
+            return "Gateway Timeout", 504  # the mutation is done; the caller never hears so
         if failure == "slow":
             time.sleep(state.slow_seconds)  # the work is done, but the answer arrives too late
         return jsonify(answer)
@@ -132,6 +158,17 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
                 "codeDiscount": {"__typename": "DiscountCodeBasic", "asyncUsageCount": found["used"]},
             }
         return {"data": {"codeDiscountNodeByCode": node}}
+    if "LoyaltyVariantPrice" in query:
+        with state.lock:
+            gid = variables["id"]
+            known = gid in state.items and gid in state.prices
+            node = {"id": gid, "price": state.prices[gid]} if known else None
+        return {"data": {"productVariant": node}}
+    if "LoyaltyRewardItems" in query:
+        with state.lock:
+            known = set(state.items)
+        nodes = [{"id": gid, "__typename": gid.split("/")[3]} if gid in known else None for gid in variables["ids"]]
+        return {"data": {"nodes": nodes}}
     if query.replace(" ", "") == "{shop{id}}":  # the uninstall confirmation: any accepted token may ask
         return {"data": {"shop": {"id": "gid://shopify/Shop/1"}}}
     if "LoyaltyOrdersUpdatedSince" in query:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -13,7 +14,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 log = logging.getLogger(__name__)
 
-KINDS = ("fixed_amount", "percentage", "free_shipping")
+KINDS = ("fixed_amount", "percentage", "free_shipping", "free_product")
 DEFAULT_CATALOGUE = [{"id": "5-off", "kind": "fixed_amount", "points": 500, "amount": "5.00"}]
 
 
@@ -29,8 +30,51 @@ class Reward:
     lifetime_days: int = 30
     customer_only: bool = True
     single_use: bool = True
+    # Limits (None: unlimited). A customer may redeem it per_customer_limit times per per_customer_period;
+    # total_available redemptions in all; only from available_from until available_until (aware datetimes).
+    # What an amount or a percentage comes off (nothing given: the whole order). Shopify takes either
+    # collections or products and variants, never both, as global ids (gid://shopify/Collection/1).
+    variant_id: str | None = None  # free_product: the one variant given at no cost (gid://shopify/ProductVariant/1)
+    collection_ids: tuple[str, ...] = ()
+    product_ids: tuple[str, ...] = ()
+    variant_ids: tuple[str, ...] = ()
+    per_customer_limit: int | None = None
+    per_customer_period: str = "lifetime"
+    total_available: int | None = None
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        """Every collection, product and variant id it applies to (empty: the whole order)."""
+        return (
+            ((self.variant_id,) if self.variant_id else ()) + self.collection_ids + self.product_ids + self.variant_ids
+        )
+
+    @property
+    def limited(self) -> bool:
+        """Whether redeeming it needs counting or a clock (an unlimited reward costs the widget no query)."""
+        return any(
+            value is not None
+            for value in (self.per_customer_limit, self.total_available, self.available_from, self.available_until)
+        )
 
     def to_json(self) -> dict[str, Any]:
+        # Items and limits appear only when set: a catalogue saved without them reads as it always did.
+        optional = {
+            "variant_id": self.variant_id,
+            "collection_ids": list(self.collection_ids),
+            "product_ids": list(self.product_ids),
+            "variant_ids": list(self.variant_ids),
+            "per_customer_limit": self.per_customer_limit,
+            "per_customer_period": self.per_customer_period if self.per_customer_limit is not None else None,
+            "total_available": self.total_available,
+            "available_from": self.available_from.isoformat() if self.available_from else None,
+            "available_until": self.available_until.isoformat() if self.available_until else None,
+        }
+        return {**self._base_json(), **{key: value for key, value in optional.items() if value}}
+
+    def _base_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "kind": self.kind,
@@ -49,6 +93,13 @@ class Reward:
         def money(key: str) -> Decimal | None:
             return Decimal(data[key]) if data.get(key) is not None else None
 
+        def moment(key: str) -> datetime | None:
+            value = data.get(key)
+            return value if value is None or isinstance(value, datetime) else datetime.fromisoformat(value)
+
+        def count(key: str) -> int | None:
+            return int(data[key]) if data.get(key) is not None else None
+
         return cls(
             id=data["id"],
             kind=data["kind"],
@@ -60,6 +111,16 @@ class Reward:
             lifetime_days=int(data["lifetime_days"]),
             customer_only=bool(data["customer_only"]),
             single_use=bool(data["single_use"]),
+            # Redemptions stored before items and limits existed hold none of these keys.
+            variant_id=data.get("variant_id"),
+            collection_ids=tuple(data.get("collection_ids") or ()),
+            product_ids=tuple(data.get("product_ids") or ()),
+            variant_ids=tuple(data.get("variant_ids") or ()),
+            per_customer_limit=count("per_customer_limit"),
+            per_customer_period=data.get("per_customer_period") or "lifetime",
+            total_available=count("total_available"),
+            available_from=moment("available_from"),
+            available_until=moment("available_until"),
         )
 
 
@@ -69,6 +130,14 @@ MAX_MONEY_PLACES = 3  # the most minor-unit decimals any currency Shopify sells 
 MAX_REWARD_POINTS = 10_000_000  # a BIGINT holds 9.2e18; a balance can never near it through rewards
 MAX_TITLE_LENGTH = 120
 MAX_REWARDS = 50  # a catalogue longer than this is no longer a menu a shopper can read
+MAX_LIMIT = 10_000_000  # a per-customer or total limit past this is no limit at all
+MAX_ITEMS = 100  # ids per list: Shopify's own discount editor lists about this many before it pages
+ITEM_PATTERNS = {
+    "collection_ids": r"^gid://shopify/Collection/[1-9][0-9]{0,18}$",
+    "product_ids": r"^gid://shopify/Product/[1-9][0-9]{0,18}$",
+    "variant_ids": r"^gid://shopify/ProductVariant/[1-9][0-9]{0,18}$",
+}
+PERIODS = ("day", "week", "month", "year", "lifetime")
 THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
 
 
@@ -169,6 +238,47 @@ class RewardSchema(Schema):
     lifetime_days = fields.Integer(strict=True, load_default=30, validate=validate.Range(min=1, max=3650))
     customer_only = fields.Boolean(load_default=True)
     single_use = fields.Boolean(load_default=True)
+    variant_id = fields.String(
+        load_default=None, validate=validate.Regexp(ITEM_PATTERNS["variant_ids"], error="not a product variant id")
+    )
+    collection_ids = fields.List(
+        fields.String(validate=validate.Regexp(ITEM_PATTERNS["collection_ids"], error="not a collection id")),
+        load_default=list,
+        validate=validate.Length(max=MAX_ITEMS),
+    )
+    product_ids = fields.List(
+        fields.String(validate=validate.Regexp(ITEM_PATTERNS["product_ids"], error="not a product id")),
+        load_default=list,
+        validate=validate.Length(max=MAX_ITEMS),
+    )
+    variant_ids = fields.List(
+        fields.String(validate=validate.Regexp(ITEM_PATTERNS["variant_ids"], error="not a product variant id")),
+        load_default=list,
+        validate=validate.Length(max=MAX_ITEMS),
+    )
+    per_customer_limit = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_LIMIT))
+    per_customer_period = fields.String(load_default="lifetime", validate=validate.OneOf(PERIODS))
+    total_available = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_LIMIT))
+    available_from = fields.AwareDateTime(load_default=None)
+    available_until = fields.AwareDateTime(load_default=None)
+
+    @validates_schema
+    def items_fit_the_kind(self, data: dict[str, Any], **_: Any) -> None:
+        given = [name for name in ITEM_PATTERNS if data.get(name)]
+        if given and data.get("kind") not in ("fixed_amount", "percentage"):
+            raise ValidationError("only an amount or a percentage off can apply to chosen items", given[0])
+        if data.get("collection_ids") and (data.get("product_ids") or data.get("variant_ids")):
+            # Shopify's DiscountItemsInput takes collections or products, not both.
+            raise ValidationError("choose collections or products, not both", "collection_ids")
+        for name in given:
+            if len(set(data[name])) != len(data[name]):
+                raise ValidationError("an id is listed twice", name)
+
+    @validates_schema
+    def window_is_not_empty(self, data: dict[str, Any], **_: Any) -> None:
+        start, end = data.get("available_from"), data.get("available_until")
+        if start is not None and end is not None and end <= start:
+            raise ValidationError("must be after available_from", "available_until")
 
     @validates_schema
     def value_matches_kind(self, data: dict[str, Any], **_: Any) -> None:
@@ -177,6 +287,10 @@ class RewardSchema(Schema):
             raise ValidationError("a fixed_amount reward needs an amount", "amount")
         if kind == "percentage" and data.get("percent") is None:
             raise ValidationError("a percentage reward needs a percent", "percent")
+        if kind == "free_product" and data.get("variant_id") is None:
+            raise ValidationError("a free_product reward needs a variant_id", "variant_id")
+        if kind != "free_product" and data.get("variant_id") is not None:
+            raise ValidationError("only a free_product reward has a variant_id", "variant_id")
         for field, wanted in (("amount", "fixed_amount"), ("percent", "percentage")):
             if data.get(field) is not None and kind != wanted:
                 raise ValidationError(f"only a {wanted} reward has {'an' if field == 'amount' else 'a'} {field}", field)
@@ -194,7 +308,7 @@ def validate_catalogue(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = [item["id"] for item in loaded]
     if len(ids) != len(set(ids)):
         raise ValidationError(["reward ids must be unique"])
-    return [Reward(**{**item, "title": item["title"] or _default_title(item)}).to_json() for item in loaded]
+    return [Reward.from_json({**item, "title": item["title"] or _default_title(item)}).to_json() for item in loaded]
 
 
 def catalogue(settings_json: dict[str, Any] | None) -> list[Reward]:
@@ -236,8 +350,57 @@ def readable_catalogue(items: Any) -> list[dict[str, Any]]:
 
 
 def _default_title(item: dict[str, Any]) -> str:
+    on = " selected items" if any(item.get(name) for name in ITEM_PATTERNS) else ""
     if item["kind"] == "fixed_amount":
-        return f"{item['amount']} off"
+        return f"{item['amount']} off{on}"
     if item["kind"] == "percentage":
-        return f"{item['percent']:f}% off"
+        return f"{item['percent']:f}% off{on}"
+    if item["kind"] == "free_product":
+        return "Free product"
     return "Free shipping"
+
+
+# Why a reward cannot be redeemed now; the widget shows the reason and redeeming answers 409.
+NOT_YET, ENDED, SOLD_OUT, LIMIT_REACHED = "not_yet_available", "ended", "sold_out", "limit_reached"
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    reason: str  # one of NOT_YET, ENDED, SOLD_OUT, LIMIT_REACHED
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"code": self.reason, "message": self.message}
+
+
+def period_start(period: str, now: datetime) -> datetime | None:
+    """Where the per-customer period containing `now` began (calendar periods in UTC); None for lifetime."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())  # weeks start on Monday (ISO 8601)
+    if period == "month":
+        return day.replace(day=1)
+    if period == "year":
+        return day.replace(month=1, day=1)
+    return None
+
+
+def unavailable(reward: Reward, now: datetime, redeemed_in_total: int, redeemed_by_customer: int) -> Unavailable | None:
+    """Why `reward` cannot be redeemed at `now`, or None when it can.
+
+    redeemed_in_total counts the shop's live redemptions of it (pending or issued: failed and cancelled ones gave
+    their points back, so they gave the reward back too); redeemed_by_customer counts this customer's live ones
+    since period_start(reward.per_customer_period, now)."""
+    if reward.available_from is not None and now < reward.available_from:
+        return Unavailable(NOT_YET, f"available from {reward.available_from.isoformat()}")
+    if reward.available_until is not None and now >= reward.available_until:
+        return Unavailable(ENDED, f"ended on {reward.available_until.isoformat()}")
+    if reward.total_available is not None and redeemed_in_total >= reward.total_available:
+        return Unavailable(SOLD_OUT, f"all {reward.total_available} have been redeemed")
+    if reward.per_customer_limit is not None and redeemed_by_customer >= reward.per_customer_limit:
+        times = "once" if reward.per_customer_limit == 1 else f"{reward.per_customer_limit} times"
+        per = "" if reward.per_customer_period == "lifetime" else f" per {reward.per_customer_period}"
+        return Unavailable(LIMIT_REACHED, f"can be redeemed {times}{per}; you have reached that")
+    return None

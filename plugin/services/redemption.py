@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from plugin import ledger, platforms
@@ -24,6 +24,7 @@ from plugin.db import transaction
 from plugin.models import Member, Redemption, Shop, utcnow
 from plugin.platforms.shopify import discounts
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
+from plugin.programme import rewards
 from plugin.programme.rewards import Reward, catalogue
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,16 @@ class NotEnoughPoints(RedemptionError):
 
 class CannotCancel(RedemptionError):
     code = "cannot_cancel"
+
+
+class RewardUnavailable(RedemptionError):
+    """Out of its window, sold out, or this customer's limit reached; `reason` says which."""
+
+    code = "reward_unavailable"
+
+    def __init__(self, why: rewards.Unavailable):
+        super().__init__(why.message)
+        self.reason = why.reason
 
 
 ClientFactory = Callable[[Settings, Shop], AdminClient]
@@ -97,6 +108,10 @@ def redeem(
     if reward is None:
         raise UnknownReward(f"no reward {reward_id!r} in {shop.domain}'s catalogue")
     now = now or utcnow()
+    if reward.limited:
+        why = _unavailable(session, shop.id, member.id, reward, now, lock=True)
+        if why is not None:
+            raise RewardUnavailable(why)
     available = ledger.balance_of(session, shop.id, member, now).available
     if available < reward.points:
         raise NotEnoughPoints(f"{reward.title} costs {reward.points} points; {available} are available")
@@ -105,6 +120,7 @@ def redeem(
         shop_id=shop.id,
         member_id=member.id,
         reward=reward.to_json(),
+        reward_id=reward.id,
         points=reward.points,
         status=PENDING,
         code=f"unassigned-{secrets.token_hex(8)}",
@@ -131,6 +147,48 @@ def redeem(
     )
     ledger.post(session, shop.id, entry)
     return redemption
+
+
+LIVE = (PENDING, ISSUED)  # failed and cancelled redemptions gave their points, and so the reward, back
+
+
+def _unavailable(
+    session: Session, shop_id: int, member_id: int | None, reward: Reward, now: datetime, lock: bool = False
+) -> rewards.Unavailable | None:
+    """Why a limited reward cannot be redeemed now by this member (None: it can), counted from live redemptions.
+
+    With lock, a reward with a total is first locked for the transaction, so two members redeeming the last one
+    at once are serialised (the member row lock already serialises one member's redemptions)."""
+    if lock and reward.total_available is not None and session.get_bind().dialect.name == "postgresql":
+        # SQLite needs nothing: its write transactions begin IMMEDIATE, one at a time.
+        key = f"reward-total:{shop_id}:{reward.id}"
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+    live = (Redemption.shop_id == shop_id) & (Redemption.reward_id == reward.id) & Redemption.status.in_(LIVE)
+    total = 0
+    if reward.total_available is not None:
+        total = session.scalar(select(func.count()).select_from(Redemption).where(live))
+    mine = 0
+    if reward.per_customer_limit is not None and member_id is not None:
+        since = rewards.period_start(reward.per_customer_period, now)
+        mine_filter = live & (Redemption.member_id == member_id)
+        if since is not None:
+            mine_filter = mine_filter & (Redemption.created_at >= since)
+        mine = session.scalar(select(func.count()).select_from(Redemption).where(mine_filter))
+    return rewards.unavailable(reward, now, total, mine)
+
+
+def availability(
+    session: Session, shop_id: int, member_id: int | None, offered: list[Reward], now: datetime | None = None
+) -> dict[str, rewards.Unavailable]:
+    """Each limited reward that this member (None: a visitor) cannot redeem now, by reward id, with the reason."""
+    now = now or utcnow()
+    found = {}
+    for reward in offered:
+        if reward.limited:
+            why = _unavailable(session, shop_id, member_id, reward, now)
+            if why is not None:
+                found[reward.id] = why
+    return found
 
 
 def code_for(redemption_id: int) -> str:

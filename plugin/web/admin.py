@@ -19,7 +19,7 @@ from plugin.platforms.shopify import session as shopify_session
 from plugin.platforms.shopify.adapter import is_valid_shop_domain
 from plugin.programme.import_formats import LAYOUTS
 from plugin.programme.settings import ProgramSettingsSchema, stored_settings
-from plugin.services import shops
+from plugin.services import reward_items, shops
 from plugin.web.apis import DocumentedApi, DocumentedBlueprint
 
 api = DocumentedApi()
@@ -137,6 +137,7 @@ class SettingsResource(MethodView):
         """
         shop_id = _staff_shop_id()
         try:
+            reward_items.check(_settings(), shop_id, request.get_json())  # asks the shop: before the transaction
             with transaction(_settings().database_url) as db:
                 shop = db.get(Shop, shop_id)
                 clean = shops.update_settings(db, shop, request.get_json())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from plugin.platforms.shopify.admin import AdminAPIError, AdminClient
@@ -37,6 +38,15 @@ FIND_BY_CODE = """query LoyaltyFindCode($code: String!) {
     }
   }
 }"""
+
+VARIANT_PRICE = """query LoyaltyVariantPrice($id: ID!) {
+  productVariant(id: $id) { id price }
+}"""
+
+ITEMS = """query LoyaltyRewardItems($ids: [ID!]!) {
+  nodes(ids: $ids) { id __typename }
+}"""
+ITEMS_PER_QUERY = 250  # the most ids Shopify's nodes query takes at once
 
 DELETE = """mutation LoyaltyDeleteCode($id: ID!) {
   discountCodeDelete(id: $id) {
@@ -77,6 +87,10 @@ def create(client: AdminClient, request: CodeRequest) -> str:
     if request.reward.kind == "free_shipping":
         data = client.graphql(CREATE_FREE_SHIPPING, {"freeShippingCodeDiscount": free_shipping_input(request)})
         result = data.get("discountCodeFreeShippingCreate") or {}
+    elif request.reward.kind == "free_product":
+        price = variant_price(client, request.reward.variant_id)
+        data = client.graphql(CREATE_BASIC, {"basicCodeDiscount": free_product_input(request, price)})
+        result = data.get("discountCodeBasicCreate") or {}
     else:
         data = client.graphql(CREATE_BASIC, {"basicCodeDiscount": basic_input(request)})
         result = data.get("discountCodeBasicCreate") or {}
@@ -89,6 +103,19 @@ def create(client: AdminClient, request: CodeRequest) -> str:
     if not node.get("id"):
         raise AdminAPIError("the shop returned no discount id")
     return node["id"]
+
+
+def missing_items(client: AdminClient, ids: list[str]) -> set[str]:
+    """Which of these collection, product or variant ids the shop does not hold (as that type)."""
+    missing = set()
+    for start in range(0, len(ids), ITEMS_PER_QUERY):
+        asked = ids[start : start + ITEMS_PER_QUERY]
+        found = client.graphql(ITEMS, {"ids": asked}).get("nodes") or []
+        # Shopify answers in the order asked, null for an id it does not know.
+        for wanted, node in zip(asked, [*found, *[None] * len(asked)], strict=False):
+            if not node or node.get("id") != wanted or node.get("__typename") != wanted.split("/")[3]:
+                missing.add(wanted)
+    return missing
 
 
 def delete(client: AdminClient, discount_id: str) -> None:
@@ -127,7 +154,37 @@ def basic_input(request: CodeRequest) -> dict[str, Any]:
     else:
         # GraphQL's percentage is a Float ratio (0.1 = 10 %); this is a rate, not money, and exact enough.
         value = {"percentage": float(reward.percent / 100)}
-    return {**_common(request), "customerGets": {"value": value, "items": {"all": True}}}
+    return {**_common(request), "customerGets": {"value": value, "items": items_input(reward)}}
+
+
+def items_input(reward: Reward) -> dict[str, Any]:
+    """DiscountItemsInput: the chosen collections, or products and variants, or the whole order."""
+    if reward.collection_ids:
+        return {"collections": {"add": list(reward.collection_ids)}}
+    if reward.product_ids or reward.variant_ids:
+        products: dict[str, Any] = {}
+        if reward.product_ids:
+            products["productsToAdd"] = list(reward.product_ids)
+        if reward.variant_ids:
+            products["productVariantsToAdd"] = list(reward.variant_ids)
+        return {"products": products}
+    return {"all": True}
+
+
+def variant_price(client: AdminClient, variant_id: str) -> Decimal:
+    """The variant's price now; AdminAPIError when the shop no longer has it (the points then come back)."""
+    variant = client.graphql(VARIANT_PRICE, {"id": variant_id}).get("productVariant")
+    if not variant or variant.get("price") is None:
+        raise AdminAPIError(f"{variant_id} no longer exists in the shop")
+    return Decimal(str(variant["price"]))
+
+
+def free_product_input(request: CodeRequest, price: Decimal) -> dict[str, Any]:
+    """One unit of the variant free: its price off, split across that variant's units, so a cart with three of
+    them gets one free, not three (a 100 % basic code would free every unit; Shopify's BXGY needs a purchase)."""
+    value = {"discountAmount": {"amount": str(price), "appliesOnEachItem": False}}
+    items = {"products": {"productVariantsToAdd": [request.reward.variant_id]}}
+    return {**_common(request), "customerGets": {"value": value, "items": items}}
 
 
 def free_shipping_input(request: CodeRequest) -> dict[str, Any]:

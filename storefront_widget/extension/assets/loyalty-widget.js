@@ -13,7 +13,7 @@
       spendH: 'Spend your points', codesH: 'Your codes', historyH: 'Recent activity',
       noHistory: 'No activity yet.', noRewards: 'No rewards yet.',
       redeem: 'Redeem', redeemFor: ' {reward} for {pts}', need: '{pts} more needed',
-      off: '{v} off', freeShip: 'Free shipping', minSub: 'On orders of {money} or more',
+      off: '{v} off', offSome: '{v} off selected items', freeShip: 'Free shipping', freeProduct: 'A free product', minSub: 'On orders of {money} or more',
       redeeming: 'Redeeming {reward}…', preparing: 'Creating your code for {reward}…',
       ready: 'Your code for {reward}: {code}', copy: 'Copy', copied: 'Copied',
       selected: 'Code selected. Copy it with your keyboard.',
@@ -23,8 +23,11 @@
       status: { pending: 'Being prepared', issued: 'Ready', failed: 'Failed, points returned', cancelled: 'Cancelled' },
       kind: { earn: 'Earned', reverse: 'Order refunded', redeem: 'Redeemed', return: 'Points returned',
         adjust: 'Adjustment', bonus: 'Bonus', expire: 'Expired', forgive: 'Forgiven', import: 'Imported' },
+      unavailable: { not_yet_available: 'Available from {date}', ended: 'Ended on {date}', sold_out: 'All claimed',
+        limit_reached: 'You’ve reached the limit for this reward', other: 'Not available right now' },
       errors: { not_enough_points: 'You don’t have enough points for this reward.',
-        unknown_reward: 'This reward is no longer available.', not_signed_in: 'Please sign in to spend your points.' },
+        unknown_reward: 'This reward is no longer available.', not_signed_in: 'Please sign in to spend your points.',
+        reward_unavailable: 'This reward is not available right now.' },
     },
     fr: {
       rewards: 'Récompenses', close: 'Fermer', loading: 'Chargement de vos récompenses…', retry: 'Réessayer',
@@ -36,7 +39,7 @@
       spendH: 'Utiliser vos points', codesH: 'Vos codes', historyH: 'Activité récente',
       noHistory: 'Aucune activité pour le moment.', noRewards: 'Aucune récompense pour le moment.',
       redeem: 'Échanger', redeemFor: ' {reward} contre {pts}', need: 'Il vous manque {pts}',
-      off: '{v} de réduction', freeShip: 'Livraison gratuite', minSub: 'Dès {money} d’achat',
+      off: '{v} de réduction', offSome: '{v} de réduction sur une sélection', freeShip: 'Livraison gratuite', freeProduct: 'Un produit offert', minSub: 'Dès {money} d’achat',
       redeeming: 'Échange en cours\u00a0: {reward}…', preparing: 'Création de votre code pour {reward}…',
       ready: 'Votre code pour {reward}\u00a0: {code}', copy: 'Copier', copied: 'Copié',
       selected: 'Code sélectionné. Copiez-le avec votre clavier.',
@@ -46,8 +49,11 @@
       status: { pending: 'En préparation', issued: 'Prêt', failed: 'Échec, points rendus', cancelled: 'Annulé' },
       kind: { earn: 'Gagnés', reverse: 'Commande remboursée', redeem: 'Échangés', return: 'Points rendus',
         adjust: 'Ajustement', bonus: 'Bonus', expire: 'Expirés', forgive: 'Remis', import: 'Importés' },
+      unavailable: { not_yet_available: 'Disponible à partir du {date}', ended: 'Terminée le {date}', sold_out: 'Épuisée',
+        limit_reached: 'Vous avez atteint la limite pour cette récompense', other: 'Indisponible pour le moment' },
       errors: { not_enough_points: 'Vous n’avez pas assez de points pour cette récompense.',
-        unknown_reward: 'Cette récompense n’est plus disponible.', not_signed_in: 'Connectez-vous pour utiliser vos points.' },
+        unknown_reward: 'Cette récompense n’est plus disponible.', not_signed_in: 'Connectez-vous pour utiliser vos points.',
+        reward_unavailable: 'Cette récompense n’est pas disponible pour le moment.' },
     },
   };
   const FOCUSABLE = 'button:not([disabled]),a[href],[tabindex]:not([tabindex="-1"])';
@@ -241,10 +247,20 @@
       });
     }
 
+    // The merchant's own title names the items ("Summer collection"); the first line stays in the shopper's language.
+    const onItems = (r) => [r.collection_ids, r.product_ids, r.variant_ids].some((ids) => ids && ids.length);
     function rewardTitle(r) {
-      if (r.kind === 'fixed_amount' && r.amount) return fmt(T.off, { v: money(r.amount) });
-      if (r.kind === 'percentage' && r.percent) return fmt(T.off, { v: money(r.percent / 100, { style: 'percent', maximumFractionDigits: 2 }) });
+      const off = onItems(r) ? T.offSome : T.off;
+      if (r.kind === 'fixed_amount' && r.amount) return fmt(off, { v: money(r.amount) });
+      if (r.kind === 'percentage' && r.percent) return fmt(off, { v: money(r.percent / 100, { style: 'percent', maximumFractionDigits: 2 }) });
+      if (r.kind === 'free_product' && r.title === 'Free product') return T.freeProduct; // the default title
       return r.kind === 'free_shipping' ? T.freeShip : r.title;
+    }
+    // Why a limited reward cannot be redeemed now, in the shopper's language (the server's message is English).
+    function unavailableText(r) {
+      const why = r.unavailable || {};
+      const at = why.code === 'not_yet_available' ? r.available_from : why.code === 'ended' ? r.available_until : null;
+      return fmt(T.unavailable[why.code] || T.unavailable.other, { date: at ? date(at) : '' });
     }
     const titleOf = (red) => {
       const r = data.rewards.find((x) => x.title === red.reward);
@@ -270,13 +286,16 @@
       fill(rw, h3(T.spendH), data.rewards.length ? h('ul', { class: 'lw-list' }, data.rewards.map((r) => {
         const name = rewardTitle(r);
         let action = null;
-        if (c && r.affordable) {
+        if (r.available === false) {
+          action = p('lw-need lw-unavailable', unavailableText(r));
+        } else if (c && r.affordable) {
           action = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'r' + r.id, disabled: busy, onclick: (e) => redeem(r, e.currentTarget) },
             T.redeem, h('span', { class: 'lw-sr', text: fmt(T.redeemFor, { reward: name, pts: pts(r.points) }) }));
         } else if (c) {
           action = p('lw-need', fmt(T.need, { pts: pts(Math.max(r.points - c.available, 1)) }));
         }
         return h('li', { class: 'lw-item' }, h('div', {}, p('lw-strong', name),
+          onItems(r) && !/ off selected items$/.test(r.title) && p('lw-small', r.title), // a default title says no more
           p('lw-small lw-muted', line(pts(r.points), r.min_subtotal && fmt(T.minSub, { money: money(r.min_subtotal) })))), action);
       })) : p('lw-muted', T.noRewards));
 
