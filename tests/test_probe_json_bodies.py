@@ -55,6 +55,7 @@ def test_a_body_nested_past_the_parsers_depth_is_a_400_at_every_door(client, set
         "support reversal": support_call(client, key, "orders/1/reversals", body),
         "staff settings": staff_call(client, "PUT", "settings", body),
         "staff new key": staff_call(client, "POST", "support/keys", body),
+        "staff import undo": staff_call(client, "POST", "imports/1/undo", body),
         "proxy redeem": client.post(f"/proxy/redeem?{urlencode(signed(7002))}", data=body, content_type=JSON),
     }
     assert {door: answer.status_code for door, answer in answers.items() if not refused_cleanly(answer)} == {}

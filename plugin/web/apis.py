@@ -48,8 +48,8 @@ def _decimal_as_string(self, field, ret, **_):
     return {}
 
 
-class _Parser(FlaskParser):
-    DEFAULT_VALIDATION_STATUS = 400  # bad input is a 400 with per-field messages; 422 is kept for settings
+class JSONBodyParser(FlaskParser):
+    """webargs' parser, reading JSON bodies through json_bodies.loads."""
 
     def _raw_load_json(self, req):
         """webargs' JSON reading through json_bodies.loads: too deep or a lone surrogate is "Invalid JSON body"."""
@@ -62,6 +62,10 @@ class _Parser(FlaskParser):
             raise  # webargs reads these itself: an empty body is "missing", the others a 400
         except ValueError as error:
             raise json.JSONDecodeError(str(error), body.decode("utf-8", "replace")[:100] or " ", 0) from None
+
+
+class _Parser(JSONBodyParser):
+    DEFAULT_VALIDATION_STATUS = 400  # bad input is a 400 with per-field messages; 422 is kept for settings
 
 
 class DocumentedBlueprint(Blueprint):
