@@ -27,10 +27,11 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     logs.configure()
 
     from plugin.cli import loyalty
-    from plugin.web import admin, errors, install
+    from plugin.web import admin, errors, install, json_bodies
     from storefront_widget.proxy import bp as storefront_bp
     from webhooks.intake import bp as webhooks_bp
 
+    app.json = json_bodies.BoundedJSONProvider(app)  # request bodies too deep or with a lone surrogate: a 400
     admin.init_app(app)  # the admin API and page, and the support API (each with its OpenAPI document)
     errors.register(app)  # after flask-smorest, whose own HTTP error handler this one replaces
     app.register_blueprint(webhooks_bp)

@@ -14,11 +14,13 @@ from plugin.platforms.shopify import session as shopify_session
 from plugin.programme.import_formats import LAYOUTS
 from plugin.services.imports import batches, matching
 from plugin.web.admin import _Refused, _settings, _staff_shop_id
+from plugin.web.apis import JSONBodyParser
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # 200,000 rows of a wide export take about 20 MB
 SECURITY = [{"sessionToken": []}]
 
 blp = Blueprint("admin_import", __name__, url_prefix="/api/admin/imports", description="Import from another app")
+blp.ARGUMENTS_PARSER = JSONBodyParser()  # a body nested too deep or with a lone surrogate is a 400, not a 500
 
 
 class UploadSchema(Schema):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from flask_smorest import Api, Blueprint
 from marshmallow import fields
-from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.routing import IntegerConverter
 
 from plugin.services.schemas import MAX_ID, ErrorEnvelope
+from plugin.web import json_bodies
 
 
 class DocumentedApi(Api):
@@ -46,7 +48,23 @@ def _decimal_as_string(self, field, ret, **_):
     return {}
 
 
-class _Parser(FlaskParser):
+class JSONBodyParser(FlaskParser):
+    """webargs' parser, reading JSON bodies through json_bodies.loads."""
+
+    def _raw_load_json(self, req):
+        """webargs' JSON reading through json_bodies.loads: too deep or a lone surrogate is "Invalid JSON body"."""
+        if not is_json_request(req):
+            return super()._raw_load_json(req)
+        body = req.get_data(cache=True)
+        try:
+            return json_bodies.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise  # webargs reads these itself: an empty body is "missing", the others a 400
+        except ValueError as error:
+            raise json.JSONDecodeError(str(error), body.decode("utf-8", "replace")[:100] or " ", 0) from None
+
+
+class _Parser(JSONBodyParser):
     DEFAULT_VALIDATION_STATUS = 400  # bad input is a 400 with per-field messages; 422 is kept for settings
 
 
