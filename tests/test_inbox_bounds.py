@@ -110,3 +110,23 @@ def test_parse_body_keeps_ordinary_numbers_exact():
         "b": inbox.Decimal("0.0"),
         "c": 12345678901234567890,
     }
+
+
+def test_unstorable_text_in_a_real_order_is_made_storable_and_the_order_earns(client, settings, shop):
+    payload = builders.order(1, 7001, [builders.line(10, "20.00")], email="a\x00b@example.com")
+    payload["name"] = "#" + "LONG-PREFIX-" * 10 + "1001"  # longer than the 64-character column
+    payload["customer"]["first_name"] = "Ada\ud800"  # an unpaired surrogate, as JSON can carry
+    payload["customer"]["email"] = "a\x00b@example.com"
+    deliver(client, "orders/paid", payload)
+    assert last(settings).status == "processed"
+    assert balance(settings) == 20
+    with transaction(settings.database_url) as session:
+        member = session.scalars(select(Member).where(Member.customer_id == 7001)).one()
+    assert member.email == "ab@example.com" and member.first_name == "Ada\ufffd"
+
+
+def test_a_currency_that_is_not_an_iso_code_is_parked(client, settings, shop):
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "20.00")], currency="X" * 300))
+    parked = last(settings)
+    assert parked.status == "parked" and "ISO 4217" in parked.reason
+    assert balance(settings) is None

@@ -169,11 +169,27 @@ class ShippingLineSchema(_Lenient):
     tax_lines = _list(fields.Nested(TaxLineSchema), load_default=list)
 
 
+class StoredText(fields.String):
+    """Text kept as sent but made storable: NUL dropped, lone surrogates replaced, cut to its column.
+
+    PostgreSQL refuses NUL and unpaired surrogates, and a value longer than its column: a real order carrying one
+    (a long order-name prefix) must still earn, not be parked as an internal error.
+    """
+
+    def __init__(self, max_length: int, **kwargs: Any):
+        super().__init__(load_default=None, allow_none=True, **kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).replace("\x00", "")
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")[: self.max_length]
+
+
 class CustomerSchema(_Lenient):
     id = _id()
-    email = fields.String(load_default=None, allow_none=True)
-    first_name = fields.String(load_default=None, allow_none=True)
-    last_name = fields.String(load_default=None, allow_none=True)
+    email = StoredText(320)
+    first_name = StoredText(255)
+    last_name = StoredText(255)
     tags = fields.String(load_default=None, allow_none=True)  # comma-separated, as Shopify sends them
 
     @post_load
@@ -257,9 +273,9 @@ class RefundSchema(_Lenient):
 
 class OrderSchema(_Lenient):
     id = _id()
-    name = fields.String(load_default=None, allow_none=True)
-    email = fields.String(load_default=None, allow_none=True)
-    currency = fields.String(required=True)
+    name = StoredText(64)
+    email = StoredText(320)
+    currency = fields.String(required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="not an ISO 4217 code"))
     presentment_currency = fields.String(load_default=None, allow_none=True)
     test = fields.Boolean(load_default=False)
     taxes_included = fields.Boolean(load_default=False)
