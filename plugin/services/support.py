@@ -243,7 +243,7 @@ def _record(
         balance_after=locked.balance + points,
         order_id=order_id,
         undo_of=undo_of,
-        idempotency_key=key,
+        idempotency_key=key or None,  # a blank key (a stripped header) is no key: "" would be unique once only
         request_fingerprint=request_fingerprint if key else None,
         created_at=utcnow(),
     )
