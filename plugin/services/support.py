@@ -22,7 +22,6 @@ from plugin.services.errors import IdempotencyKeyReused, Invalid, NotFound
 from plugin.services.errors import ServiceError as SupportError
 from plugin.services.schemas import (
     HISTORY_CSV_COLUMNS,
-    REASON_CODES,  # noqa: F401  (support.REASON_CODES: the admin page lists them)
     SCOPES,
     AdjustmentRequest,
     IdempotencyKeyHeader,
