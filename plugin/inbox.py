@@ -460,8 +460,12 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def replay(database_url: str, delivery_id: int) -> str:
-    """Process a parked delivery again, now; returns its new status."""
+def replay(database_url: str, delivery_id: int, confirm_uninstall: UninstallCheck | None = None) -> str:
+    """Process a parked delivery again, now; returns its new status.
+
+    Pass the drain's `confirm_uninstall`: an app/uninstalled parked because the shop still takes our token must
+    be asked about again, not acted on because a person replayed it.
+    """
     with transaction(database_url) as session:
         delivery = session.execute(
             select(Delivery).where(Delivery.id == delivery_id).with_for_update()
@@ -471,7 +475,8 @@ def replay(database_url: str, delivery_id: int) -> str:
         if delivery.status != PARKED:
             raise ValueError(f"delivery {delivery_id} is {delivery.status}, only parked deliveries are replayed")
         delivery.attempts += 1
-        return process(session, delivery, max_attempts=None)  # asked for by a person: always tried
+        # Asked for by a person: always tried, whatever its attempts.
+        return process(session, delivery, confirm_uninstall=confirm_uninstall, max_attempts=None)
 
 
 def parked(database_url: str, limit: int = 100) -> list[Delivery]:

@@ -370,3 +370,13 @@ def test_a_retry_that_loses_the_race_for_its_key_answers_the_winners_action(clie
     with transaction(settings.database_url) as session:
         assert session.query(SupportAction).count() == 1
     assert balance(settings) == 120  # the loser posted nothing (the staged winner is a bare row)
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_idempotency_key_is_no_key_so_each_request_is_its_own_action(client, settings, doors, blank):
+    # Stripped, a blank key was stored as "" and the next blank-keyed request hit the unique index: a 500.
+    for door in doors.values():
+        for _ in range(2):
+            response = send(client, door, "POST", "members/7001/adjustments", GOOD, {"Idempotency-Key": blank})
+            assert response.status_code == 201, response.get_data(as_text=True)
+    assert balance(settings) == 120 + 4 * 5

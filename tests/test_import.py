@@ -368,3 +368,39 @@ def test_a_semicolon_separated_file_from_a_european_spreadsheet_is_read(settings
     run(settings, members, "Email;Points Balance\nada@example.com;120\nbob@example.com;35\n", "rivo")
 
     assert balances(settings) == {7001: 120, 7002: 35}
+
+
+def test_hostile_cells_are_bad_rows_with_a_reason_never_a_crash(settings, members):
+    # Each of these raised out of the row parser (ValueError, decimal.Overflow) or reached PostgreSQL, which
+    # refuses NUL in text: the whole import failed with a 500 instead of reporting the line.
+    text = (
+        "customer_id,email,points,lifetime_spend,tier\n"
+        "7001,ada@example.com,120,,\n"
+        "²,two@example.com,10,,\n"
+        f"{'9' * 5000},big@example.com,10,,\n"
+        "7003,cy@example.com,10,1E+999999999999999999,\n"
+        "7004,dee@example.com,10,1e-9999999999,\n"
+        "7005,e\x00ve@example.com,10,,\n"
+        "7006,fay@example.com,10,,Go\x00ld\n"
+    )
+    outcome = run(settings, members, text, "ours")
+
+    reasons = dict(errors(settings, members, outcome.batch_id)[1:])
+    assert sorted(reasons) == ["3", "4", "5", "6", "7", "8"], reasons
+    assert "customer id" in reasons["3"] and "customer id" in reasons["4"]
+    assert "lifetime spend" in reasons["5"] and "lifetime spend" in reasons["6"]
+    assert "control character" in reasons["7"] and "control character" in reasons["8"]
+    assert balances(settings) == {7001: 120, 7002: 0}
+
+
+def test_control_characters_in_a_header_a_file_name_or_an_undo_reason_are_never_a_crash(settings, members):
+    text = "customer_id,points,fav\x00colour\n7001,5,x\n"
+    outcome = batches.run(
+        settings.database_url, members, io.BytesIO(text.encode()), source="ours", filename="a\x00b.csv",
+        dry_run=False, actor="test",
+    )  # fmt: skip
+
+    assert report(settings, members, outcome.batch_id)["unknown_columns"] == ["fav?colour"]
+    with pytest.raises(batches.ImportRefused, match="control characters"):
+        batches.undo(settings.database_url, members, outcome.batch_id, "test", "typo\x00")
+    assert balances(settings)[7001] == 5

@@ -259,3 +259,21 @@ def test_privacy_bodies_must_be_privacy_bodies(client, settings, shop):
     assert "shop_id" in last_delivery(settings).reason
     with transaction(settings.database_url) as session:
         assert session.scalars(select(Member.email)).one() == "ada@example.com"
+
+
+def test_replaying_a_parked_uninstall_asks_the_shop_again_before_acting(fake_shop_api, shop_with_token):
+    from plugin.services import desk
+
+    settings, state = fake_shop_api
+    client = create_app(settings, TESTING=True).test_client()
+    deliver(client, "app/uninstalled", UNINSTALLED)  # parked: the shop still takes our token
+    parked_id = last_delivery(settings).id
+
+    # Support replays its parked deliveries: the replay must not skip the confirmation the drain made.
+    assert desk.replay_parked(settings, shop_with_token, parked_id)["status"] == "parked"
+    assert shop_state(settings) == (True, True)
+    assert "still accepts our token" in last_delivery(settings).reason
+
+    state.token = "the-token-after-uninstall"  # now uninstalled indeed: the shop refuses our token
+    assert desk.replay_parked(settings, shop_with_token, parked_id)["status"] == "processed"
+    assert shop_state(settings) == (False, False)

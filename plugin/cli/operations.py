@@ -19,7 +19,7 @@ from plugin.cli.group import find_shop as _shop
 from plugin.cli.group import loyalty
 from plugin.db import transaction
 from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable
-from plugin.services import reconcile, shops
+from plugin.services import privacy, reconcile, shops
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,7 +107,7 @@ def parked_command(limit: int) -> None:
 def replay_command(delivery_id: int) -> None:
     """Process a parked delivery again (after installing the shop or fixing the cause)."""
     try:
-        status = inbox.replay(_settings().database_url, delivery_id)
+        status = inbox.replay(_settings().database_url, delivery_id, privacy.uninstall_check(_settings()))
     except (LookupError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"delivery {delivery_id}: {status}")

@@ -47,7 +47,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         settings.database_url,
         settings.inbox_batch_size,
         on_full_batch,
-        confirm_uninstall=lambda session, shop: privacy.uninstall_refusal(settings, shop),
+        confirm_uninstall=privacy.uninstall_check(settings),
         # RQ raises its timeout inside the job: it must end the drain (rolling the batch back, the attempt
         # already counted), not be parked as the failure of whichever delivery it interrupted.
         stop_on=(JobTimeoutException,),

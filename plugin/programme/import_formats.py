@@ -17,6 +17,8 @@ MAX_POINTS = 10**12  # far above any real balance; a bigger number is a broken c
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EMAIL = re.compile(r"^[^@\s,;<>\"']+@[^@\s,;<>\"']+\.[^@\s,;<>\"']+$")
 NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+# NUL and the other control characters: PostgreSQL text refuses NUL, and none belongs in a name, email or tier.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Currencies whose minor unit is not 1/100 (ISO 4217); every other currency has two decimals.
 CURRENCY_EXPONENTS = {
     **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV"), 0),
@@ -171,7 +173,7 @@ def read_header(cells: list[str], layout: Layout) -> Header:
         if name is not None and name not in fields.values():
             fields[index] = name
         elif _normal(cell) not in ignored:
-            unknown.append(cell.strip())
+            unknown.append(CONTROL.sub("?", cell.strip()))  # only reported back: shown, never refused
     present = set(fields.values())
     if "points" not in present:
         accepted = ", ".join(repr(s) for s in layout.columns["points"])
@@ -190,6 +192,8 @@ def parse_row(cells: list[str], header: Header, layout: Layout, currency: str | 
         raw = cells[index].strip() if index < len(cells) else ""
         if raw and looks_like_formula(raw):
             raise RowError(f"{name} looks like a spreadsheet formula; refused")
+        if CONTROL.search(raw):
+            raise RowError(f"{name} contains a control character; refused")
         values[name] = raw
     for index, raw in enumerate(cells):
         if index not in header.fields and raw.strip() and looks_like_formula(raw.strip()):
@@ -225,7 +229,8 @@ def _customer_id(raw: str) -> int | None:
     if not raw:
         return None
     text = raw.rsplit("/", 1)[-1]  # gid://shopify/Customer/123 as some exports write it
-    if not text.isdigit() or int(text) <= 0 or int(text) >= 2**63:
+    # ASCII digits only ("²" passes isdigit() but not int()), and at most 19 of them (int() refuses 4,300).
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) <= 0 or int(text) >= 2**63:
         raise RowError(f"customer id {raw[:40]!r} is not a Shopify customer id")
     return int(text)
 
@@ -274,6 +279,9 @@ def _money_minor(raw: str, currency: str | None) -> int | None:
         raise RowError(f"lifetime spend {raw[:40]!r} is not an amount") from None
     if not amount.is_finite() or amount < 0:
         raise RowError(f"lifetime spend {raw[:40]!r} is not an amount")
+    if not -30 <= amount.as_tuple().exponent <= 30 or amount.adjusted() > 18:
+        # Before any arithmetic: scaling 1E+999999999 overflows the decimal context, 1e-9999999999 rounds to 0.
+        raise RowError(f"lifetime spend {raw[:40]!r} is implausibly large or precise")
     exponent = currency_exponent(currency)
     minor = amount.scaleb(exponent)
     if minor != minor.to_integral_value():

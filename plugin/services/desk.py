@@ -18,7 +18,7 @@ from plugin import inbox
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Delivery, Member, Redemption, Shop, SupportAction, SupportKey
-from plugin.services import redemption, support
+from plugin.services import privacy, redemption, support
 from plugin.services.errors import IdempotencyKeyInFlight, NotFound, ServiceError
 from plugin.services.schemas import (
     AdjustmentRequest,
@@ -149,7 +149,7 @@ def replay_parked(settings: Settings, shop_id: int, delivery_id: int) -> dict[st
         if delivery is None or delivery.shop_domain != session.get(Shop, shop_id).domain:
             raise NotFound(f"no parked delivery {delivery_id}")
     try:
-        status = inbox.replay(settings.database_url, delivery_id)
+        status = inbox.replay(settings.database_url, delivery_id, privacy.uninstall_check(settings))
     except ValueError as error:
         raise ServiceError(str(error)) from None
     return {"id": delivery_id, "status": status}

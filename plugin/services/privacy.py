@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -73,6 +73,11 @@ def uninstall_refusal(settings: Settings, shop: Shop) -> str | None:
     if shop.access_token is None:
         return None  # nothing to ask with, and nothing a replay could delete
     return platforms.for_shop(shop).uninstall_refusal(settings, shop)
+
+
+def uninstall_check(settings: Settings) -> Callable[[Session, Shop], str | None]:
+    """uninstall_refusal as the inbox asks it: the drain and every replay (support, CLI) make the same check."""
+    return lambda session, shop: uninstall_refusal(settings, shop)
 
 
 def uninstall(session: Session, shop: Shop) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from plugin.services.errors import IdempotencyKeyReused, Invalid, NotFound
 from plugin.services.errors import ServiceError as SupportError
 from plugin.services.schemas import (
     HISTORY_CSV_COLUMNS,
-    REASON_CODES,  # noqa: F401  (support.REASON_CODES: the admin page lists them)
     SCOPES,
     AdjustmentRequest,
     IdempotencyKeyHeader,
@@ -243,7 +242,7 @@ def _record(
         balance_after=locked.balance + points,
         order_id=order_id,
         undo_of=undo_of,
-        idempotency_key=key,
+        idempotency_key=key or None,  # a blank key (a stripped header) is no key: "" would be unique once only
         request_fingerprint=request_fingerprint if key else None,
         created_at=utcnow(),
     )

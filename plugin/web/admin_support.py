@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Response, g, jsonify, request
 
 from plugin.platforms.shopify import session as shopify_session
-from plugin.services import desk, support
+from plugin.services import desk
 from plugin.services import schemas as s
 from plugin.web.admin import _settings, blp, page
 from plugin.web.support_api import CSV_TOO, history_answer
@@ -20,7 +20,7 @@ SECURITY = [{"sessionToken": []}]
 @page.context_processor
 def _reason_codes() -> dict:
     """The page's reason selects list the service's codes."""
-    return {"reason_codes": support.REASON_CODES}
+    return {"reason_codes": s.REASON_CODES}
 
 
 def _actor() -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from plugin.platforms.shopify import payloads as shopify_schemas
+from plugin.platforms.shopify import payloads
 from plugin.programme import events
 
 SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
@@ -37,23 +37,23 @@ def verify_webhook(body: bytes, signature: str | None, secrets: Iterable[str]) -
 
 
 def _order_paid(payload: Any, triggered_at: datetime) -> events.OrderPaid:
-    return events.OrderPaid(shopify_schemas.load_order(payload), paid_at=triggered_at)
+    return events.OrderPaid(payloads.load_order(payload), paid_at=triggered_at)
 
 
 PARSERS: dict[str, Callable[[Any, datetime], events.Event]] = {
-    "orders/create": lambda p, _t: events.OrderCreated(shopify_schemas.load_order(p)),
+    "orders/create": lambda p, _t: events.OrderCreated(payloads.load_order(p)),
     "orders/paid": _order_paid,
-    "orders/cancelled": lambda p, _t: events.OrderCancelled(shopify_schemas.load_order(p)),
-    "refunds/create": lambda p, _t: events.OrderRefunded(shopify_schemas.load_refund(p)),
-    "customers/create": lambda p, _t: events.CustomerCreated(shopify_schemas.load_customer(p)),
-    "customers/update": lambda p, _t: events.CustomerUpdated(shopify_schemas.load_customer(p)),
-    "products/create": lambda p, _t: events.ProductUpdated(shopify_schemas.load_product(p)),
-    "products/update": lambda p, _t: events.ProductUpdated(shopify_schemas.load_product(p)),
-    "products/delete": lambda p, _t: shopify_schemas.load_deleted_product(p),
-    "app/uninstalled": lambda p, _t: shopify_schemas.load_uninstalled(p),
-    "customers/data_request": lambda p, _t: shopify_schemas.load_data_request(p),
-    "customers/redact": lambda p, _t: shopify_schemas.load_customer_redact(p),
-    "shop/redact": lambda p, _t: shopify_schemas.load_shop_redact(p),
+    "orders/cancelled": lambda p, _t: events.OrderCancelled(payloads.load_order(p)),
+    "refunds/create": lambda p, _t: events.OrderRefunded(payloads.load_refund(p)),
+    "customers/create": lambda p, _t: events.CustomerCreated(payloads.load_customer(p)),
+    "customers/update": lambda p, _t: events.CustomerUpdated(payloads.load_customer(p)),
+    "products/create": lambda p, _t: events.ProductUpdated(payloads.load_product(p)),
+    "products/update": lambda p, _t: events.ProductUpdated(payloads.load_product(p)),
+    "products/delete": lambda p, _t: payloads.load_deleted_product(p),
+    "app/uninstalled": lambda p, _t: payloads.load_uninstalled(p),
+    "customers/data_request": lambda p, _t: payloads.load_data_request(p),
+    "customers/redact": lambda p, _t: payloads.load_customer_redact(p),
+    "shop/redact": lambda p, _t: payloads.load_shop_redact(p),
 }
 # Topics handled even for a shop that has uninstalled the app (or that we no longer know).
 LIFECYCLE_TOPICS = frozenset({"app/uninstalled", "customers/data_request", "customers/redact", "shop/redact"})

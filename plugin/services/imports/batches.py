@@ -147,7 +147,7 @@ def _open_batch(session, shop, layout, filename, facts, header, dry_run, actor) 
     batch = ImportBatch(
         shop_id=shop.id,
         source=layout.key,
-        filename=(filename or "upload.csv")[:255],
+        filename=formats.CONTROL.sub("?", filename or "upload.csv")[:255],  # PostgreSQL text refuses NUL
         file_sha256=facts.sha256,
         encoding=facts.encoding,
         dry_run=dry_run,
@@ -369,6 +369,8 @@ def undo(database_url: str, shop_id: int, batch_id: int, actor: str, reason: str
     """
     if not reason or not reason.strip():
         raise ImportRefused("a reason is required to undo an import")
+    if formats.CONTROL.search(reason):
+        raise ImportRefused("the reason must not contain control characters")
     with transaction(database_url) as session:
         batch = _locked_batch(session, shop_id, batch_id)
         if batch.dry_run:
