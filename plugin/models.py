@@ -93,6 +93,7 @@ class Member(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "customer_id"),
         Index(None, "shop_id", "email"),
+        Index("ix_members_shop_id_lower_email", "shop_id", text("lower(email)")),
         Index(
             "ix_members_unpushed",
             "shop_id",

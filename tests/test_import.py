@@ -404,3 +404,9 @@ def test_control_characters_in_a_header_a_file_name_or_an_undo_reason_are_never_
     with pytest.raises(batches.ImportRefused, match="control characters"):
         batches.undo(settings.database_url, members, outcome.batch_id, "test", "typo\x00")
     assert balances(settings)[7001] == 5
+
+
+def test_a_member_whose_stored_address_has_capitals_is_matched_by_email(settings, shop):
+    enrol(settings, 7001, "Ada@Example.com")  # Shopify keeps the address as the shopper typed it
+    run(settings, shop, SAMPLES["smile"], "smile")
+    assert balances(settings)[7001] == 120

@@ -1,7 +1,7 @@
 """redemptions.reward_id, indexed, so reward limits are counted without reading JSON
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-02 17:40:00
 """
 

@@ -328,7 +328,8 @@ def _match_members(session, shop_id, parsed) -> None:
     if emails:
         found = session.execute(
             select(Member.email, Member.id)
-            .where(Member.shop_id == shop_id, bulk.among(session, Member.email, emails))
+            # Whatever the case the shop stored the address in (index ix_members_shop_id_lower_email).
+            .where(Member.shop_id == shop_id, bulk.among(session, _lower_email(), emails))
             .order_by(Member.id.desc())
         ).all()
         by_email = {email.lower(): member_id for email, member_id in found}  # the oldest member wins
@@ -528,3 +529,8 @@ def error_file(session: Session, shop_id: int, batch_id: int) -> Iterator[str]:
             out.seek(0)
             out.truncate()
     yield out.getvalue()
+
+
+def _lower_email():
+    """lower(members.email), typed, so PostgreSQL's `= ANY(array)` knows the array's type."""
+    return func.lower(Member.email, type_=Member.email.type)
