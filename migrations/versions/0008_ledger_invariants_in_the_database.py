@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from alembic import op
 
-from plugin.ledger.kinds import KINDS, kind_check
+from plugin.ledger.kinds import kind_check
+
+# The kinds as this revision knows them, frozen here: a later kind comes with a migration that rebuilds the CHECK.
+KINDS = ("earn", "reverse", "redeem", "return", "adjust", "expire", "bonus", "forgive", "import")
 
 revision = "0008"
 down_revision = "0007"
@@ -125,7 +128,7 @@ SQLITE_BALANCE_TRIGGERS = (
 
 
 def upgrade() -> None:
-    # Rebuilt from plugin/ledger/kinds.py: a later migration that adds a kind drops and re-adds this CHECK.
+    # Built from this revision's frozen KINDS: a later migration that adds a kind drops and re-adds this CHECK.
     with op.batch_alter_table("postings", recreate="auto") as batch_op:
         batch_op.create_check_constraint(KIND_CHECK, kind_check(KINDS))
         batch_op.create_check_constraint(POINTS_CHECK, "points <> 0")
