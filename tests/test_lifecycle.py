@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+import responses
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from plugin import create_app, ledger
+from plugin.config import DEFAULT_API_VERSION
 from plugin.db import transaction
 from plugin.models import Delivery, Member, Order, Posting, PrivacyRequest, Shop
 from plugin.services import shops
@@ -277,3 +280,13 @@ def test_replaying_a_parked_uninstall_asks_the_shop_again_before_acting(fake_sho
     state.token = "the-token-after-uninstall"  # now uninstalled indeed: the shop refuses our token
     assert desk.replay_parked(settings, shop_with_token, parked_id)["status"] == "processed"
     assert shop_state(settings) == (False, False)
+
+
+@responses.activate
+def test_an_uninstall_is_not_acted_on_when_the_shop_refuses_for_a_reason_not_our_token(settings, shop_with_token):
+    settings = dataclasses.replace(settings, shopify_api_base_url="https://fake-shop.test")
+    graphql = f"https://fake-shop.test/admin/api/{DEFAULT_API_VERSION}/graphql.json"
+    responses.post(graphql, status=402, body="Payment Required")  # a frozen shop: its token still works
+    deliver(create_app(settings, TESTING=True).test_client(), "app/uninstalled", UNINSTALLED)
+    assert shop_state(settings) == (True, True)
+    assert "402" in last_delivery(settings).reason

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 class AdminAPIError(Exception):
     """The shop refused the call for good (bad token, bad query, validation): retrying will not help."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status of the refusal, when it was one
+
 
 class AdminAPIUnavailable(Exception):
     """The shop could not be reached or kept failing/throttling after every retry: try again later."""

@@ -75,7 +75,7 @@ class AdminClient:
                 self._back_off(attempt, last_problem)
                 continue
             if response.status_code != 200 or body is None:
-                raise AdminAPIError(f"HTTP {response.status_code}: {response.text[:300]}")
+                raise AdminAPIError(f"HTTP {response.status_code}: {response.text[:300]}", status=response.status_code)
             if body.get("errors"):
                 if _error_codes(body) and _error_codes(body) <= TRANSIENT_GRAPHQL_CODES:
                     last_problem = f"GraphQL {sorted(_error_codes(body))}"

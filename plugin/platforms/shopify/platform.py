@@ -71,7 +71,12 @@ class ShopifyPlatform:
         if session is None:
             raise ValueError("uninstall_refusal needs a shop loaded in an open session")
         try:
-            token = tokens.current(session, settings, shop)  # a refused refresh is an answer too: the app is gone
+            token = tokens.current(session, settings, shop)
+        except AdminAPIError:
+            return None  # a refused refresh is an answer too: the app is gone
+        except AdminAPIUnavailable as error:
+            return f"app/uninstalled not confirmed: the shop's Admin API could not be reached ({error}); replay it"
+        try:
             client = AdminClient(
                 shop.domain,
                 token,
@@ -81,8 +86,11 @@ class ShopifyPlatform:
                 read_timeout=min(settings.shopify_api_timeout, 5.0),
             )
             client.graphql(STILL_INSTALLED_QUERY, {})
-        except AdminAPIError:
-            return None  # the shop refused our token: uninstalled indeed
+        except AdminAPIError as error:
+            if error.status in (401, 403):
+                return None  # the shop refused our token: uninstalled indeed
+            # A frozen or locked shop (402, 423) or an odd answer says nothing about our token: ask again later.
+            return f"app/uninstalled not confirmed: the shop's Admin API answered {error}; replay it"
         except AdminAPIUnavailable as error:
             return f"app/uninstalled not confirmed: the shop's Admin API could not be reached ({error}); replay it"
         return "app/uninstalled not acted on: the shop's Admin API still accepts our token, so the app is installed"
