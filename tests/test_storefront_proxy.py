@@ -317,6 +317,10 @@ def test_gunicorn_run_as_the_procfile_says_logs_no_signature(settings, shop, tmp
             allow_redirects=False,
         )
         assert referred.status_code == 404
+        for _ in range(200):  # gunicorn writes an access line after answering: wait for it, polled, not timed
+            if '" 404 ' in log_path.read_text():
+                break
+            time.sleep(0.05)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait()
