@@ -174,6 +174,54 @@ function HistoryCard({versions}) {
   );
 }
 
+const replaced = (list, index, item) => list.map((old, i) => (i === index ? item : old));
+const removed = (list, index) => list.filter((_, i) => i !== index);
+
+/** The rules, one card each, in list order (the stages decide when each runs), and a way to add one. */
+function RulesSection({rules, setRules, errorAt}) {
+  const listError = errorAt('rules'); // a message about the list itself, such as too many rules
+  return (
+    <Layout.AnnotatedSection title={t('programme.rules')} description={t('programme.rulesHelp')}>
+      <BlockStack gap="400">
+        {typeof listError === 'string' && <Banner tone="critical">{listError}</Banner>}
+        {rules.length === 0 && <Card><Text as="p" tone="subdued">{t('programme.noRules')}</Text></Card>}
+        {rules.map((draft, index) => {
+          const change = (edited) => setRules(replaced(rules, index, edited));
+          return <RuleCard key={index} draft={draft} index={index} errorAt={errorAt} onChange={change} onRemove={() => setRules(removed(rules, index))} />;
+        })}
+        <Card>
+          <AddRule onAdd={(draft) => setRules([...rules, draft])} />
+        </Card>
+      </BlockStack>
+    </Layout.AnnotatedSection>
+  );
+}
+
+/** The settings of the whole rule set: the campaigns' time zone and how far campaign multipliers stack. */
+function RuleSetSection({form, edit, errorAt}) {
+  const setting = (name, label, props) => (
+    <TextField label={t(label)} helpText={t(`${label}Help`)} value={String(form[name])} onChange={(value) => edit({[name]: value})} autoComplete="off" error={errorAt(name)} {...props} />
+  );
+  return (
+    <Layout.AnnotatedSection title={t('programme.general')} description={t('programme.generalHelp')}>
+      <Card>
+        <FormLayout>
+          <FormLayout.Group>
+            {setting('time_zone', 'programme.timeZone', {})}
+            {setting('campaign_stack_cap', 'programme.stackCap', {inputMode: 'decimal'})}
+          </FormLayout.Group>
+        </FormLayout>
+      </Card>
+    </Layout.AnnotatedSection>
+  );
+}
+
+const RefusalSection = ({message}) => (
+  <Layout.Section>
+    <Banner tone="critical" title={t('programme.refused')}>{message}</Banner>
+  </Layout.Section>
+);
+
 /** The API's per-field errors: a save answers {rules: {...}}, a preview nests the rule set under "rules" once more. */
 const previewRefusal = (error) => ({message: error.message, fields: error.fields && error.fields.rules});
 
@@ -231,46 +279,9 @@ function ProgrammeEditor({loaded, versions, reloadHistory}) {
     <Page title={t('nav.programme')} subtitle={t('programme.version', {version: saved.version})}>
       <UnsavedChangesBar dirty={dirty} saving={saving} onSave={save} onDiscard={discard} />
       <Layout>
-        {refusal && (
-          <Layout.Section>
-            <Banner tone="critical" title={t('programme.refused')}>
-              <p>{refusal.message}</p>
-            </Banner>
-          </Layout.Section>
-        )}
-        <Layout.AnnotatedSection title={t('programme.general')} description={t('programme.generalHelp')}>
-          <Card>
-            <FormLayout>
-              <FormLayout.Group>
-                <TextField label={t('programme.timeZone')} value={form.time_zone} onChange={(v) => edit({time_zone: v})} autoComplete="off" helpText={t('programme.timeZoneHelp')} error={errorAt('time_zone')} />
-                <TextField label={t('programme.stackCap')} inputMode="decimal" value={String(form.campaign_stack_cap)} onChange={(v) => edit({campaign_stack_cap: v})} autoComplete="off" helpText={t('programme.stackCapHelp')} error={errorAt('campaign_stack_cap')} />
-              </FormLayout.Group>
-            </FormLayout>
-          </Card>
-        </Layout.AnnotatedSection>
-        <Layout.AnnotatedSection title={t('programme.rules')} description={t('programme.rulesHelp')}>
-          <BlockStack gap="400">
-            {typeof errorAt('rules') === 'string' && <Banner tone="critical">{errorAt('rules')}</Banner>}
-            {form.rules.length === 0 && (
-              <Card>
-                <Text as="p" tone="subdued">{t('programme.noRules')}</Text>
-              </Card>
-            )}
-            {form.rules.map((draft, index) => (
-              <RuleCard
-                key={index}
-                draft={draft}
-                index={index}
-                errorAt={errorAt}
-                onChange={(changed) => setRules(form.rules.map((r, i) => (i === index ? changed : r)))}
-                onRemove={() => setRules(form.rules.filter((_, i) => i !== index))}
-              />
-            ))}
-            <Card>
-              <AddRule onAdd={(draft) => setRules([...form.rules, draft])} />
-            </Card>
-          </BlockStack>
-        </Layout.AnnotatedSection>
+        {refusal && <RefusalSection message={refusal.message} />}
+        <RuleSetSection form={form} edit={edit} errorAt={errorAt} />
+        <RulesSection rules={form.rules} setRules={setRules} errorAt={errorAt} />
         <Layout.Section>
           <Card>
             <BlockStack gap="300">
