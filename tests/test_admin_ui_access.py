@@ -80,6 +80,7 @@ def test_the_admin_speaks_french_when_shopify_asks_for_it(admin, page):
     navigation = page.get_by_role("navigation").inner_text().split("\n")
     assert navigation == [
         "Accueil",
+        "Programme",
         "Membres",
         "Activité",
         "Paramètres",

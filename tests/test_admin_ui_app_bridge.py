@@ -40,6 +40,7 @@ def test_embedded_the_admin_uses_app_bridges_menu_save_bar_toasts_and_a_fresh_to
     menu = page.locator("ui-nav-menu a")
     assert [(a.get_attribute("href").split("?")[0], a.inner_text()) for a in menu.all()] == [
         ("/admin", "Home"),
+        ("/admin/programme", "Programme"),
         ("/admin/members", "Members"),
         ("/admin/activity", "Activity"),
         ("/admin/settings", "Settings"),
