@@ -78,6 +78,8 @@ class Shop(Base):
     webhooks_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reconciled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # start of the last complete order sync
     currency: Mapped[str | None] = mapped_column(String(3))
+    # The shop's IANA time zone ("Europe/Paris"): periods, birthdays, expiry days and reports are counted in it.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     settings: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     settings_version: Mapped[int] = mapped_column(Integer, default=1)
     # The current earning rule set (a copy of rule_sets' latest row) and its version; 0 is "no rules yet".
@@ -391,3 +393,29 @@ class UsedOAuthState(Base):
     state: Mapped[str] = mapped_column(String(64), primary_key=True)
     shop_domain: Mapped[str] = mapped_column(String(255))
     used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxEvent(Base):
+    """An outgoing event, written in the transaction of the change that caused it; a job delivers it later.
+
+    `dedupe_key` names the cause ("points.earned:posting:42"), so a retried transaction records it once;
+    `event_id` is what receivers dedupe by. Rows are delivered at least once and never rewritten by their cause.
+    """
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "dedupe_key"),
+        UniqueConstraint("shop_id", "event_id"),
+        Index(None, "shop_id", "member_id", "id"),
+        Index(None, "shop_id", "event_type", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(36))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(40))
+    member_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

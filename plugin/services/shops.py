@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError
 from sqlalchemy import select
@@ -15,6 +16,14 @@ from plugin.programme.settings import stored_settings, validate_settings
 
 class ShopNotFound(LookupError):
     pass
+
+
+def zone(shop: Shop) -> ZoneInfo:
+    """The shop's time zone, in which periods, birthdays, expiry days and reports are counted (UTC if unknown)."""
+    try:
+        return ZoneInfo(shop.time_zone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def install(
