@@ -22,7 +22,7 @@ from plugin.programme import earning as program
 from plugin.programme import events, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.settings import program_settings
-from plugin.services import products, rule_sets
+from plugin.services import member_rules, products, rule_sets
 from plugin.services.imports import pending as imported_balances
 
 
@@ -293,8 +293,11 @@ def refund_facts(session: Session, shop_id: int, order_id: int) -> list[events.R
 
 
 def _settle(session: Session, shop: Shop, order: Order, source: tuple[str, str]) -> int:
-    """Post the difference between what the order should hold and what it holds."""
-    return settle(session, shop, order, source)
+    """Post the difference between what the order should hold and what it holds, then the member's rules'."""
+    posted = settle(session, shop, order, source)
+    if order.member_id is not None:
+        member_rules.after_order_change(session, shop, order.member_id)
+    return posted
 
 
 def settle(
