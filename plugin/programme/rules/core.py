@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar, Protocol
 
 # The stages in which rules run, in this order: which lines earn and at what rate, then the base award,
@@ -25,6 +25,11 @@ class Product:
     vendor: str = ""
     tags: frozenset[str] = frozenset()
     collections: frozenset[str] | None = None
+
+    @cached_property
+    def match_keys(self) -> tuple[str, str, frozenset[str]]:
+        """Type, vendor and tags casefolded, worked out once per product rather than once per order line."""
+        return self.product_type.casefold(), self.vendor.casefold(), frozenset(t.casefold() for t in self.tags)
 
 
 @dataclass(frozen=True)

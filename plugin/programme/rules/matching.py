@@ -53,11 +53,12 @@ class Match:
         product = line.product
         if product is None:
             return False
+        keys = product.match_keys
         return bool(
-            product.product_type.casefold() in self.product_types
-            or product.vendor.casefold() in self.vendors
-            or self.tags & {tag.casefold() for tag in product.tags}
-            or self.collections & (product.collections or frozenset())
+            keys[0] in self.product_types
+            or keys[1] in self.vendors
+            or not self.tags.isdisjoint(keys[2])
+            or (product.collections is not None and not self.collections.isdisjoint(product.collections))
         )
 
     @cached_property
