@@ -45,7 +45,7 @@ def start_install(browser, shop: str = SHOP) -> str:
     assert (location.scheme, location.netloc, location.path) == ("https", shop, "/admin/oauth/authorize")
     query = parse_qs(location.query)
     assert query["client_id"] == ["test-api-key"]
-    assert query["scope"] == ["read_orders,read_customers,write_customers,write_discounts,read_products"]
+    assert query["scope"] == ["read_orders,read_customers,write_customers,write_discounts,read_products,read_locales"]
     assert query["redirect_uri"] == ["https://app.test/auth/callback"]
     return query["state"][0]
 

@@ -16,7 +16,15 @@ from plugin import inbox, platforms
 from plugin.config import Settings
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
-from plugin.services import balance_push, privacy, product_lookup, reconcile, redemption, subscriptions
+from plugin.services import (
+    balance_push,
+    privacy,
+    product_lookup,
+    reconcile,
+    redemption,
+    shop_locale,
+    subscriptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +135,15 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
     return posted
 
 
+def read_shop_locale(shop_id: int) -> str | None:
+    """Worker entry point: read the shop's primary locale, so explanations read in the shop's language."""
+    return read_shop_locale_with(Settings.from_env(), shop_id)
+
+
+def read_shop_locale_with(settings: Settings, shop_id: int) -> str | None:
+    return shop_locale.fetch(settings, shop_id, platforms.admin_client)
+
+
 # --- the registry ------------------------------------------------------------------------------------------------
 
 DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
@@ -137,6 +154,7 @@ RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800,
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
+READ_SHOP_LOCALE = register(Job(read_shop_locale, read_shop_locale_with, timeout=120, result_ttl=300))
 
 
 # --- queueing them (after the commit) ---------------------------------------------------------------------------
@@ -178,6 +196,11 @@ def signal_balances(settings: Settings) -> None:
 def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
     """Check (and repair) a shop's webhook subscriptions: after install, and periodically."""
     dispatch(settings, CHECK_WEBHOOKS, shop_id)
+
+
+def enqueue_locale_read(settings: Settings, shop_id: int) -> None:
+    """Read the shop's primary locale: after install (and on demand from the CLI)."""
+    dispatch(settings, READ_SHOP_LOCALE, shop_id)
 
 
 def enqueue_reconcile(settings: Settings, shop_id: int) -> None:

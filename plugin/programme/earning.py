@@ -15,6 +15,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+from plugin.programme import explanations
 from plugin.programme import rules as earning_rules
 from plugin.programme.events import OrderSnapshot, RefundFacts
 from plugin.programme.rules import Contribution, LineFacts, MemberContext, OrderFacts, Product, RuleSet
@@ -67,7 +68,13 @@ class Lot:
     # Lots made by the rule engine keep one contribution per rule that fired, and are reversed per
     # contribution; older lots (none) are reversed from earn_points / earn_per_amount as before.
     contributions: tuple[Contribution, ...] = ()
-    explanation: str | None = None
+    # The explanation as data (programme/explanations.py), rendered in the shop's language where it is read.
+    details: dict[str, Any] | None = None
+
+    @property
+    def explanation(self) -> str | None:
+        """The explanation in English ("74 points: 37.42 eligible x 1 per 1.00, ... (rules v5)")."""
+        return explanations.render(self.details)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,7 +91,11 @@ class Lot:
             "reason": self.reason,
             "excluded_lines": list(self.excluded_lines),
             **(
-                {"contributions": [c.to_json() for c in self.contributions], "explanation": self.explanation}
+                {
+                    "contributions": [c.to_json() for c in self.contributions],
+                    "details": self.details,
+                    "explanation": self.explanation,  # for people reading the database; never read back
+                }
                 if self.contributions
                 else {}
             ),
@@ -106,7 +117,8 @@ class Lot:
             reason=data.get("reason"),
             excluded_lines=tuple(data.get("excluded_lines", ())),
             contributions=tuple(Contribution.from_json(c) for c in data.get("contributions", ())),
-            explanation=data.get("explanation"),
+            details=data.get("details")
+            or (explanations.plain(data["explanation"]) if data.get("explanation") else None),
         )
 
 
@@ -192,8 +204,10 @@ def line_facts(
 
 
 @lru_cache(maxsize=256)
-def _settings_rate(points: int, per_amount: Decimal) -> tuple[Fraction, str]:
-    return Fraction(points) / Fraction(per_amount), f"{points} per {per_amount}"
+def _settings_rate(points: int, per_amount: Decimal) -> tuple[Fraction, dict[str, Any]]:
+    return Fraction(points) / Fraction(per_amount), explanations.detail(
+        "rate", points=points, per_amount=str(per_amount)
+    )
 
 
 def _with_rules(
@@ -212,11 +226,11 @@ def _with_rules(
         paid_at=paid_at,
         label=order.name or f"order {order.order_id}",
     )
-    rate, rate_text = _settings_rate(settings.earn_points, settings.earn_per_amount)
-    evaluation = earning_rules.evaluate(rules, facts, MemberContext(member_tags), rate, rate_text)
+    rate, rate_detail = _settings_rate(settings.earn_points, settings.earn_per_amount)
+    evaluation = earning_rules.evaluate(rules, facts, MemberContext(member_tags), rate, rate_detail)
     contributions = tuple(c for c in evaluation.contributions if c.points != 0)
     points = max(sum(c.points for c in contributions), 0)
-    explained = ", ".join(c.explanation for c in contributions) or "; ".join(evaluation.notes) or "nothing eligible"
+    parts = [c.detail for c in contributions] or evaluation.notes or [explanations.detail("nothing_eligible")]
     return Lot(
         **{
             **lot.__dict__,
@@ -225,7 +239,7 @@ def _with_rules(
             "rule_version": f"{lot.rule_version}+rules-{rules.version}" if rules.version else lot.rule_version,
             "excluded_lines": (*lot.excluded_lines, *evaluation.excluded),
             "contributions": contributions,
-            "explanation": f"{points} points: {explained} (rules v{rules.version})",
+            "details": explanations.detail("lot", points=points, parts=parts, version=rules.version),
         }
     )
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from plugin.programme import explanations
 from plugin.programme.rules import fields as rule_fields
 from plugin.programme.rules.core import Evaluation
 from plugin.programme.rules.matching import Match
@@ -93,7 +94,7 @@ class Campaign:
                 self.version,
                 self.bonus_points,
                 self.match,
-                f"+{self.bonus_points} {self.name} campaign",
+                explanations.detail("campaign_bonus", points=self.bonus_points, name=self.name),
                 "campaign",
             )
             return
@@ -107,4 +108,5 @@ class Campaign:
         if extra == 0:
             return
         factor = self.factor if extra is self.extra else Decimal(extra.numerator) / Decimal(extra.denominator) + 1
-        evaluation.multiply(self.rule_id, self.version, "campaign", factor, self.match, f"{self.name} campaign")
+        label = explanations.detail("campaign_multiplier", name=self.name)
+        evaluation.multiply(self.rule_id, self.version, "campaign", factor, self.match, label)
