@@ -8,6 +8,7 @@ are named "plugin.jobs.drain_inbox" and the like, and must still resolve when a 
 from plugin.jobs.registry import JOBS, Job
 from plugin.jobs.tasks import (
     check_webhooks,
+    deliver_events,
     drain_inbox,
     enqueue_drain,
     enqueue_issue,
@@ -17,6 +18,7 @@ from plugin.jobs.tasks import (
     push_balances,
     reconcile_shop,
     signal_balances,
+    signal_events,
     signal_inbox,
     sweep,
 )
@@ -26,6 +28,7 @@ __all__ = [
     "JOBS",
     "Job",
     "check_webhooks",
+    "deliver_events",
     "drain_inbox",
     "enqueue_drain",
     "enqueue_issue",
@@ -35,6 +38,7 @@ __all__ = [
     "push_balances",
     "reconcile_shop",
     "signal_balances",
+    "signal_events",
     "signal_inbox",
     "sweep",
 ]

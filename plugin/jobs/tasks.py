@@ -16,7 +16,15 @@ from plugin import inbox, platforms
 from plugin.config import Settings
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
-from plugin.services import balance_push, privacy, product_lookup, reconcile, redemption, subscriptions
+from plugin.services import (
+    balance_push,
+    event_delivery,
+    privacy,
+    product_lookup,
+    reconcile,
+    redemption,
+    subscriptions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):
         signal_balances(settings)
+        signal_events(settings)
     return dict(outcomes)
 
 
@@ -127,6 +136,20 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
     return posted
 
 
+def deliver_events() -> dict[str, int]:
+    """Worker entry point: fan out new outbox events and send the due deliveries to merchant endpoints."""
+    return deliver_events_with(Settings.from_env())
+
+
+def deliver_events_with(settings: Settings) -> dict[str, int]:
+    if not settings.inline_jobs:
+        clear_claim(settings, "events")
+    counts = event_delivery.deliver(settings)
+    if counts:
+        log.info("events delivered: %s", counts)
+    return counts
+
+
 # --- the registry ------------------------------------------------------------------------------------------------
 
 DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
@@ -134,6 +157,7 @@ ISSUE_CODE = register(Job(issue_code, issue_code_with, timeout=120, result_ttl=3
 PUSH_BALANCES = register(Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400))
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
+DELIVER_EVENTS = register(Job(deliver_events, deliver_events_with, timeout=900, result_ttl=60, failure_ttl=86400))
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
@@ -193,6 +217,11 @@ def enqueue_product_lookup(settings: Settings, shop_id: int) -> None:
     )
 
 
+def signal_events(settings: Settings) -> None:
+    """Events were recorded or deliveries fell due: queue one delivery job for the burst."""
+    dispatch(settings, DELIVER_EVENTS, claim="events", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
 def sweep(settings: Settings) -> tuple[int, int]:
     """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
 
@@ -206,6 +235,8 @@ def sweep(settings: Settings) -> tuple[int, int]:
     requeued = sum(enqueue_issue(settings, redemption_id) for redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         signal_balances(settings)
+    if event_delivery.any_due(settings.database_url):  # outgoing events wait in the database, never in Redis
+        signal_events(settings)
     if settings.shopify_app_url:
         for shop_id in subscriptions.due(settings):
             enqueue_webhook_check(settings, shop_id)

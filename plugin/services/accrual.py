@@ -22,7 +22,7 @@ from plugin.programme import earning as program
 from plugin.programme import events, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.settings import program_settings
-from plugin.services import member_rules, products, rule_sets
+from plugin.services import announcements, member_rules, products, rule_sets
 from plugin.services.imports import pending as imported_balances
 
 
@@ -383,8 +383,10 @@ def settle(
 
 
 def _post(session: Session, shop: Shop, order: Order, entry: ledger.Entry) -> None:
-    if ledger.post(session, shop.id, entry) is None:
+    posting_id = ledger.post(session, shop.id, entry)
+    if posting_id is None:
         raise LedgerConflict(f"order {order.order_id}: posting {entry.idempotency_key} already exists")
+    announcements.posting(session, shop.id, posting_id, order_name=order.name)
 
 
 def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:
