@@ -15,9 +15,10 @@ import requests
 
 from plugin.db import transaction
 from plugin.models import OutboxEvent, utcnow
-from plugin.services import event_delivery, event_endpoints, support
+from plugin.services import event_delivery, event_endpoints, event_schemas, support
 from tests import builders
 from tests.conftest import deliver
+from tests.test_event_schemas import problems
 
 
 class Receiver:
@@ -101,6 +102,8 @@ def test_a_receiver_that_fails_then_recovers_gets_every_event_once_with_valid_si
     assert receiver.duplicates == 0 and receiver.bad_signatures == 0
     sequences = [event["sequence"] for event in sorted(receiver.accepted.values(), key=lambda e: e["sequence"])]
     assert sequences == sorted(row.id for row in recorded.values())
+    for event in receiver.accepted.values():  # every event matches its published schema
+        assert problems(event, event_schemas.schema(event["type"])) == []
     earned = [e for e in receiver.accepted.values() if e["type"] == "points.earned"]
     assert {e["customer_id"] for e in earned} == {7001} and all(e["data"]["points"] > 0 for e in earned)
 

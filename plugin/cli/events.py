@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 
 import click
 
 from plugin.cli.group import current_settings, echo_json, find_shop, loyalty
 from plugin.db import transaction
-from plugin.services import event_delivery, event_endpoints
+from plugin.services import event_delivery, event_endpoints, event_schemas
 from plugin.services.errors import ServiceError, summary
 
 
@@ -110,3 +112,13 @@ def replay(domain: str, event_id: str | None, since: str | None, until: str | No
             session, shop.id, event_id=event_id, since=start, until=end, endpoint_id=endpoint_id
         )
     echo_json({"queued": queued})
+
+
+@events_group.command("schemas")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default="docs/events")
+def schemas(directory: Path) -> None:
+    """Write every event type's JSON Schema into DIRECTORY (default docs/events)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for event_type, document in event_schemas.all_schemas().items():
+        (directory / f"{event_type}.schema.json").write_text(json.dumps(document, indent=2) + "\n")
+    click.echo(f"wrote {len(event_schemas.all_schemas())} schemas to {directory}")
