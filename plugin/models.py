@@ -492,6 +492,6 @@ class ExpiryRun(Base):
     run_date: Mapped[date] = mapped_column(Date, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    members_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    after_member_id: Mapped[int] = mapped_column(BigInteger, default=0)  # the cursor: members up to it are done
     points_expired: Mapped[int] = mapped_column(BigInteger, default=0)
     reminders: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -111,7 +111,7 @@ def upgrade() -> None:
         sa.Column("run_date", sa.Date(), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("members_done", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("after_member_id", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("points_expired", sa.BigInteger(), nullable=False, server_default="0"),
         sa.Column("reminders", sa.BigInteger(), nullable=False, server_default="0"),
         sa.ForeignKeyConstraint(

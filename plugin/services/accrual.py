@@ -314,6 +314,9 @@ def settle(
     lot = program.Lot.from_json(order.lot) if order.lot else None
     refunds = refund_facts(session, shop.id, order.order_id)
     target = program.points_to_hold(lot, refunds, cancelled=order.cancelled_at is not None)
+    if order.expired_points and lot is not None:
+        # Expired points are gone for good: a refund takes back only what the order still holds (docs/expiry.md).
+        target = min(target, max(lot.points - order.expired_points, 0))
     # Support staff's changes count like refunds: never below nothing, never above what the rules allow.
     target = max(min(target + order.support_delta, target), 0) + order.unpaid_reversal
     delta = target - order.points_held

@@ -1,15 +1,15 @@
-"""Admin API for outgoing events: endpoints (register, list, enable, disable, delete), the delivery log, replay.
+"""Admin API for outgoing events (endpoints, the delivery log, replay) and for points expiry settings.
 
 Routes join the admin blueprint (/api/admin/...), behind its session-token check; docs/events.md explains them.
 """
 
 from __future__ import annotations
 
-from flask import Response, g, jsonify
+from flask import Response, g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from plugin.db import transaction
-from plugin.services import event_delivery, event_endpoints
+from plugin.services import event_delivery, event_endpoints, expiry
 from plugin.services.outbox import EVENT_TYPES
 from plugin.web.admin import _settings, blp
 
@@ -181,3 +181,28 @@ def events_replay(body: dict) -> Response:
     """Send again one event (event_id) or every event of a time range, with the same event ids."""
     with transaction(_settings().database_url) as db:
         return jsonify({"queued": event_delivery.replay(db, g.admin_shop_id, **body)})
+
+
+class ExpirySettingsSchema(Schema):
+    policy = fields.String(required=True, metadata={"description": "off, per_lot or inactivity"})
+    months = fields.Integer(allow_none=True, metadata={"description": "1 to 120; required unless off"})
+    reminder_days = fields.List(fields.Integer(), required=True, metadata={"description": "days before, at most 5"})
+
+
+@blp.route("/expiry", methods=["GET"])
+@blp.doc(security=SECURITY)
+@blp.response(200, ExpirySettingsSchema)
+def expiry_get() -> Response:
+    """The shop's points expiry (off by default)."""
+    with transaction(_settings().database_url) as db:
+        return jsonify(expiry.policy_json(expiry.policy_of(db, g.admin_shop_id)))
+
+
+@blp.route("/expiry", methods=["PUT"])
+@blp.doc(security=SECURITY)
+@blp.response(200, ExpirySettingsSchema)
+def expiry_put() -> Response:
+    """Set the expiry policy; contradictory settings are refused with a message on the field they break."""
+    body = request.get_json(silent=True)
+    with transaction(_settings().database_url) as db:
+        return jsonify(expiry.policy_json(expiry.save_policy(db, g.admin_shop_id, body)))
