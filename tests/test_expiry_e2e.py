@@ -18,6 +18,7 @@ from plugin.services import expiry, outbox, redemption, shops
 from plugin.services.errors import Invalid
 from tests import builders
 from tests.conftest import SHOP, deliver, signed_headers
+from tests.test_storefront_proxy import get, signed
 
 CUSTOMER = 7001
 
@@ -194,3 +195,18 @@ def test_contradictory_or_bad_expiry_settings_are_refused(settings, shop, body, 
     assert field in refused.value.fields
     with transaction(settings.database_url) as session:
         assert expiry.policy_of(session, shop) == expiry.rules.Policy()  # still off: nothing saved
+
+
+def test_the_widget_shows_the_next_expiry(client, settings, shop):
+    # The widget reads "now" from the real clock, so the lots are dated from today's postings here.
+    with transaction(settings.database_url) as session:
+        expiry.save_policy(session, shop, {"policy": "per_lot", "months": 6})
+    deliver(client, "orders/paid", builders.order(1, CUSTOMER))  # 100 points, available at once
+    customer = get(client, "widget", signed(CUSTOMER)).get_json()["customer"]
+    with transaction(settings.database_url) as session:
+        posted = session.query(Posting).one().created_at
+    expected = expiry.rules.add_months(posted.date(), 6).isoformat()
+    assert customer["next_expiry"] == {"date": expected, "points": 100}
+    with transaction(settings.database_url) as session:
+        expiry.save_policy(session, shop, {"policy": "off"})
+    assert get(client, "widget", signed(CUSTOMER)).get_json()["customer"]["next_expiry"] is None

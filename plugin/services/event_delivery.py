@@ -72,7 +72,8 @@ def envelope(event: OutboxEvent, shop_domain: str, customer_id: int | None) -> d
         "type": event.event_type,
         "shop": shop_domain,
         "sequence": event.id,
-        "customer_id": customer_id,
+        # A redacted member's customer id is negative (privacy.redact_customer): it names nobody in the shop.
+        "customer_id": customer_id if customer_id is not None and customer_id > 0 else None,
         "occurred_at": event.occurred_at.isoformat(),
         "data": event.payload,
     }

@@ -131,6 +131,13 @@ def next_expiry(session: Session, shop: Shop, member_id: int, now: datetime | No
     return {"date": on.isoformat(), "points": points}
 
 
+def next_expiry_of(session: Session, shop_id: int, member_id: int) -> dict[str, Any] | None:
+    """next_expiry by ids (the widget's path): only the policy's row is read when expiry is off."""
+    if not policy_of(session, shop_id).on:
+        return None
+    return next_expiry(session, session.get(Shop, shop_id), member_id)
+
+
 # --- the daily run ---------------------------------------------------------------------------------------------
 
 
