@@ -85,9 +85,15 @@ class Shop(Base):
     # The current earning rule set (a copy of rule_sets' latest row) and its version; 0 is "no rules yet".
     rules: Mapped[dict[str, Any] | None] = mapped_column(Json)
     rules_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The current tier programme (a copy of tier_sets' latest row) and its version; None and 0 before tiers.
+    tiers: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    tiers_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+TIER_UNPUSHED = "coalesce(tier, '') <> coalesce(pushed_tier, '')"
 
 
 class Member(Base):
@@ -103,6 +109,15 @@ class Member(Base):
             postgresql_where=text("balance IS DISTINCT FROM pushed_balance"),
             sqlite_where=text("balance IS NOT pushed_balance"),
         ),
+        Index(
+            "ix_members_tier_unpushed",
+            "shop_id",
+            "id",
+            postgresql_where=text(TIER_UNPUSHED),
+            sqlite_where=text(TIER_UNPUSHED),
+        ),
+        Index(None, "shop_id", "tier"),
+        Index(None, "shop_id", "tier_until"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -118,6 +133,12 @@ class Member(Base):
     pushed_balance: Mapped[int | None] = mapped_column(BigInteger)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tags: Mapped[list[str] | None] = mapped_column(Json)  # Shopify customer tags, casefolded, for segment rules
+    # The member's tier id (None: no tier), recomputed from facts by services/tiers.py; tier_moves explains it.
+    tier: Mapped[str | None] = mapped_column(String(40))
+    tier_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # kept until (retention and grace); None: for good
+    tier_paid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a paid membership's renewal date
+    # The tier last written to the shop (customer tag and loyalty.tier metafield); a push is due while it differs.
+    pushed_tier: Mapped[str | None] = mapped_column(String(40))
 
 
 class Order(Base):
@@ -179,6 +200,7 @@ class Product(Base):
     vendor: Mapped[str] = mapped_column(String(255), default="")
     tags: Mapped[list[str]] = mapped_column(Json, default=list)
     collections: Mapped[list[str] | None] = mapped_column(Json)  # None until an Admin look-up fills it
+    skus: Mapped[list[str] | None] = mapped_column(Json)  # its variants' SKUs, from products/* webhooks
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -419,3 +441,45 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TierSetVersion(Base):
+    """One version of a shop's tier programme (tiers, metric, period, paid membership); never changed."""
+
+    __tablename__ = "tier_sets"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(Json)
+    actor: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TierMove(Base):
+    """One change of a member's tier, with its reason; `seq` counts the member's moves (reports read this)."""
+
+    __tablename__ = "tier_moves"
+    __table_args__ = (Index(None, "shop_id", "occurred_at"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_tier: Mapped[str | None] = mapped_column(String(40))
+    to_tier: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    tiers_version: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TierPurchase(Base):
+    """A paid order that bought a paid tier (its marked lines); whether it still counts is read from the order."""
+
+    __tablename__ = "tier_purchases"
+    __table_args__ = (Index(None, "shop_id", "member_id"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    months: Mapped[int] = mapped_column(Integer)
+    line_ids: Mapped[list[int]] = mapped_column(Json)
