@@ -2,7 +2,7 @@
 tier_purchases (docs/decisions/0021-tiers.md)
 
 Revision ID: 0019
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-03 07:40:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0019"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
