@@ -27,7 +27,7 @@ class _Strict(Schema):
         unknown = RAISE
 
 
-class ThresholdSchema(_Strict):
+class SpendThresholdSchema(_Strict):
     id = fields.String(required=True, validate=IDENTIFIER)
     title = fields.String(load_default="", validate=validate.Length(max=120))
     amount = Money(required=True, minimum=Decimal("0.01"), metadata={"description": "spend to cross; above 0"})
@@ -46,13 +46,13 @@ class PunchCardSchema(_Strict):
     points = _points()
 
 
-class SignupSchema(_Strict):
+class SignupBonusSchema(_Strict):
     points = _points(0)  # 0: no signup bonus
     # Set by the service when the bonus is turned on: members enrolled before it never get it (sent back as read).
     since = fields.String(load_default=None, allow_none=True, metadata={"readOnly": True})
 
 
-class BirthdaySchema(_Strict):
+class BirthdayBonusSchema(_Strict):
     points = _points(0)  # 0: no birthday bonus
     when = fields.String(load_default="day", validate=validate.OneOf(("day", "month")))
     # A customer metafield ("facts.birth_date", a date) the merchant maps; the widget's form is offered as well.
@@ -63,27 +63,27 @@ class BirthdaySchema(_Strict):
     )
 
 
-class CapSchema(_Strict):
+class ActionCapSchema(_Strict):
     count = fields.Integer(strict=True, required=True, validate=validate.Range(1, 10_000))
     period = fields.String(required=True, validate=validate.OneOf(PERIODS))
 
 
-class QuestionSchema(_Strict):
+class SurveyQuestionSchema(_Strict):
     key = fields.String(required=True, validate=IDENTIFIER)
     text = fields.String(required=True, validate=validate.Length(1, 300))
     type = fields.String(load_default="nps", validate=validate.OneOf(QUESTION_TYPES))
 
 
-class ActionSchema(_Strict):
+class MilestoneActionSchema(_Strict):
     id = fields.String(required=True, validate=IDENTIFIER)
     title = fields.String(required=True, validate=validate.Length(1, 120))
     kind = fields.String(required=True, validate=validate.OneOf(ACTION_KINDS))
     points = _points()
-    cap = fields.Nested(CapSchema, load_default=None, allow_none=True)
+    cap = fields.Nested(ActionCapSchema, load_default=None, allow_none=True)
     cooldown_minutes = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 525_600))
     url = fields.Url(load_default=None, allow_none=True, schemes={"https"})
     network = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(NETWORKS))
-    questions = fields.List(fields.Nested(QuestionSchema), load_default=list, validate=validate.Length(max=20))
+    questions = fields.List(fields.Nested(SurveyQuestionSchema), load_default=list, validate=validate.Length(max=20))
 
     @validates_schema
     def _fits_its_kind(self, data: dict[str, Any], **_: Any) -> None:
@@ -99,13 +99,13 @@ class ActionSchema(_Strict):
 
 
 class MilestoneSettingsSchema(_Strict):
-    thresholds = fields.List(fields.Nested(ThresholdSchema), load_default=list, validate=validate.Length(max=MAX_RULES))
+    thresholds = fields.List(fields.Nested(SpendThresholdSchema), load_default=list, validate=validate.Length(max=MAX_RULES))
     punch_cards = fields.List(
         fields.Nested(PunchCardSchema), load_default=list, validate=validate.Length(max=MAX_RULES)
     )
-    signup = fields.Nested(SignupSchema, load_default=lambda: {"points": 0, "since": None})
-    birthday = fields.Nested(BirthdaySchema, load_default=lambda: {"points": 0, "when": "day", "metafield": None})
-    actions = fields.List(fields.Nested(ActionSchema), load_default=list, validate=validate.Length(max=MAX_RULES))
+    signup = fields.Nested(SignupBonusSchema, load_default=lambda: {"points": 0, "since": None})
+    birthday = fields.Nested(BirthdayBonusSchema, load_default=lambda: {"points": 0, "when": "day", "metafield": None})
+    actions = fields.List(fields.Nested(MilestoneActionSchema), load_default=list, validate=validate.Length(max=MAX_RULES))
 
     @validates_schema
     def _unique_ids(self, data: dict[str, Any], **_: Any) -> None:
