@@ -99,13 +99,17 @@ class MilestoneActionSchema(_Strict):
 
 
 class MilestoneSettingsSchema(_Strict):
-    thresholds = fields.List(fields.Nested(SpendThresholdSchema), load_default=list, validate=validate.Length(max=MAX_RULES))
+    thresholds = fields.List(
+        fields.Nested(SpendThresholdSchema), load_default=list, validate=validate.Length(max=MAX_RULES)
+    )
     punch_cards = fields.List(
         fields.Nested(PunchCardSchema), load_default=list, validate=validate.Length(max=MAX_RULES)
     )
     signup = fields.Nested(SignupBonusSchema, load_default=lambda: {"points": 0, "since": None})
     birthday = fields.Nested(BirthdayBonusSchema, load_default=lambda: {"points": 0, "when": "day", "metafield": None})
-    actions = fields.List(fields.Nested(MilestoneActionSchema), load_default=list, validate=validate.Length(max=MAX_RULES))
+    actions = fields.List(
+        fields.Nested(MilestoneActionSchema), load_default=list, validate=validate.Length(max=MAX_RULES)
+    )
 
     @validates_schema
     def _unique_ids(self, data: dict[str, Any], **_: Any) -> None:
