@@ -508,9 +508,7 @@ class SurveyAnswer(Base):
     """One answer to one survey question; a 0-10 question keeps its score (the NPS the reports read)."""
 
     __tablename__ = "survey_answers"
-    __table_args__ = (
-        Index("ix_survey_answers_shop_id_survey_id_answered_at", "shop_id", "survey_id", "answered_at"),
-    )
+    __table_args__ = (Index("ix_survey_answers_shop_id_survey_id_answered_at", "shop_id", "survey_id", "answered_at"),)
 
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
     completion_key: Mapped[str] = mapped_column(String(200), primary_key=True)  # the action completion's key
