@@ -320,6 +320,14 @@ class Redemption(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Store credit (kinds store_credit and cash_back; docs/store-credit.md). Money in integer thousandths of the
+    # major unit, exact in every currency. The expiry is also the credit's fingerprint in the shop: unique among
+    # the member's store-credit redemptions, so a look-up after a lost reply finds this credit and no other.
+    credit_milli: Mapped[int | None] = mapped_column(BigInteger)
+    credit_currency: Mapped[str | None] = mapped_column(String(3))
+    credit_balance_milli: Mapped[int | None] = mapped_column(BigInteger)  # the account's balance after the credit
+    credit_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    debit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a cancel's debit may be in the shop
 
 
 class PrivacyRequest(Base):
