@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -491,3 +492,101 @@ class TierPurchase(Base):
     paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
     months: Mapped[int] = mapped_column(Integer)
     line_ids: Mapped[list[int]] = mapped_column(Json)
+
+
+class MilestoneSettings(Base):
+    """A shop's milestone programme (thresholds, punch cards, signup, birthday, actions), one version per save."""
+
+    __tablename__ = "milestone_settings"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(Json)
+    version: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MilestoneHolding(Base):
+    """What one member-level rule has granted one member: the points of each grant it holds, newest last.
+
+    Locked while the rule's target is recomputed from facts; only the difference is posted.
+    """
+
+    __tablename__ = "milestone_holdings"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rule_key: Mapped[str] = mapped_column(String(80), primary_key=True)  # "threshold:big-spender", "birthday:2026"
+    grants: Mapped[list[int]] = mapped_column(Json)  # points of each grant held, so a take-back undoes the newest
+    points_held: Mapped[int] = mapped_column(BigInteger)
+    # Points a take-back could not collect under claw_back: netted against this rule's next grant.
+    unpaid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # postings made: keys stay unique
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MemberBirthday(Base):
+    """A member's birthday (month and day, never the year), given in the widget or mapped from a metafield."""
+
+    __tablename__ = "member_birthdays"
+    __table_args__ = (Index("ix_member_birthdays_shop_id_month_day", "shop_id", "month", "day"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    month: Mapped[int] = mapped_column(SmallInteger)
+    day: Mapped[int] = mapped_column(SmallInteger)
+    source: Mapped[str] = mapped_column(String(16))  # widget, metafield, admin
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ActionKey(Base):
+    """A per-shop key that signs the merchant's server-to-server action calls; the secret is encrypted at rest."""
+
+    __tablename__ = "action_keys"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    secret: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet ciphertext: HMAC needs the secret itself
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ActionCompletion(Base):
+    """One custom action a member completed and the points it earned, keyed by the caller's idempotency key."""
+
+    __tablename__ = "action_completions"
+    __table_args__ = (
+        Index(
+            "ix_action_completions_shop_id_member_id_action_id_completed_at",
+            "shop_id",
+            "member_id",
+            "action_id",
+            "completed_at",
+        ),
+    )
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    action_id: Mapped[str] = mapped_column(String(40))
+    points: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(16))  # server, widget
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the request: a reused key with another is refused
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SurveyAnswer(Base):
+    """One answer to one survey question; a 0-10 question keeps its score (the NPS the reports read)."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (Index("ix_survey_answers_shop_id_survey_id_answered_at", "shop_id", "survey_id", "answered_at"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    completion_key: Mapped[str] = mapped_column(String(200), primary_key=True)  # the action completion's key
+    question_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    survey_id: Mapped[str] = mapped_column(String(40))
+    score: Mapped[int | None] = mapped_column(SmallInteger)  # 0-10 questions only
+    answer: Mapped[str | None] = mapped_column(Text)  # text and choice questions
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

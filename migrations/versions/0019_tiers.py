@@ -1,8 +1,8 @@
 """VIP tiers: shops.tiers (the current tier programme) and its versions, members' tier columns, tier_moves and
-tier_purchases (docs/decisions/0021-tiers.md)
+tier_purchases (docs/decisions/0022-tiers.md)
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-12-03 07:40:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 METRICS = ("points", "spend", "orders")
 PERIODS = ("lifetime", "calendar_year", "rolling_12_months")
-# A count of paid orders over a rolling window is not offered: see docs/decisions/0021-tiers.md.
+# A count of paid orders over a rolling window is not offered: see docs/decisions/0022-tiers.md.
 SUPPORTED_PERIODS = {
     "points": PERIODS,
     "spend": PERIODS,

@@ -53,6 +53,13 @@ def _customer(session: Session, shop: Shop, event: events.CustomerCreated) -> in
     return 0
 
 
+def _customer_created(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
+    """A new customer account: enrol them, and greet them with the signup bonus (once ever, whatever repeats)."""
+    from plugin.services.milestones import rules as milestones  # late: accrual's imports stay light
+
+    return milestones.signup(session, shop, enrol(session, shop.id, event.customer))
+
+
 def _refunded(session: Session, shop: Shop, event: events.OrderRefunded) -> int:
     order = _lock_order(session, shop.id, event.refund.order_id)
     _record_refund(session, shop.id, event.refund)
@@ -116,7 +123,7 @@ def product_known(session: Session, shop: Shop, product: events.ProductFacts, *,
 
 # One handler per event type: a new event means a new entry here, not a longer if-ladder.
 HANDLERS: dict[type, Callable[[Session, Shop, Any], int]] = {
-    events.CustomerCreated: _customer,
+    events.CustomerCreated: _customer_created,
     events.CustomerUpdated: _customer,
     events.OrderRefunded: _refunded,
     events.OrderCreated: _order_created,
