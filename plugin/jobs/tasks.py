@@ -25,6 +25,8 @@ from plugin.services import (
     reconcile,
     redemption,
     subscriptions,
+    tier_push,
+    tier_sweep,
 )
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 SIGNAL_TTL_SECONDS = 10  # if a queued job is lost, the next change re-signals after this long
 RECONCILE_CLAIM_SECONDS = 15 * 60
 PRODUCT_LOOKUP_CLAIM_SECONDS = 60
+TIER_SWEEP_CLAIM_SECONDS = 60 * 60  # the period-end recompute runs at most hourly, whatever the sweeps find
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
 EXPIRY_CLAIM_SECONDS = 10 * 60  # a killed expiry run is queued again after this; the run resumes where it stopped
 WEEK = 7 * 86400
@@ -67,6 +70,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
     if outcomes.get(inbox.PROCESSED):
         signal_balances(settings)
         signal_events(settings)
+        signal_tiers(settings)
     return dict(outcomes)
 
 
@@ -103,6 +107,40 @@ def push_balances_with(settings: Settings) -> int:
     if written:
         log.info("pushed %d balances to customer metafields", written)
     return written
+
+
+def push_tiers() -> int:
+    """Worker entry point: write changed tiers to the shops' customer tags and `loyalty.tier` metafields."""
+    return push_tiers_with(Settings.from_env())
+
+
+def push_tiers_with(settings: Settings) -> int:
+    if settings.inline_jobs:
+        written = tier_push.push_tiers(settings, platforms.admin_client)
+    else:
+        clear_claim(settings, "tiers")
+        written = tier_push.push_tiers(
+            settings,
+            platforms.admin_client,
+            lambda shop_id: claimed(settings, f"tier-push-rest:{shop_id}"),
+            lambda shop_id: hold(settings, f"tier-push-rest:{shop_id}", PUSH_REST_SECONDS),
+        )
+    if written:
+        log.info("pushed %d tiers to customer tags and metafields", written)
+    return written
+
+
+def end_tier_periods() -> int:
+    """Worker entry point: recompute members whose tier's kept-until or paid-until date has passed."""
+    return end_tier_periods_with(Settings.from_env())
+
+
+def end_tier_periods_with(settings: Settings) -> int:
+    moved = tier_sweep.run(settings.database_url)
+    if moved:
+        signal_tiers(settings)
+        signal_balances(settings)
+    return moved
 
 
 def check_webhooks(shop_id: int) -> list[str]:
@@ -171,6 +209,10 @@ def expire_points_with(settings: Settings, shop_id: int) -> dict:
 DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
 ISSUE_CODE = register(Job(issue_code, issue_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK))
 PUSH_BALANCES = register(Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400))
+PUSH_TIERS = register(Job(push_tiers, push_tiers_with, timeout=600, result_ttl=60, failure_ttl=86400))
+END_TIER_PERIODS = register(
+    Job(end_tier_periods, end_tier_periods_with, timeout=1800, result_ttl=300, failure_ttl=86400)
+)
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
 DELIVER_EVENTS = register(Job(deliver_events, deliver_events_with, timeout=900, result_ttl=60, failure_ttl=86400))
@@ -214,6 +256,16 @@ def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
 def signal_balances(settings: Settings) -> None:
     """Balances changed: queue one push of the shop's metafields for a whole burst of changes."""
     dispatch(settings, PUSH_BALANCES, claim="balances", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
+def signal_tiers(settings: Settings) -> None:
+    """Tiers may have moved: queue one push of customer tags and metafields for a whole burst of moves."""
+    dispatch(settings, PUSH_TIERS, claim="tiers", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
+def enqueue_tier_period_ends(settings: Settings) -> None:
+    """Recompute members whose tier's dates passed; at most one queued job per TIER_SWEEP_CLAIM_SECONDS."""
+    dispatch(settings, END_TIER_PERIODS, claim="tier-periods", claim_seconds=TIER_SWEEP_CLAIM_SECONDS)
 
 
 def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
@@ -261,6 +313,10 @@ def sweep(settings: Settings) -> tuple[int, int]:
         signal_events(settings)
     for shop_id in expiry.due_shops(settings.database_url):  # each shop's day, in its own time zone
         enqueue_expiry(settings, shop_id)
+    if tier_push.any_due(settings.database_url):
+        signal_tiers(settings)
+    if tier_sweep.any_due(settings.database_url):
+        enqueue_tier_period_ends(settings)
     if settings.shopify_app_url:
         for shop_id in subscriptions.due(settings):
             enqueue_webhook_check(settings, shop_id)
