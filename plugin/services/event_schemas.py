@@ -12,7 +12,9 @@ _INT_OR_NULL = {"type": ["integer", "null"]}
 
 _POSTING = {
     "type": "object",
-    "required": ["points", "balance", "kind", "order_id", "posting_id"],
+    # Postings announced by announcements.py carry every field; other features' grants (milestones, tiers) at
+    # least the points and what caused them.
+    "required": ["points"],
     "properties": {
         "points": {**_INT, "description": "signed: positive adds to the balance"},
         "balance": {**_INT, "description": "the member's balance after this change"},
@@ -23,7 +25,10 @@ _POSTING = {
         "posting_id": _INT,
         "available_at": {"type": "string", "format": "date-time", "description": "earned points: spendable from"},
         "actor": {"type": "string", "description": "support adjustments: who made it"},
-        "expired_lots": {"type": "array", "items": {"type": "object"}, "description": "points.expired: which lots"},
+        "source_type": {"type": "string", "description": "what caused it (threshold, tier, referral ...)"},
+        "source_id": {"type": "string"},
+        "expires_on": {"type": "string", "format": "date", "description": "points.expired: the lot's expiry day"},
+        "lot_posting_id": {**_INT, "description": "points.expired: the lot (earning posting) that expired"},
     },
     "additionalProperties": True,
 }
