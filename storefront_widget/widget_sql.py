@@ -41,7 +41,9 @@ _WIDGET = text(
       ) AS history,
       (SELECT coalesce(json_agg(json_build_object(
                   'id', x.id, 'status', x.status, 'code', x.code, 'title', x.reward ->> 'title',
-                  'points', x.points, 'ends_at', to_char(x.ends_at AT TIME ZONE 'UTC', :iso), 'reason', x.reason)
+                  'points', x.points, 'ends_at', to_char(x.ends_at AT TIME ZONE 'UTC', :iso), 'reason', x.reason,
+                  'credit_milli', x.credit_milli, 'credit_currency', x.credit_currency,
+                  'credit_balance_milli', x.credit_balance_milli)
               ORDER BY x.id DESC), '[]'::json)
          FROM (SELECT * FROM redemptions r WHERE r.shop_id = s.id AND r.member_id = m.id
                 ORDER BY r.id DESC LIMIT :redemptions) AS x
