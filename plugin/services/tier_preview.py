@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from plugin.models import Member, Order, Refund, Shop, TierPurchase, utcnow
+from plugin.models import Member, Order, Refund, Shop, TierPurchase, UTCDateTime, utcnow
 from plugin.programme import tiers as tier_rules
 from plugin.services import tier_sets, tiers
 from plugin.services.shops import zone
@@ -37,32 +39,84 @@ def preview(
     terms = _terms(session, shop.id, candidate, refunds)
     after: dict[int, str | None] = {}
     complete = True
-    rows = session.execute(
-        select(Order.member_id, Order.order_id, Order.name, Order.paid_at, Order.lot, Order.cancelled_at)
-        .where(
-            Order.shop_id == shop.id, Order.member_id.is_not(None), Order.paid_at.is_not(None), Order.lot.is_not(None)
-        )
-        .order_by(Order.member_id)
-        .execution_options(yield_per=5000)
-    )
     member: int | None = None
     facts: list[tier_rules.OrderFact] = []
-    for count, (member_id, order_id, name, paid_at, lot, cancelled_at) in enumerate(rows):
+    stream = _facts_stream(session, shop.id, refunds, candidate.metric)
+    for count, (member_id, fact) in enumerate(stream):
         if count % 4096 == 0 and time.monotonic() > deadline:
             complete = False
-            rows.close()
+            stream.close()
             break
         if member_id != member:
             if member is not None:
-                after[member] = tier_rules.status(candidate, facts, now, shop_zone, terms.get(member, [])).tier_id
+                after[member] = tier_rules.tier_at(candidate, facts, now, shop_zone, terms.get(member, []))
             member, facts = member_id, []
-        facts.append(tiers.order_fact(order_id, name, paid_at, lot, cancelled_at, refunds.get(order_id)))
+        facts.append(fact)
     if complete and member is not None:
-        after[member] = tier_rules.status(candidate, facts, now, shop_zone, terms.get(member, [])).tier_id
+        after[member] = tier_rules.tier_at(candidate, facts, now, shop_zone, terms.get(member, []))
     if complete:
         for member_id in terms.keys() - after.keys():  # bought the paid tier, no order counted
-            after[member_id] = tier_rules.status(candidate, [], now, shop_zone, terms[member_id]).tier_id
+            after[member_id] = tier_rules.tier_at(candidate, [], now, shop_zone, terms[member_id])
     return _summary(current, candidate, held, after, complete)
+
+
+# On PostgreSQL the database reads what tiers need out of each lot (its eligible money and its points without the
+# tier's own share), so 100,000 members' lots are never decoded in Python; a refunded order's lot is, since its
+# reversal arithmetic lives in programme/earning.py.
+LOT_VALUES = text(
+    """
+    SELECT o.member_id, o.order_id, o.name, o.paid_at, o.cancelled_at,
+           (SELECT coalesce(sum((l->>'eligible')::numeric), 0) FROM jsonb_array_elements(o.lot->'lines') l)
+             + (o.lot->>'shipping')::numeric + (o.lot->>'tip')::numeric AS spend,
+           CASE WHEN jsonb_array_length(coalesce(o.lot->'contributions', '[]'::jsonb)) = 0
+                THEN (o.lot->>'points')::bigint
+                ELSE greatest((SELECT coalesce(sum((c->>'points')::bigint), 0)
+                               FROM jsonb_array_elements(o.lot->'contributions') c
+                               WHERE c->>'kind' <> :tier_kind), 0) END AS points,
+           EXISTS (SELECT 1 FROM refunds r WHERE r.shop_id = o.shop_id AND r.order_id = o.order_id) AS refunded
+    FROM orders o
+    WHERE o.shop_id = :shop_id AND o.member_id IS NOT NULL AND o.paid_at IS NOT NULL AND o.lot IS NOT NULL
+    ORDER BY o.member_id
+    """
+).columns(paid_at=UTCDateTime(), cancelled_at=UTCDateTime())
+
+
+def _facts_stream(session: Session, shop_id: int, refunds, metric: str) -> Iterator[tuple[int, tier_rules.OrderFact]]:
+    """(member id, order fact) for every paid order of the shop, grouped by member."""
+    if session.get_bind().dialect.name != "postgresql":
+        rows = session.execute(
+            select(Order.member_id, Order.order_id, Order.name, Order.paid_at, Order.lot, Order.cancelled_at)
+            .where(
+                Order.shop_id == shop_id,
+                Order.member_id.is_not(None),
+                Order.paid_at.is_not(None),
+                Order.lot.is_not(None),
+            )
+            .order_by(Order.member_id)
+            .execution_options(yield_per=5000)
+        )
+        for member_id, order_id, name, paid_at, lot, cancelled_at in rows:
+            yield member_id, tiers.order_fact(order_id, name, paid_at, lot, cancelled_at, refunds.get(order_id), metric)
+        return
+    refunded_lots = dict(
+        session.execute(
+            select(Order.order_id, Order.lot).where(
+                Order.shop_id == shop_id, Order.order_id.in_(select(Refund.order_id).where(Refund.shop_id == shop_id))
+            )
+        ).all()
+    )
+    rows = session.execute(
+        LOT_VALUES, {"shop_id": shop_id, "tier_kind": tier_rules.TIER_CONTRIBUTION_KIND},
+        execution_options={"yield_per": 5000},
+    )  # fmt: skip
+    cent = Decimal("0.01")
+    for member_id, order_id, name, paid_at, cancelled_at, spend, points, refunded in rows:
+        if refunded or cancelled_at is not None:
+            lot = refunded_lots.get(order_id) or {"lines": [], "shipping": "0", "tip": "0", "points": 0}
+            yield member_id, tiers.order_fact(order_id, name, paid_at, lot, cancelled_at, refunds.get(order_id), metric)
+        else:
+            label = name or f"#{order_id}"
+            yield member_id, tier_rules.OrderFact(order_id, label, paid_at, spend.quantize(cent), int(points), True)
 
 
 def _refunds_by_order(session: Session, shop_id: int):

@@ -189,6 +189,7 @@ def order_fact(
     lot_json: dict[str, Any],
     cancelled_at: datetime | None,
     refunds: list[events.RefundFacts] | None,
+    metric: str | None = None,
 ) -> tier_rules.OrderFact:
     """One order as tiers see it. An order with no refund and no cancellation is read straight from its lot's JSON
     (what the preview does 100,000 times); the others go through the lot's own reversal arithmetic."""
@@ -206,7 +207,8 @@ def order_fact(
         return tier_rules.OrderFact(order_id, label, paid_at, spend.quantize(Decimal("0.01")), points, True)
     lot = program.Lot.from_json(lot_json)
     spend = program.money_kept(lot, refunds, False)
-    points = program.points_without(lot, refunds, False, tier_rules.TIER_CONTRIBUTION_KIND)
+    # The preview asks for one metric: the points' exact reversal is the costly part, so it is skipped for spend.
+    points = 0 if metric == "spend" else program.points_without(lot, refunds, False, tier_rules.TIER_CONTRIBUTION_KIND)
     counts = spend > 0 or not _wholly_refunded(lot, refunds)
     return tier_rules.OrderFact(order_id, label, paid_at, spend, points, counts)
 
