@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -429,3 +429,58 @@ def counts(session: Session, shop_id: int) -> dict[str | None, int]:
     """Members per tier id (None: no tier)."""
     rows = session.execute(select(Member.tier, func.count()).where(Member.shop_id == shop_id).group_by(Member.tier))
     return {tier: int(n) for tier, n in rows}
+
+
+def widget_section(session: Session, shop: Any, member_id: int | None, now: datetime | None = None) -> dict | None:
+    """What the storefront widget shows of tiers: the member's tier, its benefits, the kept-until and renewal
+    dates, and progress to the next tier; None when the shop has no tiers. `shop` needs id, tiers, tiers_version
+    and time_zone (the widget's one-statement read passes its row's values)."""
+    current = programme(shop)
+    if current is None:
+        return None
+    now = now or utcnow()
+    shop_zone = zone(shop)
+    if member_id is not None:
+        facts, terms = facts_for(session, shop.id, [member_id])
+        state = tier_rules.status(current, facts.get(member_id, []), now, shop_zone, terms.get(member_id, []))
+    else:
+        state = tier_rules.status(current, [], now, shop_zone)
+    tier = current.tier(state.tier_id)
+    ahead = tier_rules.progress(current, state, shop_zone)
+
+    def last_day(moment: datetime | None) -> str | None:
+        return None if moment is None else (moment.astimezone(shop_zone) - timedelta(seconds=1)).date().isoformat()
+
+    def money_or_count(value: Decimal) -> str | int:
+        return str(value.quantize(Decimal("0.01"))) if current.metric == "spend" else int(value)
+
+    return {
+        "metric": current.metric,
+        "period": current.period,
+        "current": None if tier is None else {"id": tier.tier_id, "name": tier.name, **_benefits(tier)},
+        "kept_until": last_day(state.kept_until) if tier else None,
+        "paid_until": last_day(state.paid_until),
+        "value": money_or_count(state.value),
+        "progress": None
+        if ahead is None
+        else {
+            "id": ahead.next_tier.tier_id,
+            "name": ahead.next_tier.name,
+            "needed": money_or_count(ahead.needed),
+            "by": ahead.by.isoformat() if ahead.by else None,
+        },
+        "tiers": [
+            {"id": t.tier_id, "name": t.name, "threshold": money_or_count(t.threshold), **_benefits(t)}
+            for t in current.tiers
+        ],
+    }
+
+
+def _benefits(tier: tier_rules.Tier) -> dict[str, Any]:
+    return {
+        "multiplier": str(tier.multiplier.normalize()),
+        "entry_reward": tier.entry_reward,
+        "birthday_reward": tier.birthday_reward,
+        "free_shipping": tier.free_shipping,
+        "perks": list(tier.perks),
+    }
