@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 # is cast only for redemption postings whose id is all digits (CASE is evaluated in order).
 _WIDGET = text(
     """
-    WITH s AS (SELECT id, currency, settings, settings_version, active FROM shops WHERE domain = :domain),
+    WITH s AS (SELECT id, currency, settings, settings_version, active, tiers, tiers_version, time_zone
+               FROM shops WHERE domain = :domain),
     m AS (SELECT members.id, members.balance FROM members JOIN s ON members.shop_id = s.id
           WHERE members.customer_id = :customer_id)
     SELECT s.id AS shop_id, s.currency, s.settings, s.settings_version, s.active, m.id AS member_id, m.balance,
+      s.tiers, s.tiers_version, s.time_zone,
       (SELECT coalesce(json_agg(json_build_object(
                   'points', o.points_held, 'at', to_char(o.available_at AT TIME ZONE 'UTC', :iso))
               ORDER BY o.available_at), '[]'::json)

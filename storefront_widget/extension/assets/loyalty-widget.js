@@ -30,6 +30,11 @@
         adjust: 'Adjustment', bonus: 'Bonus', expire: 'Expired', forgive: 'Forgiven', import: 'Imported' },
       unavailable: { not_yet_available: 'Available from {date}', ended: 'Ended on {date}', sold_out: 'All claimed',
         limit_reached: 'You’ve reached the limit for this reward', other: 'Not available right now' },
+      tierH: 'Your status', tierNone: 'No tier yet', keptUntil: 'Kept until {date}', renews: 'Membership renews on {date}',
+      toNext: { spend: 'Spend {v} more{by} to reach {tier}', points: 'Earn {v} more{by} to reach {tier}',
+        orders: '{v} more orders{by} to reach {tier}' }, by: ' by {date}', topTier: 'You’ve reached the top tier.',
+      perk: { multiplier: '{x}× points on every order', entry: '{pts} when you reach {tier}', birthday: '{pts} on your birthday',
+        freeShip: 'Free shipping' }, tiersH: 'Tiers',
       errors: { not_enough_points: 'You don’t have enough points for this reward.',
         unknown_reward: 'This reward is no longer available.', not_signed_in: 'Please sign in to spend your points.',
         reward_unavailable: 'This reward is not available right now.', bad_points: 'Choose a number of points within the range, in whole steps.' },
@@ -61,6 +66,13 @@
         adjust: 'Ajustement', bonus: 'Bonus', expire: 'Expirés', forgive: 'Remis', import: 'Importés' },
       unavailable: { not_yet_available: 'Disponible à partir du {date}', ended: 'Terminée le {date}', sold_out: 'Épuisée',
         limit_reached: 'Vous avez atteint la limite pour cette récompense', other: 'Indisponible pour le moment' },
+      tierH: 'Votre statut', tierNone: 'Pas encore de statut', keptUntil: 'Conservé jusqu’au {date}',
+      renews: 'Adhésion renouvelée le {date}',
+      toNext: { spend: 'Dépensez encore {v}{by} pour atteindre {tier}', points: 'Gagnez encore {v}{by} pour atteindre {tier}',
+        orders: 'Encore {v} commandes{by} pour atteindre {tier}' }, by: ' d’ici le {date}',
+      topTier: 'Vous avez atteint le statut le plus élevé.',
+      perk: { multiplier: 'Points ×{x} sur chaque commande', entry: '{pts} en atteignant {tier}',
+        birthday: '{pts} pour votre anniversaire', freeShip: 'Livraison gratuite' }, tiersH: 'Statuts',
       errors: { not_enough_points: 'Vous n’avez pas assez de points pour cette récompense.',
         unknown_reward: 'Cette récompense n’est plus disponible.', not_signed_in: 'Connectez-vous pour utiliser vos points.',
         reward_unavailable: 'Cette récompense n’est pas disponible pour le moment.', bad_points: 'Choisissez un nombre de points dans la plage, par paliers entiers.' },
@@ -140,6 +152,10 @@
     const fmt = (s, v) => s.replace(/\{(\w+)\}/g, (_, k) => v[k]);
     const pts = (n) => fmt(T.pts[plural.select(n)] || T.pts.other, { n: nf.format(n) });
     const date = (iso) => (iso && !isNaN(new Date(iso)) ? df.format(new Date(iso)) : '');
+    // A shop-local calendar day ("2026-12-31") shown as that day wherever the shopper is.
+    const dayf = new Intl.DateTimeFormat(tag, { day: 'numeric', month: 'short', timeZone: 'UTC' });
+    const day = (d, f) => (/^\d{4}-\d{2}-\d{2}$/.test(d || '') ? (f || dayf).format(new Date(d + 'T12:00:00Z')) : '');
+    const dayY = new Intl.DateTimeFormat(tag, { day: 'numeric', month: 'short', year: 'numeric', timeZone: 'UTC' });
     const money = (amount, opts) => {
       try {
         return new Intl.NumberFormat(tag, { style: 'currency', currency: data.shop.currency || 'USD', ...opts }).format(amount);
@@ -155,9 +171,9 @@
 
     const live = h('div', { class: 'lw-sr', role: 'status', 'aria-live': 'polite' });
     const sec = (full) => h('div', { class: full ? 'lw-sec lw-full' : 'lw-sec', hidden: true });
-    const st = sec(1), sum = sec(1), rw = sec(), cd = sec(), hi = sec();
+    const st = sec(1), sum = sec(1), tr = sec(1), rw = sec(), cd = sec(), hi = sec();
     const res = h('div', { class: 'lw-result', tabindex: '-1', hidden: true });
-    const body = h('div', { class: 'lw-body' }, st, sum, h('div', { class: 'lw-sec' }, res, rw), cd, hi);
+    const body = h('div', { class: 'lw-body' }, st, sum, tr, h('div', { class: 'lw-sec' }, res, rw), cd, hi);
     const head = h('div', { class: 'lw-head' }, h('h2', { class: 'lw-title', id: id + 't', tabindex: '-1', text: T.rewards }));
     const box = h('div', { class: inline ? 'lw lw-inline' : 'lw', 'data-pos': ds.position === 'left' ? 'left' : 'right' });
     const fg = onColour(ds.accent);
@@ -295,6 +311,8 @@
         fill(sum, p('', rule), h('a', { class: 'lw-btn lw-link', href }, T.signIn));
       }
 
+      fill(tr, data.tier && tierSection(data.tier, c));
+
       fill(rw, h3(T.spendH), data.rewards.length ? h('ul', { class: 'lw-list' }, data.rewards.map((r) => {
         const name = rewardTitle(r);
         let action = null;
@@ -361,6 +379,33 @@
       input.addEventListener('input', update);
       update();
       return h('div', { class: 'lw-chooser' }, h('label', { for: inputId, class: 'lw-small', text: T.choosePts }), input, gets, btn);
+    }
+
+    // The shop's tiers: the shopper's tier and its benefits, how long it is kept, and what the next one takes.
+    function perks(t) {
+      return [
+        t.multiplier && t.multiplier !== '1' && fmt(T.perk.multiplier, { x: nf.format(+t.multiplier) }),
+        t.entry_reward > 0 && fmt(T.perk.entry, { pts: pts(t.entry_reward), tier: t.name }),
+        t.birthday_reward > 0 && fmt(T.perk.birthday, { pts: pts(t.birthday_reward) }),
+        t.free_shipping && T.perk.freeShip,
+        ...(t.perks || []),
+      ].filter(Boolean);
+    }
+    function tierSection(t, c) {
+      const now = t.current;
+      const next = t.progress;
+      const amount = next && (t.metric === 'spend' ? money(next.needed) : t.metric === 'points' ? pts(next.needed) : nf.format(next.needed));
+      const toNext = next && fmt(T.toNext[t.metric], { v: amount, tier: next.name, by: next.by ? fmt(T.by, { date: day(next.by) }) : '' });
+      return [
+        h3(T.tierH),
+        h('div', { class: 'lw-tier' },
+          p('lw-tier-name', now ? now.name : T.tierNone),
+          now && t.kept_until && p('lw-small', fmt(T.keptUntil, { date: day(t.kept_until, dayY) })),
+          now && t.paid_until && p('lw-small', fmt(T.renews, { date: day(t.paid_until, dayY) })),
+          now && h('ul', { class: 'lw-perks' }, perks(now).map((x) => h('li', { class: 'lw-small', text: x })))),
+        c && (toNext ? p('lw-progress', toNext) : now && p('lw-small lw-muted', T.topTier)),
+        !c && toNext && p('lw-small lw-muted', toNext),
+      ];
     }
 
     function codeBox(code, key) {
