@@ -200,3 +200,21 @@ def test_fractional_points_thresholds_and_unknown_keys_are_refused():
         "tiers": {0: {"threshold": ["a whole number of points"]}}
     }
     assert refusal(colour="gold") == {"colour": ["Unknown field."]}
+
+
+@pytest.mark.parametrize("period", ["lifetime", "calendar_year", "rolling_12_months"])
+def test_the_previews_tier_at_agrees_with_status(period):
+    chooser = random.Random(period)
+    paid = programme(period=period, grace_days=20, paid={**PAID, "tier": "silver", "mode": "replace"})
+    for _ in range(300):
+        facts = [
+            order(n, f"202{chooser.randint(4, 6)}-{chooser.randint(1, 12):02d}-{chooser.randint(1, 28):02d}",
+                  str(chooser.randint(0, 400)), counts=chooser.random() > 0.2)
+            for n in range(chooser.randint(0, 6))
+        ]  # fmt: skip
+        terms = [tiers.PaidTerm(99, at("2026-05-01"), 3, True)] if chooser.random() > 0.7 else []
+        now = at(f"2026-{chooser.randint(1, 12):02d}-15")
+        for candidate in (programme(period=period, grace_days=20), paid):
+            assert tiers.tier_at(candidate, facts, now, UTC_ZONE, terms) == tiers.status(
+                candidate, facts, now, UTC_ZONE, terms
+            ).tier_id

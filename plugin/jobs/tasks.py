@@ -26,6 +26,7 @@ from plugin.services import (
     redemption,
     subscriptions,
     tier_push,
+    tier_sets,
     tier_sweep,
 )
 
@@ -143,6 +144,19 @@ def end_tier_periods_with(settings: Settings) -> int:
     return moved
 
 
+def apply_tiers(shop_id: int) -> int:
+    """Worker entry point: move every member of the shop to its current tier programme."""
+    return apply_tiers_with(Settings.from_env(), shop_id)
+
+
+def apply_tiers_with(settings: Settings, shop_id: int) -> int:
+    moved = tier_sets.apply(settings.database_url, shop_id)
+    if moved:
+        signal_tiers(settings)
+        signal_balances(settings)
+    return moved
+
+
 def check_webhooks(shop_id: int) -> list[str]:
     """Worker entry point: re-create any webhook subscription the shop lost."""
     return check_webhooks_with(Settings.from_env(), shop_id)
@@ -213,6 +227,7 @@ PUSH_TIERS = register(Job(push_tiers, push_tiers_with, timeout=600, result_ttl=6
 END_TIER_PERIODS = register(
     Job(end_tier_periods, end_tier_periods_with, timeout=1800, result_ttl=300, failure_ttl=86400)
 )
+APPLY_TIERS = register(Job(apply_tiers, apply_tiers_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
 DELIVER_EVENTS = register(Job(deliver_events, deliver_events_with, timeout=900, result_ttl=60, failure_ttl=86400))
@@ -266,6 +281,11 @@ def signal_tiers(settings: Settings) -> None:
 def enqueue_tier_period_ends(settings: Settings) -> None:
     """Recompute members whose tier's dates passed; at most one queued job per TIER_SWEEP_CLAIM_SECONDS."""
     dispatch(settings, END_TIER_PERIODS, claim="tier-periods", claim_seconds=TIER_SWEEP_CLAIM_SECONDS)
+
+
+def enqueue_apply_tiers(settings: Settings, shop_id: int) -> None:
+    """Move the shop's members to its newly saved tier programme (in batches; intake goes on meanwhile)."""
+    dispatch(settings, APPLY_TIERS, shop_id)
 
 
 def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:

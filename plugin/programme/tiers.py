@@ -15,6 +15,7 @@ from calendar import monthrange
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -91,7 +92,11 @@ class TierProgramme:
 
     def reached(self, value: Decimal) -> int:
         """The rank a metric value reaches (0: below every threshold)."""
-        return bisect_right([t.threshold for t in self.tiers], value)
+        return bisect_right(self.thresholds, value)
+
+    @cached_property
+    def thresholds(self) -> tuple[Decimal, ...]:
+        return tuple(t.threshold for t in self.tiers)
 
     @classmethod
     def from_json(cls, data: dict[str, Any], version: int) -> TierProgramme:
@@ -195,6 +200,7 @@ def add_months(moment: datetime, months: int, zone: ZoneInfo) -> datetime:
     return local.replace(year=year, month=month, day=day).astimezone(UTC)
 
 
+@lru_cache(maxsize=1024)
 def _year_start(year: int, zone: ZoneInfo) -> datetime:
     return datetime.combine(date(year, 1, 1), time(0), zone).astimezone(UTC)
 
@@ -206,50 +212,77 @@ def period_key(programme: TierProgramme, moment: datetime, zone: ZoneInfo) -> st
     return str(moment.astimezone(zone).year)
 
 
-def qualifications(programme: TierProgramme, facts: list[OrderFact], zone: ZoneInfo) -> list[Qualification]:
-    """Each counted order's qualification: the metric in its period up to and including it, and how long it keeps."""
+def _qualify(programme: TierProgramme, facts: list[OrderFact], zone: ZoneInfo):
+    """(rank, running value, fact, period key, kept until) for each counted order, oldest first."""
     ordered = sorted((f for f in facts if f.counts), key=lambda f: (f.paid_at, f.order_id))
-    out: list[Qualification] = []
+    metric, period = programme.metric, programme.period
     running = Decimal(0)
     start = 0  # rolling: the first order still inside the window
     current_year: int | None = None
     for fact in ordered:
-        value = fact.value(programme.metric)
-        if programme.period == "calendar_year":
-            year = fact.paid_at.astimezone(zone).year
-            if year != current_year:
-                current_year, running = year, Decimal(0)
+        value = fact.value(metric)
+        local_year = fact.paid_at.astimezone(zone).year if period != "lifetime" else 0
+        if period == "calendar_year":
+            if local_year != current_year:
+                current_year, running = local_year, Decimal(0)
             running += value
-            kept = _year_start(year + 2, zone)
-        elif programme.period == "rolling_12_months":
+            kept = _year_start(local_year + 2, zone)
+        elif period == "rolling_12_months":
             running += value
             window_start = add_months(fact.paid_at, -12, zone)
             while ordered[start].paid_at <= window_start:
-                running -= ordered[start].value(programme.metric)
+                running -= ordered[start].value(metric)
                 start += 1
             kept = add_months(fact.paid_at, 12, zone)
         else:
             running += value
             kept = None
-        rank = programme.reached(running)
-        key = period_key(programme, fact.paid_at, zone)
-        out.append(Qualification(rank, running, fact.order_id, fact.name, fact.paid_at, key, kept))
-    return out
+        key = "lifetime" if period == "lifetime" else str(local_year)
+        yield programme.reached(running), running, fact, key, kept
+
+
+def qualifications(programme: TierProgramme, facts: list[OrderFact], zone: ZoneInfo) -> list[Qualification]:
+    """Each counted order's qualification: the metric in its period up to and including it, and how long it keeps."""
+    return [
+        Qualification(rank, running, fact.order_id, fact.name, fact.paid_at, key, kept)
+        for rank, running, fact, key, kept in _qualify(programme, facts, zone)
+    ]
+
+
+def tier_at(
+    programme: TierProgramme,
+    facts: list[OrderFact],
+    now: datetime,
+    zone: ZoneInfo,
+    terms: list[PaidTerm] = (),  # type: ignore[assignment]
+) -> str | None:
+    """The tier id `status` gives, without its reasons and dates: what the preview computes for every member."""
+    grace = timedelta(days=programme.grace_days)
+    earned = 0
+    for rank, _running, fact, _key, kept in _qualify(programme, facts, zone):
+        if fact.paid_at > now:
+            break
+        if rank > earned and (kept is None or kept + grace > now):
+            earned = rank
+    rank = earned
+    if programme.paid and terms:
+        paid_end = paid_until(programme, list(terms), zone)
+        if paid_end is not None and paid_end > now:
+            paid_rank = programme.rank(programme.paid.tier_id)
+            rank = paid_rank if programme.paid.mode == "replace" else max(earned, paid_rank)
+    return programme.tiers[rank - 1].tier_id if rank else None
 
 
 def current_value(programme: TierProgramme, facts: list[OrderFact], now: datetime, zone: ZoneInfo) -> Decimal:
     """The metric in the period that contains `now` (what progress to the next tier counts)."""
 
-    def inside(moment: datetime) -> bool:
-        if moment > now:
-            return False
-        if programme.period == "calendar_year":
-            return moment >= _year_start(now.astimezone(zone).year, zone)
-        if programme.period == "rolling_12_months":
-            return moment > add_months(now, -12, zone)
-        return True
-
-    return sum((f.value(programme.metric) for f in facts if inside(f.paid_at)), Decimal(0))
+    if programme.period == "calendar_year":
+        since = _year_start(now.astimezone(zone).year, zone)
+        return sum((f.value(programme.metric) for f in facts if since <= f.paid_at <= now), Decimal(0))
+    if programme.period == "rolling_12_months":
+        since = add_months(now, -12, zone)
+        return sum((f.value(programme.metric) for f in facts if since < f.paid_at <= now), Decimal(0))
+    return sum((f.value(programme.metric) for f in facts if f.paid_at <= now), Decimal(0))
 
 
 def period_end(programme: TierProgramme, now: datetime, zone: ZoneInfo) -> datetime | None:

@@ -16,7 +16,6 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -181,16 +180,7 @@ def redeem(
     return redemption
 
 
-def to_milli(amount: Decimal) -> int:
-    """Money as integer thousandths of the major unit: exact for every currency (none has more than three places)."""
-    return int(amount * 1000)
-
-
-def from_milli(milli: int | None) -> Decimal | None:
-    """Thousandths back to money, with two places unless the third is needed (as Shopify writes amounts)."""
-    if milli is None:
-        return None
-    return (Decimal(milli) / 1000).quantize(Decimal("0.01") if milli % 10 == 0 else Decimal("0.001"))
+to_milli, from_milli = rewards.to_milli, rewards.from_milli
 
 
 def _unique_expiry(session: Session, shop_id: int, member_id: int, wanted: datetime) -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -116,14 +116,7 @@ def _refunds(session: Session, shop_id: int, order_ids: list[int]) -> dict[int, 
             )
         )
         for order_id, refund_id, facts in rows:
-            out[order_id].append(
-                events.RefundFacts(
-                    refund_id=refund_id,
-                    order_id=order_id,
-                    line_quantities={int(k): int(v) for k, v in facts["line_quantities"].items()},
-                    shipping=Decimal(facts["shipping"]),
-                )
-            )
+            out[order_id].append(refund_from_json(order_id, refund_id, facts))
     return out
 
 
@@ -157,27 +150,67 @@ def facts_for(
     refunds = _refunds(session, shop_id, [r.order_id for r in rows] + [p.order_id for p in bought])
     facts: dict[int, list[tier_rules.OrderFact]] = defaultdict(list)
     for order_id, member_id, name, paid_at, lot_json, cancelled_at in rows:
-        lot = program.Lot.from_json(lot_json)
-        cancelled = cancelled_at is not None
-        order_refunds = refunds.get(order_id, ())
-        spend = program.money_kept(lot, order_refunds, cancelled)
-        points = program.points_without(lot, order_refunds, cancelled, tier_rules.TIER_CONTRIBUTION_KIND)
-        counts = not cancelled and (spend > 0 or not _wholly_refunded(lot, order_refunds))
-        facts[member_id].append(tier_rules.OrderFact(order_id, name or f"#{order_id}", paid_at, spend, points, counts))
+        facts[member_id].append(order_fact(order_id, name, paid_at, lot_json, cancelled_at, refunds.get(order_id)))
+    terms = paid_terms(bought, cancelled_orders, refunds)
+    return facts, terms
+
+
+def paid_terms(
+    bought: list[TierPurchase], cancelled_orders: dict[int, datetime | None], refunds
+) -> dict[int, list[tier_rules.PaidTerm]]:
+    """Each purchase of the paid tier, counted while its order stands and some marked line is kept."""
     terms: dict[int, list[tier_rules.PaidTerm]] = defaultdict(list)
     for purchase in bought:
-        refunded = defaultdict(int)
+        refunded: dict[int, int] = defaultdict(int)
         for refund in refunds.get(purchase.order_id, ()):
             for line_id, quantity in refund.line_quantities.items():
                 refunded[line_id] += quantity
-        # A marked line counts while any of it is kept; the order's own line quantities are in its facts.
         kept = cancelled_orders.get(purchase.order_id) is None and any(
             refunded[line_id] == 0 for line_id in purchase.line_ids
         )
-        terms[purchase.member_id].append(
-            tier_rules.PaidTerm(purchase.order_id, purchase.paid_at, purchase.months, kept)
-        )
-    return facts, terms
+        term = tier_rules.PaidTerm(purchase.order_id, purchase.paid_at, purchase.months, kept)
+        terms[purchase.member_id].append(term)
+    return terms
+
+
+def refund_from_json(order_id: int, refund_id: int, facts: dict[str, Any]) -> events.RefundFacts:
+    return events.RefundFacts(
+        refund_id=refund_id,
+        order_id=order_id,
+        line_quantities={int(k): int(v) for k, v in facts["line_quantities"].items()},
+        shipping=Decimal(facts["shipping"]),
+    )
+
+
+def order_fact(
+    order_id: int,
+    name: str | None,
+    paid_at: datetime,
+    lot_json: dict[str, Any],
+    cancelled_at: datetime | None,
+    refunds: list[events.RefundFacts] | None,
+    metric: str | None = None,
+) -> tier_rules.OrderFact:
+    """One order as tiers see it. An order with no refund and no cancellation is read straight from its lot's JSON
+    (what the preview does 100,000 times); the others go through the lot's own reversal arithmetic."""
+    label = name or f"#{order_id}"
+    if cancelled_at is not None:
+        return tier_rules.OrderFact(order_id, label, paid_at, Decimal(0), 0, False)
+    if not refunds:
+        spend = sum((Decimal(line["eligible"]) for line in lot_json["lines"]), Decimal(lot_json["shipping"]))
+        spend += Decimal(lot_json["tip"])
+        contributions = lot_json.get("contributions")
+        if contributions:
+            points = max(sum(c["points"] for c in contributions if c["kind"] != tier_rules.TIER_CONTRIBUTION_KIND), 0)
+        else:
+            points = int(lot_json["points"])
+        return tier_rules.OrderFact(order_id, label, paid_at, spend.quantize(Decimal("0.01")), points, True)
+    lot = program.Lot.from_json(lot_json)
+    spend = program.money_kept(lot, refunds, False)
+    # The preview asks for one metric: the points' exact reversal is the costly part, so it is skipped for spend.
+    points = 0 if metric == "spend" else program.points_without(lot, refunds, False, tier_rules.TIER_CONTRIBUTION_KIND)
+    counts = spend > 0 or not _wholly_refunded(lot, refunds)
+    return tier_rules.OrderFact(order_id, label, paid_at, spend, points, counts)
 
 
 def _wholly_refunded(lot: program.Lot, refunds: Iterable[events.RefundFacts]) -> bool:
@@ -396,3 +429,58 @@ def counts(session: Session, shop_id: int) -> dict[str | None, int]:
     """Members per tier id (None: no tier)."""
     rows = session.execute(select(Member.tier, func.count()).where(Member.shop_id == shop_id).group_by(Member.tier))
     return {tier: int(n) for tier, n in rows}
+
+
+def widget_section(session: Session, shop: Any, member_id: int | None, now: datetime | None = None) -> dict | None:
+    """What the storefront widget shows of tiers: the member's tier, its benefits, the kept-until and renewal
+    dates, and progress to the next tier; None when the shop has no tiers. `shop` needs id, tiers, tiers_version
+    and time_zone (the widget's one-statement read passes its row's values)."""
+    current = programme(shop)
+    if current is None:
+        return None
+    now = now or utcnow()
+    shop_zone = zone(shop)
+    if member_id is not None:
+        facts, terms = facts_for(session, shop.id, [member_id])
+        state = tier_rules.status(current, facts.get(member_id, []), now, shop_zone, terms.get(member_id, []))
+    else:
+        state = tier_rules.status(current, [], now, shop_zone)
+    tier = current.tier(state.tier_id)
+    ahead = tier_rules.progress(current, state, shop_zone)
+
+    def last_day(moment: datetime | None) -> str | None:
+        return None if moment is None else (moment.astimezone(shop_zone) - timedelta(seconds=1)).date().isoformat()
+
+    def money_or_count(value: Decimal) -> str | int:
+        return str(value.quantize(Decimal("0.01"))) if current.metric == "spend" else int(value)
+
+    return {
+        "metric": current.metric,
+        "period": current.period,
+        "current": None if tier is None else {"id": tier.tier_id, "name": tier.name, **_benefits(tier)},
+        "kept_until": last_day(state.kept_until) if tier else None,
+        "paid_until": last_day(state.paid_until),
+        "value": money_or_count(state.value),
+        "progress": None
+        if ahead is None
+        else {
+            "id": ahead.next_tier.tier_id,
+            "name": ahead.next_tier.name,
+            "needed": money_or_count(ahead.needed),
+            "by": ahead.by.isoformat() if ahead.by else None,
+        },
+        "tiers": [
+            {"id": t.tier_id, "name": t.name, "threshold": money_or_count(t.threshold), **_benefits(t)}
+            for t in current.tiers
+        ],
+    }
+
+
+def _benefits(tier: tier_rules.Tier) -> dict[str, Any]:
+    return {
+        "multiplier": str(tier.multiplier.normalize()),
+        "entry_reward": tier.entry_reward,
+        "birthday_reward": tier.birthday_reward,
+        "free_shipping": tier.free_shipping,
+        "perks": list(tier.perks),
+    }

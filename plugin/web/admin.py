@@ -68,6 +68,7 @@ def init_app(app) -> None:
         admin_milestones,
         admin_programme,
         admin_support,
+        admin_tiers,
         support_api,
     )
 
