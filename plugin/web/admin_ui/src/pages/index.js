@@ -7,9 +7,10 @@ import {settings} from './Settings.jsx';
 import {supportKeys} from './SupportKeys.jsx';
 import {parked} from './Parked.jsx';
 import {importPage} from './Import.jsx';
+import {events} from './Events.jsx';
 import {NotFound} from './NotFound.jsx';
 
-export const PAGES = [home, programme, members, activity, settings, importPage, supportKeys, parked];
+export const PAGES = [home, programme, members, activity, settings, events, importPage, supportKeys, parked];
 
 /** The component for a path, and the parameters its route captured. */
 export function resolve(path) {
