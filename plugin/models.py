@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Text,
     TypeDecorator,
@@ -128,6 +132,7 @@ class Order(Base):
         UniqueConstraint("shop_id", "order_id"),
         Index(None, "shop_id", "member_id", "available_at"),
         Index(None, "shop_id", "paid_at"),
+        Index("ix_orders_shop_id_paid_at_member_id", "shop_id", "paid_at", "member_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -219,6 +224,13 @@ class Posting(Base):
         UniqueConstraint("shop_id", "idempotency_key"),
         Index(None, "shop_id", "member_id", "id"),
         Index(None, "shop_id", "order_id"),
+        Index(
+            "ix_postings_pending",
+            "shop_id",
+            "available_at",
+            postgresql_where=text("available_at IS NOT NULL"),
+            sqlite_where=text("available_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -419,3 +431,44 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerDay(Base):
+    """Postings summed per shop-local day, kind and source: what reports read instead of every posting.
+
+    Rows come from compacting `ledger_day_deltas` (services/report_rollups.py) or from a rebuild out of the
+    postings themselves; never edited otherwise.
+    """
+
+    __tablename__ = "ledger_days"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_type: Mapped[str] = mapped_column(String(24), primary_key=True)
+    points_in: Mapped[int] = mapped_column(BigInteger)  # the sum of the positive postings
+    points_out: Mapped[int] = mapped_column(BigInteger)  # the sum of the negative postings (<= 0)
+    postings: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerDayDelta(Base):
+    """One posting's contribution to its day, inserted by a database trigger in the posting's transaction."""
+
+    __tablename__ = "ledger_day_deltas"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_type: Mapped[str] = mapped_column(String(24))
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportSettings(Base):
+    """The merchant's choices for the programme's reports: the money value of one point (None: implied)."""
+
+    __tablename__ = "report_settings"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    point_value: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
