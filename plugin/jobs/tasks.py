@@ -16,7 +16,7 @@ from plugin import inbox, platforms
 from plugin.config import Settings
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
-from plugin.services import balance_push, privacy, product_lookup, reconcile, redemption, subscriptions
+from plugin.services import balance_push, privacy, product_lookup, reconcile, redemption, report_rollups, subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -214,4 +214,5 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)
+    report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued

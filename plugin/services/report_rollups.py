@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from plugin.db import transaction
 from plugin.models import LedgerDay, LedgerDayDelta, Posting, Shop
 
 
@@ -121,6 +122,17 @@ def shops_waiting(session: Session, limit: int = 100) -> list[int]:
     if session.get_bind().dialect.name != "postgresql":
         return []
     return list(session.scalars(select(LedgerDayDelta.shop_id).distinct().limit(limit)))
+
+
+def compact_all(database_url: str) -> int:
+    """Compact every shop with deltas waiting, one transaction per shop (the sweeper calls this); returns shops."""
+    with transaction(database_url) as session:
+        waiting = shops_waiting(session)
+    done = 0
+    for shop_id in waiting:
+        with transaction(database_url) as session:
+            done += compact(session, shop_id)
+    return done
 
 
 REBUILD = text(

@@ -374,6 +374,11 @@ def _is_number(text: str) -> bool:
 # KPIs -----------------------------------------------------------------------------------------------------------
 
 
+KPI_COLUMNS = (
+    "month", "members", "new_members", "points_issued", "points_redeemed", "points_expired", "redemption_rate",
+)  # fmt: skip
+
+
 def kpis(session: Session, shop: Shop, query: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """The programme's figures for the period, and month by month (docs/reports.md defines each)."""
     period, moves, _value, _source = _context(session, shop, query, now)
