@@ -1,7 +1,7 @@
-"""report roll-ups: postings summed per shop-local day, written with each posting (decision 0022)
+"""report roll-ups: postings summed per shop-local day, written with each posting (decision 0023)
 
 Revision ID: 0022
-Revises: 0015
+Revises: 0019
 Create Date: 2026-12-03 08:00:00
 
 PostgreSQL: an AFTER INSERT trigger on postings adds one row to ledger_day_deltas (the posting's shop-local day,
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0015"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 

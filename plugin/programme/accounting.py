@@ -1,7 +1,7 @@
 """The programme's accounting, pure: roll-forward lines, breakage cohorts, contract liability and the GL journal.
 
 Inputs are per-day sums of postings (kind, source, points); money is Decimal, points are integers. The method is
-written down in docs/decisions/0022-programme-accounting.md and docs/reports.md.
+written down in docs/decisions/0023-programme-accounting.md and docs/reports.md.
 """
 
 from __future__ import annotations
