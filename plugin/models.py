@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -12,10 +13,12 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -151,6 +154,7 @@ class Order(Base):
         UniqueConstraint("shop_id", "order_id"),
         Index(None, "shop_id", "member_id", "available_at"),
         Index(None, "shop_id", "paid_at"),
+        Index("ix_orders_shop_id_paid_at_member_id", "shop_id", "paid_at", "member_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -245,6 +249,13 @@ class Posting(Base):
         UniqueConstraint("shop_id", "idempotency_key"),
         Index(None, "shop_id", "member_id", "id"),
         Index(None, "shop_id", "order_id"),
+        Index(
+            "ix_postings_pending",
+            "shop_id",
+            "available_at",
+            postgresql_where=text("available_at IS NOT NULL"),
+            sqlite_where=text("available_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -526,6 +537,47 @@ class ExpiryRun(Base):
     after_member_id: Mapped[int] = mapped_column(BigInteger, default=0)  # the cursor: members up to it are done
     points_expired: Mapped[int] = mapped_column(BigInteger, default=0)
     reminders: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LedgerDay(Base):
+    """Postings summed per shop-local day, kind and source: what reports read instead of every posting.
+
+    Rows come from compacting `ledger_day_deltas` (services/report_rollups.py) or from a rebuild out of the
+    postings themselves; never edited otherwise.
+    """
+
+    __tablename__ = "ledger_days"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_type: Mapped[str] = mapped_column(String(24), primary_key=True)
+    points_in: Mapped[int] = mapped_column(BigInteger)  # the sum of the positive postings
+    points_out: Mapped[int] = mapped_column(BigInteger)  # the sum of the negative postings (<= 0)
+    postings: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerDayDelta(Base):
+    """One posting's contribution to its day, inserted by a database trigger in the posting's transaction."""
+
+    __tablename__ = "ledger_day_deltas"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_type: Mapped[str] = mapped_column(String(24))
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportSettings(Base):
+    """The merchant's choices for the programme's reports: the money value of one point (None: implied)."""
+
+    __tablename__ = "report_settings"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    point_value: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class TierSetVersion(Base):

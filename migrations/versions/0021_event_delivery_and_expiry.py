@@ -1,7 +1,7 @@
 """event_endpoints and event_deliveries: signed webhooks out of the outbox; outbox_events.fanned_out_at (#18)
 
 Revision ID: 0021
-Revises: 0019
+Revises: 0022
 Create Date: 2026-12-03 07:50:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0021"
-down_revision = "0019"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 

@@ -24,6 +24,7 @@ from plugin.services import (
     product_lookup,
     reconcile,
     redemption,
+    report_rollups,
     subscriptions,
     tier_push,
     tier_sets,
@@ -345,4 +346,5 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)
+    report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued
