@@ -478,6 +478,8 @@ class EventEndpoint(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    # "webhook" (a signed POST to `url`) or "flow" (Shopify Flow's flowTriggerReceive; one per shop, no URL).
+    kind: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
     url: Mapped[str] = mapped_column(String(2048))
     secret: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet ciphertext of the signing secret
     event_types: Mapped[list[str] | None] = mapped_column(Json)  # None: every type

@@ -74,3 +74,8 @@ def test_expiry_and_endpoints_are_managed_from_the_admin(events_admin, page, set
     page.get_by_role("button", name="Disable http://127.0.0.1:9/hook").wait_for()
     page.get_by_role("button", name="Replay event").first.click()
     page.get_by_text("Queued again (1)").first.wait_for()
+
+    page.get_by_role("button", name="Send events to Shopify Flow").click()
+    page.get_by_text("Events go to Shopify Flow too", exact=True).first.wait_for()
+    page.get_by_text("shopify-flow:flowTriggerReceive").wait_for()
+    assert page.get_by_role("button", name="Send events to Shopify Flow").count() == 0

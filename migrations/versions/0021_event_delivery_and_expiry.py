@@ -38,6 +38,7 @@ def upgrade() -> None:
         "event_endpoints",
         _id(),
         sa.Column("shop_id", BigId, nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False, server_default="webhook"),
         sa.Column("url", sa.String(length=2048), nullable=False),
         sa.Column("secret", sa.LargeBinary(), nullable=False),
         sa.Column("event_types", Json, nullable=True),

@@ -10,6 +10,7 @@ import click
 
 from plugin.cli.group import current_settings, echo_json, find_shop, loyalty
 from plugin.db import transaction
+from plugin.platforms.shopify import flow
 from plugin.services import event_delivery, event_endpoints, event_schemas
 from plugin.services.errors import ServiceError, summary
 
@@ -122,3 +123,24 @@ def schemas(directory: Path) -> None:
     for event_type, document in event_schemas.all_schemas().items():
         (directory / f"{event_type}.schema.json").write_text(json.dumps(document, indent=2) + "\n")
     click.echo(f"wrote {len(event_schemas.all_schemas())} schemas to {directory}")
+
+
+@events_group.command("enable-flow")
+@click.argument("domain")
+def enable_flow(domain: str) -> None:
+    """Send DOMAIN's events to Shopify Flow as well (its trigger extensions must be deployed with the app)."""
+    settings = current_settings()
+    with transaction(settings.database_url) as session:
+        shop = find_shop(session, domain)
+        echo_json(event_endpoints.to_json(event_endpoints.enable_flow(session, shop.id, settings.encryption_keys)))
+
+
+@events_group.command("flow-extensions")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=str(flow.EXTENSIONS))
+def flow_extensions(directory: Path) -> None:
+    """Write one Shopify Flow trigger extension per event type (default: where shopify.app.toml looks)."""
+    for event_type in sorted(flow.TRIGGERS):
+        folder = directory / flow.handle(event_type)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "shopify.extension.toml").write_text(flow.extension_toml(event_type))
+    click.echo(f"wrote {len(flow.TRIGGERS)} trigger extensions to {directory}")

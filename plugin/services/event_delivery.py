@@ -20,9 +20,12 @@ import requests
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
+from plugin import platforms
 from plugin.config import Settings
 from plugin.db import insert_for, transaction
 from plugin.models import EventDelivery, EventEndpoint, Member, OutboxEvent, Shop, utcnow
+from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable
+from plugin.platforms.shopify import flow
 from plugin.services import event_endpoints
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,7 @@ class _Claimed:
     body: bytes
     event_id: str
     event_type: str
+    kind: str = event_endpoints.WEBHOOK
 
 
 def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed]:
@@ -182,7 +186,7 @@ def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed]:
             claimed.append(
                 _Claimed(
                     delivery.id, delivery.shop_id, endpoint.id, endpoint.url, endpoint.secret, body,
-                    event.event_id, event.event_type,
+                    event.event_id, event.event_type, endpoint.kind or event_endpoints.WEBHOOK,
                 )
             )  # fmt: skip
         return claimed
@@ -198,7 +202,24 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
+def _fire_flow(settings: Settings, claimed: _Claimed) -> Outcome:
+    """Shopify Flow: the event as its trigger's payload, through the shop's Admin API (docs/events.md)."""
+    with transaction(settings.database_url) as session:
+        shop = session.get(Shop, claimed.shop_id)
+        try:
+            client = platforms.admin_client(settings, shop)
+        except Exception as error:  # no token (uninstalled): retried, then given up like any failure
+            return Outcome(None, f"no Admin API client: {error}"[:500])
+    try:
+        flow.fire(client, json.loads(claimed.body))
+    except (AdminAPIError, AdminAPIUnavailable) as error:
+        return Outcome(None, f"{type(error).__name__}: {error}"[:500])
+    return Outcome(200, None)
+
+
 def _send(settings: Settings, claimed: _Claimed, sender: Sender, now: datetime, resolver) -> Outcome:
+    if claimed.kind == event_endpoints.FLOW:
+        return _fire_flow(settings, claimed)
     problems = event_endpoints.url_problems(
         claimed.url, allow_loopback=settings.events_allow_loopback, resolver=resolver
     )

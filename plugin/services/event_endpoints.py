@@ -133,6 +133,27 @@ def register(
     return endpoint, secret
 
 
+FLOW, WEBHOOK = "flow", "webhook"
+FLOW_URL = "shopify-flow:flowTriggerReceive"  # shown in the log and the admin; never fetched
+
+
+def enable_flow(session: Session, shop_id: int, keys: tuple[str, ...]) -> EventEndpoint:
+    """Send the shop's events to Shopify Flow too (its trigger extensions); once per shop, enabling it again."""
+    found = session.scalars(
+        select(EventEndpoint).where(EventEndpoint.shop_id == shop_id, EventEndpoint.kind == FLOW).with_for_update()
+    ).first()
+    if found is None:
+        found = EventEndpoint(
+            shop_id=shop_id, kind=FLOW, url=FLOW_URL, secret=crypto.encrypt("", keys), created_at=utcnow(),
+            description="Shopify Flow triggers",
+        )  # fmt: skip
+        session.add(found)
+        session.flush()
+        return found
+    found.disabled_at = found.disabled_reason = found.failing_since = None
+    return found
+
+
 def secret_of(endpoint: EventEndpoint, keys: tuple[str, ...]) -> str:
     return crypto.decrypt(endpoint.secret, keys)
 
@@ -174,6 +195,7 @@ def to_json(endpoint: EventEndpoint) -> dict[str, Any]:
     """An endpoint as the admin sees it: never its secret."""
     return {
         "id": endpoint.id,
+        "kind": endpoint.kind or WEBHOOK,
         "url": endpoint.url,
         "event_types": endpoint.event_types,
         "description": endpoint.description,

@@ -30,6 +30,7 @@ class EventEndpointRequest(Schema):
 
 class EventEndpointSchema(Schema):
     id = fields.Integer(required=True)
+    kind = fields.String(required=True, metadata={"description": "webhook, or flow (Shopify Flow triggers)"})
     url = fields.String(required=True)
     event_types = fields.List(fields.String(), allow_none=True)
     description = fields.String(allow_none=True)
@@ -161,6 +162,18 @@ def endpoints_delete(endpoint_id: int) -> Response:
     with transaction(_settings().database_url) as db:
         event_endpoints.delete(db, g.admin_shop_id, endpoint_id)
     return Response(status=204)
+
+
+@blp.route("/events/flow", methods=["POST"])
+@blp.doc(security=SECURITY)
+@blp.response(200, EventEndpointSchema)
+def flow_enable() -> Response:
+    """Send the shop's events to Shopify Flow too (a Flow "endpoint"; disable it like any endpoint)."""
+    settings = _settings()
+    with transaction(settings.database_url) as db:
+        return jsonify(
+            event_endpoints.to_json(event_endpoints.enable_flow(db, g.admin_shop_id, settings.encryption_keys))
+        )
 
 
 @blp.route("/events/deliveries", methods=["GET"])

@@ -78,4 +78,5 @@ export const api = {
   disableEndpoint: (id) => call('POST', `events/endpoints/${id}/disable`, {}),
   deliveries: () => call('GET', 'events/deliveries?limit=50'),
   replayEvent: (body) => call('POST', 'events/replay', body),
+  enableFlow: () => call('POST', 'events/flow', {}),
 };

@@ -123,6 +123,15 @@ function EventsView({expiry, endpoints, deliveries, reload}) {
     }
     reload();
   };
+  const enableFlow = async () => {
+    try {
+      await api.enableFlow();
+      toast(t('events.flowEnabled'));
+    } catch (error) {
+      toast(error.message, {error: true});
+    }
+    reload();
+  };
   const replay = async (delivery) => {
     try {
       const {queued} = await api.replayEvent({event_id: delivery.event_id, endpoint_id: delivery.endpoint_id});
@@ -155,6 +164,9 @@ function EventsView({expiry, endpoints, deliveries, reload}) {
                 <Text as="h2" variant="headingMd">{t('events.endpoints')}</Text>
                 <EndpointsTable endpoints={endpoints.endpoints} onToggle={toggle} />
                 <NewEndpointForm onCreated={(created) => { setSecret(created.secret); reload(); }} />
+                {!endpoints.endpoints.some((e) => e.kind === 'flow' && e.active) && (
+                  <Button onClick={enableFlow}>{t('events.enableFlow')}</Button>
+                )}
               </BlockStack>
             </Card>
             <Card>
