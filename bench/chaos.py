@@ -390,7 +390,7 @@ class Chaos:
         as_of = (datetime.now(UTC) + timedelta(days=62)).isoformat()
         command = [str(BIN / "flask"), "--app", "plugin", "loyalty", "expiry", "run", chaos_plan.SHOP, "--as-of", as_of]
         pacing = random.Random(self.args.seed + 3)
-        kills = 0
+        kills = interrupted = 0
         for _ in range(EXPIRY_KILLS):
             process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
@@ -399,6 +399,8 @@ class Chaos:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
                 kills += 1
+                # Did the kill land inside a run (started, not finished)? Counted, not assumed.
+                interrupted += self.count("SELECT count(*) FROM expiry_runs WHERE completed_at IS NULL")
         self.flask(env, "expiry", "run", chaos_plan.SHOP, "--as-of", as_of)
         with self.engine.connect() as connection:
             expired = dict(
@@ -414,6 +416,7 @@ class Chaos:
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         self.figures["expiry_kills"] = kills
+        self.figures["expiry_interrupted"] = interrupted
         return {
             "before": before,
             "after": self.balances(),
@@ -831,9 +834,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{f['_redemptions_settled'] - f['stream_ended']:.1f} s)"
             ),
             "time to drain after the last kill": f"{drained - f['kills_ended']:.1f} s",
-            "events: expiry run SIGKILLed / time to deliver every event after expiry": (
-                f"{f.get('expiry_kills', '-')} / {f.get('events_seconds', 0):.1f} s"
+            "expiry run SIGKILLed / of which inside a started, unfinished run": (
+                f"{f.get('expiry_kills', '-')} / {f.get('expiry_interrupted', '-')}"
             ),
+            "time to deliver every outgoing event after expiry": f"{f.get('events_seconds', 0):.1f} s",
             "deliveries per second, first request to drained": (
                 f"{stream_rows / (drained - f['stream_began']):,.0f} "
                 f"({stream_rows:,} inbox rows of the stream processed in {drained - f['stream_began']:.1f} s)"
