@@ -122,6 +122,7 @@ def test_a_cancellation_before_the_pending_period_ends_gives_nothing(client, set
     assert outcome(settings, 1) == ("void", None, 0)
 
 
+SAME_ADDRESS_WRITTEN_OTHERWISE = {**ADVOCATE_ADDRESS, "address1": "12 rue de la PAIX", "phone": "+1 555 000 1111"}
 GUARDS = {
     # (the friend's order, the setting that turns the guard off, the reason)
     "same customer": (lambda token: friend_order(2, ADVOCATE, token=token), "block_same_customer", "same_customer"),
@@ -131,11 +132,10 @@ GUARDS = {
         "same_email",
     ),
     "same address": (
-        lambda token: friend_order(2, 6001, token=token, address={**ADVOCATE_ADDRESS, "phone": "+1 555 000 1111",
-                                                                  "address1": "12 rue de la PAIX"}),
+        lambda token: friend_order(2, 6001, token=token, address=SAME_ADDRESS_WRITTEN_OTHERWISE),
         "block_same_address",
         "same_address",
-    ),  # fmt: skip
+    ),
     "same phone": (
         lambda token: {**friend_order(2, 6001, token=token), "phone": "01 23 45 67 89"},
         "block_same_phone",
