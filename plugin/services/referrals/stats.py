@@ -39,12 +39,12 @@ def by_advocate(session: Session, shop_id: int, advocate_member_id: int | None =
             Referral.advocate_member_id,
             Referral.status,
             Referral.block_reason,
-            Referral.points_held > 0,
             func.count(),
+            func.sum(case((Referral.points_held > 0, 1), else_=0)),
             func.sum(Referral.points_held),
         )
         .where(Referral.shop_id == shop_id)
-        .group_by(Referral.advocate_member_id, Referral.status, Referral.block_reason, Referral.points_held > 0)
+        .group_by(Referral.advocate_member_id, Referral.status, Referral.block_reason)
     )
     if advocate_member_id is not None:
         visits = visits.where(ReferralVisit.advocate_member_id == advocate_member_id)
@@ -52,7 +52,7 @@ def by_advocate(session: Session, shop_id: int, advocate_member_id: int | None =
     for advocate, opened, issued in session.execute(visits):
         rows[advocate]["links_opened"] += opened
         rows[advocate]["friend_codes_issued"] += int(issued or 0)
-    for advocate, status, reason, given, count, points in session.execute(referrals):
+    for advocate, status, reason, count, given, points in session.execute(referrals):
         row = rows[advocate]
         if reason != rules.NOT_FIRST_ORDER:
             row["first_orders"] += count
@@ -60,7 +60,8 @@ def by_advocate(session: Session, shop_id: int, advocate_member_id: int | None =
             row["blocked"] += count
             row[f"blocked_{reason}"] += count
         elif status == rules.QUALIFIED:
-            row["rewards_given" if given else "rewards_pending"] += count
+            row["rewards_given"] += int(given or 0)
+            row["rewards_pending"] += count - int(given or 0)
             row["points_given"] += int(points or 0)
         else:
             row[status] += count
