@@ -32,9 +32,10 @@ def _settings() -> Settings:
     return current_app.extensions["loyalty"]
 
 
-def _verified() -> shopify.ProxyRequest | None:
+def _verified(allowed: frozenset[str] = frozenset()) -> shopify.ProxyRequest | None:
+    params = list(request.args.items(multi=True))
     try:
-        return shopify.verify_proxy(list(request.args.items(multi=True)), _settings().webhook_secrets, time.time())
+        return shopify.verify_proxy(params, _settings().webhook_secrets, time.time(), allowed=allowed)
     except shopify.ProxyAuthError:
         return None
 
@@ -71,7 +72,7 @@ def open_link(code: str) -> Response:
 @bp.get("/referral", **NO_REDIRECT)
 def share_panel() -> Response:
     """What the widget's referral panel shows: the member's own link, and a referred friend's code."""
-    caller = _verified()
+    caller = _verified(frozenset({"token"}))
     if caller is None:
         return json_error(401, "invalid_signature", "the App Proxy signature is missing or wrong")
     token = request.args.get("token", "")[:MAX_TOKEN]
