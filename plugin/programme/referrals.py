@@ -199,17 +199,16 @@ class Outcome:
 
 
 def decide(
-    candidates: list[Candidate], settings: ReferralSettings, time_zone: str, now: datetime
+    candidates: list[Candidate], settings: ReferralSettings, zone: ZoneInfo, now: datetime
 ) -> dict[int, Outcome]:
     """Every one of an advocate's referrals, decided together: caps rank them by when they were ordered,
     never by when their deliveries arrived, so any arrival order gives the same outcomes."""
-    zone = ZoneInfo(time_zone)
     outcomes: dict[int, Outcome] = {}
     per_month: dict[tuple[int, int], int] = {}
     per_day: dict[Any, int] = {}
     for candidate in sorted(candidates, key=lambda c: (c.ordered_at, c.order_id)):
         reason = None if candidate.approved else _own_guard(candidate, settings)
-        local = candidate.ordered_at.astimezone(zone)
+        local = candidate.ordered_at.astimezone(zone)  # months and days are the shop's own
         month, day = (local.year, local.month), local.date()
         if reason is None and candidate.ended_at is None and not candidate.approved:
             if settings.monthly_cap is not None and per_month.get(month, 0) >= settings.monthly_cap:

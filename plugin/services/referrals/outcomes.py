@@ -19,7 +19,7 @@ from plugin.db import insert_for
 from plugin.models import Member, Order, Referral, ReferralSettings, ReferralVisit, Refund, Shop, utcnow
 from plugin.programme import referrals as rules
 from plugin.programme.settings import program_settings
-from plugin.services import outbox
+from plugin.services import outbox, shops
 from plugin.services.referrals import setup
 
 
@@ -130,7 +130,7 @@ def recompute(
     if not rows:
         return
     candidates = _candidates(session, shop, advocate_id, rows)
-    outcomes = rules.decide(candidates, config, shop.time_zone or "UTC", now)
+    outcomes = rules.decide(candidates, config, shops.zone(shop), now)
     settings = program_settings(shop.settings, shop.settings_version)
     for row in rows:
         outcome = outcomes[row.order_id]
