@@ -18,6 +18,16 @@ from plugin.services import referrals
 from plugin.web.admin import _Refused, _settings, _staff_shop_id, blp
 
 REASON_MAX = 500
+# The figures' 200 as JSON (ReferralStats) or, with ?format=csv, as CSV.
+STATS_CSV_TOO = {
+    "200": {
+        "description": "JSON; text/csv with ?format=csv",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ReferralStats"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
 
 
 class ReferralSettingsEnvelopeSchema(Schema):
@@ -57,13 +67,13 @@ class ApproveSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=3, max=REASON_MAX))
 
 
-class StatsArgs(Schema):
+class ReferralStatsArgs(Schema):
     by = fields.String(load_default="shop", validate=validate.OneOf(("shop", "advocate")))
     format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
     advocate_member_id = fields.Integer(validate=validate.Range(1, 2**63 - 1))
 
 
-class StatsSchema(Schema):
+class ReferralStatsSchema(Schema):
     shop = fields.Dict(metadata={"description": "the shop's totals (by=shop)"})
     advocates = fields.List(fields.Dict(), metadata={"description": "one row per advocate (by=advocate)"})
 
@@ -131,8 +141,9 @@ class ReferralApproveResource(MethodView):
 @blp.route("/referrals/stats")
 class ReferralStatsResource(MethodView):
     @blp.doc(security=[{"sessionToken": []}])
-    @blp.arguments(StatsArgs, location="query")
-    @blp.response(200, StatsSchema)
+    @blp.arguments(ReferralStatsArgs, location="query")
+    @blp.response(200, ReferralStatsSchema, description="JSON; text/csv with ?format=csv")
+    @blp.doc(responses=STATS_CSV_TOO)
     def get(self, args: dict[str, Any]):
         """Links opened, friend codes issued, first orders, rewards given and blocked per reason (JSON or CSV)."""
         shop_id = _staff_shop_id()
