@@ -62,5 +62,5 @@ def test_a_bad_setting_lands_on_its_field_and_a_good_one_saves(admin, page):
     points.fill("750")
     page.get_by_label("Referrals are on").check()
     page.get_by_role("button", name="Save").first.click()
-    toast(page, "Saved (version 3)")
+    toast(page, "Saved (version 2)")
     screenshot(page, "referrals")
