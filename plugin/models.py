@@ -173,6 +173,8 @@ class Order(Base):
     support_delta: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Points a reversal could not take because the member had spent them (stop-at-zero or claw-back policy).
     unpaid_reversal: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Points of this order's lot that expired (docs/expiry.md): a later refund never takes them back twice.
+    expired_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # The paid order's facts as the rules read them (lines, money, customer tags, rules version): a lot can be
@@ -463,6 +465,81 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the delivery job has made this event's deliveries (one per endpoint); NULL rows are its work list.
+    fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EventEndpoint(Base):
+    """A merchant's URL that receives the shop's events, signed with its own secret (docs/events.md).
+
+    The database's primary key is (shop_id, id) on PostgreSQL (migration 0021); `id` stays the mapper's identity.
+    """
+
+    __tablename__ = "event_endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    # "webhook" (a signed POST to `url`) or "flow" (Shopify Flow's flowTriggerReceive; one per shop, no URL).
+    kind: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet ciphertext of the signing secret
+    event_types: Mapped[list[str] | None] = mapped_column(Json)  # None: every type
+    description: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first failure after the last success
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class EventDelivery(Base):
+    """One event for one endpoint: the delivery log's row, retried with backoff until delivered or given up."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "endpoint_id", "outbox_id"),
+        Index("ix_event_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        Index(None, "shop_id", "outbox_id"),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(BigInteger)
+    outbox_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, gave_up
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ExpiryPolicy(Base):
+    """A shop's points expiry: per lot or on inactivity, after `months`, with reminders (docs/expiry.md)."""
+
+    __tablename__ = "expiry_policies"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(16))  # off, per_lot, inactivity
+    months: Mapped[int | None] = mapped_column(Integer)
+    reminder_days: Mapped[list[int]] = mapped_column(Json, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExpiryRun(Base):
+    """One shop's expiry run for one local day: a crashed run resumes, a finished one is not run again."""
+
+    __tablename__ = "expiry_runs"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    run_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    after_member_id: Mapped[int] = mapped_column(BigInteger, default=0)  # the cursor: members up to it are done
+    points_expired: Mapped[int] = mapped_column(BigInteger, default=0)
+    reminders: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class LedgerDay(Base):

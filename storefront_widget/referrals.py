@@ -2,7 +2,7 @@
 
 Shopify strips cookies from App Proxy requests and responses, so the link answers with a redirect to the
 storefront carrying a signed token; the widget keeps it in a first-party cookie and puts it into the cart as an
-attribute (docs/decisions/0024-referrals.md).
+attribute (docs/decisions/0025-referrals.md).
 """
 
 from __future__ import annotations

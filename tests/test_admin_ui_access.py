@@ -84,6 +84,7 @@ def test_the_admin_speaks_french_when_shopify_asks_for_it(admin, page):
         "Membres",
         "Activité",
         "Paramètres",
+        "Expiration et événements",
         "Importer",
         "Clés du support",
         "Livraisons en attente",

@@ -45,6 +45,7 @@ def test_embedded_the_admin_uses_app_bridges_menu_save_bar_toasts_and_a_fresh_to
         ("/admin/activity", "Activity"),
         ("/admin/referrals", "Referrals"),
         ("/admin/settings", "Settings"),
+        ("/admin/events", "Expiry and events"),
         ("/admin/import", "Import"),
         ("/admin/support-keys", "Support keys"),
         ("/admin/parked", "Parked deliveries"),

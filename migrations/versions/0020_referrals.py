@@ -1,7 +1,7 @@
 """referrals: settings, personal links, link visits with the friend's code, and referrals with their outcome
 
 Revision ID: 0020
-Revises: 0022
+Revises: 0021
 Create Date: 2026-12-03 07:50:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0020"
-down_revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -2,6 +2,8 @@
 
 from plugin.cli import (  # noqa: F401  (importing a module registers its commands)
     demo,
+    events,
+    expiry,
     milestones,
     operations,
     referrals,

@@ -20,6 +20,8 @@ from plugin.jobs.registry import Job, register
 from plugin.models import Shop
 from plugin.services import (
     balance_push,
+    event_delivery,
+    expiry,
     privacy,
     product_lookup,
     reconcile,
@@ -39,6 +41,7 @@ RECONCILE_CLAIM_SECONDS = 15 * 60
 PRODUCT_LOOKUP_CLAIM_SECONDS = 60
 TIER_SWEEP_CLAIM_SECONDS = 60 * 60  # the period-end recompute runs at most hourly, whatever the sweeps find
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
+EXPIRY_CLAIM_SECONDS = 10 * 60  # a killed expiry run is queued again after this; the run resumes where it stopped
 WEEK = 7 * 86400
 
 
@@ -71,6 +74,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):
         signal_balances(settings)
+        signal_events(settings)
         signal_tiers(settings)
     return dict(outcomes)
 
@@ -215,6 +219,34 @@ def settle_referrals_with(settings: Settings, shop_id: int) -> int:
     return settled
 
 
+def deliver_events() -> dict[str, int]:
+    """Worker entry point: fan out new outbox events and send the due deliveries to merchant endpoints."""
+    return deliver_events_with(Settings.from_env())
+
+
+def deliver_events_with(settings: Settings) -> dict[str, int]:
+    if not settings.inline_jobs:
+        clear_claim(settings, "events")
+    counts = event_delivery.deliver(settings)
+    if counts:
+        log.info("events delivered: %s", counts)
+    return counts
+
+
+def expire_points(shop_id: int) -> dict:
+    """Worker entry point: the shop's expiry run for its current local day (expiries and reminders)."""
+    return expire_points_with(Settings.from_env(), shop_id)
+
+
+def expire_points_with(settings: Settings, shop_id: int) -> dict:
+    report = expiry.run_shop(settings.database_url, shop_id)
+    if report.points_expired:
+        signal_balances(settings)
+    if report.points_expired or report.reminders:
+        signal_events(settings)
+    return report.to_json()
+
+
 # --- the registry ------------------------------------------------------------------------------------------------
 
 DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
@@ -227,6 +259,8 @@ END_TIER_PERIODS = register(
 APPLY_TIERS = register(Job(apply_tiers, apply_tiers_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
+DELIVER_EVENTS = register(Job(deliver_events, deliver_events_with, timeout=900, result_ttl=60, failure_ttl=86400))
+EXPIRE_POINTS = register(Job(expire_points, expire_points_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
@@ -308,6 +342,16 @@ def enqueue_product_lookup(settings: Settings, shop_id: int) -> None:
     )
 
 
+def signal_events(settings: Settings) -> None:
+    """Events were recorded or deliveries fell due: queue one delivery job for the burst."""
+    dispatch(settings, DELIVER_EVENTS, claim="events", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
+def enqueue_expiry(settings: Settings, shop_id: int) -> None:
+    """Run a shop's expiry for its local day; at most one queued job per shop in EXPIRY_CLAIM_SECONDS."""
+    dispatch(settings, EXPIRE_POINTS, shop_id, claim=f"expiry:{shop_id}", claim_seconds=EXPIRY_CLAIM_SECONDS)
+
+
 def sweep(settings: Settings) -> tuple[int, int]:
     """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
 
@@ -321,6 +365,10 @@ def sweep(settings: Settings) -> tuple[int, int]:
     requeued = sum(enqueue_issue(settings, redemption_id) for redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         signal_balances(settings)
+    if event_delivery.any_due(settings.database_url):  # outgoing events wait in the database, never in Redis
+        signal_events(settings)
+    for shop_id in expiry.due_shops(settings.database_url):  # each shop's day, in its own time zone
+        enqueue_expiry(settings, shop_id)
     if tier_push.any_due(settings.database_url):
         signal_tiers(settings)
     if tier_sweep.any_due(settings.database_url):

@@ -8,7 +8,7 @@
       loadError: 'Your rewards could not be loaded.', network: 'Connection problem. Please try again.',
       pts: { one: '{n} point', other: '{n} points' },
       available: 'Available to spend', balanceSay: 'Available balance: {pts}.',
-      total: 'Balance: {pts}', pending: 'Pending: {pts}', pendingOn: '{pts} on {date}',
+      total: 'Balance: {pts}', pending: 'Pending: {pts}', pendingOn: '{pts} on {date}', expireOn: '{pts} expire on {date}',
       earn: 'Earn {pts} for every {money} you spend.', signIn: 'Sign in to see and spend your points',
       spendH: 'Spend your points', codesH: 'Your codes', historyH: 'Recent activity',
       noHistory: 'No activity yet.', noRewards: 'No rewards yet.',
@@ -47,7 +47,7 @@
       loadError: 'Impossible de charger vos récompenses.', network: 'Problème de connexion. Veuillez réessayer.',
       pts: { one: '{n} point', other: '{n} points' },
       available: 'Utilisables maintenant', balanceSay: 'Solde utilisable\u00a0: {pts}.',
-      total: 'Solde\u00a0: {pts}', pending: 'En attente\u00a0: {pts}', pendingOn: '{pts} le {date}',
+      total: 'Solde\u00a0: {pts}', pending: 'En attente\u00a0: {pts}', pendingOn: '{pts} le {date}', expireOn: '{pts} expirent le {date}',
       earn: 'Gagnez {pts} pour chaque tranche de {money} dépensée.', signIn: 'Connectez-vous pour voir et utiliser vos points',
       spendH: 'Utiliser vos points', codesH: 'Vos codes', historyH: 'Activité récente',
       noHistory: 'Aucune activité pour le moment.', noRewards: 'Aucune récompense pour le moment.',
@@ -351,6 +351,7 @@
         fill(sum, p('lw-muted lw-small', T.available), p('lw-big', pts(c.available)),
           c.pending > 0 && p('lw-small', line(fmt(T.total, { pts: pts(c.balance) }), fmt(T.pending, { pts: pts(c.pending) }))),
           c.pending_until.map((x) => p('lw-small lw-muted', fmt(T.pendingOn, { pts: pts(x.points), date: date(x.available_at) }))),
+          c.next_expiry && p('lw-small lw-expiry', fmt(T.expireOn, { pts: pts(c.next_expiry.points), date: day(c.next_expiry.date) })),
           p('lw-small lw-muted', rule));
       } else {
         let href = data.sign_in_url || ds.signInUrl;

@@ -75,4 +75,13 @@ export const api = {
     return call('POST', 'imports', form);
   },
   undoImport: (batchId, reason) => call('POST', `imports/${batchId}/undo`, {reason}),
+  expiry: () => call('GET', 'expiry'),
+  saveExpiry: (body) => call('PUT', 'expiry', body),
+  endpoints: () => call('GET', 'events/endpoints'),
+  createEndpoint: (body) => call('POST', 'events/endpoints', body),
+  enableEndpoint: (id) => call('POST', `events/endpoints/${id}/enable`, {}),
+  disableEndpoint: (id) => call('POST', `events/endpoints/${id}/disable`, {}),
+  deliveries: () => call('GET', 'events/deliveries?limit=50'),
+  replayEvent: (body) => call('POST', 'events/replay', body),
+  enableFlow: () => call('POST', 'events/flow', {}),
 };
