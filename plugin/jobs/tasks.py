@@ -14,8 +14,10 @@ from rq.timeouts import JobTimeoutException
 
 from plugin import inbox, platforms
 from plugin.config import Settings
+from plugin.db import transaction
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
+from plugin.models import Shop
 from plugin.services import (
     balance_push,
     event_delivery,
@@ -24,6 +26,7 @@ from plugin.services import (
     product_lookup,
     reconcile,
     redemption,
+    referrals,
     report_rollups,
     subscriptions,
     tier_push,
@@ -191,6 +194,31 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
     return posted
 
 
+def issue_referral_code(shop_id: int, visit_id: str) -> str:
+    """Worker entry point: create a referred friend's discount code in the shop."""
+    return issue_referral_code_with(Settings.from_env(), shop_id, visit_id)
+
+
+def issue_referral_code_with(settings: Settings, shop_id: int, visit_id: str) -> str:
+    if not settings.inline_jobs:
+        clear_claim(settings, f"referral-code:{shop_id}:{visit_id}")  # started: the lease guards it now
+    return referrals.issue(settings, shop_id, visit_id, platforms.admin_client)
+
+
+def settle_referrals(shop_id: int) -> int:
+    """Worker entry point: give the advocates' points whose friends' orders stood their pending period."""
+    return settle_referrals_with(Settings.from_env(), shop_id)
+
+
+def settle_referrals_with(settings: Settings, shop_id: int) -> int:
+    with transaction(settings.database_url) as session:
+        shop = session.get(Shop, shop_id)
+        settled = referrals.settle_due(session, shop) if shop is not None else 0
+    if settled:
+        signal_balances(settings)
+    return settled
+
+
 def deliver_events() -> dict[str, int]:
     """Worker entry point: fan out new outbox events and send the due deliveries to merchant endpoints."""
     return deliver_events_with(Settings.from_env())
@@ -235,6 +263,13 @@ DELIVER_EVENTS = register(Job(deliver_events, deliver_events_with, timeout=900, 
 EXPIRE_POINTS = register(Job(expire_points, expire_points_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
+)
+
+ISSUE_REFERRAL_CODE = register(
+    Job(issue_referral_code, issue_referral_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK)
+)
+SETTLE_REFERRALS = register(
+    Job(settle_referrals, settle_referrals_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
 
 
@@ -341,6 +376,12 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.shopify_app_url:
         for shop_id in subscriptions.due(settings):
             enqueue_webhook_check(settings, shop_id)
+    for shop_id, visit_id in referrals.unsettled(settings.database_url, older_than=patience):
+        enqueue_referral_code(settings, shop_id, visit_id)
+    with transaction(settings.database_url) as session:
+        due = referrals.due_shops(session)
+    for shop_id in due:
+        enqueue_referral_settle(settings, shop_id)
     for shop_id in product_lookup.due(settings):
         enqueue_product_lookup(settings, shop_id)
     if settings.reconcile_every_minutes > 0:
@@ -348,3 +389,17 @@ def sweep(settings: Settings) -> tuple[int, int]:
             enqueue_reconcile(settings, shop_id)
     report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued
+
+
+def enqueue_referral_code(settings: Settings, shop_id: int, visit_id: str) -> bool:
+    """Queue the creation of a referred friend's code, after the visit has committed; one queued job per code."""
+    claim = f"referral-code:{shop_id}:{visit_id}"
+    outcome = dispatch(
+        settings, ISSUE_REFERRAL_CODE, shop_id, visit_id, claim=claim, claim_seconds=settings.redemption_lease_seconds
+    )
+    return outcome == QUEUED or settings.inline_jobs
+
+
+def enqueue_referral_settle(settings: Settings, shop_id: int) -> None:
+    """Post the referral rewards whose pending period ended; at most one queued job per shop a minute."""
+    dispatch(settings, SETTLE_REFERRALS, shop_id, claim=f"referral-settle:{shop_id}", claim_seconds=60)

@@ -286,6 +286,8 @@ def _record_refund(session: Session, shop_id: int, refund: events.RefundFacts) -
     facts = {
         "line_quantities": {str(line): qty for line, qty in refund.line_quantities.items()},
         "shipping": str(refund.shipping),
+        # When the shop made it (not when it reached us): referrals tell "before the pending period ended" by it.
+        "created_at": refund.created_at.isoformat() if refund.created_at else None,
     }
     session.execute(
         insert_for(session)(Refund)

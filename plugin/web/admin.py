@@ -67,6 +67,7 @@ def init_app(app) -> None:
         admin_events,
         admin_milestones,
         admin_programme,
+        admin_referrals,
         admin_reports,
         admin_support,
         admin_tiers,
