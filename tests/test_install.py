@@ -13,12 +13,12 @@ import responses
 from sqlalchemy import select
 
 from plugin import crypto, platforms
-from plugin.config import DEFAULT_API_VERSION
+from plugin.config import DEFAULT_API_VERSION, DEFAULT_SCOPES
 from plugin.db import transaction
 from plugin.models import Member, Shop, utcnow
 from plugin.platforms.shopify.admin import AdminAPIError
 from plugin.platforms.shopify.oauth import query_signature
-from plugin.services import shops, subscriptions
+from plugin.services import shop_locale, shops, subscriptions
 from tests import builders
 from tests.conftest import SECRET, SHOP, deliver
 
@@ -26,11 +26,18 @@ TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
 GRAPHQL = f"https://{SHOP}/admin/api/{DEFAULT_API_VERSION}/graphql.json"
 GRANT = {
     "access_token": "shpat_fresh",
-    "scope": "read_orders,read_customers,write_customers,write_discounts,read_products",
+    "scope": DEFAULT_SCOPES,
     "expires_in": 3600,
     "refresh_token": "shprt_first",
     "refresh_token_expires_in": 7776000,
 }
+
+
+@pytest.fixture(autouse=True)
+def locale_read_elsewhere(monkeypatch):
+    """These tests count the install's calls to the shop; reading its locale after install is tested in
+    tests/test_shop_locale.py, and that it is queued in tests/test_jobs.py."""
+    monkeypatch.setattr(shop_locale, "fetch", lambda *args, **kwargs: None)
 
 
 @pytest.fixture
@@ -45,7 +52,7 @@ def start_install(browser, shop: str = SHOP) -> str:
     assert (location.scheme, location.netloc, location.path) == ("https", shop, "/admin/oauth/authorize")
     query = parse_qs(location.query)
     assert query["client_id"] == ["test-api-key"]
-    assert query["scope"] == ["read_orders,read_customers,write_customers,write_discounts,read_products,read_locales"]
+    assert query["scope"] == [DEFAULT_SCOPES]
     assert query["redirect_uri"] == ["https://app.test/auth/callback"]
     return query["state"][0]
 

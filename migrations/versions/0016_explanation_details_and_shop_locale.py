@@ -1,7 +1,7 @@
-"""postings.details: explanations as data, rendered in the shop's language; shops.locale (decision 0021)
+"""postings.details: explanations as data, rendered in the shop's language; shops.locale (decision 0026)
 
 Revision ID: 0016
-Revises: 0015
+Revises: 0020
 Create Date: 2026-12-03 08:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0016"
-down_revision = "0015"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import object_session
 
 from plugin.config import Settings
 from plugin.models import Shop
-from plugin.platforms.base import SyncedOrder
+from plugin.platforms.base import SyncedOrder, TierChange
 from plugin.platforms.shopify import (
     adapter,
     customers,
@@ -19,6 +19,7 @@ from plugin.platforms.shopify import (
     orders,
     products,
     subscriptions,
+    tiers,
     tokens,
 )
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
@@ -63,6 +64,9 @@ class ShopifyPlatform:
 
     def push_balances(self, client: AdminClient, balances: Sequence[tuple[int, int]]) -> None:
         metafields.push_balances(client, balances)
+
+    def push_tier(self, client: AdminClient, change: TierChange) -> None:
+        tiers.push_tier(client, change)
 
     def orders_updated_since(self, client: AdminClient, since: datetime, page_size: int) -> Iterator[list[SyncedOrder]]:
         return orders.orders_updated_since(client, since, page_size)
