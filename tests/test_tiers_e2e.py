@@ -181,3 +181,16 @@ def test_a_tag_push_that_fails_is_retried_and_then_succeeds(fake_shop_api, shop_
                                             "cancelled_at": "2026-11-21T10:00:00Z"})  # fmt: skip
     assert tier_push.push_tiers(settings, quick) == 1
     assert state.customer_tags[owner] == [] and f"{owner} loyalty.tier" not in state.metafields
+
+
+def test_the_birthday_reward_of_the_members_tier_is_there_for_the_birthday_job(client, settings, shop):
+    from plugin.services import tiers
+
+    save(settings, {**PROGRAMME, "tiers": [PROGRAMME["tiers"][0], {**PROGRAMME["tiers"][1], "birthday_reward": 250}]})
+    deliver_at(client, "orders/paid", builders.order(1, ALICE, [builders.line(11, "200.00")]))
+    with transaction(settings.database_url) as session:
+        shop_row = shops.get(session, SHOP)
+        assert tiers.birthday_points(session, shop_row, member(settings).id) == 0  # Silver has none
+    deliver_at(client, "orders/paid", builders.order(2, ALICE, [builders.line(21, "150.00")]))
+    with transaction(settings.database_url) as session:
+        assert tiers.birthday_points(session, shops.get(session, SHOP), member(settings).id) == 250
