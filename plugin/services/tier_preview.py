@@ -69,9 +69,11 @@ def preview(
 LOT_VALUES = text(
     """
     WITH rq AS (
-      SELECT r.order_id, kv.key::bigint AS line_id, sum(kv.value::bigint) AS qty
-      FROM refunds r, jsonb_each_text(r.facts->'line_quantities') kv
-      WHERE r.shop_id = :shop_id GROUP BY 1, 2
+      SELECT order_id, jsonb_object_agg(line_id, qty) AS qty
+      FROM (SELECT r.order_id, kv.key AS line_id, sum(kv.value::bigint) AS qty
+            FROM refunds r, jsonb_each_text(r.facts->'line_quantities') kv
+            WHERE r.shop_id = :shop_id GROUP BY 1, 2) AS per_line
+      GROUP BY order_id
     ), rs AS (
       SELECT r.order_id, sum((r.facts->>'shipping')::numeric) AS shipping FROM refunds r
       WHERE r.shop_id = :shop_id GROUP BY 1
@@ -88,12 +90,13 @@ LOT_VALUES = text(
            rs.order_id IS NOT NULL AS refunded
     FROM orders o
     LEFT JOIN rs ON rs.order_id = o.order_id
+    LEFT JOIN rq ON rq.order_id = o.order_id
     LEFT JOIN LATERAL (
-      SELECT sum((l->>'eligible')::numeric * greatest((l->>'quantity')::bigint - coalesce(q.qty, 0), 0)
+      SELECT sum((l->>'eligible')::numeric
+                 * greatest((l->>'quantity')::bigint - coalesce((rq.qty->>(l->>'line_id'))::bigint, 0), 0)
                  / (l->>'quantity')::bigint) AS kept,
-             bool_and(coalesce(q.qty, 0) >= (l->>'quantity')::bigint) AS wholly
+             bool_and(coalesce((rq.qty->>(l->>'line_id'))::bigint, 0) >= (l->>'quantity')::bigint) AS wholly
       FROM jsonb_array_elements(o.lot->'lines') l
-      LEFT JOIN rq q ON q.order_id = o.order_id AND q.line_id = (l->>'line_id')::bigint
     ) k ON true
     WHERE o.shop_id = :shop_id AND o.member_id IS NOT NULL AND o.paid_at IS NOT NULL AND o.lot IS NOT NULL
     ORDER BY o.member_id
