@@ -132,6 +132,9 @@ def _facts_stream(session: Session, shop_id: int, refunds, metric: str) -> Itera
                 )
             ).all()
         )
+    # A server-side cursor makes the planner favour a fast first row (cursor_tuple_fraction 0.1), and for a large
+    # shop it picked a plan that re-ran the refunds' aggregates per order; every row is read, so plan for all.
+    session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
     rows = session.execute(
         LOT_VALUES, {"shop_id": shop_id, "tier_kind": tier_rules.TIER_CONTRIBUTION_KIND},
         execution_options={"yield_per": 5000},
