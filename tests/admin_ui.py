@@ -28,6 +28,7 @@ PAGES = [
     "members",
     "members/1001",
     "activity",
+    "referrals",
     "settings",
     "import",
     "support-keys",

@@ -115,6 +115,10 @@ class Platform(Protocol):
         """
         ...
 
+    def primary_locale(self, client: AdminClient) -> str | None:
+        """The shop's primary locale ("fr", "en-GB"), for explanations in the shop's language."""
+        ...
+
     def fetch_products(
         self, client: AdminClient, product_ids: Iterable[int]
     ) -> tuple[list[events.ProductFacts], set[int]]:
