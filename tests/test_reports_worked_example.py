@@ -219,6 +219,7 @@ def test_kpis_by_hand(settings, small_shop):
         "members": 3, "new_members": 3,
         "active_30": 1,  # C's order 4 (28 March); the window ends 1 April 00:00 in Paris
         "active_90": 3,
+        "nps": None, "nps_responses": 0, "nps_promoters": 0, "nps_detractors": 0,  # no survey answered
     }  # fmt: skip
     assert [(m["month"], m["points_issued"], m["points_redeemed"], m["members"], m["new_members"])
             for m in result["months"]] == [
@@ -269,3 +270,47 @@ def test_compaction_and_rebuild_change_no_figure(settings, small_shop):
     with transaction(settings.database_url) as session:
         report_rollups.rebuild(session, session.get(Shop, small_shop))
     assert _run(settings, reports.liability, {"month": "2025-02"}) == before
+
+
+def test_nps_and_tier_kpis_by_hand(settings, small_shop):
+    from plugin.models import SurveyAnswer, TierMove
+
+    with transaction(settings.database_url) as session:
+        shop = session.get(Shop, small_shop)
+        shop.tiers = {"tiers": [{"id": "silver", "name": "Silver"}, {"id": "gold", "name": "Gold"}]}
+        members = {m.customer_id: m for m in session.query(Member)}
+        members[1].tier = "gold"
+        for member, seq, old, new, when in (
+            (members[2], 1, None, "silver", "2025-01-20T10:00"), (members[1], 1, None, "silver", "2025-02-01T10:00"),
+            (members[2], 2, "silver", None, "2025-02-12T10:00"), (members[1], 2, "silver", "gold", "2025-03-01T10:00"),
+            (members[3], 1, None, "silver", "2025-04-02T10:00"),  # after the period
+        ):  # fmt: skip
+            session.add(TierMove(shop_id=shop.id, member_id=member.id, seq=seq, from_tier=old, to_tier=new,
+                                 reason="test", tiers_version=1, occurred_at=at(when)))  # fmt: skip
+        for n, (score, when) in enumerate(
+            [(10, "2025-02-20T10:00"), (10, "2025-03-02T10:00"), (9, "2025-03-03T10:00"), (8, "2025-03-04T10:00"),
+             (6, "2025-03-05T10:00"), (3, "2025-03-31T21:59"), (0, "2025-03-31T22:00")]  # the last: April in Paris
+        ):  # fmt: skip
+            session.add(SurveyAnswer(shop_id=shop.id, completion_key=f"c{n}", question_key="nps", member_id=members[1].id,
+                                     survey_id="nps", score=score, answered_at=at(when)))  # fmt: skip
+        session.add(SurveyAnswer(shop_id=shop.id, completion_key="text", question_key="why", member_id=members[1].id,
+                                 survey_id="nps", score=None, answer="great", answered_at=at("2025-03-02T10:00")))  # fmt: skip
+    result = _run(settings, reports.kpis, {"start": "2025-01-01", "end": "2025-03-31"})
+    # Six scores in the period: promoters 10, 10, 9; passive 8; detractors 6, 3. (3 - 2) / 6 = 16.7% -> 17.
+    assert {k: result["totals"][k] for k in ("nps", "nps_responses", "nps_promoters", "nps_detractors")} == {
+        "nps": 17, "nps_responses": 6, "nps_promoters": 3, "nps_detractors": 2,
+    }  # fmt: skip
+    # February: one promoter = 100; March: 2 promoters, 2 detractors of 5 = 0; January: no answers.
+    assert [(m["month"], m["nps"], m["nps_responses"]) for m in result["months"]] == [
+        ("2025-01", None, 0), ("2025-02", 100, 1), ("2025-03", 0, 5),
+    ]  # fmt: skip
+    tiers = result["tiers"]
+    assert tiers["distribution"] == [
+        {"tier": None, "name": "no tier", "members": 2},
+        {"tier": "silver", "name": "Silver", "members": 0},
+        {"tier": "gold", "name": "Gold", "members": 1},
+    ]
+    assert (tiers["moves"], tiers["moves_up"], tiers["moves_down"]) == (4, 3, 1)
+    assert {(p["from"], p["to"], p["members"]) for p in tiers["moves_by_pair"]} == {
+        (None, "silver", 2), ("silver", None, 1), ("silver", "gold", 1),
+    }  # fmt: skip

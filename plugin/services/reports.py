@@ -11,7 +11,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,17 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
-from plugin.models import Member, Order, Posting, Redemption, ReportSettings, Shop, utcnow
+from plugin.models import (
+    Member,
+    Order,
+    Posting,
+    Redemption,
+    ReportSettings,
+    Shop,
+    SurveyAnswer,
+    TierMove,
+    utcnow,
+)
 from plugin.programme import accounting
 from plugin.programme.settings import stored_settings
 from plugin.services import report_rollups
@@ -376,6 +386,7 @@ def _is_number(text: str) -> bool:
 
 KPI_COLUMNS = (
     "month", "members", "new_members", "points_issued", "points_redeemed", "points_expired", "redemption_rate",
+    "nps", "nps_responses", "nps_promoters", "nps_detractors",
 )  # fmt: skip
 
 
@@ -394,12 +405,17 @@ def kpis(session: Session, shop: Shop, query: dict[str, Any], now: datetime | No
     totals = {**_points_kpis(moves, period.start, period.end), **_members_kpis(enrolled, period.start, period.end)}
     totals["active_30"] = _active(session, shop, period.end_utc, 30)
     totals["active_90"] = _active(session, shop, period.end_utc, 90)
+    answers = _nps_answers(session, shop, period)
+    totals.update(_nps(score for _month, score in answers))
+    for entry in months:
+        entry.update(_nps(score for month, score in answers if month.isoformat()[:7] == entry["month"]))
     return {
         "shop": shop.domain,
         "currency": shop.currency,
         "period": period.to_json(),
         "totals": totals,
         "months": months,
+        "tiers": _tiers(session, shop, period),
     }
 
 
@@ -450,3 +466,67 @@ def _active(session: Session, shop: Shop, end: datetime, days: int) -> int:
             )
         ).scalar_one()
     )
+
+
+def _nps_answers(session: Session, shop: Shop, period: Period) -> list[tuple[date, int]]:
+    """The 0-10 survey answers of the period: (shop-local month, score)."""
+    rows = session.execute(
+        select(SurveyAnswer.answered_at, SurveyAnswer.score).where(
+            SurveyAnswer.shop_id == shop.id,
+            SurveyAnswer.score.is_not(None),
+            SurveyAnswer.answered_at >= period.start_utc,
+            SurveyAnswer.answered_at < period.end_utc,
+        )
+    )
+    return [(accounting.month_of(at.astimezone(period.zone).date()), int(score)) for at, score in rows]
+
+
+def _nps(scores) -> dict[str, Any]:
+    """Net Promoter Score: % of 9-10 answers minus % of 0-6 answers, rounded half up; None without answers."""
+    counted = [0, 0, 0]  # detractors, passives, promoters
+    for score in scores:
+        counted[0 if score <= 6 else 1 if score <= 8 else 2] += 1
+    responses = sum(counted)
+    score = None
+    if responses:
+        score = int((Decimal(100 * (counted[2] - counted[0])) / responses).quantize(Decimal(1), ROUND_HALF_UP))
+    return {"nps": score, "nps_responses": responses, "nps_promoters": counted[2], "nps_detractors": counted[0]}
+
+
+def _tiers(session: Session, shop: Shop, period: Period) -> dict[str, Any]:
+    """Members per tier now, and the tier moves of the period: up, down, and each (from, to) pair."""
+    programme = [tier for tier in (shop.tiers or {}).get("tiers", []) if isinstance(tier, dict)]
+    rank = {tier.get("id"): n + 1 for n, tier in enumerate(programme)}  # no tier ranks 0
+    names = {tier.get("id"): tier.get("name") or tier.get("id") for tier in programme}
+    counted = dict(
+        session.execute(select(Member.tier, func.count()).where(Member.shop_id == shop.id).group_by(Member.tier)).all()
+    )
+    distribution = [
+        {"tier": tier_id, "name": names.get(tier_id, tier_id or "no tier"), "members": counted.get(tier_id, 0)}
+        for tier_id in [None, *rank]
+    ]
+    distribution += [
+        {"tier": tier_id, "name": tier_id, "members": count}
+        for tier_id, count in counted.items()
+        if tier_id is not None and tier_id not in rank
+    ]
+    pairs = session.execute(
+        select(TierMove.from_tier, TierMove.to_tier, func.count())
+        .where(
+            TierMove.shop_id == shop.id,
+            TierMove.occurred_at >= period.start_utc,
+            TierMove.occurred_at < period.end_utc,
+        )
+        .group_by(TierMove.from_tier, TierMove.to_tier)
+    ).all()
+    up = sum(count for old, new, count in pairs if rank.get(new, 0) > rank.get(old, 0))
+    down = sum(count for old, new, count in pairs if rank.get(new, 0) < rank.get(old, 0))
+    return {
+        "distribution": distribution,
+        "moves": sum(count for _old, _new, count in pairs),
+        "moves_up": up,
+        "moves_down": down,
+        "moves_by_pair": [
+            {"from": old, "to": new, "members": count} for old, new, count in sorted(pairs, key=lambda p: -p[2])
+        ],
+    }
