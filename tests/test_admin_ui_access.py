@@ -83,6 +83,7 @@ def test_the_admin_speaks_french_when_shopify_asks_for_it(admin, page):
         "Programme",
         "Membres",
         "Activité",
+        "Rapports",
         "Paramètres",
         "Importer",
         "Clés du support",

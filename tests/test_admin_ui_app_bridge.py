@@ -43,6 +43,7 @@ def test_embedded_the_admin_uses_app_bridges_menu_save_bar_toasts_and_a_fresh_to
         ("/admin/programme", "Programme"),
         ("/admin/members", "Members"),
         ("/admin/activity", "Activity"),
+        ("/admin/reports", "Reports"),
         ("/admin/settings", "Settings"),
         ("/admin/import", "Import"),
         ("/admin/support-keys", "Support keys"),

@@ -3,13 +3,14 @@ import {home} from './Home.jsx';
 import {programme} from './Programme.jsx';
 import {members} from './Members.jsx';
 import {activity} from './Activity.jsx';
+import {reports} from './Reports.jsx';
 import {settings} from './Settings.jsx';
 import {supportKeys} from './SupportKeys.jsx';
 import {parked} from './Parked.jsx';
 import {importPage} from './Import.jsx';
 import {NotFound} from './NotFound.jsx';
 
-export const PAGES = [home, programme, members, activity, settings, importPage, supportKeys, parked];
+export const PAGES = [home, programme, members, activity, reports, settings, importPage, supportKeys, parked];
 
 /** The component for a path, and the parameters its route captured. */
 export function resolve(path) {
