@@ -35,7 +35,7 @@ def test_the_reports_page_shows_the_worked_example_with_charts_and_the_tie_out(r
     page.goto(admin_url(reports_admin, "reports"))
     page.locator("#report-period").wait_for()
     _show(page, "2025-01-01", "2025-03-31")
-    page.get_by_text("2025-01-01 – 2025-03-31 (Europe/Paris)").wait_for()
+    page.get_by_text("2025-01-01 \u2013 2025-03-31 (Europe/Paris)").wait_for()
     figures = {name: page.locator(f"#kpi-{name}").inner_text() for name in ("members", "active-30", "active-90")}
     assert figures == {"members": "3", "active-30": "1", "active-90": "3"}
     assert page.locator("#kpi-redemption-rate").inner_text() == "44.44 %"  # 1000 / 2250

@@ -291,10 +291,14 @@ def test_nps_and_tier_kpis_by_hand(settings, small_shop):
             [(10, "2025-02-20T10:00"), (10, "2025-03-02T10:00"), (9, "2025-03-03T10:00"), (8, "2025-03-04T10:00"),
              (6, "2025-03-05T10:00"), (3, "2025-03-31T21:59"), (0, "2025-03-31T22:00")]  # the last: April in Paris
         ):  # fmt: skip
-            session.add(SurveyAnswer(shop_id=shop.id, completion_key=f"c{n}", question_key="nps", member_id=members[1].id,
-                                     survey_id="nps", score=score, answered_at=at(when)))  # fmt: skip
-        session.add(SurveyAnswer(shop_id=shop.id, completion_key="text", question_key="why", member_id=members[1].id,
-                                 survey_id="nps", score=None, answer="great", answered_at=at("2025-03-02T10:00")))  # fmt: skip
+            session.add(
+                SurveyAnswer(shop_id=shop.id, completion_key=f"c{n}", question_key="nps", member_id=members[1].id,
+                             survey_id="nps", score=score, answered_at=at(when))
+            )  # fmt: skip
+        session.add(
+            SurveyAnswer(shop_id=shop.id, completion_key="text", question_key="why", member_id=members[1].id,
+                         survey_id="nps", score=None, answer="great", answered_at=at("2025-03-02T10:00"))
+        )  # fmt: skip
     result = _run(settings, reports.kpis, {"start": "2025-01-01", "end": "2025-03-31"})
     # Six scores in the period: promoters 10, 10, 9; passive 8; detractors 6, 3. (3 - 2) / 6 = 16.7% -> 17.
     assert {k: result["totals"][k] for k in ("nps", "nps_responses", "nps_promoters", "nps_detractors")} == {
