@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from plugin.models import (
@@ -24,6 +24,8 @@ from plugin.models import (
     Order,
     Posting,
     Redemption,
+    Referral,
+    ReferralVisit,
     ReportSettings,
     Shop,
     SurveyAnswer,
@@ -31,6 +33,7 @@ from plugin.models import (
     utcnow,
 )
 from plugin.programme import accounting
+from plugin.programme import referrals as referral_rules
 from plugin.programme.settings import stored_settings
 from plugin.services import report_rollups
 from plugin.services.errors import Invalid, summary
@@ -403,8 +406,8 @@ def kpis(session: Session, shop: Shop, query: dict[str, Any], now: datetime | No
         )
         month = accounting.add_months(month, 1)
     totals = {**_points_kpis(moves, period.start, period.end), **_members_kpis(enrolled, period.start, period.end)}
-    totals["active_30"] = _active(session, shop, period.end_utc, 30)
-    totals["active_90"] = _active(session, shop, period.end_utc, 90)
+    totals.update(_buyers(session, shop, period))
+    totals.update(_roi(session, shop, period, point_value(session, shop, query, period)[0]))
     answers = _nps_answers(session, shop, period)
     totals.update(_nps(score for _month, score in answers))
     for entry in months:
@@ -416,6 +419,7 @@ def kpis(session: Session, shop: Shop, query: dict[str, Any], now: datetime | No
         "totals": totals,
         "months": months,
         "tiers": _tiers(session, shop, period),
+        "referrals": _referral_funnel(session, shop, period),
     }
 
 
@@ -454,18 +458,90 @@ def _members_kpis(enrolled: dict[date, int], first: date, last: date) -> dict[st
     }
 
 
-def _active(session: Session, shop: Shop, end: datetime, days: int) -> int:
-    """Members with a paid order in the `days` days before `end`."""
-    return int(
-        session.execute(
-            select(func.count(func.distinct(Order.member_id))).where(
-                Order.shop_id == shop.id,
-                Order.paid_at >= end - timedelta(days=days),
-                Order.paid_at < end,
-                Order.member_id.is_not(None),
-            )
-        ).scalar_one()
+def _buyers(session: Session, shop: Shop, period: Period) -> dict[str, Any]:
+    """One pass over the paid orders from 90 days before the end (or the start, if earlier) to the end, per member:
+    active in the last 30 / 90 days, and for the period's orders, repeat purchase and AOV of redeemers (members
+    with a reward issued before the end) and of the others."""
+    end = period.end_utc
+    since = min(period.start_utc, end - timedelta(days=90))
+    in_period = Order.paid_at >= period.start_utc
+    per_member = (
+        select(
+            Order.member_id.label("member_id"),
+            func.count().filter(in_period).label("orders"),
+            func.coalesce(func.sum(Order.sales).filter(in_period), 0).label("sales"),
+            func.max(case((Order.paid_at >= end - timedelta(days=30), 1), else_=0)).label("active_30"),
+            func.max(case((Order.paid_at >= end - timedelta(days=90), 1), else_=0)).label("active_90"),
+        )
+        .where(Order.shop_id == shop.id, Order.member_id.is_not(None), Order.paid_at >= since, Order.paid_at < end)
+        .group_by(Order.member_id)
+        .subquery()
     )
+    redeemers = (
+        select(Redemption.member_id.label("member_id"))
+        .where(Redemption.shop_id == shop.id, Redemption.status == "issued", Redemption.created_at < end)
+        .distinct()
+        .subquery()
+    )
+    redeemer = redeemers.c.member_id.is_not(None)
+    rows = session.execute(
+        select(
+            redeemer.label("redeemer"),
+            func.count().filter(per_member.c.orders >= 1),
+            func.count().filter(per_member.c.orders >= 2),
+            func.coalesce(func.sum(per_member.c.orders), 0),
+            func.coalesce(func.sum(per_member.c.sales), 0),
+            func.coalesce(func.sum(per_member.c.active_30), 0),
+            func.coalesce(func.sum(per_member.c.active_90), 0),
+        )
+        .select_from(per_member.outerjoin(redeemers, redeemers.c.member_id == per_member.c.member_id))
+        .group_by(redeemer)
+    ).all()
+    groups = {True: [0, 0, 0, Decimal(0)], False: [0, 0, 0, Decimal(0)]}
+    active = [0, 0]
+    for is_redeemer, buyers, repeaters, orders, sales, active_30, active_90 in rows:
+        groups[bool(is_redeemer)] = [int(buyers), int(repeaters), int(orders), Decimal(sales)]
+        active[0] += int(active_30)
+        active[1] += int(active_90)
+    result: dict[str, Any] = {"active_30": active[0], "active_90": active[1]}
+    for name, is_redeemer in (("redeemers", True), ("non_redeemers", False)):
+        buyers, repeaters, orders, sales = groups[is_redeemer]
+        result[f"buyers_{name}"] = buyers
+        result[f"repeat_rate_{name}"] = _ratio(repeaters, buyers)
+        result[f"orders_{name}"] = orders
+        result[f"aov_{name}"] = str(accounting.round_money(sales / orders, shop.currency)) if orders else "0"
+    return result
+
+
+def _ratio(part: int, whole: int) -> str:
+    return str((Decimal(part) / whole).quantize(accounting.RATE_PLACES, ROUND_HALF_UP)) if whole else "0"
+
+
+def _roi(session: Session, shop: Shop, period: Period, value: Decimal) -> dict[str, Any]:
+    """Sales of the period's orders that used a loyalty reward code, against what those rewards cost: a fixed
+    amount's amount, else the points spent at the point value."""
+    rows = session.execute(
+        select(Order.sales, Redemption.reward["kind"].as_string(), Redemption.reward["amount"].as_string(),
+               Redemption.points)
+        .join(Redemption, (Redemption.shop_id == Order.shop_id) & (Redemption.code == Order.reward_code))
+        .where(
+            Order.shop_id == shop.id,
+            Order.reward_code.is_not(None),
+            Order.paid_at >= period.start_utc,
+            Order.paid_at < period.end_utc,
+        )
+    ).all()  # fmt: skip
+    revenue, cost = Decimal(0), Decimal(0)
+    for sales, kind, amount, points in rows:
+        revenue += Decimal(sales or 0)
+        cost += Decimal(amount) if kind == "fixed_amount" and amount else Decimal(points) * value
+    cost = accounting.round_money(cost, shop.currency)
+    return {
+        "reward_orders": len(rows),
+        "reward_order_revenue": str(accounting.round_money(revenue, shop.currency)),
+        "reward_cost": str(cost),
+        "roi": str((revenue / cost).quantize(Decimal("0.01"), ROUND_HALF_UP)) if cost else None,
+    }
 
 
 def _nps_answers(session: Session, shop: Shop, period: Period) -> list[tuple[date, int]]:
@@ -530,3 +606,32 @@ def _tiers(session: Session, shop: Shop, period: Period) -> dict[str, Any]:
             {"from": old, "to": new, "members": count} for old, new, count in sorted(pairs, key=lambda p: -p[2])
         ],
     }
+
+
+def _referral_funnel(session: Session, shop: Shop, period: Period) -> dict[str, int]:
+    """The period's referral funnel: links opened, friends' codes issued, friends' first orders, and of those the
+    qualified ones, rewards given (points posted), blocked, void (cancelled) and reversed (refunded)."""
+    visits = session.execute(
+        select(func.count(), func.count().filter(ReferralVisit.code_status == "issued")).where(
+            ReferralVisit.shop_id == shop.id,
+            ReferralVisit.created_at >= period.start_utc,
+            ReferralVisit.created_at < period.end_utc,
+        )
+    ).one()
+    counted = {"qualified": 0, "rewarded": 0, "blocked": 0, "void": 0, "reversed": 0, "first_orders": 0}
+    rows = session.execute(
+        select(Referral.status, Referral.block_reason, func.count(), func.count().filter(Referral.points_held > 0))
+        .where(
+            Referral.shop_id == shop.id,
+            Referral.ordered_at >= period.start_utc,
+            Referral.ordered_at < period.end_utc,
+        )
+        .group_by(Referral.status, Referral.block_reason)
+    )
+    for status, reason, count, rewarded in rows:
+        if reason != referral_rules.NOT_FIRST_ORDER:
+            counted["first_orders"] += count
+        if status in counted:
+            counted[status] += count
+        counted["rewarded"] += rewarded if status == referral_rules.QUALIFIED else 0
+    return {"links_opened": int(visits[0]), "friend_codes_issued": int(visits[1]), **counted}
