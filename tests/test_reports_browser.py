@@ -39,6 +39,8 @@ def test_the_reports_page_shows_the_worked_example_with_charts_and_the_tie_out(r
     figures = {name: page.locator(f"#kpi-{name}").inner_text() for name in ("members", "active-30", "active-90")}
     assert figures == {"members": "3", "active-30": "1", "active-90": "3"}
     assert page.locator("#kpi-redemption-rate").inner_text() == "44.44 %"  # 1000 / 2250
+    assert page.locator("#kpi-aov").inner_text() == "58.33 / 40.00"  # redeemers / others
+    assert page.locator("#kpi-roi").inner_text() == "\u00d7 5.00"  # 25.00 of sales for a 5.00 reward
     assert page.locator("#tie-out").inner_text() == (
         "Ties out: the closing balance equals the ledger exactly (450 points)."
     )

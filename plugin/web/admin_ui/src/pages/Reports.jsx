@@ -116,6 +116,10 @@ function Kpis({report}) {
   const pointsLabel = report.months
     .map((m) => `${m.month}: ${formatNumber(m.points_issued)} / ${formatNumber(m.points_redeemed)}`)
     .join(', ');
+  const funnel = report.referrals;
+  const steps = ['links_opened', 'friend_codes_issued', 'first_orders', 'qualified', 'rewarded'];
+  const funnelData = [{name: t('reports.funnel'), data: steps.map((step) => ({key: t(`reports.funnel.${step}`), value: funnel[step]}))}];
+  const funnelLabel = steps.map((step) => `${t(`reports.funnel.${step}`)}: ${formatNumber(funnel[step])}`).join(', ');
   const tiers = report.tiers;
   const tierData = [{name: t('reports.members'), data: tiers.distribution.map((d) => ({key: d.name, value: d.members}))}];
   const tierLabel = tiers.distribution.map((d) => `${d.name}: ${formatNumber(d.members)}`).join(', ');
@@ -129,6 +133,16 @@ function Kpis({report}) {
         <Figure id="kpi-nps" label={t('reports.nps')} value={totals.nps == null ? '–' : String(totals.nps)}
           help={t('reports.npsResponses', {count: formatNumber(totals.nps_responses)})} />
       </InlineGrid>
+      <InlineGrid columns={{xs: 1, sm: 2, md: 4}} gap="300">
+        <Figure id="kpi-repeat" label={t('reports.repeatRate')}
+          value={`${rate(totals.repeat_rate_redeemers)} / ${rate(totals.repeat_rate_non_redeemers)}`} help={t('reports.redeemersVsOthers')} />
+        <Figure id="kpi-aov" label={t('reports.aov')}
+          value={`${totals.aov_redeemers} / ${totals.aov_non_redeemers}`} help={t('reports.redeemersVsOthers')} />
+        <Figure id="kpi-roi" label={t('reports.roi')} value={totals.roi == null ? '–' : `× ${totals.roi}`}
+          help={t('reports.roiHelp', {revenue: totals.reward_order_revenue, cost: totals.reward_cost})} />
+        <Figure id="kpi-reward-orders" label={t('reports.rewardOrders')} value={formatNumber(totals.reward_orders)} />
+      </InlineGrid>
+      <Chart title={t('reports.funnel')} label={`${t('reports.funnel')}: ${funnelLabel}`} data={funnelData} />
       <Chart title={t('reports.pointsByMonth')} label={`${t('reports.pointsByMonth')}: ${pointsLabel}`} data={series}
         legend={`■ ${t('reports.issuedSeries')}   ■ ${t('reports.redeemedSeries')}`} />
       <Chart title={t('reports.tiers')} label={`${t('reports.tiers')}: ${tierLabel}`} data={tierData} />
