@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bench import seed
 from bench.common import prepared_database
-from bench.harness import SECRET, SHOP, database_exists, database_url
+from bench.harness import SECRET, SHOP, database_exists, database_url, environment, flask_cli
 from plugin import create_app, ledger
 from plugin.config import Settings
 from plugin.db import engine_for, transaction
@@ -47,7 +47,9 @@ def prepared(name: str, members: int) -> tuple[str, float, float]:
     if database_exists(name):
         with psycopg.connect(url) as conn:
             reuse = conn.execute("SELECT count(*) FROM members").fetchone()[0] == members
-    if not reuse:
+    if reuse:
+        flask_cli(environment(url), "db-upgrade")  # a database left by an earlier revision of the code
+    else:
         url, _ = prepared_database(name)
         started = time.perf_counter()
         seed.seed(url, 1, members, spread_days=SPREAD_DAYS)
