@@ -1,7 +1,7 @@
 """orders.sales and orders.reward_code: what the reports' order figures read (AOV, repeat purchase, ROI)
 
 Revision ID: 0022b
-Revises: 0020
+Revises: 0016
 Create Date: 2026-12-03 08:30:00
 
 `sales` is the paid order's line items after discounts (before shipping and taxes), `reward_code` the loyalty
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022b"
-down_revision = "0020"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
