@@ -85,6 +85,7 @@ def test_the_admin_speaks_french_when_shopify_asks_for_it(admin, page):
         "Membres",
         "Activité",
         "Parrainage",
+        "Rapports",
         "Paramètres",
         "Expiration et événements",
         "Importer",

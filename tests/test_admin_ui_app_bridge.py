@@ -45,6 +45,7 @@ def test_embedded_the_admin_uses_app_bridges_menu_save_bar_toasts_and_a_fresh_to
         ("/admin/members", "Members"),
         ("/admin/activity", "Activity"),
         ("/admin/referrals", "Referrals"),
+        ("/admin/reports", "Reports"),
         ("/admin/settings", "Settings"),
         ("/admin/events", "Expiry and events"),
         ("/admin/import", "Import"),

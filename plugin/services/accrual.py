@@ -23,7 +23,7 @@ from plugin.programme import events, explanations, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import announcements, member_rules, products, rule_sets, tiers
+from plugin.services import announcements, member_rules, order_sales, products, rule_sets, tiers
 from plugin.services.imports import pending as imported_balances
 
 
@@ -142,6 +142,7 @@ def _earn(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnap
     tier = tiers.member_tier(session, shop, order.member_id)
     order.paid_at = paid_at
     order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags, tier)
+    order_sales.record(session, shop.id, order, snapshot)  # the reports' AOV, repeat purchase and ROI read these
     tiers.note_purchase(session, shop, order, snapshot, paid_at)
     _make_lot(session, shop, order, snapshot, paid_at, rules, tags, tier)
 
