@@ -83,13 +83,13 @@ def redeem_command(domain: str, customer_id: int, reward_id: str, idempotency_ke
     try:
         with transaction(_settings().database_url) as session:
             made = redemption.redeem(session, _shop(session, domain), customer_id, reward_id, idempotency_key, actor)
-            redemption_id = made.id
+            redemption_id, shop_id = made.id, made.shop_id
     except redemption.RedemptionError as error:
         raise click.ClickException(str(error)) from None
-    jobs.enqueue_issue(_settings(), redemption_id)
+    jobs.enqueue_issue(_settings(), redemption_id, shop_id)
     jobs.signal_balances(_settings())
     with transaction(_settings().database_url) as session:
-        _echo_json(_redemption_json(session.get(redemption.Redemption, redemption_id)))
+        _echo_json(_redemption_json(session.get(redemption.Redemption, (shop_id, redemption_id))))
 
 
 class _ListByDefault(AppGroup):

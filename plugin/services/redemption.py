@@ -203,12 +203,21 @@ def code_for(redemption_id: int) -> str:
     return f"PTS-{digits}-{suffix}"
 
 
-def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory = platforms.admin_client) -> str:
-    """Create the redemption's code in the shop (job body). Safe to run any number of times, concurrently."""
+def issue(
+    settings: Settings,
+    redemption_id: int,
+    client_factory: ClientFactory = platforms.admin_client,
+    shop_id: int | None = None,
+) -> str:
+    """Create the redemption's code in the shop (job body). Safe to run any number of times, concurrently.
+
+    Give `shop_id` (jobs carry it): a look-up by id alone is sent to every shard of a distributed database.
+    """
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, redemption_id, shop_id)
         if redemption is None or redemption.status != PENDING:
             return redemption.status if redemption else "missing"
+        shop_id = redemption.shop_id  # the later transactions' look-ups name the shop, even for an old job
         now = utcnow()
         if redemption.lease_until is not None and redemption.lease_until > now:
             return "leased"  # another job is on it
@@ -216,7 +225,7 @@ def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory 
         redemption.attempts += 1
         attempts = redemption.attempts
         shop = session.get(Shop, redemption.shop_id)
-        member = session.get(Member, redemption.member_id)
+        member = session.get(Member, (redemption.shop_id, redemption.member_id))
         request = discounts.CodeRequest(
             redemption.code,
             Reward.from_json(redemption.reward),
@@ -244,30 +253,30 @@ def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory 
         else:
             discount_id = found.discount_id
     except AdminAPIError as error:
-        return _after_refusal(settings, redemption_id, client, request.code, attempts, str(error))
+        return _after_refusal(settings, (shop_id, redemption_id), client, request.code, attempts, str(error))
     except AdminAPIUnavailable as error:
-        return _after_unavailable(settings, redemption_id, client, request.code, attempts, str(error))
-    return _settle_issued(settings, redemption_id, discount_id, client)
+        return _after_unavailable(settings, (shop_id, redemption_id), client, request.code, attempts, str(error))
+    return _settle_issued(settings, (shop_id, redemption_id), discount_id, client)
 
 
 def _after_refusal(
-    settings: Settings, redemption_id: int, client: AdminClient, code: str, attempts: int, problem: str
+    settings: Settings, key: tuple[int, int], client: AdminClient, code: str, attempts: int, problem: str
 ) -> str:
     """The shop refused; but an earlier attempt whose answer was lost may have made the code: look first."""
     client.deadline = time.monotonic() + _budget(settings) / 2
     try:
         found = discounts.find(client, code)
     except AdminAPIUnavailable:
-        return _after_unavailable(settings, redemption_id, client, code, attempts, problem)
+        return _after_unavailable(settings, key, client, code, attempts, problem)
     except AdminAPIError:
         found = None  # the shop refuses us altogether (e.g. a revoked token): nothing more can be learnt
     if found is not None:
-        return _settle_issued(settings, redemption_id, found.discount_id, client)
-    return _settle_failed(settings, redemption_id, f"the shop refused the code: {problem}")
+        return _settle_issued(settings, key, found.discount_id, client)
+    return _settle_failed(settings, key, f"the shop refused the code: {problem}")
 
 
 def _after_unavailable(
-    settings: Settings, redemption_id: int, client: AdminClient, code: str, attempts: int, problem: str
+    settings: Settings, key: tuple[int, int], client: AdminClient, code: str, attempts: int, problem: str
 ) -> str:
     if attempts >= MAX_ATTEMPTS:
         client.deadline = time.monotonic() + _budget(settings) / 2  # one more look before giving up
@@ -278,10 +287,10 @@ def _after_unavailable(
         else:
             if found is None:  # fail only once we know the shop holds no code for it
                 reason = f"the shop was unavailable {attempts} times: {problem}"
-                return _settle_failed(settings, redemption_id, reason)
-            return _settle_issued(settings, redemption_id, found.discount_id, client)
+                return _settle_failed(settings, key, reason)
+            return _settle_issued(settings, key, found.discount_id, client)
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, key[1], key[0])
         if redemption is not None and redemption.status == PENDING:
             # Let the sweeper try again later, a little later each time.
             redemption.lease_until = utcnow() + timedelta(seconds=min(15 * attempts, 300))
@@ -293,9 +302,10 @@ def _budget(settings: Settings) -> float:
     return settings.redemption_lease_seconds * 2 / 3
 
 
-def _settle_issued(settings: Settings, redemption_id: int, discount_id: str, client: AdminClient) -> str:
+def _settle_issued(settings: Settings, key: tuple[int, int], discount_id: str, client: AdminClient) -> str:
+    """Record the code as made; `key` is (shop id, redemption id)."""
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, key[1], key[0])
         if redemption.status == PENDING:
             redemption.status = ISSUED
             redemption.discount_id = discount_id
@@ -310,9 +320,9 @@ def _settle_issued(settings: Settings, redemption_id: int, discount_id: str, cli
     return status
 
 
-def _settle_failed(settings: Settings, redemption_id: int, reason: str) -> str:
+def _settle_failed(settings: Settings, key: tuple[int, int], reason: str) -> str:
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, key[1], key[0])
         if redemption.status != PENDING:
             return redemption.status
         return _fail(session, redemption, reason)
@@ -334,15 +344,16 @@ def cancel(
     reason: str,
     actor: str,
     client_factory: ClientFactory = platforms.admin_client,
+    shop_id: int | None = None,
 ) -> Redemption:
     """Delete an unused reward's code in the shop and give the points back, once."""
     with transaction(settings.database_url) as session:
-        redemption = session.get(Redemption, redemption_id)
+        redemption = find(session, redemption_id, shop_id)
         if redemption is None:
             raise LookupError(f"no redemption {redemption_id}")
         _check_cancellable(redemption)
         client = client_factory(settings, session.get(Shop, redemption.shop_id))
-        code = redemption.code
+        code, shop_id = redemption.code, redemption.shop_id
     found = discounts.find(client, code)
     if found is not None and found.used > 0:
         raise CannotCancel(f"code {code} has already been used {found.used} time(s)")
@@ -354,7 +365,7 @@ def cancel(
             if discounts.find(client, code) is not None:
                 raise
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, redemption_id, shop_id)
         _check_cancellable(redemption)
         redemption.status = CANCELLED
         redemption.reason = reason
@@ -385,13 +396,19 @@ def _return_points(session: Session, redemption: Redemption, note: str, actor: s
     ledger.post(session, redemption.shop_id, entry)
 
 
-def _locked(session: Session, redemption_id: int) -> Redemption | None:
-    return session.execute(
-        select(Redemption)
-        .where(Redemption.id == redemption_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+def find(session: Session, redemption_id: int, shop_id: int | None = None) -> Redemption | None:
+    """The redemption with this id, of this shop when `shop_id` is given (the look-up a sharded database routes)."""
+    query = select(Redemption).where(Redemption.id == redemption_id)
+    if shop_id is not None:
+        query = query.where(Redemption.shop_id == shop_id)
+    return session.execute(query).scalar_one_or_none()
+
+
+def _locked(session: Session, redemption_id: int, shop_id: int | None = None) -> Redemption | None:
+    query = select(Redemption).where(Redemption.id == redemption_id)
+    if shop_id is not None:
+        query = query.where(Redemption.shop_id == shop_id)
+    return session.execute(query.with_for_update().execution_options(populate_existing=True)).scalar_one_or_none()
 
 
 def for_member(session: Session, shop: Shop, customer_id: int, limit: int = 50) -> list[Redemption]:
@@ -406,13 +423,15 @@ def for_member(session: Session, shop: Shop, customer_id: int, limit: int = 50) 
     )
 
 
-def unsettled(database_url: str, older_than: timedelta, limit: int = 500) -> list[int]:
-    """Pending redemptions whose job is not running (never started, lost, or waiting to retry)."""
+def unsettled(database_url: str, older_than: timedelta, limit: int = 500) -> list[tuple[int, int]]:
+    """(shop id, redemption id) of pending redemptions whose job is not running (never started, lost, or waiting
+    to retry). The sweeper's one look across shops; the jobs it queues then name their shop."""
     now = utcnow()
     with transaction(database_url) as session:
-        return list(
-            session.scalars(
-                select(Redemption.id)
+        return [
+            (shop_id, redemption_id)
+            for shop_id, redemption_id in session.execute(
+                select(Redemption.shop_id, Redemption.id)
                 .where(
                     Redemption.status == PENDING,
                     Redemption.created_at <= now - older_than,
@@ -421,4 +440,4 @@ def unsettled(database_url: str, older_than: timedelta, limit: int = 500) -> lis
                 .order_by(Redemption.id)
                 .limit(limit)
             )
-        )
+        ]
