@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 DEFAULT_DATABASE_URL = "sqlite:///instance/loyalty.db"
 DEFAULT_API_VERSION = "2026-10"  # Shopify's stable Admin API version: docs/decisions/0015-admin-api-version.md
 # Orders and refunds (webhooks), customers and their metafields (balances), discounts (reward codes), products (the
-# product cache that product-aware earning rules match lines by).
-DEFAULT_SCOPES = "read_orders,read_customers,write_customers,write_discounts,read_products"
+# product cache that product-aware earning rules match lines by), store-credit accounts and their transactions
+# (store-credit rewards: credit, look up, debit back on cancel).
+DEFAULT_SCOPES = (
+    "read_orders,read_customers,write_customers,write_discounts,read_products,"
+    "read_store_credit_accounts,read_store_credit_account_transactions,write_store_credit_account_transactions"
+)
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
 

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -87,9 +92,15 @@ class Shop(Base):
     # The current earning rule set (a copy of rule_sets' latest row) and its version; 0 is "no rules yet".
     rules: Mapped[dict[str, Any] | None] = mapped_column(Json)
     rules_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The current tier programme (a copy of tier_sets' latest row) and its version; None and 0 before tiers.
+    tiers: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    tiers_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     installed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+TIER_UNPUSHED = "coalesce(tier, '') <> coalesce(pushed_tier, '')"
 
 
 class Member(Base):
@@ -105,6 +116,15 @@ class Member(Base):
             postgresql_where=text("balance IS DISTINCT FROM pushed_balance"),
             sqlite_where=text("balance IS NOT pushed_balance"),
         ),
+        Index(
+            "ix_members_tier_unpushed",
+            "shop_id",
+            "id",
+            postgresql_where=text(TIER_UNPUSHED),
+            sqlite_where=text(TIER_UNPUSHED),
+        ),
+        Index(None, "shop_id", "tier"),
+        Index(None, "shop_id", "tier_until"),
         PrimaryKeyConstraint("shop_id", "id"),
     )
 
@@ -121,6 +141,12 @@ class Member(Base):
     pushed_balance: Mapped[int | None] = mapped_column(BigInteger)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tags: Mapped[list[str] | None] = mapped_column(Json)  # Shopify customer tags, casefolded, for segment rules
+    # The member's tier id (None: no tier), recomputed from facts by services/tiers.py; tier_moves explains it.
+    tier: Mapped[str | None] = mapped_column(String(40))
+    tier_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # kept until (retention and grace); None: for good
+    tier_paid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a paid membership's renewal date
+    # The tier last written to the shop (customer tag and loyalty.tier metafield); a push is due while it differs.
+    pushed_tier: Mapped[str | None] = mapped_column(String(40))
 
 
 class Order(Base):
@@ -131,6 +157,7 @@ class Order(Base):
         UniqueConstraint("shop_id", "order_id"),
         Index(None, "shop_id", "member_id", "available_at"),
         Index(None, "shop_id", "paid_at"),
+        Index("ix_orders_shop_id_paid_at_member_id", "shop_id", "paid_at", "member_id"),
         PrimaryKeyConstraint("shop_id", "id"),
         ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )
@@ -190,6 +217,7 @@ class Product(Base):
     vendor: Mapped[str] = mapped_column(String(255), default="")
     tags: Mapped[list[str]] = mapped_column(Json, default=list)
     collections: Mapped[list[str] | None] = mapped_column(Json)  # None until an Admin look-up fills it
+    skus: Mapped[list[str] | None] = mapped_column(Json)  # its variants' SKUs, from products/* webhooks
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -234,6 +262,13 @@ class Posting(Base):
         UniqueConstraint("shop_id", "idempotency_key"),
         Index(None, "shop_id", "member_id", "id"),
         Index(None, "shop_id", "order_id"),
+        Index(
+            "ix_postings_pending",
+            "shop_id",
+            "available_at",
+            postgresql_where=text("available_at IS NOT NULL"),
+            sqlite_where=text("available_at IS NOT NULL"),
+        ),
         PrimaryKeyConstraint("shop_id", "id"),
         ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )
@@ -338,6 +373,14 @@ class Redemption(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Store credit (kinds store_credit and cash_back; docs/store-credit.md). Money in integer thousandths of the
+    # major unit, exact in every currency. The expiry is also the credit's fingerprint in the shop: unique among
+    # the member's store-credit redemptions, so a look-up after a lost reply finds this credit and no other.
+    credit_milli: Mapped[int | None] = mapped_column(BigInteger)
+    credit_currency: Mapped[str | None] = mapped_column(String(3))
+    credit_balance_milli: Mapped[int | None] = mapped_column(BigInteger)  # the account's balance after the credit
+    credit_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    debit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a cancel's debit may be in the shop
 
 
 class PrivacyRequest(Base):
@@ -444,3 +487,184 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerDay(Base):
+    """Postings summed per shop-local day, kind and source: what reports read instead of every posting.
+
+    Rows come from compacting `ledger_day_deltas` (services/report_rollups.py) or from a rebuild out of the
+    postings themselves; never edited otherwise.
+    """
+
+    __tablename__ = "ledger_days"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_type: Mapped[str] = mapped_column(String(24), primary_key=True)
+    points_in: Mapped[int] = mapped_column(BigInteger)  # the sum of the positive postings
+    points_out: Mapped[int] = mapped_column(BigInteger)  # the sum of the negative postings (<= 0)
+    postings: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerDayDelta(Base):
+    """One posting's contribution to its day, inserted by a database trigger in the posting's transaction."""
+
+    __tablename__ = "ledger_day_deltas"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_type: Mapped[str] = mapped_column(String(24))
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportSettings(Base):
+    """The merchant's choices for the programme's reports: the money value of one point (None: implied)."""
+
+    __tablename__ = "report_settings"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    point_value: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class TierSetVersion(Base):
+    """One version of a shop's tier programme (tiers, metric, period, paid membership); never changed."""
+
+    __tablename__ = "tier_sets"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(Json)
+    actor: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TierMove(Base):
+    """One change of a member's tier, with its reason; `seq` counts the member's moves (reports read this)."""
+
+    __tablename__ = "tier_moves"
+    __table_args__ = (Index(None, "shop_id", "occurred_at"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_tier: Mapped[str | None] = mapped_column(String(40))
+    to_tier: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    tiers_version: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TierPurchase(Base):
+    """A paid order that bought a paid tier (its marked lines); whether it still counts is read from the order."""
+
+    __tablename__ = "tier_purchases"
+    __table_args__ = (Index(None, "shop_id", "member_id"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    months: Mapped[int] = mapped_column(Integer)
+    line_ids: Mapped[list[int]] = mapped_column(Json)
+
+
+class MilestoneSettings(Base):
+    """A shop's milestone programme (thresholds, punch cards, signup, birthday, actions), one version per save."""
+
+    __tablename__ = "milestone_settings"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(Json)
+    version: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(120))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MilestoneHolding(Base):
+    """What one member-level rule has granted one member: the points of each grant it holds, newest last.
+
+    Locked while the rule's target is recomputed from facts; only the difference is posted.
+    """
+
+    __tablename__ = "milestone_holdings"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rule_key: Mapped[str] = mapped_column(String(80), primary_key=True)  # "threshold:big-spender", "birthday:2026"
+    grants: Mapped[list[int]] = mapped_column(Json)  # points of each grant held, so a take-back undoes the newest
+    points_held: Mapped[int] = mapped_column(BigInteger)
+    # Points a take-back could not collect under claw_back: netted against this rule's next grant.
+    unpaid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # postings made: keys stay unique
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MemberBirthday(Base):
+    """A member's birthday (month and day, never the year), given in the widget or mapped from a metafield."""
+
+    __tablename__ = "member_birthdays"
+    __table_args__ = (Index("ix_member_birthdays_shop_id_month_day", "shop_id", "month", "day"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    month: Mapped[int] = mapped_column(SmallInteger)
+    day: Mapped[int] = mapped_column(SmallInteger)
+    source: Mapped[str] = mapped_column(String(16))  # widget, metafield, admin
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ActionKey(Base):
+    """A per-shop key that signs the merchant's server-to-server action calls; the secret is encrypted at rest."""
+
+    __tablename__ = "action_keys"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    secret: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet ciphertext: HMAC needs the secret itself
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ActionCompletion(Base):
+    """One custom action a member completed and the points it earned, keyed by the caller's idempotency key."""
+
+    __tablename__ = "action_completions"
+    __table_args__ = (
+        Index(
+            "ix_action_completions_shop_id_member_id_action_id_completed_at",
+            "shop_id",
+            "member_id",
+            "action_id",
+            "completed_at",
+        ),
+    )
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    action_id: Mapped[str] = mapped_column(String(40))
+    points: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(16))  # server, widget
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the request: a reused key with another is refused
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SurveyAnswer(Base):
+    """One answer to one survey question; a 0-10 question keeps its score (the NPS the reports read)."""
+
+    __tablename__ = "survey_answers"
+    __table_args__ = (Index("ix_survey_answers_shop_id_survey_id_answered_at", "shop_id", "survey_id", "answered_at"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    completion_key: Mapped[str] = mapped_column(String(200), primary_key=True)  # the action completion's key
+    question_key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger)
+    survey_id: Mapped[str] = mapped_column(String(40))
+    score: Mapped[int | None] = mapped_column(SmallInteger)  # 0-10 questions only
+    answer: Mapped[str | None] = mapped_column(Text)  # text and choice questions
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

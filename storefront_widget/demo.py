@@ -15,6 +15,7 @@ from plugin.platforms.shopify.adapter import proxy_signature
 from plugin.services import shops
 
 ASSETS = Path(__file__).resolve().parent / "extension" / "assets"
+PAGE_ASSETS = Path(__file__).resolve().parent / "demo_assets"
 PROXY_PREFIX = "/apps/loyalty"
 CUSTOMER_COOKIE = "demo_customer"
 
@@ -28,6 +29,17 @@ def _settings() -> Settings:
 @bp.get("/demo/storefront")
 def storefront() -> Response:
     """?customer=ID signs in as that shopper (empty: a visitor); ?embed=0 leaves the widget out; ?locale=fr."""
+    return _page("demo_storefront.html")
+
+
+@bp.get("/demo/product")
+def product() -> Response:
+    """A heavier page (photos, a web font): what the widget's cost is measured against; same parameters."""
+    return _page("demo_product.html")
+
+
+def _page(template: str) -> Response:
+    """Render a demo page as the signed-in (or anonymous) shopper, with or without the widget embed."""
     customer = request.args.get("customer", request.cookies.get(CUSTOMER_COOKIE, "1001"))
     customer_id = int(customer) if customer.isdigit() else None
     points = None
@@ -40,12 +52,13 @@ def storefront() -> Response:
                 else (member.balance if member else 0)
             )
     html = render_template(
-        "demo_storefront.html",
+        template,
         embed=request.args.get("embed", "1") != "0",
         customer_id=customer_id,
         points=points,
         widget_js_url=url_for("demo.asset", name="loyalty-widget.js"),
         widget_css_url=url_for("demo.asset", name="loyalty-widget.css"),
+        asset=lambda name: url_for("demo.page_asset", name=name),
         proxy_base=f"/demo{PROXY_PREFIX}",
         locale="fr" if request.args.get("locale", "").startswith("fr") else "en",
     )
@@ -78,3 +91,9 @@ def proxy(subpath: str) -> Response:
 def asset(name: str) -> Response:
     """The widget's two files, as the theme app extension would serve them from Shopify's CDN."""
     return send_from_directory(ASSETS, name, max_age=3600)
+
+
+@bp.get("/demo/assets/<path:name>")
+def page_asset(name: str) -> Response:
+    """The demo product page's photos and web font (scripts/demo-assets.py made them), cached like a theme's."""
+    return send_from_directory(PAGE_ASSETS, name, max_age=86400)

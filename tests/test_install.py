@@ -13,7 +13,7 @@ import responses
 from sqlalchemy import select
 
 from plugin import crypto, platforms
-from plugin.config import DEFAULT_API_VERSION
+from plugin.config import DEFAULT_API_VERSION, DEFAULT_SCOPES
 from plugin.db import transaction
 from plugin.models import Member, Shop, utcnow
 from plugin.platforms.shopify.admin import AdminAPIError
@@ -26,7 +26,7 @@ TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
 GRAPHQL = f"https://{SHOP}/admin/api/{DEFAULT_API_VERSION}/graphql.json"
 GRANT = {
     "access_token": "shpat_fresh",
-    "scope": "read_orders,read_customers,write_customers,write_discounts,read_products",
+    "scope": DEFAULT_SCOPES,
     "expires_in": 3600,
     "refresh_token": "shprt_first",
     "refresh_token_expires_in": 7776000,
@@ -45,7 +45,7 @@ def start_install(browser, shop: str = SHOP) -> str:
     assert (location.scheme, location.netloc, location.path) == ("https", shop, "/admin/oauth/authorize")
     query = parse_qs(location.query)
     assert query["client_id"] == ["test-api-key"]
-    assert query["scope"] == ["read_orders,read_customers,write_customers,write_discounts,read_products"]
+    assert query["scope"] == [DEFAULT_SCOPES]
     assert query["redirect_uri"] == ["https://app.test/auth/callback"]
     return query["state"][0]
 

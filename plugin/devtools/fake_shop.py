@@ -1,4 +1,5 @@
-"""A small fake Shopify Admin API for the demo and end-to-end tests: discount codes, with injectable failures.
+"""A small fake Shopify Admin API for the demo and end-to-end tests: discount codes and store-credit accounts,
+with injectable failures.
 
 Run: `python -m plugin.devtools.fake_shop --port 5001 [--fail-rate 0.2]`, and point SHOPIFY_API_BASE_URL at it.
 It answers only the GraphQL operations the app uses, recognised by name. State lives in memory.
@@ -12,7 +13,8 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -47,6 +49,13 @@ class FakeShopState:
     error_next: int = 0  # answer 500 without doing anything
     lose_next_replies: int = 0  # do a mutation, then answer 504 as if the reply were lost on the way
     prices: dict[str, str] = field(default_factory=lambda: {"gid://shopify/ProductVariant/11": "12.50"})
+    customer_tags: dict[str, list[str]] = field(default_factory=dict)  # customer gid -> tags (tagsAdd/tagsRemove)
+    tier_errors_next: int = 0  # answer this many tier pushes (LoyaltyTier) 500, doing nothing
+    # Store-credit accounts: customer gid -> currency -> {"id", "transactions": [...]}, newest transaction last.
+    # A credit keeps what is left of it ("remaining"); debits spend the soonest-expiring credit first, as Shopify's.
+    store_credit: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    credits_made: int = 0  # store-credit credit transactions created, to prove "once"
+    debits_made: int = 0  # debits made through the API (not spent at checkout)
     calls: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # injected failures by kind, so a run can report them
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,7 +79,10 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
         with state.lock:
             roll = state.random.random()
             failure = state.random.choice(("500", "429", "throttled", "slow")) if roll < state.fail_rate else None
-            if state.throttle_next > 0:
+            body_peek = request.get_json(silent=True) or {}
+            if state.tier_errors_next > 0 and "LoyaltyTier" in body_peek.get("query", ""):
+                state.tier_errors_next, failure = state.tier_errors_next - 1, "500"
+            elif state.throttle_next > 0:
                 state.throttle_next, failure = state.throttle_next - 1, "throttled"
             elif state.error_next > 0:
                 state.error_next, failure = state.error_next - 1, "500"
@@ -111,17 +123,39 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
         with state.lock:
             return jsonify({"metafields": state.metafields, "writes": state.metafield_writes})
 
+    @app.get("/_fake/customers")
+    def customers():
+        with state.lock:
+            return jsonify({"tags": state.customer_tags, "metafields": state.metafields})
+
     @app.post("/_fake/codes/<code>/use")
     def use(code: str):
         with state.lock:
             state.codes[code]["used"] += 1
             return jsonify(state.codes[code])
 
+    @app.get("/_fake/store-credit")
+    def store_credit_accounts():
+        with state.lock:
+            accounts = {
+                owner: {currency: _account_node(account, currency) for currency, account in by_currency.items()}
+                for owner, by_currency in state.store_credit.items()
+            }
+            return jsonify({"accounts": accounts, "credits": state.credits_made, "debits": state.debits_made})
+
+    @app.post("/_fake/store-credit/<int:customer_id>/spend")
+    def spend_store_credit(customer_id: int):
+        """The shopper spends store credit at checkout: a debit with an order as its origin."""
+        wanted = request.get_json(force=True)
+        with state.lock:
+            result = _debit(state, f"gid://shopify/Customer/{customer_id}", wanted, origin="OrderTransaction")
+        return jsonify(result)
+
     @app.post("/_fake/config")
     def configure():
         changes = request.get_json(force=True)
         with state.lock:
-            for key in ("fail_rate", "slow_seconds", "token"):
+            for key in ("fail_rate", "slow_seconds", "token", "tier_errors_next"):
                 if key in changes:
                     setattr(state, key, changes[key])
         return jsonify({"fail_rate": state.fail_rate, "slow_seconds": state.slow_seconds})
@@ -169,10 +203,22 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
             known = set(state.items)
         nodes = [{"id": gid, "__typename": gid.split("/")[3]} if gid in known else None for gid in variables["ids"]]
         return {"data": {"nodes": nodes}}
+    if "LoyaltyStoreCreditCredit" in query:
+        with state.lock:
+            return {"data": {"storeCreditAccountCredit": _credit(state, variables["id"], variables["creditInput"])}}
+    if "LoyaltyStoreCreditDebit" in query:
+        with state.lock:
+            debit_input = variables["debitInput"]["debitAmount"]
+            return {"data": {"storeCreditAccountDebit": _debit(state, variables["id"], debit_input, origin=None)}}
+    if "LoyaltyStoreCreditAccounts" in query:
+        with state.lock:
+            return {"data": {"customer": _customer_accounts(state, variables)}}
     if query.replace(" ", "") == "{shop{id}}":  # the uninstall confirmation: any accepted token may ask
         return {"data": {"shop": {"id": "gid://shopify/Shop/1"}}}
     if "LoyaltyOrdersUpdatedSince" in query:
         return _orders_page(state, variables)
+    if "LoyaltyTier" in query:
+        return _tier(state, query, variables)
     if "metafieldsSet" in query:
         with state.lock:
             for metafield in variables["metafields"]:
@@ -190,6 +236,33 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
         errors = [{"field": ["id"], "code": "NOT_FOUND", "message": "Discount does not exist"}]
         return {"data": {"discountCodeDelete": {"deletedCodeDiscountId": None, "userErrors": errors}}}
     return {"errors": [{"message": "fake shop: unsupported operation"}]}
+
+
+def _tier(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """A customer's tier push: tags removed, then added, then the `loyalty.tier` metafield set or deleted."""
+    owner = variables["id"]
+    data: dict[str, Any] = {}
+    with state.lock:
+        tags = set(state.customer_tags.get(owner, []))
+        if "tagsRemove" in query:
+            tags -= set(variables["remove"])
+            data["tagsRemove"] = {"userErrors": []}
+        if "tagsAdd" in query:
+            tags |= set(variables["add"])
+            data["tagsAdd"] = {"userErrors": []}
+        state.customer_tags[owner] = sorted(tags)
+        if "metafieldsSet" in query:
+            for metafield in variables["metafields"]:
+                state.metafields[f"{metafield['ownerId']} {metafield['namespace']}.{metafield['key']}"] = metafield[
+                    "value"
+                ]
+                state.metafield_writes += 1
+            data["metafieldsSet"] = {"metafields": [{"id": "gid://shopify/Metafield/2"}], "userErrors": []}
+        if "metafieldsDelete" in query:
+            for identifier in variables["identifiers"]:
+                state.metafields.pop(f"{identifier['ownerId']} {identifier['namespace']}.{identifier['key']}", None)
+            data["metafieldsDelete"] = {"deletedMetafields": [{"key": "tier"}], "userErrors": []}
+    return {"data": data}
 
 
 def _orders_page(state: FakeShopState, variables: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +304,114 @@ def _create(state: FakeShopState, discount: dict[str, Any], kind: str) -> dict[s
         state.codes[code] = {"id": node_id, "code": code, "kind": kind, "input": discount, "used": 0, "deleted": False}
         state.creates[code] = state.creates.get(code, 0) + 1
     return {"codeDiscountNode": {"id": node_id}, "userErrors": []}
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _money(amount: Decimal, currency: str) -> dict[str, str]:
+    return {"amount": str(amount), "currencyCode": currency}
+
+
+def _balance(account: dict[str, Any]) -> Decimal:
+    return sum((t["remaining"] for t in account["transactions"] if t["kind"] == "credit"), Decimal("0"))
+
+
+def _account_node(account: dict[str, Any], currency: str) -> dict[str, Any]:
+    return {"id": account["id"], "balance": _money(_balance(account), currency)}
+
+
+def _transaction_node(t: dict[str, Any], currency: str) -> dict[str, Any]:
+    typename = "StoreCreditAccountCreditTransaction" if t["kind"] == "credit" else "StoreCreditAccountDebitTransaction"
+    node = {
+        "__typename": typename,
+        "id": t["id"],
+        "amount": _money(t["amount"] if t["kind"] == "credit" else -t["amount"], currency),
+        "balanceAfterTransaction": _money(t["balance_after"], currency),
+        "createdAt": t["created_at"],
+        "origin": {"__typename": t["origin"]} if t["origin"] else None,
+    }
+    if t["kind"] == "credit":
+        node["expiresAt"] = t["expires_at"]
+        node["remainingAmount"] = _money(t["remaining"], currency)
+    return node
+
+
+def _credit(state: FakeShopState, owner: str, credit_input: dict[str, Any]) -> dict[str, Any]:
+    amount = Decimal(str(credit_input["creditAmount"]["amount"]))
+    currency = credit_input["creditAmount"]["currencyCode"]
+    if amount <= 0:
+        errors = [{"field": ["creditInput", "creditAmount"], "code": "NEGATIVE_OR_ZERO_AMOUNT", "message": "bad"}]
+        return {"storeCreditAccountTransaction": None, "userErrors": errors}
+    account = state.store_credit.setdefault(owner, {}).setdefault(
+        currency, {"id": f"gid://shopify/StoreCreditAccount/{next(state.ids)}", "transactions": []}
+    )
+    made = {
+        "kind": "credit",
+        "id": f"gid://shopify/StoreCreditAccountCreditTransaction/{next(state.ids)}",
+        "amount": amount,
+        "remaining": amount,
+        "expires_at": credit_input.get("expiresAt"),
+        "created_at": _now(),
+        "origin": None,
+    }
+    account["transactions"].append(made)
+    made["balance_after"] = _balance(account)
+    state.credits_made += 1
+    return {"storeCreditAccountTransaction": _transaction_node(made, currency), "userErrors": []}
+
+
+def _debit(state: FakeShopState, owner: str, money: dict[str, Any], origin: str | None) -> dict[str, Any]:
+    amount, currency = Decimal(str(money["amount"])), money["currencyCode"]
+    account = state.store_credit.get(owner, {}).get(currency)
+    if account is None or _balance(account) < amount:
+        code = "ACCOUNT_NOT_FOUND" if account is None else "INSUFFICIENT_FUNDS"
+        errors = [{"field": ["debitInput", "debitAmount"], "code": code, "message": code.lower()}]
+        return {"storeCreditAccountTransaction": None, "userErrors": errors}
+    left = amount
+    credits = [t for t in account["transactions"] if t["kind"] == "credit" and t["remaining"] > 0]
+    for credit in sorted(credits, key=lambda t: t["expires_at"] or "9999"):
+        used = min(left, credit["remaining"])
+        credit["remaining"] -= used
+        left -= used
+        if left == 0:
+            break
+    made = {
+        "kind": "debit",
+        "id": f"gid://shopify/StoreCreditAccountDebitTransaction/{next(state.ids)}",
+        "amount": amount,
+        "created_at": _now(),
+        "origin": origin,
+    }
+    account["transactions"].append(made)
+    made["balance_after"] = _balance(account)
+    if origin is None:
+        state.debits_made += 1
+    return {"storeCreditAccountTransaction": _transaction_node(made, currency), "userErrors": []}
+
+
+def _customer_accounts(state: FakeShopState, variables: dict[str, Any]) -> dict[str, Any]:
+    """A customer's accounts with their transactions newest first, filtered by `expires_at:>=` / `<=` terms."""
+    bounds = []
+    for term in (variables.get("query") or "").split(" AND "):
+        for operator in (">=", "<="):
+            if term.strip().startswith(f"expires_at:{operator}"):
+                bounds.append((operator, _instant(term.strip().split(operator, 1)[1].strip("'\""))))
+    nodes = []
+    for currency, account in state.store_credit.get(variables["id"], {}).items():
+        chosen = []
+        for t in reversed(account["transactions"]):
+            expiry = _instant(t["expires_at"]) if t.get("expires_at") else None
+            if bounds and (
+                expiry is None or not all(expiry >= at if operator == ">=" else expiry <= at for operator, at in bounds)
+            ):
+                continue
+            chosen.append(_transaction_node(t, currency))
+        node = _account_node(account, currency)
+        node["transactions"] = {"nodes": chosen[: int(variables.get("first") or 50)]}
+        nodes.append(node)
+    return {"id": variables["id"], "storeCreditAccounts": {"nodes": nodes}}
 
 
 def main() -> None:

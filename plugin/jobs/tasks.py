@@ -16,13 +16,25 @@ from plugin import inbox, platforms
 from plugin.config import Settings
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
-from plugin.services import balance_push, privacy, product_lookup, reconcile, redemption, subscriptions
+from plugin.services import (
+    balance_push,
+    privacy,
+    product_lookup,
+    reconcile,
+    redemption,
+    report_rollups,
+    subscriptions,
+    tier_push,
+    tier_sets,
+    tier_sweep,
+)
 
 log = logging.getLogger(__name__)
 
 SIGNAL_TTL_SECONDS = 10  # if a queued job is lost, the next change re-signals after this long
 RECONCILE_CLAIM_SECONDS = 15 * 60
 PRODUCT_LOOKUP_CLAIM_SECONDS = 60
+TIER_SWEEP_CLAIM_SECONDS = 60 * 60  # the period-end recompute runs at most hourly, whatever the sweeps find
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
 WEEK = 7 * 86400
 
@@ -56,6 +68,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):
         signal_balances(settings)
+        signal_tiers(settings)
     return dict(outcomes)
 
 
@@ -97,6 +110,53 @@ def push_balances_with(settings: Settings) -> int:
     return written
 
 
+def push_tiers() -> int:
+    """Worker entry point: write changed tiers to the shops' customer tags and `loyalty.tier` metafields."""
+    return push_tiers_with(Settings.from_env())
+
+
+def push_tiers_with(settings: Settings) -> int:
+    if settings.inline_jobs:
+        written = tier_push.push_tiers(settings, platforms.admin_client)
+    else:
+        clear_claim(settings, "tiers")
+        written = tier_push.push_tiers(
+            settings,
+            platforms.admin_client,
+            lambda shop_id: claimed(settings, f"tier-push-rest:{shop_id}"),
+            lambda shop_id: hold(settings, f"tier-push-rest:{shop_id}", PUSH_REST_SECONDS),
+        )
+    if written:
+        log.info("pushed %d tiers to customer tags and metafields", written)
+    return written
+
+
+def end_tier_periods() -> int:
+    """Worker entry point: recompute members whose tier's kept-until or paid-until date has passed."""
+    return end_tier_periods_with(Settings.from_env())
+
+
+def end_tier_periods_with(settings: Settings) -> int:
+    moved = tier_sweep.run(settings.database_url)
+    if moved:
+        signal_tiers(settings)
+        signal_balances(settings)
+    return moved
+
+
+def apply_tiers(shop_id: int) -> int:
+    """Worker entry point: move every member of the shop to its current tier programme."""
+    return apply_tiers_with(Settings.from_env(), shop_id)
+
+
+def apply_tiers_with(settings: Settings, shop_id: int) -> int:
+    moved = tier_sets.apply(settings.database_url, shop_id)
+    if moved:
+        signal_tiers(settings)
+        signal_balances(settings)
+    return moved
+
+
 def check_webhooks(shop_id: int) -> list[str]:
     """Worker entry point: re-create any webhook subscription the shop lost."""
     return check_webhooks_with(Settings.from_env(), shop_id)
@@ -135,6 +195,11 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
 DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
 ISSUE_CODE = register(Job(issue_code, issue_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK))
 PUSH_BALANCES = register(Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400))
+PUSH_TIERS = register(Job(push_tiers, push_tiers_with, timeout=600, result_ttl=60, failure_ttl=86400))
+END_TIER_PERIODS = register(
+    Job(end_tier_periods, end_tier_periods_with, timeout=1800, result_ttl=300, failure_ttl=86400)
+)
+APPLY_TIERS = register(Job(apply_tiers, apply_tiers_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
 LOOK_UP_PRODUCTS = register(
@@ -179,6 +244,21 @@ def signal_balances(settings: Settings) -> None:
     dispatch(settings, PUSH_BALANCES, claim="balances", claim_seconds=SIGNAL_TTL_SECONDS)
 
 
+def signal_tiers(settings: Settings) -> None:
+    """Tiers may have moved: queue one push of customer tags and metafields for a whole burst of moves."""
+    dispatch(settings, PUSH_TIERS, claim="tiers", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
+def enqueue_tier_period_ends(settings: Settings) -> None:
+    """Recompute members whose tier's dates passed; at most one queued job per TIER_SWEEP_CLAIM_SECONDS."""
+    dispatch(settings, END_TIER_PERIODS, claim="tier-periods", claim_seconds=TIER_SWEEP_CLAIM_SECONDS)
+
+
+def enqueue_apply_tiers(settings: Settings, shop_id: int) -> None:
+    """Move the shop's members to its newly saved tier programme (in batches; intake goes on meanwhile)."""
+    dispatch(settings, APPLY_TIERS, shop_id)
+
+
 def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
     """Check (and repair) a shop's webhook subscriptions: after install, and periodically."""
     dispatch(settings, CHECK_WEBHOOKS, shop_id)
@@ -210,6 +290,10 @@ def sweep(settings: Settings) -> tuple[int, int]:
     requeued = sum(enqueue_issue(settings, redemption_id, shop_id) for shop_id, redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         signal_balances(settings)
+    if tier_push.any_due(settings.database_url):
+        signal_tiers(settings)
+    if tier_sweep.any_due(settings.database_url):
+        enqueue_tier_period_ends(settings)
     if settings.shopify_app_url:
         for shop_id in subscriptions.due(settings):
             enqueue_webhook_check(settings, shop_id)
@@ -218,4 +302,5 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)
+    report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued

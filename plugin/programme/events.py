@@ -29,6 +29,7 @@ class OrderLine:
     gift_card: bool = False
     product_id: int | None = None  # None for custom lines
     variant_id: int | None = None
+    sku: str | None = field(default=None, compare=False)  # what a paid membership may be marked by
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class ProductFacts:
     tags: frozenset[str] = frozenset()
     variant_ids: tuple[int, ...] = ()
     collections: frozenset[str] | None = None
+    skus: frozenset[str] | None = None  # its variants' SKUs (what a paid membership may be marked by); None: unknown
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,19 @@ from decimal import Decimal
 from typing import Any
 
 from plugin.programme.events import OrderLine, OrderSnapshot
+from plugin.programme.rules.core import MemberTier
 
 
 def to_json(
-    snapshot: OrderSnapshot, paid_at: datetime, rules_version: int, member_tags: frozenset[str]
+    snapshot: OrderSnapshot,
+    paid_at: datetime,
+    rules_version: int,
+    member_tags: frozenset[str],
+    member_tier: MemberTier | None = None,
 ) -> dict[str, Any]:
+    tier = {} if member_tier is None else {"member_tier": _tier_json(member_tier)}
     return {
+        **tier,
         "paid_at": paid_at.isoformat(),
         "rules_version": rules_version,
         "member_tags": sorted(member_tags),
@@ -66,3 +73,15 @@ def paid_at(data: dict[str, Any]) -> datetime:
 
 def member_tags(data: dict[str, Any]) -> frozenset[str]:
     return frozenset(data.get("member_tags", ()))
+
+
+def member_tier(data: dict[str, Any]) -> MemberTier | None:
+    """The member's tier when the order was paid, as its facts recorded it (None: no tier, or before tiers)."""
+    tier = data.get("member_tier")
+    if not tier:
+        return None
+    return MemberTier(tier["id"], tier["name"], Decimal(tier["multiplier"]), int(tier["version"]))
+
+
+def _tier_json(tier: MemberTier) -> dict[str, Any]:
+    return {"id": tier.tier_id, "name": tier.name, "multiplier": str(tier.multiplier), "version": tier.version}

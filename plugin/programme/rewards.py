@@ -14,7 +14,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 log = logging.getLogger(__name__)
 
-KINDS = ("fixed_amount", "percentage", "free_shipping", "free_product")
+KINDS = ("fixed_amount", "percentage", "free_shipping", "free_product", "store_credit", "cash_back")
+# Kinds that become money in the customer's store-credit account instead of a discount code (docs/store-credit.md).
+STORE_CREDIT_KINDS = frozenset({"store_credit", "cash_back"})
+CODE_ONLY_FIELDS = ("min_subtotal",)  # a discount code's conditions: store credit has no checkout conditions
 DEFAULT_CATALOGUE = [{"id": "5-off", "kind": "fixed_amount", "points": 500, "amount": "5.00"}]
 
 
@@ -24,7 +27,7 @@ class Reward:
     kind: str
     points: int
     title: str
-    amount: Decimal | None = None  # fixed_amount: money off, shop currency
+    amount: Decimal | None = None  # fixed_amount: money off; store_credit: credit; cash_back: credit per step
     percent: Decimal | None = None  # percentage: 0 < percent <= 100
     min_subtotal: Decimal | None = None
     lifetime_days: int = 30
@@ -43,6 +46,38 @@ class Reward:
     total_available: int | None = None
     available_from: datetime | None = None
     available_until: datetime | None = None
+    # cash_back: the shopper chooses how many points, a multiple of `points` (one step, worth `amount`), from
+    # min_points (default: one step) to max_points.
+    min_points: int | None = None
+    max_points: int | None = None
+
+    @property
+    def is_store_credit(self) -> bool:
+        """Whether it becomes money in the customer's store-credit account rather than a discount code."""
+        return self.kind in STORE_CREDIT_KINDS
+
+    def points_range(self) -> tuple[int, int, int]:
+        """(fewest, most, step) points a shopper may spend on it; a fixed reward has one choice."""
+        if self.kind != "cash_back":
+            return self.points, self.points, self.points
+        return self.min_points or self.points, self.max_points or self.points, self.points
+
+    def credit_for(self, points: int) -> Decimal:
+        """The store credit `points` buy: exact, since points are a whole number of steps (checked by the caller)."""
+        if self.kind == "cash_back":
+            return self.amount * (points // self.points)
+        return self.amount
+
+    def refusal_for_points(self, points: int | None) -> str | None:
+        """Why a shopper cannot spend `points` on it (None: they can); None points means the reward's own price."""
+        if points is None or self.kind != "cash_back":
+            return None if points in (None, self.points) else f"this reward costs exactly {self.points} points"
+        fewest, most, step = self.points_range()
+        if points < fewest or points > most:
+            return f"choose from {fewest} to {most} points"
+        if points % step:
+            return f"choose a multiple of {step} points"
+        return None
 
     @property
     def item_ids(self) -> tuple[str, ...]:
@@ -71,6 +106,8 @@ class Reward:
             "total_available": self.total_available,
             "available_from": self.available_from.isoformat() if self.available_from else None,
             "available_until": self.available_until.isoformat() if self.available_until else None,
+            "min_points": self.min_points,
+            "max_points": self.max_points,
         }
         return {**self._base_json(), **{key: value for key, value in optional.items() if value}}
 
@@ -121,6 +158,8 @@ class Reward:
             total_available=count("total_available"),
             available_from=moment("available_from"),
             available_until=moment("available_until"),
+            min_points=count("min_points"),
+            max_points=count("max_points"),
         )
 
 
@@ -139,6 +178,18 @@ ITEM_PATTERNS = {
 }
 PERIODS = ("day", "week", "month", "year", "lifetime")
 THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
+
+
+def to_milli(amount: Decimal) -> int:
+    """Money as integer thousandths of the major unit: exact for every currency (none has more than three places)."""
+    return int(amount * 1000)
+
+
+def from_milli(milli: int | None) -> Decimal | None:
+    """Thousandths back to money, with two places unless the third is needed (as Shopify writes amounts)."""
+    if milli is None:
+        return None
+    return (Decimal(milli) / 1000).quantize(Decimal("0.01") if milli % 10 == 0 else Decimal("0.001"))
 
 
 def money_places(currency: str | None) -> int:
@@ -261,6 +312,34 @@ class RewardSchema(Schema):
     total_available = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_LIMIT))
     available_from = fields.AwareDateTime(load_default=None)
     available_until = fields.AwareDateTime(load_default=None)
+    min_points = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_REWARD_POINTS))
+    max_points = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=MAX_REWARD_POINTS))
+
+    @validates_schema
+    def store_credit_is_consistent(self, data: dict[str, Any], **_: Any) -> None:
+        kind = data.get("kind")
+        if kind in STORE_CREDIT_KINDS:
+            if data.get("amount") is None:
+                what = "a credit amount" if kind == "store_credit" else "an amount of credit per step of points"
+                raise ValidationError(f"a {kind} reward needs {what} above 0", "amount")
+            if data.get("min_subtotal") is not None:
+                raise ValidationError("store credit has no minimum subtotal: it is spent like money", "min_subtotal")
+        for name in ("min_points", "max_points"):
+            if data.get(name) is not None and kind != "cash_back":
+                raise ValidationError(f"only a cash_back reward has {name}", name)
+        if kind != "cash_back":
+            return
+        step, fewest, most = data.get("points"), data.get("min_points"), data.get("max_points")
+        if most is None:
+            raise ValidationError("a cash_back reward needs max_points, the most spent at once", "max_points")
+        if step is None:
+            return  # points itself is refused
+        fewest = step if fewest is None else fewest
+        for name, value in (("min_points", fewest), ("max_points", most)):
+            if value % step:
+                raise ValidationError(f"must be a multiple of points ({step}), one step", name)
+        if most < fewest:
+            raise ValidationError(f"must be at least min_points ({fewest})", "max_points")
 
     @validates_schema
     def items_fit_the_kind(self, data: dict[str, Any], **_: Any) -> None:
@@ -292,6 +371,8 @@ class RewardSchema(Schema):
         if kind != "free_product" and data.get("variant_id") is not None:
             raise ValidationError("only a free_product reward has a variant_id", "variant_id")
         for field, wanted in (("amount", "fixed_amount"), ("percent", "percentage")):
+            if field == "amount" and kind in STORE_CREDIT_KINDS:
+                continue
             if data.get(field) is not None and kind != wanted:
                 raise ValidationError(f"only a {wanted} reward has {'an' if field == 'amount' else 'a'} {field}", field)
 
@@ -357,6 +438,10 @@ def _default_title(item: dict[str, Any]) -> str:
         return f"{item['percent']:f}% off{on}"
     if item["kind"] == "free_product":
         return "Free product"
+    if item["kind"] == "store_credit":
+        return f"{item['amount']} store credit"
+    if item["kind"] == "cash_back":
+        return f"{item['amount']} store credit per {item['points']} points"
     return "Free shipping"
 
 

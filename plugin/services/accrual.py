@@ -21,8 +21,9 @@ from plugin.models import Member, Order, Refund, Shop, utcnow
 from plugin.programme import earning as program
 from plugin.programme import events, order_facts
 from plugin.programme import rules as earning_rules
+from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import member_rules, products, rule_sets
+from plugin.services import member_rules, products, rule_sets, tiers
 from plugin.services.imports import pending as imported_balances
 
 
@@ -50,6 +51,13 @@ def _apply(session: Session, shop: Shop, event: events.Event) -> int:
 def _customer(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
     enrol(session, shop.id, event.customer)
     return 0
+
+
+def _customer_created(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
+    """A new customer account: enrol them, and greet them with the signup bonus (once ever, whatever repeats)."""
+    from plugin.services.milestones import rules as milestones  # late: accrual's imports stay light
+
+    return milestones.signup(session, shop, enrol(session, shop.id, event.customer))
 
 
 def _refunded(session: Session, shop: Shop, event: events.OrderRefunded) -> int:
@@ -115,7 +123,7 @@ def product_known(session: Session, shop: Shop, product: events.ProductFacts, *,
 
 # One handler per event type: a new event means a new entry here, not a longer if-ladder.
 HANDLERS: dict[type, Callable[[Session, Shop, Any], int]] = {
-    events.CustomerCreated: _customer,
+    events.CustomerCreated: _customer_created,
     events.CustomerUpdated: _customer,
     events.OrderRefunded: _refunded,
     events.OrderCreated: _order_created,
@@ -130,9 +138,12 @@ def _earn(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnap
     """Keep the paid order's facts, and make its lot under the shop's current rules if every fact is known."""
     rules = earning_rules.rule_set(shop.rules, shop.rules_version)
     tags = _member_tags(session, shop, order, snapshot, rules)
+    # The tier the member holds as this order is paid (before it counts): a fact of the order, like its tags.
+    tier = tiers.member_tier(session, shop, order.member_id)
     order.paid_at = paid_at
-    order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags)
-    _make_lot(session, shop, order, snapshot, paid_at, rules, tags)
+    order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags, tier)
+    tiers.note_purchase(session, shop, order, snapshot, paid_at)
+    _make_lot(session, shop, order, snapshot, paid_at, rules, tags, tier)
 
 
 def _make_lot_from_facts(session: Session, shop: Shop, order: Order) -> None:
@@ -143,7 +154,10 @@ def _make_lot_from_facts(session: Session, shop: Shop, order: Order) -> None:
     else:  # paid under an earlier version: its lot is made under that version, whatever the rules are now
         rules = rule_sets.version(session, shop.id, version)
     snapshot = order_facts.snapshot_from_json(order.order_id, facts)
-    _make_lot(session, shop, order, snapshot, order_facts.paid_at(facts), rules, order_facts.member_tags(facts))
+    _make_lot(
+        session, shop, order, snapshot, order_facts.paid_at(facts), rules, order_facts.member_tags(facts),
+        order_facts.member_tier(facts),
+    )  # fmt: skip
 
 
 def _make_lot(
@@ -154,6 +168,7 @@ def _make_lot(
     paid_at: datetime,
     rules: earning_rules.RuleSet,
     tags: frozenset[str],
+    tier: MemberTier | None = None,
 ) -> None:
     cache: dict[int, earning_rules.Product] = {}
     if rules.needs_products:
@@ -169,7 +184,7 @@ def _make_lot(
     settings = program_settings(shop.settings, shop.settings_version)
     lot = program.build_lot(
         snapshot, settings, paid_at, has_member=order.member_id is not None, rules=rules, products=cache,
-        member_tags=tags,
+        member_tags=tags, member_tier=tier,
     )  # fmt: skip
     order.lot = lot.to_json()
     order.available_at = lot.available_at

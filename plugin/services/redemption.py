@@ -1,10 +1,12 @@
-"""Redemption: points become exactly one discount code in the shop, or come back.
+"""Redemption: points become exactly one discount code, or one store credit, in the shop, or come back.
 
 Lifecycle: `redeem` takes the points and records a pending redemption in one transaction. `issue` (an RQ job)
 creates the code through the shop's Admin API under a lease; the code is stored with the redemption, so a
 retried or concurrent job looks it up before creating anything. A shop that refuses the code, or stays
 unreachable through every retry, fails the redemption and a `return` posting gives the points back. `cancel`
 deletes an unused code and returns the points. The return posting has one key per redemption: at most once.
+Store credit (kinds store_credit and cash_back) follows the same lease and look-up-first path with a credit in
+place of a code, and a cancel debits it back if unspent (docs/store-credit.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -22,7 +25,7 @@ from plugin import ledger, platforms
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Redemption, Shop, utcnow
-from plugin.platforms.shopify import discounts
+from plugin.platforms.shopify import discounts, store_credit
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme import rewards
 from plugin.programme.rewards import Reward, catalogue
@@ -57,6 +60,18 @@ class CannotCancel(RedemptionError):
     code = "cannot_cancel"
 
 
+class CreditSpent(CannotCancel):
+    """A store credit the customer has (partly) spent cannot be taken back: the points stay spent."""
+
+    code = "credit_spent"
+
+
+class BadPoints(RedemptionError):
+    """The points chosen for a cash-back reward are outside its bounds or not a whole number of steps."""
+
+    code = "bad_points"
+
+
 class RewardUnavailable(RedemptionError):
     """Out of its window, sold out, or this customer's limit reached; `reason` says which."""
 
@@ -78,8 +93,12 @@ def redeem(
     idempotency_key: str | None = None,
     actor: str = "shopper",
     now: datetime | None = None,
+    points: int | None = None,
 ) -> Redemption:
     """Spend a member's available points on a reward, in the caller's transaction.
+
+    `points` is what the shopper chose for a cash-back reward (a whole number of its steps, within its bounds);
+    any other reward costs its own points.
 
     The member row is locked first, so concurrent redemptions are serialised and can never overdraw;
     a repeated idempotency key returns the redemption it first made.
@@ -107,21 +126,27 @@ def redeem(
     reward = next((r for r in catalogue(shop.settings) if r.id == reward_id), None)
     if reward is None:
         raise UnknownReward(f"no reward {reward_id!r} in {shop.domain}'s catalogue")
+    refusal = reward.refusal_for_points(points)
+    if refusal is not None:
+        raise BadPoints(refusal)
+    cost = points if points is not None else reward.points
+    if reward.is_store_credit and not shop.currency:
+        raise RedemptionError(f"{shop.domain}'s currency is not known yet (it is learnt from its first order)")
     now = now or utcnow()
     if reward.limited:
         why = _unavailable(session, shop.id, member.id, reward, now, lock=True)
         if why is not None:
             raise RewardUnavailable(why)
     available = ledger.balance_of(session, shop.id, member, now).available
-    if available < reward.points:
-        raise NotEnoughPoints(f"{reward.title} costs {reward.points} points; {available} are available")
+    if available < cost:
+        raise NotEnoughPoints(f"{reward.title} costs {cost} points; {available} are available")
 
     redemption = Redemption(
         shop_id=shop.id,
         member_id=member.id,
         reward=reward.to_json(),
         reward_id=reward.id,
-        points=reward.points,
+        points=cost,
         status=PENDING,
         code=f"unassigned-{secrets.token_hex(8)}",
         idempotency_key=idempotency_key,
@@ -131,13 +156,18 @@ def redeem(
         starts_at=now,
         ends_at=now + timedelta(days=reward.lifetime_days),
     )
+    if reward.is_store_credit:
+        redemption.credit_milli = to_milli(reward.credit_for(cost))
+        redemption.credit_currency = shop.currency
+        redemption.credit_expires_at = _unique_expiry(session, shop.id, member.id, redemption.ends_at)
+        redemption.ends_at = redemption.credit_expires_at
     session.add(redemption)
     session.flush()
     redemption.code = code_for(redemption.id)
     entry = ledger.Entry(
         member_id=member.id,
         kind="redeem",
-        points=-reward.points,
+        points=-cost,
         source_type="redemption",
         source_id=str(redemption.id),
         idempotency_key=f"redemption:{redemption.id}:redeem",
@@ -147,6 +177,30 @@ def redeem(
     )
     ledger.post(session, shop.id, entry)
     return redemption
+
+
+to_milli, from_milli = rewards.to_milli, rewards.from_milli
+
+
+def _unique_expiry(session: Session, shop_id: int, member_id: int, wanted: datetime) -> datetime:
+    """The credit's expiry, in whole seconds, moved on a second until no other store credit of this member has it.
+
+    The member row is locked by the caller, so two redemptions cannot pick the same instant. The expiry is how a
+    look-up after a lost reply recognises this credit in the shop (Admin API 2026-10 takes no key or note)."""
+    candidate = wanted.replace(microsecond=0)
+    taken = set(
+        session.scalars(
+            select(Redemption.credit_expires_at).where(
+                Redemption.shop_id == shop_id,
+                Redemption.member_id == member_id,
+                Redemption.credit_expires_at >= candidate,
+                Redemption.credit_expires_at < candidate + timedelta(days=1),
+            )
+        )
+    )
+    while candidate in taken:
+        candidate += timedelta(seconds=1)
+    return candidate
 
 
 LIVE = (PENDING, ISSUED)  # failed and cancelled redemptions gave their points, and so the reward, back
@@ -209,10 +263,7 @@ def issue(
     client_factory: ClientFactory = platforms.admin_client,
     shop_id: int | None = None,
 ) -> str:
-    """Create the redemption's code in the shop (job body). Safe to run any number of times, concurrently.
-
-    Give `shop_id` (jobs carry it): a look-up by id alone is sent to every shard of a distributed database.
-    """
+    """Create the redemption's code in the shop (job body). Safe to run any number of times, concurrently."""
     with transaction(settings.database_url) as session:
         redemption = _locked(session, redemption_id, shop_id)
         if redemption is None or redemption.status != PENDING:
@@ -226,13 +277,11 @@ def issue(
         attempts = redemption.attempts
         shop = session.get(Shop, redemption.shop_id)
         member = session.get(Member, (redemption.shop_id, redemption.member_id))
+        reward = Reward.from_json(redemption.reward)
         request = discounts.CodeRequest(
-            redemption.code,
-            Reward.from_json(redemption.reward),
-            member.customer_id,
-            redemption.starts_at,
-            redemption.ends_at,
+            redemption.code, reward, member.customer_id, redemption.starts_at, redemption.ends_at
         )
+        credit = _credit_request(redemption, member.customer_id) if reward.is_store_credit else None
         try:
             client = client_factory(settings, shop)
         except AdminAPIError as error:
@@ -240,6 +289,10 @@ def issue(
         client.deadline = time.monotonic() + _budget(settings)
 
     # No database lock is held while we talk to the shop.
+    if credit is not None:
+        return _issue_credit(settings, redemption_id, shop_id, client, credit, attempts)
+    look = _code_look(client, request.code)
+    settle = _code_settle(settings, redemption_id, shop_id, client)
     try:
         found = discounts.find(client, request.code)
         if found is None:
@@ -253,44 +306,72 @@ def issue(
         else:
             discount_id = found.discount_id
     except AdminAPIError as error:
-        return _after_refusal(settings, (shop_id, redemption_id), client, request.code, attempts, str(error))
+        return _after_refusal(settings, redemption_id, shop_id, client, look, settle, attempts, str(error))
     except AdminAPIUnavailable as error:
-        return _after_unavailable(settings, (shop_id, redemption_id), client, request.code, attempts, str(error))
-    return _settle_issued(settings, (shop_id, redemption_id), discount_id, client)
+        return _after_unavailable(settings, redemption_id, shop_id, client, look, settle, attempts, str(error))
+    return _settle_issued(settings, redemption_id, shop_id, discount_id, client)
+
+
+# What the shop holds for a redemption (None: nothing), and how to record what was found as issued: a code or a
+# store credit, so both share one lease and look-up-first path.
+Look = Callable[[], Any]
+Settle = Callable[[Any], str]
+
+
+def _code_look(client: AdminClient, code: str) -> Look:
+    return lambda: discounts.find(client, code)
+
+
+def _code_settle(settings: Settings, redemption_id: int, shop_id: int | None, client: AdminClient) -> Settle:
+    return lambda found: _settle_issued(settings, redemption_id, shop_id, found.discount_id, client)
 
 
 def _after_refusal(
-    settings: Settings, key: tuple[int, int], client: AdminClient, code: str, attempts: int, problem: str
+    settings: Settings,
+    redemption_id: int,
+    shop_id: int | None,
+    client: AdminClient,
+    look: Look,
+    settle: Settle,
+    attempts: int,
+    problem: str,
 ) -> str:
-    """The shop refused; but an earlier attempt whose answer was lost may have made the code: look first."""
+    """The shop refused; but an earlier attempt whose answer was lost may have made it: look first."""
     client.deadline = time.monotonic() + _budget(settings) / 2
     try:
-        found = discounts.find(client, code)
+        found = look()
     except AdminAPIUnavailable:
-        return _after_unavailable(settings, key, client, code, attempts, problem)
+        return _after_unavailable(settings, redemption_id, shop_id, client, look, settle, attempts, problem)
     except AdminAPIError:
         found = None  # the shop refuses us altogether (e.g. a revoked token): nothing more can be learnt
     if found is not None:
-        return _settle_issued(settings, key, found.discount_id, client)
-    return _settle_failed(settings, key, f"the shop refused the code: {problem}")
+        return settle(found)
+    return _settle_failed(settings, redemption_id, shop_id, f"the shop refused the reward: {problem}")
 
 
 def _after_unavailable(
-    settings: Settings, key: tuple[int, int], client: AdminClient, code: str, attempts: int, problem: str
+    settings: Settings,
+    redemption_id: int,
+    shop_id: int | None,
+    client: AdminClient,
+    look: Look,
+    settle: Settle,
+    attempts: int,
+    problem: str,
 ) -> str:
     if attempts >= MAX_ATTEMPTS:
         client.deadline = time.monotonic() + _budget(settings) / 2  # one more look before giving up
         try:
-            found = discounts.find(client, code)
+            found = look()
         except (AdminAPIError, AdminAPIUnavailable):
-            pass  # we cannot tell whether a code exists: keep the points taken and try again later
+            pass  # we cannot tell whether the shop made it: keep the points taken and try again later
         else:
-            if found is None:  # fail only once we know the shop holds no code for it
+            if found is None:  # fail only once we know the shop holds nothing for it
                 reason = f"the shop was unavailable {attempts} times: {problem}"
-                return _settle_failed(settings, key, reason)
-            return _settle_issued(settings, key, found.discount_id, client)
+                return _settle_failed(settings, redemption_id, shop_id, reason)
+            return settle(found)
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, key[1], key[0])
+        redemption = _locked(session, redemption_id, shop_id)
         if redemption is not None and redemption.status == PENDING:
             # Let the sweeper try again later, a little later each time.
             redemption.lease_until = utcnow() + timedelta(seconds=min(15 * attempts, 300))
@@ -298,14 +379,83 @@ def _after_unavailable(
     return "retry"
 
 
+def _credit_request(redemption: Redemption, customer_id: int) -> store_credit.CreditRequest:
+    return store_credit.CreditRequest(
+        customer_id, from_milli(redemption.credit_milli), redemption.credit_currency, redemption.credit_expires_at
+    )
+
+
+CREDIT_ROUNDS = 4  # look, then credit once, this many times in one job before handing over to the sweeper
+
+
+def _issue_credit(
+    settings: Settings,
+    redemption_id: int,
+    shop_id: int | None,
+    client: AdminClient,
+    request: store_credit.CreditRequest,
+    attempts: int,
+) -> str:
+    """Credit the customer's store-credit account once: look for the credit first, make it only if absent."""
+    look = lambda: store_credit.find_credit(client, request)  # noqa: E731
+    settle = _credit_settle(settings, redemption_id, shop_id, client, request)
+    try:
+        found = None
+        for round_ in range(1, CREDIT_ROUNDS + 1):
+            found = look()
+            if found is not None:
+                break
+            try:
+                found = store_credit.credit(client, request)  # tried once: a lost answer is found by the look
+                break
+            except AdminAPIUnavailable:
+                if round_ == CREDIT_ROUNDS:
+                    raise
+                client.sleep(min(0.25 * 2 ** (round_ - 1), client.max_wait_seconds))
+    except AdminAPIError as error:
+        return _after_refusal(settings, redemption_id, shop_id, client, look, settle, attempts, str(error))
+    except AdminAPIUnavailable as error:
+        return _after_unavailable(settings, redemption_id, shop_id, client, look, settle, attempts, str(error))
+    return settle(found)
+
+
+def _credit_settle(
+    settings: Settings,
+    redemption_id: int,
+    shop_id: int | None,
+    client: AdminClient,
+    request: store_credit.CreditRequest,
+) -> Settle:
+    def settle(found: store_credit.Credit) -> str:
+        with transaction(settings.database_url) as session:
+            redemption = _locked(session, redemption_id, shop_id)
+            if redemption.status == PENDING:
+                redemption.status = ISSUED
+                redemption.discount_id = found.transaction_id
+                shown = found.balance_after if found.balance_after is not None else found.balance_now
+                redemption.credit_balance_milli = to_milli(shown) if shown is not None else None
+                redemption.reason = None
+                redemption.lease_until = None
+                redemption.settled_at = utcnow()
+                return ISSUED
+            status = redemption.status
+        if status in (FAILED, CANCELLED):
+            # Settled meanwhile with the points given back: the credit must not outlive that.
+            store_credit.debit(client, request.customer_id, request.currency, request.amount)
+        return status
+
+    return settle
+
+
 def _budget(settings: Settings) -> float:
     return settings.redemption_lease_seconds * 2 / 3
 
 
-def _settle_issued(settings: Settings, key: tuple[int, int], discount_id: str, client: AdminClient) -> str:
-    """Record the code as made; `key` is (shop id, redemption id)."""
+def _settle_issued(
+    settings: Settings, redemption_id: int, shop_id: int | None, discount_id: str, client: AdminClient
+) -> str:
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, key[1], key[0])
+        redemption = _locked(session, redemption_id, shop_id)
         if redemption.status == PENDING:
             redemption.status = ISSUED
             redemption.discount_id = discount_id
@@ -320,9 +470,9 @@ def _settle_issued(settings: Settings, key: tuple[int, int], discount_id: str, c
     return status
 
 
-def _settle_failed(settings: Settings, key: tuple[int, int], reason: str) -> str:
+def _settle_failed(settings: Settings, redemption_id: int, shop_id: int | None, reason: str) -> str:
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, key[1], key[0])
+        redemption = _locked(session, redemption_id, shop_id)
         if redemption.status != PENDING:
             return redemption.status
         return _fail(session, redemption, reason)
@@ -346,14 +496,19 @@ def cancel(
     client_factory: ClientFactory = platforms.admin_client,
     shop_id: int | None = None,
 ) -> Redemption:
-    """Delete an unused reward's code in the shop and give the points back, once."""
+    """Delete an unused reward's code (or debit an unspent store credit) in the shop and give the points back, once."""
     with transaction(settings.database_url) as session:
         redemption = find(session, redemption_id, shop_id)
         if redemption is None:
             raise LookupError(f"no redemption {redemption_id}")
+        shop_id = redemption.shop_id
         _check_cancellable(redemption)
         client = client_factory(settings, session.get(Shop, redemption.shop_id))
-        code, shop_id = redemption.code, redemption.shop_id
+        code = redemption.code
+        is_credit = redemption.credit_milli is not None
+    if is_credit:
+        _debit_back(settings, redemption_id, shop_id, client)
+        return _cancelled(settings, redemption_id, shop_id, reason, actor)
     found = discounts.find(client, code)
     if found is not None and found.used > 0:
         raise CannotCancel(f"code {code} has already been used {found.used} time(s)")
@@ -364,6 +519,10 @@ def cancel(
             # A retried delete is refused when the first one worked but its answer was lost: look again.
             if discounts.find(client, code) is not None:
                 raise
+    return _cancelled(settings, redemption_id, shop_id, reason, actor)
+
+
+def _cancelled(settings: Settings, redemption_id: int, shop_id: int | None, reason: str, actor: str) -> Redemption:
     with transaction(settings.database_url) as session:
         redemption = _locked(session, redemption_id, shop_id)
         _check_cancellable(redemption)
@@ -372,6 +531,45 @@ def cancel(
         redemption.settled_at = utcnow()
         _return_points(session, redemption, f"reward cancelled by {actor}: {reason}", actor)
         return redemption
+
+
+# A debit we look for may be stamped by the shop's clock, a little behind ours.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _debit_back(settings: Settings, redemption_id: int, shop_id: int | None, client: AdminClient) -> None:
+    """Take an unspent store credit back out of the customer's account, once; CreditSpent if it was spent.
+
+    The time the debit began is stored first. A cancel retried after a lost reply finds that debit (one made by
+    us, not at checkout, of this amount, since then) and does not debit again."""
+    with transaction(settings.database_url) as session:
+        redemption = _locked(session, redemption_id, shop_id)
+        _check_cancellable(redemption)
+        member = session.get(Member, (redemption.shop_id, redemption.member_id))
+        request = _credit_request(redemption, member.customer_id)
+        earlier = redemption.debit_started_at
+        if earlier is None:
+            redemption.debit_started_at = utcnow()
+    if earlier is not None and store_credit.find_debit(
+        client, request.customer_id, request.currency, request.amount, earlier - CLOCK_SKEW
+    ):
+        return  # an earlier cancel debited it and lost the answer
+    found = store_credit.find_credit(client, request)
+    try:
+        if found is None:
+            raise store_credit.InsufficientFunds("the credit is no longer in the customer's account (expired?)")
+        if found.spent > 0:
+            raise store_credit.InsufficientFunds(
+                f"{found.spent} of {request.amount} {request.currency} store credit has already been spent"
+            )
+        store_credit.debit(client, request.customer_id, request.currency, request.amount)
+    except store_credit.InsufficientFunds as error:
+        message = f"cannot take the store credit back: {error}; nothing was debited and the points stay spent"
+        with transaction(settings.database_url) as session:
+            redemption = _locked(session, redemption_id, shop_id)
+            redemption.debit_started_at = None  # nothing of ours is in the shop
+            redemption.reason = message[:2000]  # support sees why on the redemption
+        raise CreditSpent(message) from None
 
 
 def _check_cancellable(redemption: Redemption) -> None:

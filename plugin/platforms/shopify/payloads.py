@@ -139,6 +139,7 @@ class LineItemSchema(_Lenient):
     gift_card = fields.Boolean(load_default=False)
     product_id = _id(required=False, load_default=None, allow_none=True)
     variant_id = _id(required=False, load_default=None, allow_none=True)
+    sku = fields.Raw(load_default=None, allow_none=True)  # only ever matched, so anything odd is simply no SKU
 
     @post_load
     def to_line(self, data: dict[str, Any], **_: Any) -> OrderLine:
@@ -157,6 +158,7 @@ class LineItemSchema(_Lenient):
             gift_card=data["gift_card"],
             product_id=data["product_id"],
             variant_id=data["variant_id"],
+            sku=data["sku"].replace("\x00", "")[:255] or None if isinstance(data["sku"], str) else None,
         )
 
 
@@ -206,6 +208,7 @@ def split_tags(tags: str | None) -> frozenset[str] | None:
 
 class VariantSchema(_Lenient):
     id = _id()
+    sku = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
 
 
 class ProductSchema(_Lenient):
@@ -226,6 +229,7 @@ class ProductSchema(_Lenient):
             vendor=data["vendor"] or "",
             tags=split_tags(data["tags"]) or frozenset(),
             variant_ids=tuple(v["id"] for v in data["variants"]),
+            skus=frozenset(v["sku"] for v in data["variants"] if v.get("sku")),
         )
 
 

@@ -1,0 +1,1 @@
+"""Milestones and engagement: member-level grants, birthdays, custom actions and surveys (docs/milestones.md)."""

@@ -1,0 +1,92 @@
+"""The milestone member rule: thresholds, punch cards and the signup bonus recomputed from the member's orders.
+
+Registered in services/member_rules.py, so it runs in the transaction of every order change; it reads every
+order fact of the member and brings each rule's grants to what those facts say, so arrival order never matters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from plugin.models import Member, Order, Refund, Shop
+from plugin.programme import milestones
+from plugin.programme.earning import Lot
+from plugin.programme.events import RefundFacts
+from plugin.services import shops
+from plugin.services.milestones import grants
+from plugin.services.milestones import settings as programme
+
+
+def order_history(session, shop: Shop, member_id: int) -> list[milestones.OrderSpend]:
+    """Every paid order of the member, with the money it still counts and its year in the shop's time zone."""
+    zone = shops.zone(shop)
+    orders = session.execute(
+        select(Order.order_id, Order.paid_at, Order.lot, Order.cancelled_at).where(
+            Order.shop_id == shop.id, Order.member_id == member_id, Order.paid_at.is_not(None)
+        )
+    ).all()
+    if not orders:
+        return []
+    refunds: dict[int, list[RefundFacts]] = {}
+    rows = session.execute(
+        select(Refund.order_id, Refund.refund_id, Refund.facts).where(
+            Refund.shop_id == shop.id, Refund.order_id.in_([o.order_id for o in orders])
+        )
+    )
+    for order_id, refund_id, facts in rows:
+        quantities = {int(line): int(qty) for line, qty in facts["line_quantities"].items()}
+        refunds.setdefault(order_id, []).append(RefundFacts(refund_id, order_id, quantities))
+    return [
+        milestones.OrderSpend(
+            order_id=o.order_id,
+            year=milestones.local_year(o.paid_at, zone),
+            spend=milestones.order_spend(
+                Lot.from_json(o.lot) if o.lot else None, refunds.get(o.order_id, ()), o.cancelled_at is not None
+            ),
+        )
+        for o in orders
+    ]
+
+
+def recompute(session, shop: Shop, member_id: int) -> None:
+    """Bring the member's threshold, punch-card and signup grants to what their order facts say now."""
+    current = programme.current(session, shop.id)
+    if not (current["thresholds"] or current["punch_cards"] or current["signup"]["points"]):
+        return  # no milestone programme: not one extra query on the order path
+    version = programme.rule_version(current["version"])
+    session.flush()  # accrual changes the order under no_autoflush: the facts read here must include them
+    history = order_history(session, shop, member_id)
+    for threshold in current["thresholds"]:
+        source = grants.Source("threshold", threshold["id"], version, _threshold_label(threshold))
+        count = milestones.threshold_crossings(threshold, history)
+        grants.bring_to(session, shop, member_id, source, count, threshold["points"])
+    for card in current["punch_cards"]:
+        source = grants.Source("punch_card", card["id"], version, card["title"] or f"Every {card['every']} orders")
+        grants.bring_to(session, shop, member_id, source, milestones.punch_card_grants(card, history), card["points"])
+    signup(session, shop, member_id, current)
+
+
+def signup(session, shop: Shop, member_id: int, current: dict[str, Any] | None = None) -> int:
+    """The signup bonus, once per member ever, for members enrolled since it was turned on; never taken back."""
+    current = current or programme.current(session, shop.id)
+    bonus = current["signup"]
+    if bonus["points"] <= 0 or not bonus.get("since"):
+        return 0
+    enrolled_at = session.execute(
+        select(Member.enrolled_at).where(Member.shop_id == shop.id, Member.id == member_id)
+    ).scalar_one()
+    if enrolled_at < datetime.fromisoformat(bonus["since"]):
+        return 0
+    holding = grants.lock(session, shop.id, member_id, "signup:signup")
+    if holding.grants:
+        return 0  # once ever: a later change of the bonus gives nothing more and takes nothing back
+    source = grants.Source("signup", "signup", programme.rule_version(current["version"]), "Signup bonus")
+    return grants.bring_to(session, shop, member_id, source, 1, bonus["points"])
+
+
+def _threshold_label(threshold: dict[str, Any]) -> str:
+    period = "lifetime" if threshold["period"] == "lifetime" else "calendar year"
+    return threshold["title"] or f"Spend {threshold['amount']} ({period})"

@@ -1,0 +1,53 @@
+"""A shop's milestone programme: read it, and save a change as a new version (every door calls these)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from plugin.db import insert_for
+from plugin.models import MilestoneSettings, Shop, utcnow
+from plugin.programme.milestone_settings import EMPTY, validate_milestones
+from plugin.programme.milestones import RULES_VERSION
+
+
+def current(session, shop_id: int) -> dict[str, Any]:
+    """The programme as saved, with its version (0 and an empty programme before the first save)."""
+    row = session.get(MilestoneSettings, shop_id)
+    if row is None:
+        return {**copy.deepcopy(EMPTY), "version": 0}
+    return {**copy.deepcopy(row.settings), "version": row.version}
+
+
+def rule_version(version: int) -> str:
+    return f"{RULES_VERSION}+v{version}"
+
+
+def save(session, shop: Shop, data: Any, actor: str) -> dict[str, Any]:
+    """Validate and save the whole programme as a new version; raises ValidationError with per-field messages."""
+    if not isinstance(data, dict):
+        raise ValidationError({"_schema": ["send a JSON object"]})
+    data = {key: value for key, value in data.items() if key != "version"}  # echoed back by a GET: not an input
+    clean = validate_milestones(data)
+    row = session.execute(
+        select(MilestoneSettings).where(MilestoneSettings.shop_id == shop.id).with_for_update()
+    ).scalar_one_or_none()
+    before = row.settings if row is not None else EMPTY
+    # Members enrolled before the signup bonus was turned on never get it: it greets new members only.
+    was_on = before["signup"]["points"] > 0 and before["signup"].get("since")
+    clean["signup"]["since"] = (
+        (before["signup"]["since"] if was_on else utcnow().isoformat()) if clean["signup"]["points"] > 0 else None
+    )
+    version = (row.version if row is not None else 0) + 1
+    session.execute(
+        insert_for(session)(MilestoneSettings)
+        .values(shop_id=shop.id, settings=clean, version=version, actor=actor, updated_at=utcnow())
+        .on_conflict_do_update(
+            index_elements=["shop_id"],
+            set_={"settings": clean, "version": version, "actor": actor, "updated_at": utcnow()},
+        )
+    )
+    return {**copy.deepcopy(clean), "version": version}
