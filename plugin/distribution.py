@@ -3,7 +3,7 @@
 A table is per-shop unless it is named below. Per-shop tables are sharded on `shop_id` and colocated, so one
 shop's rows of every table sit on one node and a statement that names the shop runs there alone. For that the
 database must be able to check every key on one shard: each primary key, unique constraint or index, and each
-foreign key to another per-shop table, includes `shop_id` (decision 0024). `check(engine)` reads those rules off
+foreign key to another per-shop table, includes `shop_id` (decision 0026). `check(engine)` reads those rules off
 the live schema; `plan(engine)` writes the statements that distribute a database that passes.
 """
 
@@ -98,7 +98,7 @@ _SHOP_COLUMNS = text(
 
 
 def check(engine: Engine) -> list[Violation]:
-    """Every rule of decision 0024 the live schema breaks; empty when it is ready to distribute.
+    """Every rule of decision 0026 the live schema breaks; empty when it is ready to distribute.
 
     On SQLite (the one-process development database, decision 0004) only the roles and the shop_id column are
     checked: its keys stay single-column there.

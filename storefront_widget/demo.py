@@ -6,7 +6,17 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, send_from_directory, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 
 from plugin.config import Settings
 from plugin.db import transaction
@@ -70,6 +80,36 @@ def _page(template: str) -> Response:
 @bp.route(f"/demo{PROXY_PREFIX}/<path:subpath>", methods=["GET", "POST"])
 def proxy(subpath: str) -> Response:
     """What Shopify's App Proxy does: add shop, customer, path prefix, timestamp and the signature."""
+    if subpath.startswith("r/"):
+        # A referral link answers a redirect to the shop's home page, "/": here that is the demo storefront.
+        answer = current_app.test_client().get(_signed_path(subpath))
+        location = answer.headers.get("Location", "/")
+        return redirect(location.replace("/", url_for("demo.storefront"), 1) if location.startswith("/") else "/")
+    return redirect(_signed_path(subpath), code=307)  # 307 keeps the method and body: a POST redeem stays a POST
+
+
+# The demo's cart: what the widget writes with /cart/update.js, by a cookie (Shopify keeps it in the cart).
+DEMO_CARTS: dict[str, dict[str, str]] = {}
+CART_COOKIE = "demo_cart"
+
+
+@bp.post("/cart/update.js")
+def cart_update() -> Response:
+    """Shopify's Ajax cart API, the part the widget uses: cart attributes."""
+    cart = request.cookies.get(CART_COOKIE) or str(time.time_ns())
+    attributes = (request.get_json(silent=True) or {}).get("attributes") or {}
+    DEMO_CARTS.setdefault(cart, {}).update({str(k): str(v) for k, v in attributes.items()})
+    response = jsonify({"attributes": DEMO_CARTS[cart]})
+    response.set_cookie(CART_COOKIE, cart, samesite="Lax", httponly=True)
+    return response
+
+
+@bp.get("/cart.js")
+def cart() -> Response:
+    return jsonify({"attributes": DEMO_CARTS.get(request.cookies.get(CART_COOKIE, ""), {})})
+
+
+def _signed_path(subpath: str) -> str:
     customer = request.cookies.get(CUSTOMER_COOKIE, "")
     params = [
         (k, v)
@@ -83,8 +123,7 @@ def proxy(subpath: str) -> Response:
         ("timestamp", str(int(time.time()))),
     ]
     params.append(("signature", proxy_signature(params, _settings().shopify_api_secret)))
-    # 307 keeps the method and body, so a POST redeem arrives as a POST.
-    return redirect(f"/proxy/{subpath}?{urlencode(params)}", code=307)
+    return f"/proxy/{subpath}?{urlencode(params)}"
 
 
 @bp.get("/widget-assets/<path:name>")

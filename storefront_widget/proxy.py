@@ -17,7 +17,7 @@ from plugin.models import Member, Order, Posting, Redemption, Shop, utcnow
 from plugin.platforms.shopify import adapter as shopify
 from plugin.programme.rewards import catalogue
 from plugin.programme.settings import program_settings
-from plugin.services import redemption, shops, tiers
+from plugin.services import expiry, redemption, shops, tiers
 from plugin.services.errors import Invalid
 from plugin.services.schemas import RedeemRequest, load
 from plugin.web.errors import json_error
@@ -97,7 +97,7 @@ def _widget_payload_in_one_statement(session: Session, domain: str, customer_id:
         raise _Refused(404, "unknown_shop", f"{domain} does not run this programme")
     member = row.member_id is not None
     shop = SimpleNamespace(id=row.shop_id, tiers=row.tiers, tiers_version=row.tiers_version, time_zone=row.time_zone)
-    return _with_tier(
+    payload = _with_tier(
         session,
         shop,
         customer_id,
@@ -139,6 +139,7 @@ def _widget_payload_in_one_statement(session: Session, domain: str, customer_id:
             ],
         ),
     )
+    return _with_next_expiry(session, row.shop_id, row.member_id, payload)
 
 
 def _with_tier(session: Session, shop, customer_id: int | None, member_id: int | None, payload: dict) -> dict:
@@ -238,7 +239,7 @@ def widget_payload(session: Session, shop: Shop, customer_id: int | None, member
     if member is _UNKNOWN:
         member = shops.member(session, shop, customer_id) if customer_id else None
     member_id = member.id if member is not None else None
-    return _with_tier(
+    payload = _with_tier(
         session,
         shop,
         customer_id,
@@ -260,6 +261,16 @@ def widget_payload(session: Session, shop: Shop, customer_id: int | None, member
             ),
         ),
     )
+    return _with_next_expiry(session, shop.id, member_id, payload)
+
+
+def _with_next_expiry(session: Session, shop_id: int, member_id: int | None, payload: dict[str, Any]) -> dict[str, Any]:
+    """The member's next expiry ("120 points expire on 31 Jan"): one key look-up when the shop has expiry off."""
+    if payload["customer"] is not None:
+        payload["customer"]["next_expiry"] = (
+            expiry.next_expiry_of(session, shop_id, member_id) if member_id is not None else None
+        )
+    return payload
 
 
 def _limits(session: Session, shop_id: int, member_id: int | None, settings: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The widget's whole read in one PostgreSQL statement: shop, membership, pending points, history, redemptions.
 
 Every per-shop table in it is filtered on `shop_id = :shop_id`, a value the statement carries, so a database
-sharded by shop sends it to the one node holding the shop (decision 0024). The caller knows the id from a
+sharded by shop sends it to the one node holding the shop (decision 0026). The caller knows the id from a
 per-process map of domains to ids (`shop_ids`); the statement checks the pair, so a stale entry finds nothing.
 """
 

@@ -1,4 +1,4 @@
-"""Every statement of the hot paths that touches a per-shop table names its shop (decision 0024).
+"""Every statement of the hot paths that touches a per-shop table names its shop (decision 0026).
 
 On a database sharded by shop_id, a statement that compares shop_id with a value runs on the one node holding
 that shop; one that does not is sent to every node. The statements are captured as the application sends them
@@ -38,7 +38,7 @@ _INSERT_COLUMNS = re.compile(r"^\s*INSERT\s+INTO\s+\"?(\w+)\"?\s*\(([^)]*)\)", r
 
 _KEYWORDS = {"SET", "OF", "SELECT", "LATERAL", "ONLY"}  # DO UPDATE SET, FOR UPDATE OF, FROM (SELECT ...)
 # Statements that look across shops on purpose, once per run of a job, never per order or per shopper: on a
-# distributed database they go to every node (decision 0024).
+# distributed database they go to every node (decision 0026).
 FAN_OUT = {
     "balance push: which shops have balances due": "SELECT shops.id FROM shops WHERE shops.active IS true",
 }

@@ -1,4 +1,4 @@
-"""The live schema, after every migration, is ready to shard by shop (decision 0024): keys carry shop_id."""
+"""The live schema, after every migration, is ready to shard by shop (decision 0026): keys carry shop_id."""
 
 from __future__ import annotations
 

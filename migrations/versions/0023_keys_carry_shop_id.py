@@ -1,4 +1,4 @@
-"""Every per-shop key carries shop_id: primary keys (shop_id, id) and composite foreign keys (decision 0024)
+"""Every per-shop key carries shop_id: primary keys (shop_id, id) and composite foreign keys (decision 0026)
 
 On PostgreSQL only. A distributed PostgreSQL (Citus, distribution column shop_id) enforces a primary key,
 unique constraint or foreign key only when it includes the distribution column, because each shop's rows live
@@ -8,7 +8,7 @@ its single-column keys (decision 0004): its INTEGER PRIMARY KEY is what makes `i
 `id` keeps its sequence, so it stays unique on its own and the ORM keeps using it as each row's identity.
 
 Revision ID: 0023
-Revises: 0022
+Revises: 0020
 Create Date: 2026-12-03 07:40:00
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0023"
-down_revision = "0022"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 

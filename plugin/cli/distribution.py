@@ -16,7 +16,7 @@ def distribution_group() -> None:
 
 @distribution_group.command("check")
 def distribution_check() -> None:
-    """List every table, its role, and each rule of decision 0024 the live schema breaks (exit 1 if any)."""
+    """List every table, its role, and each rule of decision 0026 the live schema breaks (exit 1 if any)."""
     engine = engine_for(current_settings().database_url)
     for table in distribution.tables(engine):
         click.echo(f"{table}: {distribution.role(table)}")

@@ -23,7 +23,7 @@ from plugin.programme import events, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import member_rules, products, rule_sets, tiers
+from plugin.services import announcements, member_rules, products, rule_sets, tiers
 from plugin.services.imports import pending as imported_balances
 
 
@@ -286,6 +286,8 @@ def _record_refund(session: Session, shop_id: int, refund: events.RefundFacts) -
     facts = {
         "line_quantities": {str(line): qty for line, qty in refund.line_quantities.items()},
         "shipping": str(refund.shipping),
+        # When the shop made it (not when it reached us): referrals tell "before the pending period ended" by it.
+        "created_at": refund.created_at.isoformat() if refund.created_at else None,
     }
     session.execute(
         insert_for(session)(Refund)
@@ -329,6 +331,9 @@ def settle(
     lot = program.Lot.from_json(order.lot) if order.lot else None
     refunds = refund_facts(session, shop.id, order.order_id)
     target = program.points_to_hold(lot, refunds, cancelled=order.cancelled_at is not None)
+    if order.expired_points and lot is not None:
+        # Expired points are gone for good: a refund takes back only what the order still holds (docs/expiry.md).
+        target = min(target, max(lot.points - order.expired_points, 0))
     # Support staff's changes count like refunds: never below nothing, never above what the rules allow.
     target = max(min(target + order.support_delta, target), 0) + order.unpaid_reversal
     delta = target - order.points_held
@@ -398,8 +403,10 @@ def settle(
 
 
 def _post(session: Session, shop: Shop, order: Order, entry: ledger.Entry) -> None:
-    if ledger.post(session, shop.id, entry) is None:
+    posting_id = ledger.post(session, shop.id, entry)
+    if posting_id is None:
         raise LedgerConflict(f"order {order.order_id}: posting {entry.idempotency_key} already exists")
+    announcements.posting(session, shop.id, posting_id, order_name=order.name)
 
 
 def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:

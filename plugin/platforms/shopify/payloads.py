@@ -275,6 +275,26 @@ class RefundSchema(_Lenient):
         return RefundFacts(data["id"], data["order_id"], quantities, shipping, data["created_at"])
 
 
+class DiscountCodeSchema(_Lenient):
+    code = StoredText(255)
+
+
+class NoteAttributeSchema(_Lenient):
+    name = StoredText(255)
+    value = fields.Raw(load_default=None, allow_none=True)  # a string, but older carts stored numbers too
+
+
+class AddressSchema(_Lenient):
+    address1 = StoredText(255)
+    zip = StoredText(32)
+    country_code = StoredText(8)
+    phone = StoredText(64)
+
+    @post_load
+    def to_address(self, data: dict[str, Any], **_: Any) -> events.Address:
+        return events.Address(data["address1"], data["zip"], data["country_code"], data["phone"])
+
+
 class OrderSchema(_Lenient):
     id = _id()
     name = StoredText(64)
@@ -291,6 +311,10 @@ class OrderSchema(_Lenient):
     cancelled_at = fields.AwareDateTime(load_default=None, allow_none=True)
     refunds = _list(fields.Nested(RefundSchema), load_default=list)
     subtotal_price_set = _bag()
+    discount_codes = _list(fields.Nested(DiscountCodeSchema), load_default=list)
+    note_attributes = _list(fields.Nested(NoteAttributeSchema), load_default=list)
+    phone = StoredText(64)
+    shipping_address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
 
     @post_load
     def to_snapshot(self, data: dict[str, Any], **_: Any) -> OrderSnapshot:
@@ -322,6 +346,14 @@ class OrderSchema(_Lenient):
             processed_at=data["processed_at"],
             cancelled_at=data["cancelled_at"],
             refunds=tuple(data["refunds"]),
+            discount_codes=tuple(d["code"].strip().upper() for d in data["discount_codes"] if d["code"]),
+            attributes=tuple(
+                (a["name"], str(a["value"])[:255])
+                for a in data["note_attributes"]
+                if a["name"] and a["value"] is not None
+            ),
+            phone=data["phone"],
+            shipping_address=data["shipping_address"],
         )
 
 

@@ -8,7 +8,7 @@
       loadError: 'Your rewards could not be loaded.', network: 'Connection problem. Please try again.',
       pts: { one: '{n} point', other: '{n} points' },
       available: 'Available to spend', balanceSay: 'Available balance: {pts}.',
-      total: 'Balance: {pts}', pending: 'Pending: {pts}', pendingOn: '{pts} on {date}',
+      total: 'Balance: {pts}', pending: 'Pending: {pts}', pendingOn: '{pts} on {date}', expireOn: '{pts} expire on {date}',
       earn: 'Earn {pts} for every {money} you spend.', signIn: 'Sign in to see and spend your points',
       spendH: 'Spend your points', codesH: 'Your codes', historyH: 'Recent activity',
       noHistory: 'No activity yet.', noRewards: 'No rewards yet.',
@@ -38,13 +38,16 @@
       errors: { not_enough_points: 'You don’t have enough points for this reward.',
         unknown_reward: 'This reward is no longer available.', not_signed_in: 'Please sign in to spend your points.',
         reward_unavailable: 'This reward is not available right now.', bad_points: 'Choose a number of points within the range, in whole steps.' },
+      referH: 'Refer a friend', referText: 'Give your friends {reward}. Get {pts} when their first order is confirmed.',
+      yourLink: 'Your link', share: 'Share', shareTitle: 'A gift for your first order',
+      giftH: 'A gift from your friend', giftPending: 'Your code is being prepared…', giftNone: 'Your friend’s link is noted at checkout.',
     },
     fr: {
       rewards: 'Récompenses', close: 'Fermer', loading: 'Chargement de vos récompenses…', retry: 'Réessayer',
       loadError: 'Impossible de charger vos récompenses.', network: 'Problème de connexion. Veuillez réessayer.',
       pts: { one: '{n} point', other: '{n} points' },
       available: 'Utilisables maintenant', balanceSay: 'Solde utilisable\u00a0: {pts}.',
-      total: 'Solde\u00a0: {pts}', pending: 'En attente\u00a0: {pts}', pendingOn: '{pts} le {date}',
+      total: 'Solde\u00a0: {pts}', pending: 'En attente\u00a0: {pts}', pendingOn: '{pts} le {date}', expireOn: '{pts} expirent le {date}',
       earn: 'Gagnez {pts} pour chaque tranche de {money} dépensée.', signIn: 'Connectez-vous pour voir et utiliser vos points',
       spendH: 'Utiliser vos points', codesH: 'Vos codes', historyH: 'Activité récente',
       noHistory: 'Aucune activité pour le moment.', noRewards: 'Aucune récompense pour le moment.',
@@ -76,6 +79,9 @@
       errors: { not_enough_points: 'Vous n’avez pas assez de points pour cette récompense.',
         unknown_reward: 'Cette récompense n’est plus disponible.', not_signed_in: 'Connectez-vous pour utiliser vos points.',
         reward_unavailable: 'Cette récompense n’est pas disponible pour le moment.', bad_points: 'Choisissez un nombre de points dans la plage, par paliers entiers.' },
+      referH: 'Parrainer un ami', referText: 'Offrez à vos amis\u00a0: {reward}. Recevez {pts} quand leur première commande est confirmée.',
+      yourLink: 'Votre lien', share: 'Partager', shareTitle: 'Un cadeau pour votre première commande',
+      giftH: 'Un cadeau de votre ami', giftPending: 'Votre code est en préparation…', giftNone: 'Le lien de votre ami sera pris en compte au paiement.',
     },
   };
   const FOCUSABLE = 'button:not([disabled]),a[href],[tabindex]:not([tabindex="-1"])';
@@ -84,6 +90,46 @@
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const shared = {}; // first /widget fetch, shared by both roots
   let seq = 0;
+
+  // Referrals: /apps/loyalty/r/CODE sends the friend here with ?loyalty_referral=TOKEN (the App Proxy can set no
+  // cookie). Keep it in a first-party cookie and in the cart, as the attribute the order will carry.
+  const REF = 'loyalty_referral';
+  const REF_ATTR = '_loyalty_referral';
+  const TOKEN_RE = /^[0-9a-f]{1,32}\.[0-9a-f]{24}$/;
+  function referralToken() {
+    let token = null;
+    try {
+      const url = new URL(location.href);
+      token = url.searchParams.get(REF);
+      if (token) {
+        url.searchParams.delete(REF);
+        history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+      }
+    } catch {}
+    if (token && TOKEN_RE.test(token)) {
+      D.cookie = `${REF}=${token}; path=/; max-age=${30 * 86400}; SameSite=Lax` + (location.protocol === 'https:' ? '; Secure' : '');
+    } else {
+      const m = D.cookie.match(/(?:^|; )loyalty_referral=([^;]+)/);
+      token = m && TOKEN_RE.test(m[1]) ? m[1] : null;
+    }
+    return token;
+  }
+  const refToken = referralToken();
+  function tagCart(token) {
+    let root = '/';
+    try {
+      root = (window.Shopify && Shopify.routes && Shopify.routes.root) || '/';
+    } catch {}
+    const key = 'lw-cart-ref';
+    try {
+      if (sessionStorage.getItem(key) === token) return;
+    } catch {}
+    fetch(root + 'cart/update.js', { method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ attributes: { [REF_ATTR]: token } }) })
+      .then((r) => r.ok && sessionStorage.setItem(key, token)).catch(() => {});
+  }
+  if (refToken) tagCart(refToken);
 
   // Text goes in as text nodes, never HTML.
   function h(tag, attrs, ...kids) {
@@ -171,9 +217,9 @@
 
     const live = h('div', { class: 'lw-sr', role: 'status', 'aria-live': 'polite' });
     const sec = (full) => h('div', { class: full ? 'lw-sec lw-full' : 'lw-sec', hidden: true });
-    const st = sec(1), sum = sec(1), tr = sec(1), rw = sec(), cd = sec(), hi = sec();
+    const st = sec(1), sum = sec(1), tr = sec(1), rw = sec(), cd = sec(), hi = sec(), rf = sec();
     const res = h('div', { class: 'lw-result', tabindex: '-1', hidden: true });
-    const body = h('div', { class: 'lw-body' }, st, sum, tr, h('div', { class: 'lw-sec' }, res, rw), cd, hi);
+    const body = h('div', { class: 'lw-body' }, st, sum, tr, rf, h('div', { class: 'lw-sec' }, res, rw), cd, hi);
     const head = h('div', { class: 'lw-head' }, h('h2', { class: 'lw-title', id: id + 't', tabindex: '-1', text: T.rewards }));
     const box = h('div', { class: inline ? 'lw lw-inline' : 'lw', 'data-pos': ds.position === 'left' ? 'left' : 'right' });
     const fg = onColour(ds.accent);
@@ -264,6 +310,7 @@
         data = d;
         fill(st);
         render();
+        if (!referral) loadReferral();
       }, (e) => {
         delete shared[proxy];
         if (data) return;
@@ -304,6 +351,7 @@
         fill(sum, p('lw-muted lw-small', T.available), p('lw-big', pts(c.available)),
           c.pending > 0 && p('lw-small', line(fmt(T.total, { pts: pts(c.balance) }), fmt(T.pending, { pts: pts(c.pending) }))),
           c.pending_until.map((x) => p('lw-small lw-muted', fmt(T.pendingOn, { pts: pts(x.points), date: date(x.available_at) }))),
+          c.next_expiry && p('lw-small lw-expiry', fmt(T.expireOn, { pts: pts(c.next_expiry.points), date: day(c.next_expiry.date) })),
           p('lw-small lw-muted', rule));
       } else {
         let href = data.sign_in_url || ds.signInUrl;
@@ -352,6 +400,43 @@
       if (!following && reds.some((r) => r.status === 'pending') && checks++ < 12) {
         setTimeout(() => (open || inline) && !following && load(true), 5000);
       }
+    }
+
+    let referral = null, refChecks = 0;
+    function loadReferral() {
+      const q = refToken ? '?token=' + encodeURIComponent(refToken) : '';
+      api(proxy, '/referral' + q).then((r) => {
+        referral = r;
+        renderReferral();
+        if (r.friend && r.friend.code_status === 'pending' && refChecks++ < 20) setTimeout(loadReferral, 2000);
+      }, () => {});
+    }
+    function renderReferral() {
+      const r = referral;
+      if (!r || !r.enabled) return fill(rf);
+      const gift = r.friend && [h3(T.giftH), p('lw-strong', r.friend.reward || ''),
+        r.friend.code ? codeBox(r.friend.code, 'gift') : p('lw-small lw-muted', r.friend.code_status === 'pending' ? T.giftPending : T.giftNone),
+        r.friend.code && p('lw-small', T.atCheckout)];
+      let mine = null;
+      if (r.link) {
+        const url = location.origin + r.link.path;
+        const text = h('code', { class: 'lw-code lw-url', text: url });
+        const btn = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'share', onclick: () => shareLink(url, text, btn) }, T.share);
+        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: r.friend_reward, pts: pts(r.advocate_points) })),
+          p('lw-small lw-muted', T.yourLink), h('div', { class: 'lw-codebox' }, text, btn)];
+      }
+      fill(rf, gift, mine);
+    }
+    async function shareLink(url, el, btn) {
+      if (navigator.share) {
+        try {
+          await navigator.share({ title: T.shareTitle, url });
+          return;
+        } catch (e) {
+          if (e && e.name === 'AbortError') return; // the shopper closed the share sheet
+        }
+      }
+      copy(url, el, btn);
     }
 
     // Store credit is in its account's currency, which is the shop's.
@@ -430,8 +515,9 @@
       }
       say(ok ? T.copied : T.selected);
       if (ok) {
+        const label = btn.textContent;
         btn.textContent = T.copied;
-        setTimeout(() => (btn.textContent = T.copy), 2000);
+        setTimeout(() => (btn.textContent = label), 2000);
       }
     }
 
