@@ -17,6 +17,7 @@ from plugin.config import Settings
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
 from plugin.services import balance_push, privacy, product_lookup, reconcile, redemption, subscriptions
+from plugin.services.milestones import birthdays
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ RECONCILE_CLAIM_SECONDS = 15 * 60
 PRODUCT_LOOKUP_CLAIM_SECONDS = 60
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
 WEEK = 7 * 86400
+BIRTHDAY_CLAIM_SECONDS = 3600
 
 
 # --- the jobs ---------------------------------------------------------------------------------------------------
@@ -127,6 +129,18 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
     return posted
 
 
+def award_birthdays() -> dict[str, int]:
+    """Worker entry point: award the birthday bonus to every member whose birthday is today in their shop's zone."""
+    return award_birthdays_with(Settings.from_env())
+
+
+def award_birthdays_with(settings: Settings) -> dict[str, int]:
+    report = birthdays.award_all(settings.database_url)
+    if report["awarded"]:
+        signal_balances(settings)
+    return report
+
+
 # --- the registry ------------------------------------------------------------------------------------------------
 
 DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
@@ -137,6 +151,7 @@ RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800,
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
+AWARD_BIRTHDAYS = register(Job(award_birthdays, award_birthdays_with, timeout=1800, result_ttl=300, failure_ttl=86400))
 
 
 # --- queueing them (after the commit) ---------------------------------------------------------------------------
@@ -193,6 +208,12 @@ def enqueue_product_lookup(settings: Settings, shop_id: int) -> None:
     )
 
 
+def enqueue_birthdays(settings: Settings) -> None:
+    """The birthday awards, at most once an hour (each shop's day is reached in its own zone; a rerun posts nothing)."""
+    if not settings.inline_jobs:  # inline (tests, the embedded default) they run from `loyalty milestones birthdays`
+        dispatch(settings, AWARD_BIRTHDAYS, claim="birthdays", claim_seconds=BIRTHDAY_CLAIM_SECONDS)
+
+
 def sweep(settings: Settings) -> tuple[int, int]:
     """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
 
@@ -214,4 +235,5 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)
+    enqueue_birthdays(settings)
     return count, requeued
