@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 
     from plugin.cli import loyalty
     from plugin.web import actions_api, admin, errors, install, json_bodies
+    from storefront_widget.milestones import bp as storefront_milestones_bp
     from storefront_widget.proxy import bp as storefront_bp
     from webhooks.intake import bp as webhooks_bp
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.register_blueprint(install.bp)
     app.register_blueprint(actions_api.bp)
     app.register_blueprint(storefront_bp)
+    app.register_blueprint(storefront_milestones_bp)
     if settings.demo:
         from storefront_widget.demo import bp as demo_bp
 
