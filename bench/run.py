@@ -9,13 +9,13 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, import_csv, intake, preview, scale, widget
+from bench import drain, e2e, expiry, import_csv, intake, preview, scale, tiers, widget
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview")
+SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry")
 
 
 def main() -> None:
@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000, help="members in the scale run (20 postings each)")
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
+    parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
+    parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -50,6 +52,10 @@ def main() -> None:
             results[section] = import_csv.run()
         elif section == "preview":
             results[section] = preview.run()
+        elif section == "tiers":
+            results[section] = tiers.run(members=args.tier_members)
+        elif section == "expiry":
+            results[section] = expiry.run(members=args.expiry_members)
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -155,6 +161,22 @@ def write_doc(r: dict) -> None:
             f"{p['orders_replayed']:,} replayed{'' if p['complete'] else ' (cut short)'} | reading and decoding the "
             f"same orders' facts: {p['read_facts_seconds']} s | {p['ratio_to_reading']} | < {p['goal_seconds']} s | "
             f"{verdict(p['complete'] and p['seconds'] < p['goal_seconds'])} |"
+        )
+    if "tiers" in r:
+        t = r["tiers"]
+        lines.append(
+            f"| Tier preview (who moves), {t['members']:,} members / {t['orders']:,} orders | {t['seconds']} s, "
+            f"{t['members_computed']:,} members{'' if t['complete'] else ' (cut short)'} | streaming and decoding the "
+            f"same orders' lots: {t['read_lots_seconds']} s | {t['ratio_to_reading']} | < {t['goal_seconds']} s | "
+            f"{verdict(t['complete'] and t['seconds'] < t['goal_seconds'])} |"
+        )
+    if "expiry" in r:
+        x = r["expiry"]
+        lines.append(
+            f"| Daily expiry run, {x['members']:,} members / {x['postings']:,} postings (per lot, 12 months, 2 "
+            f"reminders) | {x['seconds']} s, {x['members_per_second']:,} members/s, {x['points_expired']:,} points "
+            f"expired, {x['reminders']:,} reminders | streaming the same members' postings: "
+            f"{x['read_postings_seconds']} s | {x['ratio_to_reading']} | no goal set | — |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:

@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     from plugin.web import actions_api, admin, errors, install, json_bodies
     from storefront_widget.milestones import bp as storefront_milestones_bp
     from storefront_widget.proxy import bp as storefront_bp
+    from storefront_widget.referrals import bp as storefront_referrals_bp
     from webhooks.intake import bp as webhooks_bp
 
     app.json = json_bodies.BoundedJSONProvider(app)  # request bodies too deep or with a lone surrogate: a 400
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     app.register_blueprint(actions_api.bp)
     app.register_blueprint(storefront_bp)
     app.register_blueprint(storefront_milestones_bp)
+    app.register_blueprint(storefront_referrals_bp)
     if settings.demo:
         from storefront_widget.demo import bp as demo_bp
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -16,7 +17,7 @@ from plugin.models import Member, Order, Posting, Redemption, Shop, utcnow
 from plugin.platforms.shopify import adapter as shopify
 from plugin.programme.rewards import catalogue
 from plugin.programme.settings import program_settings
-from plugin.services import redemption, shops
+from plugin.services import expiry, redemption, shops, tiers
 from plugin.services.errors import Invalid
 from plugin.services.schemas import RedeemRequest, load
 from plugin.web.errors import json_error
@@ -27,7 +28,13 @@ HISTORY_LINES = 10
 REDEMPTION_LINES = 10
 _UNKNOWN = object()  # widget_payload's member not looked up yet
 
-ERROR_STATUS = {"not_enough_points": 409, "unknown_reward": 404, "not_a_member": 409, "redemption_error": 409}
+ERROR_STATUS = {
+    "not_enough_points": 409,
+    "unknown_reward": 404,
+    "not_a_member": 409,
+    "redemption_error": 409,
+    "bad_points": 422,
+}
 
 
 class _Refused(Exception):
@@ -89,35 +96,57 @@ def _widget_payload_in_one_statement(session: Session, domain: str, customer_id:
     if row is None or not row.active:
         raise _Refused(404, "unknown_shop", f"{domain} does not run this programme")
     member = row.member_id is not None
-    return _assemble(
-        domain,
-        _limits(session, row.shop_id, row.member_id, row.settings),
-        row.currency,
-        row.settings,
-        row.settings_version,
+    shop = SimpleNamespace(id=row.shop_id, tiers=row.tiers, tiers_version=row.tiers_version, time_zone=row.time_zone)
+    payload = _with_tier(
+        session,
+        shop,
         customer_id,
-        balance=row.balance if member else None,
-        pending=[{"points": p["points"], "available_at": widget_sql.iso(p["at"])} for p in row.pending],
-        history=[
-            _history_line(
-                widget_sql.iso(h["at"]),
-                h["kind"],
-                h["points"],
-                h["order_id"],
-                h["order_name"],
-                h["source_type"],
-                h["title"],
-                h["note"],
-            )
-            for h in row.history
-        ],
-        redemptions=[
-            _redemption_line(
-                r["id"], r["status"], r["code"], r["title"], r["points"], widget_sql.iso(r["ends_at"]), r["reason"]
-            )
-            for r in row.redemptions
-        ],
+        row.member_id,
+        _assemble(
+            domain,
+            _limits(session, row.shop_id, row.member_id, row.settings),
+            row.currency,
+            row.settings,
+            row.settings_version,
+            customer_id,
+            balance=row.balance if member else None,
+            pending=[{"points": p["points"], "available_at": widget_sql.iso(p["at"])} for p in row.pending],
+            history=[
+                _history_line(
+                    widget_sql.iso(h["at"]),
+                    h["kind"],
+                    h["points"],
+                    h["order_id"],
+                    h["order_name"],
+                    h["source_type"],
+                    h["title"],
+                    h["note"],
+                )
+                for h in row.history
+            ],
+            redemptions=[
+                _redemption_line(
+                    r["id"],
+                    r["status"],
+                    r["code"],
+                    r["title"],
+                    r["points"],
+                    widget_sql.iso(r["ends_at"]),
+                    r["reason"],
+                    (r["credit_milli"], r["credit_currency"], r["credit_balance_milli"]),
+                )
+                for r in row.redemptions
+            ],
+        ),
     )
+    return _with_next_expiry(session, row.shop_id, row.member_id, payload)
+
+
+def _with_tier(session: Session, shop, customer_id: int | None, member_id: int | None, payload: dict) -> dict:
+    """The widget's tier section (docs/tiers.md): read only when the shop has tiers, so others pay nothing."""
+    if shop.tiers and shop.tiers.get("tiers"):
+        payload["tier"] = tiers.widget_section(session, shop, member_id if customer_id is not None else None)
+    return payload
 
 
 def _shop_and_member(session: Session, domain: str, customer_id: int | None) -> tuple[Shop, Member | None]:
@@ -145,8 +174,12 @@ def redeem() -> Response:
     try:
         with transaction(_settings().database_url) as session:
             shop = _shop(session, caller.shop_domain)
-            made = redemption.redeem(session, shop, caller.customer_id, wanted["reward_id"], key)
+            made = redemption.redeem(
+                session, shop, caller.customer_id, wanted["reward_id"], key, points=wanted["points"]
+            )
             redemption_id, fresh = made.id, made.status == redemption.PENDING and made.attempts == 0
+    except redemption.BadPoints as error:
+        raise _Refused(422, error.code, str(error), {"points": [str(error)]}) from None
     except redemption.RedemptionError as error:
         raise _Refused(ERROR_STATUS.get(error.code, 409), error.code, str(error)) from None
     if fresh:
@@ -172,14 +205,27 @@ def redemption_status(redemption_id: int) -> Response:
 
 def redemption_json(r: Redemption) -> dict[str, Any]:
     ends_at = r.ends_at.isoformat() if r.ends_at else None
-    return _redemption_line(r.id, r.status, r.code, r.reward["title"], r.points, ends_at, r.reason)
+    credit = (r.credit_milli, r.credit_currency, r.credit_balance_milli)
+    return _redemption_line(r.id, r.status, r.code, r.reward["title"], r.points, ends_at, r.reason, credit)
 
 
-def _redemption_line(id_, status, code, title, points, ends_at, reason) -> dict[str, Any]:
+def _redemption_line(id_, status, code, title, points, ends_at, reason, credit=(None, None, None)) -> dict[str, Any]:
+    """One redemption as the shopper sees it: a code, or for store credit the amount and the balance after it."""
+    credit_milli, currency, balance_milli = credit
+    store_credit = None
+    if credit_milli is not None:
+        store_credit = {
+            "amount": str(redemption.from_milli(credit_milli)),
+            "currency": currency,
+            # The account's balance right after this credit; known once it is issued.
+            "balance": str(redemption.from_milli(balance_milli)) if balance_milli is not None else None,
+        }
     return {
         "id": id_,
         "status": status,
-        "code": code if status in (redemption.ISSUED, redemption.CANCELLED) else None,
+        # A store credit's internal reference is not a code the shopper can use: it is never shown.
+        "code": code if status in (redemption.ISSUED, redemption.CANCELLED) and store_credit is None else None,
+        "store_credit": store_credit,
         "reward": title,
         "points": points,
         "ends_at": ends_at,
@@ -191,22 +237,39 @@ def widget_payload(session: Session, shop: Shop, customer_id: int | None, member
     """Everything the widget shows, read through the ORM (SQLite, and callers that hold the shop already)."""
     if member is _UNKNOWN:
         member = shops.member(session, shop, customer_id) if customer_id else None
-    return _assemble(
-        shop.domain,
-        _limits(session, shop.id, member.id if member is not None else None, shop.settings),
-        shop.currency,
-        shop.settings,
-        shop.settings_version,
+    member_id = member.id if member is not None else None
+    payload = _with_tier(
+        session,
+        shop,
         customer_id,
-        balance=member.balance if member is not None else None,
-        pending=_pending(session, shop, member) if customer_id is not None else [],
-        history=_history(session, shop, member.id) if member is not None else [],
-        redemptions=(
-            [redemption_json(r) for r in redemption.for_member(session, shop, customer_id, REDEMPTION_LINES)]
-            if member is not None
-            else []
+        member_id,
+        _assemble(
+            shop.domain,
+            _limits(session, shop.id, member.id if member is not None else None, shop.settings),
+            shop.currency,
+            shop.settings,
+            shop.settings_version,
+            customer_id,
+            balance=member.balance if member is not None else None,
+            pending=_pending(session, shop, member) if customer_id is not None else [],
+            history=_history(session, shop, member.id) if member is not None else [],
+            redemptions=(
+                [redemption_json(r) for r in redemption.for_member(session, shop, customer_id, REDEMPTION_LINES)]
+                if member is not None
+                else []
+            ),
         ),
     )
+    return _with_next_expiry(session, shop.id, member_id, payload)
+
+
+def _with_next_expiry(session: Session, shop_id: int, member_id: int | None, payload: dict[str, Any]) -> dict[str, Any]:
+    """The member's next expiry ("120 points expire on 31 Jan"): one key look-up when the shop has expiry off."""
+    if payload["customer"] is not None:
+        payload["customer"]["next_expiry"] = (
+            expiry.next_expiry_of(session, shop_id, member_id) if member_id is not None else None
+        )
+    return payload
 
 
 def _limits(session: Session, shop_id: int, member_id: int | None, settings: dict[str, Any] | None) -> dict[str, Any]:
@@ -254,7 +317,7 @@ def _assemble(
     payload["rewards"] = [
         {
             **{k: v for k, v in reward.to_json().items() if k not in ("lifetime_days",)},
-            "affordable": available >= reward.points,
+            "affordable": available >= reward.points_range()[0],  # cash back: its fewest points
             "available": reward.id not in unavailable,
             "unavailable": unavailable[reward.id].to_json() if reward.id in unavailable else None,
         }

@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 # is cast only for redemption postings whose id is all digits (CASE is evaluated in order).
 _WIDGET = text(
     """
-    WITH s AS (SELECT id, currency, settings, settings_version, active FROM shops WHERE domain = :domain),
+    WITH s AS (SELECT id, currency, settings, settings_version, active, tiers, tiers_version, time_zone
+               FROM shops WHERE domain = :domain),
     m AS (SELECT members.id, members.balance FROM members JOIN s ON members.shop_id = s.id
           WHERE members.customer_id = :customer_id)
     SELECT s.id AS shop_id, s.currency, s.settings, s.settings_version, s.active, m.id AS member_id, m.balance,
+      s.tiers, s.tiers_version, s.time_zone,
       (SELECT coalesce(json_agg(json_build_object(
                   'points', o.points_held, 'at', to_char(o.available_at AT TIME ZONE 'UTC', :iso))
               ORDER BY o.available_at), '[]'::json)
@@ -41,7 +43,9 @@ _WIDGET = text(
       ) AS history,
       (SELECT coalesce(json_agg(json_build_object(
                   'id', x.id, 'status', x.status, 'code', x.code, 'title', x.reward ->> 'title',
-                  'points', x.points, 'ends_at', to_char(x.ends_at AT TIME ZONE 'UTC', :iso), 'reason', x.reason)
+                  'points', x.points, 'ends_at', to_char(x.ends_at AT TIME ZONE 'UTC', :iso), 'reason', x.reason,
+                  'credit_milli', x.credit_milli, 'credit_currency', x.credit_currency,
+                  'credit_balance_milli', x.credit_balance_milli)
               ORDER BY x.id DESC), '[]'::json)
          FROM (SELECT * FROM redemptions r WHERE r.shop_id = s.id AND r.member_id = m.id
                 ORDER BY r.id DESC LIMIT :redemptions) AS x

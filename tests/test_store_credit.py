@@ -276,3 +276,96 @@ def test_a_job_killed_after_the_shop_credited_never_credits_twice(settings, shop
         assert balance(settings, 7001) == 100
     finally:
         stop(process)
+
+
+# Through the App Proxy: the widget's doors.
+
+
+def test_the_widget_redeems_cash_back_and_shows_the_balance_instead_of_a_code(fake_shop_api, shop_with_token):
+    from plugin import create_app
+    from tests.test_storefront_proxy import get, post, signed
+
+    settings, state = fake_shop_api
+    with_currency(settings, "EUR")
+    offer(settings, CASH_BACK, CREDIT)
+    give_points(settings, 7001, 1000)
+    client = create_app(settings, TESTING=True).test_client()
+
+    for points, message in ((250, "choose a multiple of 100 points"), (1100, "choose from 200 to 1000 points")):
+        refused_ = post(client, "redeem", signed(7001), {"reward_id": "cash", "points": points})
+        assert refused_.status_code == 422
+        assert refused_.get_json()["error"]["code"] == "bad_points"
+        assert refused_.get_json()["error"]["fields"] == {"points": [message]}
+    not_a_number = post(client, "redeem", signed(7001), {"reward_id": "cash", "points": "300"})  # strict: no strings
+    assert not_a_number.status_code == 400 and "points" in not_a_number.get_json()["error"]["fields"]
+    assert balance(settings, 7001) == 1000  # nothing taken
+
+    made = post(client, "redeem", signed(7001), {"reward_id": "cash", "points": 300, "idempotency_key": "click-0001"})
+    assert made.status_code == 201
+    answer = made.get_json()["redemption"]
+    assert answer["status"] == "issued"  # jobs run inline here
+    assert answer["code"] is None and answer["points"] == 300
+    assert answer["store_credit"] == {"amount": "3.00", "currency": "EUR", "balance": "3.00"}
+    widget = get(client, "widget", signed(7001)).get_json()
+    assert widget["customer"]["balance"] == 700
+    assert widget["redemptions"][0]["store_credit"] == answer["store_credit"]
+    [cash] = [r for r in widget["rewards"] if r["id"] == "cash"]
+    assert (cash["min_points"], cash["max_points"], cash["affordable"]) == (200, 1000, True)
+    assert state.credits_made == 1
+
+
+def test_the_cli_redeems_cash_back_and_explains_a_spent_credit_it_cannot_cancel(fake_shop_api, shop_with_token):
+    import json
+
+    from plugin import create_app
+
+    settings, state = fake_shop_api
+    with_currency(settings)
+    offer(settings, CASH_BACK)
+    give_points(settings, 7001, 1000)
+    app = create_app(settings, TESTING=True)
+    cli = app.test_cli_runner()
+
+    refused_ = cli.invoke(args=["loyalty", "redeem", SHOP, "7001", "cash", "--points", "150"])
+    assert refused_.exit_code != 0 and "choose from 200 to 1000 points" in refused_.output
+    made = cli.invoke(args=["loyalty", "redeem", SHOP, "7001", "cash", "--points", "500"])
+    assert made.exit_code == 0, made.output
+    answer = json.loads(made.output)
+    assert answer["store_credit"] == {"amount": "5.00", "currency": "USD", "balance": "5.00"}  # jobs run inline
+    shop_app_spend(state, 7001, "1.00")
+    cancel = cli.invoke(args=["loyalty", "redemptions", "cancel", str(answer["id"]), "--reason", "asked"])
+    assert cancel.exit_code != 0
+    assert "1.00 of 5.00 USD store credit has already been spent" in cancel.output
+    assert "nothing was debited and the points stay spent" in cancel.output
+    assert balance(settings, 7001) == 500 and state.debits_made == 0
+
+
+def test_the_support_api_cancels_an_unspent_credit_and_refuses_a_spent_one_with_409(fake_shop_api, shop_with_token):
+    from plugin import create_app
+    from tests.test_support import api, make_key
+
+    settings, state = fake_shop_api
+    with_currency(settings)
+    offer(settings, CREDIT)
+    give_points(settings, 7001, 1000)
+    client = create_app(settings, TESTING=True).test_client()
+    first, second = redeem(settings, 7001, "credit-5"), redeem(settings, 7001, "credit-5")
+    assert redemption.issue(settings, first) == redemption.issue(settings, second) == "issued"
+    key = make_key(settings, "write")
+    body = {"reason_code": "goodwill", "note": "asked"}
+
+    card = api(client, "GET", "members?customer_id=7001", key).get_json()
+    assert [r["store_credit"] for r in card["redemptions"]] == [
+        {"amount": "5.00", "currency": "USD", "balance": "10.00"},
+        {"amount": "5.00", "currency": "USD", "balance": "5.00"},
+    ]
+    cancelled = api(client, "POST", f"redemptions/{second}/cancel", key, body)
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+    assert balance(settings, 7001) == 500 and state.debits_made == 1
+    shop_app_spend(state, 7001, "5.00")  # the shopper spends what is left: the first credit
+    refused_ = api(client, "POST", f"redemptions/{first}/cancel", key, body)
+    assert refused_.status_code == 409
+    error = refused_.get_json()["error"]
+    assert error["code"] == "credit_spent"
+    assert "5.00 of 5.00 USD store credit has already been spent" in error["message"]
+    assert balance(settings, 7001) == 500 and state.debits_made == 1

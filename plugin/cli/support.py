@@ -78,11 +78,15 @@ def rewards_command(domain: str) -> None:
 @click.argument("reward_id")
 @click.option("--idempotency-key", help="Repeat a request safely: the same key returns the same redemption.")
 @click.option("--actor", default="support", show_default=True, help="Who redeems (kept in the ledger).")
-def redeem_command(domain: str, customer_id: int, reward_id: str, idempotency_key: str | None, actor: str) -> None:
-    """Spend a member's points on a reward; the code is created in the shop by a queued job."""
+@click.option("--points", type=click.IntRange(min=1), help="Cash back: the points to spend (whole steps, in bounds).")
+def redeem_command(
+    domain: str, customer_id: int, reward_id: str, idempotency_key: str | None, actor: str, points: int | None
+) -> None:
+    """Spend a member's points on a reward; the code (or store credit) is made in the shop by a queued job."""
     try:
         with transaction(_settings().database_url) as session:
-            made = redemption.redeem(session, _shop(session, domain), customer_id, reward_id, idempotency_key, actor)
+            shop = _shop(session, domain)
+            made = redemption.redeem(session, shop, customer_id, reward_id, idempotency_key, actor, points=points)
             redemption_id = made.id
     except redemption.RedemptionError as error:
         raise click.ClickException(str(error)) from None
@@ -120,7 +124,7 @@ def redemptions_list(domain: str, customer_id: int) -> None:
 @click.option("--reason", required=True, help="Why (kept with the redemption and the ledger).")
 @click.option("--actor", default="support", show_default=True)
 def redemptions_cancel(redemption_id: int, reason: str, actor: str) -> None:
-    """Delete an unused reward's code in the shop and give the points back."""
+    """Delete an unused reward's code (or debit an unspent store credit) in the shop and give the points back."""
     try:
         cancelled = redemption.cancel(_settings(), redemption_id, reason, actor)
     except (LookupError, redemption.RedemptionError, AdminAPIError, AdminAPIUnavailable) as error:

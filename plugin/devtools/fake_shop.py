@@ -49,6 +49,8 @@ class FakeShopState:
     error_next: int = 0  # answer 500 without doing anything
     lose_next_replies: int = 0  # do a mutation, then answer 504 as if the reply were lost on the way
     prices: dict[str, str] = field(default_factory=lambda: {"gid://shopify/ProductVariant/11": "12.50"})
+    customer_tags: dict[str, list[str]] = field(default_factory=dict)  # customer gid -> tags (tagsAdd/tagsRemove)
+    tier_errors_next: int = 0  # answer this many tier pushes (LoyaltyTier) 500, doing nothing
     # Store-credit accounts: customer gid -> currency -> {"id", "transactions": [...]}, newest transaction last.
     # A credit keeps what is left of it ("remaining"); debits spend the soonest-expiring credit first, as Shopify's.
     store_credit: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -77,7 +79,10 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
         with state.lock:
             roll = state.random.random()
             failure = state.random.choice(("500", "429", "throttled", "slow")) if roll < state.fail_rate else None
-            if state.throttle_next > 0:
+            body_peek = request.get_json(silent=True) or {}
+            if state.tier_errors_next > 0 and "LoyaltyTier" in body_peek.get("query", ""):
+                state.tier_errors_next, failure = state.tier_errors_next - 1, "500"
+            elif state.throttle_next > 0:
                 state.throttle_next, failure = state.throttle_next - 1, "throttled"
             elif state.error_next > 0:
                 state.error_next, failure = state.error_next - 1, "500"
@@ -118,6 +123,11 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
         with state.lock:
             return jsonify({"metafields": state.metafields, "writes": state.metafield_writes})
 
+    @app.get("/_fake/customers")
+    def customers():
+        with state.lock:
+            return jsonify({"tags": state.customer_tags, "metafields": state.metafields})
+
     @app.post("/_fake/codes/<code>/use")
     def use(code: str):
         with state.lock:
@@ -145,7 +155,7 @@ def create_fake_shop(state: FakeShopState | None = None) -> Flask:
     def configure():
         changes = request.get_json(force=True)
         with state.lock:
-            for key in ("fail_rate", "slow_seconds", "token"):
+            for key in ("fail_rate", "slow_seconds", "token", "tier_errors_next"):
                 if key in changes:
                     setattr(state, key, changes[key])
         return jsonify({"fail_rate": state.fail_rate, "slow_seconds": state.slow_seconds})
@@ -207,6 +217,8 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
         return {"data": {"shop": {"id": "gid://shopify/Shop/1"}}}
     if "LoyaltyOrdersUpdatedSince" in query:
         return _orders_page(state, variables)
+    if "LoyaltyTier" in query:
+        return _tier(state, query, variables)
     if "metafieldsSet" in query:
         with state.lock:
             for metafield in variables["metafields"]:
@@ -224,6 +236,33 @@ def _answer(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict
         errors = [{"field": ["id"], "code": "NOT_FOUND", "message": "Discount does not exist"}]
         return {"data": {"discountCodeDelete": {"deletedCodeDiscountId": None, "userErrors": errors}}}
     return {"errors": [{"message": "fake shop: unsupported operation"}]}
+
+
+def _tier(state: FakeShopState, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """A customer's tier push: tags removed, then added, then the `loyalty.tier` metafield set or deleted."""
+    owner = variables["id"]
+    data: dict[str, Any] = {}
+    with state.lock:
+        tags = set(state.customer_tags.get(owner, []))
+        if "tagsRemove" in query:
+            tags -= set(variables["remove"])
+            data["tagsRemove"] = {"userErrors": []}
+        if "tagsAdd" in query:
+            tags |= set(variables["add"])
+            data["tagsAdd"] = {"userErrors": []}
+        state.customer_tags[owner] = sorted(tags)
+        if "metafieldsSet" in query:
+            for metafield in variables["metafields"]:
+                state.metafields[f"{metafield['ownerId']} {metafield['namespace']}.{metafield['key']}"] = metafield[
+                    "value"
+                ]
+                state.metafield_writes += 1
+            data["metafieldsSet"] = {"metafields": [{"id": "gid://shopify/Metafield/2"}], "userErrors": []}
+        if "metafieldsDelete" in query:
+            for identifier in variables["identifiers"]:
+                state.metafields.pop(f"{identifier['ownerId']} {identifier['namespace']}.{identifier['key']}", None)
+            data["metafieldsDelete"] = {"deletedMetafields": [{"key": "tier"}], "userErrors": []}
+    return {"data": data}
 
 
 def _orders_page(state: FakeShopState, variables: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,25 @@ from rq.timeouts import JobTimeoutException
 
 from plugin import inbox, platforms
 from plugin.config import Settings
+from plugin.db import transaction
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
-from plugin.services import balance_push, privacy, product_lookup, reconcile, redemption, subscriptions
+from plugin.models import Shop
+from plugin.services import (
+    balance_push,
+    event_delivery,
+    expiry,
+    privacy,
+    product_lookup,
+    reconcile,
+    redemption,
+    referrals,
+    report_rollups,
+    subscriptions,
+    tier_push,
+    tier_sets,
+    tier_sweep,
+)
 from plugin.services.milestones import birthdays
 
 log = logging.getLogger(__name__)
@@ -24,7 +40,9 @@ log = logging.getLogger(__name__)
 SIGNAL_TTL_SECONDS = 10  # if a queued job is lost, the next change re-signals after this long
 RECONCILE_CLAIM_SECONDS = 15 * 60
 PRODUCT_LOOKUP_CLAIM_SECONDS = 60
+TIER_SWEEP_CLAIM_SECONDS = 60 * 60  # the period-end recompute runs at most hourly, whatever the sweeps find
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
+EXPIRY_CLAIM_SECONDS = 10 * 60  # a killed expiry run is queued again after this; the run resumes where it stopped
 WEEK = 7 * 86400
 BIRTHDAY_CLAIM_SECONDS = 3600
 
@@ -58,6 +76,8 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):
         signal_balances(settings)
+        signal_events(settings)
+        signal_tiers(settings)
     return dict(outcomes)
 
 
@@ -94,6 +114,53 @@ def push_balances_with(settings: Settings) -> int:
     if written:
         log.info("pushed %d balances to customer metafields", written)
     return written
+
+
+def push_tiers() -> int:
+    """Worker entry point: write changed tiers to the shops' customer tags and `loyalty.tier` metafields."""
+    return push_tiers_with(Settings.from_env())
+
+
+def push_tiers_with(settings: Settings) -> int:
+    if settings.inline_jobs:
+        written = tier_push.push_tiers(settings, platforms.admin_client)
+    else:
+        clear_claim(settings, "tiers")
+        written = tier_push.push_tiers(
+            settings,
+            platforms.admin_client,
+            lambda shop_id: claimed(settings, f"tier-push-rest:{shop_id}"),
+            lambda shop_id: hold(settings, f"tier-push-rest:{shop_id}", PUSH_REST_SECONDS),
+        )
+    if written:
+        log.info("pushed %d tiers to customer tags and metafields", written)
+    return written
+
+
+def end_tier_periods() -> int:
+    """Worker entry point: recompute members whose tier's kept-until or paid-until date has passed."""
+    return end_tier_periods_with(Settings.from_env())
+
+
+def end_tier_periods_with(settings: Settings) -> int:
+    moved = tier_sweep.run(settings.database_url)
+    if moved:
+        signal_tiers(settings)
+        signal_balances(settings)
+    return moved
+
+
+def apply_tiers(shop_id: int) -> int:
+    """Worker entry point: move every member of the shop to its current tier programme."""
+    return apply_tiers_with(Settings.from_env(), shop_id)
+
+
+def apply_tiers_with(settings: Settings, shop_id: int) -> int:
+    moved = tier_sets.apply(settings.database_url, shop_id)
+    if moved:
+        signal_tiers(settings)
+        signal_balances(settings)
+    return moved
 
 
 def check_webhooks(shop_id: int) -> list[str]:
@@ -141,17 +208,84 @@ def award_birthdays_with(settings: Settings) -> dict[str, int]:
     return report
 
 
+def issue_referral_code(shop_id: int, visit_id: str) -> str:
+    """Worker entry point: create a referred friend's discount code in the shop."""
+    return issue_referral_code_with(Settings.from_env(), shop_id, visit_id)
+
+
+def issue_referral_code_with(settings: Settings, shop_id: int, visit_id: str) -> str:
+    if not settings.inline_jobs:
+        clear_claim(settings, f"referral-code:{shop_id}:{visit_id}")  # started: the lease guards it now
+    return referrals.issue(settings, shop_id, visit_id, platforms.admin_client)
+
+
+def settle_referrals(shop_id: int) -> int:
+    """Worker entry point: give the advocates' points whose friends' orders stood their pending period."""
+    return settle_referrals_with(Settings.from_env(), shop_id)
+
+
+def settle_referrals_with(settings: Settings, shop_id: int) -> int:
+    with transaction(settings.database_url) as session:
+        shop = session.get(Shop, shop_id)
+        settled = referrals.settle_due(session, shop) if shop is not None else 0
+    if settled:
+        signal_balances(settings)
+    return settled
+
+
+def deliver_events() -> dict[str, int]:
+    """Worker entry point: fan out new outbox events and send the due deliveries to merchant endpoints."""
+    return deliver_events_with(Settings.from_env())
+
+
+def deliver_events_with(settings: Settings) -> dict[str, int]:
+    if not settings.inline_jobs:
+        clear_claim(settings, "events")
+    counts = event_delivery.deliver(settings)
+    if counts:
+        log.info("events delivered: %s", counts)
+    return counts
+
+
+def expire_points(shop_id: int) -> dict:
+    """Worker entry point: the shop's expiry run for its current local day (expiries and reminders)."""
+    return expire_points_with(Settings.from_env(), shop_id)
+
+
+def expire_points_with(settings: Settings, shop_id: int) -> dict:
+    report = expiry.run_shop(settings.database_url, shop_id)
+    if report.points_expired:
+        signal_balances(settings)
+    if report.points_expired or report.reminders:
+        signal_events(settings)
+    return report.to_json()
+
+
 # --- the registry ------------------------------------------------------------------------------------------------
 
 DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
 ISSUE_CODE = register(Job(issue_code, issue_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK))
 PUSH_BALANCES = register(Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400))
+PUSH_TIERS = register(Job(push_tiers, push_tiers_with, timeout=600, result_ttl=60, failure_ttl=86400))
+END_TIER_PERIODS = register(
+    Job(end_tier_periods, end_tier_periods_with, timeout=1800, result_ttl=300, failure_ttl=86400)
+)
+APPLY_TIERS = register(Job(apply_tiers, apply_tiers_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
+DELIVER_EVENTS = register(Job(deliver_events, deliver_events_with, timeout=900, result_ttl=60, failure_ttl=86400))
+EXPIRE_POINTS = register(Job(expire_points, expire_points_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
 AWARD_BIRTHDAYS = register(Job(award_birthdays, award_birthdays_with, timeout=1800, result_ttl=300, failure_ttl=86400))
+
+ISSUE_REFERRAL_CODE = register(
+    Job(issue_referral_code, issue_referral_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK)
+)
+SETTLE_REFERRALS = register(
+    Job(settle_referrals, settle_referrals_with, timeout=300, result_ttl=300, failure_ttl=86400)
+)
 
 
 # --- queueing them (after the commit) ---------------------------------------------------------------------------
@@ -190,6 +324,21 @@ def signal_balances(settings: Settings) -> None:
     dispatch(settings, PUSH_BALANCES, claim="balances", claim_seconds=SIGNAL_TTL_SECONDS)
 
 
+def signal_tiers(settings: Settings) -> None:
+    """Tiers may have moved: queue one push of customer tags and metafields for a whole burst of moves."""
+    dispatch(settings, PUSH_TIERS, claim="tiers", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
+def enqueue_tier_period_ends(settings: Settings) -> None:
+    """Recompute members whose tier's dates passed; at most one queued job per TIER_SWEEP_CLAIM_SECONDS."""
+    dispatch(settings, END_TIER_PERIODS, claim="tier-periods", claim_seconds=TIER_SWEEP_CLAIM_SECONDS)
+
+
+def enqueue_apply_tiers(settings: Settings, shop_id: int) -> None:
+    """Move the shop's members to its newly saved tier programme (in batches; intake goes on meanwhile)."""
+    dispatch(settings, APPLY_TIERS, shop_id)
+
+
 def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
     """Check (and repair) a shop's webhook subscriptions: after install, and periodically."""
     dispatch(settings, CHECK_WEBHOOKS, shop_id)
@@ -214,6 +363,16 @@ def enqueue_birthdays(settings: Settings) -> None:
         dispatch(settings, AWARD_BIRTHDAYS, claim="birthdays", claim_seconds=BIRTHDAY_CLAIM_SECONDS)
 
 
+def signal_events(settings: Settings) -> None:
+    """Events were recorded or deliveries fell due: queue one delivery job for the burst."""
+    dispatch(settings, DELIVER_EVENTS, claim="events", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
+def enqueue_expiry(settings: Settings, shop_id: int) -> None:
+    """Run a shop's expiry for its local day; at most one queued job per shop in EXPIRY_CLAIM_SECONDS."""
+    dispatch(settings, EXPIRE_POINTS, shop_id, claim=f"expiry:{shop_id}", claim_seconds=EXPIRY_CLAIM_SECONDS)
+
+
 def sweep(settings: Settings) -> tuple[int, int]:
     """Requeue what waited too long: deliveries nobody signalled, and redemptions whose job was lost.
 
@@ -227,13 +386,44 @@ def sweep(settings: Settings) -> tuple[int, int]:
     requeued = sum(enqueue_issue(settings, redemption_id) for redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         signal_balances(settings)
+    if event_delivery.any_due(settings.database_url):  # outgoing events wait in the database, never in Redis
+        signal_events(settings)
+    for shop_id in expiry.due_shops(settings.database_url):  # each shop's day, in its own time zone
+        enqueue_expiry(settings, shop_id)
+    if tier_push.any_due(settings.database_url):
+        signal_tiers(settings)
+    if tier_sweep.any_due(settings.database_url):
+        enqueue_tier_period_ends(settings)
     if settings.shopify_app_url:
         for shop_id in subscriptions.due(settings):
             enqueue_webhook_check(settings, shop_id)
+    for shop_id, visit_id in referrals.unsettled(settings.database_url, older_than=patience):
+        enqueue_referral_code(settings, shop_id, visit_id)
+    with transaction(settings.database_url) as session:
+        due = referrals.due_shops(session)
+    for shop_id in due:
+        enqueue_referral_settle(settings, shop_id)
     for shop_id in product_lookup.due(settings):
         enqueue_product_lookup(settings, shop_id)
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)
     enqueue_birthdays(settings)
+
+
+    report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued
+
+
+def enqueue_referral_code(settings: Settings, shop_id: int, visit_id: str) -> bool:
+    """Queue the creation of a referred friend's code, after the visit has committed; one queued job per code."""
+    claim = f"referral-code:{shop_id}:{visit_id}"
+    outcome = dispatch(
+        settings, ISSUE_REFERRAL_CODE, shop_id, visit_id, claim=claim, claim_seconds=settings.redemption_lease_seconds
+    )
+    return outcome == QUEUED or settings.inline_jobs
+
+
+def enqueue_referral_settle(settings: Settings, shop_id: int) -> None:
+    """Post the referral rewards whose pending period ended; at most one queued job per shop a minute."""
+    dispatch(settings, SETTLE_REFERRALS, shop_id, claim=f"referral-settle:{shop_id}", claim_seconds=60)

@@ -45,6 +45,16 @@ class SyncedOrder:
     read_events: Callable[[], list[events.Event]]
 
 
+@dataclass(frozen=True)
+class TierChange:
+    """A member's tier to write to the shop: the tags to add and remove, and the tier's name (None: no tier)."""
+
+    customer_id: int
+    add_tags: tuple[str, ...]
+    remove_tags: tuple[str, ...]
+    tier_name: str | None
+
+
 @runtime_checkable
 class Platform(Protocol):
     """A shop platform. Adding one means a package under plugin/platforms/ that provides this, then registering it."""
@@ -77,6 +87,10 @@ class Platform(Protocol):
 
     def push_balances(self, client: AdminClient, balances: Sequence[tuple[int, int]]) -> None:
         """Write (customer id, points) pairs where the shop's themes can read them; raises AdminAPIError."""
+        ...
+
+    def push_tier(self, client: AdminClient, change: TierChange) -> None:
+        """Write one customer's tier where themes and flows read it (tags, a metafield); raises AdminAPIError."""
         ...
 
     def orders_updated_since(self, client: AdminClient, since: datetime, page_size: int) -> Iterator[list[SyncedOrder]]:

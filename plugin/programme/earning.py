@@ -18,6 +18,7 @@ from typing import Any
 from plugin.programme import rules as earning_rules
 from plugin.programme.events import OrderSnapshot, RefundFacts
 from plugin.programme.rules import Contribution, LineFacts, MemberContext, OrderFacts, Product, RuleSet
+from plugin.programme.rules.core import MemberTier
 
 RULES_VERSION = "earn-1"  # bump when the meaning of these functions changes
 
@@ -119,6 +120,7 @@ def build_lot(
     rules: RuleSet | None = None,
     products: dict[int, Product] | None = None,
     member_tags: frozenset[str] = frozenset(),
+    member_tier: MemberTier | None = None,
 ) -> Lot:
     """How many points a paid order earns, and the eligible amounts that produced them.
 
@@ -173,7 +175,7 @@ def build_lot(
         return lot
     if rules is None:
         return _with_points(lot, _points_for(lot, _remaining_amount(lot, ())))
-    return _with_rules(lot, order, settings, paid_at, rules, products or {}, member_tags)
+    return _with_rules(lot, order, settings, paid_at, rules, products or {}, member_tags, member_tier)
 
 
 def line_facts(
@@ -204,6 +206,7 @@ def _with_rules(
     rules: RuleSet,
     products: dict[int, Product],
     member_tags: frozenset[str],
+    member_tier: MemberTier | None = None,
 ) -> Lot:
     facts = OrderFacts(
         lines=line_facts(order, lot.lines, products),
@@ -213,7 +216,7 @@ def _with_rules(
         label=order.name or f"order {order.order_id}",
     )
     rate, rate_text = _settings_rate(settings.earn_points, settings.earn_per_amount)
-    evaluation = earning_rules.evaluate(rules, facts, MemberContext(member_tags), rate, rate_text)
+    evaluation = earning_rules.evaluate(rules, facts, MemberContext(member_tags, member_tier), rate, rate_text)
     contributions = tuple(c for c in evaluation.contributions if c.points != 0)
     points = max(sum(c.points for c in contributions), 0)
     explained = ", ".join(c.explanation for c in contributions) or "; ".join(evaluation.notes) or "nothing eligible"
@@ -246,6 +249,27 @@ def points_to_hold(lot: Lot | None, refunds: Iterable[RefundFacts], cancelled: b
         held = sum(_held(c, refunded_quantity, refunded_shipping) for c in lot.contributions)
         return min(max(held, 0), lot.points)
     return min(_points_for(lot, _remaining_amount(lot, refunds)), lot.points)
+
+
+def points_without(lot: Lot | None, refunds: Iterable[RefundFacts], cancelled: bool, kind: str) -> int:
+    """What the order holds now, leaving out contributions of one kind (a tier's own multiplier, for tiers)."""
+    if lot is None or cancelled or lot.points == 0:
+        return 0
+    if not lot.contributions:
+        return points_to_hold(lot, refunds, cancelled)
+    kept = tuple(c for c in lot.contributions if c.kind != kind)
+    if len(kept) == len(lot.contributions):
+        return points_to_hold(lot, refunds, cancelled)
+    total = max(sum(c.points for c in kept), 0)
+    return points_to_hold(Lot(**{**lot.__dict__, "contributions": kept, "points": total}), refunds, cancelled)
+
+
+def money_kept(lot: Lot | None, refunds: Iterable[RefundFacts], cancelled: bool) -> Decimal:
+    """The eligible money an order still keeps after its refunds (0 when cancelled): what tiers call spend."""
+    if lot is None or cancelled:
+        return Decimal(0)
+    remaining = _remaining_amount(lot, refunds)
+    return (Decimal(remaining.numerator) / Decimal(remaining.denominator)).quantize(Decimal("0.01"))
 
 
 def _refunded(refunds: Iterable[RefundFacts]) -> tuple[Counter[int], Decimal]:

@@ -31,6 +31,7 @@ class OrderLine:
     gift_card: bool = False
     product_id: int | None = None  # None for custom lines
     variant_id: int | None = None
+    sku: str | None = field(default=None, compare=False)  # what a paid membership may be marked by
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,16 @@ class RefundFacts:
     line_quantities: dict[int, int] = field(default_factory=dict)  # line_id -> quantity refunded
     shipping: Decimal = Decimal(0)  # shipping money refunded, shop currency
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Address:
+    """A shipping address, as far as referral guards compare addresses."""
+
+    address1: str | None = None
+    zip: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,10 @@ class OrderSnapshot:
     processed_at: datetime | None = None
     cancelled_at: datetime | None = None
     refunds: tuple[RefundFacts, ...] = ()
+    discount_codes: tuple[str, ...] = ()  # the codes applied at checkout, upper-cased
+    attributes: tuple[tuple[str, str], ...] = ()  # cart attributes (Shopify's note_attributes), name and value
+    phone: str | None = None
+    shipping_address: Address | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,7 @@ class ProductFacts:
     tags: frozenset[str] = frozenset()
     variant_ids: tuple[int, ...] = ()
     collections: frozenset[str] | None = None
+    skus: frozenset[str] | None = None  # its variants' SKUs (what a paid membership may be marked by); None: unknown
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from plugin.programme import referrals
 from plugin.programme.events import OrderLine, OrderSnapshot
+from plugin.programme.rules.core import MemberTier
 
 
 def to_json(
-    snapshot: OrderSnapshot, paid_at: datetime, rules_version: int, member_tags: frozenset[str]
+    snapshot: OrderSnapshot,
+    paid_at: datetime,
+    rules_version: int,
+    member_tags: frozenset[str],
+    member_tier: MemberTier | None = None,
 ) -> dict[str, Any]:
+    tier = {} if member_tier is None else {"member_tier": _tier_json(member_tier)}
     return {
+        **tier,
         "paid_at": paid_at.isoformat(),
         "rules_version": rules_version,
         "member_tags": sorted(member_tags),
@@ -38,6 +46,23 @@ def to_json(
             ]
             for ln in snapshot.lines
         ],
+        "processed_at": snapshot.processed_at.isoformat() if snapshot.processed_at else None,
+        "discount_codes": list(snapshot.discount_codes),
+        "contact": contact_keys(snapshot),
+    }
+
+
+def contact_keys(snapshot: OrderSnapshot) -> dict[str, str | None]:
+    """What referral guards compare (hashed, never readable) and the referral cart attribute, if any."""
+    address = snapshot.shipping_address
+    email = snapshot.email or (snapshot.customer.email if snapshot.customer else None)
+    phone = snapshot.phone or (address.phone if address else None)
+    token = next((value for name, value in snapshot.attributes if name == referrals.CART_ATTRIBUTE), None)
+    return {
+        "email": referrals.email_key(email),
+        "phone": referrals.phone_key(phone),
+        "address": referrals.address_key(address.address1, address.zip, address.country_code) if address else None,
+        "referral": token,
     }
 
 
@@ -66,3 +91,15 @@ def paid_at(data: dict[str, Any]) -> datetime:
 
 def member_tags(data: dict[str, Any]) -> frozenset[str]:
     return frozenset(data.get("member_tags", ()))
+
+
+def member_tier(data: dict[str, Any]) -> MemberTier | None:
+    """The member's tier when the order was paid, as its facts recorded it (None: no tier, or before tiers)."""
+    tier = data.get("member_tier")
+    if not tier:
+        return None
+    return MemberTier(tier["id"], tier["name"], Decimal(tier["multiplier"]), int(tier["version"]))
+
+
+def _tier_json(tier: MemberTier) -> dict[str, Any]:
+    return {"id": tier.tier_id, "name": tier.name, "multiplier": str(tier.multiplier), "version": tier.version}

@@ -180,6 +180,18 @@ PERIODS = ("day", "week", "month", "year", "lifetime")
 THREE_DECIMAL_CURRENCIES = frozenset({"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"})
 
 
+def to_milli(amount: Decimal) -> int:
+    """Money as integer thousandths of the major unit: exact for every currency (none has more than three places)."""
+    return int(amount * 1000)
+
+
+def from_milli(milli: int | None) -> Decimal | None:
+    """Thousandths back to money, with two places unless the third is needed (as Shopify writes amounts)."""
+    if milli is None:
+        return None
+    return (Decimal(milli) / 1000).quantize(Decimal("0.01") if milli % 10 == 0 else Decimal("0.001"))
+
+
 def money_places(currency: str | None) -> int:
     """How many decimals an amount in this currency may have (2 unless the currency has three)."""
     return 3 if (currency or "").upper() in THREE_DECIMAL_CURRENCIES else 2

@@ -21,8 +21,9 @@ from plugin.models import Member, Order, Refund, Shop, utcnow
 from plugin.programme import earning as program
 from plugin.programme import events, order_facts
 from plugin.programme import rules as earning_rules
+from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import member_rules, products, rule_sets
+from plugin.services import announcements, member_rules, products, rule_sets, tiers
 from plugin.services.imports import pending as imported_balances
 
 
@@ -146,9 +147,12 @@ def _earn(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnap
     """Keep the paid order's facts, and make its lot under the shop's current rules if every fact is known."""
     rules = earning_rules.rule_set(shop.rules, shop.rules_version)
     tags = _member_tags(session, shop, order, snapshot, rules)
+    # The tier the member holds as this order is paid (before it counts): a fact of the order, like its tags.
+    tier = tiers.member_tier(session, shop, order.member_id)
     order.paid_at = paid_at
-    order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags)
-    _make_lot(session, shop, order, snapshot, paid_at, rules, tags)
+    order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags, tier)
+    tiers.note_purchase(session, shop, order, snapshot, paid_at)
+    _make_lot(session, shop, order, snapshot, paid_at, rules, tags, tier)
 
 
 def _make_lot_from_facts(session: Session, shop: Shop, order: Order) -> None:
@@ -159,7 +163,10 @@ def _make_lot_from_facts(session: Session, shop: Shop, order: Order) -> None:
     else:  # paid under an earlier version: its lot is made under that version, whatever the rules are now
         rules = rule_sets.version(session, shop.id, version)
     snapshot = order_facts.snapshot_from_json(order.order_id, facts)
-    _make_lot(session, shop, order, snapshot, order_facts.paid_at(facts), rules, order_facts.member_tags(facts))
+    _make_lot(
+        session, shop, order, snapshot, order_facts.paid_at(facts), rules, order_facts.member_tags(facts),
+        order_facts.member_tier(facts),
+    )  # fmt: skip
 
 
 def _make_lot(
@@ -170,6 +177,7 @@ def _make_lot(
     paid_at: datetime,
     rules: earning_rules.RuleSet,
     tags: frozenset[str],
+    tier: MemberTier | None = None,
 ) -> None:
     cache: dict[int, earning_rules.Product] = {}
     if rules.needs_products:
@@ -185,7 +193,7 @@ def _make_lot(
     settings = program_settings(shop.settings, shop.settings_version)
     lot = program.build_lot(
         snapshot, settings, paid_at, has_member=order.member_id is not None, rules=rules, products=cache,
-        member_tags=tags,
+        member_tags=tags, member_tier=tier,
     )  # fmt: skip
     order.lot = lot.to_json()
     order.available_at = lot.available_at
@@ -287,6 +295,8 @@ def _record_refund(session: Session, shop_id: int, refund: events.RefundFacts) -
     facts = {
         "line_quantities": {str(line): qty for line, qty in refund.line_quantities.items()},
         "shipping": str(refund.shipping),
+        # When the shop made it (not when it reached us): referrals tell "before the pending period ended" by it.
+        "created_at": refund.created_at.isoformat() if refund.created_at else None,
     }
     session.execute(
         insert_for(session)(Refund)
@@ -330,6 +340,9 @@ def settle(
     lot = program.Lot.from_json(order.lot) if order.lot else None
     refunds = refund_facts(session, shop.id, order.order_id)
     target = program.points_to_hold(lot, refunds, cancelled=order.cancelled_at is not None)
+    if order.expired_points and lot is not None:
+        # Expired points are gone for good: a refund takes back only what the order still holds (docs/expiry.md).
+        target = min(target, max(lot.points - order.expired_points, 0))
     # Support staff's changes count like refunds: never below nothing, never above what the rules allow.
     target = max(min(target + order.support_delta, target), 0) + order.unpaid_reversal
     delta = target - order.points_held
@@ -399,8 +412,10 @@ def settle(
 
 
 def _post(session: Session, shop: Shop, order: Order, entry: ledger.Entry) -> None:
-    if ledger.post(session, shop.id, entry) is None:
+    posting_id = ledger.post(session, shop.id, entry)
+    if posting_id is None:
         raise LedgerConflict(f"order {order.order_id}: posting {entry.idempotency_key} already exists")
+    announcements.posting(session, shop.id, posting_id, order_name=order.name)
 
 
 def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:

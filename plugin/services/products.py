@@ -46,6 +46,8 @@ def upsert(session: Session, shop_id: int, product: ProductFacts, *, deleted: bo
     }
     if product.collections is not None:
         values["collections"] = sorted(product.collections)
+    if product.skus is not None:
+        values["skus"] = sorted(product.skus)
     insert = insert_for(session)(Product).values(shop_id=shop_id, product_id=product.product_id, **values)
     session.execute(insert.on_conflict_do_update(index_elements=["shop_id", "product_id"], set_=values))
 

@@ -16,7 +16,6 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -30,6 +29,7 @@ from plugin.platforms.shopify import discounts, store_credit
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme import rewards
 from plugin.programme.rewards import Reward, catalogue
+from plugin.services import outbox
 
 log = logging.getLogger(__name__)
 
@@ -180,16 +180,7 @@ def redeem(
     return redemption
 
 
-def to_milli(amount: Decimal) -> int:
-    """Money as integer thousandths of the major unit: exact for every currency (none has more than three places)."""
-    return int(amount * 1000)
-
-
-def from_milli(milli: int | None) -> Decimal | None:
-    """Thousandths back to money, with two places unless the third is needed (as Shopify writes amounts)."""
-    if milli is None:
-        return None
-    return (Decimal(milli) / 1000).quantize(Decimal("0.01") if milli % 10 == 0 else Decimal("0.001"))
+to_milli, from_milli = rewards.to_milli, rewards.from_milli
 
 
 def _unique_expiry(session: Session, shop_id: int, member_id: int, wanted: datetime) -> datetime:
@@ -441,6 +432,7 @@ def _settle_issued(settings: Settings, redemption_id: int, discount_id: str, cli
             redemption.reason = None
             redemption.lease_until = None
             redemption.settled_at = utcnow()
+            _announce(session, redemption, "reward.issued")
             return ISSUED
         status = redemption.status
     if status in (FAILED, CANCELLED):
@@ -463,8 +455,29 @@ def _fail(session: Session, redemption: Redemption, reason: str) -> str:
     redemption.lease_until = None
     redemption.settled_at = utcnow()
     _return_points(session, redemption, f"code could not be created: {reason}"[:500], "system")
+    _announce(session, redemption, "reward.failed")
     log.warning("redemption %s failed: %s", redemption.id, reason)
     return FAILED
+
+
+def _announce(session: Session, redemption: Redemption, event_type: str) -> None:
+    """reward.issued or reward.failed, in the transaction that settles the redemption (once per redemption)."""
+    outbox.record(
+        session,
+        redemption.shop_id,
+        event_type,
+        dedupe_key=f"{event_type}:redemption:{redemption.id}",
+        member_id=redemption.member_id,
+        data={
+            "redemption_id": redemption.id,
+            "reward_id": redemption.reward_id,
+            "reward": redemption.reward,
+            "points": redemption.points,
+            # The code is the shopper's to use: receivers get it only once it exists in the shop.
+            "code": redemption.code if event_type == "reward.issued" else None,
+            "reason": redemption.reason,
+        },
+    )
 
 
 def cancel(

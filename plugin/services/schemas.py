@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from plugin.programme.rewards import from_milli
 from plugin.services.errors import Invalid, summary
 
 MAX_ID = 2**63 - 1  # ids are BIGINT: anything larger cannot name a row
@@ -185,6 +186,8 @@ class RedeemRequest(Schema):
     idempotency_key = fields.String(
         load_default=None, validate=[validate.Length(min=8, max=100), _no_control_characters]
     )
+    # Cash back: how many points the shopper chose (whole steps within its bounds); other rewards cost their own.
+    points = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=1, max=10_000_000))
 
 
 # ------------------------------------------------------------------ answers
@@ -280,6 +283,26 @@ class RedemptionSchema(Schema):
     created_at = fields.DateTime(required=True)
     ends_at = fields.DateTime(allow_none=True, required=True)
     reason = fields.String(allow_none=True, required=True)
+    store_credit = fields.Method(
+        "_store_credit",
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "nullable": True,
+            "description": "store-credit rewards: {amount, currency, balance} (balance after the credit; null "
+            "until issued); null for a discount code",
+        },
+    )
+
+    def _store_credit(self, r: Any) -> dict[str, Any] | None:
+        if getattr(r, "credit_milli", None) is None:
+            return None
+        balance = r.credit_balance_milli
+        return {
+            "amount": str(from_milli(r.credit_milli)),
+            "currency": r.credit_currency,
+            "balance": str(from_milli(balance)) if balance is not None else None,
+        }
 
 
 class MemberCardSchema(Schema):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from plugin import ledger
 from plugin.models import Delivery, Member, Order, Posting, Redemption, Shop, SupportAction, SupportKey, utcnow
 from plugin.programme.import_formats import neutralise
-from plugin.services import accrual
+from plugin.services import accrual, announcements
 from plugin.services.errors import IdempotencyKeyReused, Invalid, NotFound
 from plugin.services.errors import ServiceError as SupportError
 from plugin.services.schemas import (
@@ -261,7 +261,7 @@ def _record(
             note=f"{reason_code}: {note.strip()}",
             actor=actor,
         )
-        ledger.post(session, shop.id, entry)
+        announcements.posting(session, shop.id, ledger.post(session, shop.id, entry), actor=actor)
     return record
 
 

@@ -139,6 +139,7 @@ class LineItemSchema(_Lenient):
     gift_card = fields.Boolean(load_default=False)
     product_id = _id(required=False, load_default=None, allow_none=True)
     variant_id = _id(required=False, load_default=None, allow_none=True)
+    sku = fields.Raw(load_default=None, allow_none=True)  # only ever matched, so anything odd is simply no SKU
 
     @post_load
     def to_line(self, data: dict[str, Any], **_: Any) -> OrderLine:
@@ -157,6 +158,7 @@ class LineItemSchema(_Lenient):
             gift_card=data["gift_card"],
             product_id=data["product_id"],
             variant_id=data["variant_id"],
+            sku=data["sku"].replace("\x00", "")[:255] or None if isinstance(data["sku"], str) else None,
         )
 
 
@@ -221,6 +223,7 @@ def split_tags(tags: str | None) -> frozenset[str] | None:
 
 class VariantSchema(_Lenient):
     id = _id()
+    sku = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
 
 
 class ProductSchema(_Lenient):
@@ -241,6 +244,7 @@ class ProductSchema(_Lenient):
             vendor=data["vendor"] or "",
             tags=split_tags(data["tags"]) or frozenset(),
             variant_ids=tuple(v["id"] for v in data["variants"]),
+            skus=frozenset(v["sku"] for v in data["variants"] if v.get("sku")),
         )
 
 
@@ -286,6 +290,26 @@ class RefundSchema(_Lenient):
         return RefundFacts(data["id"], data["order_id"], quantities, shipping, data["created_at"])
 
 
+class DiscountCodeSchema(_Lenient):
+    code = StoredText(255)
+
+
+class NoteAttributeSchema(_Lenient):
+    name = StoredText(255)
+    value = fields.Raw(load_default=None, allow_none=True)  # a string, but older carts stored numbers too
+
+
+class AddressSchema(_Lenient):
+    address1 = StoredText(255)
+    zip = StoredText(32)
+    country_code = StoredText(8)
+    phone = StoredText(64)
+
+    @post_load
+    def to_address(self, data: dict[str, Any], **_: Any) -> events.Address:
+        return events.Address(data["address1"], data["zip"], data["country_code"], data["phone"])
+
+
 class OrderSchema(_Lenient):
     id = _id()
     name = StoredText(64)
@@ -302,6 +326,10 @@ class OrderSchema(_Lenient):
     cancelled_at = fields.AwareDateTime(load_default=None, allow_none=True)
     refunds = _list(fields.Nested(RefundSchema), load_default=list)
     subtotal_price_set = _bag()
+    discount_codes = _list(fields.Nested(DiscountCodeSchema), load_default=list)
+    note_attributes = _list(fields.Nested(NoteAttributeSchema), load_default=list)
+    phone = StoredText(64)
+    shipping_address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
 
     @post_load
     def to_snapshot(self, data: dict[str, Any], **_: Any) -> OrderSnapshot:
@@ -333,6 +361,14 @@ class OrderSchema(_Lenient):
             processed_at=data["processed_at"],
             cancelled_at=data["cancelled_at"],
             refunds=tuple(data["refunds"]),
+            discount_codes=tuple(d["code"].strip().upper() for d in data["discount_codes"] if d["code"]),
+            attributes=tuple(
+                (a["name"], str(a["value"])[:255])
+                for a in data["note_attributes"]
+                if a["name"] and a["value"] is not None
+            ),
+            phone=data["phone"],
+            shipping_address=data["shipping_address"],
         )
 
 

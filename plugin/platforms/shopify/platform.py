@@ -10,8 +10,8 @@ from sqlalchemy.orm import object_session
 
 from plugin.config import Settings
 from plugin.models import Shop
-from plugin.platforms.base import SyncedOrder
-from plugin.platforms.shopify import adapter, customers, metafields, orders, products, subscriptions, tokens
+from plugin.platforms.base import SyncedOrder, TierChange
+from plugin.platforms.shopify import adapter, customers, metafields, orders, products, subscriptions, tiers, tokens
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme import events
 
@@ -54,6 +54,9 @@ class ShopifyPlatform:
 
     def push_balances(self, client: AdminClient, balances: Sequence[tuple[int, int]]) -> None:
         metafields.push_balances(client, balances)
+
+    def push_tier(self, client: AdminClient, change: TierChange) -> None:
+        tiers.push_tier(client, change)
 
     def orders_updated_since(self, client: AdminClient, since: datetime, page_size: int) -> Iterator[list[SyncedOrder]]:
         return orders.orders_updated_since(client, since, page_size)

@@ -53,8 +53,19 @@ class OrderFacts:
 
 
 @dataclass(frozen=True)
+class MemberTier:
+    """The member's tier when the order was paid: its earn multiplier, under the tier programme's version."""
+
+    tier_id: str
+    name: str
+    multiplier: Decimal
+    version: int
+
+
+@dataclass(frozen=True)
 class MemberContext:
     tags: frozenset[str] = frozenset()
+    tier: MemberTier | None = None  # when the shop has tiers and the member holds one
 
 
 @dataclass(frozen=True)

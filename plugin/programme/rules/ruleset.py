@@ -13,6 +13,7 @@ from zoneinfo import available_timezones
 from marshmallow import ValidationError, fields, validate
 
 from plugin.programme.rules import fields as rule_fields
+from plugin.programme.rules import tier_multiplier
 from plugin.programme.rules.base_rate import BaseRate, earn_base
 from plugin.programme.rules.campaign import Campaign
 from plugin.programme.rules.core import STAGES, Evaluation, LineFacts, MemberContext, OrderFacts, Rule
@@ -175,6 +176,8 @@ def evaluate(
             earn_base(evaluation, rules.version)  # no base_rate rule: the shop settings' rate, as before rules
         for rule in staged:
             rule.apply(evaluation)
+        if stage == "multiplier":
+            tier_multiplier.apply(evaluation)
     evaluation.apply_cap(rules.version)
     return evaluation
 

@@ -8,12 +8,17 @@
       loadError: 'Your rewards could not be loaded.', network: 'Connection problem. Please try again.',
       pts: { one: '{n} point', other: '{n} points' },
       available: 'Available to spend', balanceSay: 'Available balance: {pts}.',
-      total: 'Balance: {pts}', pending: 'Pending: {pts}', pendingOn: '{pts} on {date}',
+      total: 'Balance: {pts}', pending: 'Pending: {pts}', pendingOn: '{pts} on {date}', expireOn: '{pts} expire on {date}',
       earn: 'Earn {pts} for every {money} you spend.', signIn: 'Sign in to see and spend your points',
       spendH: 'Spend your points', codesH: 'Your codes', historyH: 'Recent activity',
       noHistory: 'No activity yet.', noRewards: 'No rewards yet.',
       redeem: 'Redeem', redeemFor: ' {reward} for {pts}', need: '{pts} more needed',
       off: '{v} off', offSome: '{v} off selected items', freeShip: 'Free shipping', freeProduct: 'A free product', minSub: 'On orders of {money} or more',
+      credit: '{v} in store credit', cashBack: '{v} store credit for every {pts}', choosePts: 'Points to spend',
+      cashBackRange: 'From {min} to {max}, in steps of {step}', youGet: 'You get {v} in store credit',
+      creditReady: '{v} was added to your store credit.', creditBalance: 'Your store credit balance: {v}',
+      creditAtCheckout: 'It is applied at checkout when you are signed in.', creditLine: '+{v} store credit',
+      preparingCredit: 'Adding {reward} to your store credit…',
       redeeming: 'Redeeming {reward}…', preparing: 'Creating your code for {reward}…',
       ready: 'Your code for {reward}: {code}', copy: 'Copy', copied: 'Copied',
       selected: 'Code selected. Copy it with your keyboard.',
@@ -25,21 +30,34 @@
         adjust: 'Adjustment', bonus: 'Bonus', expire: 'Expired', forgive: 'Forgiven', import: 'Imported' },
       unavailable: { not_yet_available: 'Available from {date}', ended: 'Ended on {date}', sold_out: 'All claimed',
         limit_reached: 'You’ve reached the limit for this reward', other: 'Not available right now' },
+      tierH: 'Your status', tierNone: 'No tier yet', keptUntil: 'Kept until {date}', renews: 'Membership renews on {date}',
+      toNext: { spend: 'Spend {v} more{by} to reach {tier}', points: 'Earn {v} more{by} to reach {tier}',
+        orders: '{v} more orders{by} to reach {tier}' }, by: ' by {date}', topTier: 'You’ve reached the top tier.',
+      perk: { multiplier: '{x}× points on every order', entry: '{pts} when you reach {tier}', birthday: '{pts} on your birthday',
+        freeShip: 'Free shipping' }, tiersH: 'Tiers',
       errors: { not_enough_points: 'You don’t have enough points for this reward.',
         unknown_reward: 'This reward is no longer available.', not_signed_in: 'Please sign in to spend your points.',
-        reward_unavailable: 'This reward is not available right now.' },
+        reward_unavailable: 'This reward is not available right now.', bad_points: 'Choose a number of points within the range, in whole steps.' },
+      referH: 'Refer a friend', referText: 'Give your friends {reward}. Get {pts} when their first order is confirmed.',
+      yourLink: 'Your link', share: 'Share', shareTitle: 'A gift for your first order',
+      giftH: 'A gift from your friend', giftPending: 'Your code is being prepared…', giftNone: 'Your friend’s link is noted at checkout.',
     },
     fr: {
       rewards: 'Récompenses', close: 'Fermer', loading: 'Chargement de vos récompenses…', retry: 'Réessayer',
       loadError: 'Impossible de charger vos récompenses.', network: 'Problème de connexion. Veuillez réessayer.',
       pts: { one: '{n} point', other: '{n} points' },
       available: 'Utilisables maintenant', balanceSay: 'Solde utilisable\u00a0: {pts}.',
-      total: 'Solde\u00a0: {pts}', pending: 'En attente\u00a0: {pts}', pendingOn: '{pts} le {date}',
+      total: 'Solde\u00a0: {pts}', pending: 'En attente\u00a0: {pts}', pendingOn: '{pts} le {date}', expireOn: '{pts} expirent le {date}',
       earn: 'Gagnez {pts} pour chaque tranche de {money} dépensée.', signIn: 'Connectez-vous pour voir et utiliser vos points',
       spendH: 'Utiliser vos points', codesH: 'Vos codes', historyH: 'Activité récente',
       noHistory: 'Aucune activité pour le moment.', noRewards: 'Aucune récompense pour le moment.',
       redeem: 'Échanger', redeemFor: ' {reward} contre {pts}', need: 'Il vous manque {pts}',
       off: '{v} de réduction', offSome: '{v} de réduction sur une sélection', freeShip: 'Livraison gratuite', freeProduct: 'Un produit offert', minSub: 'Dès {money} d’achat',
+      credit: '{v} d’avoir', cashBack: '{v} d’avoir pour {pts}', choosePts: 'Points à utiliser',
+      cashBackRange: 'De {min} à {max}, par paliers de {step}', youGet: 'Vous recevez {v} d’avoir',
+      creditReady: '{v} ont été ajoutés à votre avoir.', creditBalance: 'Solde de votre avoir : {v}',
+      creditAtCheckout: 'Il s’applique au paiement lorsque vous êtes connecté.', creditLine: '+{v} d’avoir',
+      preparingCredit: 'Ajout de « {reward} » à votre avoir…',
       redeeming: 'Échange en cours\u00a0: {reward}…', preparing: 'Création de votre code pour {reward}…',
       ready: 'Votre code pour {reward}\u00a0: {code}', copy: 'Copier', copied: 'Copié',
       selected: 'Code sélectionné. Copiez-le avec votre clavier.',
@@ -51,9 +69,19 @@
         adjust: 'Ajustement', bonus: 'Bonus', expire: 'Expirés', forgive: 'Remis', import: 'Importés' },
       unavailable: { not_yet_available: 'Disponible à partir du {date}', ended: 'Terminée le {date}', sold_out: 'Épuisée',
         limit_reached: 'Vous avez atteint la limite pour cette récompense', other: 'Indisponible pour le moment' },
+      tierH: 'Votre statut', tierNone: 'Pas encore de statut', keptUntil: 'Conservé jusqu’au {date}',
+      renews: 'Adhésion renouvelée le {date}',
+      toNext: { spend: 'Dépensez encore {v}{by} pour atteindre {tier}', points: 'Gagnez encore {v}{by} pour atteindre {tier}',
+        orders: 'Encore {v} commandes{by} pour atteindre {tier}' }, by: ' d’ici le {date}',
+      topTier: 'Vous avez atteint le statut le plus élevé.',
+      perk: { multiplier: 'Points ×{x} sur chaque commande', entry: '{pts} en atteignant {tier}',
+        birthday: '{pts} pour votre anniversaire', freeShip: 'Livraison gratuite' }, tiersH: 'Statuts',
       errors: { not_enough_points: 'Vous n’avez pas assez de points pour cette récompense.',
         unknown_reward: 'Cette récompense n’est plus disponible.', not_signed_in: 'Connectez-vous pour utiliser vos points.',
-        reward_unavailable: 'Cette récompense n’est pas disponible pour le moment.' },
+        reward_unavailable: 'Cette récompense n’est pas disponible pour le moment.', bad_points: 'Choisissez un nombre de points dans la plage, par paliers entiers.' },
+      referH: 'Parrainer un ami', referText: 'Offrez à vos amis\u00a0: {reward}. Recevez {pts} quand leur première commande est confirmée.',
+      yourLink: 'Votre lien', share: 'Partager', shareTitle: 'Un cadeau pour votre première commande',
+      giftH: 'Un cadeau de votre ami', giftPending: 'Votre code est en préparation…', giftNone: 'Le lien de votre ami sera pris en compte au paiement.',
     },
   };
   const FOCUSABLE = 'button:not([disabled]),a[href],[tabindex]:not([tabindex="-1"])';
@@ -62,6 +90,46 @@
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const shared = {}; // first /widget fetch, shared by both roots
   let seq = 0;
+
+  // Referrals: /apps/loyalty/r/CODE sends the friend here with ?loyalty_referral=TOKEN (the App Proxy can set no
+  // cookie). Keep it in a first-party cookie and in the cart, as the attribute the order will carry.
+  const REF = 'loyalty_referral';
+  const REF_ATTR = '_loyalty_referral';
+  const TOKEN_RE = /^[0-9a-f]{1,32}\.[0-9a-f]{24}$/;
+  function referralToken() {
+    let token = null;
+    try {
+      const url = new URL(location.href);
+      token = url.searchParams.get(REF);
+      if (token) {
+        url.searchParams.delete(REF);
+        history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+      }
+    } catch {}
+    if (token && TOKEN_RE.test(token)) {
+      D.cookie = `${REF}=${token}; path=/; max-age=${30 * 86400}; SameSite=Lax` + (location.protocol === 'https:' ? '; Secure' : '');
+    } else {
+      const m = D.cookie.match(/(?:^|; )loyalty_referral=([^;]+)/);
+      token = m && TOKEN_RE.test(m[1]) ? m[1] : null;
+    }
+    return token;
+  }
+  const refToken = referralToken();
+  function tagCart(token) {
+    let root = '/';
+    try {
+      root = (window.Shopify && Shopify.routes && Shopify.routes.root) || '/';
+    } catch {}
+    const key = 'lw-cart-ref';
+    try {
+      if (sessionStorage.getItem(key) === token) return;
+    } catch {}
+    fetch(root + 'cart/update.js', { method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ attributes: { [REF_ATTR]: token } }) })
+      .then((r) => r.ok && sessionStorage.setItem(key, token)).catch(() => {});
+  }
+  if (refToken) tagCart(refToken);
 
   // Text goes in as text nodes, never HTML.
   function h(tag, attrs, ...kids) {
@@ -130,6 +198,10 @@
     const fmt = (s, v) => s.replace(/\{(\w+)\}/g, (_, k) => v[k]);
     const pts = (n) => fmt(T.pts[plural.select(n)] || T.pts.other, { n: nf.format(n) });
     const date = (iso) => (iso && !isNaN(new Date(iso)) ? df.format(new Date(iso)) : '');
+    // A shop-local calendar day ("2026-12-31") shown as that day wherever the shopper is.
+    const dayf = new Intl.DateTimeFormat(tag, { day: 'numeric', month: 'short', timeZone: 'UTC' });
+    const day = (d, f) => (/^\d{4}-\d{2}-\d{2}$/.test(d || '') ? (f || dayf).format(new Date(d + 'T12:00:00Z')) : '');
+    const dayY = new Intl.DateTimeFormat(tag, { day: 'numeric', month: 'short', year: 'numeric', timeZone: 'UTC' });
     const money = (amount, opts) => {
       try {
         return new Intl.NumberFormat(tag, { style: 'currency', currency: data.shop.currency || 'USD', ...opts }).format(amount);
@@ -145,9 +217,9 @@
 
     const live = h('div', { class: 'lw-sr', role: 'status', 'aria-live': 'polite' });
     const sec = (full) => h('div', { class: full ? 'lw-sec lw-full' : 'lw-sec', hidden: true });
-    const st = sec(1), sum = sec(1), rw = sec(), cd = sec(), hi = sec();
+    const st = sec(1), sum = sec(1), tr = sec(1), rw = sec(), cd = sec(), hi = sec(), rf = sec();
     const res = h('div', { class: 'lw-result', tabindex: '-1', hidden: true });
-    const body = h('div', { class: 'lw-body' }, st, sum, h('div', { class: 'lw-sec' }, res, rw), cd, hi);
+    const body = h('div', { class: 'lw-body' }, st, sum, tr, rf, h('div', { class: 'lw-sec' }, res, rw), cd, hi);
     const head = h('div', { class: 'lw-head' }, h('h2', { class: 'lw-title', id: id + 't', tabindex: '-1', text: T.rewards }));
     const box = h('div', { class: inline ? 'lw lw-inline' : 'lw', 'data-pos': ds.position === 'left' ? 'left' : 'right' });
     const fg = onColour(ds.accent);
@@ -238,6 +310,7 @@
         data = d;
         fill(st);
         render();
+        if (!referral) loadReferral();
       }, (e) => {
         delete shared[proxy];
         if (data) return;
@@ -254,6 +327,8 @@
       if (r.kind === 'fixed_amount' && r.amount) return fmt(off, { v: money(r.amount) });
       if (r.kind === 'percentage' && r.percent) return fmt(off, { v: money(r.percent / 100, { style: 'percent', maximumFractionDigits: 2 }) });
       if (r.kind === 'free_product' && r.title === 'Free product') return T.freeProduct; // the default title
+      if (r.kind === 'store_credit' && r.amount) return fmt(T.credit, { v: money(r.amount) });
+      if (r.kind === 'cash_back' && r.amount) return fmt(T.cashBack, { v: money(r.amount), pts: pts(r.points) });
       return r.kind === 'free_shipping' ? T.freeShip : r.title;
     }
     // Why a limited reward cannot be redeemed now, in the shopper's language (the server's message is English).
@@ -276,6 +351,7 @@
         fill(sum, p('lw-muted lw-small', T.available), p('lw-big', pts(c.available)),
           c.pending > 0 && p('lw-small', line(fmt(T.total, { pts: pts(c.balance) }), fmt(T.pending, { pts: pts(c.pending) }))),
           c.pending_until.map((x) => p('lw-small lw-muted', fmt(T.pendingOn, { pts: pts(x.points), date: date(x.available_at) }))),
+          c.next_expiry && p('lw-small lw-expiry', fmt(T.expireOn, { pts: pts(c.next_expiry.points), date: day(c.next_expiry.date) })),
           p('lw-small lw-muted', rule));
       } else {
         let href = data.sign_in_url || ds.signInUrl;
@@ -283,26 +359,33 @@
         fill(sum, p('', rule), h('a', { class: 'lw-btn lw-link', href }, T.signIn));
       }
 
+      fill(tr, data.tier && tierSection(data.tier, c));
+
       fill(rw, h3(T.spendH), data.rewards.length ? h('ul', { class: 'lw-list' }, data.rewards.map((r) => {
         const name = rewardTitle(r);
         let action = null;
         if (r.available === false) {
           action = p('lw-need lw-unavailable', unavailableText(r));
+        } else if (c && r.affordable && r.kind === 'cash_back') {
+          action = cashBackChooser(r, name, c.available);
         } else if (c && r.affordable) {
           action = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'r' + r.id, disabled: busy, onclick: (e) => redeem(r, e.currentTarget) },
             T.redeem, h('span', { class: 'lw-sr', text: fmt(T.redeemFor, { reward: name, pts: pts(r.points) }) }));
         } else if (c) {
-          action = p('lw-need', fmt(T.need, { pts: pts(Math.max(r.points - c.available, 1)) }));
+          action = p('lw-need', fmt(T.need, { pts: pts(Math.max((r.min_points || r.points) - c.available, 1)) }));
         }
         return h('li', { class: 'lw-item' }, h('div', {}, p('lw-strong', name),
           onItems(r) && !/ off selected items$/.test(r.title) && p('lw-small', r.title), // a default title says no more
-          p('lw-small lw-muted', line(pts(r.points), r.min_subtotal && fmt(T.minSub, { money: money(r.min_subtotal) })))), action);
+          p('lw-small lw-muted', r.kind === 'cash_back'
+            ? fmt(T.cashBackRange, { min: pts(r.min_points || r.points), max: pts(r.max_points), step: pts(r.points) })
+            : line(pts(r.points), r.min_subtotal && fmt(T.minSub, { money: money(r.min_subtotal) })))), action);
       })) : p('lw-muted', T.noRewards));
 
       const reds = data.redemptions;
       fill(cd, reds.length && [h3(T.codesH), h('ul', { class: 'lw-list' }, reds.map((r) => h('li', { class: 'lw-item lw-wrap' },
         h('div', {}, p('lw-strong', titleOf(r)),
-          p('lw-small lw-muted', line(T.status[r.status] || r.status, r.code && fmt(T.validUntil, { date: date(r.ends_at) })))),
+          p('lw-small lw-muted', line(T.status[r.status] || r.status, r.code && fmt(T.validUntil, { date: date(r.ends_at) }),
+            r.store_credit && fmt(T.creditLine, { v: creditMoney(r.store_credit, r.store_credit.amount) })))),
         r.code && r.status === 'issued' && codeBox(r.code, 'c' + r.id))))]);
 
       fill(hi, c && [h3(T.historyH), data.history.length ? h('ul', { class: 'lw-list' }, data.history.map((x) => {
@@ -317,6 +400,97 @@
       if (!following && reds.some((r) => r.status === 'pending') && checks++ < 12) {
         setTimeout(() => (open || inline) && !following && load(true), 5000);
       }
+    }
+
+    let referral = null, refChecks = 0;
+    function loadReferral() {
+      const q = refToken ? '?token=' + encodeURIComponent(refToken) : '';
+      api(proxy, '/referral' + q).then((r) => {
+        referral = r;
+        renderReferral();
+        if (r.friend && r.friend.code_status === 'pending' && refChecks++ < 20) setTimeout(loadReferral, 2000);
+      }, () => {});
+    }
+    function renderReferral() {
+      const r = referral;
+      if (!r || !r.enabled) return fill(rf);
+      const gift = r.friend && [h3(T.giftH), p('lw-strong', r.friend.reward || ''),
+        r.friend.code ? codeBox(r.friend.code, 'gift') : p('lw-small lw-muted', r.friend.code_status === 'pending' ? T.giftPending : T.giftNone),
+        r.friend.code && p('lw-small', T.atCheckout)];
+      let mine = null;
+      if (r.link) {
+        const url = location.origin + r.link.path;
+        const text = h('code', { class: 'lw-code lw-url', text: url });
+        const btn = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'share', onclick: () => shareLink(url, text, btn) }, T.share);
+        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: r.friend_reward, pts: pts(r.advocate_points) })),
+          p('lw-small lw-muted', T.yourLink), h('div', { class: 'lw-codebox' }, text, btn)];
+      }
+      fill(rf, gift, mine);
+    }
+    async function shareLink(url, el, btn) {
+      if (navigator.share) {
+        try {
+          await navigator.share({ title: T.shareTitle, url });
+          return;
+        } catch (e) {
+          if (e && e.name === 'AbortError') return; // the shopper closed the share sheet
+        }
+      }
+      copy(url, el, btn);
+    }
+
+    // Store credit is in its account's currency, which is the shop's.
+    const creditMoney = (sc, amount) => money(amount, { currency: sc.currency || data.shop.currency || 'USD' });
+
+    // Cash back: the shopper picks the points (whole steps within the bounds, and what they have) and sees the credit.
+    function cashBackChooser(r, name, available) {
+      const step = r.points, least = r.min_points || step;
+      const most = Math.min(r.max_points, Math.floor(available / step) * step);
+      const inputId = id + 'cb' + r.id;
+      const input = h('input', { type: 'number', class: 'lw-num', id: inputId, min: least, max: most, step, value: least, inputmode: 'numeric' });
+      const gets = p('lw-small', '');
+      const valid = () => {
+        const n = Number(input.value);
+        return Number.isInteger(n) && n >= least && n <= most && n % step === 0 ? n : null;
+      };
+      const update = () => {
+        const n = valid();
+        gets.textContent = n ? fmt(T.youGet, { v: money((n / step) * Number(r.amount)) }) : T.errors.bad_points;
+        btn.disabled = busy || !n;
+      };
+      const btn = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'r' + r.id, disabled: busy,
+        onclick: (e) => valid() && redeem(r, e.currentTarget, valid()) },
+        T.redeem, h('span', { class: 'lw-sr', text: fmt(T.redeemFor, { reward: name, pts: pts(valid() || least) }) }));
+      input.addEventListener('input', update);
+      update();
+      return h('div', { class: 'lw-chooser' }, h('label', { for: inputId, class: 'lw-small', text: T.choosePts }), input, gets, btn);
+    }
+
+    // The shop's tiers: the shopper's tier and its benefits, how long it is kept, and what the next one takes.
+    function perks(t) {
+      return [
+        t.multiplier && t.multiplier !== '1' && fmt(T.perk.multiplier, { x: nf.format(+t.multiplier) }),
+        t.entry_reward > 0 && fmt(T.perk.entry, { pts: pts(t.entry_reward), tier: t.name }),
+        t.birthday_reward > 0 && fmt(T.perk.birthday, { pts: pts(t.birthday_reward) }),
+        t.free_shipping && T.perk.freeShip,
+        ...(t.perks || []),
+      ].filter(Boolean);
+    }
+    function tierSection(t, c) {
+      const now = t.current;
+      const next = t.progress;
+      const amount = next && (t.metric === 'spend' ? money(next.needed) : t.metric === 'points' ? pts(next.needed) : nf.format(next.needed));
+      const toNext = next && fmt(T.toNext[t.metric], { v: amount, tier: next.name, by: next.by ? fmt(T.by, { date: day(next.by) }) : '' });
+      return [
+        h3(T.tierH),
+        h('div', { class: 'lw-tier' },
+          p('lw-tier-name', now ? now.name : T.tierNone),
+          now && t.kept_until && p('lw-small', fmt(T.keptUntil, { date: day(t.kept_until, dayY) })),
+          now && t.paid_until && p('lw-small', fmt(T.renews, { date: day(t.paid_until, dayY) })),
+          now && h('ul', { class: 'lw-perks' }, perks(now).map((x) => h('li', { class: 'lw-small', text: x })))),
+        c && (toNext ? p('lw-progress', toNext) : now && p('lw-small lw-muted', T.topTier)),
+        !c && toNext && p('lw-small lw-muted', toNext),
+      ];
     }
 
     function codeBox(code, key) {
@@ -341,8 +515,9 @@
       }
       say(ok ? T.copied : T.selected);
       if (ok) {
+        const label = btn.textContent;
         btn.textContent = T.copied;
-        setTimeout(() => (btn.textContent = T.copy), 2000);
+        setTimeout(() => (btn.textContent = label), 2000);
       }
     }
 
@@ -357,7 +532,7 @@
       say(text);
     };
 
-    async function redeem(reward, btn) {
+    async function redeem(reward, btn, points) {
       if (busy || btn.disabled) return;
       busy = true;
       const name = rewardTitle(reward);
@@ -369,7 +544,9 @@
       let made = null;
       for (let i = 0; ; i++) {
         try {
-          made = (await api(proxy, '/redeem', JSON.stringify({ reward_id: reward.id, idempotency_key: key }))).redemption;
+          const ask = { reward_id: reward.id, idempotency_key: key };
+          if (points) ask.points = points;
+          made = (await api(proxy, '/redeem', JSON.stringify(ask))).redemption;
           delete retryKeys[reward.id];
           break;
         } catch (e) {
@@ -393,7 +570,7 @@
       following++;
       load(true); // new balance
       const end = Date.now() + 60000;
-      if (red.status === 'pending') tell('lw-wait', fmt(T.preparing, { reward: name }));
+      if (red.status === 'pending') tell('lw-wait', fmt(red.store_credit ? T.preparingCredit : T.preparing, { reward: name }));
       while (red.status === 'pending' && Date.now() < end) {
         await sleep(1000);
         try {
@@ -402,7 +579,14 @@
           if (e.status === 401 || e.status === 404) break;
         }
       }
-      if (red.status === 'issued' && red.code) {
+      if (red.status === 'issued' && red.store_credit) {
+        // Store credit: no code to copy; the new balance instead.
+        const sc = red.store_credit;
+        const added = fmt(T.creditReady, { v: creditMoney(sc, sc.amount) });
+        const now = sc.balance !== null && fmt(T.creditBalance, { v: creditMoney(sc, sc.balance) });
+        result('lw-ok', p('lw-strong', name), p('', added), now && p('lw-big lw-credit', now), p('lw-small', T.creditAtCheckout));
+        say(line(added, now));
+      } else if (red.status === 'issued' && red.code) {
         result('lw-ok', p('lw-strong', name), codeBox(red.code, 'rc'),
           p('lw-small', (red.ends_at ? fmt(T.validUntil, { date: date(red.ends_at) }) + ' ' : '') + T.atCheckout));
         say(fmt(T.ready, { reward: name, code: red.code.split('').join(' ') }));

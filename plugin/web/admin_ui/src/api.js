@@ -60,6 +60,11 @@ export const api = {
   createKey: (body) => call('POST', 'support/keys', body),
   revokeKey: (keyId) => call('POST', `support/keys/${keyId}/revoke`, {}),
   parked: () => call('GET', 'support/parked'),
+  referralSettings: () => call('GET', 'referrals/settings'),
+  saveReferralSettings: (settings) => call('PUT', 'referrals/settings', settings),
+  referralStats: () => call('GET', 'referrals/stats'),
+  referrals: (status) => call('GET', `referrals?${query({status})}`),
+  approveReferral: (orderId, reason) => call('POST', `referrals/${orderId}/approve`, {reason}),
   replay: (deliveryId) => call('POST', `support/parked/${deliveryId}/replay`, {}),
   imports: () => call('GET', 'imports'),
   upload: ({file, source, dryRun}) => {
@@ -70,4 +75,13 @@ export const api = {
     return call('POST', 'imports', form);
   },
   undoImport: (batchId, reason) => call('POST', `imports/${batchId}/undo`, {reason}),
+  expiry: () => call('GET', 'expiry'),
+  saveExpiry: (body) => call('PUT', 'expiry', body),
+  endpoints: () => call('GET', 'events/endpoints'),
+  createEndpoint: (body) => call('POST', 'events/endpoints', body),
+  enableEndpoint: (id) => call('POST', `events/endpoints/${id}/enable`, {}),
+  disableEndpoint: (id) => call('POST', `events/endpoints/${id}/disable`, {}),
+  deliveries: () => call('GET', 'events/deliveries?limit=50'),
+  replayEvent: (body) => call('POST', 'events/replay', body),
+  enableFlow: () => call('POST', 'events/flow', {}),
 };

@@ -11,7 +11,10 @@ import {Loaded, useResource} from '../shell/loading.jsx';
 
 const EARNING_SWITCHES = ['include_shipping', 'include_taxes', 'include_tips', 'include_gift_cards', 'earn_on_test_orders', 'guest_orders_earn_by_email'];
 const POLICIES = ['allow_negative', 'stop_at_zero', 'claw_back'];
-const KINDS = ['fixed_amount', 'percentage', 'free_shipping'];
+const KINDS = ['fixed_amount', 'percentage', 'free_shipping', 'free_product', 'store_credit', 'cash_back'];
+// Kinds that put money in the customer's store-credit account: no code, so no code conditions (docs/store-credit.md).
+const CREDIT_KINDS = ['store_credit', 'cash_back'];
+const HAS_AMOUNT = ['fixed_amount', ...CREDIT_KINDS];
 const NEW_REWARD = {id: '', kind: 'fixed_amount', points: '', title: null, amount: null, percent: null, min_subtotal: null, lifetime_days: 30, customer_only: true, single_use: true};
 
 
@@ -21,17 +24,24 @@ function toRequest(form) {
     ...form,
     earn: {points: whole(form.earn.points), per_amount: String(form.earn.per_amount).trim()},
     pending_days: whole(form.pending_days),
-    rewards: form.rewards.map((reward) => ({
+    rewards: form.rewards.map((reward) => withoutEmpty({
       ...reward,
       points: whole(reward.points),
       lifetime_days: whole(reward.lifetime_days),
       title: optional(reward.title),
-      amount: reward.kind === 'fixed_amount' ? optional(reward.amount) : null,
+      amount: HAS_AMOUNT.includes(reward.kind) ? optional(reward.amount) : null,
       percent: reward.kind === 'percentage' ? optional(reward.percent) : null,
-      min_subtotal: optional(reward.min_subtotal),
+      min_subtotal: CREDIT_KINDS.includes(reward.kind) ? null : optional(reward.min_subtotal),
+      variant_id: reward.kind === 'free_product' ? optional(reward.variant_id) : null,
+      min_points: reward.kind === 'cash_back' ? whole(reward.min_points) : null,
+      max_points: reward.kind === 'cash_back' ? whole(reward.max_points) : null,
     })),
   };
 }
+
+// The API leaves out optional reward fields that are unset: so does the form, or an untouched catalogue looks changed.
+const OPTIONAL = ['variant_id', 'min_points', 'max_points'];
+const withoutEmpty = (reward) => Object.fromEntries(Object.entries(reward).filter(([k, v]) => !(OPTIONAL.includes(k) && v === null)));
 
 // Key order differs between what the API answers (sorted) and what the form builds: compare sorted.
 const canonical = (value) => JSON.stringify(value, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort()) : v));
@@ -44,6 +54,8 @@ function RewardCard({reward, index, errorAt, onChange, onRemove}) {
     <TextField label={t(`reward.${name}`)} value={text(reward[name])} onChange={set(name)} autoComplete="off" error={errorAt('rewards', index, name)} {...props} />
   );
   const heading = t('reward.heading', {n: index + 1});
+  const credit = CREDIT_KINDS.includes(reward.kind);
+  const amountLabel = reward.kind === 'store_credit' ? t('reward.creditAmount') : reward.kind === 'cash_back' ? t('reward.creditPerStep') : t('reward.amount');
   return (
     <Card>
       <BlockStack gap="300">
@@ -59,16 +71,29 @@ function RewardCard({reward, index, errorAt, onChange, onRemove}) {
           </FormLayout.Group>
           <FormLayout.Group>
             <Select label={t('reward.kind')} options={KINDS.map((k) => ({value: k, label: t(`kind.${k}`)}))} value={reward.kind} onChange={set('kind')} error={errorAt('rewards', index, 'kind')} />
-            {field('points', {type: 'number', inputMode: 'numeric'})}
+            {field('points', {type: 'number', inputMode: 'numeric', label: reward.kind === 'cash_back' ? t('reward.pointsPerStep') : t('reward.points')})}
           </FormLayout.Group>
           <FormLayout.Group>
-            {reward.kind === 'fixed_amount' && field('amount', {inputMode: 'decimal'})}
+            {HAS_AMOUNT.includes(reward.kind) && field('amount', {inputMode: 'decimal', label: amountLabel})}
             {reward.kind === 'percentage' && field('percent', {inputMode: 'decimal', suffix: '%'})}
-            {field('min_subtotal', {inputMode: 'decimal'})}
-            {field('lifetime_days', {type: 'number', inputMode: 'numeric'})}
+            {reward.kind === 'free_product' && field('variant_id', {helpText: t('reward.variantHelp')})}
+            {!credit && field('min_subtotal', {inputMode: 'decimal'})}
+            {field('lifetime_days', {type: 'number', inputMode: 'numeric', label: credit ? t('reward.creditLifetime') : t('reward.lifetime_days')})}
           </FormLayout.Group>
-          <Checkbox label={t('reward.customer_only')} checked={Boolean(reward.customer_only)} onChange={set('customer_only')} error={errorAt('rewards', index, 'customer_only')} />
-          <Checkbox label={t('reward.single_use')} checked={Boolean(reward.single_use)} onChange={set('single_use')} error={errorAt('rewards', index, 'single_use')} />
+          {reward.kind === 'cash_back' && (
+            <FormLayout.Group>
+              {field('min_points', {type: 'number', inputMode: 'numeric', helpText: t('reward.minPointsHelp')})}
+              {field('max_points', {type: 'number', inputMode: 'numeric'})}
+            </FormLayout.Group>
+          )}
+          {credit ? (
+            <Text as="p" tone="subdued">{t('reward.creditHelp')}</Text>
+          ) : (
+            <>
+              <Checkbox label={t('reward.customer_only')} checked={Boolean(reward.customer_only)} onChange={set('customer_only')} error={errorAt('rewards', index, 'customer_only')} />
+              <Checkbox label={t('reward.single_use')} checked={Boolean(reward.single_use)} onChange={set('single_use')} error={errorAt('rewards', index, 'single_use')} />
+            </>
+          )}
         </FormLayout>
       </BlockStack>
     </Card>

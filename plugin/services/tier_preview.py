@@ -1,0 +1,194 @@
+"""Who moves: a proposed tier programme replayed over the shop's real order history before it is saved.
+
+Reads every member's order facts once (a stream ordered by member), computes each member's tier under the
+proposal at one instant, and compares it with the tier the member holds now. Saves nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from plugin.models import Member, Order, Refund, Shop, TierPurchase, UTCDateTime, utcnow
+from plugin.programme import tiers as tier_rules
+from plugin.services import tier_sets, tiers
+from plugin.services.shops import zone
+
+DEFAULT_SECONDS = 60.0
+
+
+def preview(
+    session: Session, shop: Shop, proposed: Any, *, now: datetime | None = None, seconds: float = DEFAULT_SECONDS
+) -> dict[str, Any]:
+    """Members up, down and unchanged per tier if `proposed` were applied now; raises Invalid on bad input."""
+    clean = tier_sets.validate(session, shop.id, proposed)
+    candidate = tier_rules.TierProgramme.from_json(clean, shop.tiers_version + 1)
+    current = tiers.programme(shop)
+    now = now or utcnow()
+    deadline = time.monotonic() + seconds
+    shop_zone = zone(shop)
+    held = dict(session.execute(select(Member.id, Member.tier).where(Member.shop_id == shop.id)).all())
+    refunds = _refunds_by_order(session, shop.id)
+    terms = _terms(session, shop.id, candidate, refunds)
+    after: dict[int, str | None] = {}
+    complete = True
+    member: int | None = None
+    facts: list[tier_rules.OrderFact] = []
+    stream = _facts_stream(session, shop.id, refunds, candidate.metric)
+    for count, (member_id, fact) in enumerate(stream):
+        if count % 4096 == 0 and time.monotonic() > deadline:
+            complete = False
+            stream.close()
+            break
+        if member_id != member:
+            if member is not None:
+                after[member] = tier_rules.tier_at(candidate, facts, now, shop_zone, terms.get(member, []))
+            member, facts = member_id, []
+        facts.append(fact)
+    if complete and member is not None:
+        after[member] = tier_rules.tier_at(candidate, facts, now, shop_zone, terms.get(member, []))
+    if complete:
+        for member_id in terms.keys() - after.keys():  # bought the paid tier, no order counted
+            after[member_id] = tier_rules.tier_at(candidate, [], now, shop_zone, terms[member_id])
+    return _summary(current, candidate, held, after, complete)
+
+
+# On PostgreSQL the database reads what tiers need out of each lot (its eligible money and its points without the
+# tier's own share), so 100,000 members' lots are never decoded in Python; a refunded order's lot is, since its
+# reversal arithmetic lives in programme/earning.py.
+LOT_VALUES = text(
+    """
+    SELECT o.member_id, o.order_id, o.name, o.paid_at, o.cancelled_at,
+           (SELECT coalesce(sum((l->>'eligible')::numeric), 0) FROM jsonb_array_elements(o.lot->'lines') l)
+             + (o.lot->>'shipping')::numeric + (o.lot->>'tip')::numeric AS spend,
+           CASE WHEN jsonb_array_length(coalesce(o.lot->'contributions', '[]'::jsonb)) = 0
+                THEN (o.lot->>'points')::bigint
+                ELSE greatest((SELECT coalesce(sum((c->>'points')::bigint), 0)
+                               FROM jsonb_array_elements(o.lot->'contributions') c
+                               WHERE c->>'kind' <> :tier_kind), 0) END AS points,
+           EXISTS (SELECT 1 FROM refunds r WHERE r.shop_id = o.shop_id AND r.order_id = o.order_id) AS refunded
+    FROM orders o
+    WHERE o.shop_id = :shop_id AND o.member_id IS NOT NULL AND o.paid_at IS NOT NULL AND o.lot IS NOT NULL
+    ORDER BY o.member_id
+    """
+).columns(paid_at=UTCDateTime(), cancelled_at=UTCDateTime())
+
+
+def _facts_stream(session: Session, shop_id: int, refunds, metric: str) -> Iterator[tuple[int, tier_rules.OrderFact]]:
+    """(member id, order fact) for every paid order of the shop, grouped by member."""
+    if session.get_bind().dialect.name != "postgresql":
+        rows = session.execute(
+            select(Order.member_id, Order.order_id, Order.name, Order.paid_at, Order.lot, Order.cancelled_at)
+            .where(
+                Order.shop_id == shop_id,
+                Order.member_id.is_not(None),
+                Order.paid_at.is_not(None),
+                Order.lot.is_not(None),
+            )
+            .order_by(Order.member_id)
+            .execution_options(yield_per=5000)
+        )
+        for member_id, order_id, name, paid_at, lot, cancelled_at in rows:
+            yield member_id, tiers.order_fact(order_id, name, paid_at, lot, cancelled_at, refunds.get(order_id), metric)
+        return
+    refunded_lots = dict(
+        session.execute(
+            select(Order.order_id, Order.lot).where(
+                Order.shop_id == shop_id, Order.order_id.in_(select(Refund.order_id).where(Refund.shop_id == shop_id))
+            )
+        ).all()
+    )
+    rows = session.execute(
+        LOT_VALUES, {"shop_id": shop_id, "tier_kind": tier_rules.TIER_CONTRIBUTION_KIND},
+        execution_options={"yield_per": 5000},
+    )  # fmt: skip
+    cent = Decimal("0.01")
+    for member_id, order_id, name, paid_at, cancelled_at, spend, points, refunded in rows:
+        if refunded or cancelled_at is not None:
+            lot = refunded_lots.get(order_id) or {"lines": [], "shipping": "0", "tip": "0", "points": 0}
+            yield member_id, tiers.order_fact(order_id, name, paid_at, lot, cancelled_at, refunds.get(order_id), metric)
+        else:
+            label = name or f"#{order_id}"
+            yield member_id, tier_rules.OrderFact(order_id, label, paid_at, spend.quantize(cent), int(points), True)
+
+
+def _refunds_by_order(session: Session, shop_id: int):
+    out: dict[int, list] = defaultdict(list)
+    rows = session.execute(select(Refund.order_id, Refund.refund_id, Refund.facts).where(Refund.shop_id == shop_id))
+    for order_id, refund_id, facts in rows:
+        out[order_id].append(tiers.refund_from_json(order_id, refund_id, facts))
+    return out
+
+
+def _terms(session: Session, shop_id: int, candidate: tier_rules.TierProgramme, refunds) -> dict[int, list]:
+    if candidate.paid is None:
+        return {}
+    bought = list(session.scalars(select(TierPurchase).where(TierPurchase.shop_id == shop_id)))
+    if not bought:
+        return {}
+    cancelled = dict(
+        session.execute(
+            select(Order.order_id, Order.cancelled_at).where(
+                Order.shop_id == shop_id, Order.order_id.in_([p.order_id for p in bought])
+            )
+        ).all()
+    )
+    return tiers.paid_terms(bought, cancelled, refunds)
+
+
+def _summary(
+    current: tier_rules.TierProgramme | None,
+    candidate: tier_rules.TierProgramme,
+    held: dict[int, str | None],
+    after: dict[int, str | None],
+    complete: bool,
+) -> dict[str, Any]:
+    def rank(programme: tier_rules.TierProgramme | None, tier_id: str | None) -> int:
+        return programme.rank(tier_id) if programme else 0
+
+    rows: dict[str | None, Counter] = defaultdict(Counter)
+    moves: Counter = Counter()
+    for member_id, before in held.items():
+        new = after.get(member_id) if complete else after.get(member_id, before)
+        if new == before or rank(current, before) == rank(candidate, new):
+            direction = "unchanged"
+        else:
+            direction = "up" if rank(candidate, new) > rank(current, before) else "down"
+        rows[before][direction] += 1
+        rows[new]["after"] += 1
+        rows[before]["now"] += 1
+        if new != before:
+            moves[(before, new)] += 1
+    names = {t.tier_id: t.name for t in (current.tiers if current else ())} | {
+        t.tier_id: t.name for t in candidate.tiers
+    }
+    order = [None] + [t.tier_id for t in candidate.tiers]
+    order += [tier_id for tier_id in rows if tier_id not in order]
+    return {
+        "complete": complete,
+        "members": len(held),
+        "members_computed": len(after),
+        "tiers": [
+            {
+                "id": tier_id,
+                "name": names.get(tier_id, "no tier") if tier_id else "no tier",
+                "now": rows[tier_id]["now"],
+                "after": rows[tier_id]["after"],
+                "up": rows[tier_id]["up"],
+                "down": rows[tier_id]["down"],
+                "unchanged": rows[tier_id]["unchanged"],
+            }
+            for tier_id in order
+        ],
+        "moves": [
+            {"from": before, "to": new, "members": n}
+            for (before, new), n in sorted(moves.items(), key=lambda item: -item[1])
+        ],
+    }

@@ -1,0 +1,117 @@
+"""Pushes members' tiers to their shop: a customer tag per tier and the `loyalty.tier` metafield.
+
+Modelled on services/balance_push.py. A member is due while `tier` differs from `pushed_tier`. A run writes
+each due member's *current* tier and records what it wrote, so several moves in a burst become one write and
+the last tier wins; a tier that moved during the call stays due. A refused or failed call leaves the member
+due: the shop rests, and the next signal or sweep tries again, so a push is retried, never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import func, select, update
+
+from plugin import platforms
+from plugin.config import Settings
+from plugin.db import transaction
+from plugin.models import Member, Shop
+from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient, TierChange
+from plugin.services import tiers
+
+log = logging.getLogger(__name__)
+
+PER_RUN = 500  # members per shop per run; the next signal or sweep continues
+PER_READ = 50
+
+
+def _due():
+    return func.coalesce(Member.tier, "") != func.coalesce(Member.pushed_tier, "")
+
+
+def any_due(database_url: str) -> bool:
+    """Whether some installed shop has a member whose tier it has not been sent yet."""
+    with transaction(database_url) as session:
+        return (
+            session.execute(
+                select(Member.id)
+                .join(Shop, Shop.id == Member.shop_id)
+                .where(Shop.active.is_(True), Shop.access_token.is_not(None), _due())
+                .limit(1)
+            ).first()
+            is not None
+        )
+
+
+def change_for(shop: Shop, tier_id: str | None, pushed: str | None, customer_id: int) -> TierChange:
+    """The tags to add and remove for a member now at `tier_id`: every other tier's tag goes, the old one too."""
+    current = tiers.programme(shop)
+    known = {t.tier_id: t for t in current.tiers} if current else {}
+    tier = known.get(tier_id) if tier_id else None
+    add = (tier.customer_tag,) if tier else ()
+    remove = {t.customer_tag for t in known.values() if t is not tier}
+    if pushed and pushed not in known:  # a tier since removed from the programme: its default tag goes too
+        remove.add(f"loyalty-tier-{pushed}")
+    return TierChange(customer_id, add, tuple(sorted(remove - set(add))), tier.name if tier else None)
+
+
+def push_tiers(
+    settings: Settings,
+    client_factory: Callable[[Settings, Shop], AdminClient],
+    resting: Callable[[int], bool] = lambda _shop_id: False,
+    failed: Callable[[int], None] = lambda _shop_id: None,
+) -> int:
+    """Write due tiers to every installed shop; returns how many members were written."""
+    with transaction(settings.database_url) as session:
+        shop_ids = session.scalars(
+            select(Shop.id)
+            .where(Shop.active.is_(True), Shop.access_token.is_not(None))
+            .where(select(Member.id).where(Member.shop_id == Shop.id, _due()).exists())
+        ).all()
+    written = 0
+    for shop_id in shop_ids:
+        if resting(shop_id):
+            continue
+        try:
+            written += _push_shop(settings, shop_id, client_factory)
+        except (AdminAPIError, AdminAPIUnavailable) as error:  # stays due; tried again after a rest
+            log.warning("tier push for shop %s stopped: %s", shop_id, error)
+            failed(shop_id)
+    return written
+
+
+def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Settings, Shop], AdminClient]) -> int:
+    with transaction(settings.database_url) as session:
+        shop = session.get(Shop, shop_id)
+        platform = platforms.for_shop(shop)
+        client = client_factory(settings, shop)
+    written = 0
+    while written < PER_RUN:
+        with transaction(settings.database_url) as session:
+            shop = session.get(Shop, shop_id)
+            due = session.execute(
+                select(Member.id, Member.customer_id, Member.tier, Member.pushed_tier)
+                .where(Member.shop_id == shop_id, _due())
+                .order_by(Member.id)
+                .limit(PER_READ)
+            ).all()
+            changes = [(member_id, tier, change_for(shop, tier, pushed, cid)) for member_id, cid, tier, pushed in due]
+        if not changes:
+            break
+        for member_id, tier, change in changes:
+            platform.push_tier(client, change)
+            with transaction(settings.database_url) as session:
+                # Only if the tier is still the one written: a move during the call stays due.
+                session.execute(
+                    update(Member)
+                    .where(
+                        Member.shop_id == shop_id,
+                        Member.id == member_id,
+                        func.coalesce(Member.tier, "") == (tier or ""),
+                    )
+                    .values(pushed_tier=tier or "")
+                    .execution_options(synchronize_session=False)
+                )
+            written += 1
+    return written

@@ -1,0 +1,486 @@
+"""VIP tiers: recompute a member's tier from their facts, record each move, its event and its entry reward.
+
+Runs in the transaction that changed one of the member's orders (services/member_rules.py), from the daily
+period-end sweep, and when the merchant applies a new tier programme. The member row is locked first, so two
+orders of one member recompute one after the other. The shop learns the tier through services/tier_push.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from plugin import ledger
+from plugin.db import insert_for
+from plugin.models import Member, Order, Posting, Product, Refund, Shop, TierMove, TierPurchase, utcnow
+from plugin.programme import earning as program
+from plugin.programme import events
+from plugin.programme import tiers as tier_rules
+from plugin.programme.rules.core import MemberTier
+from plugin.programme.settings import program_settings
+from plugin.services import outbox
+from plugin.services.shops import zone
+
+SOURCE = "tier"  # postings' source_type for tier rewards
+
+
+def programme(shop: Shop) -> tier_rules.TierProgramme | None:
+    """The shop's tier programme, or None when it has no tiers."""
+    if not shop.tiers or not shop.tiers.get("tiers"):
+        return None
+    return _programme(shop.id, shop.tiers_version, _frozen(shop.tiers))
+
+
+def _frozen(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True)
+
+
+@lru_cache(maxsize=256)
+def _programme(shop_id: int, version: int, data_json: str) -> tier_rules.TierProgramme:
+    return tier_rules.TierProgramme.from_json(json.loads(data_json), version)
+
+
+def member_tier(session: Session, shop: Shop, member_id: int | None) -> MemberTier | None:
+    """The tier the member holds now, as the earning rules see it (None without tiers or a tier)."""
+    current = programme(shop)
+    if current is None or member_id is None:
+        return None
+    tier_id = session.execute(
+        select(Member.tier).where(Member.shop_id == shop.id, Member.id == member_id)
+    ).scalar_one_or_none()
+    tier = current.tier(tier_id)
+    if tier is None:
+        return None
+    return MemberTier(tier.tier_id, tier.name, tier.multiplier, current.version)
+
+
+def note_purchase(
+    session: Session, shop: Shop, order: Order, snapshot: events.OrderSnapshot, paid_at: datetime
+) -> None:
+    """Record a paid order that bought the paid tier (a line with a marked SKU or a product with a marked tag)."""
+    current = programme(shop)
+    if current is None or current.paid is None or order.member_id is None:
+        return
+    plan = current.paid
+    tagged: set[int] = set()
+    if plan.product_tags:
+        ids = {line.product_id for line in snapshot.lines if line.product_id is not None}
+        if ids:
+            rows = session.execute(
+                select(Product.product_id, Product.tags).where(Product.shop_id == shop.id, Product.product_id.in_(ids))
+            )
+            tagged = {pid for pid, tags in rows if plan.product_tags & {str(t).casefold() for t in tags or ()}}
+    marked = [
+        line.line_id
+        for line in snapshot.lines
+        if line.quantity > 0 and ((line.sku and line.sku in plan.skus) or line.product_id in tagged)
+    ]
+    if not marked:
+        return
+    session.execute(
+        insert_for(session)(TierPurchase)
+        .values(
+            shop_id=shop.id,
+            order_id=order.order_id,
+            member_id=order.member_id,
+            paid_at=paid_at,
+            months=plan.months,
+            line_ids=marked,
+        )
+        .on_conflict_do_nothing(index_elements=["shop_id", "order_id"])
+    )
+
+
+def after_order_change(session: Session, shop: Shop, member_id: int) -> None:
+    """The member rule (services/member_rules.py): bring the member's tier up to date after an order changed."""
+    if programme(shop) is not None:
+        recompute(session, shop, member_id)
+
+
+def _refunds(session: Session, shop_id: int, order_ids: list[int]) -> dict[int, list[events.RefundFacts]]:
+    out: dict[int, list[events.RefundFacts]] = defaultdict(list)
+    if not order_ids:
+        return out
+    for chunk in _chunks(order_ids, 5000):
+        rows = session.execute(
+            select(Refund.order_id, Refund.refund_id, Refund.facts).where(
+                Refund.shop_id == shop_id, Refund.order_id.in_(chunk)
+            )
+        )
+        for order_id, refund_id, facts in rows:
+            out[order_id].append(refund_from_json(order_id, refund_id, facts))
+    return out
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def facts_for(
+    session: Session, shop_id: int, member_ids: list[int] | None = None
+) -> tuple[dict[int, list[tier_rules.OrderFact]], dict[int, list[tier_rules.PaidTerm]]]:
+    """Every member's order facts and paid terms, as tiers read them (member_ids None: the whole shop)."""
+    query = select(Order.order_id, Order.member_id, Order.name, Order.paid_at, Order.lot, Order.cancelled_at).where(
+        Order.shop_id == shop_id, Order.member_id.is_not(None), Order.paid_at.is_not(None), Order.lot.is_not(None)
+    )
+    purchases = select(TierPurchase).where(TierPurchase.shop_id == shop_id)
+    if member_ids is not None:
+        query = query.where(Order.member_id.in_(member_ids))
+        purchases = purchases.where(TierPurchase.member_id.in_(member_ids))
+    rows = session.execute(query).all()
+    bought = list(session.scalars(purchases))
+    cancelled_orders = {}
+    if bought:
+        cancelled_orders = dict(
+            session.execute(
+                select(Order.order_id, Order.cancelled_at).where(
+                    Order.shop_id == shop_id, Order.order_id.in_([p.order_id for p in bought])
+                )
+            ).all()
+        )
+    refunds = _refunds(session, shop_id, [r.order_id for r in rows] + [p.order_id for p in bought])
+    facts: dict[int, list[tier_rules.OrderFact]] = defaultdict(list)
+    for order_id, member_id, name, paid_at, lot_json, cancelled_at in rows:
+        facts[member_id].append(order_fact(order_id, name, paid_at, lot_json, cancelled_at, refunds.get(order_id)))
+    terms = paid_terms(bought, cancelled_orders, refunds)
+    return facts, terms
+
+
+def paid_terms(
+    bought: list[TierPurchase], cancelled_orders: dict[int, datetime | None], refunds
+) -> dict[int, list[tier_rules.PaidTerm]]:
+    """Each purchase of the paid tier, counted while its order stands and some marked line is kept."""
+    terms: dict[int, list[tier_rules.PaidTerm]] = defaultdict(list)
+    for purchase in bought:
+        refunded: dict[int, int] = defaultdict(int)
+        for refund in refunds.get(purchase.order_id, ()):
+            for line_id, quantity in refund.line_quantities.items():
+                refunded[line_id] += quantity
+        kept = cancelled_orders.get(purchase.order_id) is None and any(
+            refunded[line_id] == 0 for line_id in purchase.line_ids
+        )
+        term = tier_rules.PaidTerm(purchase.order_id, purchase.paid_at, purchase.months, kept)
+        terms[purchase.member_id].append(term)
+    return terms
+
+
+def refund_from_json(order_id: int, refund_id: int, facts: dict[str, Any]) -> events.RefundFacts:
+    return events.RefundFacts(
+        refund_id=refund_id,
+        order_id=order_id,
+        line_quantities={int(k): int(v) for k, v in facts["line_quantities"].items()},
+        shipping=Decimal(facts["shipping"]),
+    )
+
+
+def order_fact(
+    order_id: int,
+    name: str | None,
+    paid_at: datetime,
+    lot_json: dict[str, Any],
+    cancelled_at: datetime | None,
+    refunds: list[events.RefundFacts] | None,
+    metric: str | None = None,
+) -> tier_rules.OrderFact:
+    """One order as tiers see it. An order with no refund and no cancellation is read straight from its lot's JSON
+    (what the preview does 100,000 times); the others go through the lot's own reversal arithmetic."""
+    label = name or f"#{order_id}"
+    if cancelled_at is not None:
+        return tier_rules.OrderFact(order_id, label, paid_at, Decimal(0), 0, False)
+    if not refunds:
+        spend = sum((Decimal(line["eligible"]) for line in lot_json["lines"]), Decimal(lot_json["shipping"]))
+        spend += Decimal(lot_json["tip"])
+        contributions = lot_json.get("contributions")
+        if contributions:
+            points = max(sum(c["points"] for c in contributions if c["kind"] != tier_rules.TIER_CONTRIBUTION_KIND), 0)
+        else:
+            points = int(lot_json["points"])
+        return tier_rules.OrderFact(order_id, label, paid_at, spend.quantize(Decimal("0.01")), points, True)
+    lot = program.Lot.from_json(lot_json)
+    spend = program.money_kept(lot, refunds, False)
+    # The preview asks for one metric: the points' exact reversal is the costly part, so it is skipped for spend.
+    points = 0 if metric == "spend" else program.points_without(lot, refunds, False, tier_rules.TIER_CONTRIBUTION_KIND)
+    counts = spend > 0 or not _wholly_refunded(lot, refunds)
+    return tier_rules.OrderFact(order_id, label, paid_at, spend, points, counts)
+
+
+def _wholly_refunded(lot: program.Lot, refunds: Iterable[events.RefundFacts]) -> bool:
+    refunded: dict[int, int] = defaultdict(int)
+    for refund in refunds:
+        for line_id, quantity in refund.line_quantities.items():
+            refunded[line_id] += quantity
+    return bool(lot.lines) and all(refunded[line.line_id] >= line.quantity for line in lot.lines)
+
+
+def recompute(
+    session: Session, shop: Shop, member_id: int, *, now: datetime | None = None, cause: str | None = None
+) -> tier_rules.TierStatus | None:
+    """Bring one member's tier, its history, its event and its entry rewards up to date with their facts."""
+    current = programme(shop)
+    if current is None:
+        return None
+    now = now or utcnow()
+    member = session.execute(
+        select(Member).where(Member.shop_id == shop.id, Member.id == member_id).with_for_update()
+    ).scalar_one()
+    session.flush()  # the order rows this transaction changed, before they are read back as facts
+    facts, terms = facts_for(session, shop.id, [member_id])
+    state = tier_rules.status(current, facts.get(member_id, []), now, zone(shop), terms.get(member_id, []))
+    move(session, shop, current, member, state, now, cause)
+    _entry_rewards(session, shop, current, member, state)
+    return state
+
+
+def move(
+    session: Session,
+    shop: Shop,
+    current: tier_rules.TierProgramme,
+    member: Member,
+    state: tier_rules.TierStatus,
+    now: datetime,
+    cause: str | None = None,
+) -> bool:
+    """Write the member's new tier and dates; on a change of tier, its move (with the reason) and its event."""
+    member.tier_until = state.kept_until
+    member.tier_paid_until = state.paid_until
+    if member.tier == state.tier_id:
+        return False
+    before = member.tier
+    member.tier = state.tier_id
+    seq = (
+        session.execute(
+            select(func.max(TierMove.seq)).where(TierMove.shop_id == shop.id, TierMove.member_id == member.id)
+        ).scalar()
+        or 0
+    ) + 1
+    old_rank = current.rank(before)
+    direction = "up" if state.rank > old_rank else "down"
+    reason = f"{cause}: {state.reason}" if cause else state.reason
+    session.add(
+        TierMove(
+            shop_id=shop.id, member_id=member.id, seq=seq, from_tier=before, to_tier=state.tier_id,
+            reason=reason[:2000], tiers_version=current.version, occurred_at=now,
+        )
+    )  # fmt: skip
+    tier = current.tier(state.tier_id)
+    outbox.record(
+        session,
+        shop.id,
+        "tier.changed",
+        dedupe_key=f"tier.changed:{member.id}:{seq}",
+        member_id=member.id,
+        occurred_at=now,
+        data={
+            "customer_id": member.customer_id,
+            "from_tier": before,
+            "to_tier": state.tier_id,
+            "to_tier_name": tier.name if tier else None,
+            "direction": direction,
+            "reason": reason,
+            "perks": list(tier.perks) if tier else [],
+            "kept_until": state.kept_until.isoformat() if state.kept_until else None,
+            "tiers_version": current.version,
+        },
+    )
+    return True
+
+
+def _entry_rewards(
+    session: Session, shop: Shop, current: tier_rules.TierProgramme, member: Member, state: tier_rules.TierStatus
+) -> None:
+    """Hold each entry reward whose (tier, period) the facts reach; take back those they no longer reach."""
+    periods = {q.period_key for q in state.qualifications}
+    held = _held_rewards(session, shop.id, member.id)
+    wanted: dict[str, tuple[int, str]] = {}
+    for rank, tier in enumerate(current.tiers, start=1):
+        if not tier.entry_reward:
+            continue
+        for period in periods:
+            reached = state.reached_in(period, rank)
+            if reached is not None:
+                wanted[f"entry:{tier.tier_id}:{period}"] = (
+                    tier.entry_reward,
+                    f"{tier.name} reached in {period} (order {reached.order_name})",
+                )
+    policy = program_settings(shop.settings, shop.settings_version).spent_points_policy
+    for source_id in sorted(set(wanted) | set(held)):
+        target, note = wanted.get(source_id, (0, ""))
+        have, count = held.get(source_id, (0, 0))
+        delta = target - have
+        if delta == 0:
+            continue
+        key = f"tier:{member.id}:{source_id}:{count + 1}"
+        version = f"tiers-{current.version}"
+        if delta > 0:
+            _post(session, shop, member.id, "bonus", delta, source_id, key, version, note)
+            continue
+        note = f"{source_id.split(':')[1]} entry reward taken back: its period's facts no longer reach the tier"
+        if policy != "allow_negative":
+            session.refresh(member, ["balance"])  # the trigger moved it in this transaction
+            payable = max(member.balance, 0)
+            shortfall = -delta - payable
+            if shortfall > 0:  # already spent: forgiven, so the balance never dips below zero
+                _post(
+                    session, shop, member.id, "forgive", shortfall, source_id, f"{key}:forgive", version,
+                    f"{policy}: {shortfall} points of the entry reward already spent, forgiven",
+                )  # fmt: skip
+        _post(session, shop, member.id, "reverse", delta, source_id, key, version, note)
+
+
+def _post(
+    session: Session, shop: Shop, member_id: int, kind: str, points: int, source_id: str, key: str,
+    version: str, note: str,
+) -> None:  # fmt: skip
+    ledger.post(
+        session,
+        shop.id,
+        ledger.Entry(
+            member_id=member_id, kind=kind, points=points, source_type=SOURCE, source_id=source_id,
+            idempotency_key=key, rule_version=version, note=note,
+        ),
+    )  # fmt: skip
+
+
+def _held_rewards(session: Session, shop_id: int, member_id: int) -> dict[str, tuple[int, int]]:
+    """Per reward source: the points it holds (forgiveness aside) and how many postings made them."""
+    rows = session.execute(
+        select(Posting.source_id, func.sum(Posting.points), func.count())
+        .where(
+            Posting.shop_id == shop_id,
+            Posting.member_id == member_id,
+            Posting.source_type == SOURCE,
+            Posting.kind != "forgive",
+        )
+        .group_by(Posting.source_id)
+    )
+    return {source_id: (int(points), int(count)) for source_id, points, count in rows}
+
+
+def recompute_expired(session: Session, shop: Shop, now: datetime | None = None, limit: int = 1000) -> int:
+    """Recompute members whose kept-until or paid-until date has passed (the period-end sweep); returns how many."""
+    if programme(shop) is None:
+        return 0
+    now = now or utcnow()
+    due = session.scalars(
+        select(Member.id)
+        .where(
+            Member.shop_id == shop.id,
+            Member.tier.is_not(None),
+            ((Member.tier_until.is_not(None)) & (Member.tier_until <= now))
+            | ((Member.tier_paid_until.is_not(None)) & (Member.tier_paid_until <= now)),
+        )
+        .order_by(Member.id)
+        .limit(limit)
+    ).all()
+    for member_id in due:
+        recompute(session, shop, member_id, now=now, cause="period ended")
+    return len(due)
+
+
+def shops_with_expiries(session: Session, now: datetime | None = None) -> list[int]:
+    """Shops with a member whose tier is due to be recomputed because a date passed."""
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(Member.shop_id)
+            .join(Shop, Shop.id == Member.shop_id)
+            .where(
+                Shop.active.is_(True),
+                Member.tier.is_not(None),
+                ((Member.tier_until.is_not(None)) & (Member.tier_until <= now))
+                | ((Member.tier_paid_until.is_not(None)) & (Member.tier_paid_until <= now)),
+            )
+            .distinct()
+        )
+    )
+
+
+def history(session: Session, shop_id: int, member_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    """A member's tier moves, newest first, each with its reason."""
+    rows = session.scalars(
+        select(TierMove)
+        .where(TierMove.shop_id == shop_id, TierMove.member_id == member_id)
+        .order_by(TierMove.seq.desc())
+        .limit(limit)
+    )
+    return [
+        {
+            "seq": r.seq,
+            "from_tier": r.from_tier,
+            "to_tier": r.to_tier,
+            "reason": r.reason,
+            "tiers_version": r.tiers_version,
+            "occurred_at": r.occurred_at.isoformat(),
+        }
+        for r in rows
+    ]
+
+
+def counts(session: Session, shop_id: int) -> dict[str | None, int]:
+    """Members per tier id (None: no tier)."""
+    rows = session.execute(select(Member.tier, func.count()).where(Member.shop_id == shop_id).group_by(Member.tier))
+    return {tier: int(n) for tier, n in rows}
+
+
+def widget_section(session: Session, shop: Any, member_id: int | None, now: datetime | None = None) -> dict | None:
+    """What the storefront widget shows of tiers: the member's tier, its benefits, the kept-until and renewal
+    dates, and progress to the next tier; None when the shop has no tiers. `shop` needs id, tiers, tiers_version
+    and time_zone (the widget's one-statement read passes its row's values)."""
+    current = programme(shop)
+    if current is None:
+        return None
+    now = now or utcnow()
+    shop_zone = zone(shop)
+    if member_id is not None:
+        facts, terms = facts_for(session, shop.id, [member_id])
+        state = tier_rules.status(current, facts.get(member_id, []), now, shop_zone, terms.get(member_id, []))
+    else:
+        state = tier_rules.status(current, [], now, shop_zone)
+    tier = current.tier(state.tier_id)
+    ahead = tier_rules.progress(current, state, shop_zone)
+
+    def last_day(moment: datetime | None) -> str | None:
+        return None if moment is None else (moment.astimezone(shop_zone) - timedelta(seconds=1)).date().isoformat()
+
+    def money_or_count(value: Decimal) -> str | int:
+        return str(value.quantize(Decimal("0.01"))) if current.metric == "spend" else int(value)
+
+    return {
+        "metric": current.metric,
+        "period": current.period,
+        "current": None if tier is None else {"id": tier.tier_id, "name": tier.name, **_benefits(tier)},
+        "kept_until": last_day(state.kept_until) if tier else None,
+        "paid_until": last_day(state.paid_until),
+        "value": money_or_count(state.value),
+        "progress": None
+        if ahead is None
+        else {
+            "id": ahead.next_tier.tier_id,
+            "name": ahead.next_tier.name,
+            "needed": money_or_count(ahead.needed),
+            "by": ahead.by.isoformat() if ahead.by else None,
+        },
+        "tiers": [
+            {"id": t.tier_id, "name": t.name, "threshold": money_or_count(t.threshold), **_benefits(t)}
+            for t in current.tiers
+        ],
+    }
+
+
+def _benefits(tier: tier_rules.Tier) -> dict[str, Any]:
+    return {
+        "multiplier": str(tier.multiplier.normalize()),
+        "entry_reward": tier.entry_reward,
+        "birthday_reward": tier.birthday_reward,
+        "free_shipping": tier.free_shipping,
+        "perks": list(tier.perks),
+    }
