@@ -81,6 +81,7 @@ def test_the_admin_speaks_french_when_shopify_asks_for_it(admin, page):
     assert navigation == [
         "Accueil",
         "Programme",
+        "Paliers",
         "Membres",
         "Activité",
         "Parrainage",

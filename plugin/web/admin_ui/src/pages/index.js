@@ -7,11 +7,12 @@ import {settings} from './Settings.jsx';
 import {supportKeys} from './SupportKeys.jsx';
 import {parked} from './Parked.jsx';
 import {referrals} from './Referrals.jsx';
+import {milestones} from './Milestones.jsx';
 import {importPage} from './Import.jsx';
 import {events} from './Events.jsx';
 import {NotFound} from './NotFound.jsx';
 
-export const PAGES = [home, programme, members, activity, referrals, settings, events, importPage, supportKeys, parked];
+export const PAGES = [home, programme, milestones, members, activity, referrals, settings, events, importPage, supportKeys, parked];
 
 /** The component for a path, and the parameters its route captured. */
 export function resolve(path) {
