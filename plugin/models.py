@@ -160,7 +160,13 @@ class Order(Base):
         UniqueConstraint("shop_id", "order_id"),
         Index(None, "shop_id", "member_id", "available_at"),
         Index(None, "shop_id", "paid_at"),
-        Index("ix_orders_shop_id_paid_at_member_id", "shop_id", "paid_at", "member_id"),
+        Index(
+            "ix_orders_shop_id_paid_at_member_id",
+            "shop_id",
+            "paid_at",
+            "member_id",
+            postgresql_include=["sales", "reward_code"],
+        ),
         PrimaryKeyConstraint("shop_id", "id"),
         ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )
@@ -187,6 +193,9 @@ class Order(Base):
     # The paid order's facts as the rules read them (lines, money, customer tags, rules version): a lot can be
     # made later from them (a product not cached yet), and the rule preview replays them.
     facts: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # Line items after discounts at payment, and the loyalty reward code used (services/order_sales.py): reports.
+    sales: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    reward_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class RuleSetVersion(Base):

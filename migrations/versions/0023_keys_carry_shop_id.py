@@ -8,7 +8,7 @@ its single-column keys (decision 0004): its INTEGER PRIMARY KEY is what makes `i
 `id` keeps its sequence, so it stays unique on its own and the ORM keeps using it as each row's identity.
 
 Revision ID: 0023
-Revises: 0016
+Revises: 0022b
 Create Date: 2026-12-03 07:40:00
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0023"
-down_revision = "0016"
+down_revision = "0022b"
 branch_labels = None
 depends_on = None
 
