@@ -32,13 +32,19 @@ DEFAULT_SECONDS = 9.0
 
 
 def preview(
-    session: Session, shop: Shop, proposed: Any, days: int = 30, *, seconds: float = DEFAULT_SECONDS
+    session: Session,
+    shop: Shop,
+    proposed: Any,
+    days: int = 30,
+    *,
+    seconds: float = DEFAULT_SECONDS,
+    confirmed: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Points the last `days` of paid orders hold under the current rules and under `proposed`.
 
     Raises marshmallow.ValidationError (per field) when `proposed` is not a valid rule set.
     """
-    clean = rule_sets.validate(session, shop.id, proposed)
+    clean = rule_sets.validate(session, shop.id, proposed, confirmed)  # confirmed: rule_sets.confirm_collections
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_DAYS:
         raise ValueError(f"days must be a whole number from 1 to {MAX_DAYS}")
     deadline = time.monotonic() + seconds

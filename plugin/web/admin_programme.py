@@ -73,9 +73,10 @@ class RulesResource(MethodView):
         """Save the rules as a new version. Orders already paid keep what they earned and how it is reversed."""
         shop_id = _staff_shop_id()
         body = _body()
+        confirmed = rule_sets.confirm_collections(_settings(), shop_id, body)  # asks the shop: before the transaction
         with transaction(_settings().database_url) as db:
             try:
-                return jsonify(rule_sets.save(db, db.get(Shop, shop_id), body, "admin"))
+                return jsonify(rule_sets.save(db, db.get(Shop, shop_id), body, "admin", confirmed))
             except ValidationError as error:
                 raise _invalid(error) from None
 
@@ -104,9 +105,12 @@ class RulesPreviewResource(MethodView):
             raise _Refused(
                 422, "invalid_rules", "days is not valid", {"days": [f"a whole number, 1 to {previews.MAX_DAYS}"]}
             )
+        confirmed = rule_sets.confirm_collections(_settings(), shop_id, body.get("rules"))
         with transaction(_settings().database_url) as db:
             try:
-                return jsonify(previews.preview(db, db.get(Shop, shop_id), body.get("rules"), days))
+                return jsonify(
+                    previews.preview(db, db.get(Shop, shop_id), body.get("rules"), days, confirmed=confirmed)
+                )
             except ValidationError as error:
                 raise _Refused(422, "invalid_rules", "some rules are not valid", {"rules": error.messages}) from None
 

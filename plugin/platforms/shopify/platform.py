@@ -108,6 +108,9 @@ class ShopifyPlatform:
             return f"app/uninstalled not confirmed: the shop's Admin API could not be reached ({error}); replay it"
         return "app/uninstalled not acted on: the shop's Admin API still accepts our token, so the app is installed"
 
+    def existing_collections(self, client: AdminClient, names: Iterable[str]) -> set[str]:
+        return products.existing_collections(client, names)
+
     def primary_locale(self, client: AdminClient) -> str | None:
         return locales.primary_locale(client)
 
