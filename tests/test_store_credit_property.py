@@ -33,7 +33,9 @@ def test_any_order_of_runs_and_faults_gives_one_credit_per_redemption(fake_shop_
     offer(settings, CREDIT, CASH_BACK)
 
     @hypothesis_settings(
-        max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     @given(
         choices=st.lists(st.sampled_from([("credit-5", None), ("cash", 200), ("cash", 300)]), min_size=1, max_size=3),
@@ -57,7 +59,7 @@ def test_any_order_of_runs_and_faults_gives_one_credit_per_redemption(fake_shop_
             redemption.issue(settings, redemption_id, no_sleep_client)
 
         owner = f"gid://shopify/Customer/{customer}"
-        credits = [t for t in state.store_credit.get(owner, {}).get("USD", {"transactions": []})["transactions"]]
+        credits = state.store_credit.get(owner, {}).get("USD", {"transactions": []})["transactions"]
         rows = [load(settings, redemption_id) for redemption_id in made]
         assert all(row.status == "issued" for row in rows)
         assert sorted(t["id"] for t in credits) == sorted(row.discount_id for row in rows)  # one each, no more
