@@ -9,10 +9,12 @@ DEFAULT_DATABASE_URL = "sqlite:///instance/loyalty.db"
 DEFAULT_API_VERSION = "2026-10"  # Shopify's stable Admin API version: docs/decisions/0015-admin-api-version.md
 # Orders and refunds (webhooks), customers and their metafields (balances), discounts (reward codes), products (the
 # product cache that product-aware earning rules match lines by), store-credit accounts and their transactions
-# (store-credit rewards: credit, look up, debit back on cancel).
+# (store-credit rewards: credit, look up, debit back on cancel), and the shop's locales (the language
+# explanations are shown in).
 DEFAULT_SCOPES = (
     "read_orders,read_customers,write_customers,write_discounts,read_products,"
-    "read_store_credit_accounts,read_store_credit_account_transactions,write_store_credit_account_transactions"
+    "read_store_credit_accounts,read_store_credit_account_transactions,write_store_credit_account_transactions,"
+    "read_locales"
 )
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
@@ -49,6 +51,9 @@ class Settings:
     redemption_lease_seconds: int = 60
     reconcile_every_minutes: int = 60  # how often the sweeper reconciles each shop's orders; 0 turns it off
     demo: bool = False
+    # Development only: event endpoints may be http:// on a loopback address (a local receiver). Never in production.
+    events_allow_loopback: bool = False
+    events_first_retry_seconds: int = 30  # the first wait after a failed event delivery; it doubles, at most 2 h
 
     @property
     def inline_jobs(self) -> bool:
@@ -81,4 +86,6 @@ class Settings:
             redemption_lease_seconds=int(_env("LOYALTY_REDEMPTION_LEASE_SECONDS", "60")),
             reconcile_every_minutes=int(_env("LOYALTY_RECONCILE_EVERY_MINUTES", "60")),
             demo=_env("LOYALTY_DEMO") == "1",
+            events_allow_loopback=_env("LOYALTY_EVENTS_ALLOW_LOOPBACK") == "1",
+            events_first_retry_seconds=int(_env("LOYALTY_EVENTS_FIRST_RETRY_SECONDS", "30")),
         )

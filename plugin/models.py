@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -81,6 +86,8 @@ class Shop(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     # The shop's IANA time zone ("Europe/Paris"): periods, birthdays, expiry days and reports are counted in it.
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # The shop's primary language ("fr", "en-GB"): explanations are rendered in it (programme/explanations.py).
+    locale: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     settings: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     settings_version: Mapped[int] = mapped_column(Integer, default=1)
     # The current earning rule set (a copy of rule_sets' latest row) and its version; 0 is "no rules yet".
@@ -150,6 +157,13 @@ class Order(Base):
         UniqueConstraint("shop_id", "order_id"),
         Index(None, "shop_id", "member_id", "available_at"),
         Index(None, "shop_id", "paid_at"),
+        Index(
+            "ix_orders_shop_id_paid_at_member_id",
+            "shop_id",
+            "paid_at",
+            "member_id",
+            postgresql_include=["sales", "reward_code"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -167,11 +181,16 @@ class Order(Base):
     support_delta: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Points a reversal could not take because the member had spent them (stop-at-zero or claw-back policy).
     unpaid_reversal: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Points of this order's lot that expired (docs/expiry.md): a later refund never takes them back twice.
+    expired_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # The paid order's facts as the rules read them (lines, money, customer tags, rules version): a lot can be
     # made later from them (a product not cached yet), and the rule preview replays them.
     facts: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # Line items after discounts at payment, and the loyalty reward code used (services/order_sales.py): reports.
+    sales: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    reward_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class RuleSetVersion(Base):
@@ -242,6 +261,13 @@ class Posting(Base):
         UniqueConstraint("shop_id", "idempotency_key"),
         Index(None, "shop_id", "member_id", "id"),
         Index(None, "shop_id", "order_id"),
+        Index(
+            "ix_postings_pending",
+            "shop_id",
+            "available_at",
+            postgresql_where=text("available_at IS NOT NULL"),
+            sqlite_where=text("available_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -257,6 +283,9 @@ class Posting(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200))
     available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     note: Mapped[str | None] = mapped_column(Text)
+    # The explanation as data (a catalogue key and parameters), rendered in the shop's language when read;
+    # None on postings written before it, whose English note is shown as it is.
+    details: Mapped[dict[str, Any] | None] = mapped_column(Json)
     actor: Mapped[str] = mapped_column(String(120), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -450,6 +479,122 @@ class OutboxEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the delivery job has made this event's deliveries (one per endpoint); NULL rows are its work list.
+    fanned_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class EventEndpoint(Base):
+    """A merchant's URL that receives the shop's events, signed with its own secret (docs/events.md).
+
+    The database's primary key is (shop_id, id) on PostgreSQL (migration 0021); `id` stays the mapper's identity.
+    """
+
+    __tablename__ = "event_endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    # "webhook" (a signed POST to `url`) or "flow" (Shopify Flow's flowTriggerReceive; one per shop, no URL).
+    kind: Mapped[str] = mapped_column(String(16), default="webhook", server_default="webhook")
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[bytes] = mapped_column(LargeBinary)  # Fernet ciphertext of the signing secret
+    event_types: Mapped[list[str] | None] = mapped_column(Json)  # None: every type
+    description: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  # first failure after the last success
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class EventDelivery(Base):
+    """One event for one endpoint: the delivery log's row, retried with backoff until delivered or given up."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "endpoint_id", "outbox_id"),
+        Index("ix_event_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+        Index(None, "shop_id", "outbox_id"),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[int] = mapped_column(BigInteger)
+    outbox_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # pending, delivered, gave_up
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ExpiryPolicy(Base):
+    """A shop's points expiry: per lot or on inactivity, after `months`, with reminders (docs/expiry.md)."""
+
+    __tablename__ = "expiry_policies"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    policy: Mapped[str] = mapped_column(String(16))  # off, per_lot, inactivity
+    months: Mapped[int | None] = mapped_column(Integer)
+    reminder_days: Mapped[list[int]] = mapped_column(Json, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ExpiryRun(Base):
+    """One shop's expiry run for one local day: a crashed run resumes, a finished one is not run again."""
+
+    __tablename__ = "expiry_runs"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    run_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    after_member_id: Mapped[int] = mapped_column(BigInteger, default=0)  # the cursor: members up to it are done
+    points_expired: Mapped[int] = mapped_column(BigInteger, default=0)
+    reminders: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LedgerDay(Base):
+    """Postings summed per shop-local day, kind and source: what reports read instead of every posting.
+
+    Rows come from compacting `ledger_day_deltas` (services/report_rollups.py) or from a rebuild out of the
+    postings themselves; never edited otherwise.
+    """
+
+    __tablename__ = "ledger_days"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source_type: Mapped[str] = mapped_column(String(24), primary_key=True)
+    points_in: Mapped[int] = mapped_column(BigInteger)  # the sum of the positive postings
+    points_out: Mapped[int] = mapped_column(BigInteger)  # the sum of the negative postings (<= 0)
+    postings: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerDayDelta(Base):
+    """One posting's contribution to its day, inserted by a database trigger in the posting's transaction."""
+
+    __tablename__ = "ledger_day_deltas"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, Identity(), primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(16))
+    source_type: Mapped[str] = mapped_column(String(24))
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReportSettings(Base):
+    """The merchant's choices for the programme's reports: the money value of one point (None: implied)."""
+
+    __tablename__ = "report_settings"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    point_value: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class TierSetVersion(Base):
@@ -590,3 +735,109 @@ class SurveyAnswer(Base):
     score: Mapped[int | None] = mapped_column(SmallInteger)  # 0-10 questions only
     answer: Mapped[str | None] = mapped_column(Text)  # text and choice questions
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReferralSettings(Base):
+    """A shop's referral programme: its guards, the advocate's points and the friend's reward (docs/referrals.md)."""
+
+    __tablename__ = "referral_settings"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(Json)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # Signs the referral cart attribute (a random key per shop, made with the row): a forged one never matches.
+    signing_key: Mapped[str] = mapped_column(String(64))
+    updated_by: Mapped[str] = mapped_column(String(120), default="system")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReferralLink(Base):
+    """A member's personal referral code: /apps/loyalty/r/CODE."""
+
+    __tablename__ = "referral_links"
+    __table_args__ = (UniqueConstraint("shop_id", "code"),)
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    code: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReferralVisit(Base):
+    """One opening of a referral link, and the friend's discount code it gave (created by a queued job).
+
+    `request_key` is the signed proxy request's signature: a replayed request finds its visit, never a new one.
+    code_status: none (no code given) | pending (job to run) | issued | failed.
+    """
+
+    __tablename__ = "referral_visits"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "request_key"),
+        UniqueConstraint("shop_id", "friend_code"),
+        Index(None, "shop_id", "advocate_member_id", "created_at"),
+        Index(
+            "ix_referral_visits_unsettled",
+            "code_status",
+            "created_at",
+            postgresql_where=text("code_status = 'pending'"),
+            sqlite_where=text("code_status = 'pending'"),
+        ),
+    )
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    visit_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    advocate_member_id: Mapped[int] = mapped_column(BigInteger)
+    request_key: Mapped[str] = mapped_column(String(128))
+    visitor_customer_id: Mapped[int | None] = mapped_column(BigInteger)  # a signed-in friend, when known
+    code_status: Mapped[str] = mapped_column(String(16), default="none")
+    friend_code: Mapped[str | None] = mapped_column(String(64))
+    friend_reward: Mapped[dict[str, Any] | None] = mapped_column(Json)  # the reward as it was when given
+    discount_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Referral(Base):
+    """A friend's order tied to an advocate, and its outcome recomputed from the facts (docs/referrals.md).
+
+    status: qualified (the advocate's points are posted once `available_at` has passed) | blocked (block_reason)
+    | void (refunded or cancelled before the pending period ended: nothing given) | reversed (after it ended).
+    """
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        Index(None, "shop_id", "advocate_member_id", "ordered_at"),
+        Index(None, "shop_id", "friend_member_id"),
+        Index(None, "shop_id", "status", "ordered_at"),
+        CheckConstraint("status IN ('qualified', 'blocked', 'void', 'reversed')", name="ck_referrals_status_known"),
+        Index(
+            "ix_referrals_due",
+            "available_at",
+            postgresql_where=text("status = 'qualified' AND points_held = 0"),
+            sqlite_where=text("status = 'qualified' AND points_held = 0"),
+        ),
+    )
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # the friend's order
+    advocate_member_id: Mapped[int] = mapped_column(BigInteger)
+    friend_member_id: Mapped[int | None] = mapped_column(BigInteger)
+    visit_id: Mapped[str | None] = mapped_column(String(32))
+    matched_by: Mapped[str] = mapped_column(String(16))  # friend_code | cookie
+    ordered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="qualified")
+    block_reason: Mapped[str | None] = mapped_column(String(40))
+    reward_points: Mapped[int] = mapped_column(BigInteger, default=0)  # what a qualified referral gives
+    points_held: Mapped[int] = mapped_column(BigInteger, default=0)  # what its postings add up to
+    # A reversal the advocate could not pay under the claw_back policy (they had spent the points).
+    points_owed: Mapped[int] = mapped_column(BigInteger, default=0)
+    moves: Mapped[int] = mapped_column(Integer, default=0)  # postings made for it: each one's key counts them
+    available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by: Mapped[str | None] = mapped_column(String(120))
+    approved_reason: Mapped[str | None] = mapped_column(Text)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -15,9 +15,10 @@ from plugin.config import Settings
 from plugin.db import reading, transaction
 from plugin.models import Member, Order, Posting, Redemption, Shop, utcnow
 from plugin.platforms.shopify import adapter as shopify
+from plugin.programme import explanations
 from plugin.programme.rewards import catalogue
 from plugin.programme.settings import program_settings
-from plugin.services import redemption, shops, tiers
+from plugin.services import expiry, redemption, shops, tiers
 from plugin.services.errors import Invalid
 from plugin.services.schemas import RedeemRequest, load
 from plugin.web.errors import json_error
@@ -97,7 +98,7 @@ def _widget_payload_in_one_statement(session: Session, domain: str, customer_id:
         raise _Refused(404, "unknown_shop", f"{domain} does not run this programme")
     member = row.member_id is not None
     shop = SimpleNamespace(id=row.shop_id, tiers=row.tiers, tiers_version=row.tiers_version, time_zone=row.time_zone)
-    return _with_tier(
+    payload = _with_tier(
         session,
         shop,
         customer_id,
@@ -120,7 +121,7 @@ def _widget_payload_in_one_statement(session: Session, domain: str, customer_id:
                     h["order_name"],
                     h["source_type"],
                     h["title"],
-                    h["note"],
+                    explanations.localized(h["note"], h["details"], row.locale),
                 )
                 for h in row.history
             ],
@@ -139,6 +140,7 @@ def _widget_payload_in_one_statement(session: Session, domain: str, customer_id:
             ],
         ),
     )
+    return _with_next_expiry(session, row.shop_id, row.member_id, payload)
 
 
 def _with_tier(session: Session, shop, customer_id: int | None, member_id: int | None, payload: dict) -> dict:
@@ -237,7 +239,7 @@ def widget_payload(session: Session, shop: Shop, customer_id: int | None, member
     if member is _UNKNOWN:
         member = shops.member(session, shop, customer_id) if customer_id else None
     member_id = member.id if member is not None else None
-    return _with_tier(
+    payload = _with_tier(
         session,
         shop,
         customer_id,
@@ -259,6 +261,16 @@ def widget_payload(session: Session, shop: Shop, customer_id: int | None, member
             ),
         ),
     )
+    return _with_next_expiry(session, shop.id, member_id, payload)
+
+
+def _with_next_expiry(session: Session, shop_id: int, member_id: int | None, payload: dict[str, Any]) -> dict[str, Any]:
+    """The member's next expiry ("120 points expire on 31 Jan"): one key look-up when the shop has expiry off."""
+    if payload["customer"] is not None:
+        payload["customer"]["next_expiry"] = (
+            expiry.next_expiry_of(session, shop_id, member_id) if member_id is not None else None
+        )
+    return payload
 
 
 def _limits(session: Session, shop_id: int, member_id: int | None, settings: dict[str, Any] | None) -> dict[str, Any]:
@@ -357,7 +369,7 @@ def _history(session: Session, shop: Shop, member_id: int) -> list[dict[str, Any
             names.get(p.order_id),
             p.source_type,
             titles.get(p.source_id),
-            p.note,
+            explanations.localized(p.note, p.details, shop.locale),
         )
         for p in postings
     ]

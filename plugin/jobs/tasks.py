@@ -14,19 +14,27 @@ from rq.timeouts import JobTimeoutException
 
 from plugin import inbox, platforms
 from plugin.config import Settings
+from plugin.db import transaction
 from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
 from plugin.jobs.registry import Job, register
+from plugin.models import Shop
 from plugin.services import (
     balance_push,
+    event_delivery,
+    expiry,
     privacy,
     product_lookup,
     reconcile,
     redemption,
+    referrals,
+    report_rollups,
+    shop_locale,
     subscriptions,
     tier_push,
     tier_sets,
     tier_sweep,
 )
+from plugin.services.milestones import birthdays
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +43,9 @@ RECONCILE_CLAIM_SECONDS = 15 * 60
 PRODUCT_LOOKUP_CLAIM_SECONDS = 60
 TIER_SWEEP_CLAIM_SECONDS = 60 * 60  # the period-end recompute runs at most hourly, whatever the sweeps find
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
+EXPIRY_CLAIM_SECONDS = 10 * 60  # a killed expiry run is queued again after this; the run resumes where it stopped
 WEEK = 7 * 86400
+BIRTHDAY_CLAIM_SECONDS = 3600
 
 
 # --- the jobs ---------------------------------------------------------------------------------------------------
@@ -67,6 +77,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):
         signal_balances(settings)
+        signal_events(settings)
         signal_tiers(settings)
     return dict(outcomes)
 
@@ -186,6 +197,80 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
     return posted
 
 
+def award_birthdays() -> dict[str, int]:
+    """Worker entry point: award the birthday bonus to every member whose birthday is today in their shop's zone."""
+    return award_birthdays_with(Settings.from_env())
+
+
+def award_birthdays_with(settings: Settings) -> dict[str, int]:
+    report = birthdays.award_all(settings.database_url)
+    if report["awarded"]:
+        signal_balances(settings)
+    return report
+
+
+def read_shop_locale(shop_id: int) -> str | None:
+    """Worker entry point: read the shop's primary locale, so explanations read in the shop's language."""
+    return read_shop_locale_with(Settings.from_env(), shop_id)
+
+
+def read_shop_locale_with(settings: Settings, shop_id: int) -> str | None:
+    return shop_locale.fetch(settings, shop_id, platforms.admin_client)
+
+
+def issue_referral_code(shop_id: int, visit_id: str) -> str:
+    """Worker entry point: create a referred friend's discount code in the shop."""
+    return issue_referral_code_with(Settings.from_env(), shop_id, visit_id)
+
+
+def issue_referral_code_with(settings: Settings, shop_id: int, visit_id: str) -> str:
+    if not settings.inline_jobs:
+        clear_claim(settings, f"referral-code:{shop_id}:{visit_id}")  # started: the lease guards it now
+    return referrals.issue(settings, shop_id, visit_id, platforms.admin_client)
+
+
+def settle_referrals(shop_id: int) -> int:
+    """Worker entry point: give the advocates' points whose friends' orders stood their pending period."""
+    return settle_referrals_with(Settings.from_env(), shop_id)
+
+
+def settle_referrals_with(settings: Settings, shop_id: int) -> int:
+    with transaction(settings.database_url) as session:
+        shop = session.get(Shop, shop_id)
+        settled = referrals.settle_due(session, shop) if shop is not None else 0
+    if settled:
+        signal_balances(settings)
+    return settled
+
+
+def deliver_events() -> dict[str, int]:
+    """Worker entry point: fan out new outbox events and send the due deliveries to merchant endpoints."""
+    return deliver_events_with(Settings.from_env())
+
+
+def deliver_events_with(settings: Settings) -> dict[str, int]:
+    if not settings.inline_jobs:
+        clear_claim(settings, "events")
+    counts = event_delivery.deliver(settings)
+    if counts:
+        log.info("events delivered: %s", counts)
+    return counts
+
+
+def expire_points(shop_id: int) -> dict:
+    """Worker entry point: the shop's expiry run for its current local day (expiries and reminders)."""
+    return expire_points_with(Settings.from_env(), shop_id)
+
+
+def expire_points_with(settings: Settings, shop_id: int) -> dict:
+    report = expiry.run_shop(settings.database_url, shop_id)
+    if report.points_expired:
+        signal_balances(settings)
+    if report.points_expired or report.reminders:
+        signal_events(settings)
+    return report.to_json()
+
+
 # --- the registry ------------------------------------------------------------------------------------------------
 
 DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
@@ -198,8 +283,19 @@ END_TIER_PERIODS = register(
 APPLY_TIERS = register(Job(apply_tiers, apply_tiers_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
+DELIVER_EVENTS = register(Job(deliver_events, deliver_events_with, timeout=900, result_ttl=60, failure_ttl=86400))
+EXPIRE_POINTS = register(Job(expire_points, expire_points_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
+)
+AWARD_BIRTHDAYS = register(Job(award_birthdays, award_birthdays_with, timeout=1800, result_ttl=300, failure_ttl=86400))
+READ_SHOP_LOCALE = register(Job(read_shop_locale, read_shop_locale_with, timeout=120, result_ttl=300))
+
+ISSUE_REFERRAL_CODE = register(
+    Job(issue_referral_code, issue_referral_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK)
+)
+SETTLE_REFERRALS = register(
+    Job(settle_referrals, settle_referrals_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
 
 
@@ -259,6 +355,11 @@ def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
     dispatch(settings, CHECK_WEBHOOKS, shop_id)
 
 
+def enqueue_locale_read(settings: Settings, shop_id: int) -> None:
+    """Read the shop's primary locale: after install (and on demand from the CLI)."""
+    dispatch(settings, READ_SHOP_LOCALE, shop_id)
+
+
 def enqueue_reconcile(settings: Settings, shop_id: int) -> None:
     """Fetch the shop's recently updated orders and apply what the webhooks may have missed."""
     # At most one job per shop per RECONCILE_CLAIM_SECONDS, however often the sweeper finds the shop due.
@@ -270,6 +371,22 @@ def enqueue_product_lookup(settings: Settings, shop_id: int) -> None:
     dispatch(
         settings, LOOK_UP_PRODUCTS, shop_id, claim=f"products:{shop_id}", claim_seconds=PRODUCT_LOOKUP_CLAIM_SECONDS
     )
+
+
+def enqueue_birthdays(settings: Settings) -> None:
+    """The birthday awards, at most once an hour (each shop's day is reached in its own zone; a rerun posts nothing)."""
+    if not settings.inline_jobs:  # inline (tests, the embedded default) they run from `loyalty milestones birthdays`
+        dispatch(settings, AWARD_BIRTHDAYS, claim="birthdays", claim_seconds=BIRTHDAY_CLAIM_SECONDS)
+
+
+def signal_events(settings: Settings) -> None:
+    """Events were recorded or deliveries fell due: queue one delivery job for the burst."""
+    dispatch(settings, DELIVER_EVENTS, claim="events", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
+def enqueue_expiry(settings: Settings, shop_id: int) -> None:
+    """Run a shop's expiry for its local day; at most one queued job per shop in EXPIRY_CLAIM_SECONDS."""
+    dispatch(settings, EXPIRE_POINTS, shop_id, claim=f"expiry:{shop_id}", claim_seconds=EXPIRY_CLAIM_SECONDS)
 
 
 def sweep(settings: Settings) -> tuple[int, int]:
@@ -285,6 +402,10 @@ def sweep(settings: Settings) -> tuple[int, int]:
     requeued = sum(enqueue_issue(settings, redemption_id) for redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         signal_balances(settings)
+    if event_delivery.any_due(settings.database_url):  # outgoing events wait in the database, never in Redis
+        signal_events(settings)
+    for shop_id in expiry.due_shops(settings.database_url):  # each shop's day, in its own time zone
+        enqueue_expiry(settings, shop_id)
     if tier_push.any_due(settings.database_url):
         signal_tiers(settings)
     if tier_sweep.any_due(settings.database_url):
@@ -292,9 +413,33 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.shopify_app_url:
         for shop_id in subscriptions.due(settings):
             enqueue_webhook_check(settings, shop_id)
+    for shop_id, visit_id in referrals.unsettled(settings.database_url, older_than=patience):
+        enqueue_referral_code(settings, shop_id, visit_id)
+    with transaction(settings.database_url) as session:
+        due = referrals.due_shops(session)
+    for shop_id in due:
+        enqueue_referral_settle(settings, shop_id)
     for shop_id in product_lookup.due(settings):
         enqueue_product_lookup(settings, shop_id)
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)
+    enqueue_birthdays(settings)
+
+
+    report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued
+
+
+def enqueue_referral_code(settings: Settings, shop_id: int, visit_id: str) -> bool:
+    """Queue the creation of a referred friend's code, after the visit has committed; one queued job per code."""
+    claim = f"referral-code:{shop_id}:{visit_id}"
+    outcome = dispatch(
+        settings, ISSUE_REFERRAL_CODE, shop_id, visit_id, claim=claim, claim_seconds=settings.redemption_lease_seconds
+    )
+    return outcome == QUEUED or settings.inline_jobs
+
+
+def enqueue_referral_settle(settings: Settings, shop_id: int) -> None:
+    """Post the referral rewards whose pending period ended; at most one queued job per shop a minute."""
+    dispatch(settings, SETTLE_REFERRALS, shop_id, claim=f"referral-settle:{shop_id}", claim_seconds=60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, case, cast, func, literal, select
 from sqlalchemy.orm import Session
@@ -33,6 +34,7 @@ class Entry:
     order_id: int | None = None
     available_at: datetime | None = None
     note: str | None = None
+    details: dict[str, Any] | None = None  # the note as data, for rendering in the shop's language
     actor: str = "system"
 
 
@@ -70,6 +72,7 @@ def post(session: Session, shop_id: int, entry: Entry) -> int | None:
         "idempotency_key": entry.idempotency_key,
         "available_at": entry.available_at,
         "note": _note(entry, balance_after),
+        "details": entry.details,
         "actor": entry.actor,
         "created_at": utcnow(),
     }
@@ -153,7 +156,7 @@ def verify(session: Session) -> list[Mismatch]:
         select(Posting.shop_id, Posting.order_id, func.sum(Posting.points).label("total"))
         .where(
             Posting.order_id.is_not(None),
-            Posting.source_type.in_(("order", "refund", "cancellation", "support")),
+            Posting.source_type.in_(("order", "refund", "cancellation", "support", "expiry")),
             # Forgiven points are the shop's gift to the member, not points the order holds.
             Posting.kind != "forgive",
         )

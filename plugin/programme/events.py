@@ -15,6 +15,8 @@ class Customer:
     last_name: str | None = None
     # Shopify customer tags, casefolded; None when the payload had none. Not part of who the customer is.
     tags: frozenset[str] | None = field(default=None, compare=False)
+    # Customer metafields the payload carried, "namespace.key" -> value (a subscription's metafieldNamespaces).
+    metafields: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,16 @@ class RefundFacts:
 
 
 @dataclass(frozen=True)
+class Address:
+    """A shipping address, as far as referral guards compare addresses."""
+
+    address1: str | None = None
+    zip: str | None = None
+    country_code: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
 class OrderSnapshot:
     """An order as one delivery described it."""
 
@@ -59,6 +71,10 @@ class OrderSnapshot:
     processed_at: datetime | None = None
     cancelled_at: datetime | None = None
     refunds: tuple[RefundFacts, ...] = ()
+    discount_codes: tuple[str, ...] = ()  # the codes applied at checkout, upper-cased
+    attributes: tuple[tuple[str, str], ...] = ()  # cart attributes (Shopify's note_attributes), name and value
+    phone: str | None = None
+    shipping_address: Address | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from plugin.programme import referrals
 from plugin.programme.events import OrderLine, OrderSnapshot
 from plugin.programme.rules.core import MemberTier
 
@@ -45,6 +46,23 @@ def to_json(
             ]
             for ln in snapshot.lines
         ],
+        "processed_at": snapshot.processed_at.isoformat() if snapshot.processed_at else None,
+        "discount_codes": list(snapshot.discount_codes),
+        "contact": contact_keys(snapshot),
+    }
+
+
+def contact_keys(snapshot: OrderSnapshot) -> dict[str, str | None]:
+    """What referral guards compare (hashed, never readable) and the referral cart attribute, if any."""
+    address = snapshot.shipping_address
+    email = snapshot.email or (snapshot.customer.email if snapshot.customer else None)
+    phone = snapshot.phone or (address.phone if address else None)
+    token = next((value for name, value in snapshot.attributes if name == referrals.CART_ATTRIBUTE), None)
+    return {
+        "email": referrals.email_key(email),
+        "phone": referrals.phone_key(phone),
+        "address": referrals.address_key(address.address1, address.zip, address.country_code) if address else None,
+        "referral": token,
     }
 
 

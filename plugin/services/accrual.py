@@ -19,11 +19,11 @@ from plugin import ledger
 from plugin.db import insert_for
 from plugin.models import Member, Order, Refund, Shop, utcnow
 from plugin.programme import earning as program
-from plugin.programme import events, order_facts
+from plugin.programme import events, explanations, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import member_rules, products, rule_sets, tiers
+from plugin.services import announcements, member_rules, order_sales, products, rule_sets, tiers
 from plugin.services.imports import pending as imported_balances
 
 
@@ -49,15 +49,24 @@ def _apply(session: Session, shop: Shop, event: events.Event) -> int:
 
 
 def _customer(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
-    enrol(session, shop.id, event.customer)
+    _enrol_customer(session, shop, event.customer)
     return 0
+
+
+def _enrol_customer(session: Session, shop: Shop, customer: events.Customer) -> int:
+    member_id = enrol(session, shop.id, customer)
+    if customer.metafields:  # the merchant may map a birthday metafield
+        from plugin.services.milestones import birthdays  # late: accrual's imports stay light
+
+        birthdays.from_metafields(session, shop, member_id, customer.metafields)
+    return member_id
 
 
 def _customer_created(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
     """A new customer account: enrol them, and greet them with the signup bonus (once ever, whatever repeats)."""
     from plugin.services.milestones import rules as milestones  # late: accrual's imports stay light
 
-    return milestones.signup(session, shop, enrol(session, shop.id, event.customer))
+    return milestones.signup(session, shop, _enrol_customer(session, shop, event.customer))
 
 
 def _refunded(session: Session, shop: Shop, event: events.OrderRefunded) -> int:
@@ -142,6 +151,7 @@ def _earn(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnap
     tier = tiers.member_tier(session, shop, order.member_id)
     order.paid_at = paid_at
     order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags, tier)
+    order_sales.record(session, shop.id, order, snapshot)  # the reports' AOV, repeat purchase and ROI read these
     tiers.note_purchase(session, shop, order, snapshot, paid_at)
     _make_lot(session, shop, order, snapshot, paid_at, rules, tags, tier)
 
@@ -286,6 +296,8 @@ def _record_refund(session: Session, shop_id: int, refund: events.RefundFacts) -
     facts = {
         "line_quantities": {str(line): qty for line, qty in refund.line_quantities.items()},
         "shipping": str(refund.shipping),
+        # When the shop made it (not when it reached us): referrals tell "before the pending period ended" by it.
+        "created_at": refund.created_at.isoformat() if refund.created_at else None,
     }
     session.execute(
         insert_for(session)(Refund)
@@ -329,6 +341,9 @@ def settle(
     lot = program.Lot.from_json(order.lot) if order.lot else None
     refunds = refund_facts(session, shop.id, order.order_id)
     target = program.points_to_hold(lot, refunds, cancelled=order.cancelled_at is not None)
+    if order.expired_points and lot is not None:
+        # Expired points are gone for good: a refund takes back only what the order still holds (docs/expiry.md).
+        target = min(target, max(lot.points - order.expired_points, 0))
     # Support staff's changes count like refunds: never below nothing, never above what the rules allow.
     target = max(min(target + order.support_delta, target), 0) + order.unpaid_reversal
     delta = target - order.points_held
@@ -338,6 +353,9 @@ def settle(
         raise LedgerConflict(f"order {order.order_id} would move {delta} points without a lot or a member")
     policy = program_settings(shop.settings, shop.settings_version).spent_points_policy
     source_type, source_id = source
+    # A note of support's own stays as written; the rules' explanation is also kept as data, for the shop's
+    # language (a policy's English remark appended below is shown after it: explanations.localized).
+    details = None if note else _details(order, lot, delta)
     # Without support changes, held points rise once (when the lot is made) and then only fall.
     key = idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}"
     forgiven = 0
@@ -388,6 +406,7 @@ def settle(
         order_id=order.order_id,
         available_at=lot.available_at if delta > 0 else None,
         note=note or _explain(order, lot, delta),
+        details=details,
         actor=actor,
     )
     _post(session, shop, order, entry)
@@ -398,8 +417,10 @@ def settle(
 
 
 def _post(session: Session, shop: Shop, order: Order, entry: ledger.Entry) -> None:
-    if ledger.post(session, shop.id, entry) is None:
+    posting_id = ledger.post(session, shop.id, entry)
+    if posting_id is None:
         raise LedgerConflict(f"order {order.order_id}: posting {entry.idempotency_key} already exists")
+    announcements.posting(session, shop.id, posting_id, order_name=order.name)
 
 
 def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:
@@ -440,11 +461,19 @@ def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> Non
 
 
 def _explain(order: Order, lot: program.Lot, delta: int) -> str:
-    label = order.name or f"order {order.order_id}"
-    if delta > 0 and lot.explanation:
-        return f"{label}: {lot.explanation}"
+    """The posting's note: its explanation in English, as support has always read it."""
+    return explanations.render(_details(order, lot, delta)) or ""
+
+
+def _details(order: Order, lot: program.Lot, delta: int) -> dict[str, Any]:
+    """The posting's explanation as data, rendered in the shop's language wherever it is shown."""
+    label = order.name or explanations.detail("order", id=order.order_id)
+    if delta > 0 and lot.details:
+        return explanations.detail("order_earned", order=label, lot=lot.details)
     if delta > 0:
-        return f"{label}: {lot.earn_points} pt per {lot.earn_per_amount} on eligible lines"
+        return explanations.detail(
+            "order_earned_rate", order=label, points=lot.earn_points, per_amount=str(lot.earn_per_amount)
+        )
     if order.cancelled_at is not None:
-        return f"{label} cancelled"
-    return f"{label} refunded"
+        return explanations.detail("order_cancelled", order=label)
+    return explanations.detail("order_refunded", order=label)

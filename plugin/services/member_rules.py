@@ -15,10 +15,10 @@ MemberRule = Callable[[Session, Shop, int], None]
 
 def registered() -> tuple[MemberRule, ...]:
     """The member-level rules, in the order they run (one line each; imported late to keep accrual's imports light)."""
-    from plugin.services import tiers
+    from plugin.services import referrals, tiers
     from plugin.services.milestones import rules as milestones
 
-    return (tiers.after_order_change, milestones.recompute)
+    return (tiers.after_order_change, milestones.recompute, referrals.after_order_change)
 
 
 def after_order_change(session: Session, shop: Shop, member_id: int) -> None:

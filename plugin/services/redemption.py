@@ -29,6 +29,7 @@ from plugin.platforms.shopify import discounts, store_credit
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme import rewards
 from plugin.programme.rewards import Reward, catalogue
+from plugin.services import outbox
 
 log = logging.getLogger(__name__)
 
@@ -431,6 +432,7 @@ def _settle_issued(settings: Settings, redemption_id: int, discount_id: str, cli
             redemption.reason = None
             redemption.lease_until = None
             redemption.settled_at = utcnow()
+            _announce(session, redemption, "reward.issued")
             return ISSUED
         status = redemption.status
     if status in (FAILED, CANCELLED):
@@ -453,8 +455,29 @@ def _fail(session: Session, redemption: Redemption, reason: str) -> str:
     redemption.lease_until = None
     redemption.settled_at = utcnow()
     _return_points(session, redemption, f"code could not be created: {reason}"[:500], "system")
+    _announce(session, redemption, "reward.failed")
     log.warning("redemption %s failed: %s", redemption.id, reason)
     return FAILED
+
+
+def _announce(session: Session, redemption: Redemption, event_type: str) -> None:
+    """reward.issued or reward.failed, in the transaction that settles the redemption (once per redemption)."""
+    outbox.record(
+        session,
+        redemption.shop_id,
+        event_type,
+        dedupe_key=f"{event_type}:redemption:{redemption.id}",
+        member_id=redemption.member_id,
+        data={
+            "redemption_id": redemption.id,
+            "reward_id": redemption.reward_id,
+            "reward": redemption.reward,
+            "points": redemption.points,
+            # The code is the shopper's to use: receivers get it only once it exists in the shop.
+            "code": redemption.code if event_type == "reward.issued" else None,
+            "reason": redemption.reason,
+        },
+    )
 
 
 def cancel(

@@ -63,7 +63,16 @@ def init_app(app) -> None:
     )
     api.init_app(app)
     api.spec.components.security_scheme("sessionToken", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    from plugin.web import admin_milestones, admin_programme, admin_support, admin_tiers, support_api  # noqa: F401  (their routes join blp first)
+    from plugin.web import (  # noqa: F401  (their routes join blp first)
+        admin_events,
+        admin_milestones,
+        admin_programme,
+        admin_referrals,
+        admin_reports,
+        admin_support,
+        admin_tiers,
+        support_api,
+    )
 
     api.register_blueprint(blp)
     from plugin.web import admin_import

@@ -193,10 +193,25 @@ class CustomerSchema(_Lenient):
     first_name = StoredText(255)
     last_name = StoredText(255)
     tags = fields.String(load_default=None, allow_none=True)  # comma-separated, as Shopify sends them
+    # Present when the subscription names metafieldNamespaces (a mapped birthday, say); odd entries are skipped.
+    metafields = fields.Raw(load_default=None, allow_none=True)
 
     @post_load
     def to_customer(self, data: dict[str, Any], **_: Any) -> Customer:
-        return Customer(data["id"], data["email"], data["first_name"], data["last_name"], split_tags(data["tags"]))
+        return Customer(
+            data["id"], data["email"], data["first_name"], data["last_name"], split_tags(data["tags"]),
+            metafields=_metafields(data["metafields"]),
+        )  # fmt: skip
+
+
+def _metafields(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list):
+        return ()
+    found = []
+    for item in raw[:50]:
+        if isinstance(item, dict) and all(isinstance(item.get(k), str) for k in ("namespace", "key", "value")):
+            found.append((f"{item['namespace']}.{item['key']}"[:130], item["value"][:200]))
+    return tuple(found)
 
 
 def split_tags(tags: str | None) -> frozenset[str] | None:
@@ -275,6 +290,26 @@ class RefundSchema(_Lenient):
         return RefundFacts(data["id"], data["order_id"], quantities, shipping, data["created_at"])
 
 
+class DiscountCodeSchema(_Lenient):
+    code = StoredText(255)
+
+
+class NoteAttributeSchema(_Lenient):
+    name = StoredText(255)
+    value = fields.Raw(load_default=None, allow_none=True)  # a string, but older carts stored numbers too
+
+
+class AddressSchema(_Lenient):
+    address1 = StoredText(255)
+    zip = StoredText(32)
+    country_code = StoredText(8)
+    phone = StoredText(64)
+
+    @post_load
+    def to_address(self, data: dict[str, Any], **_: Any) -> events.Address:
+        return events.Address(data["address1"], data["zip"], data["country_code"], data["phone"])
+
+
 class OrderSchema(_Lenient):
     id = _id()
     name = StoredText(64)
@@ -291,6 +326,10 @@ class OrderSchema(_Lenient):
     cancelled_at = fields.AwareDateTime(load_default=None, allow_none=True)
     refunds = _list(fields.Nested(RefundSchema), load_default=list)
     subtotal_price_set = _bag()
+    discount_codes = _list(fields.Nested(DiscountCodeSchema), load_default=list)
+    note_attributes = _list(fields.Nested(NoteAttributeSchema), load_default=list)
+    phone = StoredText(64)
+    shipping_address = fields.Nested(AddressSchema, load_default=None, allow_none=True)
 
     @post_load
     def to_snapshot(self, data: dict[str, Any], **_: Any) -> OrderSnapshot:
@@ -322,6 +361,14 @@ class OrderSchema(_Lenient):
             processed_at=data["processed_at"],
             cancelled_at=data["cancelled_at"],
             refunds=tuple(data["refunds"]),
+            discount_codes=tuple(d["code"].strip().upper() for d in data["discount_codes"] if d["code"]),
+            attributes=tuple(
+                (a["name"], str(a["value"])[:255])
+                for a in data["note_attributes"]
+                if a["name"] and a["value"] is not None
+            ),
+            phone=data["phone"],
+            shipping_address=data["shipping_address"],
         )
 
 

@@ -90,4 +90,3 @@ def match(
             report.points += int(points)
         sleep(pause)
     return report
-

@@ -1,0 +1,428 @@
+"""Delivering the outbox: one delivery per event and endpoint, signed, retried with backoff, logged, replayable.
+
+At least once: a delivery is leased before its request is sent and settled after, each in its own transaction,
+so a crash between the two sends it again (receivers dedupe by event id). Nothing is lost while Redis, the
+receiver or the shop is down: the rows wait in the database and the sweeper queues this job again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session
+
+from plugin import platforms
+from plugin.config import Settings
+from plugin.db import insert_for, transaction
+from plugin.models import EventDelivery, EventEndpoint, Member, OutboxEvent, Shop, utcnow
+from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable
+from plugin.platforms.shopify import flow
+from plugin.services import event_endpoints
+
+log = logging.getLogger(__name__)
+
+PENDING, DELIVERED, GAVE_UP = "pending", "delivered", "gave_up"
+RETRY_FOR = timedelta(hours=24)  # a delivery that failed for this long is given up (replayable from the log)
+DISABLE_AFTER = timedelta(days=3)  # an endpoint that failed everything this long is disabled
+FIRST_RETRY = timedelta(seconds=30)
+LONGEST_WAIT = timedelta(hours=2)
+LEASE = timedelta(minutes=2)  # a claimed delivery is sent again after this if its sender died
+TIMEOUT_SECONDS = 10.0
+BATCH = 200
+
+SIGNATURE_HEADER = "Loyalty-Signature"
+EVENT_ID_HEADER = "Loyalty-Event-Id"
+EVENT_TYPE_HEADER = "Loyalty-Event-Type"
+
+Sender = Callable[..., Any]  # requests.post's shape: (url, data=..., headers=..., timeout=..., allow_redirects=...)
+Clock = Callable[[], datetime]
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """HMAC-SHA256, hex, of "<timestamp>.<body>": the timestamp is signed so an old request cannot be replayed."""
+    return hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def signature_header(secret: str, timestamp: int, body: bytes) -> str:
+    return f"t={timestamp},v1={signature(secret, timestamp, body)}"
+
+
+def verify(secret: str, header: str, body: bytes, now: int, tolerance: int = 300) -> bool:
+    """What a receiver does (docs/receiving-events.md): a valid v1 signature on a timestamp within `tolerance`."""
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    return hmac.compare_digest(parts.get("v1", ""), signature(secret, timestamp, body))
+
+
+def envelope(event: OutboxEvent, shop_domain: str, customer_id: int | None) -> dict[str, Any]:
+    """The JSON every receiver gets (docs/events/*.schema.json): `sequence` orders one shop's events."""
+    return {
+        "id": event.event_id,
+        "type": event.event_type,
+        "shop": shop_domain,
+        "sequence": event.id,
+        # A redacted member's customer id is negative (privacy.redact_customer): it names nobody in the shop.
+        "customer_id": customer_id if customer_id is not None and customer_id > 0 else None,
+        "occurred_at": event.occurred_at.isoformat(),
+        "data": event.payload,
+    }
+
+
+def backoff(attempts: int, first: timedelta = FIRST_RETRY) -> timedelta:
+    """The wait after the `attempts`-th failure: 30 s, 1 min, 2 min ... doubling, at most 2 hours."""
+    return min(first * (2 ** max(min(attempts, 30) - 1, 0)), LONGEST_WAIT)
+
+
+def _wants(endpoint: EventEndpoint, event: OutboxEvent) -> bool:
+    return endpoint.event_types is None or event.event_type in endpoint.event_types
+
+
+def fan_out(database_url: str, limit: int = 500, clock: Clock = utcnow) -> int:
+    """Make each new event's deliveries, one per active endpoint that wants it; returns the events handled.
+
+    Events are claimed with SKIP LOCKED and marked in the same transaction, so two workers never fan one out
+    twice, and an event recorded by a transaction that commits late is still found (no cursor to skip it).
+    """
+    now = clock()
+    with transaction(database_url) as session:
+        events = list(
+            session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.fanned_out_at.is_(None))
+                .order_by(OutboxEvent.shop_id, OutboxEvent.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        if not events:
+            return 0
+        shop_ids = sorted({event.shop_id for event in events})
+        active: dict[int, list[EventEndpoint]] = {shop_id: [] for shop_id in shop_ids}
+        for endpoint in session.scalars(
+            select(EventEndpoint).where(EventEndpoint.shop_id.in_(shop_ids), EventEndpoint.disabled_at.is_(None))
+        ):
+            active[endpoint.shop_id].append(endpoint)
+        rows = [
+            {
+                "shop_id": event.shop_id,
+                "endpoint_id": endpoint.id,
+                "outbox_id": event.id,
+                "status": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for event in events
+            for endpoint in active[event.shop_id]
+            # An endpoint receives the events recorded after it was registered, not the shop's whole past.
+            if _wants(endpoint, event) and event.created_at >= endpoint.created_at
+        ]
+        if rows:
+            session.execute(
+                insert_for(session)(EventDelivery)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["shop_id", "endpoint_id", "outbox_id"])
+            )
+        for event in events:
+            event.fanned_out_at = now
+        return len(events)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    delivery_id: int
+    shop_id: int
+    endpoint_id: int
+    url: str
+    secret: bytes
+    body: bytes
+    event_id: str
+    event_type: str
+    kind: str = event_endpoints.WEBHOOK
+
+
+def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed]:
+    """Lease a batch of due deliveries to active endpoints, oldest event first (per member in order)."""
+    with transaction(database_url) as session:
+        rows = session.execute(
+            select(EventDelivery, EventEndpoint, OutboxEvent, Shop.domain, Member.customer_id)
+            .join(
+                EventEndpoint,
+                (EventEndpoint.shop_id == EventDelivery.shop_id) & (EventEndpoint.id == EventDelivery.endpoint_id),
+            )
+            .join(
+                OutboxEvent,
+                (OutboxEvent.shop_id == EventDelivery.shop_id) & (OutboxEvent.id == EventDelivery.outbox_id),
+            )
+            .join(Shop, Shop.id == EventDelivery.shop_id)
+            .outerjoin(Member, (Member.shop_id == OutboxEvent.shop_id) & (Member.id == OutboxEvent.member_id))
+            .where(
+                EventDelivery.status == PENDING,
+                EventDelivery.next_attempt_at <= now,
+                EventEndpoint.disabled_at.is_(None),
+            )
+            .order_by(EventDelivery.outbox_id, EventDelivery.id)
+            .limit(limit)
+            .with_for_update(of=EventDelivery, skip_locked=True)
+        ).all()
+        claimed = []
+        for delivery, endpoint, event, domain, customer_id in rows:
+            delivery.next_attempt_at = now + LEASE
+            body = json.dumps(envelope(event, domain, customer_id), separators=(",", ":"), sort_keys=True).encode()
+            claimed.append(
+                _Claimed(
+                    delivery.id, delivery.shop_id, endpoint.id, endpoint.url, endpoint.secret, body,
+                    event.event_id, event.event_type, endpoint.kind or event_endpoints.WEBHOOK,
+                )
+            )  # fmt: skip
+        return claimed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def _fire_flow(settings: Settings, claimed: _Claimed) -> Outcome:
+    """Shopify Flow: the event as its trigger's payload, through the shop's Admin API (docs/events.md)."""
+    with transaction(settings.database_url) as session:
+        shop = session.get(Shop, claimed.shop_id)
+        try:
+            client = platforms.admin_client(settings, shop)
+        except Exception as error:  # no token (uninstalled): retried, then given up like any failure
+            return Outcome(None, f"no Admin API client: {error}"[:500])
+    try:
+        flow.fire(client, json.loads(claimed.body))
+    except (AdminAPIError, AdminAPIUnavailable) as error:
+        return Outcome(None, f"{type(error).__name__}: {error}"[:500])
+    return Outcome(200, None)
+
+
+def _send(settings: Settings, claimed: _Claimed, sender: Sender, now: datetime, resolver) -> Outcome:
+    if claimed.kind == event_endpoints.FLOW:
+        return _fire_flow(settings, claimed)
+    problems = event_endpoints.url_problems(
+        claimed.url, allow_loopback=settings.events_allow_loopback, resolver=resolver
+    )
+    if problems:  # the name now points somewhere it may not (DNS rebinding): refuse to send
+        return Outcome(None, f"refused: {problems[0]}")
+    secret = event_endpoints.crypto.decrypt(claimed.secret, settings.encryption_keys)
+    timestamp = int(now.timestamp())
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "loyalty-events/1",
+        SIGNATURE_HEADER: signature_header(secret, timestamp, claimed.body),
+        EVENT_ID_HEADER: claimed.event_id,
+        EVENT_TYPE_HEADER: claimed.event_type,
+    }
+    try:
+        response = sender(
+            claimed.url, data=claimed.body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False
+        )
+    except requests.RequestException as error:
+        return Outcome(None, f"{type(error).__name__}: {error}"[:500])
+    return Outcome(response.status_code, None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}")
+
+
+def _settle(
+    database_url: str, claimed: _Claimed, outcome: Outcome, now: datetime, first_retry: timedelta = FIRST_RETRY
+) -> str:
+    with transaction(database_url) as session:
+        delivery = session.get(EventDelivery, claimed.delivery_id, with_for_update=True)
+        endpoint = session.scalars(
+            select(EventEndpoint)
+            .where(EventEndpoint.shop_id == claimed.shop_id, EventEndpoint.id == claimed.endpoint_id)
+            .with_for_update()
+        ).one_or_none()
+        if delivery is None or delivery.status != PENDING:
+            return "settled already"
+        delivery.attempts += 1
+        delivery.last_status = outcome.status
+        delivery.last_error = outcome.error
+        if outcome.ok:
+            delivery.status = DELIVERED
+            delivery.delivered_at = now
+            if endpoint is not None:
+                endpoint.last_success_at = now
+                endpoint.failing_since = None
+            return DELIVERED
+        if endpoint is not None:
+            endpoint.failing_since = endpoint.failing_since or now
+            if outcome.status == 410:
+                event_endpoints.disable(session, endpoint, "the receiver answered 410 Gone")
+            elif now - endpoint.failing_since >= DISABLE_AFTER:
+                event_endpoints.disable(session, endpoint, f"every delivery failed for 3 days (last: {outcome.error})")
+        if now - delivery.created_at >= RETRY_FOR or outcome.status == 410:
+            delivery.status = GAVE_UP
+            return GAVE_UP
+        delivery.next_attempt_at = now + backoff(delivery.attempts, first_retry)
+        return "retry"
+
+
+def deliver(
+    settings: Settings,
+    *,
+    sender: Sender = requests.post,
+    clock: Clock = utcnow,
+    resolver: event_endpoints.Resolver | None = None,
+    batches: int = 50,
+) -> dict[str, int]:
+    """Fan out new events, then send what is due, batch after batch; returns counts by outcome."""
+    counts: dict[str, int] = {}
+    while fan_out(settings.database_url, clock=clock) and batches > 0:
+        batches -= 1
+    for _ in range(batches):
+        now = clock()
+        claimed = _claim(settings.database_url, now, BATCH)
+        if not claimed:
+            break
+        disabled: set[int] = set()
+        for item in claimed:
+            if item.endpoint_id in disabled:
+                continue  # disabled by an earlier answer in this batch: its lease lapses, it waits for re-enabling
+            outcome = _send(settings, item, sender, now, resolver)
+            first_retry = timedelta(seconds=settings.events_first_retry_seconds)
+            result = _settle(settings.database_url, item, outcome, clock(), first_retry)
+            counts[result] = counts.get(result, 0) + 1
+            if outcome.status == 410 or result == GAVE_UP:
+                disabled |= _disabled(settings.database_url, item)
+        if len(claimed) < BATCH:
+            break
+    return counts
+
+
+def _disabled(database_url: str, claimed: _Claimed) -> set[int]:
+    with transaction(database_url) as session:
+        endpoint = session.scalars(
+            select(EventEndpoint).where(
+                EventEndpoint.shop_id == claimed.shop_id, EventEndpoint.id == claimed.endpoint_id
+            )
+        ).one_or_none()
+        return {claimed.endpoint_id} if endpoint is None or endpoint.disabled_at is not None else set()
+
+
+def any_due(database_url: str, clock: Clock = utcnow) -> bool:
+    """Whether events wait to be fanned out or deliveries are due (the sweeper's cheap check)."""
+    with transaction(database_url) as session:
+        unfanned = session.execute(select(exists().where(OutboxEvent.fanned_out_at.is_(None)))).scalar()
+        due = session.execute(
+            select(exists().where(EventDelivery.status == PENDING, EventDelivery.next_attempt_at <= clock()))
+        ).scalar()
+        return bool(unfanned or due)
+
+
+def replay(
+    session: Session,
+    shop_id: int,
+    *,
+    event_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    endpoint_id: int | None = None,
+    clock: Clock = utcnow,
+) -> int:
+    """Send again one event, or every event recorded in [since, until), to one endpoint or to all active ones.
+
+    The same event id goes out again (receivers dedupe by it). Deliveries missing for an endpoint (it was
+    registered later, or disabled then) are made. Returns the deliveries queued.
+    """
+    query = select(OutboxEvent).where(OutboxEvent.shop_id == shop_id)
+    if event_id is not None:
+        query = query.where(OutboxEvent.event_id == event_id)
+    if since is not None:
+        query = query.where(OutboxEvent.created_at >= since)
+    if until is not None:
+        query = query.where(OutboxEvent.created_at < until)
+    events = list(session.scalars(query.order_by(OutboxEvent.id).limit(100_000)))
+    targets = [e for e in event_endpoints.endpoints(session, shop_id) if e.disabled_at is None]
+    if endpoint_id is not None:
+        targets = [e for e in targets if e.id == endpoint_id]
+    now = clock()
+    queued = 0
+    for endpoint in targets:
+        wanted = [event for event in events if _wants(endpoint, event)]
+        if not wanted:
+            continue
+        rows = [
+            {"shop_id": shop_id, "endpoint_id": endpoint.id, "outbox_id": event.id, "status": PENDING,
+             "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for event in wanted
+        ]  # fmt: skip
+        session.execute(
+            insert_for(session)(EventDelivery)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["shop_id", "endpoint_id", "outbox_id"])
+        )
+        # Existing rows start again: pending now, with a fresh 24-hour retry window.
+        session.execute(
+            update(EventDelivery)
+            .where(
+                EventDelivery.shop_id == shop_id,
+                EventDelivery.endpoint_id == endpoint.id,
+                EventDelivery.outbox_id.in_([event.id for event in wanted]),
+            )
+            .values(status=PENDING, next_attempt_at=now, created_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        queued += len(wanted)
+    return queued
+
+
+def delivery_log(
+    session: Session,
+    shop_id: int,
+    *,
+    endpoint_id: int | None = None,
+    status: str | None = None,
+    event_id: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The newest deliveries first: event, endpoint, status, attempts, the receiver's last answer."""
+    query = (
+        select(EventDelivery, OutboxEvent.event_id, OutboxEvent.event_type, OutboxEvent.occurred_at)
+        .join(OutboxEvent, (OutboxEvent.shop_id == EventDelivery.shop_id) & (OutboxEvent.id == EventDelivery.outbox_id))
+        .where(EventDelivery.shop_id == shop_id)
+    )
+    if endpoint_id is not None:
+        query = query.where(EventDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        query = query.where(EventDelivery.status == status)
+    if event_id is not None:
+        query = query.where(OutboxEvent.event_id == event_id)
+    rows = session.execute(query.order_by(EventDelivery.id.desc()).limit(limit)).all()
+    return [
+        {
+            "id": delivery.id,
+            "endpoint_id": delivery.endpoint_id,
+            "event_id": event_id_,
+            "event_type": event_type,
+            "sequence": delivery.outbox_id,
+            "occurred_at": occurred_at.isoformat(),
+            "status": delivery.status,
+            "attempts": delivery.attempts,
+            "last_status": delivery.last_status,
+            "last_error": delivery.last_error,
+            "next_attempt_at": delivery.next_attempt_at.isoformat() if delivery.status == PENDING else None,
+            "delivered_at": delivery.delivered_at.isoformat() if delivery.delivered_at else None,
+        }
+        for delivery, event_id_, event_type, occurred_at in rows
+    ]
