@@ -9,13 +9,13 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, expiry, import_csv, intake, preview, scale, tiers, widget
+from bench import drain, e2e, expiry, import_csv, intake, preview, reports, scale, tiers, widget
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry")
+SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry", "reports")
 
 
 def main() -> None:
@@ -56,6 +56,8 @@ def main() -> None:
             results[section] = tiers.run(members=args.tier_members)
         elif section == "expiry":
             results[section] = expiry.run(members=args.expiry_members)
+        elif section == "reports":
+            results[section] = reports.run(members=args.members)
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -177,6 +179,21 @@ def write_doc(r: dict) -> None:
             f"reminders) | {x['seconds']} s, {x['members_per_second']:,} members/s, {x['points_expired']:,} points "
             f"expired, {x['reminders']:,} reminders | streaming the same members' postings: "
             f"{x['read_postings_seconds']} s | {x['ratio_to_reading']} | no goal set | — |"
+        )
+    if "reports" in r:
+        p = r["reports"]
+        lines.append(
+            f"| Reports (liability with tie-out, breakage, GL journal, KPIs; a month, 12 months, 5 years), "
+            f"{p['members']:,} members / {p['postings']:,} postings over {p['spread_days']} days | slowest: "
+            f"{p['slowest_report']} {p['slowest_seconds']} s; tie-out {'exact' if p['tie_out']['ok'] else 'FAILED'} | "
+            f"the same call on 2,000 members: {p['seconds_small'][p['slowest_report']]} s | "
+            f"{p['slowest_ratio_to_small']} | < {p['goal_seconds']} s, tie-out exact | "
+            f"{verdict(p['goal_met'] and p['tie_out']['ok'])} |"
+        )
+        lines.append(
+            f"| Posting with the reports' trigger ({p['trigger_postings']:,} postings, one transaction) | "
+            f"{p['trigger_postings_seconds']} s | the same postings with the trigger disabled: "
+            f"{p['untriggered_postings_seconds']} s | {p['trigger_cost_ratio']} | (cost of the roll-ups) | |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:

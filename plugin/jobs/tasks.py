@@ -28,6 +28,7 @@ from plugin.services import (
     redemption,
     referrals,
     report_rollups,
+    shop_locale,
     subscriptions,
     tier_push,
     tier_sets,
@@ -194,6 +195,15 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
     return posted
 
 
+def read_shop_locale(shop_id: int) -> str | None:
+    """Worker entry point: read the shop's primary locale, so explanations read in the shop's language."""
+    return read_shop_locale_with(Settings.from_env(), shop_id)
+
+
+def read_shop_locale_with(settings: Settings, shop_id: int) -> str | None:
+    return shop_locale.fetch(settings, shop_id, platforms.admin_client)
+
+
 def issue_referral_code(shop_id: int, visit_id: str) -> str:
     """Worker entry point: create a referred friend's discount code in the shop."""
     return issue_referral_code_with(Settings.from_env(), shop_id, visit_id)
@@ -264,6 +274,7 @@ EXPIRE_POINTS = register(Job(expire_points, expire_points_with, timeout=3600, re
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
+READ_SHOP_LOCALE = register(Job(read_shop_locale, read_shop_locale_with, timeout=120, result_ttl=300))
 
 ISSUE_REFERRAL_CODE = register(
     Job(issue_referral_code, issue_referral_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK)
@@ -327,6 +338,11 @@ def enqueue_apply_tiers(settings: Settings, shop_id: int) -> None:
 def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
     """Check (and repair) a shop's webhook subscriptions: after install, and periodically."""
     dispatch(settings, CHECK_WEBHOOKS, shop_id)
+
+
+def enqueue_locale_read(settings: Settings, shop_id: int) -> None:
+    """Read the shop's primary locale: after install (and on demand from the CLI)."""
+    dispatch(settings, READ_SHOP_LOCALE, shop_id)
 
 
 def enqueue_reconcile(settings: Settings, shop_id: int) -> None:
