@@ -9,13 +9,15 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, expiry, import_csv, intake, preview, reports, scale, tiers, widget
+from bench import drain, e2e, expiry, import_csv, intake, milestones, preview, reports, scale, tiers, widget
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry", "reports")
+SECTIONS = (
+    "intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry", "reports", "milestones",
+)
 
 
 def main() -> None:
@@ -28,6 +30,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
     parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
     parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
+    parser.add_argument("--milestone-members", type=int, default=300, help="members in the milestones run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -58,6 +61,8 @@ def main() -> None:
             results[section] = expiry.run(members=args.expiry_members)
         elif section == "reports":
             results[section] = reports.run(members=args.members)
+        elif section == "milestones":
+            results[section] = milestones.run(members=args.milestone_members)
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -194,6 +199,14 @@ def write_doc(r: dict) -> None:
             f"| Posting with the reports' trigger ({p['trigger_postings']:,} postings, one transaction) | "
             f"{p['trigger_postings_seconds']} s | the same postings with the trigger disabled: "
             f"{p['untriggered_postings_seconds']} s | {p['trigger_cost_ratio']} | (cost of the roll-ups) | |"
+        )
+    if "milestones" in r:
+        m = r["milestones"]
+        lines.append(
+            f"| Milestones on the order path, {m['order_events']:,} paid orders ({m['members']:,} members x "
+            f"{m['orders_per_member']}; 2 thresholds and a punch card) | {m['seconds']} s, {m['orders_per_second']:,} "
+            f"orders/s; birthday job {m['birthdays_per_second']:,} members/s | the same orders with no milestone "
+            f"programme: {m['baseline_seconds']} s | {m['ratio_to_baseline']} | no goal set | — |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:

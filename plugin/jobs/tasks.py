@@ -34,6 +34,7 @@ from plugin.services import (
     tier_sets,
     tier_sweep,
 )
+from plugin.services.milestones import birthdays
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ TIER_SWEEP_CLAIM_SECONDS = 60 * 60  # the period-end recompute runs at most hour
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
 EXPIRY_CLAIM_SECONDS = 10 * 60  # a killed expiry run is queued again after this; the run resumes where it stopped
 WEEK = 7 * 86400
+BIRTHDAY_CLAIM_SECONDS = 3600
 
 
 # --- the jobs ---------------------------------------------------------------------------------------------------
@@ -195,6 +197,18 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
     return posted
 
 
+def award_birthdays() -> dict[str, int]:
+    """Worker entry point: award the birthday bonus to every member whose birthday is today in their shop's zone."""
+    return award_birthdays_with(Settings.from_env())
+
+
+def award_birthdays_with(settings: Settings) -> dict[str, int]:
+    report = birthdays.award_all(settings.database_url)
+    if report["awarded"]:
+        signal_balances(settings)
+    return report
+
+
 def read_shop_locale(shop_id: int) -> str | None:
     """Worker entry point: read the shop's primary locale, so explanations read in the shop's language."""
     return read_shop_locale_with(Settings.from_env(), shop_id)
@@ -274,6 +288,7 @@ EXPIRE_POINTS = register(Job(expire_points, expire_points_with, timeout=3600, re
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
+AWARD_BIRTHDAYS = register(Job(award_birthdays, award_birthdays_with, timeout=1800, result_ttl=300, failure_ttl=86400))
 READ_SHOP_LOCALE = register(Job(read_shop_locale, read_shop_locale_with, timeout=120, result_ttl=300))
 
 ISSUE_REFERRAL_CODE = register(
@@ -358,6 +373,12 @@ def enqueue_product_lookup(settings: Settings, shop_id: int) -> None:
     )
 
 
+def enqueue_birthdays(settings: Settings) -> None:
+    """The birthday awards, at most once an hour (each shop's day is reached in its own zone; a rerun posts nothing)."""
+    if not settings.inline_jobs:  # inline (tests, the embedded default) they run from `loyalty milestones birthdays`
+        dispatch(settings, AWARD_BIRTHDAYS, claim="birthdays", claim_seconds=BIRTHDAY_CLAIM_SECONDS)
+
+
 def signal_events(settings: Settings) -> None:
     """Events were recorded or deliveries fell due: queue one delivery job for the burst."""
     dispatch(settings, DELIVER_EVENTS, claim="events", claim_seconds=SIGNAL_TTL_SECONDS)
@@ -403,6 +424,9 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)
+    enqueue_birthdays(settings)
+
+
     report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued
 
