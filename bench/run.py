@@ -9,13 +9,13 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, import_csv, intake, preview, scale, tiers, widget
+from bench import drain, e2e, import_csv, intake, preview, referrals, scale, tiers, widget
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers")
+SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "referrals")
 
 
 def main() -> None:
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
     parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
+    parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -53,6 +54,8 @@ def main() -> None:
             results[section] = preview.run()
         elif section == "tiers":
             results[section] = tiers.run(members=args.tier_members)
+        elif section == "referrals":
+            results[section] = referrals.run(orders=args.referral_orders)
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -166,6 +169,13 @@ def write_doc(r: dict) -> None:
             f"{t['members_computed']:,} members{'' if t['complete'] else ' (cut short)'} | streaming and decoding the "
             f"same orders' lots: {t['read_lots_seconds']} s | {t['ratio_to_reading']} | < {t['goal_seconds']} s | "
             f"{verdict(t['complete'] and t['seconds'] < t['goal_seconds'])} |"
+        )
+    if "referrals" in r:
+        f = r["referrals"]
+        lines.append(
+            f"| Referral rule, {f['orders']:,} friends' paid orders, {f['advocates']:,} advocates | "
+            f"{f['referrals_orders_per_second']:,} orders/s | the same orders in a shop without referrals: "
+            f"{f['plain_orders_per_second']:,} orders/s | {f['ratio_to_plain']} | no goal set | - |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:
