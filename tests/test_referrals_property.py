@@ -19,7 +19,7 @@ from plugin.programme import events
 from plugin.programme.referrals import CART_ATTRIBUTE
 from plugin.services import accrual, referrals, shops
 
-PAID_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+PAID_AT = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # the days drawn cross into November: two months
 PENDING_DAYS = 10
 DOMAINS = ("natural.myshopify.com", "shuffled.myshopify.com")
 _ids = itertools.count(1)
