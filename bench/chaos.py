@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import queue
+import random
 import re
 import secrets
 import shlex
@@ -25,10 +26,11 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import chaos_events
 import chaos_oracle
 import chaos_plan
 import requests
@@ -43,6 +45,9 @@ SHOPIFY_TIMEOUT = 1.0  # the app's read timeout for each Admin API call (SHOPIFY
 SLOW_SECONDS = 1.5  # the fake shop's slow answers arrive after the app stopped waiting: work done, answer lost
 LEASE_SECONDS = 10  # LOYALTY_REDEMPTION_LEASE_SECONDS: a killed code job's redemption is retried after this
 SWEEP_AFTER_SECONDS = 2  # LOYALTY_SWEEP_AFTER_SECONDS: how long a delivery waits unsignalled before a sweep takes it
+EVENTS_FIRST_RETRY_SECONDS = 1  # LOYALTY_EVENTS_FIRST_RETRY_SECONDS: a failed event delivery is retried after 1, 2, 4 s
+CHECKS = 6  # balances, codes, inbox, ledger, outgoing events, expiry
+EXPIRY_KILLS = 3  # the expiry run is SIGKILLed this many times before it is let finish
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -184,6 +189,7 @@ class Chaos:
         self.engine: Engine | None = None
         self.figures: dict[str, Any] = {}
         self.outcomes: list[Outcome] = []
+        self.receiver = chaos_events.Receiver(args.fail_rate, args.seed + 2)
 
     # -- setup -------------------------------------------------------------------------------------------------
 
@@ -209,6 +215,8 @@ class Chaos:
             # webhooks alone and a lost delivery cannot be repaired behind the check's back.
             "LOYALTY_RECONCILE_EVERY_MINUTES": "0",
             "LOYALTY_DEMO": "",
+            "LOYALTY_EVENTS_ALLOW_LOOPBACK": "1",  # the merchant's receiver is this script, on loopback
+            "LOYALTY_EVENTS_FIRST_RETRY_SECONDS": str(EVENTS_FIRST_RETRY_SECONDS),
         }
 
     def create_database(self) -> None:
@@ -272,6 +280,10 @@ class Chaos:
         self.support_key = json.loads(
             self.flask(env, "keys", "create", chaos_plan.SHOP, "chaos-grants", "--scope", "write")
         )["key"]
+        # The merchant's event receiver: every event of the run is delivered to it, signed, while workers die.
+        self.receiver.start()
+        added = json.loads(self.flask(env, "events", "add-endpoint", chaos_plan.SHOP, self.receiver.url))
+        self.receiver.secret = added["secret"]
 
         web_port = free_port()
         web = spawn(
@@ -367,6 +379,75 @@ class Chaos:
         self.wait_for(settled, "the inbox drains and every redemption settles", poll=0.5)
         self.figures["drained"] = time.monotonic()
 
+    # -- expiry under kills, then every event delivered ----------------------------------------------------------
+
+    def expire(self) -> dict[str, Any]:
+        """Per-lot expiry after one month, run as of two months from now: SIGKILLed EXPIRY_KILLS times, then let
+        finish. Returns the balances before and after, the points each member's expire postings took, verify-ledger."""
+        env = self.env(self.fake_url)
+        before = self.balances()
+        self.flask(env, "expiry", "set", chaos_plan.SHOP, json.dumps({"policy": "per_lot", "months": 1}))
+        as_of = (datetime.now(UTC) + timedelta(days=62)).isoformat()
+        command = [str(BIN / "flask"), "--app", "plugin", "loyalty", "expiry", "run", chaos_plan.SHOP, "--as-of", as_of]
+        pacing = random.Random(self.args.seed + 3)
+        kills = interrupted = 0
+        for _ in range(EXPIRY_KILLS):
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                process.wait(timeout=pacing.uniform(1.5, 3.5))  # flask's start-up takes about a second
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+                kills += 1
+                # Did the kill land inside a run (started, not finished)? Counted, not assumed.
+                interrupted += self.count("SELECT count(*) FROM expiry_runs WHERE completed_at IS NULL")
+        self.flask(env, "expiry", "run", chaos_plan.SHOP, "--as-of", as_of)
+        with self.engine.connect() as connection:
+            expired = dict(
+                connection.execute(
+                    text(
+                        "SELECT m.customer_id, sum(p.points) FROM postings p JOIN members m ON m.id = p.member_id"
+                        " WHERE p.kind = 'expire' GROUP BY m.customer_id"
+                    )
+                ).all()
+            )
+        verify = subprocess.run(
+            [str(BIN / "flask"), "--app", "plugin", "loyalty", "verify-ledger"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        self.figures["expiry_kills"] = kills
+        self.figures["expiry_interrupted"] = interrupted
+        return {
+            "before": before,
+            "after": self.balances(),
+            "expired": {c: int(v) for c, v in expired.items()},
+            "verify": (verify.returncode, (verify.stdout + verify.stderr).strip()),
+            "kills": kills,
+        }
+
+    def balances(self) -> dict[int, int]:
+        with self.engine.connect() as connection:
+            return dict(connection.execute(text("SELECT customer_id, balance FROM members")).all())
+
+    def events_delivered(self) -> list[dict]:
+        """Wait until every outbox event is fanned out and delivered (the workers' jobs and sweeper do it)."""
+        self.pool.revive()
+
+        def done() -> bool:
+            self.pool.revive()
+            unfanned = self.count("SELECT count(*) FROM outbox_events WHERE fanned_out_at IS NULL")
+            pending = self.count("SELECT count(*) FROM event_deliveries WHERE status = 'pending'")
+            return unfanned == 0 and pending == 0
+
+        began = time.monotonic()
+        self.wait_for(done, "every outgoing event is delivered", poll=0.5)
+        self.figures["events_seconds"] = time.monotonic() - began
+        with self.engine.connect() as connection:
+            return [
+                dict(row)
+                for row in connection.execute(text("SELECT id, event_id, event_type FROM outbox_events")).mappings()
+            ]
+
     def count(self, sql: str) -> int:
         with self.engine.connect() as connection:
             return connection.execute(text(sql)).scalar_one()
@@ -424,6 +505,7 @@ class Chaos:
         }
 
     def close(self) -> None:
+        self.receiver.stop()
         if self.killer is not None:
             self.killer.finish()
         if self.pool is not None:
@@ -584,7 +666,7 @@ def machine(engine: Engine | None, redis_url: str) -> dict[str, str]:
 
 
 def report(args, plan, figures: dict[str, Any], checks: list[Check], host: dict[str, str], error: str) -> str:
-    passed = not error and all(c.passed for c in checks) and len(checks) == 4 and not args.no_kills
+    passed = not error and all(c.passed for c in checks) and len(checks) == CHECKS and not args.no_kills
     given = " ".join(shlex.quote(a) for a in sys.argv[1:])
     if os.environ.get("MAKELEVEL"):  # run by `make chaos`, which passes CHAOS_ARGS on
         command = "make chaos" + (f" CHAOS_ARGS={shlex.quote(given)}" if given else "")
@@ -665,10 +747,14 @@ def main(argv: list[str] | None = None) -> int:
     checks: list[Check] = []
     error = ""
     figures: dict[str, Any] = {}
+    expired: dict[str, Any] | None = None
+    outbox: list[dict] = []
     try:
         run.start()
         run.replay()
         facts = run.facts()
+        expired = run.expire()
+        outbox = run.events_delivered()
     except (DeadlineExceeded, Terminated, KeyboardInterrupt, RuntimeError, subprocess.TimeoutExpired) as failure:
         error = f"{type(failure).__name__}: {failure}"
         facts = None
@@ -692,6 +778,13 @@ def main(argv: list[str] | None = None) -> int:
             check_inbox(facts["deliveries"], ids_sent),
             check_ledger(facts["verify_ledger"]),
         ]
+        if expired is not None and outbox:
+            checks += [
+                chaos_events.check_events(outbox, run.receiver.received),
+                chaos_events.check_expiry(
+                    expired["before"], expired["after"], expired["expired"], expired["verify"], expired["kills"]
+                ),
+            ]
         shop = facts["shop"]
         attempts = Counter(r["attempts"] for r in facts["redemptions"])
         kills = run.pool.kills if run.pool else Counter()
@@ -741,6 +834,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{f['_redemptions_settled'] - f['stream_ended']:.1f} s)"
             ),
             "time to drain after the last kill": f"{drained - f['kills_ended']:.1f} s",
+            "expiry run SIGKILLed / of which inside a started, unfinished run": (
+                f"{f.get('expiry_kills', '-')} / {f.get('expiry_interrupted', '-')}"
+            ),
+            "time to deliver every outgoing event after expiry": f"{f.get('events_seconds', 0):.1f} s",
             "deliveries per second, first request to drained": (
                 f"{stream_rows / (drained - f['stream_began']):,.0f} "
                 f"({stream_rows:,} inbox rows of the stream processed in {drained - f['stream_began']:.1f} s)"
@@ -758,6 +855,8 @@ def main(argv: list[str] | None = None) -> int:
                 "LOYALTY_REDEMPTION_LEASE_SECONDS": LEASE_SECONDS,
                 "LOYALTY_INBOX_BATCH": "200 (default)",
                 "LOYALTY_RECONCILE_EVERY_MINUTES": 0,
+                "LOYALTY_EVENTS_FIRST_RETRY_SECONDS": EVENTS_FIRST_RETRY_SECONDS,
+                "receiver's refusal rate": args.fail_rate,
             },
         }
     text_report = report(args, plan, figures, checks, host, error)
@@ -768,7 +867,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(text_report)
     print(text_report)
     print(f"process logs: {run.logs}", file=sys.stderr)
-    passed = not error and len(checks) == 4 and all(c.passed for c in checks) and not args.no_kills
+    passed = not error and len(checks) == CHECKS and all(c.passed for c in checks) and not args.no_kills
     return 0 if passed else 1
 
 

@@ -9,13 +9,13 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, import_csv, intake, preview, referrals, scale, tiers, widget
+from bench import drain, e2e, expiry, import_csv, intake, preview, referrals, scale, tiers, widget
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "referrals")
+SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry", "referrals")
 
 
 def main() -> None:
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
     parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
+    parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
     parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
@@ -54,6 +55,8 @@ def main() -> None:
             results[section] = preview.run()
         elif section == "tiers":
             results[section] = tiers.run(members=args.tier_members)
+        elif section == "expiry":
+            results[section] = expiry.run(members=args.expiry_members)
         elif section == "referrals":
             results[section] = referrals.run(orders=args.referral_orders)
         else:
@@ -170,12 +173,20 @@ def write_doc(r: dict) -> None:
             f"same orders' lots: {t['read_lots_seconds']} s | {t['ratio_to_reading']} | < {t['goal_seconds']} s | "
             f"{verdict(t['complete'] and t['seconds'] < t['goal_seconds'])} |"
         )
+    if "expiry" in r:
+        x = r["expiry"]
+        lines.append(
+            f"| Daily expiry run, {x['members']:,} members / {x['postings']:,} postings (per lot, 12 months, 2 "
+            f"reminders) | {x['seconds']} s, {x['members_per_second']:,} members/s, {x['points_expired']:,} points "
+            f"expired, {x['reminders']:,} reminders | streaming the same members' postings: "
+            f"{x['read_postings_seconds']} s | {x['ratio_to_reading']} | no goal set | — |"
+        )
     if "referrals" in r:
         f = r["referrals"]
         lines.append(
             f"| Referral rule, {f['orders']:,} friends' paid orders, {f['advocates']:,} advocates | "
             f"{f['referrals_orders_per_second']:,} orders/s | the same orders in a shop without referrals: "
-            f"{f['plain_orders_per_second']:,} orders/s | {f['ratio_to_plain']} | no goal set | - |"
+            f"{f['plain_orders_per_second']:,} orders/s | {f['ratio_to_plain']} | no goal set | — |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:

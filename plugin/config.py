@@ -51,6 +51,7 @@ class Settings:
     demo: bool = False
     # Development only: event endpoints may be http:// on a loopback address (a local receiver). Never in production.
     events_allow_loopback: bool = False
+    events_first_retry_seconds: int = 30  # the first wait after a failed event delivery; it doubles, at most 2 h
 
     @property
     def inline_jobs(self) -> bool:
@@ -84,4 +85,5 @@ class Settings:
             reconcile_every_minutes=int(_env("LOYALTY_RECONCILE_EVERY_MINUTES", "60")),
             demo=_env("LOYALTY_DEMO") == "1",
             events_allow_loopback=_env("LOYALTY_EVENTS_ALLOW_LOOPBACK") == "1",
+            events_first_retry_seconds=int(_env("LOYALTY_EVENTS_FIRST_RETRY_SECONDS", "30")),
         )

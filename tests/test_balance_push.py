@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import requests
@@ -83,3 +84,25 @@ def test_a_shop_that_refuses_a_push_rests_before_the_next_try(fake_shop_api, sho
     assert balance_push.push_balances(settings, platforms.admin_client, resting.__contains__, resting.add) == 0
     assert state.calls == calls  # resting: not asked again
     assert balance_push.any_due(settings.database_url)  # still due for later
+
+
+def test_with_expiry_on_the_push_carries_the_next_expiry(fake_shop_api, shop_with_token):
+    from plugin.services import expiry
+
+    settings, state = fake_shop_api
+    with transaction(settings.database_url) as session:
+        expiry.save_policy(session, shop_with_token, {"policy": "per_lot", "months": 6})
+    grant(settings, 7001, 40, "a")
+    grant(settings, 7002, 15, "b")
+    assert balance_push.push_balances(settings, platforms.admin_client) == 2
+    with transaction(settings.database_url) as session:
+        shop = shops.get(session, SHOP)
+        coming = expiry.next_expiry(session, shop, shops.member(session, shop, 7001).id)
+    assert coming["points"] == 40
+    assert state.metafields["gid://shopify/Customer/7001 loyalty.points"] == "40"
+    assert json.loads(state.metafields["gid://shopify/Customer/7001 loyalty.next_expiry"]) == coming
+    with transaction(settings.database_url) as session:
+        expiry.save_policy(session, shop_with_token, {"policy": "off"})
+    grant(settings, 7001, 5, "c")
+    assert balance_push.push_balances(settings, platforms.admin_client) == 1
+    assert state.metafields["gid://shopify/Customer/7001 loyalty.points"] == "45"  # expiry off: balance only

@@ -230,3 +230,17 @@ def test_events_wait_in_the_database_when_no_worker_runs(settings, shop):
         mocked.post(URL, status=200)
         event_delivery.deliver(quiet, resolver=public)
     assert not event_delivery.any_due(settings.database_url)
+
+
+@responses.activate
+def test_an_event_survives_redis_being_down_and_is_delivered_once_it_is_back(settings, shop):
+    from plugin import jobs
+
+    clock = Clock()
+    register(settings, shop)
+    record(settings, shop)
+    redis_down = dataclasses.replace(settings, redis_url="redis://127.0.0.1:1/0")  # nothing listens there
+    jobs.signal_events(redis_down)  # the signal is lost (logged), the event is not: it waits in the database
+    assert event_delivery.any_due(settings.database_url)
+    responses.post(URL, status=200)
+    assert deliver(settings, clock) == {"delivered": 1}  # the sweeper's job, once a worker runs again

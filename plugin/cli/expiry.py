@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import click
 
@@ -46,11 +47,20 @@ def set_policy(domain: str, settings_json: str) -> None:
 
 @expiry_group.command("run")
 @click.argument("domain")
-def run(domain: str) -> None:
+@click.option("--as-of", "as_of", help="Run as on this ISO 8601 time (with a zone): rehearsals and the chaos replay.")
+def run(domain: str, as_of: str | None) -> None:
     """Run DOMAIN's expiry for its local day now (what the daily job does; running it again changes nothing)."""
+    when = None
+    if as_of:
+        try:
+            when = datetime.fromisoformat(as_of)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--as-of") from None
+        if when.tzinfo is None:
+            raise click.BadParameter("give a time zone, e.g. 2027-01-01T00:00:00+00:00", param_hint="--as-of")
     with transaction(current_settings().database_url) as session:
         shop_id = find_shop(session, domain).id
-    echo_json(expiry.run_shop(current_settings().database_url, shop_id).to_json())
+    echo_json(expiry.run_shop(current_settings().database_url, shop_id, now=when).to_json())
 
 
 @expiry_group.command("next")

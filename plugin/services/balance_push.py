@@ -1,5 +1,5 @@
 """Pushes members' balances to their shop, where themes can show them (on Shopify, the customer metafield
-`loyalty.points`: plugin/platforms/shopify/metafields.py).
+`loyalty.points`: plugin/platforms/shopify/metafields.py), with the next expiry when the shop has expiry on.
 
 A member is due a push while `balance` differs from `pushed_balance`. A run writes the *current* balance of
 due members (as many per call as the platform takes) and records what it wrote, so many changes in a burst become one
@@ -18,6 +18,7 @@ from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Shop
 from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient
+from plugin.services import expiry
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Setti
         shop = session.get(Shop, shop_id)
         platform = platforms.for_shop(shop)
         client = client_factory(settings, shop)
+        # With expiry on, each member's next expiry travels with the balance (a second metafield per member).
+        expiring = expiry.policy_of(session, shop_id).on
+    per_call = max(platform.max_balances_per_call // 2, 1) if expiring else platform.max_balances_per_call
     written = 0
     for _ in range(MAX_CALLS_PER_RUN):
         with transaction(settings.database_url) as session:
@@ -82,11 +86,16 @@ def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Setti
                 select(Member.id, Member.customer_id, Member.balance)
                 .where(Member.shop_id == shop_id, _due())
                 .order_by(Member.id)
-                .limit(platform.max_balances_per_call)
+                .limit(per_call)
             ).all()
+            if expiring:
+                shop = session.get(Shop, shop_id)
+                batch = [(cid, balance, expiry.next_expiry(session, shop, mid)) for mid, cid, balance in due]
+            else:
+                batch = [(customer_id, balance) for _, customer_id, balance in due]
         if not due:
             break
-        platform.push_balances(client, [(customer_id, balance) for _, customer_id, balance in due])
+        platform.push_balances(client, batch)
         with transaction(settings.database_url) as session:
             for member_id, _, balance in due:
                 session.execute(

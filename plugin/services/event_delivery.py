@@ -82,9 +82,9 @@ def envelope(event: OutboxEvent, shop_domain: str, customer_id: int | None) -> d
     }
 
 
-def backoff(attempts: int) -> timedelta:
+def backoff(attempts: int, first: timedelta = FIRST_RETRY) -> timedelta:
     """The wait after the `attempts`-th failure: 30 s, 1 min, 2 min ... doubling, at most 2 hours."""
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_WAIT)
+    return min(first * (2 ** max(min(attempts, 30) - 1, 0)), LONGEST_WAIT)
 
 
 def _wants(endpoint: EventEndpoint, event: OutboxEvent) -> bool:
@@ -243,7 +243,9 @@ def _send(settings: Settings, claimed: _Claimed, sender: Sender, now: datetime, 
     return Outcome(response.status_code, None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}")
 
 
-def _settle(database_url: str, claimed: _Claimed, outcome: Outcome, now: datetime) -> str:
+def _settle(
+    database_url: str, claimed: _Claimed, outcome: Outcome, now: datetime, first_retry: timedelta = FIRST_RETRY
+) -> str:
     with transaction(database_url) as session:
         delivery = session.get(EventDelivery, claimed.delivery_id, with_for_update=True)
         endpoint = session.scalars(
@@ -272,7 +274,7 @@ def _settle(database_url: str, claimed: _Claimed, outcome: Outcome, now: datetim
         if now - delivery.created_at >= RETRY_FOR or outcome.status == 410:
             delivery.status = GAVE_UP
             return GAVE_UP
-        delivery.next_attempt_at = now + backoff(delivery.attempts)
+        delivery.next_attempt_at = now + backoff(delivery.attempts, first_retry)
         return "retry"
 
 
@@ -298,7 +300,8 @@ def deliver(
             if item.endpoint_id in disabled:
                 continue  # disabled by an earlier answer in this batch: its lease lapses, it waits for re-enabling
             outcome = _send(settings, item, sender, now, resolver)
-            result = _settle(settings.database_url, item, outcome, clock())
+            first_retry = timedelta(seconds=settings.events_first_retry_seconds)
+            result = _settle(settings.database_url, item, outcome, clock(), first_retry)
             counts[result] = counts.get(result, 0) + 1
             if outcome.status == 410 or result == GAVE_UP:
                 disabled |= _disabled(settings.database_url, item)

@@ -228,7 +228,8 @@ def _member(session: Session, shop: Shop, policy: rules.Policy, member_id: int, 
         expired += _expire(session, shop, member_id, expiry, policy, history)
     reminded = 0
     if policy.reminder_days:
-        history = moves(session, shop.id, member_id)
+        if expired:  # what is left after today's expiries: read again rather than guess the new postings
+            history = moves(session, shop.id, member_id)
         for on, points, days in rules.reminders(history, policy, zone, today, now):
             reminded += outbox.record(
                 session,

@@ -1,7 +1,8 @@
-"""Shopify customer metafields: members' balances written as `loyalty.points`, where themes can read them."""
+"""Shopify customer metafields: balances as `loyalty.points` and the next expiry as `loyalty.next_expiry`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from plugin.platforms.shopify.admin import AdminAPIError, AdminClient
@@ -25,11 +26,28 @@ def balance_metafield(customer_id: int, points: int) -> dict[str, str]:
     }
 
 
-def push_balances(client: AdminClient, balances: Sequence[tuple[int, int]]) -> None:
-    """Set (customer id, points) pairs, at most PER_CALL in one call; raises AdminAPIError if any is refused."""
-    if len(balances) > PER_CALL:
-        raise ValueError(f"metafieldsSet takes at most {PER_CALL} metafields, not {len(balances)}")
-    metafields = [balance_metafield(customer_id, points) for customer_id, points in balances]
+def next_expiry_metafield(customer_id: int, next_expiry: dict | None) -> dict[str, str]:
+    """`loyalty.next_expiry`: {"date": "2027-01-31", "points": 120}, or {"date": null, "points": 0} when none."""
+    value = next_expiry or {"date": None, "points": 0}
+    return {
+        "ownerId": f"gid://shopify/Customer/{customer_id}",
+        "namespace": "loyalty",
+        "key": "next_expiry",
+        "type": "json",
+        "value": json.dumps({"date": value["date"], "points": value["points"]}, separators=(",", ":")),
+    }
+
+
+def push_balances(client: AdminClient, balances: Sequence[tuple]) -> None:
+    """Set (customer id, points) pairs, or (customer id, points, next expiry) triples (two metafields each), at
+    most PER_CALL metafields in one call; raises AdminAPIError if any is refused."""
+    metafields = []
+    for customer_id, points, *rest in balances:
+        metafields.append(balance_metafield(customer_id, points))
+        if rest:
+            metafields.append(next_expiry_metafield(customer_id, rest[0]))
+    if len(metafields) > PER_CALL:
+        raise ValueError(f"metafieldsSet takes at most {PER_CALL} metafields, not {len(metafields)}")
     result = client.graphql(METAFIELDS_SET, {"metafields": metafields}).get("metafieldsSet") or {}
     if result.get("userErrors"):
         raise AdminAPIError(f"metafieldsSet refused: {result['userErrors']}")
