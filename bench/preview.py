@@ -1,5 +1,8 @@
 """Times the rule preview: seeds a shop with N paid orders (100,000 by default) and replays 30 days of them.
 
+Each seeded order has the lot the current rules give it (made by the programme's own `build_lot`, as the
+webhooks would), and one order in twenty has a partial refund, so both sides of the preview do real work.
+
 `python -m bench.preview [--orders N]` prints one JSON line: orders replayed, seconds, and whether the replay
 finished inside the preview's own time bound. The issue's target is under 10 s for 100,000 orders.
 """
@@ -83,6 +86,55 @@ def seed(url: str, orders: int) -> int:
         return shop_id
 
 
+REFUND_EVERY = 20  # one order in twenty has a partial refund: one unit of its first line
+
+
+def seed_lots(url: str, shop_id: int) -> None:
+    """Give every seeded order the lot the current rules make for it, and seed the refunds (not timed)."""
+    from sqlalchemy import select
+
+    from plugin.db import transaction
+    from plugin.models import Order, Shop
+    from plugin.programme import earning, order_facts
+    from plugin.programme import rules as earning_rules
+    from plugin.programme.settings import program_settings
+    from plugin.services import preview
+
+    with transaction(url) as session:
+        shop = session.get(Shop, shop_id)
+        rules = earning_rules.rule_set(shop.rules, shop.rules_version)
+        settings = program_settings(shop.settings, shop.settings_version)
+        products = preview._products(session, shop_id)
+        lots = []
+        for order_id, facts in session.execute(select(Order.order_id, Order.facts).where(Order.shop_id == shop_id)):
+            snapshot = order_facts.snapshot_from_json(order_id, facts)
+            lot = earning.build_lot(
+                snapshot, settings, order_facts.paid_at(facts), has_member=True, rules=rules, products=products,
+                member_tags=order_facts.member_tags(facts),
+            )  # fmt: skip
+            lots.append((order_id, json.dumps(lot.to_json()), lot.points))
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        conn.execute("CREATE TEMP TABLE seeded_lots (order_id bigint, lot jsonb, points bigint)")
+        with conn.cursor().copy("COPY seeded_lots (order_id, lot, points) FROM STDIN") as copy:
+            for row in lots:
+                copy.write_row(row)
+        conn.execute(
+            "UPDATE orders SET lot = s.lot, points_held = s.points FROM seeded_lots AS s "
+            "WHERE orders.shop_id = %s AND orders.order_id = s.order_id",
+            (shop_id,),
+        )
+        conn.execute(
+            "INSERT INTO refunds (shop_id, order_id, refund_id, facts, created_at) "
+            "SELECT %s, o, 900000000 + o, jsonb_build_object('line_quantities', "
+            "jsonb_build_object((o * 10 + 1)::text, 1), 'shipping', '0'), now() "
+            "FROM generate_series(%s::bigint, %s::bigint, %s::bigint) AS o",
+            (shop_id, REFUND_EVERY, len(lots), REFUND_EVERY),
+        )
+        conn.execute("ANALYZE orders")
+        conn.execute("ANALYZE refunds")
+
+
 def read_facts_only(url: str) -> float:
     """The same-run baseline: seconds to read and decode the same orders' facts, with no rules run."""
     from sqlalchemy import select
@@ -108,7 +160,9 @@ def run(orders: int = 100_000) -> dict:
     from plugin.services import preview, rule_sets, shops
 
     with transaction(url) as session:
+        shop_id = shops.get(session, SHOP).id
         rule_sets.save(session, shops.get(session, SHOP), CURRENT, "bench")
+    seed_lots(url, shop_id)
     baseline = read_facts_only(url)
     started = time.perf_counter()
     with transaction(url) as session:

@@ -9,13 +9,29 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, expiry, import_csv, intake, preview, referrals, scale, tiers, widget
+from bench import (
+    drain,
+    e2e,
+    expiry,
+    import_csv,
+    intake,
+    milestones,
+    preview,
+    referrals,
+    reports,
+    scale,
+    tiers,
+    widget,
+)
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry", "referrals")
+SECTIONS = (
+    "intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry", "reports", "milestones",
+    "referrals",
+)
 
 
 def main() -> None:
@@ -28,6 +44,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
     parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
     parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
+    parser.add_argument("--milestone-members", type=int, default=300, help="members in the milestones run")
     parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
@@ -57,6 +74,10 @@ def main() -> None:
             results[section] = tiers.run(members=args.tier_members)
         elif section == "expiry":
             results[section] = expiry.run(members=args.expiry_members)
+        elif section == "reports":
+            results[section] = reports.run(members=args.members)
+        elif section == "milestones":
+            results[section] = milestones.run(members=args.milestone_members)
         elif section == "referrals":
             results[section] = referrals.run(orders=args.referral_orders)
         else:
@@ -180,6 +201,29 @@ def write_doc(r: dict) -> None:
             f"reminders) | {x['seconds']} s, {x['members_per_second']:,} members/s, {x['points_expired']:,} points "
             f"expired, {x['reminders']:,} reminders | streaming the same members' postings: "
             f"{x['read_postings_seconds']} s | {x['ratio_to_reading']} | no goal set | — |"
+        )
+    if "reports" in r:
+        p = r["reports"]
+        lines.append(
+            f"| Reports (liability with tie-out, breakage, GL journal, KPIs; a month, 12 months, 5 years), "
+            f"{p['members']:,} members / {p['postings']:,} postings over {p['spread_days']} days | slowest: "
+            f"{p['slowest_report']} {p['slowest_seconds']} s; tie-out {'exact' if p['tie_out']['ok'] else 'FAILED'} | "
+            f"the same call on 2,000 members: {p['seconds_small'][p['slowest_report']]} s | "
+            f"{p['slowest_ratio_to_small']} | < {p['goal_seconds']} s, tie-out exact | "
+            f"{verdict(p['goal_met'] and p['tie_out']['ok'])} |"
+        )
+        lines.append(
+            f"| Posting with the reports' trigger ({p['trigger_postings']:,} postings, one transaction) | "
+            f"{p['trigger_postings_seconds']} s | the same postings with the trigger disabled: "
+            f"{p['untriggered_postings_seconds']} s | {p['trigger_cost_ratio']} | (cost of the roll-ups) | |"
+        )
+    if "milestones" in r:
+        m = r["milestones"]
+        lines.append(
+            f"| Milestones on the order path, {m['order_events']:,} paid orders ({m['members']:,} members x "
+            f"{m['orders_per_member']}; 2 thresholds and a punch card) | {m['seconds']} s, {m['orders_per_second']:,} "
+            f"orders/s; birthday job {m['birthdays_per_second']:,} members/s | the same orders with no milestone "
+            f"programme: {m['baseline_seconds']} s | {m['ratio_to_baseline']} | no goal set | — |"
         )
     if "referrals" in r:
         f = r["referrals"]

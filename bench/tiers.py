@@ -35,8 +35,8 @@ SELECT %(shop)s, o, '#T' || o, %(first_member)s + o %% %(members)s, false, paid,
                                        jsonb_build_array(o * 10 + 2, 2, (amt * 0.4)::numeric(12, 2)::text)),
             'rate', '1', 'shipping', '0', 'tip', '0')),
          'explanation', pts || ' points')
-FROM (SELECT o, ((o * 7919) %% 40000 / 100.0)::numeric(12, 2) AS amt,
-             ((o * 7919) %% 40000 / 100)::int AS pts,
+FROM (SELECT o, ((o::bigint * 7919) %% 40000 / 100.0)::numeric(12, 2) AS amt,
+             ((o::bigint * 7919) %% 40000 / 100)::int AS pts,
              now() - (o %% 700) * interval '1 day' AS paid
       FROM generate_series(1, %(orders)s) AS o) AS seeded
 """

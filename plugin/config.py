@@ -9,10 +9,12 @@ DEFAULT_DATABASE_URL = "sqlite:///instance/loyalty.db"
 DEFAULT_API_VERSION = "2026-10"  # Shopify's stable Admin API version: docs/decisions/0015-admin-api-version.md
 # Orders and refunds (webhooks), customers and their metafields (balances), discounts (reward codes), products (the
 # product cache that product-aware earning rules match lines by), store-credit accounts and their transactions
-# (store-credit rewards: credit, look up, debit back on cancel).
+# (store-credit rewards: credit, look up, debit back on cancel), and the shop's locales (the language
+# explanations are shown in).
 DEFAULT_SCOPES = (
     "read_orders,read_customers,write_customers,write_discounts,read_products,"
-    "read_store_credit_accounts,read_store_credit_account_transactions,write_store_credit_account_transactions"
+    "read_store_credit_accounts,read_store_credit_account_transactions,write_store_credit_account_transactions,"
+    "read_locales"
 )
 MAX_WEBHOOK_BYTES = 1024 * 1024
 

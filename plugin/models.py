@@ -86,6 +86,8 @@ class Shop(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     # The shop's IANA time zone ("Europe/Paris"): periods, birthdays, expiry days and reports are counted in it.
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # The shop's primary language ("fr", "en-GB"): explanations are rendered in it (programme/explanations.py).
+    locale: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     settings: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     settings_version: Mapped[int] = mapped_column(Integer, default=1)
     # The current earning rule set (a copy of rule_sets' latest row) and its version; 0 is "no rules yet".
@@ -155,7 +157,13 @@ class Order(Base):
         UniqueConstraint("shop_id", "order_id"),
         Index(None, "shop_id", "member_id", "available_at"),
         Index(None, "shop_id", "paid_at"),
-        Index("ix_orders_shop_id_paid_at_member_id", "shop_id", "paid_at", "member_id"),
+        Index(
+            "ix_orders_shop_id_paid_at_member_id",
+            "shop_id",
+            "paid_at",
+            "member_id",
+            postgresql_include=["sales", "reward_code"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -180,6 +188,9 @@ class Order(Base):
     # The paid order's facts as the rules read them (lines, money, customer tags, rules version): a lot can be
     # made later from them (a product not cached yet), and the rule preview replays them.
     facts: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # Line items after discounts at payment, and the loyalty reward code used (services/order_sales.py): reports.
+    sales: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    reward_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class RuleSetVersion(Base):
@@ -272,6 +283,9 @@ class Posting(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200))
     available_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     note: Mapped[str | None] = mapped_column(Text)
+    # The explanation as data (a catalogue key and parameters), rendered in the shop's language when read;
+    # None on postings written before it, whose English note is shown as it is.
+    details: Mapped[dict[str, Any] | None] = mapped_column(Json)
     actor: Mapped[str] = mapped_column(String(120), default="system")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -15,6 +15,7 @@ from plugin.config import Settings
 from plugin.db import reading, transaction
 from plugin.models import Member, Order, Posting, Redemption, Shop, utcnow
 from plugin.platforms.shopify import adapter as shopify
+from plugin.programme import explanations
 from plugin.programme.rewards import catalogue
 from plugin.programme.settings import program_settings
 from plugin.services import expiry, redemption, shops, tiers
@@ -120,7 +121,7 @@ def _widget_payload_in_one_statement(session: Session, domain: str, customer_id:
                     h["order_name"],
                     h["source_type"],
                     h["title"],
-                    h["note"],
+                    explanations.localized(h["note"], h["details"], row.locale),
                 )
                 for h in row.history
             ],
@@ -368,7 +369,7 @@ def _history(session: Session, shop: Shop, member_id: int) -> list[dict[str, Any
             names.get(p.order_id),
             p.source_type,
             titles.get(p.source_id),
-            p.note,
+            explanations.localized(p.note, p.details, shop.locale),
         )
         for p in postings
     ]

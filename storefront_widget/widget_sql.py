@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 # is cast only for redemption postings whose id is all digits (CASE is evaluated in order).
 _WIDGET = text(
     """
-    WITH s AS (SELECT id, currency, settings, settings_version, active, tiers, tiers_version, time_zone
+    WITH s AS (SELECT id, currency, settings, settings_version, active, tiers, tiers_version, time_zone, locale
                FROM shops WHERE domain = :domain),
     m AS (SELECT members.id, members.balance FROM members JOIN s ON members.shop_id = s.id
           WHERE members.customer_id = :customer_id)
     SELECT s.id AS shop_id, s.currency, s.settings, s.settings_version, s.active, m.id AS member_id, m.balance,
-      s.tiers, s.tiers_version, s.time_zone,
+      s.tiers, s.tiers_version, s.time_zone, s.locale,
       (SELECT coalesce(json_agg(json_build_object(
                   'points', o.points_held, 'at', to_char(o.available_at AT TIME ZONE 'UTC', :iso))
               ORDER BY o.available_at), '[]'::json)
@@ -28,9 +28,9 @@ _WIDGET = text(
       (SELECT coalesce(json_agg(json_build_object(
                   'at', to_char(h.created_at AT TIME ZONE 'UTC', :iso), 'kind', h.kind, 'points', h.points,
                   'order_id', h.order_id, 'order_name', h.order_name, 'source_type', h.source_type,
-                  'title', h.title, 'note', h.note)
+                  'title', h.title, 'note', h.note, 'details', h.details)
               ORDER BY h.id DESC), '[]'::json)
-         FROM (SELECT p.id, p.created_at, p.kind, p.points, p.order_id, p.source_type, p.note,
+         FROM (SELECT p.id, p.created_at, p.kind, p.points, p.order_id, p.source_type, p.note, p.details,
                       o.name AS order_name,
                       (SELECT r.reward ->> 'title' FROM redemptions r
                         WHERE r.shop_id = p.shop_id AND r.id = CASE

@@ -81,9 +81,12 @@ def test_the_admin_speaks_french_when_shopify_asks_for_it(admin, page):
     assert navigation == [
         "Accueil",
         "Programme",
+        "Statuts",
+        "Paliers",
         "Membres",
         "Activité",
         "Parrainage",
+        "Rapports",
         "Paramètres",
         "Expiration et événements",
         "Importer",

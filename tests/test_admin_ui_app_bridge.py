@@ -41,9 +41,12 @@ def test_embedded_the_admin_uses_app_bridges_menu_save_bar_toasts_and_a_fresh_to
     assert [(a.get_attribute("href").split("?")[0], a.inner_text()) for a in menu.all()] == [
         ("/admin", "Home"),
         ("/admin/programme", "Programme"),
+        ("/admin/tiers", "Tiers"),
+        ("/admin/milestones", "Milestones"),
         ("/admin/members", "Members"),
         ("/admin/activity", "Activity"),
         ("/admin/referrals", "Referrals"),
+        ("/admin/reports", "Reports"),
         ("/admin/settings", "Settings"),
         ("/admin/events", "Expiry and events"),
         ("/admin/import", "Import"),

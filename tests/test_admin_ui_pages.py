@@ -67,8 +67,8 @@ def test_home_shows_the_key_figures_and_charts_where_the_points_went_loading_not
     assert SHOP in page.get_by_role("main").inner_text()
     navigation = page.get_by_role("navigation").inner_text().split("\n")
     assert navigation == [
-        "Home", "Programme", "Members", "Activity", "Referrals", "Settings", "Expiry and events", "Import",
-        "Support keys",
+        "Home", "Programme", "Tiers", "Milestones", "Members", "Activity", "Referrals", "Reports", "Settings",
+        "Expiry and events", "Import", "Support keys",
         "Parked deliveries",
     ]  # fmt: skip
     screenshot(page, "home")

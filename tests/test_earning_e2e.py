@@ -10,12 +10,14 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
+from plugin import ledger
 from plugin.db import transaction
 from plugin.models import Member, OrderProductWait, Posting, Product
 from plugin.platforms.shopify.adapter import proxy_signature
 from plugin.services import rule_sets, shops, support
 from tests import builders
 from tests.conftest import SECRET, SHOP, deliver
+from tests.test_admin_api import call, session_token
 
 ALICE = 7001
 OTHER_SHOP = "other-shop.myshopify.com"
@@ -184,3 +186,46 @@ def test_every_posting_explains_itself_in_support_history_its_csv_and_the_widget
     params.append(("signature", proxy_signature(params, SECRET)))
     widget = client.get(f"/proxy/widget?{urlencode(params)}").get_json()
     assert [h["explanation"] for h in widget["history"]] == [expected]
+
+
+def widget_history(client) -> list[str | None]:
+    params = [("shop", SHOP), ("logged_in_customer_id", str(ALICE)), ("path_prefix", "/apps/loyalty"),
+              ("timestamp", str(int(time.time())))]  # fmt: skip
+    params.append(("signature", proxy_signature(params, SECRET)))
+    return [h["explanation"] for h in client.get(f"/proxy/widget?{urlencode(params)}").get_json()["history"]]
+
+
+def support_history(settings) -> list[dict]:
+    with transaction(settings.database_url) as session:
+        member = session.execute(select(Member).where(Member.customer_id == ALICE)).scalar_one()
+        return support.history(session, shops.get(session, SHOP), member)
+
+
+def test_explanations_read_in_the_shops_language_set_in_settings_old_postings_included(client, settings, shop):
+    save_rules(settings, CAMPAIGN)
+    deliver(client, "orders/paid", builders.order(1, ALICE, [builders.line(11, "37.42")]))
+    with transaction(settings.database_url) as session:  # a posting from before explanations were data
+        member_id = session.execute(select(Member.id).where(Member.customer_id == ALICE)).scalar_one()
+        ledger.post(session, shop, ledger.Entry(member_id, "adjust", 5, "support", "old", "old-1", "v0",
+                                                note="goodwill from the old days"))  # fmt: skip
+    token = session_token()
+    refused = call(client, "PUT", "locale", token, json={"locale": "fran\u00e7ais"})
+    assert refused.status_code == 422 and "locale" in refused.get_json()["error"]["fields"]
+    assert call(client, "GET", "locale", token).get_json() == {"locale": "en", "language": "en",
+                                                               "languages": ["en", "fr"]}  # fmt: skip
+    assert call(client, "PUT", "locale", token, json={"locale": "fr-CA"}).get_json()["language"] == "fr"
+
+    french = "#1 : 74 points : 37,42 \u00e9ligibles \u00d7 1 pour 1,00, \u00d7 2 campagne Black Friday (r\u00e8gles v1)"
+    lines = support_history(settings)
+    assert [line["explanation"] for line in lines] == ["goodwill from the old days", french]
+    assert [row["explanation"] for row in csv.DictReader(io.StringIO(support.history_csv(lines)))] == [
+        "goodwill from the old days", french
+    ]  # fmt: skip
+    assert widget_history(client)[1] == french
+    with transaction(settings.database_url) as session:  # the ledger itself keeps the English note and the data
+        posting = session.scalars(select(Posting).where(Posting.kind == "earn")).one()
+    assert posting.note.startswith("#1: 74 points: 37.42 eligible") and posting.details["key"] == "order_earned"
+
+    deliver(client, "refunds/create", builders.refund(91, 1, {11: 1}))
+    assert support_history(settings)[0]["explanation"] == "#1 rembours\u00e9e"
+    assert widget_history(client)[0] == "#1 rembours\u00e9e"

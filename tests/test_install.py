@@ -18,7 +18,7 @@ from plugin.db import transaction
 from plugin.models import Member, Shop, utcnow
 from plugin.platforms.shopify.admin import AdminAPIError
 from plugin.platforms.shopify.oauth import query_signature
-from plugin.services import shops, subscriptions
+from plugin.services import shop_locale, shops, subscriptions
 from tests import builders
 from tests.conftest import SECRET, SHOP, deliver
 
@@ -31,6 +31,13 @@ GRANT = {
     "refresh_token": "shprt_first",
     "refresh_token_expires_in": 7776000,
 }
+
+
+@pytest.fixture(autouse=True)
+def locale_read_elsewhere(monkeypatch):
+    """These tests count the install's calls to the shop; reading its locale after install is tested in
+    tests/test_shop_locale.py, and that it is queued in tests/test_jobs.py."""
+    monkeypatch.setattr(shop_locale, "fetch", lambda *args, **kwargs: None)
 
 
 @pytest.fixture

@@ -135,7 +135,10 @@ def test_an_install_queues_its_webhook_check_only_once_the_token_is_stored(app, 
     responses.post(TOKEN_URL, json=GRANT)
     browser = app.test_client()
     assert callback(browser, start_install(browser)).status_code == 302
-    assert [(job, seen["shops_with_token"]) for job, seen in committed_at_queue_time] == [("check_webhooks", 1)]
+    assert [(job, seen["shops_with_token"]) for job, seen in committed_at_queue_time] == [
+        ("check_webhooks", 1),
+        ("read_shop_locale", 1),  # the shop's language, for explanations
+    ]
 
 
 def test_inline_without_redis_a_failing_job_is_logged_and_left_for_the_sweeper(settings, monkeypatch, caplog):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from plugin.db import transaction
-from plugin.services import shops, tier_preview, tier_sets
+from plugin.services import shops, tier_preview, tier_sets, tiers
 from tests import builders
 from tests.conftest import SHOP, deliver
 from tests.test_admin_api import call, session_token
@@ -122,19 +124,27 @@ def test_the_cli_saves_lists_previews_and_explains_tiers(app, client, shop):
     assert len(json.loads(cli(app, "history", SHOP).output)) == 1
 
 
-def test_the_preview_matches_what_applying_does(settings, client, shop):
-    for n, amount in enumerate(["50.00", "120.00", "310.00", "99.99", "100.00"], start=1):
-        spend(client, n, 7000 + n, amount)
-    deliver(client, "refunds/create", builders.refund(91, 3, {30: 1}))
+@pytest.mark.parametrize(
+    ("metric", "thresholds"), [("spend", ("100", "300")), ("points", ("100", "300")), ("orders", ("1", "2"))]
+)
+def test_the_preview_matches_what_applying_does(settings, client, shop, metric, thresholds):
+    for n, (customer, amount) in enumerate(
+        [(7001, "50.00"), (7002, "120.00"), (7003, "310.00"), (7004, "99.99"), (7005, "100.00"), (7002, "5.00")],
+        start=1,
+    ):
+        deliver(client, "orders/paid", builders.order(n, customer, [builders.line(n * 10, amount, 2)]))
+    deliver(client, "refunds/create", builders.refund(91, 3, {30: 1}))  # half of 7003's order
+    deliver(client, "refunds/create", builders.refund(92, 2, {20: 2}))  # all of 7002's first order
+    deliver(client, "orders/cancelled", {**builders.order(5, 7005, [builders.line(50, "100.00", 2)]),
+                                         "cancelled_at": "2026-11-21T10:00:00Z"})  # fmt: skip
+    silver, gold = PROGRAMME["tiers"]
+    programme = {**PROGRAMME, "metric": metric, "tiers": [{**silver, "threshold": thresholds[0]},
+                                                          {**gold, "threshold": thresholds[1]}]}  # fmt: skip
     with transaction(settings.database_url) as session:
-        result = tier_preview.preview(session, shops.get(session, SHOP), PROGRAMME)
-        tier_sets.save(session, shops.get(session, SHOP), PROGRAMME, "test")
+        result = tier_preview.preview(session, shops.get(session, SHOP), programme)
+        tier_sets.save(session, shops.get(session, SHOP), programme, "test")
     tier_sets.apply(settings.database_url, shop)
     with transaction(settings.database_url) as session:
-        from plugin.services import tiers
-
         counts = tiers.counts(session, shop)
-    assert {row["id"]: row["after"] for row in result["tiers"]} == {
-        None: counts.get(None, 0), "silver": counts.get("silver", 0), "gold": counts.get("gold", 0)
-    }
-    assert counts == {None: 3, "silver": 2}
+    assert {row["id"]: row["after"] for row in result["tiers"] if row["after"]} == counts
+    assert sum(counts.values()) == 5

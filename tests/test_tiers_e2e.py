@@ -181,3 +181,34 @@ def test_a_tag_push_that_fails_is_retried_and_then_succeeds(fake_shop_api, shop_
                                             "cancelled_at": "2026-11-21T10:00:00Z"})  # fmt: skip
     assert tier_push.push_tiers(settings, quick) == 1
     assert state.customer_tags[owner] == [] and f"{owner} loyalty.tier" not in state.metafields
+
+
+def test_the_birthday_reward_of_the_members_tier_is_there_for_the_birthday_job(client, settings, shop):
+    from plugin.services import tiers
+
+    save(settings, {**PROGRAMME, "tiers": [PROGRAMME["tiers"][0], {**PROGRAMME["tiers"][1], "birthday_reward": 250}]})
+    deliver_at(client, "orders/paid", builders.order(1, ALICE, [builders.line(11, "200.00")]))
+    with transaction(settings.database_url) as session:
+        shop_row = shops.get(session, SHOP)
+        assert tiers.birthday_points(session, shop_row, member(settings).id) == 0  # Silver has none
+    deliver_at(client, "orders/paid", builders.order(2, ALICE, [builders.line(21, "150.00")]))
+    with transaction(settings.database_url) as session:
+        assert tiers.birthday_points(session, shops.get(session, SHOP), member(settings).id) == 250
+
+
+def test_a_spent_entry_reward_is_forgiven_under_stop_at_zero_so_the_balance_never_dips(client, settings, shop):
+    from plugin import ledger
+
+    with transaction(settings.database_url) as session:
+        shops.update_settings(session, shops.get(session, SHOP), {"spent_points_policy": "stop_at_zero"})
+    save(settings)
+    deliver_at(client, "orders/paid", builders.order(1, ALICE, [builders.line(11, "200.00")]))
+    deliver_at(client, "orders/paid", builders.order(2, ALICE, [builders.line(21, "150.00")]))
+    spent = member(settings)
+    assert spent.balance == 400  # 350 earned, 50 entry reward
+    with transaction(settings.database_url) as session:  # the member spends everything
+        ledger.post(session, shop, ledger.Entry(spent.id, "redeem", -400, "support", "spend", "spend", "manual"))
+    deliver_at(client, "refunds/create", builders.refund(901, 2, {21: 1}))
+    after = member(settings)
+    assert (after.tier, after.balance) == ("silver", 0)
+    assert tier_postings(settings)[1:] == [("forgive", 50, "entry:gold:2026"), ("reverse", -50, "entry:gold:2026")]

@@ -66,6 +66,34 @@ def shops_list() -> None:
         _echo_json([{"id": s.id, "domain": s.domain, "active": s.active, "currency": s.currency} for s in rows])
 
 
+@shops_group.command("locale")
+@click.argument("domain")
+@click.argument("locale", required=False)
+@click.option("--fetch", is_flag=True, help="Read the shop's primary locale from its Admin API and keep it.")
+def shops_locale(domain: str, locale: str | None, fetch: bool) -> None:
+    """Show, set (LOCALE, e.g. fr) or --fetch the language explanations are shown in."""
+    from plugin.services import shop_locale
+
+    if locale and fetch:
+        raise click.UsageError("give a LOCALE or --fetch, not both")
+    with transaction(_settings().database_url) as session:
+        shop_id = _shop(session, domain).id
+    if fetch:
+        try:
+            if shop_locale.fetch(_settings(), shop_id, asked=True) is None:
+                raise click.ClickException(f"{domain} named no primary locale; the locale is unchanged")
+        except (AdminAPIError, AdminAPIUnavailable) as error:
+            raise click.ClickException(str(error)) from None
+    with transaction(_settings().database_url) as session:
+        shop = _shop(session, domain)
+        if locale:
+            try:
+                shop_locale.set_locale(session, shop, locale)
+            except ValidationError as error:
+                raise click.ClickException(json.dumps(error.messages)) from None
+        _echo_json(shop_locale.describe(shop))
+
+
 @loyalty.command("settings")
 @click.argument("domain")
 @click.option("--set", "changes", help="JSON object of settings to change, e.g. '{\"pending_days\": 14}'.")

@@ -13,6 +13,7 @@ from plugin.cli.group import echo_json as _echo_json
 from plugin.cli.group import find_shop as _shop
 from plugin.cli.group import loyalty
 from plugin.db import transaction
+from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable
 from plugin.services import preview as previews
 from plugin.services import rule_sets
 
@@ -53,6 +54,16 @@ def rules_history(domain: str) -> None:
         _echo_json(rule_sets.history(session, _shop(session, domain).id))
 
 
+def _confirmed(domain: str, proposed) -> frozenset[str]:
+    """Collections the rule set names that the shop's Admin API has though no cached product is in them yet."""
+    with transaction(_settings().database_url) as session:
+        shop_id = _shop(session, domain).id
+    try:
+        return rule_sets.confirm_collections(_settings(), shop_id, proposed)
+    except (AdminAPIError, AdminAPIUnavailable) as error:
+        raise click.ClickException(f"the shop could not be asked about its collections: {error}") from None
+
+
 @rules_group.command("save")
 @click.argument("domain")
 @click.argument("rule_set")
@@ -60,9 +71,10 @@ def rules_history(domain: str) -> None:
 def rules_save(domain: str, rule_set: str, actor: str) -> None:
     """Save RULE_SET (a JSON file, '-' or inline JSON) as the shop's next version."""
     proposed = _read(rule_set)
+    confirmed = _confirmed(domain, proposed)
     with transaction(_settings().database_url) as session:
         try:
-            _echo_json(rule_sets.save(session, _shop(session, domain), proposed, actor))
+            _echo_json(rule_sets.save(session, _shop(session, domain), proposed, actor, confirmed))
         except ValidationError as error:
             raise _refuse(error) from None
 
@@ -75,9 +87,11 @@ def rules_save(domain: str, rule_set: str, actor: str) -> None:
 def rules_preview(domain: str, rule_set: str, days: int, seconds: float) -> None:
     """Compare RULE_SET with the current rules over the last DAYS of orders (read-only)."""
     proposed = _read(rule_set)
+    confirmed = _confirmed(domain, proposed)
     with transaction(_settings().database_url) as session:
         try:
-            _echo_json(previews.preview(session, _shop(session, domain), proposed, days, seconds=seconds))
+            shop = _shop(session, domain)
+            _echo_json(previews.preview(session, shop, proposed, days, seconds=seconds, confirmed=confirmed))
         except ValidationError as error:
             raise _refuse(error) from None
         except ValueError as error:

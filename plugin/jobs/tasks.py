@@ -28,11 +28,13 @@ from plugin.services import (
     redemption,
     referrals,
     report_rollups,
+    shop_locale,
     subscriptions,
     tier_push,
     tier_sets,
     tier_sweep,
 )
+from plugin.services.milestones import birthdays
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ TIER_SWEEP_CLAIM_SECONDS = 60 * 60  # the period-end recompute runs at most hour
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
 EXPIRY_CLAIM_SECONDS = 10 * 60  # a killed expiry run is queued again after this; the run resumes where it stopped
 WEEK = 7 * 86400
+BIRTHDAY_CLAIM_SECONDS = 3600
 
 
 # --- the jobs ---------------------------------------------------------------------------------------------------
@@ -194,6 +197,27 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
     return posted
 
 
+def award_birthdays() -> dict[str, int]:
+    """Worker entry point: award the birthday bonus to every member whose birthday is today in their shop's zone."""
+    return award_birthdays_with(Settings.from_env())
+
+
+def award_birthdays_with(settings: Settings) -> dict[str, int]:
+    report = birthdays.award_all(settings.database_url)
+    if report["awarded"]:
+        signal_balances(settings)
+    return report
+
+
+def read_shop_locale(shop_id: int) -> str | None:
+    """Worker entry point: read the shop's primary locale, so explanations read in the shop's language."""
+    return read_shop_locale_with(Settings.from_env(), shop_id)
+
+
+def read_shop_locale_with(settings: Settings, shop_id: int) -> str | None:
+    return shop_locale.fetch(settings, shop_id, platforms.admin_client)
+
+
 def issue_referral_code(shop_id: int, visit_id: str) -> str:
     """Worker entry point: create a referred friend's discount code in the shop."""
     return issue_referral_code_with(Settings.from_env(), shop_id, visit_id)
@@ -264,6 +288,8 @@ EXPIRE_POINTS = register(Job(expire_points, expire_points_with, timeout=3600, re
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
+AWARD_BIRTHDAYS = register(Job(award_birthdays, award_birthdays_with, timeout=1800, result_ttl=300, failure_ttl=86400))
+READ_SHOP_LOCALE = register(Job(read_shop_locale, read_shop_locale_with, timeout=120, result_ttl=300))
 
 ISSUE_REFERRAL_CODE = register(
     Job(issue_referral_code, issue_referral_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK)
@@ -329,6 +355,11 @@ def enqueue_webhook_check(settings: Settings, shop_id: int) -> None:
     dispatch(settings, CHECK_WEBHOOKS, shop_id)
 
 
+def enqueue_locale_read(settings: Settings, shop_id: int) -> None:
+    """Read the shop's primary locale: after install (and on demand from the CLI)."""
+    dispatch(settings, READ_SHOP_LOCALE, shop_id)
+
+
 def enqueue_reconcile(settings: Settings, shop_id: int) -> None:
     """Fetch the shop's recently updated orders and apply what the webhooks may have missed."""
     # At most one job per shop per RECONCILE_CLAIM_SECONDS, however often the sweeper finds the shop due.
@@ -340,6 +371,12 @@ def enqueue_product_lookup(settings: Settings, shop_id: int) -> None:
     dispatch(
         settings, LOOK_UP_PRODUCTS, shop_id, claim=f"products:{shop_id}", claim_seconds=PRODUCT_LOOKUP_CLAIM_SECONDS
     )
+
+
+def enqueue_birthdays(settings: Settings) -> None:
+    """The birthday awards, at most once an hour (each shop's day is reached in its own zone; a rerun posts nothing)."""
+    if not settings.inline_jobs:  # inline (tests, the embedded default) they run from `loyalty milestones birthdays`
+        dispatch(settings, AWARD_BIRTHDAYS, claim="birthdays", claim_seconds=BIRTHDAY_CLAIM_SECONDS)
 
 
 def signal_events(settings: Settings) -> None:
@@ -387,6 +424,9 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)
+    enqueue_birthdays(settings)
+
+
     report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued
 

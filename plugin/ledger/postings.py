@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, case, cast, func, literal, select
 from sqlalchemy.orm import Session
@@ -33,6 +34,7 @@ class Entry:
     order_id: int | None = None
     available_at: datetime | None = None
     note: str | None = None
+    details: dict[str, Any] | None = None  # the note as data, for rendering in the shop's language
     actor: str = "system"
 
 
@@ -70,6 +72,7 @@ def post(session: Session, shop_id: int, entry: Entry) -> int | None:
         "idempotency_key": entry.idempotency_key,
         "available_at": entry.available_at,
         "note": _note(entry, balance_after),
+        "details": entry.details,
         "actor": entry.actor,
         "created_at": utcnow(),
     }

@@ -115,6 +115,14 @@ class Platform(Protocol):
         """
         ...
 
+    def existing_collections(self, client: AdminClient, names: Iterable[str]) -> set[str]:
+        """Which of these collection ids or handles the shop has (a rule naming another is refused)."""
+        ...
+
+    def primary_locale(self, client: AdminClient) -> str | None:
+        """The shop's primary locale ("fr", "en-GB"), for explanations in the shop's language."""
+        ...
+
     def fetch_products(
         self, client: AdminClient, product_ids: Iterable[int]
     ) -> tuple[list[events.ProductFacts], set[int]]:

@@ -15,6 +15,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+from plugin.programme import explanations
 from plugin.programme import rules as earning_rules
 from plugin.programme.events import OrderSnapshot, RefundFacts
 from plugin.programme.rules import Contribution, LineFacts, MemberContext, OrderFacts, Product, RuleSet
@@ -68,7 +69,13 @@ class Lot:
     # Lots made by the rule engine keep one contribution per rule that fired, and are reversed per
     # contribution; older lots (none) are reversed from earn_points / earn_per_amount as before.
     contributions: tuple[Contribution, ...] = ()
-    explanation: str | None = None
+    # The explanation as data (programme/explanations.py), rendered in the shop's language where it is read.
+    details: dict[str, Any] | None = None
+
+    @property
+    def explanation(self) -> str | None:
+        """The explanation in English ("74 points: 37.42 eligible x 1 per 1.00, ... (rules v5)")."""
+        return explanations.render(self.details)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,7 +92,11 @@ class Lot:
             "reason": self.reason,
             "excluded_lines": list(self.excluded_lines),
             **(
-                {"contributions": [c.to_json() for c in self.contributions], "explanation": self.explanation}
+                {
+                    "contributions": [c.to_json() for c in self.contributions],
+                    "details": self.details,
+                    "explanation": self.explanation,  # for people reading the database; never read back
+                }
                 if self.contributions
                 else {}
             ),
@@ -107,7 +118,8 @@ class Lot:
             reason=data.get("reason"),
             excluded_lines=tuple(data.get("excluded_lines", ())),
             contributions=tuple(Contribution.from_json(c) for c in data.get("contributions", ())),
-            explanation=data.get("explanation"),
+            details=data.get("details")
+            or (explanations.plain(data["explanation"]) if data.get("explanation") else None),
         )
 
 
@@ -194,8 +206,10 @@ def line_facts(
 
 
 @lru_cache(maxsize=256)
-def _settings_rate(points: int, per_amount: Decimal) -> tuple[Fraction, str]:
-    return Fraction(points) / Fraction(per_amount), f"{points} per {per_amount}"
+def _settings_rate(points: int, per_amount: Decimal) -> tuple[Fraction, dict[str, Any]]:
+    return Fraction(points) / Fraction(per_amount), explanations.detail(
+        "rate", points=points, per_amount=str(per_amount)
+    )
 
 
 def _with_rules(
@@ -215,11 +229,11 @@ def _with_rules(
         paid_at=paid_at,
         label=order.name or f"order {order.order_id}",
     )
-    rate, rate_text = _settings_rate(settings.earn_points, settings.earn_per_amount)
-    evaluation = earning_rules.evaluate(rules, facts, MemberContext(member_tags, member_tier), rate, rate_text)
+    rate, rate_detail = _settings_rate(settings.earn_points, settings.earn_per_amount)
+    evaluation = earning_rules.evaluate(rules, facts, MemberContext(member_tags, member_tier), rate, rate_detail)
     contributions = tuple(c for c in evaluation.contributions if c.points != 0)
     points = max(sum(c.points for c in contributions), 0)
-    explained = ", ".join(c.explanation for c in contributions) or "; ".join(evaluation.notes) or "nothing eligible"
+    parts = [c.detail for c in contributions] or evaluation.notes or [explanations.detail("nothing_eligible")]
     return Lot(
         **{
             **lot.__dict__,
@@ -228,7 +242,7 @@ def _with_rules(
             "rule_version": f"{lot.rule_version}+rules-{rules.version}" if rules.version else lot.rule_version,
             "excluded_lines": (*lot.excluded_lines, *evaluation.excluded),
             "contributions": contributions,
-            "explanation": f"{points} points: {explained} (rules v{rules.version})",
+            "details": explanations.detail("lot", points=points, parts=parts, version=rules.version),
         }
     )
 
@@ -288,26 +302,38 @@ def _held(contribution: Contribution, refunded_quantity: Counter[int], refunded_
     (by quantity when its lines had no money). Both round toward zero and never exceed the points earned, so
     refunds of everything take back exactly the contribution, whatever order they come in.
     """
-    remaining = Fraction(0)
-    original = Fraction(0)
+    # Exact sums as (numerator, denominator) pairs of integers: the same values Fraction would give, at a
+    # fraction of its cost (a preview runs this for every refunded order twice).
+    remaining_n, remaining_d = 0, 1
+    original_n, original_d = 0, 1
     kept_units = total_units = 0
     for line_id, quantity, eligible in contribution.lines:
         kept = max(quantity - refunded_quantity[line_id], 0)
-        remaining += Fraction(eligible) * kept / quantity
-        original += Fraction(eligible)
+        n, d = eligible.as_integer_ratio()
+        remaining_n, remaining_d = remaining_n * d * quantity + n * kept * remaining_d, remaining_d * d * quantity
+        original_n, original_d = original_n * d + n * original_d, original_d * d
         kept_units += kept
         total_units += quantity
-    remaining += Fraction(max(contribution.shipping - refunded_shipping, Decimal(0))) + Fraction(contribution.tip)
-    original += Fraction(contribution.shipping) + Fraction(contribution.tip)
+    kept_shipping = max(contribution.shipping - refunded_shipping, Decimal(0))
+    extra_n, extra_d = (kept_shipping + contribution.tip).as_integer_ratio()
+    remaining_n, remaining_d = remaining_n * extra_d + extra_n * remaining_d, remaining_d * extra_d
+    extra_n, extra_d = (contribution.shipping + contribution.tip).as_integer_ratio()
+    original_n, original_d = original_n * extra_d + extra_n * original_d, original_d * extra_d
     if contribution.rate is not None:
-        held = int(remaining * contribution.rate)
-    elif original > 0:
-        held = int(contribution.points * remaining / original)
+        held = _toward_zero(remaining_n * contribution.rate.numerator, remaining_d * contribution.rate.denominator)
+    elif original_n > 0:
+        held = _toward_zero(contribution.points * remaining_n * original_d, remaining_d * original_n)
     elif total_units > 0:
-        held = int(contribution.points * Fraction(kept_units, total_units))
+        held = _toward_zero(contribution.points * kept_units, total_units)
     else:
         held = contribution.points  # an order-level contribution with no lines: only cancellation takes it back
     return max(min(held, contribution.points), 0) if contribution.points > 0 else min(max(held, contribution.points), 0)
+
+
+def _toward_zero(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded toward zero, as int(Fraction(...)) does; denominator > 0."""
+    quotient = abs(numerator) // denominator
+    return quotient if numerator >= 0 else -quotient
 
 
 def _remaining_amount(lot: Lot, refunds: Iterable[RefundFacts]) -> Fraction:

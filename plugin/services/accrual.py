@@ -19,11 +19,11 @@ from plugin import ledger
 from plugin.db import insert_for
 from plugin.models import Member, Order, Refund, Shop, utcnow
 from plugin.programme import earning as program
-from plugin.programme import events, order_facts
+from plugin.programme import events, explanations, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import announcements, member_rules, products, rule_sets, tiers
+from plugin.services import announcements, member_rules, order_sales, products, rule_sets, tiers
 from plugin.services.imports import pending as imported_balances
 
 
@@ -49,15 +49,24 @@ def _apply(session: Session, shop: Shop, event: events.Event) -> int:
 
 
 def _customer(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
-    enrol(session, shop.id, event.customer)
+    _enrol_customer(session, shop, event.customer)
     return 0
+
+
+def _enrol_customer(session: Session, shop: Shop, customer: events.Customer) -> int:
+    member_id = enrol(session, shop.id, customer)
+    if customer.metafields:  # the merchant may map a birthday metafield
+        from plugin.services.milestones import birthdays  # late: accrual's imports stay light
+
+        birthdays.from_metafields(session, shop, member_id, customer.metafields)
+    return member_id
 
 
 def _customer_created(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
     """A new customer account: enrol them, and greet them with the signup bonus (once ever, whatever repeats)."""
     from plugin.services.milestones import rules as milestones  # late: accrual's imports stay light
 
-    return milestones.signup(session, shop, enrol(session, shop.id, event.customer))
+    return milestones.signup(session, shop, _enrol_customer(session, shop, event.customer))
 
 
 def _refunded(session: Session, shop: Shop, event: events.OrderRefunded) -> int:
@@ -142,6 +151,7 @@ def _earn(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnap
     tier = tiers.member_tier(session, shop, order.member_id)
     order.paid_at = paid_at
     order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags, tier)
+    order_sales.record(session, shop.id, order, snapshot)  # the reports' AOV, repeat purchase and ROI read these
     tiers.note_purchase(session, shop, order, snapshot, paid_at)
     _make_lot(session, shop, order, snapshot, paid_at, rules, tags, tier)
 
@@ -343,6 +353,9 @@ def settle(
         raise LedgerConflict(f"order {order.order_id} would move {delta} points without a lot or a member")
     policy = program_settings(shop.settings, shop.settings_version).spent_points_policy
     source_type, source_id = source
+    # A note of support's own stays as written; the rules' explanation is also kept as data, for the shop's
+    # language (a policy's English remark appended below is shown after it: explanations.localized).
+    details = None if note else _details(order, lot, delta)
     # Without support changes, held points rise once (when the lot is made) and then only fall.
     key = idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}"
     forgiven = 0
@@ -393,6 +406,7 @@ def settle(
         order_id=order.order_id,
         available_at=lot.available_at if delta > 0 else None,
         note=note or _explain(order, lot, delta),
+        details=details,
         actor=actor,
     )
     _post(session, shop, order, entry)
@@ -447,11 +461,19 @@ def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> Non
 
 
 def _explain(order: Order, lot: program.Lot, delta: int) -> str:
-    label = order.name or f"order {order.order_id}"
-    if delta > 0 and lot.explanation:
-        return f"{label}: {lot.explanation}"
+    """The posting's note: its explanation in English, as support has always read it."""
+    return explanations.render(_details(order, lot, delta)) or ""
+
+
+def _details(order: Order, lot: program.Lot, delta: int) -> dict[str, Any]:
+    """The posting's explanation as data, rendered in the shop's language wherever it is shown."""
+    label = order.name or explanations.detail("order", id=order.order_id)
+    if delta > 0 and lot.details:
+        return explanations.detail("order_earned", order=label, lot=lot.details)
     if delta > 0:
-        return f"{label}: {lot.earn_points} pt per {lot.earn_per_amount} on eligible lines"
+        return explanations.detail(
+            "order_earned_rate", order=label, points=lot.earn_points, per_amount=str(lot.earn_per_amount)
+        )
     if order.cancelled_at is not None:
-        return f"{label} cancelled"
-    return f"{label} refunded"
+        return explanations.detail("order_cancelled", order=label)
+    return explanations.detail("order_refunded", order=label)

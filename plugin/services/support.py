@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from plugin import ledger
 from plugin.models import Delivery, Member, Order, Posting, Redemption, Shop, SupportAction, SupportKey, utcnow
+from plugin.programme import explanations
 from plugin.programme.import_formats import neutralise
 from plugin.services import accrual, announcements
 from plugin.services.errors import IdempotencyKeyReused, Invalid, NotFound
@@ -161,7 +162,7 @@ def history(session: Session, shop: Shop, member: Member) -> list[dict[str, Any]
                 "balance_after": p.balance_after,
                 "source": p.source_type,
                 "rule_version": p.rule_version,
-                "explanation": p.note,
+                "explanation": explanations.localized(p.note, p.details, shop.locale),
                 "available_at": p.available_at,
                 "actor": p.actor,
                 **{k: v for k, v in cause.items() if v is not None},

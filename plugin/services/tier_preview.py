@@ -35,8 +35,10 @@ def preview(
     deadline = time.monotonic() + seconds
     shop_zone = zone(shop)
     held = dict(session.execute(select(Member.id, Member.tier).where(Member.shop_id == shop.id)).all())
-    refunds = _refunds_by_order(session, shop.id)
-    terms = _terms(session, shop.id, candidate, refunds)
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    # Refund facts in Python only where the query cannot stand in for them (SQLite, or refunded points).
+    refunds = _refunds_by_order(session, shop.id) if not on_postgresql or candidate.metric == "points" else {}
+    terms = _terms(session, shop.id, candidate)
     after: dict[int, str | None] = {}
     complete = True
     member: int | None = None
@@ -60,21 +62,42 @@ def preview(
     return _summary(current, candidate, held, after, complete)
 
 
-# On PostgreSQL the database reads what tiers need out of each lot (its eligible money and its points without the
-# tier's own share), so 100,000 members' lots are never decoded in Python; a refunded order's lot is, since its
-# reversal arithmetic lives in programme/earning.py.
+# On PostgreSQL the query reads what tiers need out of each lot: its eligible money still kept after refunds (each
+# line's share by quantity, shipping net of refunded shipping, tips), whether it still counts, and its points without
+# the tier's own share. So 100,000 members' lots are never decoded in Python; only a refunded order's points are
+# (under the points metric), since the per-contribution reversal lives in programme/earning.py.
 LOT_VALUES = text(
     """
+    WITH rq AS (
+      SELECT order_id, jsonb_object_agg(line_id, qty) AS qty
+      FROM (SELECT r.order_id, kv.key AS line_id, sum(kv.value::bigint) AS qty
+            FROM refunds r, jsonb_each_text(r.facts->'line_quantities') kv
+            WHERE r.shop_id = :shop_id GROUP BY 1, 2) AS per_line
+      GROUP BY order_id
+    ), rs AS (
+      SELECT r.order_id, sum((r.facts->>'shipping')::numeric) AS shipping FROM refunds r
+      WHERE r.shop_id = :shop_id GROUP BY 1
+    )
     SELECT o.member_id, o.order_id, o.name, o.paid_at, o.cancelled_at,
-           (SELECT coalesce(sum((l->>'eligible')::numeric), 0) FROM jsonb_array_elements(o.lot->'lines') l)
-             + (o.lot->>'shipping')::numeric + (o.lot->>'tip')::numeric AS spend,
+           coalesce(k.kept, 0) + greatest((o.lot->>'shipping')::numeric - coalesce(rs.shipping, 0), 0)
+             + (o.lot->>'tip')::numeric AS spend,
+           coalesce(k.wholly, false) AS wholly,
            CASE WHEN jsonb_array_length(coalesce(o.lot->'contributions', '[]'::jsonb)) = 0
                 THEN (o.lot->>'points')::bigint
                 ELSE greatest((SELECT coalesce(sum((c->>'points')::bigint), 0)
                                FROM jsonb_array_elements(o.lot->'contributions') c
                                WHERE c->>'kind' <> :tier_kind), 0) END AS points,
-           EXISTS (SELECT 1 FROM refunds r WHERE r.shop_id = o.shop_id AND r.order_id = o.order_id) AS refunded
+           rs.order_id IS NOT NULL AS refunded
     FROM orders o
+    LEFT JOIN rs ON rs.order_id = o.order_id
+    LEFT JOIN rq ON rq.order_id = o.order_id
+    LEFT JOIN LATERAL (
+      SELECT sum((l->>'eligible')::numeric
+                 * greatest((l->>'quantity')::bigint - coalesce((rq.qty->>(l->>'line_id'))::bigint, 0), 0)
+                 / (l->>'quantity')::bigint) AS kept,
+             bool_and(coalesce((rq.qty->>(l->>'line_id'))::bigint, 0) >= (l->>'quantity')::bigint) AS wholly
+      FROM jsonb_array_elements(o.lot->'lines') l
+    ) k ON true
     WHERE o.shop_id = :shop_id AND o.member_id IS NOT NULL AND o.paid_at IS NOT NULL AND o.lot IS NOT NULL
     ORDER BY o.member_id
     """
@@ -98,25 +121,35 @@ def _facts_stream(session: Session, shop_id: int, refunds, metric: str) -> Itera
         for member_id, order_id, name, paid_at, lot, cancelled_at in rows:
             yield member_id, tiers.order_fact(order_id, name, paid_at, lot, cancelled_at, refunds.get(order_id), metric)
         return
-    refunded_lots = dict(
-        session.execute(
-            select(Order.order_id, Order.lot).where(
-                Order.shop_id == shop_id, Order.order_id.in_(select(Refund.order_id).where(Refund.shop_id == shop_id))
-            )
-        ).all()
-    )
+    # Only the points metric needs a refunded order's lot (its per-contribution reversal).
+    refunded_lots = {}
+    if metric == "points":
+        refunded_lots = dict(
+            session.execute(
+                select(Order.order_id, Order.lot).where(
+                    Order.shop_id == shop_id,
+                    Order.order_id.in_(select(Refund.order_id).where(Refund.shop_id == shop_id)),
+                )
+            ).all()
+        )
+    # A server-side cursor makes the planner favour a fast first row (cursor_tuple_fraction 0.1), and for a large
+    # shop it picked a plan that re-ran the refunds' aggregates per order; every row is read, so plan for all.
+    session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
     rows = session.execute(
         LOT_VALUES, {"shop_id": shop_id, "tier_kind": tier_rules.TIER_CONTRIBUTION_KIND},
         execution_options={"yield_per": 5000},
     )  # fmt: skip
     cent = Decimal("0.01")
-    for member_id, order_id, name, paid_at, cancelled_at, spend, points, refunded in rows:
-        if refunded or cancelled_at is not None:
-            lot = refunded_lots.get(order_id) or {"lines": [], "shipping": "0", "tip": "0", "points": 0}
+    for member_id, order_id, name, paid_at, cancelled_at, spend, wholly, points, refunded in rows:
+        label = name or f"#{order_id}"
+        if cancelled_at is not None:
+            yield member_id, tier_rules.OrderFact(order_id, label, paid_at, Decimal(0), 0, False)
+        elif refunded and metric == "points":
+            lot = refunded_lots[order_id]
             yield member_id, tiers.order_fact(order_id, name, paid_at, lot, cancelled_at, refunds.get(order_id), metric)
         else:
-            label = name or f"#{order_id}"
-            yield member_id, tier_rules.OrderFact(order_id, label, paid_at, spend.quantize(cent), int(points), True)
+            kept = spend.quantize(cent)
+            yield member_id, tier_rules.OrderFact(order_id, label, paid_at, kept, int(points), kept > 0 or not wholly)
 
 
 def _refunds_by_order(session: Session, shop_id: int):
@@ -127,7 +160,7 @@ def _refunds_by_order(session: Session, shop_id: int):
     return out
 
 
-def _terms(session: Session, shop_id: int, candidate: tier_rules.TierProgramme, refunds) -> dict[int, list]:
+def _terms(session: Session, shop_id: int, candidate: tier_rules.TierProgramme) -> dict[int, list]:
     if candidate.paid is None:
         return {}
     bought = list(session.scalars(select(TierPurchase).where(TierPurchase.shop_id == shop_id)))
@@ -140,6 +173,14 @@ def _terms(session: Session, shop_id: int, candidate: tier_rules.TierProgramme, 
             )
         ).all()
     )
+    refunds: dict[int, list] = defaultdict(list)
+    rows = session.execute(
+        select(Refund.order_id, Refund.refund_id, Refund.facts).where(
+            Refund.shop_id == shop_id, Refund.order_id.in_([p.order_id for p in bought])
+        )
+    )
+    for order_id, refund_id, facts in rows:
+        refunds[order_id].append(tiers.refund_from_json(order_id, refund_id, facts))
     return tiers.paid_terms(bought, cancelled, refunds)
 
 

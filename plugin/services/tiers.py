@@ -484,3 +484,16 @@ def _benefits(tier: tier_rules.Tier) -> dict[str, Any]:
         "free_shipping": tier.free_shipping,
         "perks": list(tier.perks),
     }
+
+
+def birthday_points(session: Session, shop: Shop, member_id: int) -> int:
+    """The birthday reward of the tier the member holds (0 without one), for the birthday job to add to its own
+    bonus (issue #14): the tier on the birthday is the member's current `members.tier`."""
+    current = programme(shop)
+    if current is None:
+        return 0
+    tier_id = session.execute(
+        select(Member.tier).where(Member.shop_id == shop.id, Member.id == member_id)
+    ).scalar_one_or_none()
+    tier = current.tier(tier_id)
+    return tier.birthday_reward if tier else 0

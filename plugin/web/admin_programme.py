@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields
 from plugin.db import transaction
 from plugin.models import Shop
 from plugin.services import preview as previews
-from plugin.services import rule_sets
+from plugin.services import rule_sets, shop_locale
 from plugin.web.admin import _Refused, _settings, _staff_shop_id, blp
 
 
@@ -73,9 +73,10 @@ class RulesResource(MethodView):
         """Save the rules as a new version. Orders already paid keep what they earned and how it is reversed."""
         shop_id = _staff_shop_id()
         body = _body()
+        confirmed = rule_sets.confirm_collections(_settings(), shop_id, body)  # asks the shop: before the transaction
         with transaction(_settings().database_url) as db:
             try:
-                return jsonify(rule_sets.save(db, db.get(Shop, shop_id), body, "admin"))
+                return jsonify(rule_sets.save(db, db.get(Shop, shop_id), body, "admin", confirmed))
             except ValidationError as error:
                 raise _invalid(error) from None
 
@@ -104,8 +105,40 @@ class RulesPreviewResource(MethodView):
             raise _Refused(
                 422, "invalid_rules", "days is not valid", {"days": [f"a whole number, 1 to {previews.MAX_DAYS}"]}
             )
+        confirmed = rule_sets.confirm_collections(_settings(), shop_id, body.get("rules"))
         with transaction(_settings().database_url) as db:
             try:
-                return jsonify(previews.preview(db, db.get(Shop, shop_id), body.get("rules"), days))
+                return jsonify(
+                    previews.preview(db, db.get(Shop, shop_id), body.get("rules"), days, confirmed=confirmed)
+                )
             except ValidationError as error:
                 raise _Refused(422, "invalid_rules", "some rules are not valid", {"rules": error.messages}) from None
+
+
+class LocaleSchema(Schema):
+    locale = fields.String(required=True, metadata={"description": "the shop's locale, e.g. en, fr or en-GB"})
+    language = fields.String(required=True, metadata={"description": "the catalogue language explanations use"})
+    languages = fields.List(fields.String(), required=True, metadata={"description": "languages with a catalogue"})
+
+
+@blp.route("/locale")
+class LocaleResource(MethodView):
+    @blp.doc(security=[{"sessionToken": []}])
+    @blp.response(200, LocaleSchema)
+    def get(self):
+        """The language postings' explanations are shown in (widget history, support history and its CSV)."""
+        shop_id = _staff_shop_id()
+        with transaction(_settings().database_url) as db:
+            return jsonify(shop_locale.describe(db.get(Shop, shop_id)))
+
+    @blp.doc(security=[{"sessionToken": []}])
+    @blp.response(200, LocaleSchema)
+    def put(self):
+        """Set the shop's locale (`{"locale": "fr"}`); every posting, old or new, then reads in it."""
+        shop_id = _staff_shop_id()
+        body = _body()
+        with transaction(_settings().database_url) as db:
+            try:
+                return jsonify(shop_locale.set_locale(db, db.get(Shop, shop_id), body.get("locale")))
+            except ValidationError as error:
+                raise _Refused(422, "invalid_locale", "the locale is not valid", error.messages) from None

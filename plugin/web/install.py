@@ -86,6 +86,7 @@ def callback() -> Response:
         tokens.store(installed, grant, settings.encryption_keys)
         shop_id = installed.id
     jobs.enqueue_webhook_check(settings, shop_id)
+    jobs.enqueue_locale_read(settings, shop_id)
     log.info("installed %s (scopes %s)", shop, grant.scope)
     return redirect(f"https://{shop}/admin/apps/{settings.shopify_api_key}")
 

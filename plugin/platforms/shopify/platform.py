@@ -11,7 +11,17 @@ from sqlalchemy.orm import object_session
 from plugin.config import Settings
 from plugin.models import Shop
 from plugin.platforms.base import SyncedOrder, TierChange
-from plugin.platforms.shopify import adapter, customers, metafields, orders, products, subscriptions, tiers, tokens
+from plugin.platforms.shopify import (
+    adapter,
+    customers,
+    locales,
+    metafields,
+    orders,
+    products,
+    subscriptions,
+    tiers,
+    tokens,
+)
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.programme import events
 
@@ -97,6 +107,12 @@ class ShopifyPlatform:
         except AdminAPIUnavailable as error:
             return f"app/uninstalled not confirmed: the shop's Admin API could not be reached ({error}); replay it"
         return "app/uninstalled not acted on: the shop's Admin API still accepts our token, so the app is installed"
+
+    def existing_collections(self, client: AdminClient, names: Iterable[str]) -> set[str]:
+        return products.existing_collections(client, names)
+
+    def primary_locale(self, client: AdminClient) -> str | None:
+        return locales.primary_locale(client)
 
     def fetch_products(
         self, client: AdminClient, product_ids: Iterable[int]

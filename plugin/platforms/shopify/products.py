@@ -48,3 +48,30 @@ def product_facts(node: dict[str, Any]) -> ProductFacts:
 
 def _numeric(gid: str) -> int:
     return int(str(gid).rsplit("/", 1)[-1])
+
+
+COLLECTIONS_BY_ID = """query LoyaltyCollections($ids: [ID!]!) {
+  nodes(ids: $ids) { ... on Collection { id handle } }
+}"""
+
+
+def existing_collections(client: AdminClient, names: Iterable[str]) -> set[str]:
+    """Which of these collection ids and handles the shop has: ids in one `nodes` query per 50, handles one
+    aliased `collectionByHandle` field each, 50 to a query."""
+    wanted = sorted(set(names))
+    ids = [name for name in wanted if name.isdigit()]
+    handles = [name for name in wanted if not name.isdigit()]
+    found: set[str] = set()
+    for start in range(0, len(ids), BATCH):
+        batch = ids[start : start + BATCH]
+        data = client.graphql(COLLECTIONS_BY_ID, {"ids": [f"gid://shopify/Collection/{cid}" for cid in batch]})
+        found.update(str(_numeric(node["id"])) for node in data.get("nodes") or [] if node and node.get("id"))
+    for start in range(0, len(handles), BATCH):
+        batch = handles[start : start + BATCH]
+        fields = " ".join(f"c{i}: collectionByHandle(handle: $h{i}) {{ id }}" for i in range(len(batch)))
+        params = ", ".join(f"$h{i}: String!" for i in range(len(batch)))
+        data = client.graphql(
+            f"query LoyaltyCollectionHandles({params}) {{ {fields} }}", {f"h{i}": h for i, h in enumerate(batch)}
+        )
+        found.update(handle for i, handle in enumerate(batch) if (data.get(f"c{i}") or {}).get("id"))
+    return found

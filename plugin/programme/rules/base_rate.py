@@ -10,8 +10,9 @@ from typing import Any
 
 from marshmallow import fields, validate
 
+from plugin.programme import explanations
 from plugin.programme.rules import fields as rule_fields
-from plugin.programme.rules.core import TIMES, Contribution, Evaluation, line_tuples, money, points_at
+from plugin.programme.rules.core import Contribution, Evaluation, line_tuples, money, points_at
 
 
 @dataclass(frozen=True)
@@ -46,16 +47,24 @@ class BaseRate:
     def rate(self) -> Fraction:
         return Fraction(self.points) / Fraction(self.per_amount)
 
+    @cached_property
+    def rate_detail(self) -> dict[str, Any]:
+        return explanations.detail("rate", points=self.points, per_amount=str(self.per_amount))
+
     def apply(self, evaluation: Evaluation) -> None:
         if self.cap_per_order is not None:
             evaluation.cap(self.cap_per_order)
         if evaluation.base_rule_id == "base" and self.points is not None and self.per_amount is not None:
             # A customer segment's rate (set earlier, in the eligibility stage) wins over the rule's own.
             evaluation.base_rate = self.rate
-            evaluation.base_rate_text = f"{self.points} per {self.per_amount}"
+            evaluation.base_rate_detail = self.rate_detail
             evaluation.base_rule_id = self.rule_id
         if self.min_subtotal is not None and evaluation.subtotal < self.min_subtotal:
-            evaluation.notes.append(f"subtotal {money(evaluation.subtotal)} is under the minimum {self.min_subtotal}")
+            evaluation.notes.append(
+                explanations.detail(
+                    "under_minimum", subtotal=money(evaluation.subtotal), minimum=str(self.min_subtotal)
+                )
+            )
             return
         earn_base(evaluation, self.version)
 
@@ -70,7 +79,7 @@ def earn_base(evaluation: Evaluation, version: int) -> None:
             rule_version=version,
             kind="base",
             points=points_at(evaluation.base_rate, amount),
-            explanation=f"{money(amount)} eligible {TIMES} {evaluation.base_rate_text}",
+            detail=explanations.detail("base", amount=money(amount), rate=evaluation.base_rate_detail),
             lines=line_tuples(evaluation.eligible),
             rate=evaluation.base_rate,
             shipping=evaluation.shipping,

@@ -4,7 +4,7 @@ a customer tag or a product set. Overlapping campaign multipliers stack up to th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from functools import cached_property
@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from plugin.programme import explanations
 from plugin.programme.rules import fields as rule_fields
 from plugin.programme.rules.core import Evaluation
 from plugin.programme.rules.matching import Match
@@ -71,8 +72,19 @@ class Campaign:
             customer_tag=str(tag).casefold() if tag else None,
         )
 
+    @cached_property
+    def factor(self) -> Decimal:
+        return Decimal(self.multiplier)
+
+    @cached_property
+    def period_utc(self) -> tuple[datetime, datetime]:
+        """The period in UTC, as order facts carry paid_at: comparing within one zone skips a zone look-up
+        per order."""
+        return self.starts_at.astimezone(UTC), self.ends_at.astimezone(UTC)
+
     def apply(self, evaluation: Evaluation) -> None:
-        if not self.starts_at <= evaluation.facts.paid_at < self.ends_at:
+        starts, ends = self.period_utc
+        if not starts <= evaluation.facts.paid_at < ends:
             return
         if self.customer_tag is not None and self.customer_tag not in evaluation.member.tags:
             return
@@ -82,15 +94,19 @@ class Campaign:
                 self.version,
                 self.bonus_points,
                 self.match,
-                f"+{self.bonus_points} {self.name} campaign",
+                explanations.detail("campaign_bonus", points=self.bonus_points, name=self.name),
                 "campaign",
             )
             return
         extra = self.extra
-        if evaluation.campaign_headroom is not None:
-            extra = min(extra, evaluation.campaign_headroom)
-            evaluation.campaign_headroom -= max(extra, Fraction(0))
+        headroom = evaluation.campaign_headroom
+        if headroom is not None:
+            if extra > headroom:
+                extra = headroom
+            if extra > 0:
+                evaluation.campaign_headroom = headroom - extra
         if extra == 0:
             return
-        factor = Decimal(extra.numerator) / Decimal(extra.denominator) + 1
-        evaluation.multiply(self.rule_id, self.version, "campaign", factor, self.match, f"{self.name} campaign")
+        factor = self.factor if extra is self.extra else Decimal(extra.numerator) / Decimal(extra.denominator) + 1
+        label = explanations.detail("campaign_multiplier", name=self.name)
+        evaluation.multiply(self.rule_id, self.version, "campaign", factor, self.match, label)

@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar, Protocol
+
+from plugin.programme import explanations
 
 # The stages in which rules run, in this order: which lines earn and at what rate, then the base award,
 # then multipliers of it, then fixed bonuses, then caps. Within a stage, rules run in the rule set's order.
-TIMES = "\u00d7"  # the multiplication sign explanations use
-
 STAGES = ("eligibility", "base", "multiplier", "bonus", "cap")
 
 
@@ -25,6 +25,11 @@ class Product:
     vendor: str = ""
     tags: frozenset[str] = frozenset()
     collections: frozenset[str] | None = None
+
+    @cached_property
+    def match_keys(self) -> tuple[str, str, frozenset[str]]:
+        """Type, vendor and tags casefolded, worked out once per product rather than once per order line."""
+        return self.product_type.casefold(), self.vendor.casefold(), frozenset(t.casefold() for t in self.tags)
 
 
 @dataclass(frozen=True)
@@ -81,11 +86,16 @@ class Contribution:
     rule_version: int
     kind: str
     points: int
-    explanation: str
+    detail: dict[str, Any]  # the explanation as data: a catalogue key and parameters (programme/explanations.py)
     lines: tuple[tuple[int, int, Decimal], ...]  # (line id, quantity, eligible money)
     rate: Fraction | None = None
     shipping: Decimal = Decimal(0)
     tip: Decimal = Decimal(0)
+
+    @property
+    def explanation(self) -> str:
+        """The explanation in English (the shop's language is chosen where it is read)."""
+        return explanations.render(self.detail) or ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,7 +103,7 @@ class Contribution:
             "rule_version": self.rule_version,
             "kind": self.kind,
             "points": self.points,
-            "explanation": self.explanation,
+            "detail": self.detail,
             "lines": [[line_id, quantity, str(eligible)] for line_id, quantity, eligible in self.lines],
             "rate": None if self.rate is None else str(self.rate),
             "shipping": str(self.shipping),
@@ -107,7 +117,8 @@ class Contribution:
             rule_version=int(data["rule_version"]),
             kind=data["kind"],
             points=int(data["points"]),
-            explanation=data["explanation"],
+            # Lots stored before explanations were structured keep their English text.
+            detail=data.get("detail") or explanations.plain(data.get("explanation", "")),
             lines=tuple((int(a), int(b), Decimal(c)) for a, b, c in data["lines"]),
             rate=None if data["rate"] is None else Fraction(data["rate"]),
             shipping=Decimal(data["shipping"]),
@@ -123,7 +134,7 @@ class Evaluation:
     member: MemberContext
     version: int
     base_rate: Fraction
-    base_rate_text: str
+    base_rate_detail: dict[str, Any]  # how the rate reads in an explanation ("1 per 1.00", "5 per 100 (vip rate)")
     shipping: Decimal
     tip: Decimal
     eligible: list[LineFacts]
@@ -133,7 +144,7 @@ class Evaluation:
     base_fired: bool = False
     campaign_headroom: Fraction | None = None  # how much campaign multiplier may still stack; None: no limit
     order_cap: int | None = None
-    notes: list[str] = field(default_factory=list)  # why something did not fire, for explanations
+    notes: list[dict[str, Any]] = field(default_factory=list)  # why something did not fire, as explanation details
 
     @property
     def points(self) -> int:
@@ -146,8 +157,10 @@ class Evaluation:
     def cap(self, max_points: int) -> None:
         self.order_cap = max_points if self.order_cap is None else min(self.order_cap, max_points)
 
-    def multiply(self, rule_id: str, version: int, kind: str, factor: Decimal, match, label: str) -> None:
-        """Add (factor - 1) x the base rate on the matching eligible lines, as the rule's own contribution."""
+    def multiply(self, rule_id: str, version: int, kind: str, factor: Decimal, match, label: dict[str, Any]) -> None:
+        """Add (factor - 1) x the base rate on the matching eligible lines, as the rule's own contribution.
+
+        `label` is the explanation's details without the factor and the amount, which this adds."""
         if not self.base_fired:
             return  # multipliers multiply the base award; with none, there is nothing to multiply
         lines = [line for line in self.eligible if match.matches(line)]
@@ -158,14 +171,11 @@ class Evaluation:
         points = points_at(rate, amount)
         if points == 0:
             return
-        on = "" if len(lines) == len(self.eligible) else f" on {money(amount)}"
-        self.contributions.append(
-            Contribution(
-                rule_id, version, kind, points, f"{TIMES} {factor.normalize()} {label}{on}", line_tuples(lines), rate
-            )
-        )
+        on = None if len(lines) == len(self.eligible) else money(amount)
+        detail = {**label, "factor": plain_number(factor), **({"on": on} if on else {})}
+        self.contributions.append(Contribution(rule_id, version, kind, points, detail, line_tuples(lines), rate))
 
-    def bonus(self, rule_id: str, version: int, points: int, match, label: str, kind: str = "bonus") -> None:
+    def bonus(self, rule_id: str, version: int, points: int, match, label: dict[str, Any], kind: str = "bonus") -> None:
         """Fixed points, held in proportion to what remains of the matching lines' eligible money."""
         lines = [line for line in self.eligible if match.matches(line)]
         if not lines:
@@ -178,7 +188,7 @@ class Evaluation:
             return
         self.contributions.append(
             Contribution(
-                "cap", version, "cap", self.order_cap - self.points, f"capped at {self.order_cap} per order",
+                "cap", version, "cap", self.order_cap - self.points, explanations.detail("cap", points=self.order_cap),
                 line_tuples(self.eligible), None, self.shipping, self.tip,
             )
         )  # fmt: skip
@@ -217,3 +227,8 @@ def line_tuples(lines: list[LineFacts]) -> tuple[tuple[int, int, Decimal], ...]:
 
 def money(amount: Decimal) -> str:
     return f"{amount.quantize(Decimal('0.01'))}"
+
+
+def plain_number(value: Decimal) -> str:
+    """A factor as its shortest exact decimal ("2", "1.5"), never in exponent form ("1E+1")."""
+    return f"{value.normalize():f}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from marshmallow import fields, validate
 
+from plugin.programme import explanations
 from plugin.programme.rules import fields as rule_fields
 from plugin.programme.rules.core import Evaluation
 
@@ -37,6 +38,10 @@ class CustomerSegment:
     def rate(self) -> Fraction:
         return Fraction(self.points) / Fraction(self.per_amount)
 
+    @cached_property
+    def rate_detail(self) -> dict[str, Any]:
+        return explanations.detail("segment_rate", points=self.points, per_amount=str(self.per_amount), tag=self.tag)
+
     def apply(self, evaluation: Evaluation) -> None:
         if self.tag not in evaluation.member.tags:
             return
@@ -44,5 +49,5 @@ class CustomerSegment:
         if evaluation.base_rule_id != "base" and rate <= evaluation.base_rate:
             return  # another segment of this member's already gives a better rate
         evaluation.base_rate = rate
-        evaluation.base_rate_text = f"{self.points} per {self.per_amount} ({self.tag} rate)"
+        evaluation.base_rate_detail = self.rate_detail
         evaluation.base_rule_id = self.rule_id

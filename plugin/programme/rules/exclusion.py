@@ -30,6 +30,10 @@ class Exclusion:
     def apply(self, evaluation: Evaluation) -> None:
         if self.match.everything:
             return  # an empty match would exclude the whole shop; the schema refuses it, this never guesses
-        kept = [line for line in evaluation.eligible if not self.match.matches(line)]
-        evaluation.excluded.extend(line.line_id for line in evaluation.eligible if self.match.matches(line))
+        kept = []
+        for line in evaluation.eligible:
+            if self.match.matches(line):
+                evaluation.excluded.append(line.line_id)
+            else:
+                kept.append(line)
         evaluation.eligible = kept

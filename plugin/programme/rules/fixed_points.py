@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import fields, validate
 
+from plugin.programme import explanations
 from plugin.programme.rules import fields as rule_fields
 from plugin.programme.rules.core import Evaluation
 from plugin.programme.rules.matching import Match
@@ -35,5 +36,9 @@ class FixedPoints:
     def apply(self, evaluation: Evaluation) -> None:
         if self.min_subtotal is not None and evaluation.subtotal < self.min_subtotal:
             return
-        label = f"+{self.points} {self.name or 'per order'}"
+        label = (
+            explanations.detail("fixed_points", points=self.points, name=self.name)
+            if self.name
+            else explanations.detail("per_order", points=self.points)
+        )
         evaluation.bonus(self.rule_id, self.version, self.points, Match(), label)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from plugin.programme import explanations
 from plugin.programme.rules.core import LineFacts
 
 
@@ -53,26 +54,25 @@ class Match:
         product = line.product
         if product is None:
             return False
+        keys = product.match_keys
         return bool(
-            product.product_type.casefold() in self.product_types
-            or product.vendor.casefold() in self.vendors
-            or self.tags & {tag.casefold() for tag in product.tags}
-            or self.collections & (product.collections or frozenset())
+            keys[0] in self.product_types
+            or keys[1] in self.vendors
+            or not self.tags.isdisjoint(keys[2])
+            or (product.collections is not None and not self.collections.isdisjoint(product.collections))
         )
 
     @cached_property
-    def description(self) -> str:
-        return self.describe()
-
-    def describe(self) -> str:
-        parts = [
+    def description(self) -> list[str | dict[str, Any]]:
+        """What the match names, as explanation parts: types and vendors as typed, the rest from the catalogue."""
+        parts: list[str | dict[str, Any]] = [
             *sorted(self.product_types),
             *sorted(self.vendors),
-            *(f"tag {t}" for t in sorted(self.tags)),
-            *(f"collection {c}" for c in sorted(self.collections)),
+            *(explanations.detail("match_tag", value=t) for t in sorted(self.tags)),
+            *(explanations.detail("match_collection", value=c) for c in sorted(self.collections)),
         ]
         if self.product_ids:
-            parts.append(f"{len(self.product_ids)} products")
+            parts.append(explanations.detail("match_products", count=len(self.product_ids)))
         if self.variant_ids:
-            parts.append(f"{len(self.variant_ids)} variants")
-        return ", ".join(parts) or "every line"
+            parts.append(explanations.detail("match_variants", count=len(self.variant_ids)))
+        return parts or [explanations.detail("match_everything")]

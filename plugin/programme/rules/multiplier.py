@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import fields
 
+from plugin.programme import explanations
 from plugin.programme.rules import fields as rule_fields
 from plugin.programme.rules.core import Evaluation
 from plugin.programme.rules.matching import Match
@@ -32,5 +33,5 @@ class Multiplier:
         return cls(data["id"], version, Decimal(data["multiplier"]), Match.from_json(data["match"]), data.get("name"))
 
     def apply(self, evaluation: Evaluation) -> None:
-        label = self.name or self.match.description
+        label = explanations.detail("multiplier", label=self.name or self.match.description)
         evaluation.multiply(self.rule_id, self.version, "multiplier", self.multiplier, self.match, label)

@@ -157,7 +157,7 @@ def evaluate(
     facts: OrderFacts,
     member: MemberContext,
     base_rate: Fraction,
-    base_rate_text: str,
+    base_rate_detail: dict[str, Any],
 ) -> Evaluation:
     """Run the rules stage by stage (eligibility, base, multiplier, bonus, cap) over one order's facts."""
     evaluation = Evaluation(
@@ -165,7 +165,7 @@ def evaluate(
         member=member,
         version=rules.version,
         base_rate=base_rate,
-        base_rate_text=base_rate_text,
+        base_rate_detail=base_rate_detail,
         shipping=facts.shipping,
         tip=facts.tip,
         eligible=list(facts.lines),

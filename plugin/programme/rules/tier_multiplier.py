@@ -6,6 +6,7 @@ and its version names the contribution, so a refund reverses it from the lot lik
 
 from __future__ import annotations
 
+from plugin.programme import explanations
 from plugin.programme.rules.core import Evaluation
 from plugin.programme.rules.matching import Match
 
@@ -17,4 +18,5 @@ def apply(evaluation: Evaluation) -> None:
     tier = evaluation.member.tier
     if tier is None or tier.multiplier == 1:
         return
-    evaluation.multiply(f"tier:{tier.tier_id}", tier.version, KIND, tier.multiplier, EVERY_LINE, f"{tier.name} tier")
+    label = explanations.detail("tier_multiplier", name=tier.name)
+    evaluation.multiply(f"tier:{tier.tier_id}", tier.version, KIND, tier.multiplier, EVERY_LINE, label)
