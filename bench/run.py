@@ -15,6 +15,7 @@ from bench import (
     expiry,
     import_csv,
     intake,
+    memory,
     milestones,
     preview,
     referrals,
@@ -29,9 +30,21 @@ DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 SECTIONS = (
-    "intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry", "reports", "milestones",
+    "intake",
+    "widget",
+    "drain",
+    "e2e",
+    "scale",
+    "import",
+    "preview",
+    "tiers",
+    "expiry",
+    "reports",
+    "milestones",
+    "memory",
     "referrals",
 )
+ALIASES = {"citus": ("memory", "scale")}  # issue #21 parts 3 and 5
 
 
 def main() -> None:
@@ -48,7 +61,7 @@ def main() -> None:
     parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
-    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    wanted = [part for s in args.only.split(",") if s.strip() for part in ALIASES.get(s.strip(), (s.strip(),))]
     results: dict = json.loads(RAW.read_text()) if RAW.exists() else {}
     if args.report:
         write_doc(results)
@@ -78,6 +91,8 @@ def main() -> None:
             results[section] = reports.run(members=args.members)
         elif section == "milestones":
             results[section] = milestones.run(members=args.milestone_members)
+        elif section == "memory":
+            results[section] = memory.run(seconds=args.seconds)
         elif section == "referrals":
             results[section] = referrals.run(orders=args.referral_orders)
         else:
@@ -154,6 +169,21 @@ def write_doc(r: dict) -> None:
         lines.append(
             f"| Peak RSS, worker (rq worker or its work horse) | {worker} MiB | | | < 120 MB | "
             f"{verdict(worker * 1.048576 < 120)} |"
+        )
+    if "memory" in r:
+        mem = r["memory"]
+        modes = mem["modes"]
+        web = {mode: modes[mode]["processes"].get("gunicorn worker", {}) for mode in modes}
+        lines.append(
+            f"| Web process (each gunicorn worker) under load, PSS (RSS) | {mem['web_peak_pss_mib']} MiB "
+            f"({mem['web_peak_rss_mib']} MiB) with --preload | without preload: "
+            f"{web['default'].get('peak_pss_mib')} MiB ({web['default'].get('peak_rss_mib')} MiB) | | "
+            f"< 80 MB, judged on PSS | {verdict(mem['web_peak_pss_mib'] * 1.048576 < 80)} |"
+        )
+        lines.append(
+            f"| Worker (rq worker + its work horse) under load, PSS (largest RSS) | {mem['worker_peak_pss_mib']} MiB "
+            f"({mem['worker_peak_rss_mib']} MiB) | | | < 120 MB, judged on PSS | "
+            f"{verdict(mem['worker_peak_pss_mib'] * 1.048576 < 120)} |"
         )
     if "scale" in r:
         s = r["scale"]
