@@ -215,7 +215,7 @@ def test_staff_cancel_an_unused_reward_behind_a_modal_and_the_points_come_back(s
         stop(fake)
     assert [c["deleted"] for c in codes] == [True]
     with transaction(settings.database_url) as session:
-        cancelled = session.get(redemption.Redemption, redemption_id)
+        cancelled = redemption.find(session, redemption_id)
     assert (cancelled.status, cancelled.reason) == ("cancelled", "correction: ordered by mistake")
 
 

@@ -82,15 +82,18 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
     return dict(outcomes)
 
 
-def issue_code(redemption_id: int) -> str:
-    """Worker entry point: create a redemption's discount code in the shop."""
-    return issue_code_with(Settings.from_env(), redemption_id)
+def issue_code(redemption_id: int, shop_id: int | None = None) -> str:
+    """Worker entry point: create a redemption's discount code in the shop.
+
+    Jobs queued by deploys before 0.x carry no shop id; they still run (their look-up goes to every shard).
+    """
+    return issue_code_with(Settings.from_env(), redemption_id, shop_id)
 
 
-def issue_code_with(settings: Settings, redemption_id: int) -> str:
+def issue_code_with(settings: Settings, redemption_id: int, shop_id: int | None = None) -> str:
     if not settings.inline_jobs:
         clear_claim(settings, f"issue:{redemption_id}")  # started: the lease guards it now, not the queue
-    status = redemption.issue(settings, redemption_id)
+    status = redemption.issue(settings, redemption_id, shop_id=shop_id)
     if status == redemption.FAILED and not settings.inline_jobs:
         signal_balances(settings)  # the points came back (inline, the sweeper finds them due)
     return status
@@ -316,7 +319,7 @@ def enqueue_drain(settings: Settings) -> None:
     dispatch(settings, DRAIN_INBOX)
 
 
-def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
+def enqueue_issue(settings: Settings, redemption_id: int, shop_id: int | None = None) -> bool:
     """Queue the creation of a redemption's code; call it after the redemption has committed.
 
     Returns whether a job was queued (or run inline): not when one is already waiting in the queue.
@@ -326,7 +329,8 @@ def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
     # from then on its lease guards the redemption; a job lost before starting is queued again after a lease.
     claim = f"issue:{redemption_id}"
     lease = settings.redemption_lease_seconds
-    outcome = dispatch(settings, ISSUE_CODE, redemption_id, claim=claim, claim_seconds=lease)
+    args = (redemption_id,) if shop_id is None else (redemption_id, shop_id)  # the shop routes its look-ups
+    outcome = dispatch(settings, ISSUE_CODE, *args, claim=claim, claim_seconds=lease)
     return outcome == QUEUED or settings.inline_jobs  # inline, it ran: a failure leaves it pending for the sweeper
 
 
@@ -399,7 +403,7 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if count:
         enqueue_drain(settings)
     stranded = redemption.unsettled(settings.database_url, older_than=patience)
-    requeued = sum(enqueue_issue(settings, redemption_id) for redemption_id in stranded)
+    requeued = sum(enqueue_issue(settings, redemption_id, shop_id) for shop_id, redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         signal_balances(settings)
     if event_delivery.any_due(settings.database_url):  # outgoing events wait in the database, never in Redis
