@@ -18,6 +18,7 @@ from bench import (
     memory,
     milestones,
     preview,
+    referrals,
     reports,
     scale,
     storecredit,
@@ -43,6 +44,7 @@ SECTIONS = (
     "milestones",
     "storecredit",
     "memory",
+    "referrals",
 )
 ALIASES = {"citus": ("memory", "scale")}  # issue #21 parts 3 and 5
 
@@ -59,6 +61,7 @@ def main() -> None:
     parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
     parser.add_argument("--milestone-members", type=int, default=300, help="members in the milestones run")
     parser.add_argument("--redemptions", type=int, default=300, help="redemptions of each kind in the store-credit run")
+    parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
     wanted = [part for s in args.only.split(",") if s.strip() for part in ALIASES.get(s.strip(), (s.strip(),))]
@@ -95,6 +98,8 @@ def main() -> None:
             results[section] = storecredit.run(redemptions=args.redemptions)
         elif section == "memory":
             results[section] = memory.run(seconds=args.seconds)
+        elif section == "referrals":
+            results[section] = referrals.run(orders=args.referral_orders)
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -262,6 +267,13 @@ def write_doc(r: dict) -> None:
             f"{c['store_credit_ms_per_redemption']} ms each, {c['credits_made']:,} credits | the same number of "
             f"fixed-amount codes (redeem, look up, create): {c['code_ms_per_redemption']} ms each | "
             f"{c['ratio_to_codes']} | no goal set | — |"
+        )
+    if "referrals" in r:
+        f = r["referrals"]
+        lines.append(
+            f"| Referral rule, {f['orders']:,} friends' paid orders, {f['advocates']:,} advocates | "
+            f"{f['referrals_orders_per_second']:,} orders/s | the same orders in a shop without referrals: "
+            f"{f['plain_orders_per_second']:,} orders/s | {f['ratio_to_plain']} | no goal set | — |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:
