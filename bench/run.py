@@ -9,13 +9,44 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, expiry, import_csv, intake, preview, scale, tiers, widget
+from bench import (
+    drain,
+    e2e,
+    expiry,
+    import_csv,
+    intake,
+    memory,
+    milestones,
+    preview,
+    referrals,
+    reports,
+    scale,
+    storecredit,
+    tiers,
+    widget,
+)
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry")
+SECTIONS = (
+    "intake",
+    "widget",
+    "drain",
+    "e2e",
+    "scale",
+    "import",
+    "preview",
+    "tiers",
+    "expiry",
+    "reports",
+    "milestones",
+    "storecredit",
+    "memory",
+    "referrals",
+)
+ALIASES = {"citus": ("memory", "scale")}  # issue #21 parts 3 and 5
 
 
 def main() -> None:
@@ -28,9 +59,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
     parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
     parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
+    parser.add_argument("--milestone-members", type=int, default=300, help="members in the milestones run")
+    parser.add_argument("--redemptions", type=int, default=300, help="redemptions of each kind in the store-credit run")
+    parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
-    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    wanted = [part for s in args.only.split(",") if s.strip() for part in ALIASES.get(s.strip(), (s.strip(),))]
     results: dict = json.loads(RAW.read_text()) if RAW.exists() else {}
     if args.report:
         write_doc(results)
@@ -56,6 +90,16 @@ def main() -> None:
             results[section] = tiers.run(members=args.tier_members)
         elif section == "expiry":
             results[section] = expiry.run(members=args.expiry_members)
+        elif section == "reports":
+            results[section] = reports.run(members=args.members)
+        elif section == "milestones":
+            results[section] = milestones.run(members=args.milestone_members)
+        elif section == "storecredit":
+            results[section] = storecredit.run(redemptions=args.redemptions)
+        elif section == "memory":
+            results[section] = memory.run(seconds=args.seconds)
+        elif section == "referrals":
+            results[section] = referrals.run(orders=args.referral_orders)
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -131,6 +175,21 @@ def write_doc(r: dict) -> None:
             f"| Peak RSS, worker (rq worker or its work horse) | {worker} MiB | | | < 120 MB | "
             f"{verdict(worker * 1.048576 < 120)} |"
         )
+    if "memory" in r:
+        mem = r["memory"]
+        modes = mem["modes"]
+        web = {mode: modes[mode]["processes"].get("gunicorn worker", {}) for mode in modes}
+        lines.append(
+            f"| Web process (each gunicorn worker) under load, PSS (RSS) | {mem['web_peak_pss_mib']} MiB "
+            f"({mem['web_peak_rss_mib']} MiB) with --preload | without preload: "
+            f"{web['default'].get('peak_pss_mib')} MiB ({web['default'].get('peak_rss_mib')} MiB) | | "
+            f"< 80 MB, judged on PSS | {verdict(mem['web_peak_pss_mib'] * 1.048576 < 80)} |"
+        )
+        lines.append(
+            f"| Worker (rq worker + its work horse) under load, PSS (largest RSS) | {mem['worker_peak_pss_mib']} MiB "
+            f"({mem['worker_peak_rss_mib']} MiB) | | | < 120 MB, judged on PSS | "
+            f"{verdict(mem['worker_peak_pss_mib'] * 1.048576 < 120)} |"
+        )
     if "scale" in r:
         s = r["scale"]
         lines.append(
@@ -177,6 +236,44 @@ def write_doc(r: dict) -> None:
             f"reminders) | {x['seconds']} s, {x['members_per_second']:,} members/s, {x['points_expired']:,} points "
             f"expired, {x['reminders']:,} reminders | streaming the same members' postings: "
             f"{x['read_postings_seconds']} s | {x['ratio_to_reading']} | no goal set | — |"
+        )
+    if "reports" in r:
+        p = r["reports"]
+        lines.append(
+            f"| Reports (liability with tie-out, breakage, GL journal, KPIs; a month, 12 months, 5 years), "
+            f"{p['members']:,} members / {p['postings']:,} postings over {p['spread_days']} days | slowest: "
+            f"{p['slowest_report']} {p['slowest_seconds']} s; tie-out {'exact' if p['tie_out']['ok'] else 'FAILED'} | "
+            f"the same call on 2,000 members: {p['seconds_small'][p['slowest_report']]} s | "
+            f"{p['slowest_ratio_to_small']} | < {p['goal_seconds']} s, tie-out exact | "
+            f"{verdict(p['goal_met'] and p['tie_out']['ok'])} |"
+        )
+        lines.append(
+            f"| Posting with the reports' trigger ({p['trigger_postings']:,} postings, one transaction) | "
+            f"{p['trigger_postings_seconds']} s | the same postings with the trigger disabled: "
+            f"{p['untriggered_postings_seconds']} s | {p['trigger_cost_ratio']} | (cost of the roll-ups) | |"
+        )
+    if "milestones" in r:
+        m = r["milestones"]
+        lines.append(
+            f"| Milestones on the order path, {m['order_events']:,} paid orders ({m['members']:,} members x "
+            f"{m['orders_per_member']}; 2 thresholds and a punch card) | {m['seconds']} s, {m['orders_per_second']:,} "
+            f"orders/s; birthday job {m['birthdays_per_second']:,} members/s | the same orders with no milestone "
+            f"programme: {m['baseline_seconds']} s | {m['ratio_to_baseline']} | no goal set | — |"
+        )
+    if "storecredit" in r:
+        c = r["storecredit"]
+        lines.append(
+            f"| Store-credit redemption (redeem, look up, credit), {c['redemptions_each']:,} against the fake shop | "
+            f"{c['store_credit_ms_per_redemption']} ms each, {c['credits_made']:,} credits | the same number of "
+            f"fixed-amount codes (redeem, look up, create): {c['code_ms_per_redemption']} ms each | "
+            f"{c['ratio_to_codes']} | no goal set | — |"
+        )
+    if "referrals" in r:
+        f = r["referrals"]
+        lines.append(
+            f"| Referral rule, {f['orders']:,} friends' paid orders, {f['advocates']:,} advocates | "
+            f"{f['referrals_orders_per_second']:,} orders/s | the same orders in a shop without referrals: "
+            f"{f['plain_orders_per_second']:,} orders/s | {f['ratio_to_plain']} | no goal set | — |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:

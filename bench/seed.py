@@ -21,8 +21,11 @@ _STEPS = """
 """
 
 
-def seed(url: str, shop_id: int, members: int, chunk: int = 250_000) -> None:
+def seed(url: str, shop_id: int, members: int, chunk: int = 250_000, spread_days: int = 21) -> None:
     """Load `members` members with 20 postings and 4 orders each into an empty shop, then analyse the tables.
+
+    A member's 20 postings are one day apart, ending yesterday; `spread_days` stretches them over that many days
+    (the reports' benchmark spreads them over two years, so there are cohorts to age).
 
     Secondary indexes are dropped during the load and rebuilt after, as pg_restore does; member ids start
     after any existing ones. Balances are consistent with the postings, so `verify-ledger` must come out clean.
@@ -34,15 +37,21 @@ def seed(url: str, shop_id: int, members: int, chunk: int = 250_000) -> None:
         first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM members").fetchone()[0]
         for start in range(first, first + members, chunk):
             end = min(start + chunk, first + members) - 1
-            _load(conn, shop_id, start, end)
+            _load(conn, shop_id, start, end, spread_days)
         for statement in rebuild:
             conn.execute(statement)
         for table in ("members", "orders", "postings"):
             conn.execute(f"VACUUM ANALYZE {table}")
 
 
-def _load(conn: psycopg.Connection, shop_id: int, start: int, end: int) -> None:
-    params = {"shop": shop_id, "start": start, "end": end}
+def _load(conn: psycopg.Connection, shop_id: int, start: int, end: int, spread_days: int = 21) -> None:
+    params = {
+        "shop": shop_id,
+        "start": start,
+        "end": end,
+        "stretch": spread_days / 21,
+        "enrolled": max(30, spread_days),
+    }
     with conn.transaction():
         # The rows come with their balances already summed: skip the ledger's triggers, as pg_restore
         # --disable-triggers does (a superuser's setting, for this bulk load's transaction only).
@@ -51,7 +60,7 @@ def _load(conn: psycopg.Connection, shop_id: int, start: int, end: int) -> None:
             """
             INSERT INTO members (id, shop_id, customer_id, email, first_name, balance, pushed_balance, enrolled_at)
             SELECT m, %(shop)s, 7000000000 + m, 'member' || m || '@example.com', 'Member', b.total, b.total,
-                   now() - interval '30 days'
+                   now() - %(enrolled)s * interval '1 day'
             FROM generate_series(%(start)s::bigint, %(end)s::bigint) AS m
             CROSS JOIN LATERAL (SELECT sum(points) AS total FROM ("""
             + _STEPS
@@ -76,7 +85,8 @@ def _load(conn: psycopg.Connection, shop_id: int, start: int, end: int) -> None:
                                   rule_version, idempotency_key, note, actor, created_at)
             SELECT %(shop)s, m, p.kind, p.points, p.balance_after, p.source_type,
                    coalesce(p.order_id, m * 100 + p.s)::text, p.order_id, 'earn-1+settings-1',
-                   'seed:' || m || ':' || p.s, 'seeded', 'system', now() - (21 - p.s) * interval '1 day'
+                   'seed:' || m || ':' || p.s, 'seeded', 'system',
+                   now() - (21 - p.s) * %(stretch)s * interval '1 day'
             FROM generate_series(%(start)s::bigint, %(end)s::bigint) AS m
             CROSS JOIN LATERAL (
                 SELECT steps.*, sum(points) OVER (ORDER BY s) AS balance_after FROM ("""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from decimal import Decimal
 
 from plugin.db import transaction
 from plugin.models import Shop
@@ -103,3 +104,23 @@ def test_the_cli_prints_json_and_csv_and_refuses_bad_input(app, small_shop):  # 
     assert json.loads(_run_cli(app, "point-value", SHOP, "--set", "0.05").output) == {"point_value": "0.05"}
     with transaction(app.extensions["loyalty"].database_url) as session:
         assert session.query(Shop).count() == 1
+
+
+def test_a_paid_order_keeps_its_sales_and_the_loyalty_code_it_used(client, shop, settings):
+    from plugin.models import Member, Order, Redemption
+    from tests import builders
+    from tests.conftest import deliver
+
+    deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(11, "80.00")]))
+    with transaction(settings.database_url) as session:
+        member = session.query(Member).one()
+        session.add(Redemption(shop_id=shop, member_id=member.id, reward={"kind": "fixed_amount", "amount": "5.00"},
+                               points=500, status="issued", code="PTS-B-ABCDEFGH"))  # fmt: skip
+    paid = builders.order(2, 7001, [builders.line(21, "30.00", 2, discount="5.00"), builders.line(22, "10.00")])
+    paid["discount_codes"] = [{"code": "WELCOME10", "amount": "1.00", "type": "fixed_amount"},
+                              {"code": "pts-b-abcdefgh", "amount": "5.00", "type": "fixed_amount"}]  # fmt: skip
+    deliver(client, "orders/paid", paid)
+    with transaction(settings.database_url) as session:
+        orders = {o.order_id: (o.sales, o.reward_code) for o in session.query(Order)}
+    # Order 2: 2 x 30.00 - 5.00 + 10.00 = 65.00, and the loyalty code among its codes (matched whatever its case).
+    assert orders == {1: (Decimal("80.00"), None), 2: (Decimal("65.00"), "PTS-B-ABCDEFGH")}

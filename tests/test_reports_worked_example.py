@@ -14,6 +14,8 @@ The shop (Europe/Paris, EUR) and its three members, A, B and C; every posting, w
   2025-03-28  C earns 400 on order 4, pending until 2025-04-10
   2025-03-31  300 of A's points expire
 
+Orders' sales (line items after discounts): 1: 100.00, 2: 50.00, 3: 25.00 (with A's 5.00-off code), 4: 40.00.
+
 Balances: A 400, B -500, C 550; 450 in all. The implied point value: 10.00 for the 1,000 points of the two issued
 fixed-amount redemptions = 0.01 (the failed one does not count).
 """
@@ -83,9 +85,13 @@ def small_shop(settings, shop, monkeypatch) -> int:
             session.flush()
             members[name] = member.id
         a, b, c = members["A"], members["B"], members["C"]
-        for order_id, member_id, paid in ((1, a, "2025-01-05T10:00"), (2, b, "2025-01-20T10:00"),
-                                          (3, a, "2025-01-31T23:30"), (4, c, "2025-03-28T10:00")):  # fmt: skip
-            session.add(Order(shop_id=shop, order_id=order_id, member_id=member_id, paid_at=at(paid)))
+        a_reward = f"CODE-{a}-2025-01-25T10:00"  # A's 5.00-off code, used on order 3
+        for order_id, member_id, paid, sales, code in (
+            (1, a, "2025-01-05T10:00", "100.00", None), (2, b, "2025-01-20T10:00", "50.00", None),
+            (3, a, "2025-01-31T23:30", "25.00", a_reward), (4, c, "2025-03-28T10:00", "40.00", None),
+        ):  # fmt: skip
+            session.add(Order(shop_id=shop, order_id=order_id, member_id=member_id, paid_at=at(paid),
+                              sales=Decimal(sales), reward_code=code))  # fmt: skip
         steps = [
             (a, "earn", 1000, "order", "2025-01-05T10:00", None),
             (b, "earn", 500, "order", "2025-01-20T10:00", None),
@@ -219,6 +225,14 @@ def test_kpis_by_hand(settings, small_shop):
         "members": 3, "new_members": 3,
         "active_30": 1,  # C's order 4 (28 March); the window ends 1 April 00:00 in Paris
         "active_90": 3,
+        # Redeemers (a reward issued before the end): A (orders 1 and 3) and B (order 2); C is not one.
+        "buyers_redeemers": 2, "repeat_rate_redeemers": "0.5000", "orders_redeemers": 3,
+        "aov_redeemers": "58.33",  # (100 + 25 + 50) / 3
+        "buyers_non_redeemers": 1, "repeat_rate_non_redeemers": "0.0000", "orders_non_redeemers": 1,
+        "aov_non_redeemers": "40.00",
+        # Order 3 used A's 5.00-off code: 25.00 of sales for 5.00 of reward.
+        "reward_orders": 1, "reward_order_revenue": "25.00", "reward_cost": "5.00", "roi": "5.00",
+        "nps": None, "nps_responses": 0, "nps_promoters": 0, "nps_detractors": 0,  # no survey answered
     }  # fmt: skip
     assert [(m["month"], m["points_issued"], m["points_redeemed"], m["members"], m["new_members"])
             for m in result["months"]] == [
@@ -269,3 +283,102 @@ def test_compaction_and_rebuild_change_no_figure(settings, small_shop):
     with transaction(settings.database_url) as session:
         report_rollups.rebuild(session, session.get(Shop, small_shop))
     assert _run(settings, reports.liability, {"month": "2025-02"}) == before
+
+
+def test_nps_and_tier_kpis_by_hand(settings, small_shop):
+    from plugin.models import SurveyAnswer, TierMove
+
+    with transaction(settings.database_url) as session:
+        shop = session.get(Shop, small_shop)
+        shop.tiers = {"tiers": [{"id": "silver", "name": "Silver"}, {"id": "gold", "name": "Gold"}]}
+        members = {m.customer_id: m for m in session.query(Member)}
+        members[1].tier = "gold"
+        for member, seq, old, new, when in (
+            (members[2], 1, None, "silver", "2025-01-20T10:00"), (members[1], 1, None, "silver", "2025-02-01T10:00"),
+            (members[2], 2, "silver", None, "2025-02-12T10:00"), (members[1], 2, "silver", "gold", "2025-03-01T10:00"),
+            (members[3], 1, None, "silver", "2025-04-02T10:00"),  # after the period
+        ):  # fmt: skip
+            session.add(TierMove(shop_id=shop.id, member_id=member.id, seq=seq, from_tier=old, to_tier=new,
+                                 reason="test", tiers_version=1, occurred_at=at(when)))  # fmt: skip
+        for n, (score, when) in enumerate(
+            [(10, "2025-02-20T10:00"), (10, "2025-03-02T10:00"), (9, "2025-03-03T10:00"), (8, "2025-03-04T10:00"),
+             (6, "2025-03-05T10:00"), (3, "2025-03-31T21:59"), (0, "2025-03-31T22:00")]  # the last: April in Paris
+        ):  # fmt: skip
+            session.add(
+                SurveyAnswer(shop_id=shop.id, completion_key=f"c{n}", question_key="nps", member_id=members[1].id,
+                             survey_id="nps", score=score, answered_at=at(when))
+            )  # fmt: skip
+        session.add(
+            SurveyAnswer(shop_id=shop.id, completion_key="text", question_key="why", member_id=members[1].id,
+                         survey_id="nps", score=None, answer="great", answered_at=at("2025-03-02T10:00"))
+        )  # fmt: skip
+    result = _run(settings, reports.kpis, {"start": "2025-01-01", "end": "2025-03-31"})
+    # Six scores in the period: promoters 10, 10, 9; passive 8; detractors 6, 3. (3 - 2) / 6 = 16.7% -> 17.
+    assert {k: result["totals"][k] for k in ("nps", "nps_responses", "nps_promoters", "nps_detractors")} == {
+        "nps": 17, "nps_responses": 6, "nps_promoters": 3, "nps_detractors": 2,
+    }  # fmt: skip
+    # February: one promoter = 100; March: 2 promoters, 2 detractors of 5 = 0; January: no answers.
+    assert [(m["month"], m["nps"], m["nps_responses"]) for m in result["months"]] == [
+        ("2025-01", None, 0), ("2025-02", 100, 1), ("2025-03", 0, 5),
+    ]  # fmt: skip
+    tiers = result["tiers"]
+    assert tiers["distribution"] == [
+        {"tier": None, "name": "no tier", "members": 2},
+        {"tier": "silver", "name": "Silver", "members": 0},
+        {"tier": "gold", "name": "Gold", "members": 1},
+    ]
+    assert (tiers["moves"], tiers["moves_up"], tiers["moves_down"]) == (4, 3, 1)
+    assert {(p["from"], p["to"], p["members"]) for p in tiers["moves_by_pair"]} == {
+        (None, "silver", 2), ("silver", None, 1), ("silver", "gold", 1),
+    }  # fmt: skip
+
+
+def test_referral_funnel_by_hand(settings, small_shop):
+    from plugin.models import Referral, ReferralVisit
+
+    with transaction(settings.database_url) as session:
+        advocate = session.query(Member).filter_by(customer_id=1).one().id
+        for n, (status, when) in enumerate(
+            [
+                ("issued", "2025-02-01T10:00"),
+                ("issued", "2025-02-02T10:00"),
+                ("none", "2025-02-03T10:00"),
+                ("failed", "2025-03-01T10:00"),
+                ("issued", "2025-04-01T10:00"),
+            ]
+        ):  # the last: after the period
+            session.add(
+                ReferralVisit(
+                    shop_id=small_shop,
+                    visit_id=f"v{n}",
+                    advocate_member_id=advocate,
+                    request_key=f"k{n}",
+                    code_status=status,
+                    created_at=at(when),
+                )
+            )
+        for order_id, status, reason, held, when in [
+            (101, "qualified", None, 100, "2025-02-05T10:00"),  # rewarded
+            (102, "qualified", None, 0, "2025-02-06T10:00"),  # qualified, its points still pending
+            (103, "blocked", "same_address", 0, "2025-02-07T10:00"),
+            (104, "blocked", "not_first_order", 0, "2025-02-08T10:00"),  # not a first order: not in the funnel
+            (105, "void", None, 0, "2025-03-02T10:00"),
+            (106, "reversed", None, 0, "2025-03-03T10:00"),
+        ]:
+            session.add(
+                Referral(
+                    shop_id=small_shop,
+                    order_id=order_id,
+                    advocate_member_id=advocate,
+                    matched_by="friend_code",
+                    ordered_at=at(when),
+                    status=status,
+                    block_reason=reason,
+                    points_held=held,
+                )
+            )
+    funnel = _run(settings, reports.kpis, {"start": "2025-01-01", "end": "2025-03-31"})["referrals"]
+    assert funnel == {
+        "links_opened": 4, "friend_codes_issued": 2, "first_orders": 5, "qualified": 2, "rewarded": 1,
+        "blocked": 2, "void": 1, "reversed": 1,
+    }  # fmt: skip

@@ -23,7 +23,7 @@ from plugin.programme import events, explanations, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import announcements, member_rules, products, rule_sets, tiers
+from plugin.services import announcements, member_rules, order_sales, products, rule_sets, tiers
 from plugin.services.imports import pending as imported_balances
 
 
@@ -49,15 +49,24 @@ def _apply(session: Session, shop: Shop, event: events.Event) -> int:
 
 
 def _customer(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
-    enrol(session, shop.id, event.customer)
+    _enrol_customer(session, shop, event.customer)
     return 0
+
+
+def _enrol_customer(session: Session, shop: Shop, customer: events.Customer) -> int:
+    member_id = enrol(session, shop.id, customer)
+    if customer.metafields:  # the merchant may map a birthday metafield
+        from plugin.services.milestones import birthdays  # late: accrual's imports stay light
+
+        birthdays.from_metafields(session, shop, member_id, customer.metafields)
+    return member_id
 
 
 def _customer_created(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
     """A new customer account: enrol them, and greet them with the signup bonus (once ever, whatever repeats)."""
     from plugin.services.milestones import rules as milestones  # late: accrual's imports stay light
 
-    return milestones.signup(session, shop, enrol(session, shop.id, event.customer))
+    return milestones.signup(session, shop, _enrol_customer(session, shop, event.customer))
 
 
 def _refunded(session: Session, shop: Shop, event: events.OrderRefunded) -> int:
@@ -142,6 +151,7 @@ def _earn(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnap
     tier = tiers.member_tier(session, shop, order.member_id)
     order.paid_at = paid_at
     order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags, tier)
+    order_sales.record(session, shop.id, order, snapshot)  # the reports' AOV, repeat purchase and ROI read these
     tiers.note_purchase(session, shop, order, snapshot, paid_at)
     _make_lot(session, shop, order, snapshot, paid_at, rules, tags, tier)
 

@@ -11,16 +11,29 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import case, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from plugin.models import Member, Order, Posting, Redemption, ReportSettings, Shop, utcnow
+from plugin.models import (
+    Member,
+    Order,
+    Posting,
+    Redemption,
+    Referral,
+    ReferralVisit,
+    ReportSettings,
+    Shop,
+    SurveyAnswer,
+    TierMove,
+    utcnow,
+)
 from plugin.programme import accounting
+from plugin.programme import referrals as referral_rules
 from plugin.programme.settings import stored_settings
 from plugin.services import report_rollups
 from plugin.services.errors import Invalid, summary
@@ -376,6 +389,7 @@ def _is_number(text: str) -> bool:
 
 KPI_COLUMNS = (
     "month", "members", "new_members", "points_issued", "points_redeemed", "points_expired", "redemption_rate",
+    "nps", "nps_responses", "nps_promoters", "nps_detractors",
 )  # fmt: skip
 
 
@@ -392,14 +406,20 @@ def kpis(session: Session, shop: Shop, query: dict[str, Any], now: datetime | No
         )
         month = accounting.add_months(month, 1)
     totals = {**_points_kpis(moves, period.start, period.end), **_members_kpis(enrolled, period.start, period.end)}
-    totals["active_30"] = _active(session, shop, period.end_utc, 30)
-    totals["active_90"] = _active(session, shop, period.end_utc, 90)
+    totals.update(_buyers(session, shop, period))
+    totals.update(_roi(session, shop, period, point_value(session, shop, query, period)[0]))
+    answers = _nps_answers(session, shop, period)
+    totals.update(_nps(score for _month, score in answers))
+    for entry in months:
+        entry.update(_nps(score for month, score in answers if month.isoformat()[:7] == entry["month"]))
     return {
         "shop": shop.domain,
         "currency": shop.currency,
         "period": period.to_json(),
         "totals": totals,
         "months": months,
+        "tiers": _tiers(session, shop, period),
+        "referrals": _referral_funnel(session, shop, period),
     }
 
 
@@ -438,15 +458,180 @@ def _members_kpis(enrolled: dict[date, int], first: date, last: date) -> dict[st
     }
 
 
-def _active(session: Session, shop: Shop, end: datetime, days: int) -> int:
-    """Members with a paid order in the `days` days before `end`."""
-    return int(
-        session.execute(
-            select(func.count(func.distinct(Order.member_id))).where(
-                Order.shop_id == shop.id,
-                Order.paid_at >= end - timedelta(days=days),
-                Order.paid_at < end,
-                Order.member_id.is_not(None),
-            )
-        ).scalar_one()
+def _buyers(session: Session, shop: Shop, period: Period) -> dict[str, Any]:
+    """One pass over the paid orders from 90 days before the end (or the start, if earlier) to the end, per member:
+    active in the last 30 / 90 days, and for the period's orders, repeat purchase and AOV of redeemers (members
+    with a reward issued before the end) and of the others."""
+    end = period.end_utc
+    since = min(period.start_utc, end - timedelta(days=90))
+    in_period = Order.paid_at >= period.start_utc
+    per_member = (
+        select(
+            Order.member_id.label("member_id"),
+            func.count().filter(in_period).label("orders"),
+            func.coalesce(func.sum(Order.sales).filter(in_period), 0).label("sales"),
+            func.max(case((Order.paid_at >= end - timedelta(days=30), 1), else_=0)).label("active_30"),
+            func.max(case((Order.paid_at >= end - timedelta(days=90), 1), else_=0)).label("active_90"),
+        )
+        .where(Order.shop_id == shop.id, Order.member_id.is_not(None), Order.paid_at >= since, Order.paid_at < end)
+        .group_by(Order.member_id)
+        .subquery()
     )
+    redeemers = (
+        select(Redemption.member_id.label("member_id"))
+        .where(Redemption.shop_id == shop.id, Redemption.status == "issued", Redemption.created_at < end)
+        .distinct()
+        .subquery()
+    )
+    redeemer = redeemers.c.member_id.is_not(None)
+    rows = session.execute(
+        select(
+            redeemer.label("redeemer"),
+            func.count().filter(per_member.c.orders >= 1),
+            func.count().filter(per_member.c.orders >= 2),
+            func.coalesce(func.sum(per_member.c.orders), 0),
+            func.coalesce(func.sum(per_member.c.sales), 0),
+            func.coalesce(func.sum(per_member.c.active_30), 0),
+            func.coalesce(func.sum(per_member.c.active_90), 0),
+        )
+        .select_from(per_member.outerjoin(redeemers, redeemers.c.member_id == per_member.c.member_id))
+        .group_by(redeemer)
+    ).all()
+    groups = {True: [0, 0, 0, Decimal(0)], False: [0, 0, 0, Decimal(0)]}
+    active = [0, 0]
+    for is_redeemer, buyers, repeaters, orders, sales, active_30, active_90 in rows:
+        groups[bool(is_redeemer)] = [int(buyers), int(repeaters), int(orders), Decimal(sales)]
+        active[0] += int(active_30)
+        active[1] += int(active_90)
+    result: dict[str, Any] = {"active_30": active[0], "active_90": active[1]}
+    for name, is_redeemer in (("redeemers", True), ("non_redeemers", False)):
+        buyers, repeaters, orders, sales = groups[is_redeemer]
+        result[f"buyers_{name}"] = buyers
+        result[f"repeat_rate_{name}"] = _ratio(repeaters, buyers)
+        result[f"orders_{name}"] = orders
+        result[f"aov_{name}"] = str(accounting.round_money(sales / orders, shop.currency)) if orders else "0"
+    return result
+
+
+def _ratio(part: int, whole: int) -> str:
+    return str((Decimal(part) / whole).quantize(accounting.RATE_PLACES, ROUND_HALF_UP)) if whole else "0"
+
+
+def _roi(session: Session, shop: Shop, period: Period, value: Decimal) -> dict[str, Any]:
+    """Sales of the period's orders that used a loyalty reward code, against what those rewards cost: a fixed
+    amount's amount, else the points spent at the point value."""
+    rows = session.execute(
+        select(Order.sales, Redemption.reward["kind"].as_string(), Redemption.reward["amount"].as_string(),
+               Redemption.points)
+        .join(Redemption, (Redemption.shop_id == Order.shop_id) & (Redemption.code == Order.reward_code))
+        .where(
+            Order.shop_id == shop.id,
+            Order.reward_code.is_not(None),
+            Order.paid_at >= period.start_utc,
+            Order.paid_at < period.end_utc,
+        )
+    ).all()  # fmt: skip
+    revenue, cost = Decimal(0), Decimal(0)
+    for sales, kind, amount, points in rows:
+        revenue += Decimal(sales or 0)
+        cost += Decimal(amount) if kind == "fixed_amount" and amount else Decimal(points) * value
+    cost = accounting.round_money(cost, shop.currency)
+    return {
+        "reward_orders": len(rows),
+        "reward_order_revenue": str(accounting.round_money(revenue, shop.currency)),
+        "reward_cost": str(cost),
+        "roi": str((revenue / cost).quantize(Decimal("0.01"), ROUND_HALF_UP)) if cost else None,
+    }
+
+
+def _nps_answers(session: Session, shop: Shop, period: Period) -> list[tuple[date, int]]:
+    """The 0-10 survey answers of the period: (shop-local month, score)."""
+    rows = session.execute(
+        select(SurveyAnswer.answered_at, SurveyAnswer.score).where(
+            SurveyAnswer.shop_id == shop.id,
+            SurveyAnswer.score.is_not(None),
+            SurveyAnswer.answered_at >= period.start_utc,
+            SurveyAnswer.answered_at < period.end_utc,
+        )
+    )
+    return [(accounting.month_of(at.astimezone(period.zone).date()), int(score)) for at, score in rows]
+
+
+def _nps(scores) -> dict[str, Any]:
+    """Net Promoter Score: % of 9-10 answers minus % of 0-6 answers, rounded half up; None without answers."""
+    counted = [0, 0, 0]  # detractors, passives, promoters
+    for score in scores:
+        counted[0 if score <= 6 else 1 if score <= 8 else 2] += 1
+    responses = sum(counted)
+    score = None
+    if responses:
+        score = int((Decimal(100 * (counted[2] - counted[0])) / responses).quantize(Decimal(1), ROUND_HALF_UP))
+    return {"nps": score, "nps_responses": responses, "nps_promoters": counted[2], "nps_detractors": counted[0]}
+
+
+def _tiers(session: Session, shop: Shop, period: Period) -> dict[str, Any]:
+    """Members per tier now, and the tier moves of the period: up, down, and each (from, to) pair."""
+    programme = [tier for tier in (shop.tiers or {}).get("tiers", []) if isinstance(tier, dict)]
+    rank = {tier.get("id"): n + 1 for n, tier in enumerate(programme)}  # no tier ranks 0
+    names = {tier.get("id"): tier.get("name") or tier.get("id") for tier in programme}
+    counted = dict(
+        session.execute(select(Member.tier, func.count()).where(Member.shop_id == shop.id).group_by(Member.tier)).all()
+    )
+    distribution = [
+        {"tier": tier_id, "name": names.get(tier_id, tier_id or "no tier"), "members": counted.get(tier_id, 0)}
+        for tier_id in [None, *rank]
+    ]
+    distribution += [
+        {"tier": tier_id, "name": tier_id, "members": count}
+        for tier_id, count in counted.items()
+        if tier_id is not None and tier_id not in rank
+    ]
+    pairs = session.execute(
+        select(TierMove.from_tier, TierMove.to_tier, func.count())
+        .where(
+            TierMove.shop_id == shop.id,
+            TierMove.occurred_at >= period.start_utc,
+            TierMove.occurred_at < period.end_utc,
+        )
+        .group_by(TierMove.from_tier, TierMove.to_tier)
+    ).all()
+    up = sum(count for old, new, count in pairs if rank.get(new, 0) > rank.get(old, 0))
+    down = sum(count for old, new, count in pairs if rank.get(new, 0) < rank.get(old, 0))
+    return {
+        "distribution": distribution,
+        "moves": sum(count for _old, _new, count in pairs),
+        "moves_up": up,
+        "moves_down": down,
+        "moves_by_pair": [
+            {"from": old, "to": new, "members": count} for old, new, count in sorted(pairs, key=lambda p: -p[2])
+        ],
+    }
+
+
+def _referral_funnel(session: Session, shop: Shop, period: Period) -> dict[str, int]:
+    """The period's referral funnel: links opened, friends' codes issued, friends' first orders, and of those the
+    qualified ones, rewards given (points posted), blocked, void (cancelled) and reversed (refunded)."""
+    visits = session.execute(
+        select(func.count(), func.count().filter(ReferralVisit.code_status == "issued")).where(
+            ReferralVisit.shop_id == shop.id,
+            ReferralVisit.created_at >= period.start_utc,
+            ReferralVisit.created_at < period.end_utc,
+        )
+    ).one()
+    counted = {"qualified": 0, "rewarded": 0, "blocked": 0, "void": 0, "reversed": 0, "first_orders": 0}
+    rows = session.execute(
+        select(Referral.status, Referral.block_reason, func.count(), func.count().filter(Referral.points_held > 0))
+        .where(
+            Referral.shop_id == shop.id,
+            Referral.ordered_at >= period.start_utc,
+            Referral.ordered_at < period.end_utc,
+        )
+        .group_by(Referral.status, Referral.block_reason)
+    )
+    for status, reason, count, rewarded in rows:
+        if reason != referral_rules.NOT_FIRST_ORDER:
+            counted["first_orders"] += count
+        if status in counted:
+            counted[status] += count
+        counted["rewarded"] += rewarded if status == referral_rules.QUALIFIED else 0
+    return {"links_opened": int(visits[0]), "friend_codes_issued": int(visits[1]), **counted}

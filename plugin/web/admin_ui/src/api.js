@@ -41,10 +41,31 @@ function act(path, body) {
 
 const query = (params) => new URLSearchParams(Object.entries(params).filter(([, v]) => v !== '' && v != null));
 
+/** A CSV export, saved by the browser: fetched with the session token (a plain link would carry none). */
+async function download(path, filename) {
+  const response = await fetch(`/api/admin/${path}`, {headers: {Authorization: `Bearer ${await sessionToken()}`}});
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new ApiError(response.status, (data && data.error) || {});
+  }
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = filename;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+}
+
 export const api = {
   summary: () => call('GET', 'summary'),
+  report: (name, params) => call('GET', `reports/${name}?${query(params)}`),
+  reportCsv: (name, params) => download(`reports/${name}?${query({...params, format: 'csv'})}`, `loyalty-${name}.csv`),
+  reportSettings: () => call('GET', 'reports/settings'),
+  saveReportSettings: (body) => call('PUT', 'reports/settings', body),
   settings: () => call('GET', 'settings'),
   saveSettings: (settings) => call('PUT', 'settings', settings),
+  locale: () => call('GET', 'locale'),
+  saveLocale: (locale) => call('PUT', 'locale', {locale}),
   rules: () => call('GET', 'rules'),
   rulesHistory: () => call('GET', 'rules/history'),
   saveRules: (ruleSet) => call('PUT', 'rules', ruleSet),
@@ -66,6 +87,11 @@ export const api = {
   parked: () => call('GET', 'support/parked'),
   referralSettings: () => call('GET', 'referrals/settings'),
   saveReferralSettings: (settings) => call('PUT', 'referrals/settings', settings),
+  milestones: () => call('GET', 'milestones'),
+  saveMilestones: (programme) => call('PUT', 'milestones', programme),
+  actionKeys: () => call('GET', 'action-keys'),
+  createActionKey: (key) => call('POST', 'action-keys', key),
+  revokeActionKey: (keyId) => call('DELETE', `action-keys/${encodeURIComponent(keyId)}`),
   referralStats: () => call('GET', 'referrals/stats'),
   referrals: (status) => call('GET', `referrals?${query({status})}`),
   approveReferral: (orderId, reason) => call('POST', `referrals/${orderId}/approve`, {reason}),

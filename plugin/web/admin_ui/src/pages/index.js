@@ -4,15 +4,19 @@ import {programme} from './Programme.jsx';
 import {tiers} from './Tiers.jsx';
 import {members} from './Members.jsx';
 import {activity} from './Activity.jsx';
+import {reports} from './Reports.jsx';
 import {settings} from './Settings.jsx';
 import {supportKeys} from './SupportKeys.jsx';
 import {parked} from './Parked.jsx';
 import {referrals} from './Referrals.jsx';
+import {milestones} from './Milestones.jsx';
 import {importPage} from './Import.jsx';
 import {events} from './Events.jsx';
 import {NotFound} from './NotFound.jsx';
 
-export const PAGES = [home, programme, tiers, members, activity, referrals, settings, events, importPage, supportKeys, parked];
+export const PAGES = [
+  home, programme, tiers, milestones, members, activity, referrals, reports, settings, events, importPage, supportKeys, parked,
+];
 
 /** The component for a path, and the parameters its route captured. */
 export function resolve(path) {
