@@ -100,6 +100,47 @@ function RewardCard({reward, index, errorAt, onChange, onRemove}) {
   );
 }
 
+/** The language postings' explanations are shown in (widget and support history): the shop's own, saved apart
+ * from the versioned programme (docs/earning-rules.md, "Explanations in the shop's language"). */
+function LanguageSection() {
+  const toast = useToast();
+  const loaded = useResource(() => api.locale(), []);
+  const [choice, setChoice] = useState(null);
+  const [refusal, setRefusal] = useState(null);
+  const [saving, setSaving] = useState(false);
+  const current = loaded.data;
+  if (!current) return null;
+  const value = choice ?? current.locale;
+  // The shop's own locale stays a choice even when no catalogue has its language (it then reads in English).
+  const options = [...new Set([...current.languages, current.locale])].map((code) => ({value: code, label: t(`language.${code}`) === `language.${code}` ? code : t(`language.${code}`)}));
+  const save = async () => {
+    setSaving(true);
+    try {
+      await api.saveLocale(value);
+      loaded.reload();
+      setChoice(null);
+      setRefusal(null);
+      toast(t('settings.languageSaved'));
+    } catch (error) {
+      setRefusal(error);
+    } finally {
+      setSaving(false);
+    }
+  };
+  return (
+    <Layout.AnnotatedSection title={t('settings.language')} description={t('settings.languageHelp')}>
+      <Card>
+        <FormLayout>
+          <Select label={t('settings.languageLabel')} options={options} value={value} onChange={setChoice} error={errorsOf(refusal)('locale')} />
+          <Box>
+            <Button onClick={save} loading={saving} disabled={value === current.locale}>{t('settings.saveLanguage')}</Button>
+          </Box>
+        </FormLayout>
+      </Card>
+    </Layout.AnnotatedSection>
+  );
+}
+
 function SettingsForm({loaded}) {
   const toast = useToast();
   const [saved, setSaved] = useState(loaded);
@@ -164,6 +205,7 @@ function SettingsForm({loaded}) {
             </FormLayout>
           </Card>
         </Layout.AnnotatedSection>
+        <LanguageSection />
         <Layout.AnnotatedSection title={t('settings.rewards')} description={t('settings.rewardsHelp')}>
           <BlockStack gap="400">
             {errorAt('rewards') && <Banner tone="critical">{errorAt('rewards')}</Banner>}
