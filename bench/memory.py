@@ -133,14 +133,19 @@ def measure(mode: str, env: dict[str, str], libpq: str, orders: int, seconds: in
     }  # fmt: skip
 
 
-def run(orders: int = 3000, seconds: int = 8) -> dict:
+def _prepared() -> tuple[dict[str, str], str]:
+    """A fresh seeded database (each mode gets its own: the same deliveries again would be duplicates)."""
     url, env = prepared_database("loyalty_bench_memory")
     seed.seed(url, 1, MEMBERS)
     libpq = url.replace("postgresql+psycopg", "postgresql")
     with psycopg.connect(libpq, autocommit=True) as conn:  # the seed copies ids in: new rows follow them
         for table in ("members", "orders", "postings"):
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
-    modes = {mode: measure(mode, env, libpq, orders, seconds) for mode in ("default", "preload")}
+    return env, libpq
+
+
+def run(orders: int = 3000, seconds: int = 8) -> dict:
+    modes = {mode: measure(mode, *_prepared(), orders, seconds) for mode in ("default", "preload")}
     chosen = "preload"
     web = modes[chosen]["processes"].get("gunicorn worker", {})
     worker = modes[chosen]["processes"].get("rq worker", {})
