@@ -9,7 +9,21 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, expiry, import_csv, intake, memory, milestones, preview, reports, scale, tiers, widget
+from bench import (
+    drain,
+    e2e,
+    expiry,
+    import_csv,
+    intake,
+    memory,
+    milestones,
+    preview,
+    referrals,
+    reports,
+    scale,
+    tiers,
+    widget,
+)
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -28,6 +42,7 @@ SECTIONS = (
     "reports",
     "milestones",
     "memory",
+    "referrals",
 )
 ALIASES = {"citus": ("memory", "scale")}  # issue #21 parts 3 and 5
 
@@ -43,6 +58,7 @@ def main() -> None:
     parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
     parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
     parser.add_argument("--milestone-members", type=int, default=300, help="members in the milestones run")
+    parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
     wanted = [part for s in args.only.split(",") if s.strip() for part in ALIASES.get(s.strip(), (s.strip(),))]
@@ -77,6 +93,8 @@ def main() -> None:
             results[section] = milestones.run(members=args.milestone_members)
         elif section == "memory":
             results[section] = memory.run(seconds=args.seconds)
+        elif section == "referrals":
+            results[section] = referrals.run(orders=args.referral_orders)
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -237,6 +255,13 @@ def write_doc(r: dict) -> None:
             f"{m['orders_per_member']}; 2 thresholds and a punch card) | {m['seconds']} s, {m['orders_per_second']:,} "
             f"orders/s; birthday job {m['birthdays_per_second']:,} members/s | the same orders with no milestone "
             f"programme: {m['baseline_seconds']} s | {m['ratio_to_baseline']} | no goal set | — |"
+        )
+    if "referrals" in r:
+        f = r["referrals"]
+        lines.append(
+            f"| Referral rule, {f['orders']:,} friends' paid orders, {f['advocates']:,} advocates | "
+            f"{f['referrals_orders_per_second']:,} orders/s | the same orders in a shop without referrals: "
+            f"{f['plain_orders_per_second']:,} orders/s | {f['ratio_to_plain']} | no goal set | — |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:

@@ -173,3 +173,25 @@ def test_keys_are_listed_without_secrets_and_managed_from_the_cli(app, client, s
     done = runner.invoke(args=["loyalty", "milestones", "complete", SHOP, str(ALICE), "quiz", "--key", "k"])
     assert done.exit_code == 0 and json.loads(done.output)["points"] == 5
     assert balance(settings) == 55
+
+
+def test_privacy_exports_then_redacts_the_birthday_and_survey_words_keeping_scores(client, settings, programme):
+    from plugin.models import MemberBirthday
+    from plugin.services import privacy
+    from plugin.services.milestones import birthdays
+
+    body = {"action": "nps", "customer_id": ALICE, "answers": {"recommend": 4, "why": "Slow, ask for Alice"}}
+    assert post(client, programme, body, "s1").status_code == 201
+    with transaction(settings.database_url) as session:
+        member_id = session.execute(select(Member.id).where(Member.customer_id == ALICE)).scalar_one()
+        birthdays.give(session, 1, member_id, 3, 9, "widget")
+    with transaction(settings.database_url) as session:
+        shop = shops.get(session, SHOP)
+        exported = privacy.export_customer(session, shop, ALICE)["milestones"]
+        assert exported["birthday"] == {"month": 3, "day": 9, "source": "widget"}
+        assert [a["answer"] for a in exported["survey_answers"]] == [None, "Slow, ask for Alice"]
+        privacy.redact_customer(session, shop, ALICE)
+    with transaction(settings.database_url) as session:
+        assert session.execute(select(MemberBirthday)).all() == []
+        rows = session.execute(select(SurveyAnswer.question_key, SurveyAnswer.score, SurveyAnswer.answer)).all()
+        assert sorted(rows) == [("recommend", 4, None), ("why", None, None)]

@@ -49,6 +49,8 @@
         reward_unavailable: 'This reward is not available right now.', bad_points: 'Choose a number of points within the range, in whole steps.' },
       referH: 'Refer a friend', referText: 'Give your friends {reward}. Get {pts} when their first order is confirmed.',
       yourLink: 'Your link', share: 'Share', shareTitle: 'A gift for your first order',
+      offer: { fixed_amount: '{v} off your first order', percentage: '{v} off your first order',
+        free_shipping: 'Free shipping on your first order' },
       giftH: 'A gift from your friend', giftPending: 'Your code is being prepared…', giftNone: 'Your friend’s link is noted at checkout.',
     },
     fr: {
@@ -99,6 +101,8 @@
         reward_unavailable: 'Cette récompense n’est pas disponible pour le moment.', bad_points: 'Choisissez un nombre de points dans la plage, par paliers entiers.' },
       referH: 'Parrainer un ami', referText: 'Offrez à vos amis\u00a0: {reward}. Recevez {pts} quand leur première commande est confirmée.',
       yourLink: 'Votre lien', share: 'Partager', shareTitle: 'Un cadeau pour votre première commande',
+      offer: { fixed_amount: '{v} de réduction sur votre première commande', percentage: '{v} de réduction sur votre première commande',
+        free_shipping: 'Livraison gratuite sur votre première commande' },
       giftH: 'Un cadeau de votre ami', giftPending: 'Votre code est en préparation…', giftNone: 'Le lien de votre ami sera pris en compte au paiement.',
     },
   };
@@ -431,10 +435,16 @@
         if (r.friend && r.friend.code_status === 'pending' && refChecks++ < 20) setTimeout(loadReferral, 2000);
       }, () => {});
     }
+    // The friend's reward in the shopper's language and the shop's currency; the server's English title otherwise.
+    function offerText(o, title) {
+      if (!o || !T.offer[o.kind]) return title || '';
+      const v = o.kind === 'percentage' ? money(o.percent / 100, { style: 'percent', maximumFractionDigits: 2 }) : money(o.amount);
+      return fmt(T.offer[o.kind], { v });
+    }
     function renderReferral() {
       const r = referral;
       if (!r || !r.enabled) return fill(rf);
-      const gift = r.friend && [h3(T.giftH), p('lw-strong', r.friend.reward || ''),
+      const gift = r.friend && [h3(T.giftH), p('lw-strong', offerText(r.friend.offer, r.friend.reward)),
         r.friend.code ? codeBox(r.friend.code, 'gift') : p('lw-small lw-muted', r.friend.code_status === 'pending' ? T.giftPending : T.giftNone),
         r.friend.code && p('lw-small', T.atCheckout)];
       let mine = null;
@@ -442,7 +452,7 @@
         const url = location.origin + r.link.path;
         const text = h('code', { class: 'lw-code lw-url', text: url });
         const btn = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'share', onclick: () => shareLink(url, text, btn) }, T.share);
-        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: r.friend_reward, pts: pts(r.advocate_points) })),
+        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: offerText(r.friend_reward_offer, r.friend_reward), pts: pts(r.advocate_points) })),
           p('lw-small lw-muted', T.yourLink), h('div', { class: 'lw-codebox' }, text, btn)];
       }
       fill(rf, gift, mine);
