@@ -21,6 +21,7 @@ from bench import (
     referrals,
     reports,
     scale,
+    storecredit,
     tiers,
     widget,
 )
@@ -41,6 +42,7 @@ SECTIONS = (
     "expiry",
     "reports",
     "milestones",
+    "storecredit",
     "memory",
     "referrals",
 )
@@ -57,7 +59,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
     parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
     parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
-    parser.add_argument("--milestone-members", type=int, default=300, help="members in the milestones run")
+    parser.add_argument("--milestone-members", type=int, default=100, help="members in the milestones run")
+    parser.add_argument("--redemptions", type=int, default=300, help="redemptions of each kind in the store-credit run")
     parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
@@ -91,6 +94,8 @@ def main() -> None:
             results[section] = reports.run(members=args.members)
         elif section == "milestones":
             results[section] = milestones.run(members=args.milestone_members)
+        elif section == "storecredit":
+            results[section] = storecredit.run(redemptions=args.redemptions)
         elif section == "memory":
             results[section] = memory.run(seconds=args.seconds)
         elif section == "referrals":
@@ -255,6 +260,14 @@ def write_doc(r: dict) -> None:
             f"{m['orders_per_member']}; 2 thresholds and a punch card) | {m['seconds']} s, {m['orders_per_second']:,} "
             f"orders/s; birthday job {m['birthdays_per_second']:,} members/s | the same orders with no milestone "
             f"programme: {m['baseline_seconds']} s | {m['ratio_to_baseline']} | no goal set | — |"
+        )
+    if "storecredit" in r:
+        c = r["storecredit"]
+        lines.append(
+            f"| Store-credit redemption (redeem, look up, credit), {c['redemptions_each']:,} against the fake shop | "
+            f"{c['store_credit_ms_per_redemption']} ms each, {c['credits_made']:,} credits | the same number of "
+            f"fixed-amount codes (redeem, look up, create): {c['code_ms_per_redemption']} ms each | "
+            f"{c['ratio_to_codes']} | no goal set | — |"
         )
     if "referrals" in r:
         f = r["referrals"]
