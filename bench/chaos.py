@@ -683,7 +683,11 @@ def report(args, plan, figures: dict[str, Any], checks: list[Check], host: dict[
         "per 1.00 of each line's price x quantity less its line discounts (shipping and taxes earn nothing), a refund "
         "of k of n units takes back k/n of that line, an order holds the floor of what remains and a cancelled order "
         "nothing; plus each customer's opening grant (given through the support API before the stream, enough for "
-        "every redemption the customer makes), less the cost of each distinct redemption.",
+        "every redemption the customer makes), less the cost of each distinct redemption. Every outgoing event "
+        "(docs/events.md) goes, signed, to a receiver in this script that refuses a share of requests; once the "
+        "stream is settled, per-lot expiry is run as of two months later, SIGKILLed three times and then let "
+        "finish, and its events are delivered too: every event must reach the receiver by id with a valid "
+        "signature, and every positive balance must expire to zero exactly once.",
         "",
         f"**Verdict: {'PASS' if passed else 'FAIL'}**" + (f" ({error})" if error else ""),
         "",

@@ -9,13 +9,44 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import drain, e2e, expiry, import_csv, intake, preview, reports, scale, tiers, widget
+from bench import (
+    drain,
+    e2e,
+    expiry,
+    import_csv,
+    intake,
+    memory,
+    milestones,
+    preview,
+    referrals,
+    reports,
+    scale,
+    storecredit,
+    tiers,
+    widget,
+)
 from bench.harness import ROOT, WEB_CONCURRENCY, machine
 
 DOC = ROOT / "docs" / "benchmarks.md"
 RAW = ROOT / "docs" / "benchmarks.json"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-SECTIONS = ("intake", "widget", "drain", "e2e", "scale", "import", "preview", "tiers", "expiry", "reports")
+SECTIONS = (
+    "intake",
+    "widget",
+    "drain",
+    "e2e",
+    "scale",
+    "import",
+    "preview",
+    "tiers",
+    "expiry",
+    "reports",
+    "milestones",
+    "storecredit",
+    "memory",
+    "referrals",
+)
+ALIASES = {"citus": ("memory", "scale")}  # issue #21 parts 3 and 5
 
 
 def main() -> None:
@@ -28,9 +59,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
     parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
     parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
+    parser.add_argument("--milestone-members", type=int, default=100, help="members in the milestones run")
+    parser.add_argument("--redemptions", type=int, default=300, help="redemptions of each kind in the store-credit run")
+    parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
-    wanted = [s.strip() for s in args.only.split(",") if s.strip()]
+    wanted = [part for s in args.only.split(",") if s.strip() for part in ALIASES.get(s.strip(), (s.strip(),))]
     results: dict = json.loads(RAW.read_text()) if RAW.exists() else {}
     if args.report:
         write_doc(results)
@@ -58,6 +92,14 @@ def main() -> None:
             results[section] = expiry.run(members=args.expiry_members)
         elif section == "reports":
             results[section] = reports.run(members=args.members)
+        elif section == "milestones":
+            results[section] = milestones.run(members=args.milestone_members)
+        elif section == "storecredit":
+            results[section] = storecredit.run(redemptions=args.redemptions)
+        elif section == "memory":
+            results[section] = memory.run(seconds=args.seconds)
+        elif section == "referrals":
+            results[section] = referrals.run(orders=args.referral_orders)
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -133,6 +175,22 @@ def write_doc(r: dict) -> None:
             f"| Peak RSS, worker (rq worker or its work horse) | {worker} MiB | | | < 120 MB | "
             f"{verdict(worker * 1.048576 < 120)} |"
         )
+    if "memory" in r:
+        mem = r["memory"]
+        modes = mem["modes"]
+        web = {mode: modes[mode]["processes"].get("gunicorn worker", {}) for mode in modes}
+        lines.append(
+            f"| Web process (each gunicorn worker) under load, PSS (RSS) | {mem['web_peak_pss_mib']} MiB "
+            f"({mem['web_peak_rss_mib']} MiB) with --preload | without preload: "
+            f"{web['default'].get('peak_pss_mib')} MiB ({web['default'].get('peak_rss_mib')} MiB) | | "
+            f"< 80 MB, judged on PSS | {verdict(mem['web_peak_pss_mib'] * 1.048576 < 80)} |"
+        )
+        lines.append(
+            f"| Worker (rq worker or its work horse) under load, PSS (RSS) | {mem['worker_peak_pss_mib']} MiB "
+            f"({mem['worker_peak_rss_mib']} MiB); the worker and a running horse together at most "
+            f"{mem['worker_and_horse_pss_bound_mib']} MiB PSS | | | < 120 MB, judged on PSS | "
+            f"{verdict(mem['worker_peak_pss_mib'] * 1.048576 < 120)} |"
+        )
     if "scale" in r:
         s = r["scale"]
         lines.append(
@@ -194,6 +252,29 @@ def write_doc(r: dict) -> None:
             f"| Posting with the reports' trigger ({p['trigger_postings']:,} postings, one transaction) | "
             f"{p['trigger_postings_seconds']} s | the same postings with the trigger disabled: "
             f"{p['untriggered_postings_seconds']} s | {p['trigger_cost_ratio']} | (cost of the roll-ups) | |"
+        )
+    if "milestones" in r:
+        m = r["milestones"]
+        lines.append(
+            f"| Milestones on the order path, {m['order_events']:,} paid orders ({m['members']:,} members x "
+            f"{m['orders_per_member']}; 2 thresholds and a punch card) | {m['seconds']} s, {m['orders_per_second']:,} "
+            f"orders/s; birthday job {m['birthdays_per_second']:,} members/s | the same orders with no milestone "
+            f"programme: {m['baseline_seconds']} s | {m['ratio_to_baseline']} | no goal set | — |"
+        )
+    if "storecredit" in r:
+        c = r["storecredit"]
+        lines.append(
+            f"| Store-credit redemption (redeem, look up, credit), {c['redemptions_each']:,} against the fake shop | "
+            f"{c['store_credit_ms_per_redemption']} ms each, {c['credits_made']:,} credits | the same number of "
+            f"fixed-amount codes (redeem, look up, create): {c['code_ms_per_redemption']} ms each | "
+            f"{c['ratio_to_codes']} | no goal set | — |"
+        )
+    if "referrals" in r:
+        f = r["referrals"]
+        lines.append(
+            f"| Referral rule, {f['orders']:,} friends' paid orders, {f['advocates']:,} advocates | "
+            f"{f['referrals_orders_per_second']:,} orders/s | the same orders in a shop without referrals: "
+            f"{f['plain_orders_per_second']:,} orders/s | {f['ratio_to_plain']} | no goal set | — |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:

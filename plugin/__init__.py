@@ -27,7 +27,8 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     logs.configure()
 
     from plugin.cli import loyalty
-    from plugin.web import admin, errors, install, json_bodies
+    from plugin.web import actions_api, admin, errors, install, json_bodies
+    from storefront_widget.milestones import bp as storefront_milestones_bp
     from storefront_widget.proxy import bp as storefront_bp
     from storefront_widget.referrals import bp as storefront_referrals_bp
     from webhooks.intake import bp as webhooks_bp
@@ -37,7 +38,9 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     errors.register(app)  # after flask-smorest, whose own HTTP error handler this one replaces
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(install.bp)
+    app.register_blueprint(actions_api.bp)
     app.register_blueprint(storefront_bp)
+    app.register_blueprint(storefront_milestones_bp)
     app.register_blueprint(storefront_referrals_bp)
     if settings.demo:
         from storefront_widget.demo import bp as demo_bp

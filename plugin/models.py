@@ -14,12 +14,14 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
     LargeBinary,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
@@ -126,9 +128,10 @@ class Member(Base):
         ),
         Index(None, "shop_id", "tier"),
         Index(None, "shop_id", "tier_until"),
+        PrimaryKeyConstraint("shop_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     customer_id: Mapped[int] = mapped_column(BigInteger)
     email: Mapped[str | None] = mapped_column(String(320))
@@ -164,13 +167,15 @@ class Order(Base):
             "member_id",
             postgresql_include=["sales", "reward_code"],
         ),
+        PrimaryKeyConstraint("shop_id", "id"),
+        ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     order_id: Mapped[int] = mapped_column(BigInteger)
     name: Mapped[str | None] = mapped_column(String(64))
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[int | None] = mapped_column(BigInteger)
     created_seen: Mapped[bool] = mapped_column(Boolean, default=False)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -197,9 +202,12 @@ class RuleSetVersion(Base):
     """One version of a shop's earning rules; never changed, a change is a new version."""
 
     __tablename__ = "rule_sets"
-    __table_args__ = (UniqueConstraint("shop_id", "version"),)
+    __table_args__ = (
+        UniqueConstraint("shop_id", "version"),
+        PrimaryKeyConstraint("shop_id", "id"),
+    )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
     rules: Mapped[dict[str, Any]] = mapped_column(Json)
@@ -211,9 +219,12 @@ class Product(Base):
     """The product cache: what earning rules match lines by, fed by products/* webhooks and Admin look-ups."""
 
     __tablename__ = "products"
-    __table_args__ = (UniqueConstraint("shop_id", "product_id"),)
+    __table_args__ = (
+        UniqueConstraint("shop_id", "product_id"),
+        PrimaryKeyConstraint("shop_id", "id"),
+    )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     product_id: Mapped[int] = mapped_column(BigInteger)
     product_type: Mapped[str] = mapped_column(String(255), default="")
@@ -240,9 +251,13 @@ class Refund(Base):
     """A refund fact, kept whether or not its order is known yet."""
 
     __tablename__ = "refunds"
-    __table_args__ = (UniqueConstraint("shop_id", "refund_id"), Index(None, "shop_id", "order_id"))
+    __table_args__ = (
+        UniqueConstraint("shop_id", "refund_id"),
+        Index(None, "shop_id", "order_id"),
+        PrimaryKeyConstraint("shop_id", "id"),
+    )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     order_id: Mapped[int] = mapped_column(BigInteger)
     refund_id: Mapped[int] = mapped_column(BigInteger)
@@ -268,11 +283,13 @@ class Posting(Base):
             postgresql_where=text("available_at IS NOT NULL"),
             sqlite_where=text("available_at IS NOT NULL"),
         ),
+        PrimaryKeyConstraint("shop_id", "id"),
+        ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(16))
     points: Mapped[int] = mapped_column(BigInteger)
     balance_after: Mapped[int] = mapped_column(BigInteger)
@@ -351,11 +368,13 @@ class Redemption(Base):
         Index(None, "shop_id", "member_id", "id"),
         Index("ix_redemptions_shop_id_reward_id", "shop_id", "reward_id", "member_id", "created_at"),
         Index("ix_redemptions_unsettled", "status", "id", postgresql_where=text("status = 'pending'")),
+        PrimaryKeyConstraint("shop_id", "id"),
+        ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[int] = mapped_column(BigInteger)
     reward: Mapped[dict[str, Any]] = mapped_column(Json)  # the catalogue entry as it was when redeemed
     reward_id: Mapped[str | None] = mapped_column(String(40))  # reward["id"], indexed: limits count by it
     points: Mapped[int] = mapped_column(BigInteger)
@@ -424,11 +443,16 @@ class SupportAction(Base):
     """One support action, with who, when, why and the balance before and after; undone by another action."""
 
     __tablename__ = "support_actions"
-    __table_args__ = (UniqueConstraint("shop_id", "idempotency_key"), Index(None, "shop_id", "member_id", "id"))
+    __table_args__ = (
+        UniqueConstraint("shop_id", "idempotency_key"),
+        Index(None, "shop_id", "member_id", "id"),
+        PrimaryKeyConstraint("shop_id", "id"),
+        ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
+    )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    member_id: Mapped[int] = mapped_column(BigInteger)
     action: Mapped[str] = mapped_column(String(24))  # adjust, reverse_order, undo
     actor: Mapped[str] = mapped_column(String(120))
     reason_code: Mapped[str] = mapped_column(String(40))
@@ -468,9 +492,10 @@ class OutboxEvent(Base):
         UniqueConstraint("shop_id", "event_id"),
         Index(None, "shop_id", "member_id", "id"),
         Index(None, "shop_id", "event_type", "id"),
+        PrimaryKeyConstraint("shop_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(String(36))
     dedupe_key: Mapped[str] = mapped_column(String(200))

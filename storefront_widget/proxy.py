@@ -178,16 +178,17 @@ def redeem() -> Response:
             made = redemption.redeem(
                 session, shop, caller.customer_id, wanted["reward_id"], key, points=wanted["points"]
             )
-            redemption_id, fresh = made.id, made.status == redemption.PENDING and made.attempts == 0
+            redemption_id, shop_id = made.id, shop.id
+            fresh = made.status == redemption.PENDING and made.attempts == 0
     except redemption.BadPoints as error:
         raise _Refused(422, error.code, str(error), {"points": [str(error)]}) from None
     except redemption.RedemptionError as error:
         raise _Refused(ERROR_STATUS.get(error.code, 409), error.code, str(error)) from None
     if fresh:
-        jobs.enqueue_issue(_settings(), redemption_id)
+        jobs.enqueue_issue(_settings(), redemption_id, shop_id)
         jobs.signal_balances(_settings())
     with transaction(_settings().database_url) as session:
-        response = jsonify({"redemption": redemption_json(session.get(Redemption, redemption_id))})
+        response = jsonify({"redemption": redemption_json(session.get(Redemption, (shop_id, redemption_id)))})
     response.status_code = 201
     return response
 
@@ -198,8 +199,8 @@ def redemption_status(redemption_id: int) -> Response:
     with transaction(_settings().database_url) as session:
         shop = _shop(session, caller.shop_domain)
         member = shops.member(session, shop, caller.customer_id) if caller.customer_id else None
-        found = session.get(Redemption, redemption_id)
-        if member is None or found is None or found.shop_id != shop.id or found.member_id != member.id:
+        found = session.get(Redemption, (shop.id, redemption_id))
+        if member is None or found is None or found.member_id != member.id:
             raise _Refused(404, "not_found", f"no redemption {redemption_id} for you")
         return jsonify({"redemption": redemption_json(found)})
 

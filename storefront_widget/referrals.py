@@ -90,6 +90,7 @@ def _panel(session, shop: Shop, customer_id: int | None, token: str) -> dict[str
         return answer
     answer["advocate_points"] = config.advocate_points
     answer["friend_reward"] = rules.friend_reward_title(config)
+    answer["friend_reward_offer"] = _offer(config.friend_reward().to_json())
     member = shops.member(session, shop, customer_id) if customer_id else None
     if member is not None:
         referrals.settings_row(session, shop.id)
@@ -101,9 +102,17 @@ def _panel(session, shop: Shop, customer_id: int | None, token: str) -> dict[str
             "code_status": visit.code_status,
             "code": visit.friend_code if visit.code_status == "issued" else None,
             "reward": visit.reward_title,
+            "offer": _offer(visit.reward),
             "cart_attribute": {"name": rules.CART_ATTRIBUTE, "value": visit.token},
         }
     return answer
+
+
+def _offer(reward: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The reward's kind and value, for the widget to word in the shopper's language and currency."""
+    if not reward:
+        return None
+    return {"kind": reward["kind"], "amount": reward.get("amount"), "percent": reward.get("percent")}
 
 
 def _active_shop(session, domain: str) -> Shop | None:

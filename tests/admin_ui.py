@@ -22,8 +22,8 @@ ADMIN_UI = ROOT / "plugin" / "web" / "admin_ui"
 BUNDLE = ROOT / "plugin" / "static" / "admin-ui"
 AXE = ADMIN_UI / "node_modules" / "axe-core" / "axe.min.js"
 PAGES = [
-    "", "programme", "tiers", "members", "members/1001", "activity", "referrals", "reports", "settings", "import",
-    "support-keys", "parked",
+    "", "programme", "tiers", "milestones", "members", "members/1001", "activity", "referrals", "reports", "settings",
+    "import", "support-keys", "parked",
 ]  # fmt: skip
 
 

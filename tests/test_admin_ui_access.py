@@ -82,6 +82,7 @@ def test_the_admin_speaks_french_when_shopify_asks_for_it(admin, page):
         "Accueil",
         "Programme",
         "Statuts",
+        "Paliers",
         "Membres",
         "Activité",
         "Parrainage",

@@ -42,6 +42,7 @@ def test_embedded_the_admin_uses_app_bridges_menu_save_bar_toasts_and_a_fresh_to
         ("/admin", "Home"),
         ("/admin/programme", "Programme"),
         ("/admin/tiers", "Tiers"),
+        ("/admin/milestones", "Milestones"),
         ("/admin/members", "Members"),
         ("/admin/activity", "Activity"),
         ("/admin/referrals", "Referrals"),

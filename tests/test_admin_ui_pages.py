@@ -67,8 +67,8 @@ def test_home_shows_the_key_figures_and_charts_where_the_points_went_loading_not
     assert SHOP in page.get_by_role("main").inner_text()
     navigation = page.get_by_role("navigation").inner_text().split("\n")
     assert navigation == [
-        "Home", "Programme", "Tiers", "Members", "Activity", "Referrals", "Reports", "Settings", "Expiry and events",
-        "Import", "Support keys",
+        "Home", "Programme", "Tiers", "Milestones", "Members", "Activity", "Referrals", "Reports", "Settings",
+        "Expiry and events", "Import", "Support keys",
         "Parked deliveries",
     ]  # fmt: skip
     screenshot(page, "home")
@@ -215,7 +215,7 @@ def test_staff_cancel_an_unused_reward_behind_a_modal_and_the_points_come_back(s
         stop(fake)
     assert [c["deleted"] for c in codes] == [True]
     with transaction(settings.database_url) as session:
-        cancelled = session.get(redemption.Redemption, redemption_id)
+        cancelled = redemption.find(session, redemption_id)
     assert (cancelled.status, cancelled.reason) == ("cancelled", "correction: ordered by mistake")
 
 

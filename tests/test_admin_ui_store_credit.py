@@ -55,3 +55,29 @@ def test_staff_add_cash_back_and_store_credit_and_contradictory_bounds_are_refus
         ("credit-5", "store_credit", 500, "5.00"),
     ]
     assert (stored[1]["min_points"], stored[1]["max_points"]) == (800, 1000)
+
+
+def test_staff_set_limits_and_items_on_a_reward_and_a_limit_of_zero_is_refused_on_its_field(admin, page, settings):
+    page.goto(admin_url(admin, "settings"))
+    total = page.get_by_role("spinbutton", name="Total available (optional)", exact=True)
+    total.wait_for()
+    page.get_by_role("spinbutton", name="Times per customer (optional)", exact=True).fill("2")
+    page.get_by_role("combobox", name="Per", exact=True).select_option("month")
+    total.fill("0")
+    page.get_by_role("textbox", name="Only these collections (optional)", exact=True).fill(
+        "gid://shopify/Collection/1\ngid://shopify/Collection/2"
+    )
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("heading", name="Not saved").wait_for()
+    assert "greater than or equal to 1" in error_of(total)
+
+    total.fill("100")
+    page.get_by_role("textbox", name="Available until (optional)", exact=True).fill("2999-01-01T00:00:00+00:00")
+    page.get_by_role("button", name="Save", exact=True).click()
+    toast(page, "Saved (version 2)")
+    with transaction(settings.database_url) as session:
+        [stored] = shops.get(session, SHOP).settings["rewards"]
+    assert (stored["per_customer_limit"], stored["per_customer_period"], stored["total_available"]) == (2, "month", 100)
+    assert stored["collection_ids"] == ["gid://shopify/Collection/1", "gid://shopify/Collection/2"]
+    assert stored["available_until"] == "2999-01-01T00:00:00+00:00"
+    assert page.get_by_text("Unsaved changes").count() == 0  # what came back is what the form holds

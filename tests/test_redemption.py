@@ -56,7 +56,7 @@ def redeem(settings, customer_id: int, reward_id: str = "5-off", key: str | None
 
 def load(settings, redemption_id: int) -> Redemption:
     with transaction(settings.database_url) as session:
-        return session.get(Redemption, redemption_id)
+        return redemption.find(session, redemption_id)
 
 
 def balance(settings, customer_id: int) -> int:
@@ -217,14 +217,14 @@ def test_an_unreachable_shop_keeps_it_pending_then_fails_only_once_no_code_exist
     assert balance(shop_settings, 7001) == 0
 
     with transaction(shop_settings.database_url) as session:
-        last_try = session.get(Redemption, redemption_id)
+        last_try = redemption.find(session, redemption_id)
         last_try.attempts, last_try.lease_until = redemption.MAX_ATTEMPTS - 1, None
     responses.replace(responses.POST, GRAPHQL, status=503)
     assert redemption.issue(shop_settings, redemption_id, no_sleep_client) == "retry"  # cannot tell: keep waiting
     assert balance(shop_settings, 7001) == 0
 
     with transaction(shop_settings.database_url) as session:
-        session.get(Redemption, redemption_id).lease_until = None
+        redemption.find(session, redemption_id).lease_until = None
     assert redemption.issue(shop_settings, redemption_id, _unavailable_but_last_lookup_answers) == "failed"
     assert load(shop_settings, redemption_id).reason.startswith("the shop was unavailable 6 times")
     assert balance(shop_settings, 7001) == 500
@@ -395,8 +395,8 @@ def test_with_redis_a_waiting_redemption_gets_one_queued_job_however_often_the_s
 
     # Once the job has started, the lease guards the redemption: a job lost after that is queued again.
     monkeypatch.setattr(jobs.Settings, "from_env", staticmethod(lambda: settings))
-    monkeypatch.setattr(jobs.redemption, "issue", lambda _settings, _id: "killed before it took the lease")
+    monkeypatch.setattr(jobs.redemption, "issue", lambda _settings, _id, **_shop: "killed before it took the lease")
     queue.queue_for(settings).empty()
     jobs.issue_code(redemption_id)
     assert jobs.sweep(settings) == (0, 1)
-    assert issue_jobs() == [(redemption_id,)]
+    assert issue_jobs() == [(redemption_id, shop)]  # the sweeper's job names the shop (decision 0021)

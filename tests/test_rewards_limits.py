@@ -45,7 +45,7 @@ def redeem_at(settings, customer_id: int, now: datetime, reward_id: str = "ship"
 
 def set_status(settings, redemption_id: int, status: str) -> None:
     with transaction(settings.database_url) as session:
-        session.get(Redemption, redemption_id).status = status
+        session.execute(select(Redemption).where(Redemption.id == redemption_id)).scalar_one().status = status
 
 
 def redeem_postings(settings) -> int:

@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import func, select
 
 from plugin.db import transaction
-from plugin.models import Posting, Redemption, utcnow
+from plugin.models import Posting, utcnow
 from plugin.programme import rewards
 from plugin.services import redemption, shops
 from tests.conftest import ENCRYPTION_KEY, SHOP
@@ -167,7 +167,7 @@ def test_a_refused_credit_fails_the_redemption_and_returns_the_points(fake_shop_
     give_points(settings, 7001, 600)
     redemption_id = redeem(settings, 7001, "credit-5")
     with transaction(settings.database_url) as session:  # a currency Shopify refuses (the fake: a zero amount)
-        session.get(Redemption, redemption_id).credit_milli = 0
+        redemption.find(session, redemption_id).credit_milli = 0
     assert redemption.issue(settings, redemption_id, no_sleep_client) == "failed"
     assert state.credits_made == 0 and balance(settings, 7001) == 600
 
@@ -267,7 +267,7 @@ def test_a_job_killed_after_the_shop_credited_never_credits_twice(settings, shop
         killed = load(settings, redemption_id)
         assert killed.status == "pending" and killed.discount_id is None  # we never recorded it
         with transaction(settings.database_url) as session:  # the lease runs out, as it would for a dead job
-            session.get(Redemption, redemption_id).lease_until = utcnow() - timedelta(seconds=1)
+            redemption.find(session, redemption_id).lease_until = utcnow() - timedelta(seconds=1)
         assert redemption.issue(settings, redemption_id) == "issued"  # the sweeper's retry looks first
         assert shop_state()["credits"] == 1
         account = shop_state()["accounts"][CUSTOMER]["USD"]

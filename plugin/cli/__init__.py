@@ -2,6 +2,7 @@
 
 from plugin.cli import (  # noqa: F401  (importing a module registers its commands)
     demo,
+    distribution,
     events,
     expiry,
     milestones,

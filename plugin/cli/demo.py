@@ -12,7 +12,7 @@ from plugin.cli.group import current_settings as _settings
 from plugin.cli.group import loyalty
 from plugin.db import transaction
 from plugin.devtools import demo
-from plugin.services import shops
+from plugin.services import referrals, shops
 
 
 @loyalty.command("demo")
@@ -21,7 +21,9 @@ def demo_command(token: str) -> None:
     """Install the demo shop (idempotent); its Admin API is the local fake shop (plugin/devtools/fake_shop.py)."""
     keys = _settings().encryption_keys
     with transaction(_settings().database_url) as session:
-        shops.install(session, demo.DEMO_SHOP, token if keys else None, keys)
+        shop = shops.install(session, demo.DEMO_SHOP, token if keys else None, keys)
+        if not referrals.current(session, shop.id).enabled:  # the widget's Refer a friend panel shows in the demo
+            referrals.update_settings(session, shop, {"enabled": True}, "demo")
     click.echo(f"demo shop {demo.DEMO_SHOP} is installed")
 
 

@@ -87,13 +87,13 @@ def redeem_command(
         with transaction(_settings().database_url) as session:
             shop = _shop(session, domain)
             made = redemption.redeem(session, shop, customer_id, reward_id, idempotency_key, actor, points=points)
-            redemption_id = made.id
+            redemption_id, shop_id = made.id, made.shop_id
     except redemption.RedemptionError as error:
         raise click.ClickException(str(error)) from None
-    jobs.enqueue_issue(_settings(), redemption_id)
+    jobs.enqueue_issue(_settings(), redemption_id, shop_id)
     jobs.signal_balances(_settings())
     with transaction(_settings().database_url) as session:
-        _echo_json(_redemption_json(session.get(redemption.Redemption, redemption_id)))
+        _echo_json(_redemption_json(session.get(redemption.Redemption, (shop_id, redemption_id))))
 
 
 class _ListByDefault(AppGroup):

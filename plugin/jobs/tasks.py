@@ -34,6 +34,7 @@ from plugin.services import (
     tier_sets,
     tier_sweep,
 )
+from plugin.services.milestones import birthdays
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ TIER_SWEEP_CLAIM_SECONDS = 60 * 60  # the period-end recompute runs at most hour
 PUSH_REST_SECONDS = 15 * 60  # a shop that refused a balance push is left alone this long
 EXPIRY_CLAIM_SECONDS = 10 * 60  # a killed expiry run is queued again after this; the run resumes where it stopped
 WEEK = 7 * 86400
+BIRTHDAY_CLAIM_SECONDS = 3600
 
 
 # --- the jobs ---------------------------------------------------------------------------------------------------
@@ -80,15 +82,18 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
     return dict(outcomes)
 
 
-def issue_code(redemption_id: int) -> str:
-    """Worker entry point: create a redemption's discount code in the shop."""
-    return issue_code_with(Settings.from_env(), redemption_id)
+def issue_code(redemption_id: int, shop_id: int | None = None) -> str:
+    """Worker entry point: create a redemption's discount code in the shop.
+
+    Jobs queued by deploys before 0.x carry no shop id; they still run (their look-up goes to every shard).
+    """
+    return issue_code_with(Settings.from_env(), redemption_id, shop_id)
 
 
-def issue_code_with(settings: Settings, redemption_id: int) -> str:
+def issue_code_with(settings: Settings, redemption_id: int, shop_id: int | None = None) -> str:
     if not settings.inline_jobs:
         clear_claim(settings, f"issue:{redemption_id}")  # started: the lease guards it now, not the queue
-    status = redemption.issue(settings, redemption_id)
+    status = redemption.issue(settings, redemption_id, shop_id=shop_id)
     if status == redemption.FAILED and not settings.inline_jobs:
         signal_balances(settings)  # the points came back (inline, the sweeper finds them due)
     return status
@@ -195,6 +200,18 @@ def look_up_products_with(settings: Settings, shop_id: int) -> int:
     return posted
 
 
+def award_birthdays() -> dict[str, int]:
+    """Worker entry point: award the birthday bonus to every member whose birthday is today in their shop's zone."""
+    return award_birthdays_with(Settings.from_env())
+
+
+def award_birthdays_with(settings: Settings) -> dict[str, int]:
+    report = birthdays.award_all(settings.database_url)
+    if report["awarded"]:
+        signal_balances(settings)
+    return report
+
+
 def read_shop_locale(shop_id: int) -> str | None:
     """Worker entry point: read the shop's primary locale, so explanations read in the shop's language."""
     return read_shop_locale_with(Settings.from_env(), shop_id)
@@ -274,6 +291,7 @@ EXPIRE_POINTS = register(Job(expire_points, expire_points_with, timeout=3600, re
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
+AWARD_BIRTHDAYS = register(Job(award_birthdays, award_birthdays_with, timeout=1800, result_ttl=300, failure_ttl=86400))
 READ_SHOP_LOCALE = register(Job(read_shop_locale, read_shop_locale_with, timeout=120, result_ttl=300))
 
 ISSUE_REFERRAL_CODE = register(
@@ -301,7 +319,7 @@ def enqueue_drain(settings: Settings) -> None:
     dispatch(settings, DRAIN_INBOX)
 
 
-def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
+def enqueue_issue(settings: Settings, redemption_id: int, shop_id: int | None = None) -> bool:
     """Queue the creation of a redemption's code; call it after the redemption has committed.
 
     Returns whether a job was queued (or run inline): not when one is already waiting in the queue.
@@ -311,7 +329,8 @@ def enqueue_issue(settings: Settings, redemption_id: int) -> bool:
     # from then on its lease guards the redemption; a job lost before starting is queued again after a lease.
     claim = f"issue:{redemption_id}"
     lease = settings.redemption_lease_seconds
-    outcome = dispatch(settings, ISSUE_CODE, redemption_id, claim=claim, claim_seconds=lease)
+    args = (redemption_id,) if shop_id is None else (redemption_id, shop_id)  # the shop routes its look-ups
+    outcome = dispatch(settings, ISSUE_CODE, *args, claim=claim, claim_seconds=lease)
     return outcome == QUEUED or settings.inline_jobs  # inline, it ran: a failure leaves it pending for the sweeper
 
 
@@ -358,6 +377,12 @@ def enqueue_product_lookup(settings: Settings, shop_id: int) -> None:
     )
 
 
+def enqueue_birthdays(settings: Settings) -> None:
+    """The birthday awards, at most once an hour (each shop's day is reached in its own zone; a rerun posts nothing)."""
+    if not settings.inline_jobs:  # inline (tests, the embedded default) they run from `loyalty milestones birthdays`
+        dispatch(settings, AWARD_BIRTHDAYS, claim="birthdays", claim_seconds=BIRTHDAY_CLAIM_SECONDS)
+
+
 def signal_events(settings: Settings) -> None:
     """Events were recorded or deliveries fell due: queue one delivery job for the burst."""
     dispatch(settings, DELIVER_EVENTS, claim="events", claim_seconds=SIGNAL_TTL_SECONDS)
@@ -378,7 +403,7 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if count:
         enqueue_drain(settings)
     stranded = redemption.unsettled(settings.database_url, older_than=patience)
-    requeued = sum(enqueue_issue(settings, redemption_id) for redemption_id in stranded)
+    requeued = sum(enqueue_issue(settings, redemption_id, shop_id) for shop_id, redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         signal_balances(settings)
     if event_delivery.any_due(settings.database_url):  # outgoing events wait in the database, never in Redis
@@ -403,6 +428,9 @@ def sweep(settings: Settings) -> tuple[int, int]:
     if settings.reconcile_every_minutes > 0:
         for shop_id in reconcile.due(settings, timedelta(minutes=settings.reconcile_every_minutes)):
             enqueue_reconcile(settings, shop_id)
+    enqueue_birthdays(settings)
+
+
     report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued
 

@@ -15,6 +15,8 @@ class Customer:
     last_name: str | None = None
     # Shopify customer tags, casefolded; None when the payload had none. Not part of who the customer is.
     tags: frozenset[str] | None = field(default=None, compare=False)
+    # Customer metafields the payload carried, "namespace.key" -> value (a subscription's metafieldNamespaces).
+    metafields: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)

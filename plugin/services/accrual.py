@@ -49,15 +49,24 @@ def _apply(session: Session, shop: Shop, event: events.Event) -> int:
 
 
 def _customer(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
-    enrol(session, shop.id, event.customer)
+    _enrol_customer(session, shop, event.customer)
     return 0
+
+
+def _enrol_customer(session: Session, shop: Shop, customer: events.Customer) -> int:
+    member_id = enrol(session, shop.id, customer)
+    if customer.metafields:  # the merchant may map a birthday metafield
+        from plugin.services.milestones import birthdays  # late: accrual's imports stay light
+
+        birthdays.from_metafields(session, shop, member_id, customer.metafields)
+    return member_id
 
 
 def _customer_created(session: Session, shop: Shop, event: events.CustomerCreated) -> int:
     """A new customer account: enrol them, and greet them with the signup bonus (once ever, whatever repeats)."""
     from plugin.services.milestones import rules as milestones  # late: accrual's imports stay light
 
-    return milestones.signup(session, shop, enrol(session, shop.id, event.customer))
+    return milestones.signup(session, shop, _enrol_customer(session, shop, event.customer))
 
 
 def _refunded(session: Session, shop: Shop, event: events.OrderRefunded) -> int:

@@ -125,11 +125,11 @@ def cancel_reward(settings: Settings, shop_id: int, redemption_id: int, body: di
     """Cancel an unused reward: its code is deleted in the shop and the points come back (CancelRewardRequest)."""
     request = load(CancelRewardRequest(), body)
     with transaction(settings.database_url) as session:
-        found = session.get(Redemption, redemption_id)
-        if found is None or found.shop_id != shop_id:
+        found = session.get(Redemption, (shop_id, redemption_id))
+        if found is None:
             raise NotFound(f"no redemption {redemption_id}")
     reason = f"{request['reason_code']}: {request['note'] or 'cancelled by support'}"
-    return redemption.cancel(settings, redemption_id, reason, actor)
+    return redemption.cancel(settings, redemption_id, reason, actor, shop_id=shop_id)
 
 
 def list_parked(settings: Settings, shop_id: int) -> list[Delivery]:

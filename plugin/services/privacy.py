@@ -33,6 +33,7 @@ from plugin.models import (
 )
 from plugin.programme import events
 from plugin.services.imports import pending as imported_balances
+from plugin.services.milestones import personal as milestone_data
 
 log = logging.getLogger(__name__)
 REDACTED_BODY = b'{"redacted": true}'
@@ -142,6 +143,7 @@ def export_customer(session: Session, shop: Shop, customer_id: int) -> dict[str,
             }
             for o in orders
         ],
+        "milestones": milestone_data.export(session, shop.id, member.id),
         # The raw webhooks we keep about them hold more (addresses, phone, IP): they are part of what we hold.
         "stored_webhooks": [
             {"topic": d.topic, "received_at": d.received_at.isoformat(), "payload": _parsed(d.body)}
@@ -174,6 +176,7 @@ def redact_customer(session: Session, shop: Shop, customer_id: int, orders: Iter
         member.email = member.first_name = member.last_name = None
         member.tags = None
         member.customer_id = -member.id  # no longer the shop's customer id; unique within the shop
+        milestone_data.redact(session, shop.id, member.id)
     else:
         imported_balances.forget_shopper(session, shop.id, customer_id, None, None)
     scrubbed = session.execute(

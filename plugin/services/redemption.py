@@ -258,12 +258,18 @@ def code_for(redemption_id: int) -> str:
     return f"PTS-{digits}-{suffix}"
 
 
-def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory = platforms.admin_client) -> str:
+def issue(
+    settings: Settings,
+    redemption_id: int,
+    client_factory: ClientFactory = platforms.admin_client,
+    shop_id: int | None = None,
+) -> str:
     """Create the redemption's code in the shop (job body). Safe to run any number of times, concurrently."""
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, redemption_id, shop_id)
         if redemption is None or redemption.status != PENDING:
             return redemption.status if redemption else "missing"
+        shop_id = redemption.shop_id  # the later transactions' look-ups name the shop, even for an old job
         now = utcnow()
         if redemption.lease_until is not None and redemption.lease_until > now:
             return "leased"  # another job is on it
@@ -271,7 +277,7 @@ def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory 
         redemption.attempts += 1
         attempts = redemption.attempts
         shop = session.get(Shop, redemption.shop_id)
-        member = session.get(Member, redemption.member_id)
+        member = session.get(Member, (redemption.shop_id, redemption.member_id))
         reward = Reward.from_json(redemption.reward)
         request = discounts.CodeRequest(
             redemption.code, reward, member.customer_id, redemption.starts_at, redemption.ends_at
@@ -285,9 +291,9 @@ def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory 
 
     # No database lock is held while we talk to the shop.
     if credit is not None:
-        return _issue_credit(settings, redemption_id, client, credit, attempts)
+        return _issue_credit(settings, redemption_id, shop_id, client, credit, attempts)
     look = _code_look(client, request.code)
-    settle = _code_settle(settings, redemption_id, client)
+    settle = _code_settle(settings, redemption_id, shop_id, client)
     try:
         found = discounts.find(client, request.code)
         if found is None:
@@ -301,10 +307,10 @@ def issue(settings: Settings, redemption_id: int, client_factory: ClientFactory 
         else:
             discount_id = found.discount_id
     except AdminAPIError as error:
-        return _after_refusal(settings, redemption_id, client, look, settle, attempts, str(error))
+        return _after_refusal(settings, redemption_id, shop_id, client, look, settle, attempts, str(error))
     except AdminAPIUnavailable as error:
-        return _after_unavailable(settings, redemption_id, client, look, settle, attempts, str(error))
-    return _settle_issued(settings, redemption_id, discount_id, client)
+        return _after_unavailable(settings, redemption_id, shop_id, client, look, settle, attempts, str(error))
+    return _settle_issued(settings, redemption_id, shop_id, discount_id, client)
 
 
 # What the shop holds for a redemption (None: nothing), and how to record what was found as issued: a code or a
@@ -317,28 +323,42 @@ def _code_look(client: AdminClient, code: str) -> Look:
     return lambda: discounts.find(client, code)
 
 
-def _code_settle(settings: Settings, redemption_id: int, client: AdminClient) -> Settle:
-    return lambda found: _settle_issued(settings, redemption_id, found.discount_id, client)
+def _code_settle(settings: Settings, redemption_id: int, shop_id: int | None, client: AdminClient) -> Settle:
+    return lambda found: _settle_issued(settings, redemption_id, shop_id, found.discount_id, client)
 
 
 def _after_refusal(
-    settings: Settings, redemption_id: int, client: AdminClient, look: Look, settle: Settle, attempts: int, problem: str
+    settings: Settings,
+    redemption_id: int,
+    shop_id: int | None,
+    client: AdminClient,
+    look: Look,
+    settle: Settle,
+    attempts: int,
+    problem: str,
 ) -> str:
     """The shop refused; but an earlier attempt whose answer was lost may have made it: look first."""
     client.deadline = time.monotonic() + _budget(settings) / 2
     try:
         found = look()
     except AdminAPIUnavailable:
-        return _after_unavailable(settings, redemption_id, client, look, settle, attempts, problem)
+        return _after_unavailable(settings, redemption_id, shop_id, client, look, settle, attempts, problem)
     except AdminAPIError:
         found = None  # the shop refuses us altogether (e.g. a revoked token): nothing more can be learnt
     if found is not None:
         return settle(found)
-    return _settle_failed(settings, redemption_id, f"the shop refused the reward: {problem}")
+    return _settle_failed(settings, redemption_id, shop_id, f"the shop refused the reward: {problem}")
 
 
 def _after_unavailable(
-    settings: Settings, redemption_id: int, client: AdminClient, look: Look, settle: Settle, attempts: int, problem: str
+    settings: Settings,
+    redemption_id: int,
+    shop_id: int | None,
+    client: AdminClient,
+    look: Look,
+    settle: Settle,
+    attempts: int,
+    problem: str,
 ) -> str:
     if attempts >= MAX_ATTEMPTS:
         client.deadline = time.monotonic() + _budget(settings) / 2  # one more look before giving up
@@ -349,10 +369,10 @@ def _after_unavailable(
         else:
             if found is None:  # fail only once we know the shop holds nothing for it
                 reason = f"the shop was unavailable {attempts} times: {problem}"
-                return _settle_failed(settings, redemption_id, reason)
+                return _settle_failed(settings, redemption_id, shop_id, reason)
             return settle(found)
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, redemption_id, shop_id)
         if redemption is not None and redemption.status == PENDING:
             # Let the sweeper try again later, a little later each time.
             redemption.lease_until = utcnow() + timedelta(seconds=min(15 * attempts, 300))
@@ -370,11 +390,16 @@ CREDIT_ROUNDS = 4  # look, then credit once, this many times in one job before h
 
 
 def _issue_credit(
-    settings: Settings, redemption_id: int, client: AdminClient, request: store_credit.CreditRequest, attempts: int
+    settings: Settings,
+    redemption_id: int,
+    shop_id: int | None,
+    client: AdminClient,
+    request: store_credit.CreditRequest,
+    attempts: int,
 ) -> str:
     """Credit the customer's store-credit account once: look for the credit first, make it only if absent."""
     look = lambda: store_credit.find_credit(client, request)  # noqa: E731
-    settle = _credit_settle(settings, redemption_id, client, request)
+    settle = _credit_settle(settings, redemption_id, shop_id, client, request)
     try:
         found = None
         for round_ in range(1, CREDIT_ROUNDS + 1):
@@ -389,18 +414,22 @@ def _issue_credit(
                     raise
                 client.sleep(min(0.25 * 2 ** (round_ - 1), client.max_wait_seconds))
     except AdminAPIError as error:
-        return _after_refusal(settings, redemption_id, client, look, settle, attempts, str(error))
+        return _after_refusal(settings, redemption_id, shop_id, client, look, settle, attempts, str(error))
     except AdminAPIUnavailable as error:
-        return _after_unavailable(settings, redemption_id, client, look, settle, attempts, str(error))
+        return _after_unavailable(settings, redemption_id, shop_id, client, look, settle, attempts, str(error))
     return settle(found)
 
 
 def _credit_settle(
-    settings: Settings, redemption_id: int, client: AdminClient, request: store_credit.CreditRequest
+    settings: Settings,
+    redemption_id: int,
+    shop_id: int | None,
+    client: AdminClient,
+    request: store_credit.CreditRequest,
 ) -> Settle:
     def settle(found: store_credit.Credit) -> str:
         with transaction(settings.database_url) as session:
-            redemption = _locked(session, redemption_id)
+            redemption = _locked(session, redemption_id, shop_id)
             if redemption.status == PENDING:
                 redemption.status = ISSUED
                 redemption.discount_id = found.transaction_id
@@ -423,9 +452,11 @@ def _budget(settings: Settings) -> float:
     return settings.redemption_lease_seconds * 2 / 3
 
 
-def _settle_issued(settings: Settings, redemption_id: int, discount_id: str, client: AdminClient) -> str:
+def _settle_issued(
+    settings: Settings, redemption_id: int, shop_id: int | None, discount_id: str, client: AdminClient
+) -> str:
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, redemption_id, shop_id)
         if redemption.status == PENDING:
             redemption.status = ISSUED
             redemption.discount_id = discount_id
@@ -441,9 +472,9 @@ def _settle_issued(settings: Settings, redemption_id: int, discount_id: str, cli
     return status
 
 
-def _settle_failed(settings: Settings, redemption_id: int, reason: str) -> str:
+def _settle_failed(settings: Settings, redemption_id: int, shop_id: int | None, reason: str) -> str:
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, redemption_id, shop_id)
         if redemption.status != PENDING:
             return redemption.status
         return _fail(session, redemption, reason)
@@ -486,19 +517,21 @@ def cancel(
     reason: str,
     actor: str,
     client_factory: ClientFactory = platforms.admin_client,
+    shop_id: int | None = None,
 ) -> Redemption:
     """Delete an unused reward's code (or debit an unspent store credit) in the shop and give the points back, once."""
     with transaction(settings.database_url) as session:
-        redemption = session.get(Redemption, redemption_id)
+        redemption = find(session, redemption_id, shop_id)
         if redemption is None:
             raise LookupError(f"no redemption {redemption_id}")
+        shop_id = redemption.shop_id
         _check_cancellable(redemption)
         client = client_factory(settings, session.get(Shop, redemption.shop_id))
         code = redemption.code
         is_credit = redemption.credit_milli is not None
     if is_credit:
-        _debit_back(settings, redemption_id, client)
-        return _cancelled(settings, redemption_id, reason, actor)
+        _debit_back(settings, redemption_id, shop_id, client)
+        return _cancelled(settings, redemption_id, shop_id, reason, actor)
     found = discounts.find(client, code)
     if found is not None and found.used > 0:
         raise CannotCancel(f"code {code} has already been used {found.used} time(s)")
@@ -509,12 +542,12 @@ def cancel(
             # A retried delete is refused when the first one worked but its answer was lost: look again.
             if discounts.find(client, code) is not None:
                 raise
-    return _cancelled(settings, redemption_id, reason, actor)
+    return _cancelled(settings, redemption_id, shop_id, reason, actor)
 
 
-def _cancelled(settings: Settings, redemption_id: int, reason: str, actor: str) -> Redemption:
+def _cancelled(settings: Settings, redemption_id: int, shop_id: int | None, reason: str, actor: str) -> Redemption:
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, redemption_id, shop_id)
         _check_cancellable(redemption)
         redemption.status = CANCELLED
         redemption.reason = reason
@@ -527,15 +560,15 @@ def _cancelled(settings: Settings, redemption_id: int, reason: str, actor: str) 
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _debit_back(settings: Settings, redemption_id: int, client: AdminClient) -> None:
+def _debit_back(settings: Settings, redemption_id: int, shop_id: int | None, client: AdminClient) -> None:
     """Take an unspent store credit back out of the customer's account, once; CreditSpent if it was spent.
 
     The time the debit began is stored first. A cancel retried after a lost reply finds that debit (one made by
     us, not at checkout, of this amount, since then) and does not debit again."""
     with transaction(settings.database_url) as session:
-        redemption = _locked(session, redemption_id)
+        redemption = _locked(session, redemption_id, shop_id)
         _check_cancellable(redemption)
-        member = session.get(Member, redemption.member_id)
+        member = session.get(Member, (redemption.shop_id, redemption.member_id))
         request = _credit_request(redemption, member.customer_id)
         earlier = redemption.debit_started_at
         if earlier is None:
@@ -556,7 +589,7 @@ def _debit_back(settings: Settings, redemption_id: int, client: AdminClient) -> 
     except store_credit.InsufficientFunds as error:
         message = f"cannot take the store credit back: {error}; nothing was debited and the points stay spent"
         with transaction(settings.database_url) as session:
-            redemption = _locked(session, redemption_id)
+            redemption = _locked(session, redemption_id, shop_id)
             redemption.debit_started_at = None  # nothing of ours is in the shop
             redemption.reason = message[:2000]  # support sees why on the redemption
         raise CreditSpent(message) from None
@@ -584,13 +617,19 @@ def _return_points(session: Session, redemption: Redemption, note: str, actor: s
     ledger.post(session, redemption.shop_id, entry)
 
 
-def _locked(session: Session, redemption_id: int) -> Redemption | None:
-    return session.execute(
-        select(Redemption)
-        .where(Redemption.id == redemption_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+def find(session: Session, redemption_id: int, shop_id: int | None = None) -> Redemption | None:
+    """The redemption with this id, of this shop when `shop_id` is given (the look-up a sharded database routes)."""
+    query = select(Redemption).where(Redemption.id == redemption_id)
+    if shop_id is not None:
+        query = query.where(Redemption.shop_id == shop_id)
+    return session.execute(query).scalar_one_or_none()
+
+
+def _locked(session: Session, redemption_id: int, shop_id: int | None = None) -> Redemption | None:
+    query = select(Redemption).where(Redemption.id == redemption_id)
+    if shop_id is not None:
+        query = query.where(Redemption.shop_id == shop_id)
+    return session.execute(query.with_for_update().execution_options(populate_existing=True)).scalar_one_or_none()
 
 
 def for_member(session: Session, shop: Shop, customer_id: int, limit: int = 50) -> list[Redemption]:
@@ -605,13 +644,15 @@ def for_member(session: Session, shop: Shop, customer_id: int, limit: int = 50) 
     )
 
 
-def unsettled(database_url: str, older_than: timedelta, limit: int = 500) -> list[int]:
-    """Pending redemptions whose job is not running (never started, lost, or waiting to retry)."""
+def unsettled(database_url: str, older_than: timedelta, limit: int = 500) -> list[tuple[int, int]]:
+    """(shop id, redemption id) of pending redemptions whose job is not running (never started, lost, or waiting
+    to retry). The sweeper's one look across shops; the jobs it queues then name their shop."""
     now = utcnow()
     with transaction(database_url) as session:
-        return list(
-            session.scalars(
-                select(Redemption.id)
+        return [
+            (shop_id, redemption_id)
+            for shop_id, redemption_id in session.execute(
+                select(Redemption.shop_id, Redemption.id)
                 .where(
                     Redemption.status == PENDING,
                     Redemption.created_at <= now - older_than,
@@ -620,4 +661,4 @@ def unsettled(database_url: str, older_than: timedelta, limit: int = 500) -> lis
                 .order_by(Redemption.id)
                 .limit(limit)
             )
-        )
+        ]

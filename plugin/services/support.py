@@ -327,7 +327,7 @@ def reverse_order(
     record = _record(
         session,
         shop,
-        session.get(Member, order.member_id),
+        session.get(Member, (shop.id, order.member_id)),
         "reverse_order",
         0,
         reason_code,
@@ -359,7 +359,7 @@ def undo(
         raise NotFound(f"no support action {action_id}")
     if original.undone_by is not None:
         raise SupportError(f"action {action_id} was already undone by action {original.undone_by}")
-    member = session.get(Member, original.member_id)
+    member = session.get(Member, (shop.id, original.member_id))
     if original.order_id is None:
         record = _record(
             session,

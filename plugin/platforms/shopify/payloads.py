@@ -193,10 +193,25 @@ class CustomerSchema(_Lenient):
     first_name = StoredText(255)
     last_name = StoredText(255)
     tags = fields.String(load_default=None, allow_none=True)  # comma-separated, as Shopify sends them
+    # Present when the subscription names metafieldNamespaces (a mapped birthday, say); odd entries are skipped.
+    metafields = fields.Raw(load_default=None, allow_none=True)
 
     @post_load
     def to_customer(self, data: dict[str, Any], **_: Any) -> Customer:
-        return Customer(data["id"], data["email"], data["first_name"], data["last_name"], split_tags(data["tags"]))
+        return Customer(
+            data["id"], data["email"], data["first_name"], data["last_name"], split_tags(data["tags"]),
+            metafields=_metafields(data["metafields"]),
+        )  # fmt: skip
+
+
+def _metafields(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, list):
+        return ()
+    found = []
+    for item in raw[:50]:
+        if isinstance(item, dict) and all(isinstance(item.get(k), str) for k in ("namespace", "key", "value")):
+            found.append((f"{item['namespace']}.{item['key']}"[:130], item["value"][:200]))
+    return tuple(found)
 
 
 def split_tags(tags: str | None) -> frozenset[str] | None:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from plugin.models import Base, BigId, Json, UTCDateTime, utcnow
@@ -35,9 +47,10 @@ class ImportBatch(Base):
             postgresql_where=text("NOT dry_run AND status <> 'undone'"),
             sqlite_where=text("dry_run = 0 AND status <> 'undone'"),
         ),
+        PrimaryKeyConstraint("shop_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(24))
     filename: Mapped[str] = mapped_column(String(255))
@@ -105,11 +118,15 @@ class ImportRow(Base):
             postgresql_where=text("member_id IS NOT NULL"),
             sqlite_where=text("member_id IS NOT NULL"),
         ),
+        PrimaryKeyConstraint("shop_id", "id"),
+        ForeignKeyConstraint(
+            ["shop_id", "batch_id"], ["import_batches.shop_id", "import_batches.id"], ondelete="CASCADE"
+        ),
     )
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
-    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id", ondelete="CASCADE"))
+    batch_id: Mapped[int] = mapped_column(BigInteger)
     line: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(12))
     shopper_key: Mapped[str | None] = mapped_column(String(330))  # c:<customer id> or e:<email>; NULL if invalid

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from plugin.models import Member, Order, Refund, Shop
+from plugin.models import Member, MilestoneHolding, Order, Refund, Shop
 from plugin.programme import milestones
 from plugin.programme.earning import Lot
 from plugin.programme.events import RefundFacts
@@ -58,15 +58,30 @@ def recompute(session, shop: Shop, member_id: int) -> None:
         return  # no milestone programme: not one extra query on the order path
     version = programme.rule_version(current["version"])
     session.flush()  # accrual changes the order under no_autoflush: the facts read here must include them
+    # The member's lock first, then the facts: two of the member's orders changing at once are counted one after
+    # the other, the second seeing the first's order (each statement reads what was committed before it ran).
+    session.execute(select(Member.id).where(Member.shop_id == shop.id, Member.id == member_id).with_for_update())
     history = order_history(session, shop, member_id)
+    held = {
+        rule_key: len(held_grants)
+        for rule_key, held_grants in session.execute(
+            select(MilestoneHolding.rule_key, MilestoneHolding.grants).where(
+                MilestoneHolding.shop_id == shop.id, MilestoneHolding.member_id == member_id
+            )
+        )
+    }
     for threshold in current["thresholds"]:
         source = grants.Source("threshold", threshold["id"], version, _threshold_label(threshold))
         count = milestones.threshold_crossings(threshold, history)
-        grants.bring_to(session, shop, member_id, source, count, threshold["points"])
+        if held.get(source.rule_key, 0) != count:  # unchanged (the usual case): no write at all
+            grants.bring_to(session, shop, member_id, source, count, threshold["points"])
     for card in current["punch_cards"]:
         source = grants.Source("punch_card", card["id"], version, card["title"] or f"Every {card['every']} orders")
-        grants.bring_to(session, shop, member_id, source, milestones.punch_card_grants(card, history), card["points"])
-    signup(session, shop, member_id, current)
+        count = milestones.punch_card_grants(card, history)
+        if held.get(source.rule_key, 0) != count:
+            grants.bring_to(session, shop, member_id, source, count, card["points"])
+    if not held.get("signup:signup"):
+        signup(session, shop, member_id, current)
 
 
 def signup(session, shop: Shop, member_id: int, current: dict[str, Any] | None = None) -> int:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from plugin import ledger
@@ -34,16 +35,23 @@ def after_order_change(session: Session, shop: Shop, member_id: int) -> None:
     if config.enabled:
         _attribute(session, shop, row, member_id)
         session.flush()
-    advocates = set(
-        session.scalars(
-            select(Referral.advocate_member_id).where(
-                Referral.shop_id == shop.id,
-                (Referral.friend_member_id == member_id) | (Referral.advocate_member_id == member_id),
-            )
+    zone = shops.zone(shop)
+    # Caps count within a month, so only the months of this friend's referrals can change; the advocate's own
+    # order (their addresses, phones) can change any of theirs.
+    months: dict[int, set[Month] | None] = defaultdict(set)
+    for advocate_id, ordered in session.execute(
+        select(Referral.advocate_member_id, Referral.ordered_at).where(
+            Referral.shop_id == shop.id, Referral.friend_member_id == member_id
         )
-    )
-    for advocate_id in sorted(advocates):  # one order, so two transactions lock advocates alike
-        recompute(session, shop, advocate_id, config)
+    ):
+        months[advocate_id].add(month_of(ordered, zone))
+    is_advocate = session.execute(
+        select(Referral.order_id).where(Referral.shop_id == shop.id, Referral.advocate_member_id == member_id).limit(1)
+    ).first()
+    if is_advocate:
+        months[member_id] = None
+    for advocate_id in sorted(months):  # one order, so two transactions lock advocates alike
+        recompute(session, shop, advocate_id, config, months=months[advocate_id])
 
 
 def _attribute(session: Session, shop: Shop, row: ReferralSettings, member_id: int) -> None:
@@ -113,28 +121,51 @@ def ordered_at(facts: dict[str, Any], paid_at: datetime | None) -> datetime:
     return paid_at or datetime.fromisoformat(facts["paid_at"])
 
 
+Month = tuple[int, int]
+
+
+def month_of(moment: datetime, zone: ZoneInfo) -> Month:
+    local = moment.astimezone(zone)
+    return local.year, local.month
+
+
+def _month_range(month: Month, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The month's first instant and the next month's, in the shop's zone."""
+    year, number = month
+    following = (year + 1, 1) if number == 12 else (year, number + 1)
+    return datetime(year, number, 1, tzinfo=zone), datetime(*following, 1, tzinfo=zone)
+
+
 def recompute(
-    session: Session, shop: Shop, advocate_id: int, config: rules.ReferralSettings, now: datetime | None = None
+    session: Session,
+    shop: Shop,
+    advocate_id: int,
+    config: rules.ReferralSettings,
+    now: datetime | None = None,
+    months: set[Month] | None = None,
 ) -> None:
-    """Decide every referral of one advocate again and post what the advocate should hold, under row locks."""
+    """Decide one advocate's referrals again (those ordered in `months`, or all) and post what the advocate should
+    hold, under row locks. A month is decided whole: its cap and its days' limits never reach into another."""
     now = now or utcnow()
-    rows = list(
-        session.scalars(
-            select(Referral)
-            .where(Referral.shop_id == shop.id, Referral.advocate_member_id == advocate_id)
-            .order_by(Referral.order_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+    query = select(Referral).where(Referral.shop_id == shop.id, Referral.advocate_member_id == advocate_id)
+    if months is not None:
+        if not months:
+            return
+        ranges = [_month_range(month, shops.zone(shop)) for month in sorted(months)]
+        query = query.where(
+            or_(*((Referral.ordered_at >= start) & (Referral.ordered_at < end) for start, end in ranges))
         )
+    rows = list(
+        session.scalars(query.order_by(Referral.order_id).with_for_update().execution_options(populate_existing=True))
     )
     if not rows:
         return
-    candidates = _candidates(session, shop, advocate_id, rows)
-    outcomes = rules.decide(candidates, config, shops.zone(shop), now)
+    candidates = {c.order_id: c for c in _candidates(session, shop, advocate_id, rows)}
+    outcomes = rules.decide(list(candidates.values()), config, shops.zone(shop), now)
     settings = program_settings(shop.settings, shop.settings_version)
     for row in rows:
         outcome = outcomes[row.order_id]
-        candidate = next(c for c in candidates if c.order_id == row.order_id)
+        candidate = candidates[row.order_id]
         row.status, row.block_reason, row.available_at = outcome.status, outcome.reason, candidate.available_at
         if outcome.points and not row.reward_points:
             row.reward_points = config.advocate_points  # fixed when first given: later settings never change it
@@ -344,23 +375,21 @@ def due_shops(session: Session, now: datetime | None = None, limit: int = 100) -
 def settle_due(session: Session, shop: Shop, now: datetime | None = None) -> int:
     """Post the rewards whose pending period has ended (a time-driven job: run twice, it posts once)."""
     now = now or utcnow()
-    advocates = list(
-        session.scalars(
-            select(Referral.advocate_member_id)
-            .where(
-                Referral.shop_id == shop.id,
-                Referral.status == rules.QUALIFIED,
-                Referral.points_held == 0,
-                Referral.available_at <= now,
-            )
-            .group_by(Referral.advocate_member_id)
-            .order_by(Referral.advocate_member_id)
+    zone = shops.zone(shop)
+    due: dict[int, set[Month]] = defaultdict(set)
+    for advocate_id, ordered in session.execute(
+        select(Referral.advocate_member_id, Referral.ordered_at).where(
+            Referral.shop_id == shop.id,
+            Referral.status == rules.QUALIFIED,
+            Referral.points_held == 0,
+            Referral.available_at <= now,
         )
-    )
+    ):
+        due[advocate_id].add(month_of(ordered, zone))
     config = setup.current(session, shop.id)
-    for advocate_id in advocates:
-        recompute(session, shop, advocate_id, config, now)
-    return len(advocates)
+    for advocate_id in sorted(due):
+        recompute(session, shop, advocate_id, config, now, months=due[advocate_id])
+    return len(due)
 
 
 def approve(session: Session, shop: Shop, order_id: int, actor: str, reason: str) -> Referral:
@@ -374,5 +403,6 @@ def approve(session: Session, shop: Shop, order_id: int, actor: str, reason: str
         if row.status != rules.BLOCKED:
             raise ValueError(f"the referral of order {order_id} is {row.status}, not blocked")
         row.approved_by, row.approved_reason, row.approved_at = actor, reason, utcnow()
-    recompute(session, shop, row.advocate_member_id, setup.current(session, shop.id))
+    month = {month_of(row.ordered_at, shops.zone(shop))}
+    recompute(session, shop, row.advocate_member_id, setup.current(session, shop.id), months=month)
     return row

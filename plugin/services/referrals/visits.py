@@ -39,6 +39,7 @@ class Visit:
     friend_code: str | None
     reward_title: str | None
     fresh: bool  # made by this request (False: a replayed request found its visit)
+    reward: dict | None = None  # the friend's reward as given (kind, amount, percent ...)
 
 
 def open_link(
@@ -85,7 +86,10 @@ def open_link(
 
 def _visit(row: ReferralSettings, visit: ReferralVisit, *, fresh: bool) -> Visit:
     title = (visit.friend_reward or {}).get("title")
-    return Visit(visit.visit_id, setup.sign(row, visit.visit_id), visit.code_status, visit.friend_code, title, fresh)
+    return Visit(
+        visit.visit_id, setup.sign(row, visit.visit_id), visit.code_status, visit.friend_code, title, fresh,
+        visit.friend_reward,
+    )  # fmt: skip
 
 
 def _by_request(session: Session, shop_id: int, request_key: str) -> ReferralVisit | None:

@@ -35,11 +35,22 @@
         orders: '{v} more orders{by} to reach {tier}' }, by: ' by {date}', topTier: 'You’ve reached the top tier.',
       perk: { multiplier: '{x}× points on every order', entry: '{pts} when you reach {tier}', birthday: '{pts} on your birthday',
         freeShip: 'Free shipping' }, tiersH: 'Tiers',
+      msH: 'Milestones', spendMore: 'Spend {money} more to earn {pts}', spendGoal: 'Spend {money}',
+      spentSoFar: '{money} spent', thisYear: 'this year', goalDone: 'Reached. Well done!',
+      punchesH: '{n} of {of} orders', punchGives: 'Every {of} orders earn {pts}', punchMin: 'orders of {money} or more',
+      bdayH: 'Your birthday', bdayGives: 'Get {pts} on your birthday', bdayMonth: 'Get {pts} in your birthday month',
+      bdayMonthL: 'Month', bdayDayL: 'Day', bdaySave: 'Save my birthday', bdaySaved: 'Birthday saved: {date}.',
+      bdayYours: 'Your birthday: {date}', bdayLocked: 'You can change it again from {date}.',
+      actionsH: 'Ways to earn more', actEarn: 'Earn {pts}', actFollow: 'Follow', actVisit: 'Visit', actAnswer: 'Answer',
+      actSend: 'Send my answers', actDone: 'Thanks! {pts} added.', actAuto: 'Earned automatically',
+      npsL: '0 = not at all likely, 10 = extremely likely',
       errors: { not_enough_points: 'You don’t have enough points for this reward.',
         unknown_reward: 'This reward is no longer available.', not_signed_in: 'Please sign in to spend your points.',
         reward_unavailable: 'This reward is not available right now.', bad_points: 'Choose a number of points within the range, in whole steps.' },
       referH: 'Refer a friend', referText: 'Give your friends {reward}. Get {pts} when their first order is confirmed.',
       yourLink: 'Your link', share: 'Share', shareTitle: 'A gift for your first order',
+      offer: { fixed_amount: '{v} off your first order', percentage: '{v} off your first order',
+        free_shipping: 'Free shipping on your first order' },
       giftH: 'A gift from your friend', giftPending: 'Your code is being prepared…', giftNone: 'Your friend’s link is noted at checkout.',
     },
     fr: {
@@ -76,11 +87,22 @@
       topTier: 'Vous avez atteint le statut le plus élevé.',
       perk: { multiplier: 'Points ×{x} sur chaque commande', entry: '{pts} en atteignant {tier}',
         birthday: '{pts} pour votre anniversaire', freeShip: 'Livraison gratuite' }, tiersH: 'Statuts',
+      msH: 'Paliers', spendMore: 'Dépensez encore {money} pour gagner {pts}', spendGoal: 'Dépensez {money}',
+      spentSoFar: '{money} dépensés', thisYear: 'cette année', goalDone: 'Atteint. Bravo\u00a0!',
+      punchesH: '{n} commandes sur {of}', punchGives: 'Toutes les {of} commandes\u00a0: {pts}', punchMin: 'commandes d’au moins {money}',
+      bdayH: 'Votre anniversaire', bdayGives: '{pts} le jour de votre anniversaire', bdayMonth: '{pts} pendant le mois de votre anniversaire',
+      bdayMonthL: 'Mois', bdayDayL: 'Jour', bdaySave: 'Enregistrer mon anniversaire', bdaySaved: 'Anniversaire enregistré\u00a0: {date}.',
+      bdayYours: 'Votre anniversaire\u00a0: {date}', bdayLocked: 'Modifiable à nouveau à partir du {date}.',
+      actionsH: 'Gagner plus de points', actEarn: 'Gagnez {pts}', actFollow: 'Suivre', actVisit: 'Visiter', actAnswer: 'Répondre',
+      actSend: 'Envoyer mes réponses', actDone: 'Merci\u00a0! {pts} ajoutés.', actAuto: 'Attribués automatiquement',
+      npsL: '0 = pas du tout probable, 10 = très probable',
       errors: { not_enough_points: 'Vous n’avez pas assez de points pour cette récompense.',
         unknown_reward: 'Cette récompense n’est plus disponible.', not_signed_in: 'Connectez-vous pour utiliser vos points.',
         reward_unavailable: 'Cette récompense n’est pas disponible pour le moment.', bad_points: 'Choisissez un nombre de points dans la plage, par paliers entiers.' },
       referH: 'Parrainer un ami', referText: 'Offrez à vos amis\u00a0: {reward}. Recevez {pts} quand leur première commande est confirmée.',
       yourLink: 'Votre lien', share: 'Partager', shareTitle: 'Un cadeau pour votre première commande',
+      offer: { fixed_amount: '{v} de réduction sur votre première commande', percentage: '{v} de réduction sur votre première commande',
+        free_shipping: 'Livraison gratuite sur votre première commande' },
       giftH: 'Un cadeau de votre ami', giftPending: 'Votre code est en préparation…', giftNone: 'Le lien de votre ami sera pris en compte au paiement.',
     },
   };
@@ -165,7 +187,7 @@
     } catch {}
     if (res.ok && json) return json;
     const e = (json && json.error) || {};
-    throw { status: res.status, code: e.code, message: e.message };
+    throw { status: res.status, code: e.code, message: e.message, fields: e.fields };
   }
 
   const uuid = () =>
@@ -218,8 +240,9 @@
     const live = h('div', { class: 'lw-sr', role: 'status', 'aria-live': 'polite' });
     const sec = (full) => h('div', { class: full ? 'lw-sec lw-full' : 'lw-sec', hidden: true });
     const st = sec(1), sum = sec(1), tr = sec(1), rw = sec(), cd = sec(), hi = sec(), rf = sec();
+    const ms = sec(1); // milestones: thresholds, punch cards, birthday, actions (GET /milestones)
     const res = h('div', { class: 'lw-result', tabindex: '-1', hidden: true });
-    const body = h('div', { class: 'lw-body' }, st, sum, tr, rf, h('div', { class: 'lw-sec' }, res, rw), cd, hi);
+    const body = h('div', { class: 'lw-body' }, st, sum, tr, rf, ms, h('div', { class: 'lw-sec' }, res, rw), cd, hi);
     const head = h('div', { class: 'lw-head' }, h('h2', { class: 'lw-title', id: id + 't', tabindex: '-1', text: T.rewards }));
     const box = h('div', { class: inline ? 'lw lw-inline' : 'lw', 'data-pos': ds.position === 'left' ? 'left' : 'right' });
     const fg = onColour(ds.accent);
@@ -310,6 +333,7 @@
         data = d;
         fill(st);
         render();
+        loadMilestones();
         if (!referral) loadReferral();
       }, (e) => {
         delete shared[proxy];
@@ -411,10 +435,16 @@
         if (r.friend && r.friend.code_status === 'pending' && refChecks++ < 20) setTimeout(loadReferral, 2000);
       }, () => {});
     }
+    // The friend's reward in the shopper's language and the shop's currency; the server's English title otherwise.
+    function offerText(o, title) {
+      if (!o || !T.offer[o.kind]) return title || '';
+      const v = o.kind === 'percentage' ? money(o.percent / 100, { style: 'percent', maximumFractionDigits: 2 }) : money(o.amount);
+      return fmt(T.offer[o.kind], { v });
+    }
     function renderReferral() {
       const r = referral;
       if (!r || !r.enabled) return fill(rf);
-      const gift = r.friend && [h3(T.giftH), p('lw-strong', r.friend.reward || ''),
+      const gift = r.friend && [h3(T.giftH), p('lw-strong', offerText(r.friend.offer, r.friend.reward)),
         r.friend.code ? codeBox(r.friend.code, 'gift') : p('lw-small lw-muted', r.friend.code_status === 'pending' ? T.giftPending : T.giftNone),
         r.friend.code && p('lw-small', T.atCheckout)];
       let mine = null;
@@ -422,7 +452,7 @@
         const url = location.origin + r.link.path;
         const text = h('code', { class: 'lw-code lw-url', text: url });
         const btn = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'share', onclick: () => shareLink(url, text, btn) }, T.share);
-        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: r.friend_reward, pts: pts(r.advocate_points) })),
+        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: offerText(r.friend_reward_offer, r.friend_reward), pts: pts(r.advocate_points) })),
           p('lw-small lw-muted', T.yourLink), h('div', { class: 'lw-codebox' }, text, btn)];
       }
       fill(rf, gift, mine);
@@ -491,6 +521,125 @@
         c && (toNext ? p('lw-progress', toNext) : now && p('lw-small lw-muted', T.topTier)),
         !c && toNext && p('lw-small lw-muted', toNext),
       ];
+    }
+
+    // Milestones: read after the widget (its own call, so the hottest read stays one statement).
+    let mdata = null;
+    const mKeys = {}; // action id -> key of a click to retry
+    function loadMilestones() {
+      return api(proxy, '/milestones').then((m) => {
+        mdata = m;
+        renderMilestones();
+      }, () => {});
+    }
+    function meter(value, max, label) {
+      return h('div', { class: 'lw-meter', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': max, 'aria-valuenow': Math.min(value, max), 'aria-label': label },
+        h('span', { style: `width:${Math.min(100, Math.round((value / max) * 100))}%` }));
+    }
+    function renderMilestones() {
+      const m = mdata, c = data && data.customer;
+      if (!m) return;
+      const goals = m.thresholds.map((t) => {
+        const spent = Number(t.spent), amount = Number(t.amount);
+        const name = t.title || fmt(T.spendGoal, { money: money(t.amount) });
+        return h('li', { class: 'lw-item lw-col', 'data-k': 't' + t.id }, p('lw-strong', name),
+          c && meter(t.complete ? amount : spent - amount * t.reached, amount, line(name, fmt(T.spentSoFar, { money: money(t.spent) }))),
+          p('lw-small', t.complete ? T.goalDone : fmt(T.spendMore, { money: money(c ? t.remaining : t.amount), pts: pts(t.points) })),
+          c && p('lw-small lw-muted', line(fmt(T.spentSoFar, { money: money(t.spent) }), t.period === 'calendar_year' && T.thisYear)));
+      });
+      const cards = m.punch_cards.map((k) => h('li', { class: 'lw-item lw-col', 'data-k': 'p' + k.id },
+        p('lw-strong', k.title || fmt(T.punchGives, { of: k.every, pts: pts(k.points) })),
+        h('ol', { class: 'lw-punches', 'aria-label': fmt(T.punchesH, { n: k.punches, of: k.every }) },
+          Array.from({ length: k.every }, (_, i) => h('li', { class: i < k.punches ? 'lw-punch lw-on' : 'lw-punch' }))),
+        p('lw-small lw-muted', line(fmt(T.punchGives, { of: k.every, pts: pts(k.points) }), k.min_subtotal && fmt(T.punchMin, { money: money(k.min_subtotal) })))));
+      fill(ms, (goals.length || cards.length) && [h3(T.msH), h('ul', { class: 'lw-list' }, goals, cards)],
+        m.birthday.enabled && c && birthdaySection(m.birthday),
+        m.actions.length && [h3(T.actionsH), h('ul', { class: 'lw-list' }, m.actions.map((a) => actionItem(a, c)))]);
+    }
+    // The server's per-field messages ("February has 29 days"), flattened; English, like every server message.
+    const fieldText = (e) => {
+      const out = [];
+      const walk = (v) => (typeof v === 'string' ? out.push(v) : v && typeof v === 'object' && Object.values(v).forEach(walk));
+      walk(e.fields);
+      return out.join(' ');
+    };
+    const monthName = (n) => new Intl.DateTimeFormat(tag, { month: 'long', timeZone: 'UTC' }).format(new Date(Date.UTC(2024, n - 1, 1)));
+    const birthdayText = (b) => day(`2024-${String(b.month).padStart(2, '0')}-${String(b.day).padStart(2, '0')}`);
+    function birthdaySection(b) {
+      const gives = p('lw-small', fmt(b.when === 'month' ? T.bdayMonth : T.bdayGives, { pts: pts(b.points) }));
+      const given = b.given;
+      if (given && !given.changeable) {
+        return [h3(T.bdayH), gives, p('', fmt(T.bdayYours, { date: birthdayText(given) })),
+          given.changeable_from && p('lw-small lw-muted', fmt(T.bdayLocked, { date: date(given.changeable_from) }))];
+      }
+      const month = h('select', { id: id + 'bm', class: 'lw-num' }, Array.from({ length: 12 }, (_, i) =>
+        h('option', { value: i + 1, selected: given && given.month === i + 1 }, monthName(i + 1))));
+      const dayIn = h('input', { id: id + 'bd', class: 'lw-num', type: 'number', min: 1, max: 31, inputmode: 'numeric', value: given ? given.day : '' });
+      const msg = p('lw-small', '');
+      msg.setAttribute('role', 'status');
+      const save = h('button', { type: 'submit', class: 'lw-btn', 'data-k': 'bday' }, T.bdaySave);
+      const form = h('form', { class: 'lw-bday', onsubmit: async (e) => {
+        e.preventDefault();
+        save.disabled = true;
+        try {
+          const r = await api(proxy, '/birthday', JSON.stringify({ month: Number(month.value), day: Number(dayIn.value) }));
+          mdata.birthday.given = r.birthday;
+          renderMilestones();
+          say(fmt(T.bdaySaved, { date: birthdayText(r.birthday) }));
+        } catch (err) {
+          msg.textContent = fieldText(err) || errText(err);
+          msg.className = 'lw-small lw-error';
+          save.disabled = false;
+        }
+      } },
+      h('label', { for: id + 'bm', class: 'lw-small', text: T.bdayMonthL }), month,
+      h('label', { for: id + 'bd', class: 'lw-small', text: T.bdayDayL }), dayIn, save);
+      return [h3(T.bdayH), gives, given && p('', fmt(T.bdayYours, { date: birthdayText(given) })), form, msg];
+    }
+    function actionItem(a, c) {
+      const head = h('div', {}, p('lw-strong', a.title), p('lw-small lw-muted', fmt(T.actEarn, { pts: pts(a.points) })));
+      if (!c) return h('li', { class: 'lw-item' }, head);
+      if (a.kind === 'server') return h('li', { class: 'lw-item' }, head, p('lw-small lw-muted', T.actAuto));
+      if (!a.available) return h('li', { class: 'lw-item' }, head, p('lw-need lw-unavailable', a.reason || T.unavailable.other));
+      const msg = p('lw-small', '');
+      const send = async (btn, answers) => {
+        btn.disabled = true;
+        mKeys[a.id] = mKeys[a.id] || uuid();
+        try {
+          await api(proxy, '/actions/' + encodeURIComponent(a.id), JSON.stringify({ idempotency_key: mKeys[a.id], answers }));
+          delete mKeys[a.id];
+          say(fmt(T.actDone, { pts: pts(a.points) }));
+          load(true);
+        } catch (err) {
+          if (err.status && err.status < 500) delete mKeys[a.id];
+          msg.textContent = fieldText(err) || errText(err);
+          msg.className = 'lw-small lw-error';
+          btn.disabled = false;
+        }
+      };
+      if (a.kind === 'survey') {
+        const fields = a.questions.map((q) => {
+          const qid = id + 'q' + a.id + q.key;
+          const input = q.type === 'nps'
+            ? h('select', { id: qid, class: 'lw-num', 'data-q': q.key }, h('option', { value: '' }, '–'), Array.from({ length: 11 }, (_, n) => h('option', { value: n }, String(n))))
+            : h('textarea', { id: qid, class: 'lw-text', 'data-q': q.key, maxlength: 1000, rows: 2 });
+          return h('div', { class: 'lw-q' }, h('label', { for: qid, class: 'lw-small', text: q.text }), q.type === 'nps' && p('lw-small lw-muted', T.npsL), input);
+        });
+        const btn = h('button', { type: 'submit', class: 'lw-btn', 'data-k': 'a' + a.id }, T.actSend);
+        const form = h('form', { class: 'lw-survey', onsubmit: (e) => {
+          e.preventDefault();
+          const answers = {};
+          fields.forEach((f) => {
+            const el = f.querySelector('[data-q]');
+            answers[el.dataset.q] = el.tagName === 'SELECT' ? (el.value === '' ? null : Number(el.value)) : el.value;
+          });
+          send(btn, answers);
+        } }, fields, btn);
+        return h('li', { class: 'lw-item lw-col' }, head, form, msg);
+      }
+      const btn = h('a', { class: 'lw-btn', href: a.url, target: '_blank', rel: 'noopener', 'data-k': 'a' + a.id,
+        onclick: (e) => send(e.currentTarget) }, a.kind === 'follow' ? T.actFollow : T.actVisit);
+      return h('li', { class: 'lw-item' }, head, h('div', {}, btn, msg));
     }
 
     function codeBox(code, key) {

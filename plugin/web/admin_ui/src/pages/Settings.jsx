@@ -15,6 +15,9 @@ const KINDS = ['fixed_amount', 'percentage', 'free_shipping', 'free_product', 's
 // Kinds that put money in the customer's store-credit account: no code, so no code conditions (docs/store-credit.md).
 const CREDIT_KINDS = ['store_credit', 'cash_back'];
 const HAS_AMOUNT = ['fixed_amount', ...CREDIT_KINDS];
+const ITEM_KINDS = ['fixed_amount', 'percentage']; // what an amount or a percentage comes off: chosen items, or all
+const ITEM_FIELDS = ['collection_ids', 'product_ids', 'variant_ids'];
+const PERIODS = ['lifetime', 'day', 'week', 'month', 'year'];
 const NEW_REWARD = {id: '', kind: 'fixed_amount', points: '', title: null, amount: null, percent: null, min_subtotal: null, lifetime_days: 30, customer_only: true, single_use: true};
 
 
@@ -32,16 +35,29 @@ function toRequest(form) {
       amount: HAS_AMOUNT.includes(reward.kind) ? optional(reward.amount) : null,
       percent: reward.kind === 'percentage' ? optional(reward.percent) : null,
       min_subtotal: CREDIT_KINDS.includes(reward.kind) ? null : optional(reward.min_subtotal),
-      variant_id: reward.kind === 'free_product' ? optional(reward.variant_id) : null,
-      min_points: reward.kind === 'cash_back' ? whole(reward.min_points) : null,
-      max_points: reward.kind === 'cash_back' ? whole(reward.max_points) : null,
+      variant_id: reward.kind === 'free_product' ? given(reward.variant_id) : null,
+      min_points: reward.kind === 'cash_back' ? optionalWhole(reward.min_points) : null,
+      max_points: reward.kind === 'cash_back' ? optionalWhole(reward.max_points) : null,
+      per_customer_limit: optionalWhole(reward.per_customer_limit),
+      per_customer_period: optionalWhole(reward.per_customer_limit) === null ? null : reward.per_customer_period || 'lifetime',
+      total_available: optionalWhole(reward.total_available),
+      available_from: given(reward.available_from),
+      available_until: given(reward.available_until),
+      ...Object.fromEntries(ITEM_FIELDS.map((name) => [name, ITEM_KINDS.includes(reward.kind) ? ids(reward[name]) : []])),
     })),
   };
 }
 
 // The API leaves out optional reward fields that are unset: so does the form, or an untouched catalogue looks changed.
-const OPTIONAL = ['variant_id', 'min_points', 'max_points'];
-const withoutEmpty = (reward) => Object.fromEntries(Object.entries(reward).filter(([k, v]) => !(OPTIONAL.includes(k) && v === null)));
+const OPTIONAL = ['variant_id', 'min_points', 'max_points', 'per_customer_limit', 'per_customer_period', 'total_available',
+  'available_from', 'available_until', 'collection_ids', 'product_ids', 'variant_ids'];
+const isEmpty = (v) => v === null || (Array.isArray(v) && v.length === 0);
+const withoutEmpty = (reward) => Object.fromEntries(Object.entries(reward).filter(([k, v]) => !(OPTIONAL.includes(k) && isEmpty(v))));
+// Fields a reward never had are undefined: the same as left empty.
+const given = (value) => (value === undefined ? null : optional(value));
+const optionalWhole = (value) => (given(value) === null ? null : whole(value));
+// Item ids are typed one per line (or separated by commas); the API takes lists of Shopify global ids.
+const ids = (value) => (Array.isArray(value) ? value : String(value || '').split(/[\s,]+/).filter(Boolean));
 
 // Key order differs between what the API answers (sorted) and what the form builds: compare sorted.
 const canonical = (value) => JSON.stringify(value, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort()) : v));
@@ -53,6 +69,7 @@ function RewardCard({reward, index, errorAt, onChange, onRemove}) {
   const field = (name, props = {}) => (
     <TextField label={t(`reward.${name}`)} value={text(reward[name])} onChange={set(name)} autoComplete="off" error={errorAt('rewards', index, name)} {...props} />
   );
+  const itemField = (name) => field(name, {multiline: 2, helpText: t('reward.itemsHelp'), value: Array.isArray(reward[name]) ? reward[name].join('\n') : text(reward[name])});
   const heading = t('reward.heading', {n: index + 1});
   const credit = CREDIT_KINDS.includes(reward.kind);
   const amountLabel = reward.kind === 'store_credit' ? t('reward.creditAmount') : reward.kind === 'cash_back' ? t('reward.creditPerStep') : t('reward.amount');
@@ -86,6 +103,22 @@ function RewardCard({reward, index, errorAt, onChange, onRemove}) {
               {field('max_points', {type: 'number', inputMode: 'numeric'})}
             </FormLayout.Group>
           )}
+          {ITEM_KINDS.includes(reward.kind) && (
+            <FormLayout.Group>
+              {itemField('collection_ids')}
+              {itemField('product_ids')}
+              {itemField('variant_ids')}
+            </FormLayout.Group>
+          )}
+          <FormLayout.Group>
+            {field('per_customer_limit', {type: 'number', inputMode: 'numeric'})}
+            <Select label={t('reward.per_customer_period')} options={PERIODS.map((k) => ({value: k, label: t(`period.${k}`)}))} value={reward.per_customer_period || 'lifetime'} onChange={set('per_customer_period')} error={errorAt('rewards', index, 'per_customer_period')} />
+            {field('total_available', {type: 'number', inputMode: 'numeric'})}
+          </FormLayout.Group>
+          <FormLayout.Group>
+            {field('available_from', {helpText: t('reward.whenHelp')})}
+            {field('available_until', {helpText: t('reward.whenHelp')})}
+          </FormLayout.Group>
           {credit ? (
             <Text as="p" tone="subdued">{t('reward.creditHelp')}</Text>
           ) : (
@@ -97,6 +130,47 @@ function RewardCard({reward, index, errorAt, onChange, onRemove}) {
         </FormLayout>
       </BlockStack>
     </Card>
+  );
+}
+
+/** The language postings' explanations are shown in (widget and support history): the shop's own, saved apart
+ * from the versioned programme (docs/earning-rules.md, "Explanations in the shop's language"). */
+function LanguageSection() {
+  const toast = useToast();
+  const loaded = useResource(() => api.locale(), []);
+  const [choice, setChoice] = useState(null);
+  const [refusal, setRefusal] = useState(null);
+  const [saving, setSaving] = useState(false);
+  const current = loaded.data;
+  if (!current) return null;
+  const value = choice ?? current.locale;
+  // The shop's own locale stays a choice even when no catalogue has its language (it then reads in English).
+  const options = [...new Set([...current.languages, current.locale])].map((code) => ({value: code, label: t(`language.${code}`) === `language.${code}` ? code : t(`language.${code}`)}));
+  const save = async () => {
+    setSaving(true);
+    try {
+      await api.saveLocale(value);
+      loaded.reload();
+      setChoice(null);
+      setRefusal(null);
+      toast(t('settings.languageSaved'));
+    } catch (error) {
+      setRefusal(error);
+    } finally {
+      setSaving(false);
+    }
+  };
+  return (
+    <Layout.AnnotatedSection title={t('settings.language')} description={t('settings.languageHelp')}>
+      <Card>
+        <FormLayout>
+          <Select label={t('settings.languageLabel')} options={options} value={value} onChange={setChoice} error={errorsOf(refusal)('locale')} />
+          <Box>
+            <Button onClick={save} loading={saving} disabled={value === current.locale}>{t('settings.saveLanguage')}</Button>
+          </Box>
+        </FormLayout>
+      </Card>
+    </Layout.AnnotatedSection>
   );
 }
 
@@ -164,6 +238,7 @@ function SettingsForm({loaded}) {
             </FormLayout>
           </Card>
         </Layout.AnnotatedSection>
+        <LanguageSection />
         <Layout.AnnotatedSection title={t('settings.rewards')} description={t('settings.rewardsHelp')}>
           <BlockStack gap="400">
             {errorAt('rewards') && <Banner tone="critical">{errorAt('rewards')}</Banner>}

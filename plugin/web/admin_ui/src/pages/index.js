@@ -9,12 +9,13 @@ import {settings} from './Settings.jsx';
 import {supportKeys} from './SupportKeys.jsx';
 import {parked} from './Parked.jsx';
 import {referrals} from './Referrals.jsx';
+import {milestones} from './Milestones.jsx';
 import {importPage} from './Import.jsx';
 import {events} from './Events.jsx';
 import {NotFound} from './NotFound.jsx';
 
 export const PAGES = [
-  home, programme, tiers, members, activity, referrals, reports, settings, events, importPage, supportKeys, parked,
+  home, programme, tiers, milestones, members, activity, referrals, reports, settings, events, importPage, supportKeys, parked,
 ];
 
 /** The component for a path, and the parameters its route captured. */

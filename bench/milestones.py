@@ -1,0 +1,120 @@
+"""Times what milestones add to an order's transaction, and the birthday job.
+
+Order path: M members each pay K orders through `accrual.apply` (one transaction per event, as the inbox applies
+them), once for a shop with no milestone programme (the same-run baseline) and once for a shop with two spend
+thresholds and a punch card, whose member rule reads every paid order of the member on each change. The ratio
+is the with-milestones time over the baseline's. Birthday job: N members whose birthday is today, awarded in
+batches, then the same run again (which must award nothing).
+
+`python -m bench.milestones [--members M] [--orders K] [--birthdays N]` prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from bench.common import prepared_database
+
+PROGRAMME = {
+    "thresholds": [
+        {"id": "lifetime", "amount": "250.00", "period": "lifetime", "points": 100},
+        {"id": "yearly", "amount": "100.00", "period": "calendar_year", "points": 20},
+    ],
+    "punch_cards": [{"id": "card", "every": 3, "min_subtotal": "10.00", "points": 50}],
+    "birthday": {"points": 200},
+}
+
+
+def _apply_orders(url: str, domain: str, members: int, orders: int, first_customer: int) -> float:
+    from plugin.db import transaction
+    from plugin.programme import events
+    from plugin.services import accrual, shops
+
+    paid_at = datetime.now(UTC)
+    started = time.perf_counter()
+    for k in range(orders):
+        for m in range(members):
+            customer_id = first_customer + m
+            order_id = customer_id * 100 + k
+            snapshot = events.OrderSnapshot(
+                order_id=order_id, name=f"#{order_id}", customer=events.Customer(customer_id), email=None,
+                currency="USD", test=False, taxes_included=False,
+                lines=(events.OrderLine(order_id * 10, 1, Decimal(40 + (order_id % 70))),),
+            )  # fmt: skip
+            with transaction(url) as session:
+                accrual.apply(session, shops.get(session, domain), events.OrderPaid(snapshot, paid_at))
+    return time.perf_counter() - started
+
+
+def run(members: int = 100, orders: int = 6, birthdays: int = 1_000) -> dict:
+    url, _env = prepared_database("loyalty_bench_milestones")
+    from sqlalchemy import func, select
+
+    from plugin.db import transaction
+    from plugin.models import MemberBirthday, Posting
+    from plugin.services import accrual, shops
+    from plugin.services.milestones import birthdays as birthday_job
+    from plugin.services.milestones import settings as milestone_settings
+
+    plain, with_milestones = "plain.myshopify.com", "milestones.myshopify.com"
+    with transaction(url) as session:
+        shops.install(session, plain, None, ())
+        shop = shops.install(session, with_milestones, None, ())
+        milestone_settings.save(session, shop, PROGRAMME, "bench")
+        shop_id = shop.id
+    baseline = _apply_orders(url, plain, members, orders, 100_000)
+    seconds = _apply_orders(url, with_milestones, members, orders, 100_000)
+    with transaction(url) as session:
+        grants = session.execute(
+            select(func.count())
+            .select_from(Posting)
+            .where(Posting.shop_id == shop_id, Posting.source_type.in_(("threshold", "punch_card")))
+        ).scalar_one()
+        for n in range(birthdays):
+            from plugin.programme.events import Customer
+
+            member_id = accrual.enrol(session, shop_id, Customer(500_000 + n))
+            session.add(MemberBirthday(shop_id=shop_id, member_id=member_id, month=6, day=15, source="widget",
+                                       changed_at=datetime.now(UTC)))  # fmt: skip
+    on_the_day = datetime(2026, 6, 15, 12, tzinfo=UTC)
+    started = time.perf_counter()
+    first = birthday_job.award_all(url, on_the_day)
+    birthday_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    again = birthday_job.award_all(url, on_the_day)
+    again_seconds = time.perf_counter() - started
+    events_applied = members * orders
+    return {
+        "members": members,
+        "orders_per_member": orders,
+        "order_events": events_applied,
+        "baseline_seconds": round(baseline, 2),
+        "baseline_orders_per_second": round(events_applied / baseline),
+        "seconds": round(seconds, 2),
+        "orders_per_second": round(events_applied / seconds),
+        "ratio_to_baseline": round(seconds / baseline, 2),
+        "grants_posted": grants,
+        "birthday_members": birthdays,
+        "birthdays_awarded": first["awarded"],
+        "birthday_seconds": round(birthday_seconds, 2),
+        "birthdays_per_second": round(birthdays / birthday_seconds) if birthday_seconds else None,
+        "birthday_rerun_awarded": again["awarded"],
+        "birthday_rerun_seconds": round(again_seconds, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--members", type=int, default=100)
+    parser.add_argument("--orders", type=int, default=6)
+    parser.add_argument("--birthdays", type=int, default=1_000)
+    args = parser.parse_args()
+    print(json.dumps(run(args.members, args.orders, args.birthdays)))
+
+
+if __name__ == "__main__":
+    main()
