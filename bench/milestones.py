@@ -50,7 +50,7 @@ def _apply_orders(url: str, domain: str, members: int, orders: int, first_custom
     return time.perf_counter() - started
 
 
-def run(members: int = 300, orders: int = 6, birthdays: int = 5_000) -> dict:
+def run(members: int = 100, orders: int = 6, birthdays: int = 1_000) -> dict:
     url, _env = prepared_database("loyalty_bench_milestones")
     from sqlalchemy import func, select
 
@@ -109,9 +109,9 @@ def run(members: int = 300, orders: int = 6, birthdays: int = 5_000) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--members", type=int, default=300)
+    parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--orders", type=int, default=6)
-    parser.add_argument("--birthdays", type=int, default=5_000)
+    parser.add_argument("--birthdays", type=int, default=1_000)
     args = parser.parse_args()
     print(json.dumps(run(args.members, args.orders, args.birthdays)))
 

@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
     parser.add_argument("--tier-members", type=int, default=100_000, help="members in the tier preview run")
     parser.add_argument("--expiry-members", type=int, default=10_000, help="members in the expiry run")
-    parser.add_argument("--milestone-members", type=int, default=300, help="members in the milestones run")
+    parser.add_argument("--milestone-members", type=int, default=100, help="members in the milestones run")
     parser.add_argument("--redemptions", type=int, default=300, help="redemptions of each kind in the store-credit run")
     parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
@@ -186,8 +186,9 @@ def write_doc(r: dict) -> None:
             f"< 80 MB, judged on PSS | {verdict(mem['web_peak_pss_mib'] * 1.048576 < 80)} |"
         )
         lines.append(
-            f"| Worker (rq worker + its work horse) under load, PSS (largest RSS) | {mem['worker_peak_pss_mib']} MiB "
-            f"({mem['worker_peak_rss_mib']} MiB) | | | < 120 MB, judged on PSS | "
+            f"| Worker (rq worker or its work horse) under load, PSS (RSS) | {mem['worker_peak_pss_mib']} MiB "
+            f"({mem['worker_peak_rss_mib']} MiB); the worker and a running horse together at most "
+            f"{mem['worker_and_horse_pss_bound_mib']} MiB PSS | | | < 120 MB, judged on PSS | "
             f"{verdict(mem['worker_peak_pss_mib'] * 1.048576 < 120)} |"
         )
     if "scale" in r:

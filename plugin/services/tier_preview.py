@@ -82,7 +82,8 @@ LOT_VALUES = text(
            coalesce(k.kept, 0) + greatest((o.lot->>'shipping')::numeric - coalesce(rs.shipping, 0), 0)
              + (o.lot->>'tip')::numeric AS spend,
            coalesce(k.wholly, false) AS wholly,
-           CASE WHEN jsonb_array_length(coalesce(o.lot->'contributions', '[]'::jsonb)) = 0
+           CASE WHEN NOT :need_points THEN 0
+                WHEN jsonb_array_length(coalesce(o.lot->'contributions', '[]'::jsonb)) = 0
                 THEN (o.lot->>'points')::bigint
                 ELSE greatest((SELECT coalesce(sum((c->>'points')::bigint), 0)
                                FROM jsonb_array_elements(o.lot->'contributions') c
@@ -136,7 +137,8 @@ def _facts_stream(session: Session, shop_id: int, refunds, metric: str) -> Itera
     # shop it picked a plan that re-ran the refunds' aggregates per order; every row is read, so plan for all.
     session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
     rows = session.execute(
-        LOT_VALUES, {"shop_id": shop_id, "tier_kind": tier_rules.TIER_CONTRIBUTION_KIND},
+        LOT_VALUES,
+        {"shop_id": shop_id, "tier_kind": tier_rules.TIER_CONTRIBUTION_KIND, "need_points": metric == "points"},
         execution_options={"yield_per": 5000},
     )  # fmt: skip
     cent = Decimal("0.01")
