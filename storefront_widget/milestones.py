@@ -6,6 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from plugin import jobs
 from plugin.db import transaction
+from plugin.programme.text import has_control
 from plugin.services import shops
 from plugin.services.errors import Invalid, ServiceError
 from plugin.services.milestones import actions, birthdays
@@ -72,8 +73,10 @@ def complete(action_id: str) -> tuple[Response, int]:
     caller = _caller()
     body = _body()
     key = body.get("idempotency_key")
-    if not isinstance(key, str) or not 1 <= len(key) <= 100:
-        raise Invalid("an idempotency key is needed", {"idempotency_key": ["1 to 100 characters"]})
+    if not isinstance(key, str) or not 1 <= len(key) <= 100 or has_control(key):  # NUL: a 500 at the column
+        raise Invalid(
+            "an idempotency key is needed", {"idempotency_key": ["1 to 100 characters, none a control character"]}
+        )
     with transaction(_settings().database_url) as session:
         shop = _shop(session, caller.shop_domain)
         member_id = _member_id(session, shop, caller.customer_id)

@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from plugin.programme.rewards import Money
+from plugin.programme.text import no_control
 
 MAX_POINTS = 1_000_000
 MAX_RULES = 20
@@ -29,7 +30,7 @@ class _Strict(Schema):
 
 class SpendThresholdSchema(_Strict):
     id = fields.String(required=True, validate=IDENTIFIER)
-    title = fields.String(load_default="", validate=validate.Length(max=120))
+    title = fields.String(load_default="", validate=[validate.Length(max=120), no_control])
     amount = Money(required=True, minimum=Decimal("0.01"), metadata={"description": "spend to cross; above 0"})
     period = fields.String(load_default="lifetime", validate=validate.OneOf(("lifetime", "calendar_year")))
     points = _points()
@@ -38,7 +39,7 @@ class SpendThresholdSchema(_Strict):
 
 class PunchCardSchema(_Strict):
     id = fields.String(required=True, validate=IDENTIFIER)
-    title = fields.String(load_default="", validate=validate.Length(max=120))
+    title = fields.String(load_default="", validate=[validate.Length(max=120), no_control])
     every = fields.Integer(
         strict=True, required=True, validate=validate.Range(2, 1000, error="N must be 2 to 1000 orders")
     )
@@ -70,13 +71,13 @@ class ActionCapSchema(_Strict):
 
 class SurveyQuestionSchema(_Strict):
     key = fields.String(required=True, validate=IDENTIFIER)
-    text = fields.String(required=True, validate=validate.Length(1, 300))
+    text = fields.String(required=True, validate=[validate.Length(1, 300), no_control])
     type = fields.String(load_default="nps", validate=validate.OneOf(QUESTION_TYPES))
 
 
 class MilestoneActionSchema(_Strict):
     id = fields.String(required=True, validate=IDENTIFIER)
-    title = fields.String(required=True, validate=validate.Length(1, 120))
+    title = fields.String(required=True, validate=[validate.Length(1, 120), no_control])
     kind = fields.String(required=True, validate=validate.OneOf(ACTION_KINDS))
     points = _points()
     cap = fields.Nested(ActionCapSchema, load_default=None, allow_none=True)

@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from plugin.programme.rules import fields as rule_fields
+from plugin.programme.text import no_control
 from plugin.programme.tiers import METRICS, PAID_MODES, PERIODS, SUPPORTED_PERIODS
 
 MAX_TIERS = 20
@@ -24,7 +25,7 @@ class TierSchema(Strict):
     id = fields.String(
         required=True, validate=validate.Regexp(TIER_ID, error="lower-case letters, digits and '-', at most 40")
     )
-    name = fields.String(required=True, validate=validate.Length(1, 60))
+    name = fields.String(required=True, validate=[validate.Length(1, 60), no_control])
     threshold = fields.Decimal(
         required=True,
         as_string=True,
@@ -36,15 +37,17 @@ class TierSchema(Strict):
     birthday_reward = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, MAX_POINTS))
     free_shipping = fields.Boolean(load_default=False)
     perks = fields.List(
-        fields.String(validate=validate.Length(1, 120)), load_default=list, validate=validate.Length(max=10)
+        fields.String(validate=[validate.Length(1, 120), no_control]),
+        load_default=list,
+        validate=validate.Length(max=10),
     )
-    tag = fields.String(load_default=None, validate=validate.Length(1, 80))
+    tag = fields.String(load_default=None, validate=[validate.Length(1, 80), no_control])
 
 
 class PaidSchema(Strict):
     tier = fields.String(required=True)
-    skus = fields.List(fields.String(validate=validate.Length(1, 255)), load_default=list)
-    product_tags = fields.List(fields.String(validate=validate.Length(1, 255)), load_default=list)
+    skus = fields.List(fields.String(validate=[validate.Length(1, 255), no_control]), load_default=list)
+    product_tags = fields.List(fields.String(validate=[validate.Length(1, 255), no_control]), load_default=list)
     months = fields.Integer(strict=True, load_default=12, validate=validate.Range(1, 120))
     mode = fields.String(load_default="stack", validate=validate.OneOf(PAID_MODES))
 

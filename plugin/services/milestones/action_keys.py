@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from plugin import crypto
 from plugin.models import ActionKey, utcnow
+from plugin.programme.text import has_control
 from plugin.services.errors import Invalid, NotFound
 
 TOLERANCE_SECONDS = 300
@@ -27,6 +28,8 @@ def create(session, shop_id: int, name: str, encryption_keys: tuple[str, ...]) -
     """A new key; its secret is shown in this answer only (stored encrypted, never listed again)."""
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 120:
         raise Invalid("name the key", {"name": ["1 to 120 characters"]})
+    if has_control(name):  # NUL would reach the text column and fail there (a 500)
+        raise Invalid("name the key", {"name": ["must not contain control characters"]})
     live = session.execute(
         select(ActionKey.key_id).where(ActionKey.shop_id == shop_id, ActionKey.revoked_at.is_(None))
     ).all()

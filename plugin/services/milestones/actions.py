@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from plugin import ledger
 from plugin.models import ActionCompletion, Member, Shop, SurveyAnswer, utcnow
+from plugin.programme.text import has_control
 from plugin.services import outbox, shops
 from plugin.services.errors import IdempotencyKeyReused, Invalid, NotFound, ServiceError
 from plugin.services.milestones import settings as programme
@@ -37,7 +38,8 @@ def find(current: dict[str, Any], action_id: str) -> dict[str, Any]:
     for action in current["actions"]:
         if action["id"] == action_id:
             return action
-    raise NotFound(f"no action {action_id!r}", {"action": [f"no action {action_id!r} in this shop's programme"]})
+    shown = action_id[:40]  # ids are at most 40 characters: a longer one is not echoed whole
+    raise NotFound(f"no action {shown!r}", {"action": [f"no action {shown!r} in this shop's programme"]})
 
 
 def fingerprint(action_id: str, member_id: int, answers: Any) -> str:
@@ -64,6 +66,8 @@ def check_answers(action: dict[str, Any], answers: Any) -> dict[str, Any]:
                 problems[key] = ["a whole number from 0 to 10"]
         elif not isinstance(value, str) or not value.strip() or len(value) > 1000:
             problems[key] = ["an answer of 1 to 1000 characters"]
+        elif has_control(value):  # NUL would reach the answers' text column and fail there (a 500)
+            problems[key] = ["must not contain control characters"]
     if problems:
         raise Invalid("some answers are not valid", {"answers": problems})
     return answers

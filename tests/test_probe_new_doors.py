@@ -1,0 +1,88 @@
+"""The session's new doors given hostile text: a control character (NUL first) is a 400 naming the field, never a 500.
+
+Found by probing (docs/security.md): NUL in a milestone or tier title, a survey question, an action key's name, a
+survey's text answer (signed endpoint and App Proxy) or the widget's idempotency key reached PostgreSQL and was a 500.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_admin_api import call, session_token
+from tests.test_milestones_actions import ALICE, balance, post
+from tests.test_milestones_actions import programme as signed_programme  # noqa: F401 (a fixture)
+from tests.test_milestones_widget_api import PROGRAMME as MILESTONES
+from tests.test_milestones_widget_api import programme as widget_programme  # noqa: F401 (a fixture)
+from tests.test_storefront_proxy import post as proxy_post
+from tests.test_storefront_proxy import signed
+from tests.test_tiers_api import PROGRAMME as TIERS
+
+NUL = "a\x00b"
+
+
+def with_value(document: dict, path: tuple, value) -> dict:
+    copy = json.loads(json.dumps(document))
+    place = copy
+    for step in path[:-1]:
+        place = place[step]
+    place[path[-1]] = value
+    return copy
+
+
+def refused(response) -> dict:
+    assert response.status_code in (400, 422), response.get_data(as_text=True)[:300]  # each door's own refusal
+    error = response.get_json()["error"]
+    assert error["code"].startswith("invalid_") and error["message"]
+    return error["fields"]
+
+
+@pytest.mark.parametrize(
+    "page, document, path",
+    [
+        ("milestones", MILESTONES, ("thresholds", 0, "title")),
+        ("milestones", MILESTONES, ("actions", 0, "title")),
+        ("milestones", MILESTONES, ("actions", 2, "questions", 0, "text")),
+        ("tiers", TIERS, ("tiers", 0, "name")),
+        ("tiers", {**TIERS, "tiers": [{**TIERS["tiers"][0], "perks": ["ok"]}]}, ("tiers", 0, "perks", 0)),
+        ("tiers", {**TIERS, "tiers": [{**TIERS["tiers"][0], "tag": "vip"}]}, ("tiers", 0, "tag")),
+    ],
+    ids=["threshold title", "action title", "question text", "tier name", "tier perk", "tier tag"],
+)
+def test_a_control_character_in_programme_text_is_a_400_and_saves_nothing(client, shop, page, document, path):
+    token = session_token()
+    before = call(client, "GET", page, token).get_json()
+    fields = refused(call(client, "PUT", page, token, with_value(document, path, NUL)))
+    assert "must not contain control characters" in json.dumps(fields)
+    assert call(client, "GET", page, token).get_json() == before
+
+
+def test_a_control_character_in_an_action_keys_name_is_a_400(client, shop):
+    fields = refused(call(client, "POST", "action-keys", session_token(), {"name": NUL}))
+    assert fields == {"name": ["must not contain control characters"]}
+    assert call(client, "GET", "action-keys", session_token()).get_json()["keys"] == []
+
+
+def test_a_nul_in_a_survey_answer_at_the_signed_endpoint_is_a_400_and_posts_nothing(client, settings, signed_programme):  # noqa: F811
+    body = {"action": "nps", "customer_id": ALICE, "answers": {"recommend": 9, "why": NUL}}
+    fields = refused(post(client, signed_programme, body, "survey-1"))
+    assert fields == {"answers": {"why": ["must not contain control characters"]}}
+    assert balance(settings) == 0
+
+
+def test_an_unknown_action_id_is_not_echoed_whole(client, signed_programme):  # noqa: F811
+    response = post(client, signed_programme, {"action": "a" * 100_000, "customer_id": ALICE}, "long-1")
+    assert response.status_code == 404 and len(response.get_data()) < 500
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"idempotency_key": NUL}, "idempotency_key"),
+        ({"idempotency_key": "k1", "answers": {"recommend": 9, "extra": NUL}}, "answers"),
+    ],
+    ids=["idempotency key", "answer"],
+)
+def test_the_widgets_action_door_refuses_a_nul_with_a_400(client, settings, widget_programme, body, field):  # noqa: F811
+    assert field in refused(proxy_post(client, "actions/nps", signed(ALICE), body))
