@@ -41,7 +41,8 @@ def test_staff_add_cash_back_and_store_credit_and_contradictory_bounds_are_refus
     credit = page.get_by_role("textbox", name="Store credit amount", exact=True)
     credit.fill("0")
     page.get_by_role("button", name="Save", exact=True).click()
-    page.get_by_role("heading", name="Not saved").wait_for()
+    # The first refusal's banner is still up: wait for this refusal's own message, not the heading.
+    page.get_by_text("must be between 0.01 and 1000000000").first.wait_for()
     assert error_of(credit) == "must be between 0.01 and 1000000000"
 
     credit.fill("5.00")

@@ -39,6 +39,10 @@ class TierPreviewSchema(Schema):
     moves = fields.List(fields.Dict(), required=True)
 
 
+class TierVersionsSchema(Schema):
+    versions = fields.List(fields.Dict(), required=True, metadata={"description": "every saved version, newest first"})
+
+
 class MemberTierSchema(Schema):
     customer_id = fields.Integer(required=True)
     tier = fields.String(allow_none=True)
@@ -114,6 +118,7 @@ class TiersPreviewResource(MethodView):
 @blp.route("/tiers/history")
 class TiersHistoryResource(MethodView):
     @blp.doc(security=[{"sessionToken": []}])
+    @blp.response(200, TierVersionsSchema)
     def get(self):
         """Every saved version of the tier programme, newest first."""
         shop_id = _staff_shop_id()
