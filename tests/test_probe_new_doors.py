@@ -86,3 +86,49 @@ def test_an_unknown_action_id_is_not_echoed_whole(client, signed_programme):  # 
 )
 def test_the_widgets_action_door_refuses_a_nul_with_a_400(client, settings, widget_programme, body, field):  # noqa: F811
     assert field in refused(proxy_post(client, "actions/nps", signed(ALICE), body))
+
+
+BEYOND_BIGINT = str(2**64)
+
+
+@pytest.mark.parametrize(
+    "method, path, body, field",
+    [
+        ("GET", f"events/deliveries?endpoint_id={BEYOND_BIGINT}", None, "endpoint_id"),
+        ("GET", "events/deliveries?event_id=%00", None, "event_id"),
+        ("POST", "events/replay", {"event_id": NUL}, "event_id"),
+        (
+            "POST",
+            "events/replay",
+            {"since": "2026-01-01T00:00:00Z", "until": "2026-02-01T00:00:00Z", "endpoint_id": 2**64},
+            "endpoint_id",
+        ),
+        ("GET", "reports/kpis?month=0000-01", None, "month"),
+        ("GET", "reports/kpis?month=9999-12", None, "month"),
+        ("GET", "reports/liability?start=9999-12-31&end=9999-12-31", None, "start"),
+        ("GET", "reports/breakage?start=0001-01-01&end=0001-01-02", None, "start"),
+        ("GET", "surveys/%00/answers", None, "survey_id"),
+    ],
+    ids=[
+        "log endpoint past bigint",
+        "log event NUL",
+        "replay event NUL",
+        "replay endpoint past bigint",
+        "month 0",
+        "month 9999",
+        "dates near 9999",
+        "dates near year 1",
+        "survey NUL",
+    ],
+)
+def test_event_report_and_survey_queries_out_of_range_are_400s_naming_the_field(
+    client, shop, method, path, body, field
+):
+    fields = refused(call(client, method, path, session_token(), body))
+    assert field in fields
+
+
+def test_revoking_an_action_key_named_with_a_nul_or_at_length_is_a_404(client, shop):
+    for key_id in ("%00", "k" * 5000):
+        response = call(client, "DELETE", f"action-keys/{key_id}", session_token())
+        assert response.status_code == 404 and len(response.get_data()) < 500

@@ -40,17 +40,25 @@ from plugin.services.errors import Invalid, summary
 
 MAX_YEARS = 5
 MAX_POINT_VALUE = Decimal("1000000")
+# Dates a report can cover: near year 1 or 9999 the period's arithmetic (a month before, five years after) leaves
+# Python's calendar and was a 500.
+EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
+_IN_RANGE = validate.Range(min=EARLIEST, max=LATEST, error=f"a date from {EARLIEST} to {LATEST}")
 
 
 class ReportQuerySchema(Schema):
     """A report's period (shop-local dates, both included) and, optionally, the money value of one point."""
 
     month = fields.String(
-        validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month as YYYY-MM"),
+        validate=validate.Regexp(r"^(19[7-9]\d|2\d{3})-(0[1-9]|1[0-2])$", error="a month as YYYY-MM"),
         metadata={"description": "a calendar month (YYYY-MM); or give start and end"},
     )
-    start = fields.Date(metadata={"description": "first day, in the shop's time zone (default: 11 months back)"})
-    end = fields.Date(metadata={"description": "last day, included (default: today in the shop's time zone)"})
+    start = fields.Date(
+        validate=_IN_RANGE, metadata={"description": "first day, in the shop's time zone (default: 11 months back)"}
+    )
+    end = fields.Date(
+        validate=_IN_RANGE, metadata={"description": "last day, included (default: today in the shop's time zone)"}
+    )
     point_value = fields.Decimal(
         places=None,
         allow_nan=False,

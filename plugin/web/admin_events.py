@@ -9,8 +9,10 @@ from flask import Response, g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from plugin.db import transaction
+from plugin.programme.text import no_control
 from plugin.services import event_delivery, event_endpoints, expiry
 from plugin.services.outbox import EVENT_TYPES
+from plugin.services.schemas import MAX_ID
 from plugin.web.admin import _settings, blp
 
 SECURITY = [{"sessionToken": []}]
@@ -53,9 +55,9 @@ class EventEndpointListSchema(Schema):
 
 
 class EventDeliveryLogArgs(Schema):
-    endpoint_id = fields.Integer(validate=validate.Range(min=1))
+    endpoint_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))  # past BIGINT was a 500
     status = fields.String(validate=validate.OneOf(["pending", "delivered", "gave_up"]))
-    event_id = fields.String(validate=validate.Length(min=1, max=36))
+    event_id = fields.String(validate=[validate.Length(min=1, max=36), no_control])  # NUL was a 500
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
@@ -79,10 +81,12 @@ class EventDeliveryLogSchema(Schema):
 
 
 class EventReplayRequest(Schema):
-    event_id = fields.String(validate=validate.Length(min=1, max=36))
+    event_id = fields.String(validate=[validate.Length(min=1, max=36), no_control])  # NUL was a 500
     since = fields.AwareDateTime(metadata={"description": "with until: every event recorded in [since, until)"})
     until = fields.AwareDateTime()
-    endpoint_id = fields.Integer(validate=validate.Range(min=1), metadata={"description": "default: every endpoint"})
+    endpoint_id = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_ID), metadata={"description": "default: every endpoint"}
+    )
 
     @validates_schema
     def _one_target(self, data, **_):

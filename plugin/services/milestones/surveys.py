@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import case, func, select
 
 from plugin.models import SurveyAnswer
+from plugin.services.errors import Invalid
 
 LATEST = 200
+SURVEY_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # an action's id (programme/milestone_settings.py)
 
 
 def nps(promoters: int, detractors: int, answers: int) -> int | None:
@@ -20,6 +23,8 @@ def nps(promoters: int, detractors: int, answers: int) -> int | None:
 
 
 def summary(session, shop_id: int, survey_id: str) -> dict[str, Any]:
+    if not SURVEY_ID.fullmatch(survey_id):  # a NUL reached the query and was a 500
+        raise Invalid("not a survey id", {"survey_id": ["lowercase letters, digits, - and _ (1 to 40)"]})
     rows = session.scalars(
         select(SurveyAnswer)
         .where(SurveyAnswer.shop_id == shop_id, SurveyAnswer.survey_id == survey_id)
