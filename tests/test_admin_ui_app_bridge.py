@@ -62,7 +62,8 @@ def test_embedded_the_admin_uses_app_bridges_menu_save_bar_toasts_and_a_fresh_to
     save_bar.locator("button[variant=primary]").dispatch_event("click")  # Shopify draws it above the iframe
     page.wait_for_function("window.asked.toasts.includes('Saved (version 2)')")
     page.wait_for_function("document.querySelector('ui-save-bar').dataset.shown === undefined")
-    assert len(tokens) == 2 and len(set(tokens)) == 2  # settings read, settings saved: one fresh token each
+    # settings read, the explanations language read, settings saved: one fresh token each
+    assert len(tokens) == 3 and len(set(tokens)) == 3
 
     # App Bridge's menu changes the iframe's history; the admin follows it
     page.evaluate("history.pushState(null, '', '/admin/activity' + location.search)")

@@ -63,6 +63,8 @@ class JournalSchema(ReportSchema):
 class KpisSchema(ReportSchema):
     totals = fields.Dict(required=True)
     months = fields.List(fields.Dict(), required=True)
+    tiers = fields.Dict(required=True, metadata={"description": "members per tier now, and moves in the period"})
+    referrals = fields.Dict(required=True, metadata={"description": "the referral funnel in the period"})
 
 
 def _run(report, args: dict[str, Any]) -> dict[str, Any]:
