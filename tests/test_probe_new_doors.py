@@ -9,7 +9,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import select
 
+from plugin.db import transaction
+from plugin.models import Delivery, Member
+from plugin.programme.referrals import CART_ATTRIBUTE
+from tests import builders
+from tests.conftest import deliver
 from tests.test_admin_api import call, session_token
 from tests.test_milestones_actions import ALICE, balance, post
 from tests.test_milestones_actions import programme as signed_programme  # noqa: F401 (a fixture)
@@ -142,3 +148,14 @@ def test_approving_a_blocked_referral_with_a_nul_in_the_reason_is_a_400_and_appr
     assert fields == {"reason": ["must not contain control characters"]}
     blocked = call(client, "GET", "referrals?status=blocked", token).get_json()["referrals"]
     assert [r["order_id"] for r in blocked] == [2]
+
+
+@pytest.mark.parametrize("token", ["\x00", "v1.\x00.sig", "\ud800"], ids=["NUL", "NUL inside", "lone surrogate"])
+def test_an_order_whose_referral_cart_attribute_holds_unstorable_text_still_earns(client, settings, shop, token):
+    _one_good_and_one_blocked(client, settings)
+    order = builders.order(100, 8000, [builders.line(10, "60.00")])
+    order["note_attributes"] = [{"name": CART_ATTRIBUTE, "value": token}]
+    assert deliver(client, "orders/paid", order).status_code == 200
+    with transaction(settings.database_url) as session:
+        assert session.scalars(select(Delivery.status).order_by(Delivery.id.desc()).limit(1)).one() == "processed"
+        assert session.scalars(select(Member.balance).where(Member.customer_id == 8000)).one() > 0

@@ -183,8 +183,13 @@ class StoredText(fields.String):
         self.max_length = max_length
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).replace("\x00", "")
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")[: self.max_length]
+        return storable(super()._deserialize(value, attr, data, **kwargs), self.max_length)
+
+
+def storable(text: str, max_length: int) -> str:
+    """The text with NUL dropped, lone surrogates replaced and cut to `max_length`: what PostgreSQL can keep."""
+    text = text.replace("\x00", "")
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")[:max_length]
 
 
 class CustomerSchema(_Lenient):
@@ -363,7 +368,7 @@ class OrderSchema(_Lenient):
             refunds=tuple(data["refunds"]),
             discount_codes=tuple(d["code"].strip().upper() for d in data["discount_codes"] if d["code"]),
             attributes=tuple(
-                (a["name"], str(a["value"])[:255])
+                (a["name"], storable(str(a["value"]), 255))  # a cart attribute with NUL parked the order
                 for a in data["note_attributes"]
                 if a["name"] and a["value"] is not None
             ),
