@@ -15,6 +15,7 @@ from tests.test_milestones_actions import ALICE, balance, post
 from tests.test_milestones_actions import programme as signed_programme  # noqa: F401 (a fixture)
 from tests.test_milestones_widget_api import PROGRAMME as MILESTONES
 from tests.test_milestones_widget_api import programme as widget_programme  # noqa: F401 (a fixture)
+from tests.test_referrals_admin import _one_good_and_one_blocked
 from tests.test_storefront_proxy import post as proxy_post
 from tests.test_storefront_proxy import signed
 from tests.test_tiers_api import PROGRAMME as TIERS
@@ -132,3 +133,12 @@ def test_revoking_an_action_key_named_with_a_nul_or_at_length_is_a_404(client, s
     for key_id in ("%00", "k" * 5000):
         response = call(client, "DELETE", f"action-keys/{key_id}", session_token())
         assert response.status_code == 404 and len(response.get_data()) < 500
+
+
+def test_approving_a_blocked_referral_with_a_nul_in_the_reason_is_a_400_and_approves_nothing(client, settings, shop):
+    _one_good_and_one_blocked(client, settings)
+    token = session_token()
+    fields = refused(call(client, "POST", "referrals/2/approve", token, {"reason": "checked\x00"}))
+    assert fields == {"reason": ["must not contain control characters"]}
+    blocked = call(client, "GET", "referrals?status=blocked", token).get_json()["referrals"]
+    assert [r["order_id"] for r in blocked] == [2]

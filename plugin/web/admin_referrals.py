@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from plugin.db import transaction
 from plugin.models import Shop
 from plugin.programme import referrals as rules
+from plugin.programme.text import no_control
 from plugin.services import referrals
 from plugin.web.admin import _Refused, _settings, _staff_shop_id, blp
 
@@ -64,7 +65,8 @@ class ReferralListArgs(Schema):
 
 
 class ApproveSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=3, max=REASON_MAX))
+    # NUL reached the reason's text column and was a 500.
+    reason = fields.String(required=True, validate=[validate.Length(min=3, max=REASON_MAX), no_control])
 
 
 class ReferralStatsArgs(Schema):
