@@ -14,7 +14,7 @@ from sqlalchemy import select
 from plugin.db import transaction
 from plugin.models import Delivery, Member
 from plugin.programme.referrals import CART_ATTRIBUTE
-from tests import builders
+from tests import builders, referral_helpers
 from tests.conftest import deliver
 from tests.test_admin_api import call, session_token
 from tests.test_milestones_actions import ALICE, balance, post
@@ -159,3 +159,12 @@ def test_an_order_whose_referral_cart_attribute_holds_unstorable_text_still_earn
     with transaction(settings.database_url) as session:
         assert session.scalars(select(Delivery.status).order_by(Delivery.id.desc()).limit(1)).one() == "processed"
         assert session.scalars(select(Member.balance).where(Member.customer_id == 8000)).one() > 0
+
+
+def test_the_referral_stats_csv_writes_an_email_a_spreadsheet_would_run_as_text(client, settings, shop, monkeypatch):
+    monkeypatch.setattr(referral_helpers, "ADVOCATE_EMAIL", "=1+1@example.com")  # a valid address, and a formula
+    _one_good_and_one_blocked(client, settings)
+    response = call(client, "GET", "referrals/stats?by=advocate&format=csv", session_token())
+    assert response.status_code == 200
+    cells = [cell for line in response.get_data(as_text=True).splitlines() for cell in line.split(",")]
+    assert "'=1+1@example.com" in cells and "=1+1@example.com" not in cells

@@ -97,8 +97,15 @@ def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] | None = None) -
     writer = csv.DictWriter(buffer, fieldnames=list(columns or (rows[0].keys() if rows else COLUMNS)))
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: ("" if value is None else value) for key, value in row.items()})
+        writer.writerow({key: _cell(value) for key, value in row.items()})
     return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A cell a spreadsheet would run as a formula (a shopper's e-mail may start with "=") is kept as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
 
 
 def listed(
