@@ -9,6 +9,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from plugin.db import transaction
 from plugin.models import Redemption, utcnow
@@ -24,7 +25,8 @@ FAULTS = st.sampled_from(["none", "throttled", "5xx", "reply-lost", "reply-lost-
 def _expire(settings, redemption_id: int) -> None:
     """What time does for a dead or waiting job: its lease runs out, so the sweeper may run it again."""
     with transaction(settings.database_url) as session:
-        session.get(Redemption, redemption_id).lease_until = utcnow() - timedelta(seconds=1)
+        found = session.scalars(select(Redemption).where(Redemption.id == redemption_id)).one()
+        found.lease_until = utcnow() - timedelta(seconds=1)
 
 
 def test_any_order_of_runs_and_faults_gives_one_credit_per_redemption(fake_shop_api, shop_with_token):
