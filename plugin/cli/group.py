@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -30,3 +31,14 @@ def find_shop(session, domain: str):
         return shops.get(session, domain)
     except shops.ShopNotFound as error:
         raise click.ClickException(str(error)) from None
+
+
+def read_json(source: str):
+    """JSON from a file path, '-' for stdin, or given inline (an object or a list)."""
+    text = click.get_text_stream("stdin").read() if source == "-" else source
+    if source != "-" and not source.lstrip().startswith(("{", "[")):
+        text = Path(source).read_text()
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise click.ClickException(f"not JSON: {error}") from None

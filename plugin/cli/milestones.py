@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 
 import click
 from marshmallow import ValidationError
@@ -12,7 +11,7 @@ from marshmallow import ValidationError
 from plugin.cli.group import current_settings as _settings
 from plugin.cli.group import echo_json as _echo_json
 from plugin.cli.group import find_shop as _shop
-from plugin.cli.group import loyalty
+from plugin.cli.group import loyalty, read_json
 from plugin.db import transaction
 from plugin.services import shops
 from plugin.services.errors import ServiceError
@@ -23,17 +22,6 @@ from plugin.services.milestones import settings as milestone_settings
 @loyalty.group("milestones")
 def milestones_group() -> None:
     """Milestones and engagement: spend thresholds, punch cards, signup and birthday bonuses, custom actions."""
-
-
-def read_json(source: str):
-    """JSON from a file path, '-' for stdin, or inline."""
-    text = click.get_text_stream("stdin").read() if source == "-" else source
-    if source != "-" and not source.lstrip().startswith(("{", "[")):
-        text = Path(source).read_text()
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise click.ClickException(f"not JSON: {error}") from None
 
 
 def refuse(error: ValidationError) -> click.ClickException:

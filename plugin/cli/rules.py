@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 from marshmallow import ValidationError
@@ -11,7 +10,7 @@ from marshmallow import ValidationError
 from plugin.cli.group import current_settings as _settings
 from plugin.cli.group import echo_json as _echo_json
 from plugin.cli.group import find_shop as _shop
-from plugin.cli.group import loyalty
+from plugin.cli.group import loyalty, read_json
 from plugin.db import transaction
 from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable
 from plugin.services import preview as previews
@@ -21,17 +20,6 @@ from plugin.services import rule_sets
 @loyalty.group("rules")
 def rules_group() -> None:
     """Earning rules: base rate, fixed points, multipliers, exclusions, segments, campaigns, caps."""
-
-
-def _read(source: str):
-    """A rule set from a JSON file path, '-' for stdin, or an inline JSON object."""
-    text = click.get_text_stream("stdin").read() if source == "-" else source
-    if source != "-" and not source.lstrip().startswith("{"):
-        text = Path(source).read_text()
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise click.ClickException(f"not JSON: {error}") from None
 
 
 def _refuse(error: ValidationError) -> click.ClickException:
@@ -70,7 +58,7 @@ def _confirmed(domain: str, proposed) -> frozenset[str]:
 @click.option("--actor", default="cli", show_default=True)
 def rules_save(domain: str, rule_set: str, actor: str) -> None:
     """Save RULE_SET (a JSON file, '-' or inline JSON) as the shop's next version."""
-    proposed = _read(rule_set)
+    proposed = read_json(rule_set)
     confirmed = _confirmed(domain, proposed)
     with transaction(_settings().database_url) as session:
         try:
@@ -86,7 +74,7 @@ def rules_save(domain: str, rule_set: str, actor: str) -> None:
 @click.option("--seconds", default=previews.DEFAULT_SECONDS, show_default=True, help="Stop (partial) after this.")
 def rules_preview(domain: str, rule_set: str, days: int, seconds: float) -> None:
     """Compare RULE_SET with the current rules over the last DAYS of orders (read-only)."""
-    proposed = _read(rule_set)
+    proposed = read_json(rule_set)
     confirmed = _confirmed(domain, proposed)
     with transaction(_settings().database_url) as session:
         try:

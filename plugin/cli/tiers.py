@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 from sqlalchemy import select
@@ -11,7 +10,7 @@ from sqlalchemy import select
 from plugin.cli.group import current_settings as _settings
 from plugin.cli.group import echo_json as _echo_json
 from plugin.cli.group import find_shop as _shop
-from plugin.cli.group import loyalty
+from plugin.cli.group import loyalty, read_json
 from plugin.db import transaction
 from plugin.models import Member
 from plugin.services import tier_preview, tier_sets, tiers
@@ -23,17 +22,6 @@ def tiers_group() -> None:
     """VIP tiers: metric, period, thresholds, benefits and the paid membership (docs/tiers.md)."""
 
 
-def _read(source: str):
-    """A programme from a JSON file path, '-' for stdin, or an inline JSON object."""
-    text = click.get_text_stream("stdin").read() if source == "-" else source
-    if source != "-" and not source.lstrip().startswith("{"):
-        text = Path(source).read_text()
-    try:
-        return json.loads(text)
-    except ValueError as error:
-        raise click.ClickException(f"not JSON: {error}") from None
-
-
 def _refuse(error: Invalid) -> click.ClickException:
     return click.ClickException(f"invalid tier programme: {json.dumps(error.fields, default=str)}")
 
@@ -43,12 +31,7 @@ def _refuse(error: Invalid) -> click.ClickException:
 def tiers_list(domain: str) -> None:
     """The shop's tier programme, each tier with its member count."""
     with transaction(_settings().database_url) as session:
-        shop = _shop(session, domain)
-        counts = tiers.counts(session, shop.id)
-        data = tier_sets.current(shop)
-        data["tiers"] = [{**tier, "members": counts.get(tier["id"], 0)} for tier in data["tiers"]]
-        data["members_without_tier"] = counts.get(None, 0)
-        _echo_json(data)
+        _echo_json(tier_sets.with_counts(session, _shop(session, domain)))
 
 
 @tiers_group.command("history")
@@ -64,7 +47,7 @@ def tiers_history(domain: str) -> None:
 @click.argument("programme")
 def tiers_preview(domain: str, programme: str) -> None:
     """Who moves: members up, down and unchanged per tier under PROGRAMME (read-only)."""
-    proposed = _read(programme)
+    proposed = read_json(programme)
     with transaction(_settings().database_url) as session:
         try:
             _echo_json(tier_preview.preview(session, _shop(session, domain), proposed))
@@ -78,7 +61,7 @@ def tiers_preview(domain: str, programme: str) -> None:
 @click.option("--actor", default="cli", show_default=True)
 def tiers_save(domain: str, programme: str, actor: str) -> None:
     """Save PROGRAMME (a JSON file, '-' or inline JSON) as the next version and move members to it."""
-    proposed = _read(programme)
+    proposed = read_json(programme)
     settings = _settings()
     with transaction(settings.database_url) as session:
         shop = _shop(session, domain)

@@ -100,3 +100,14 @@ def history(session: Session, shop_id: int, limit: int = 50) -> list[dict[str, A
         {"version": r.version, "actor": r.actor, "created_at": r.created_at.isoformat(), "config": r.config}
         for r in rows
     ]
+
+
+def with_counts(session: Session, shop: Shop) -> dict[str, Any]:
+    """The programme as stored, each tier with its member count (what the admin page and the CLI list)."""
+    counts = tiers.counts(session, shop.id)
+    data = current(shop)
+    return {
+        **data,
+        "tiers": [{**tier, "members": counts.get(tier["id"], 0)} for tier in data["tiers"]],
+        "members_without_tier": counts.get(None, 0),
+    }

@@ -62,17 +62,6 @@ def _refused(error: Invalid) -> _Refused:
     return _Refused(422, "invalid_tiers", str(error), error.fields)
 
 
-def with_counts(session, shop: Shop) -> dict[str, Any]:
-    """The programme as stored, each tier with its member count (what the admin page and the CLI list)."""
-    counts = tiers.counts(session, shop.id)
-    data = tier_sets.current(shop)
-    return {
-        **data,
-        "tiers": [{**tier, "members": counts.get(tier["id"], 0)} for tier in data["tiers"]],
-        "members_without_tier": counts.get(None, 0),
-    }
-
-
 @blp.route("/tiers")
 class TiersResource(MethodView):
     @blp.doc(security=[{"sessionToken": []}])
@@ -81,7 +70,7 @@ class TiersResource(MethodView):
         """The shop's tier programme, each tier with its member count."""
         shop_id = _staff_shop_id()
         with transaction(_settings().database_url) as db:
-            return jsonify(with_counts(db, db.get(Shop, shop_id)))
+            return jsonify(tier_sets.with_counts(db, db.get(Shop, shop_id)))
 
     @blp.doc(security=[{"sessionToken": []}])
     @blp.response(200, TierProgrammeSchema)
@@ -97,7 +86,7 @@ class TiersResource(MethodView):
                 raise _refused(error) from None
         jobs.tasks.enqueue_apply_tiers(settings, shop_id)
         with transaction(settings.database_url) as db:
-            return jsonify(with_counts(db, db.get(Shop, shop_id)))
+            return jsonify(tier_sets.with_counts(db, db.get(Shop, shop_id)))
 
 
 @blp.route("/tiers/preview")
