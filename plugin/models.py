@@ -581,6 +581,17 @@ class ExpiryRun(Base):
     reminders: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class BirthdayRun(Base):
+    """One shop's birthday job, finished for one local day: the next run catches up the days after the last one."""
+
+    __tablename__ = "birthday_runs"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    run_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    awarded: Mapped[int] = mapped_column(BigInteger, default=0)  # members given a birthday posting by the run
+
+
 class LedgerDay(Base):
     """Postings summed per shop-local day, kind and source: what reports read instead of every posting.
 

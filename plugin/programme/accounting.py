@@ -42,6 +42,7 @@ LABELS = {
     "issued.custom_actions": "Issued: custom actions",
     "issued.support": "Issued: support adjustments (net)",
     "issued.imports": "Issued: imported opening balances",
+    "issued.bonus.tier_birthday": "Issued: tier birthday rewards",
     "reversed": "Reversed (refunds and cancellations)",
     "redeemed": "Redeemed",
     "returned": "Returned (rewards failed or cancelled)",

@@ -49,6 +49,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "order_refunded": "{order} refunded",
         "order_claw_back": "{order}: claw_back of {points} points spent before a reversal",
         "order": "order {id}",
+        "birthday_bonus": "Birthday bonus {year}",
+        "tier_birthday_reward": "{name} tier birthday reward {year}",
     },
     "fr": {
         "lot": "{points} points : {parts} (r\u00e8gles v{version})",
@@ -76,6 +78,8 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "order_refunded": "{order} rembours\u00e9e",
         "order_claw_back": "{order} : reprise de {points} points d\u00e9pens\u00e9s avant une annulation",
         "order": "commande {id}",
+        "birthday_bonus": "Bonus d\u2019anniversaire {year}",
+        "tier_birthday_reward": "Cadeau d\u2019anniversaire du niveau {name} {year}",
     },
 }
 LOCALES = tuple(sorted(CATALOGUE))

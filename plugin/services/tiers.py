@@ -487,8 +487,8 @@ def _benefits(tier: tier_rules.Tier) -> dict[str, Any]:
 
 
 def birthday_points(session: Session, shop: Shop, member_id: int) -> int:
-    """The birthday reward of the tier the member holds (0 without one), for the birthday job to add to its own
-    bonus (issue #14): the tier on the birthday is the member's current `members.tier`."""
+    """The birthday reward of the tier the member holds now (0 without one). The birthday job itself reads the
+    tier held on the birthday (services/milestones/birthdays.tiers_on) and posts it as its own grant."""
     current = programme(shop)
     if current is None:
         return 0

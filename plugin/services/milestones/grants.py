@@ -7,13 +7,15 @@ an order's reversal does (services/accrual.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 
 from plugin import ledger
 from plugin.db import insert_for
 from plugin.models import Member, MilestoneHolding, Shop, utcnow
+from plugin.programme import explanations
 from plugin.programme.settings import program_settings
 from plugin.services import outbox
 
@@ -26,6 +28,8 @@ class Source:
     source_id: str  # the rule's id ("big-spender"), or the birthday's year
     version: str  # the milestone programme's version: "milestones-1+v3"
     label: str  # for people: "Spend 500.00 (lifetime)"
+    # A grant's explanation as data (explanations.py), rendered in the shop's language; None: the label, in English.
+    details: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def rule_key(self) -> str:
@@ -67,7 +71,11 @@ def _post_difference(session, shop: Shop, holding: MilestoneHolding, source: Sou
     key = f"{source.rule_key}:{holding.member_id}:{holding.sequence}"
     holding.sequence += 1
     if delta > 0:
-        _post(session, shop, holding, source, "bonus", delta, key, f"{source.label}: grant {count}")
+        if source.details:
+            _post(session, shop, holding, source, "bonus", delta, key, explanations.render(source.details),
+                  source.details)  # fmt: skip
+        else:
+            _post(session, shop, holding, source, "bonus", delta, key, f"{source.label}: grant {count}")
         holding.points_held, holding.unpaid = target, 0
         outbox.record(
             session, shop.id, "points.earned", dedupe_key=f"points.earned:{shop.id}:{key}", member_id=holding.member_id,
@@ -104,7 +112,10 @@ def _post_difference(session, shop: Shop, holding: MilestoneHolding, source: Sou
     return moved
 
 
-def _post(session, shop: Shop, holding: MilestoneHolding, source: Source, kind: str, points: int, key: str, note: str):
+def _post(
+    session, shop: Shop, holding: MilestoneHolding, source: Source, kind: str, points: int, key: str, note: str,
+    details: dict[str, Any] | None = None,
+):  # fmt: skip
     ledger.post(
         session,
         shop.id,
@@ -117,6 +128,7 @@ def _post(session, shop: Shop, holding: MilestoneHolding, source: Source, kind: 
             idempotency_key=f"milestone:{key}",
             rule_version=source.version,
             note=note,
+            details=details,
         ),
     )
 
