@@ -63,7 +63,7 @@ class Acme:
     def orders_updated_since(self, client, since, page_size):
         yield from self.pages
 
-    def ensure_webhooks(self, client, callback_uri) -> list[str]:
+    def ensure_webhooks(self, client, callback_uri, customer_metafield_namespaces=()) -> list[str]:
         self.subscribed.append(callback_uri)
         return ["sale"]
 

@@ -97,8 +97,11 @@ class Platform(Protocol):
         """Every order updated since `since`, a page at a time, as the events its webhooks would have carried."""
         ...
 
-    def ensure_webhooks(self, client: AdminClient, callback_uri: str) -> list[str]:
-        """Create the webhook subscriptions the shop is missing; returns the topics created."""
+    def ensure_webhooks(
+        self, client: AdminClient, callback_uri: str, customer_metafield_namespaces: Sequence[str] = ()
+    ) -> list[str]:
+        """Create the webhook subscriptions the shop is missing, the customer topics asking for these metafield
+        namespaces (changing them where they differ); returns the topics created or changed."""
         ...
 
     def find_customers(

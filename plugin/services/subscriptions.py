@@ -17,6 +17,7 @@ from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Shop, utcnow
 from plugin.platforms.base import AdminClient
+from plugin.services.milestones import settings as milestone_settings
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ def callback_uri(settings: Settings, platform: str = platforms.DEFAULT) -> str:
 def ensure(
     settings: Settings, shop_id: int, client_factory: Callable[[Settings, Shop], AdminClient] = platforms.admin_client
 ) -> list[str]:
-    """Create the subscriptions the shop is missing; returns the topics created."""
+    """Create the subscriptions the shop is missing, and bring the customer topics' metafield namespaces to what
+    the programme maps (a birthday metafield); returns the topics created or changed."""
     if not settings.shopify_app_url:
         log.warning("SHOPIFY_APP_URL is not set: cannot tell the shop where to send webhooks")
         return []
@@ -40,11 +42,12 @@ def ensure(
             return []
         platform = platforms.for_shop(shop)
         client = client_factory(settings, shop)
-    created = platform.ensure_webhooks(client, callback_uri(settings, platform.name))
+        namespaces = milestone_settings.mapped_namespaces(session, shop_id)
+    created = platform.ensure_webhooks(client, callback_uri(settings, platform.name), namespaces)
     with transaction(settings.database_url) as session:
         session.get(Shop, shop_id).webhooks_checked_at = utcnow()
     if created:
-        log.info("shop %s: re-created webhook subscriptions %s", shop_id, created)
+        log.info("shop %s: created or updated webhook subscriptions %s", shop_id, created)
     return created
 
 

@@ -71,8 +71,10 @@ class ShopifyPlatform:
     def orders_updated_since(self, client: AdminClient, since: datetime, page_size: int) -> Iterator[list[SyncedOrder]]:
         return orders.orders_updated_since(client, since, page_size)
 
-    def ensure_webhooks(self, client: AdminClient, callback_uri: str) -> list[str]:
-        return subscriptions.ensure_webhooks(client, callback_uri)
+    def ensure_webhooks(
+        self, client: AdminClient, callback_uri: str, customer_metafield_namespaces: Sequence[str] = ()
+    ) -> list[str]:
+        return subscriptions.ensure_webhooks(client, callback_uri, customer_metafield_namespaces)
 
     def find_customers(
         self, client: AdminClient, ids: Sequence[int], emails: Sequence[str], pause: Callable[[], None]

@@ -22,6 +22,12 @@ def current(session, shop_id: int) -> dict[str, Any]:
     return {**copy.deepcopy(row.settings), "version": row.version}
 
 
+def mapped_namespaces(session, shop_id: int) -> list[str]:
+    """The customer metafield namespaces the programme reads (the mapped birthday's), for the webhook subscriptions."""
+    mapped = current(session, shop_id)["birthday"].get("metafield")
+    return [mapped.split(".", 1)[0]] if mapped else []
+
+
 def rule_version(version: int) -> str:
     return f"{RULES_VERSION}+v{version}"
 
@@ -42,6 +48,10 @@ def save(session, shop: Shop, data: Any, actor: str) -> dict[str, Any]:
         (before["signup"]["since"] if was_on else utcnow().isoformat()) if clean["signup"]["points"] > 0 else None
     )
     version = (row.version if row is not None else 0) + 1
+    if before["birthday"].get("metafield") != clean["birthday"].get("metafield"):
+        # The customer webhooks must ask for the new namespace: the sweeper checks a shop whose subscriptions were
+        # never checked at once (services/subscriptions.due), and the flag commits with the mapping itself.
+        shop.webhooks_checked_at = None
     session.execute(
         insert_for(session)(MilestoneSettings)
         .values(shop_id=shop.id, settings=clean, version=version, actor=actor, updated_at=utcnow())
