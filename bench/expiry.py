@@ -1,8 +1,9 @@
 """Times one shop's daily expiry run: N members (10,000 by default) with five earnings each over two years and one
 redemption, per-lot expiry after 12 months with two reminders, then the outbox's delivery of what it announced.
 
-`python -m bench.expiry [--members N]` prints one JSON line. The baseline, in the same run, streams the same
-members' postings (what the run must read anyway) with no expiry computed.
+`python -m bench.expiry [--members N]` prints one JSON line. Two baselines in the same run: streaming the same
+members' postings (what the run must read anyway) with no expiry computed, and the one-member path (the batch's
+fallback, the run as it was before it became set-based) on a second shop seeded alike with a fifth of the members.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import time
 import psycopg
 
 from bench.common import prepared_database
-from bench.harness import SHOP
+from bench.harness import SHOP, flask_cli
+
+OLD_PATH_SHOP = "bench-one-by-one.myshopify.com"
 
 EARNINGS_PER_MEMBER = 5
 
@@ -34,10 +37,10 @@ FROM members m WHERE m.shop_id = %(shop)s
 """
 
 
-def seed(url: str, members: int) -> int:
+def seed(url: str, members: int, domain: str = SHOP) -> int:
     with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
-        shop_id = conn.execute("SELECT id FROM shops WHERE domain = %s", (SHOP,)).fetchone()[0]
+        shop_id = conn.execute("SELECT id FROM shops WHERE domain = %s", (domain,)).fetchone()[0]
         conn.execute(
             "INSERT INTO members (shop_id, customer_id, email, balance, enrolled_at) "
             "SELECT %s, 800000 + m, 'x' || m || '@example.com', 0, now() FROM generate_series(1, %s) AS m",
@@ -68,9 +71,32 @@ def read_postings_only(url: str, shop_id: int) -> float:
     return time.perf_counter() - started
 
 
+def one_by_one(url: str, shop_id: int) -> tuple[float, int]:
+    """The other baseline: the same run with every batch on the one-member path; (seconds, points expired)."""
+    from plugin.services import expiry, expiry_batch
+
+    def batch_off(*_args, **_kwargs):
+        raise RuntimeError("bench: the one-member path")
+
+    set_based = expiry_batch.run_batch
+    expiry_batch.run_batch = batch_off
+    quiet = expiry.log.disabled
+    expiry.log.disabled = True  # one logged traceback per batch is not what is measured
+    try:
+        started = time.perf_counter()
+        report = expiry.run_shop(url, shop_id)
+        return time.perf_counter() - started, report.points_expired
+    finally:
+        expiry_batch.run_batch = set_based
+        expiry.log.disabled = quiet
+
+
 def run(members: int = 10_000) -> dict:
-    url, _env = prepared_database("loyalty_bench_expiry")
+    url, env = prepared_database("loyalty_bench_expiry")
     shop_id = seed(url, members)
+    flask_cli(env, "shops", "add", OLD_PATH_SHOP, "--token", "shpat_bench")
+    old_members = max(members // 5, 1)
+    old_shop_id = seed(url, old_members, OLD_PATH_SHOP)
     from sqlalchemy import func, select
 
     from plugin.db import transaction
@@ -78,7 +104,9 @@ def run(members: int = 10_000) -> dict:
     from plugin.services import event_delivery, expiry
 
     with transaction(url) as session:
-        expiry.save_policy(session, shop_id, {"policy": "per_lot", "months": 12, "reminder_days": [30, 7]})
+        for shop in (shop_id, old_shop_id):
+            expiry.save_policy(session, shop, {"policy": "per_lot", "months": 12, "reminder_days": [30, 7]})
+    old_seconds, old_expired = one_by_one(url, old_shop_id)
     baseline = read_postings_only(url, shop_id)
     started = time.perf_counter()
     report = expiry.run_shop(url, shop_id)
@@ -92,7 +120,7 @@ def run(members: int = 10_000) -> dict:
                 Posting.shop_id == shop_id, Posting.kind == "expire"
             )
         ).scalar_one()
-        events = session.execute(select(func.count()).select_from(OutboxEvent)).scalar_one()
+        events = session.execute(select(func.count()).select_from(OutboxEvent)).scalar_one()  # both shops
     fan_started = time.perf_counter()
     fanned = 0
     while handled := event_delivery.fan_out(url):
@@ -105,6 +133,11 @@ def run(members: int = 10_000) -> dict:
         "seconds": round(seconds, 2),
         "ratio_to_reading": round(seconds / baseline, 1),
         "members_per_second": round(members / seconds),
+        "one_by_one_members": old_members,
+        "one_by_one_seconds": round(old_seconds, 2),
+        "one_by_one_members_per_second": round(old_members / old_seconds),
+        "one_by_one_points_expired": old_expired,
+        "speedup_over_one_by_one": round((members / seconds) / (old_members / old_seconds), 1),
         "points_expired": report.points_expired,
         "expire_postings_sum": int(expired),
         "reminders": report.reminders,

@@ -238,6 +238,14 @@ def write_doc(r: dict) -> None:
             f"expired, {x['reminders']:,} reminders | streaming the same members' postings: "
             f"{x['read_postings_seconds']} s | {x['ratio_to_reading']} | no goal set | — |"
         )
+        if "one_by_one_members_per_second" in x:
+            lines.append(
+                f"| Daily expiry run, set-based (batches of 500) against the one-member path on "
+                f"{x['one_by_one_members']:,} members seeded alike, same run | {x['members_per_second']:,} members/s | "
+                f"one member at a time: {x['one_by_one_members_per_second']:,} members/s "
+                f"({x['one_by_one_seconds']} s) | {x['speedup_over_one_by_one']}x faster | faster than one by one | "
+                f"{verdict(x['speedup_over_one_by_one'] > 1)} |"
+            )
     if "reports" in r:
         p = r["reports"]
         lines.append(

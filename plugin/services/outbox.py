@@ -28,6 +28,9 @@ EVENT_TYPES = frozenset(
 )
 
 
+ROWS_PER_STATEMENT = 500  # an event's 8 columns: 4,000 parameters a statement, well under SQLite's bound
+
+
 class UnknownEventType(ValueError):
     """An event type not in EVENT_TYPES: a programming error, never a shopper's input."""
 
@@ -65,6 +68,41 @@ def record(
         .returning(OutboxEvent.id)
     )
     return session.execute(statement).scalar_one_or_none() is not None
+
+
+def record_many(session: Session, shop_id: int, events: list[dict[str, Any]]) -> int:
+    """Record events in multi-row inserts, in list order (a member's sequence); how many were new.
+
+    Each event is a dict of record's arguments: event_type, dedupe_key, data, and optionally member_id and
+    occurred_at. An event whose dedupe_key was recorded already is skipped, as record skips it.
+    """
+    now = utcnow()
+    rows = []
+    for event in events:
+        if event["event_type"] not in EVENT_TYPES:
+            raise UnknownEventType(event["event_type"])
+        rows.append(
+            {
+                "shop_id": shop_id,
+                "event_id": str(uuid.uuid4()),
+                "dedupe_key": event["dedupe_key"][:200],
+                "event_type": event["event_type"],
+                "member_id": event.get("member_id"),
+                "payload": event["data"],
+                "occurred_at": event.get("occurred_at") or now,
+                "created_at": now,
+            }
+        )
+    written = 0
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        statement = (
+            insert_for(session)(OutboxEvent)
+            .values(rows[start : start + ROWS_PER_STATEMENT])
+            .on_conflict_do_nothing(index_elements=["shop_id", "dedupe_key"])
+            .returning(OutboxEvent.id)
+        )
+        written += len(session.execute(statement).all())
+    return written
 
 
 def recorded(session: Session, shop_id: int, *, after_id: int = 0, limit: int = 500) -> list[OutboxEvent]:
