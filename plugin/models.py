@@ -540,12 +540,16 @@ class EventDelivery(Base):
         Index("ix_event_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'"),
               sqlite_where=text("status = 'pending'")),
         Index(None, "shop_id", "outbox_id"),
+        # A member's later event waits while an earlier one to the same endpoint is pending (event_delivery._claim).
+        Index("ix_event_deliveries_member_pending", "shop_id", "endpoint_id", "member_id", "outbox_id",
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
     )  # fmt: skip
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
     endpoint_id: Mapped[int] = mapped_column(BigInteger)
     outbox_id: Mapped[int] = mapped_column(BigInteger)
+    member_id: Mapped[int | None] = mapped_column(BigInteger)  # the event's member, copied for the ordering hold
     status: Mapped[str] = mapped_column(String(16))  # pending, delivered, gave_up
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

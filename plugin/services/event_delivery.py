@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 from sqlalchemy import exists, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from plugin import platforms
 from plugin.config import Settings
@@ -121,6 +121,7 @@ def fan_out(database_url: str, limit: int = 500, clock: Clock = utcnow) -> int:
                 "shop_id": event.shop_id,
                 "endpoint_id": endpoint.id,
                 "outbox_id": event.id,
+                "member_id": event.member_id,
                 "status": PENDING,
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -155,8 +156,25 @@ class _Claimed:
     kind: str = event_endpoints.WEBHOOK
 
 
+def _held_behind_earlier():
+    """A delivery waits while an earlier event of its member to its endpoint is pending (failing, or in flight).
+
+    So a member's events reach each endpoint in the order they happened: a later one goes only once the earlier
+    one is delivered or given up (24 hours of retries, or a 410). Read from the database at each claim, so it
+    holds across workers and restarts; a pending delivery of a disabled endpoint holds only that endpoint's.
+    """
+    earlier = aliased(EventDelivery)
+    return exists().where(
+        earlier.shop_id == EventDelivery.shop_id,
+        earlier.endpoint_id == EventDelivery.endpoint_id,
+        earlier.member_id == EventDelivery.member_id,
+        earlier.status == PENDING,
+        earlier.outbox_id < EventDelivery.outbox_id,
+    )
+
+
 def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed]:
-    """Lease a batch of due deliveries to active endpoints, oldest event first (per member in order)."""
+    """Lease a batch of due deliveries to active endpoints, oldest event first, each member's next one only."""
     with transaction(database_url) as session:
         rows = session.execute(
             select(EventDelivery, EventEndpoint, OutboxEvent, Shop.domain, Member.customer_id)
@@ -174,6 +192,7 @@ def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed]:
                 EventDelivery.status == PENDING,
                 EventDelivery.next_attempt_at <= now,
                 EventEndpoint.disabled_at.is_(None),
+                ~_held_behind_earlier(),
             )
             .order_by(EventDelivery.outbox_id, EventDelivery.id)
             .limit(limit)
@@ -305,8 +324,7 @@ def deliver(
             counts[result] = counts.get(result, 0) + 1
             if outcome.status == 410 or result == GAVE_UP:
                 disabled |= _disabled(settings.database_url, item)
-        if len(claimed) < BATCH:
-            break
+        # No stop at a short batch: a member's next event was held behind the one just delivered, and is due now.
     return counts
 
 
@@ -363,8 +381,8 @@ def replay(
         if not wanted:
             continue
         rows = [
-            {"shop_id": shop_id, "endpoint_id": endpoint.id, "outbox_id": event.id, "status": PENDING,
-             "attempts": 0, "next_attempt_at": now, "created_at": now}
+            {"shop_id": shop_id, "endpoint_id": endpoint.id, "outbox_id": event.id, "member_id": event.member_id,
+             "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
             for event in wanted
         ]  # fmt: skip
         session.execute(
