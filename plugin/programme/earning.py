@@ -205,6 +205,11 @@ def line_facts(
     return tuple(facts)
 
 
+def settings_rate(settings: ProgramSettings) -> Fraction:
+    """The shop settings' points per unit of money: the base rate when no rule sets one."""
+    return _settings_rate(settings.earn_points, settings.earn_per_amount)[0]
+
+
 @lru_cache(maxsize=256)
 def _settings_rate(points: int, per_amount: Decimal) -> tuple[Fraction, dict[str, Any]]:
     return Fraction(points) / Fraction(per_amount), explanations.detail(

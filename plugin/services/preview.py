@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -24,11 +24,13 @@ from plugin.programme import events, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.earning import ProgramSettings
 from plugin.programme.rewards import catalogue
+from plugin.programme.rules import tally
 from plugin.programme.settings import program_settings
 from plugin.services import rule_sets
 
 MAX_DAYS = 366
 DEFAULT_SECONDS = 9.0
+_ZERO = Decimal(0)
 
 
 def preview(
@@ -56,50 +58,71 @@ def preview(
     refunds, stored_lots = _refunds(session, shop.id, since)
 
     current_lot_version = _lot_version(settings, current)
+    base_rate = program.settings_rate(settings)
+    current_points = tally.compile_points(current, base_rate, products)
+    candidate_points = tally.compile_points(candidate, base_rate, products)
     totals = {"current": 0, "proposed": 0}
     by_member: dict[int, int] = defaultdict(int)
     changes: list[tuple[int, int, int, int, int | None]] = []  # (|change|, order id, current, proposed, member)
     replayed = 0
     complete = True
-    build_lot = program.build_lot
-    points_to_hold = program.points_to_hold
     no_refunds: tuple[events.RefundFacts, ...] = ()
+    earns_on_tests = settings.earn_on_test_orders
+    line_flags = (settings.include_taxes, settings.include_gift_cards)
+    facts = Order.facts
     rows = session.execute(
         select(
             Order.order_id,
             Order.member_id,
-            Order.facts,
             Order.cancelled_at,
             Order.lot["rule_version"].as_string(),
             Order.lot["points"].as_integer(),
+            # Only what the rules read, not the whole facts document (its contact keys, codes, names).
+            facts["lines"],
+            facts["paid_at"].as_string(),
+            facts["member_tags"],
+            facts["taxes_included"].as_boolean(),
+            facts["test"].as_boolean(),
+            facts["shipping"].as_string(),
+            facts["shipping_tax"].as_string(),
+            facts["tip"].as_string(),
         )
         .where(Order.shop_id == shop.id, Order.paid_at >= since, Order.facts.is_not(None))
         .order_by(Order.paid_at.desc())
         .execution_options(yield_per=2000)
     )
-    for order_id, member_id, facts, cancelled_at, lot_version, lot_points in rows:
+    for row in rows:
         if replayed % 256 == 0 and time.monotonic() > deadline:
             complete = False
             rows.close()  # the server-side cursor, left open by a loop that stops early
             break
         replayed += 1
+        order_id, member_id, cancelled_at, lot_version, lot_points, raw_lines, paid_text, tag_list = row[:8]
         if cancelled_at is not None or member_id is None:
             continue  # holds nothing under any rules
-        snapshot = order_facts.snapshot_from_json(order_id, facts)
-        paid_at = order_facts.paid_at(facts)
-        tags = order_facts.member_tags(facts)
+        taxes_included, test, shipping, shipping_tax, tip = row[8:]
         order_refunds = refunds.get(order_id, no_refunds)
-        if lot_version == current_lot_version and lot_points is not None:
-            was = _held_by_stored_lot(order_id, lot_points, order_refunds, stored_lots)
-        else:
-            lot = build_lot(
-                snapshot, settings, paid_at, has_member=True, rules=current, products=products, member_tags=tags
+        if order_refunds:
+            # A refund needs each contribution's share: the engine's lot, as the webhooks make it.
+            was, now = _held_after_refunds(
+                order_id, row, order_refunds, stored_lots, current_lot_version, settings, current, candidate, products
             )
-            was = points_to_hold(lot, order_refunds, False)
-        lot = build_lot(
-            snapshot, settings, paid_at, has_member=True, rules=candidate, products=products, member_tags=tags
-        )
-        now = points_to_hold(lot, order_refunds, False)
+        else:
+            was = max(lot_points, 0) if lot_version == current_lot_version and lot_points is not None else None
+            if test and not earns_on_tests:
+                now, was = 0, 0 if was is None else was  # a test order earns nothing under any rules
+            else:
+                paid_at = datetime.fromisoformat(paid_text)
+                tags = frozenset(tag_list or ())
+                lines = tally.eligible_lines(raw_lines, bool(taxes_included), *line_flags)
+                counted_shipping = tally.shipping_counted(
+                    Decimal(shipping), Decimal(shipping_tax), bool(taxes_included), settings.include_shipping,
+                    settings.include_taxes,
+                )  # fmt: skip
+                counted_tip = Decimal(tip) if settings.include_tips else _ZERO
+                if was is None:
+                    was = current_points(lines, counted_shipping, counted_tip, paid_at, tags)
+                now = candidate_points(lines, counted_shipping, counted_tip, paid_at, tags)
         totals["current"] += was
         totals["proposed"] += now
         change = now - was
@@ -167,6 +190,42 @@ def _products(session: Session, shop_id: int) -> dict[int, earning_rules.Product
 def _lot_version(settings: ProgramSettings, rules: earning_rules.RuleSet) -> str:
     """The rule_version a lot made now under these settings and rules carries (see earning._with_rules)."""
     return f"{settings.rule_version}+rules-{rules.version}" if rules.version else settings.rule_version
+
+
+def _held_after_refunds(
+    order_id: int,
+    row,
+    refunds: tuple[events.RefundFacts, ...] | list[events.RefundFacts],
+    stored_lots: dict,
+    current_lot_version: str,
+    settings: ProgramSettings,
+    current: earning_rules.RuleSet,
+    candidate: earning_rules.RuleSet,
+    products: dict[int, earning_rules.Product],
+) -> tuple[int, int]:
+    """A refunded order's points under the current and the proposed rules, each contribution reversed by its share."""
+    lot_version, lot_points, raw_lines, paid_text, tag_list, taxes_included, test, shipping, shipping_tax, tip = row[3:]
+    snapshot = order_facts.snapshot_from_json(
+        order_id,
+        {
+            "currency": "", "test": test, "taxes_included": taxes_included, "lines": raw_lines,
+            "shipping": shipping, "shipping_tax": shipping_tax, "tip": tip,
+        },
+    )  # fmt: skip
+    paid_at = datetime.fromisoformat(paid_text)
+    tags = frozenset(tag_list or ())
+
+    def held(rules: earning_rules.RuleSet) -> int:
+        lot = program.build_lot(
+            snapshot, settings, paid_at, has_member=True, rules=rules, products=products, member_tags=tags
+        )
+        return program.points_to_hold(lot, refunds, False)
+
+    if lot_version == current_lot_version and lot_points is not None:
+        was = _held_by_stored_lot(order_id, lot_points, refunds, stored_lots)
+    else:
+        was = held(current)
+    return was, held(candidate)
 
 
 def _held_by_stored_lot(
