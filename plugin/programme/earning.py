@@ -7,7 +7,7 @@ rule (round down) lives in `_points_for`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -18,7 +18,7 @@ from typing import Any
 from plugin.programme import explanations
 from plugin.programme import rules as earning_rules
 from plugin.programme.events import OrderSnapshot, RefundFacts
-from plugin.programme.rules import Contribution, LineFacts, MemberContext, OrderFacts, Product, RuleSet
+from plugin.programme.rules import Contribution, LineFacts, MemberContext, OrderFacts, Product, RuleSet, tally
 from plugin.programme.rules.core import MemberTier
 
 RULES_VERSION = "earn-1"  # bump when the meaning of these functions changes
@@ -188,6 +188,29 @@ def build_lot(
     if rules is None:
         return _with_points(lot, _points_for(lot, _remaining_amount(lot, ())))
     return _with_rules(lot, order, settings, paid_at, rules, products or {}, member_tags, member_tier)
+
+
+def tallied_points(
+    points: Callable[..., int],
+    settings: ProgramSettings,
+    lines: list[list[Any]],
+    taxes_included: bool,
+    test: bool,
+    money: tuple[str, str, str],
+    paid_at: datetime,
+    member_tags: frozenset[str],
+) -> int:
+    """build_lot(...).points for a member's order, from its stored facts (`lines` and the shipping, shipping tax and
+    tip strings as order_facts stores them), by a rule set compiled with tally.compile_points."""
+    if test and not settings.earn_on_test_orders:
+        return 0
+    eligible = tally.eligible_lines(lines, taxes_included, settings.include_taxes, settings.include_gift_cards)
+    shipping, shipping_tax, tip = money
+    counted_shipping = tally.shipping_counted(
+        Decimal(shipping), Decimal(shipping_tax), taxes_included, settings.include_shipping, settings.include_taxes
+    )
+    counted_tip = Decimal(tip) if settings.include_tips else tally.ZERO
+    return points(eligible, counted_shipping, counted_tip, paid_at, member_tags)
 
 
 def line_facts(

@@ -30,7 +30,6 @@ from plugin.services import rule_sets
 
 MAX_DAYS = 366
 DEFAULT_SECONDS = 9.0
-_ZERO = Decimal(0)
 
 
 def preview(
@@ -67,8 +66,7 @@ def preview(
     replayed = 0
     complete = True
     no_refunds: tuple[events.RefundFacts, ...] = ()
-    earns_on_tests = settings.earn_on_test_orders
-    line_flags = (settings.include_taxes, settings.include_gift_cards)
+    tallied = program.tallied_points
     facts = Order.facts
     rows = session.execute(
         select(
@@ -108,21 +106,14 @@ def preview(
                 order_id, row, order_refunds, stored_lots, current_lot_version, settings, current, candidate, products
             )
         else:
-            was = max(lot_points, 0) if lot_version == current_lot_version and lot_points is not None else None
-            if test and not earns_on_tests:
-                now, was = 0, 0 if was is None else was  # a test order earns nothing under any rules
+            paid_at = datetime.fromisoformat(paid_text)
+            tags = frozenset(tag_list or ())
+            money = (shipping, shipping_tax, tip)
+            if lot_version == current_lot_version and lot_points is not None:
+                was = max(lot_points, 0)
             else:
-                paid_at = datetime.fromisoformat(paid_text)
-                tags = frozenset(tag_list or ())
-                lines = tally.eligible_lines(raw_lines, bool(taxes_included), *line_flags)
-                counted_shipping = tally.shipping_counted(
-                    Decimal(shipping), Decimal(shipping_tax), bool(taxes_included), settings.include_shipping,
-                    settings.include_taxes,
-                )  # fmt: skip
-                counted_tip = Decimal(tip) if settings.include_tips else _ZERO
-                if was is None:
-                    was = current_points(lines, counted_shipping, counted_tip, paid_at, tags)
-                now = candidate_points(lines, counted_shipping, counted_tip, paid_at, tags)
+                was = tallied(current_points, settings, raw_lines, bool(taxes_included), test, money, paid_at, tags)
+            now = tallied(candidate_points, settings, raw_lines, bool(taxes_included), test, money, paid_at, tags)
         totals["current"] += was
         totals["proposed"] += now
         change = now - was
