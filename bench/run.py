@@ -49,6 +49,11 @@ SECTIONS = (
 ALIASES = {"citus": ("memory", "scale")}  # issue #21 parts 3 and 5
 
 
+def _load(result: dict) -> str:
+    """The machine's 1-minute load average when the figure was taken, for benches that record it."""
+    return f", load average {result['load_average']}" if "load_average" in result else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
@@ -218,16 +223,18 @@ def write_doc(r: dict) -> None:
         p = r["preview"]
         lines.append(
             f"| Rule preview, {p['orders_seeded']:,} orders (6 proposed rules against 2 current) | {p['seconds']} s, "
-            f"{p['orders_replayed']:,} replayed{'' if p['complete'] else ' (cut short)'} | reading and decoding the "
-            f"same orders' facts: {p['read_facts_seconds']} s | {p['ratio_to_reading']} | < {p['goal_seconds']} s | "
+            f"{p['orders_replayed']:,} replayed{'' if p['complete'] else ' (cut short)'}{_load(p)} | "
+            f"reading and decoding the same orders' facts: {p['read_facts_seconds']} s | {p['ratio_to_reading']} | "
+            f"< {p['goal_seconds']} s | "
             f"{verdict(p['complete'] and p['seconds'] < p['goal_seconds'])} |"
         )
     if "tiers" in r:
         t = r["tiers"]
         lines.append(
             f"| Tier preview (who moves), {t['members']:,} members / {t['orders']:,} orders | {t['seconds']} s, "
-            f"{t['members_computed']:,} members{'' if t['complete'] else ' (cut short)'} | streaming and decoding the "
-            f"same orders' lots: {t['read_lots_seconds']} s | {t['ratio_to_reading']} | < {t['goal_seconds']} s | "
+            f"{t['members_computed']:,} members{'' if t['complete'] else ' (cut short)'}{_load(t)} | "
+            f"streaming and decoding the same orders' lots: {t['read_lots_seconds']} s | {t['ratio_to_reading']} | "
+            f"< {t['goal_seconds']} s | "
             f"{verdict(t['complete'] and t['seconds'] < t['goal_seconds'])} |"
         )
     if "expiry" in r:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import psycopg
@@ -112,12 +113,14 @@ def run(members: int = 100_000) -> dict:
     with transaction(url) as session:
         tier_sets.save(session, shops.get(session, SHOP), CURRENT, "bench")
     baseline = read_lots_only(url, shop_id)
+    load_average = round(os.getloadavg()[0], 1)  # the machine is shared: say how busy it was
     started = time.perf_counter()
     with transaction(url) as session:
         result = tier_preview.preview(session, shops.get(session, SHOP), PROPOSED, seconds=120)
     seconds = time.perf_counter() - started
     return {
         "goal_seconds": 10,
+        "load_average": load_average,
         "members": members,
         "orders": members * ORDERS_PER_MEMBER,
         "read_lots_seconds": round(baseline, 2),
