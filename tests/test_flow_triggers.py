@@ -77,3 +77,56 @@ def test_enabling_flow_twice_keeps_one_flow_endpoint(settings, shop):
         again = event_endpoints.enable_flow(session, shop, settings.encryption_keys)
         assert again.id == first and again.disabled_at is None
         assert [e.kind for e in event_endpoints.endpoints(session, shop)] == ["flow"]
+
+
+# What Shopify CLI accepts in a trigger's [[settings.fields]] (Shopify/cli, packages/app/src/cli/services/flow/
+# constants.ts and models/extensions/specifications/flow_trigger.ts): these types, keys of letters and spaces.
+TRIGGER_FIELD_TYPES = {"boolean", "email", "single_line_text_field", "url", "number_decimal"}
+
+
+def test_every_declared_field_is_a_type_and_key_a_flow_trigger_accepts():
+    for event_type in outbox.EVENT_TYPES:
+        for key, field_type, _source in flow.fields(event_type):
+            assert field_type in TRIGGER_FIELD_TYPES, (event_type, key, field_type)
+            assert re.fullmatch(r"[A-Za-z ]+", key), (event_type, key)
+
+
+def test_the_payload_sends_every_declared_field_under_its_key_with_its_type():
+    samples = {
+        "tier.changed": {"from_tier": None, "to_tier": "gold", "to_tier_name": "Gold", "direction": "up"},
+        "referral.completed": {"points": 500, "matched_by": "code"},
+        "reward.issued": {"points": 500, "code": "LOYAL-1", "reason": None},
+    }
+    for event_type, data in samples.items():
+        sent = flow.payload({"id": "e1", "type": event_type, "customer_id": 7001, "data": data})
+        declared = flow.fields(event_type)
+        assert set(sent) == {"customer_id"} | {key for key, _t, _s in declared}
+        for key, field_type, _source in declared:
+            expected = str if field_type == "single_line_text_field" else int
+            assert isinstance(sent[key], expected), (event_type, key, sent[key])
+    assert (
+        flow.payload({"id": "e1", "type": "tier.changed", "customer_id": 7001, "data": samples["tier.changed"]})[
+            "From tier"
+        ]
+        == ""
+    )
+
+
+@responses.activate
+def test_an_event_of_an_erased_member_is_settled_without_calling_flow(settings, shop_with_token):
+    member_id = member(settings, shop_with_token)
+    with transaction(settings.database_url) as session:
+        event_endpoints.enable_flow(session, shop_with_token, settings.encryption_keys)
+        from plugin.models import Member
+
+        # As privacy.redact_customer leaves it: a negative customer id that names nobody in the shop.
+        session.query(Member).filter_by(id=member_id).update({"customer_id": -member_id})
+        outbox.record(
+            session, shop_with_token, "points.earned", dedupe_key="e1", member_id=member_id,
+            data={"points": 10, "balance": 10},
+        )  # fmt: skip
+    assert event_delivery.deliver(settings) == {"delivered": 1}
+    assert len(responses.calls) == 0
+    with transaction(settings.database_url) as session:
+        (row,) = session.query(EventDelivery).all()
+        assert row.status == "delivered" and "names no customer" in row.last_error

@@ -223,6 +223,11 @@ class Outcome:
 
 def _fire_flow(settings: Settings, claimed: _Claimed) -> Outcome:
     """Shopify Flow: the event as its trigger's payload, through the shop's Admin API (docs/events.md)."""
+    envelope = json.loads(claimed.body)
+    if envelope.get("customer_id") is None:
+        # Every trigger starts with a customer reference; an erased member names nobody, and retrying for 24 hours
+        # would not change that. Settled as done, with the reason in the log.
+        return Outcome(204, "not sent to Flow: the event names no customer (erased member)")
     with transaction(settings.database_url) as session:
         shop = session.get(Shop, claimed.shop_id)
         try:
@@ -230,7 +235,7 @@ def _fire_flow(settings: Settings, claimed: _Claimed) -> Outcome:
         except Exception as error:  # no token (uninstalled): retried, then given up like any failure
             return Outcome(None, f"no Admin API client: {error}"[:500])
     try:
-        flow.fire(client, json.loads(claimed.body))
+        flow.fire(client, envelope)
     except (AdminAPIError, AdminAPIUnavailable) as error:
         return Outcome(None, f"{type(error).__name__}: {error}"[:500])
     return Outcome(200, None)

@@ -20,6 +20,10 @@ FLOW_TRIGGER_RECEIVE = """mutation LoyaltyFlowTrigger($handle: String, $payload:
 
 # Each event type's trigger: its merchant-facing name (Flow's "object + past tense verb", sentence case) and the
 # fields Flow offers after the customer reference: (key as Flow shows it, field type, the event's data key).
+# Checked against Shopify CLI's own validation (docs/events.md, "Shopify Flow"): a trigger field is one of boolean,
+# email, single_line_text_field, url, number_decimal (no number_integer, no date: points are number_decimal, dates
+# text); a key has only letters and spaces and is the payload's key as written; customer_reference is sent as
+# "customer_id".
 TRIGGERS: dict[str, tuple[str, str]] = {
     "points.earned": ("Loyalty points earned", "Points were added to a member's balance for an order."),
     "points.reversed": ("Loyalty points reversed", "A refund or cancellation took an order's points back."),
@@ -40,7 +44,19 @@ FIELDS: dict[str, tuple[tuple[str, str, str], ...]] = {
     ),
     "reward.issued": (("Points", "number_decimal", "points"), ("Code", "single_line_text_field", "code")),
     "reward.failed": (("Points", "number_decimal", "points"), ("Reason", "single_line_text_field", "reason")),
+    # Tier moves and referrals carry no balance: their own facts instead of fields that would always be missing.
+    "tier.changed": (
+        ("From tier", "single_line_text_field", "from_tier"),
+        ("To tier", "single_line_text_field", "to_tier"),
+        ("To tier name", "single_line_text_field", "to_tier_name"),
+        ("Direction", "single_line_text_field", "direction"),
+    ),
+    "referral.completed": (
+        ("Points", "number_decimal", "points"),
+        ("Matched by", "single_line_text_field", "matched_by"),
+    ),
 }
+TEXT = "single_line_text_field"
 DEFAULT_FIELDS = (("Points", "number_decimal", "points"), ("Balance", "number_decimal", "balance"))
 COMMON_FIELDS = (("Event id", "single_line_text_field", "id"), ("Event type", "single_line_text_field", "type"))
 
@@ -55,12 +71,18 @@ def fields(event_type: str) -> tuple[tuple[str, str, str], ...]:
 
 
 def payload(envelope: dict[str, Any]) -> dict[str, Any]:
-    """The trigger's payload: the customer reference, then each declared field from the event."""
+    """The trigger's payload: the customer reference, then every declared field from the event.
+
+    A text field the event leaves empty (a first tier has no "from") is sent as "", so each declared field is
+    there; a number field is left out rather than sent as a made-up 0.
+    """
     found: dict[str, Any] = {"customer_id": envelope["customer_id"]}
-    for key, _type, source in fields(envelope["type"]):
+    for key, field_type, source in fields(envelope["type"]):
         value = envelope.get(source) if source in ("id", "type") else (envelope.get("data") or {}).get(source)
+        if value is None and field_type == TEXT:
+            value = ""
         if value is not None:
-            found[key] = value
+            found[key] = value if field_type != TEXT else str(value)
     return found
 
 
