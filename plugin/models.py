@@ -355,6 +355,10 @@ class DeliveryClaim(Base):
     claims: Mapped[int] = mapped_column(Integer)
 
 
+REVOKE_DUE = "revoke_requested_at IS NOT NULL AND revoked_at IS NULL"  # a grant's take-back still to do
+DUE_WHERE = text(REVOKE_DUE)
+
+
 class Redemption(Base):
     """Points spent on a reward; becomes a discount code in the shop, or fails and gives the points back.
 
@@ -368,6 +372,7 @@ class Redemption(Base):
         Index(None, "shop_id", "member_id", "id"),
         Index("ix_redemptions_shop_id_reward_id", "shop_id", "reward_id", "member_id", "created_at"),
         Index("ix_redemptions_unsettled", "status", "id", postgresql_where=text("status = 'pending'")),
+        Index("ix_redemptions_revoke_due", "shop_id", "id", postgresql_where=DUE_WHERE, sqlite_where=DUE_WHERE),
         PrimaryKeyConstraint("shop_id", "id"),
         ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )
@@ -398,6 +403,13 @@ class Redemption(Base):
     credit_balance_milli: Mapped[int | None] = mapped_column(BigInteger)  # the account's balance after the credit
     credit_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     debit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a cancel's debit may be in the shop
+    # Reward grants (docs/milestones.md, decision 0027): kind "grant" is a reward earned by a milestone or a
+    # referral, issued at no point cost (points 0); granted_by names the grant (source_type, source_id, number,
+    # rule_version, label). A take-back the facts ask for is requested in their transaction and done by a job.
+    kind: Mapped[str] = mapped_column(String(16), default="redeem", server_default="redeem")
+    granted_by: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    revoke_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class PrivacyRequest(Base):
@@ -707,6 +719,8 @@ class MilestoneHolding(Base):
     # Points a take-back could not collect under claw_back: netted against this rule's next grant.
     unpaid: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # postings made: keys stay unique
+    # The reward each held grant issued, newest last: [grant number, redemption id] (a reward grant's take-back).
+    rewards: Mapped[list[list[int]]] = mapped_column(Json, default=list, server_default="[]")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

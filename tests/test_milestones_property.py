@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from plugin import ledger
 from plugin.db import transaction
-from plugin.models import Member, MilestoneHolding
+from plugin.models import Member, MilestoneHolding, Redemption
 from plugin.programme import events
 from plugin.services import accrual, shops
 from plugin.services.milestones import settings as milestone_settings
@@ -22,10 +22,13 @@ from plugin.services.milestones import settings as milestone_settings
 NATURAL, SHUFFLED = "natural.myshopify.com", "shuffled.myshopify.com"
 PROGRAMME = {
     "thresholds": [
-        {"id": "lifetime", "amount": "150.00", "period": "lifetime", "points": 70},
+        {"id": "lifetime", "amount": "150.00", "period": "lifetime", "points": 70, "reward": "5-off"},
         {"id": "yearly", "amount": "100.00", "period": "calendar_year", "points": 30, "repeat": False},
     ],
-    "punch_cards": [{"id": "card", "every": 2, "min_subtotal": "20.00", "points": 25}],
+    "punch_cards": [
+        {"id": "card", "every": 2, "min_subtotal": "20.00", "points": 25},
+        {"id": "reward-card", "every": 3, "points": 0, "reward": "5-off"},  # a reward alone (the default catalogue's)
+    ],
     "signup": {"points": 15},
 }
 YEARS = (datetime(2025, 6, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
@@ -78,7 +81,8 @@ def _apply_all(url: str, domain: str, history: list[events.Event]) -> None:
             accrual.apply(session, shops.get(session, domain), event)
 
 
-def _grants(url: str, domain: str, customer_id: int) -> tuple[int, dict[str, list[int]]]:
+def _grants(url: str, domain: str, customer_id: int) -> tuple[int, dict[str, list[int]], list[tuple[str, int]]]:
+    """The balance, each rule's grants, and the reward grants still standing (not asked to be taken back)."""
     with transaction(url) as session:
         shop = shops.get(session, domain)
         member = session.execute(
@@ -87,7 +91,14 @@ def _grants(url: str, domain: str, customer_id: int) -> tuple[int, dict[str, lis
         holdings = session.scalars(
             select(MilestoneHolding).where(MilestoneHolding.shop_id == shop.id, MilestoneHolding.member_id == member.id)
         )
-        return member.balance, {h.rule_key: list(h.grants) for h in holdings if h.grants}
+        rewards = session.scalars(
+            select(Redemption.granted_by).where(
+                Redemption.shop_id == shop.id, Redemption.member_id == member.id, Redemption.kind == "grant",
+                Redemption.revoke_requested_at.is_(None),
+            )
+        )  # fmt: skip
+        standing = sorted((granted["source_id"], granted["number"]) for granted in rewards)
+        return member.balance, {h.rule_key: list(h.grants) for h in holdings if h.grants}, standing
 
 
 def test_shuffled_and_repeated_deliveries_give_the_grants_of_the_natural_order(settings):
@@ -109,6 +120,10 @@ def test_shuffled_and_repeated_deliveries_give_the_grants_of_the_natural_order(s
         expected = _grants(url, NATURAL, customer_id)
         assert _grants(url, SHUFFLED, customer_id) == expected
         assert expected[1]["signup:signup"] == [15]  # once, whatever repeats
+        # One standing reward per grant the facts hold, numbered 1..n per rule, whatever the order and repeats.
+        for rule in ("lifetime", "reward-card"):
+            held = len(expected[1].get(f"threshold:{rule}", expected[1].get(f"punch_card:{rule}", [])))
+            assert [n for source, n in expected[2] if source == rule] == list(range(1, held + 1))
         with transaction(url) as session:
             assert ledger.verify(session) == []
 

@@ -28,6 +28,7 @@ from plugin.services import (
     redemption,
     referrals,
     report_rollups,
+    reward_grants,
     shop_locale,
     subscriptions,
     tier_push,
@@ -77,6 +78,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):
         signal_balances(settings)
+        signal_grants(settings)
         signal_events(settings)
         signal_tiers(settings)
     return dict(outcomes)
@@ -243,7 +245,32 @@ def settle_referrals_with(settings: Settings, shop_id: int) -> int:
         settled = referrals.settle_due(session, shop) if shop is not None else 0
     if settled:
         signal_balances(settings)
+        signal_grants(settings)  # an advocate's reward grant waits to be issued
     return settled
+
+
+def settle_grants() -> dict[str, int]:
+    """Worker entry point: issue the reward grants waiting, and do the take-backs requested."""
+    return settle_grants_with(Settings.from_env())
+
+
+def settle_grants_with(settings: Settings) -> dict[str, int]:
+    """Each grant goes through its own leased, look-up-first job body, so two runs at once never double."""
+    if not settings.inline_jobs:
+        clear_claim(settings, "grants")
+    to_issue, to_revoke = reward_grants.due(settings.database_url)
+    outcomes: dict[str, int] = {}
+    for shop_id, redemption_id in to_issue:
+        status = redemption.issue(settings, redemption_id, shop_id=shop_id)
+        outcomes[f"issue:{status}"] = outcomes.get(f"issue:{status}", 0) + 1
+    for shop_id, redemption_id in to_revoke:
+        status = reward_grants.revoke(settings, redemption_id, shop_id)
+        outcomes[f"revoke:{status}"] = outcomes.get(f"revoke:{status}", 0) + 1
+    if outcomes.get("revoke:taken_back"):
+        signal_balances(settings)
+    if outcomes:
+        log.info("reward grants: %s", outcomes)
+    return outcomes
 
 
 def deliver_events() -> dict[str, int]:
@@ -297,6 +324,7 @@ READ_SHOP_LOCALE = register(Job(read_shop_locale, read_shop_locale_with, timeout
 ISSUE_REFERRAL_CODE = register(
     Job(issue_referral_code, issue_referral_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK)
 )
+SETTLE_GRANTS = register(Job(settle_grants, settle_grants_with, timeout=600, result_ttl=60, failure_ttl=86400))
 SETTLE_REFERRALS = register(
     Job(settle_referrals, settle_referrals_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
@@ -337,6 +365,11 @@ def enqueue_issue(settings: Settings, redemption_id: int, shop_id: int | None = 
 def signal_balances(settings: Settings) -> None:
     """Balances changed: queue one push of the shop's metafields for a whole burst of changes."""
     dispatch(settings, PUSH_BALANCES, claim="balances", claim_seconds=SIGNAL_TTL_SECONDS)
+
+
+def signal_grants(settings: Settings) -> None:
+    """Reward grants may wait to be issued or taken back: queue one job for a burst (it finds them in the database)."""
+    dispatch(settings, SETTLE_GRANTS, claim="grants", claim_seconds=SIGNAL_TTL_SECONDS)
 
 
 def signal_tiers(settings: Settings) -> None:
@@ -406,6 +439,8 @@ def sweep(settings: Settings) -> tuple[int, int]:
     requeued = sum(enqueue_issue(settings, redemption_id, shop_id) for shop_id, redemption_id in stranded)
     if balance_push.any_due(settings.database_url):
         signal_balances(settings)
+    if any(reward_grants.due(settings.database_url, limit=1)):  # grants and take-backs wait in the database
+        signal_grants(settings)
     if event_delivery.any_due(settings.database_url):  # outgoing events wait in the database, never in Redis
         signal_events(settings)
     for shop_id in expiry.due_shops(settings.database_url):  # each shop's day, in its own time zone

@@ -23,28 +23,49 @@ def _points(minimum: int = 1) -> fields.Integer:
     return fields.Integer(strict=True, required=True, validate=validate.Range(minimum, MAX_POINTS))
 
 
+def _grant_points() -> fields.Integer:
+    """A threshold's or a card's points: 0 when it grants a reward alone."""
+    return fields.Integer(strict=True, load_default=0, validate=validate.Range(0, MAX_POINTS))
+
+
+def _grant_reward() -> fields.String:
+    """The catalogue reward a grant issues at no point cost (its id); the service checks the catalogue has it."""
+    return fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 40))
+
+
+class _Grant(Schema):
+    """What a threshold or a punch card grants: points above 0, a catalogue reward, or both."""
+
+    @validates_schema
+    def _grants_something(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("points", 0) <= 0 and not data.get("reward"):
+            raise ValidationError({"points": ["give points above 0, a reward from the catalogue, or both"]})
+
+
 class _Strict(Schema):
     class Meta:
         unknown = RAISE
 
 
-class SpendThresholdSchema(_Strict):
+class SpendThresholdSchema(_Strict, _Grant):
     id = fields.String(required=True, validate=IDENTIFIER)
     title = fields.String(load_default="", validate=[validate.Length(max=120), no_control])
     amount = Money(required=True, minimum=Decimal("0.01"), metadata={"description": "spend to cross; above 0"})
     period = fields.String(load_default="lifetime", validate=validate.OneOf(("lifetime", "calendar_year")))
-    points = _points()
+    points = _grant_points()
+    reward = _grant_reward()
     repeat = fields.Boolean(load_default=True, metadata={"description": "grant at every multiple of the amount"})
 
 
-class PunchCardSchema(_Strict):
+class PunchCardSchema(_Strict, _Grant):
     id = fields.String(required=True, validate=IDENTIFIER)
     title = fields.String(load_default="", validate=[validate.Length(max=120), no_control])
     every = fields.Integer(
         strict=True, required=True, validate=validate.Range(2, 1000, error="N must be 2 to 1000 orders")
     )
     min_subtotal = Money(load_default=None, allow_none=True)
-    points = _points()
+    points = _grant_points()
+    reward = _grant_reward()
 
 
 class SignupBonusSchema(_Strict):

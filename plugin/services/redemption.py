@@ -34,6 +34,7 @@ from plugin.services import outbox
 log = logging.getLogger(__name__)
 
 PENDING, ISSUED, FAILED, CANCELLED = "pending", "issued", "failed", "cancelled"
+REDEEM, GRANT = "redeem", "grant"  # a redemption's kind: points spent, or a reward earned at no point cost
 # A job holds a lease on its redemption (LOYALTY_REDEMPTION_LEASE_SECONDS) and stops starting shop calls after
 # two thirds of it, so the lease never runs out under a live job; a killed job's redemption
 # is picked up by the sweeper once the lease has run out.
@@ -142,29 +143,7 @@ def redeem(
     if available < cost:
         raise NotEnoughPoints(f"{reward.title} costs {cost} points; {available} are available")
 
-    redemption = Redemption(
-        shop_id=shop.id,
-        member_id=member.id,
-        reward=reward.to_json(),
-        reward_id=reward.id,
-        points=cost,
-        status=PENDING,
-        code=f"unassigned-{secrets.token_hex(8)}",
-        idempotency_key=idempotency_key,
-        actor=actor,
-        attempts=0,
-        created_at=now,
-        starts_at=now,
-        ends_at=now + timedelta(days=reward.lifetime_days),
-    )
-    if reward.is_store_credit:
-        redemption.credit_milli = to_milli(reward.credit_for(cost))
-        redemption.credit_currency = shop.currency
-        redemption.credit_expires_at = _unique_expiry(session, shop.id, member.id, redemption.ends_at)
-        redemption.ends_at = redemption.credit_expires_at
-    session.add(redemption)
-    session.flush()
-    redemption.code = code_for(redemption.id)
+    redemption = _new(session, shop, member.id, reward, cost, idempotency_key, actor, now)
     entry = ledger.Entry(
         member_id=member.id,
         kind="redeem",
@@ -178,6 +157,66 @@ def redeem(
     )
     ledger.post(session, shop.id, entry)
     return redemption
+
+
+def _new(
+    session: Session, shop: Shop, member_id: int, reward: Reward, points: int, key: str | None, actor: str,
+    now: datetime,
+) -> Redemption:  # fmt: skip
+    """A pending redemption of `reward` (worth `points`; 0 for a grant), with its code or its store credit's fields."""
+    redemption = Redemption(
+        shop_id=shop.id,
+        member_id=member_id,
+        reward=reward.to_json(),
+        reward_id=reward.id,
+        points=points,
+        status=PENDING,
+        code=f"unassigned-{secrets.token_hex(8)}",
+        idempotency_key=key,
+        actor=actor,
+        attempts=0,
+        created_at=now,
+        starts_at=now,
+        ends_at=now + timedelta(days=reward.lifetime_days),
+    )
+    if reward.is_store_credit:
+        redemption.credit_milli = to_milli(reward.credit_for(reward.points if points == 0 else points))
+        redemption.credit_currency = shop.currency
+        redemption.credit_expires_at = _unique_expiry(session, shop.id, member_id, redemption.ends_at)
+        redemption.ends_at = redemption.credit_expires_at
+    session.add(redemption)
+    session.flush()
+    redemption.code = code_for(redemption.id)
+    return redemption
+
+
+def grant(
+    session: Session, shop: Shop, member_id: int, reward: Reward, key: str, granted_by: dict[str, Any]
+) -> Redemption:
+    """A reward earned (a milestone, a referral), issued at no point cost through the same job as a redemption.
+
+    The caller holds the lock that decides the grant (the member's milestone holding, the referral row), so a
+    repeated or shuffled delivery never reaches here twice for one grant; `key` makes it idempotent regardless.
+    Grants skip the reward's point price and its limits (what was earned is owed), but count towards the limits
+    as live redemptions of the reward (decision 0027)."""
+    existing = session.execute(
+        select(Redemption).where(Redemption.shop_id == shop.id, Redemption.idempotency_key == key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    redemption = _new(session, shop, member_id, reward, 0, key, "system", utcnow())
+    redemption.kind = GRANT
+    redemption.granted_by = granted_by
+    return redemption
+
+
+def key_taken(session: Session, shop_id: int, key: str) -> bool:
+    return (
+        session.execute(
+            select(Redemption.id).where(Redemption.shop_id == shop_id, Redemption.idempotency_key == key)
+        ).first()
+        is not None
+    )
 
 
 to_milli, from_milli = rewards.to_milli, rewards.from_milli
@@ -603,6 +642,8 @@ def _check_cancellable(redemption: Redemption) -> None:
 
 
 def _return_points(session: Session, redemption: Redemption, note: str, actor: str) -> None:
+    if redemption.points == 0:
+        return  # a grant cost no points: there are none to give back
     entry = ledger.Entry(
         member_id=redemption.member_id,
         kind="return",

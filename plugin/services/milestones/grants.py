@@ -7,6 +7,7 @@ an order's reversal does (services/accrual.py).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,12 @@ from plugin import ledger
 from plugin.db import insert_for
 from plugin.models import Member, MilestoneHolding, Shop, utcnow
 from plugin.programme import explanations
+from plugin.programme import reward_grants as programme_grants
+from plugin.programme.rewards import catalogue
 from plugin.programme.settings import program_settings
-from plugin.services import outbox
+from plugin.services import outbox, redemption, reward_grants
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,19 +53,53 @@ def lock(session, shop_id: int, member_id: int, rule_key: str) -> MilestoneHoldi
     return session.scalars(upsert, execution_options={"populate_existing": True}).one()
 
 
-def bring_to(session, shop: Shop, member_id: int, source: Source, count: int, points_each: int) -> int:
-    """Hold exactly `count` grants of this rule (new ones worth `points_each`); returns the balance's move."""
+def bring_to(
+    session, shop: Shop, member_id: int, source: Source, count: int, points_each: int, reward_id: str | None = None
+) -> int:
+    """Hold exactly `count` grants of this rule (new ones worth `points_each`, and issuing the catalogue reward
+    `reward_id` when it names one); returns the balance's move."""
     holding = lock(session, shop.id, member_id, source.rule_key)
-    grants = list(holding.grants)
-    if count == len(grants):
+    held = list(holding.grants)
+    if count == len(held):
         return 0
-    grants = grants[:count] if count < len(grants) else grants + [points_each] * (count - len(grants))
-    if points_each <= 0 and count > len(holding.grants):
-        return 0  # the rule grants nothing now (0 points): nothing to hold, and no empty grant to remember
-    target = sum(grants)
-    moved = _post_difference(session, shop, holding, source, target, len(grants))
+    if points_each <= 0 and not reward_id and count > len(held):
+        return 0  # the rule grants nothing now: nothing to hold, and no empty grant to remember
+    grants = held[:count] if count < len(held) else held + [max(points_each, 0)] * (count - len(held))
+    moved = 0
+    if sum(grants) != sum(held):  # a reward-only grant moves no points
+        moved = _post_difference(session, shop, holding, source, sum(grants), len(grants))
     holding.grants = grants
+    _bring_rewards(session, shop, holding, source, len(held), count, reward_id)
     return moved
+
+
+def _bring_rewards(
+    session, shop: Shop, holding: MilestoneHolding, source: Source, before: int, count: int, reward_id: str | None
+) -> None:
+    """Issue the reward of each new grant; ask for the take-back of each reward whose grant is no longer held."""
+    held = [list(pair) for pair in holding.rewards or ()]
+    for number, redemption_id in held:
+        if number > count:
+            why = f"{source.label}: grant {number} is no longer earned"
+            reward_grants.request_revoke(session, shop.id, redemption_id, why)
+    kept = [pair for pair in held if pair[0] <= count]
+    reward = programme_grants.find(catalogue(shop.settings), reward_id)
+    if reward_id and reward is None:
+        log.warning("shop %s: %s names reward %r, no longer in the catalogue", shop.id, source.rule_key, reward_id)
+    for number in range(before + 1, count + 1) if reward is not None else ():
+        generation = 0
+        while redemption.key_taken(session, shop.id, key := _key(source, holding.member_id, number, generation)):
+            generation += 1  # the same crossing earned again after its reward was taken back: a new reward
+        granted_by = {
+            "source_type": source.source_type, "source_id": source.source_id, "number": number,
+            "rule_version": source.version, "label": f"{source.label}: grant {number}",
+        }  # fmt: skip
+        kept.append([number, redemption.grant(session, shop, holding.member_id, reward, key, granted_by).id])
+    holding.rewards = kept
+
+
+def _key(source: Source, member_id: int, number: int, generation: int) -> str:
+    return programme_grants.key(source.source_type, source.source_id, member_id, number, source.version, generation)
 
 
 def _post_difference(session, shop: Shop, holding: MilestoneHolding, source: Source, target: int, count: int) -> int:

@@ -74,12 +74,12 @@ def recompute(session, shop: Shop, member_id: int) -> None:
         source = grants.Source("threshold", threshold["id"], version, _threshold_label(threshold))
         count = milestones.threshold_crossings(threshold, history)
         if held.get(source.rule_key, 0) != count:  # unchanged (the usual case): no write at all
-            grants.bring_to(session, shop, member_id, source, count, threshold["points"])
+            grants.bring_to(session, shop, member_id, source, count, threshold["points"], threshold.get("reward"))
     for card in current["punch_cards"]:
         source = grants.Source("punch_card", card["id"], version, card["title"] or f"Every {card['every']} orders")
         count = milestones.punch_card_grants(card, history)
         if held.get(source.rule_key, 0) != count:
-            grants.bring_to(session, shop, member_id, source, count, card["points"])
+            grants.bring_to(session, shop, member_id, source, count, card["points"], card.get("reward"))
     if not held.get("signup:signup"):
         signup(session, shop, member_id, current)
 

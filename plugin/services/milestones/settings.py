@@ -10,8 +10,10 @@ from sqlalchemy import select
 
 from plugin.db import insert_for
 from plugin.models import MilestoneSettings, Shop, utcnow
+from plugin.programme import reward_grants
 from plugin.programme.milestone_settings import EMPTY, validate_milestones
 from plugin.programme.milestones import RULES_VERSION
+from plugin.programme.rewards import catalogue
 
 
 def current(session, shop_id: int) -> dict[str, Any]:
@@ -32,12 +34,27 @@ def rule_version(version: int) -> str:
     return f"{RULES_VERSION}+v{version}"
 
 
+def reward_refusals(shop: Shop, clean: dict[str, Any], lists: tuple[str, ...]) -> dict[str, Any]:
+    """Per-field messages for grants naming a reward the shop's catalogue cannot grant (absent, cash-back, ended)."""
+    offered, now = catalogue(shop.settings), utcnow()
+    found: dict[str, Any] = {}
+    for name in lists:
+        for position, item in enumerate(clean[name]):
+            why = reward_grants.refusal(offered, item["reward"], now) if item.get("reward") else None
+            if why:
+                found.setdefault(name, {})[position] = {"reward": [why]}
+    return found
+
+
 def save(session, shop: Shop, data: Any, actor: str) -> dict[str, Any]:
     """Validate and save the whole programme as a new version; raises ValidationError with per-field messages."""
     if not isinstance(data, dict):
         raise ValidationError({"_schema": ["send a JSON object"]})
     data = {key: value for key, value in data.items() if key != "version"}  # echoed back by a GET: not an input
     clean = validate_milestones(data)
+    refused = reward_refusals(shop, clean, ("thresholds", "punch_cards"))
+    if refused:
+        raise ValidationError(refused)
     row = session.execute(
         select(MilestoneSettings).where(MilestoneSettings.shop_id == shop.id).with_for_update()
     ).scalar_one_or_none()
