@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 SCREENSHOT_DIR = os.environ.get("LOYALTY_SCREENSHOT_DIR")  # set to docs/ to refresh the README's picture
 PROGRAMME = {
     "thresholds": [{"id": "vip", "title": "VIP reward", "amount": "500.00", "period": "calendar_year", "points": 250}],
-    "punch_cards": [{"id": "coffee", "title": "Coffee card", "every": 5, "points": 100}],
+    "punch_cards": [{"id": "coffee", "title": "Coffee card", "every": 5, "points": 100, "reward": "5-off"}],
     "birthday": {"points": 200},
     "actions": [
         {"id": "insta", "title": "Follow us on Instagram", "kind": "follow", "network": "instagram",
@@ -66,6 +66,7 @@ def test_the_shopper_sees_progress_punches_the_birthday_form_and_actions(storefr
         text = dialog.inner_text()
         assert "Spend $120.00 more to earn 250 points" in text
         assert page.locator(".lw-dialog .lw-punch.lw-on").count() == 2
+        assert "Every 5 orders earn 100 points and $5.00 off" in text  # points and a catalogue reward
         assert page.locator(".lw-dialog .lw-punch").count() == 5
         assert "Get 200 points on your birthday" in text
         assert "Follow us on Instagram" in text and "Earn 20 points" in text

@@ -272,3 +272,23 @@ def test_a_spent_punch_card_credit_is_taken_back_as_points(shop_client):
     [taken] = grants_of(settings)
     assert taken.status == "issued" and taken.revoked_at is not None and state.debits_made == 0
     assert balance(settings) == 600 - 500  # the order's and the card's points back, and the credit's 500
+
+
+def test_the_widget_shows_the_reward_a_threshold_gives_and_the_granted_code_with_the_redeemed_ones(shop_client):
+    from tests.test_storefront_proxy import get, signed
+
+    client, settings, state = shop_client
+    offer(settings, TEN_OFF)
+    save(settings, thresholds=[THRESHOLD], punch_cards=[{**CARD, "reward": "ten-off", "points": 30}])
+    paid(client, 1, "380.00")
+    shown = get(client, "milestones", signed(ALICE)).json
+    [threshold], [card] = shown["thresholds"], shown["punch_cards"]
+    assert threshold["remaining"] == "120.00" and threshold["points"] == 0
+    assert (threshold["reward"]["id"], threshold["reward"]["kind"], threshold["reward"]["amount"]) == (
+        "ten-off", "fixed_amount", "10.00")  # fmt: skip
+    assert (card["points"], card["reward"]["id"]) == (30, "ten-off")
+    paid(client, 2, "150.00")  # crossed, and the card's second punch: two granted codes
+    listed = get(client, "widget", signed(ALICE)).json["redemptions"]
+    granted = {r.code for r in grants_of(settings)}
+    assert len(granted) == 2 and {r["code"] for r in listed} == granted
+    assert all(r["status"] == "issued" for r in listed)

@@ -35,7 +35,7 @@
         orders: '{v} more orders{by} to reach {tier}' }, by: ' by {date}', topTier: 'You’ve reached the top tier.',
       perk: { multiplier: '{x}× points on every order', entry: '{pts} when you reach {tier}', birthday: '{pts} on your birthday',
         freeShip: 'Free shipping' }, tiersH: 'Tiers',
-      msH: 'Milestones', spendMore: 'Spend {money} more to earn {pts}', spendGoal: 'Spend {money}',
+      ptsAnd: '{pts} and {reward}', msH: 'Milestones', spendMore: 'Spend {money} more to earn {pts}', spendGoal: 'Spend {money}',
       spentSoFar: '{money} spent', thisYear: 'this year', goalDone: 'Reached. Well done!',
       punchesH: '{n} of {of} orders', punchGives: 'Every {of} orders earn {pts}', punchMin: 'orders of {money} or more',
       bdayH: 'Your birthday', bdayGives: 'Get {pts} on your birthday', bdayMonth: 'Get {pts} in your birthday month',
@@ -87,7 +87,7 @@
       topTier: 'Vous avez atteint le statut le plus élevé.',
       perk: { multiplier: 'Points ×{x} sur chaque commande', entry: '{pts} en atteignant {tier}',
         birthday: '{pts} pour votre anniversaire', freeShip: 'Livraison gratuite' }, tiersH: 'Statuts',
-      msH: 'Paliers', spendMore: 'Dépensez encore {money} pour gagner {pts}', spendGoal: 'Dépensez {money}',
+      ptsAnd: '{pts} et {reward}', msH: 'Paliers', spendMore: 'Dépensez encore {money} pour gagner {pts}', spendGoal: 'Dépensez {money}',
       spentSoFar: '{money} dépensés', thisYear: 'cette année', goalDone: 'Atteint. Bravo\u00a0!',
       punchesH: '{n} commandes sur {of}', punchGives: 'Toutes les {of} commandes\u00a0: {pts}', punchMin: 'commandes d’au moins {money}',
       bdayH: 'Votre anniversaire', bdayGives: '{pts} le jour de votre anniversaire', bdayMonth: '{pts} pendant le mois de votre anniversaire',
@@ -536,6 +536,8 @@
       return h('div', { class: 'lw-meter', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': max, 'aria-valuenow': Math.min(value, max), 'aria-label': label },
         h('span', { style: `width:${Math.min(100, Math.round((value / max) * 100))}%` }));
     }
+    // What a threshold or a card grants: points, a catalogue reward ("$10.00 off"), or both.
+    const gift = (x) => (x.reward ? (x.points > 0 ? fmt(T.ptsAnd, { pts: pts(x.points), reward: rewardTitle(x.reward) }) : rewardTitle(x.reward)) : pts(x.points));
     function renderMilestones() {
       const m = mdata, c = data && data.customer;
       if (!m) return;
@@ -544,14 +546,14 @@
         const name = t.title || fmt(T.spendGoal, { money: money(t.amount) });
         return h('li', { class: 'lw-item lw-col', 'data-k': 't' + t.id }, p('lw-strong', name),
           c && meter(t.complete ? amount : spent - amount * t.reached, amount, line(name, fmt(T.spentSoFar, { money: money(t.spent) }))),
-          p('lw-small', t.complete ? T.goalDone : fmt(T.spendMore, { money: money(c ? t.remaining : t.amount), pts: pts(t.points) })),
+          p('lw-small', t.complete ? T.goalDone : fmt(T.spendMore, { money: money(c ? t.remaining : t.amount), pts: gift(t) })),
           c && p('lw-small lw-muted', line(fmt(T.spentSoFar, { money: money(t.spent) }), t.period === 'calendar_year' && T.thisYear)));
       });
       const cards = m.punch_cards.map((k) => h('li', { class: 'lw-item lw-col', 'data-k': 'p' + k.id },
-        p('lw-strong', k.title || fmt(T.punchGives, { of: k.every, pts: pts(k.points) })),
+        p('lw-strong', k.title || fmt(T.punchGives, { of: k.every, pts: gift(k) })),
         h('ol', { class: 'lw-punches', 'aria-label': fmt(T.punchesH, { n: k.punches, of: k.every }) },
           Array.from({ length: k.every }, (_, i) => h('li', { class: i < k.punches ? 'lw-punch lw-on' : 'lw-punch' }))),
-        p('lw-small lw-muted', line(fmt(T.punchGives, { of: k.every, pts: pts(k.points) }), k.min_subtotal && fmt(T.punchMin, { money: money(k.min_subtotal) })))));
+        p('lw-small lw-muted', line(fmt(T.punchGives, { of: k.every, pts: gift(k) }), k.min_subtotal && fmt(T.punchMin, { money: money(k.min_subtotal) })))));
       fill(ms, (goals.length || cards.length) && [h3(T.msH), h('ul', { class: 'lw-list' }, goals, cards)],
         m.birthday.enabled && c && birthdaySection(m.birthday),
         m.actions.length && [h3(T.actionsH), h('ul', { class: 'lw-list' }, m.actions.map((a) => actionItem(a, c)))]);
