@@ -277,7 +277,7 @@ def test_a_spent_punch_card_credit_is_taken_back_as_points(shop_client):
 def test_the_widget_shows_the_reward_a_threshold_gives_and_the_granted_code_with_the_redeemed_ones(shop_client):
     from tests.test_storefront_proxy import get, signed
 
-    client, settings, state = shop_client
+    client, settings, _state = shop_client
     offer(settings, TEN_OFF)
     save(settings, thresholds=[THRESHOLD], punch_cards=[{**CARD, "reward": "ten-off", "points": 30}])
     paid(client, 1, "380.00")
