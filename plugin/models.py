@@ -403,7 +403,7 @@ class Redemption(Base):
     credit_balance_milli: Mapped[int | None] = mapped_column(BigInteger)  # the account's balance after the credit
     credit_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     debit_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a cancel's debit may be in the shop
-    # Reward grants (docs/milestones.md, decision 0029): kind "grant" is a reward earned by a milestone or a
+    # Reward grants (docs/milestones.md, decision 0030): kind "grant" is a reward earned by a milestone or a
     # referral, issued at no point cost (points 0); granted_by names the grant (source_type, source_id, number,
     # rule_version, label). A take-back the facts ask for is requested in their transaction and done by a job.
     kind: Mapped[str] = mapped_column(String(16), default="redeem", server_default="redeem")

@@ -198,7 +198,7 @@ def grant(
     The caller holds the lock that decides the grant (the member's milestone holding, the referral row), so a
     repeated or shuffled delivery never reaches here twice for one grant; `key` makes it idempotent regardless.
     Grants skip the reward's point price and its limits (what was earned is owed), but count towards the limits
-    as live redemptions of the reward (decision 0029)."""
+    as live redemptions of the reward (decision 0030)."""
     existing = session.execute(
         select(Redemption).where(Redemption.shop_id == shop.id, Redemption.idempotency_key == key)
     ).scalar_one_or_none()
