@@ -22,7 +22,7 @@ from plugin.services import expiry, redemption, shops, tiers
 from plugin.services.errors import Invalid
 from plugin.services.schemas import RedeemRequest, load
 from plugin.web.errors import json_error
-from storefront_widget import widget_sql
+from storefront_widget import widget_cache, widget_sql
 
 bp = Blueprint("storefront", __name__, url_prefix="/proxy")
 HISTORY_LINES = 10
@@ -79,8 +79,13 @@ NO_REDIRECT = {"merge_slashes": False, "strict_slashes": True}
 def widget() -> Response:
     """Everything the widget shows, in one call."""
     caller = _caller()
-    with reading(_settings().database_url) as session:
-        return jsonify(read_widget(session, caller.shop_domain, caller.customer_id))
+    settings = _settings()
+
+    def computed() -> Response:
+        with reading(settings.database_url) as session:
+            return jsonify(read_widget(session, caller.shop_domain, caller.customer_id))
+
+    return widget_cache.served(settings, caller.shop_domain, caller.customer_id, REDEMPTION_LINES, computed)
 
 
 def read_widget(session: Session, domain: str, customer_id: int | None) -> dict[str, Any]:
