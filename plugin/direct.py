@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from plugin.db import engine_for
+from sqlalchemy import Engine
 
 
-def fetch_one(database_url: str, sql: str, params: dict[str, Any]) -> tuple | None:
+def fetch_one(engine: Engine, sql: str, params: dict[str, Any]) -> tuple | None:
     """Run `sql` (psycopg's %(name)s placeholders) as its own transaction and return its first row, or None.
 
     In autocommit a statement is committed before its answer arrives: a write through here is as durable as one
     followed by COMMIT, in one round trip instead of three.
     """
-    pooled = engine_for(database_url).raw_connection()
+    pooled = engine.raw_connection()
     try:
         connection = pooled.driver_connection
         connection.autocommit = True  # no BEGIN, no COMMIT: the statement is its own transaction

@@ -96,7 +96,7 @@ def current_version(
 ) -> bytes | None:
     """The shopper's version as PostgreSQL holds it now, or None when the shop is unknown or inactive."""
     row = direct.fetch_one(
-        database_url,
+        engine_for(database_url),
         _VERSION,
         {"shop_id": shop_id, "domain": domain, "customer_id": customer_id, "redemptions": redemptions},
     )

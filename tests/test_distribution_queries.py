@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import Engine, event
 
-from plugin import create_app, distribution, inbox, ledger, platforms
+from plugin import create_app, direct, distribution, inbox, ledger, platforms
 from plugin.db import transaction
 from plugin.jobs import tasks
 from plugin.programme.events import Customer
@@ -65,10 +65,17 @@ def captured() -> Iterator[list[str]]:
     def record(conn, cursor, statement, parameters, context, executemany):
         statements.append(statement)
 
+    def recorded_direct(engine, sql, params):  # the ack path and the widget's version skip SQLAlchemy's events
+        statements.append(sql)
+        return sent_directly(engine, sql, params)
+
+    sent_directly = direct.fetch_one
     event.listen(Engine, "before_cursor_execute", record)
+    direct.fetch_one = recorded_direct
     try:
         yield statements
     finally:
+        direct.fetch_one = sent_directly
         event.remove(Engine, "before_cursor_execute", record)
 
 
@@ -134,9 +141,13 @@ def test_the_hot_paths_name_the_shop_in_every_per_shop_statement(everything):
         member_id = enrol(session, shop.id, Customer(7001))
         ledger.post(session, shop.id, ledger.Entry(member_id, "bonus", 1000, "support", "s", "s:7001", "m"))
 
-    with captured() as paths["widget read"]:
+    client.get(f"/proxy/widget?{urlencode(signed(7001))}")  # the process learns the shop's id
+    with captured() as paths["widget read"]:  # its version, then the statement (and the cache filled)
         widget = client.get(f"/proxy/widget?{urlencode(signed(7001))}")
     assert widget.status_code == 200
+    with captured() as paths["widget read from the cache"]:  # its version alone
+        assert client.get(f"/proxy/widget?{urlencode(signed(7001))}").get_json() == widget.get_json()
+    assert len(paths["widget read from the cache"]) == 1
 
     with captured() as paths["redemption"]:
         redeemed = client.post(f"/proxy/redeem?{urlencode(signed(7001))}", json={"reward_id": "5-off"})
