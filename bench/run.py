@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import time
@@ -109,6 +110,8 @@ def main() -> None:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         results[section]["wall_seconds"] = round(time.perf_counter() - started)
+        # The machine is shared: the 1, 5 and 15 minute load averages as the section ended, beside its figures.
+        results[section]["load_average"] = [round(load, 1) for load in os.getloadavg()]
         print(json.dumps(results[section], indent=1), flush=True)
         save(results)  # after each section, so a later failure keeps what was measured
     print(f"wrote {DOC.relative_to(ROOT)}")
