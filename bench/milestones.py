@@ -4,7 +4,9 @@ Order path: M members each pay K orders through `accrual.apply` (one transaction
 them), once for a shop with no milestone programme (the same-run baseline) and once for a shop with two spend
 thresholds and a punch card, whose member rule reads every paid order of the member on each change. The ratio
 is the with-milestones time over the baseline's. Birthday job: N members whose birthday is today, awarded in
-batches, then the same run again (which must award nothing).
+batches, then the same run again (which must award nothing). Then N members of a second shop, each holding a
+tier with a birthday reward, born the next day: the job posts two grants each (the shop's bonus and the tier's
+reward); its ratio is over the first run's time (shop bonus only, the same run's baseline).
 
 `python -m bench.milestones [--members M] [--orders K] [--birthdays N]` prints one JSON line.
 """
@@ -26,6 +28,11 @@ PROGRAMME = {
     ],
     "punch_cards": [{"id": "card", "every": 3, "min_subtotal": "10.00", "points": 50}],
     "birthday": {"points": 200},
+}
+TIERS = {
+    "metric": "spend",
+    "period": "lifetime",
+    "tiers": [{"id": "gold", "name": "Gold", "threshold": "300", "birthday_reward": 100}],
 }
 
 
@@ -87,6 +94,7 @@ def run(members: int = 100, orders: int = 6, birthdays: int = 1_000) -> dict:
     started = time.perf_counter()
     again = birthday_job.award_all(url, on_the_day)
     again_seconds = time.perf_counter() - started
+    tier_seconds, tier_report = _tier_birthdays(url, birthdays)
     events_applied = members * orders
     return {
         "members": members,
@@ -104,7 +112,35 @@ def run(members: int = 100, orders: int = 6, birthdays: int = 1_000) -> dict:
         "birthdays_per_second": round(birthdays / birthday_seconds) if birthday_seconds else None,
         "birthday_rerun_awarded": again["awarded"],
         "birthday_rerun_seconds": round(again_seconds, 2),
+        "tier_birthday_members": birthdays,
+        "tier_birthdays_awarded": tier_report["awarded"],
+        "tier_birthday_seconds": round(tier_seconds, 2),
+        "tier_birthday_ratio_to_bonus_only": round(tier_seconds / birthday_seconds, 2) if birthday_seconds else None,
     }
+
+
+def _tier_birthdays(url: str, count: int) -> tuple[float, dict]:
+    """The birthday job over `count` Gold members born on 16 June (shop bonus and tier reward: two grants each)."""
+    from plugin.db import transaction
+    from plugin.models import Member, MemberBirthday
+    from plugin.programme.events import Customer
+    from plugin.services import accrual, shops, tier_sets
+    from plugin.services.milestones import birthdays as birthday_job
+    from plugin.services.milestones import settings as milestone_settings
+
+    with transaction(url) as session:
+        shop = shops.install(session, "tiers-birthdays.myshopify.com", None, ())
+        milestone_settings.save(session, shop, {"birthday": {"points": 200}}, "bench")
+        tier_sets.save(session, shop, TIERS, "bench")
+        for n in range(count):
+            member_id = accrual.enrol(session, shop.id, Customer(700_000 + n))
+            # The tier as recomputation would leave it; the job reads it, it does not derive it.
+            session.get(Member, (shop.id, member_id)).tier = "gold"
+            session.add(MemberBirthday(shop_id=shop.id, member_id=member_id, month=6, day=16, source="widget",
+                                       changed_at=datetime.now(UTC)))  # fmt: skip
+    started = time.perf_counter()
+    report = birthday_job.award_all(url, datetime(2026, 6, 16, 12, tzinfo=UTC))
+    return time.perf_counter() - started, report
 
 
 def main() -> None:

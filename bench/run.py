@@ -279,6 +279,12 @@ def write_doc(r: dict) -> None:
             f"orders/s; birthday job {m['birthdays_per_second']:,} members/s | the same orders with no milestone "
             f"programme: {m['baseline_seconds']} s | {m['ratio_to_baseline']} | no goal set | — |"
         )
+        if "tier_birthday_seconds" in m:
+            lines.append(
+                f"| Birthday job with the tier's reward ({m['tier_birthday_members']:,} Gold members: shop bonus and "
+                f"tier reward, two grants each) | {m['tier_birthday_seconds']} s | the shop bonus alone for as many "
+                f"members: {m['birthday_seconds']} s | {m['tier_birthday_ratio_to_bonus_only']} | no goal set | — |"
+            )
     if "storecredit" in r:
         c = r["storecredit"]
         lines.append(
