@@ -148,3 +148,29 @@ def test_the_preview_matches_what_applying_does(settings, client, shop, metric, 
         counts = tiers.counts(session, shop)
     assert {row["id"]: row["after"] for row in result["tiers"] if row["after"]} == counts
     assert sum(counts.values()) == 5
+
+
+def test_the_preview_counts_a_capped_orders_points_without_the_tier_share_as_applying_does(settings, client, shop):
+    from plugin.services import rule_sets
+
+    with transaction(settings.database_url) as session:
+        rule_sets.save(session, shops.get(session, SHOP), {"rules": [
+            {"id": "cap", "type": "points_cap", "max_points": 250},
+        ]}, "test")  # fmt: skip
+    live = {"metric": "points", "period": "lifetime", "tiers": [
+        {"id": "silver", "name": "Silver", "threshold": "100", "multiplier": "3"},
+        {"id": "gold", "name": "Gold", "threshold": "300"},
+    ]}  # fmt: skip
+    with transaction(settings.database_url) as session:
+        tier_sets.save(session, shops.get(session, SHOP), live, "test")
+    for n, customer, amount in [(1, 7001, "100.00"), (2, 7001, "200.00"), (3, 7002, "150.00"), (4, 7002, "90.00")]:
+        deliver(client, "orders/paid", builders.order(n, customer, [builders.line(n * 10, amount)]))
+    # 7001's second order is capped (200 x 3 > 250): counted as 200, so 300 in all; 7002's counts 150 + 90.
+    proposal = {**live, "tiers": [{**live["tiers"][0]}, {**live["tiers"][1], "threshold": "240"}]}
+    with transaction(settings.database_url) as session:
+        result = tier_preview.preview(session, shops.get(session, SHOP), proposal)
+        tier_sets.save(session, shops.get(session, SHOP), proposal, "test")
+    tier_sets.apply(settings.database_url, shop)
+    with transaction(settings.database_url) as session:
+        counts = tiers.counts(session, shop)
+    assert {row["id"]: row["after"] for row in result["tiers"] if row["after"]} == counts == {"gold": 2}

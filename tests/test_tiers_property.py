@@ -1,5 +1,6 @@
 """Property: shuffled and repeated deliveries of a member's orders, refunds and cancellations end with the tier,
-kept-until date and entry rewards of the natural order."""
+kept-until date, entry rewards, every order's points and the balance of the natural order, with tier multipliers
+on (an earlier order arriving late corrects the later orders' tier share: services/tier_corrections.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 
 from plugin import ledger
 from plugin.db import transaction
-from plugin.models import Member, Posting
+from plugin.models import Member, Order, Posting
 from plugin.programme import events
 from plugin.services import accrual, shops, tier_sets
 
@@ -90,7 +91,7 @@ def outcome(url: str, domain: str, customer: int):
     with transaction(url) as session:
         shop = shops.get(session, domain)
         row = session.execute(
-            select(Member.id, Member.tier, Member.tier_until).where(
+            select(Member.id, Member.tier, Member.tier_until, Member.balance).where(
                 Member.shop_id == shop.id, Member.customer_id == customer
             )
         ).one()
@@ -99,10 +100,19 @@ def outcome(url: str, domain: str, customer: int):
             .where(Posting.shop_id == shop.id, Posting.member_id == row.id, Posting.source_type == "tier")
             .group_by(Posting.source_id)
         ).all()
-        return row.tier, row.tier_until, sorted((s, int(p)) for s, p in rewards if p)
+        held = session.execute(
+            select(Order.order_id, Order.points_held).where(Order.shop_id == shop.id, Order.member_id == row.id)
+        ).all()
+        return {
+            "tier": row.tier,
+            "tier_until": row.tier_until,
+            "entry_rewards": sorted((s, int(p)) for s, p in rewards if p),
+            "orders": sorted((order_id, points) for order_id, points in held),
+            "balance": row.balance,
+        }
 
 
-def test_shuffled_repeated_deliveries_give_the_tiers_of_the_natural_order(settings):
+def test_shuffled_repeated_deliveries_give_the_tiers_and_balances_of_the_natural_order(settings):
     url = settings.database_url
     with transaction(url) as session:
         for domain in ("natural.myshopify.com", "shuffled.myshopify.com"):

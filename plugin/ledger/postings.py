@@ -156,7 +156,7 @@ def verify(session: Session) -> list[Mismatch]:
         select(Posting.shop_id, Posting.order_id, func.sum(Posting.points).label("total"))
         .where(
             Posting.order_id.is_not(None),
-            Posting.source_type.in_(("order", "refund", "cancellation", "support", "expiry")),
+            Posting.source_type.in_(("order", "refund", "cancellation", "support", "expiry", "tier_correction")),
             # Forgiven points are the shop's gift to the member, not points the order holds.
             Posting.kind != "forgive",
         )

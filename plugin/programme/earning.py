@@ -19,7 +19,7 @@ from plugin.programme import explanations
 from plugin.programme import rules as earning_rules
 from plugin.programme.events import OrderSnapshot, RefundFacts
 from plugin.programme.rules import Contribution, LineFacts, MemberContext, OrderFacts, Product, RuleSet, tally
-from plugin.programme.rules.core import MemberTier
+from plugin.programme.rules.core import MemberTier, plain_number, points_at
 
 RULES_VERSION = "earn-1"  # bump when the meaning of these functions changes
 
@@ -71,6 +71,9 @@ class Lot:
     contributions: tuple[Contribution, ...] = ()
     # The explanation as data (programme/explanations.py), rendered in the shop's language where it is read.
     details: dict[str, Any] | None = None
+    # The lowest per-order cap the rules set (None: none): kept so the tier's share can be changed later
+    # (retier) and left out (points_without) exactly as the engine would have capped the order.
+    order_cap: int | None = None
 
     @property
     def explanation(self) -> str | None:
@@ -100,6 +103,7 @@ class Lot:
                 if self.contributions
                 else {}
             ),
+            **({"order_cap": self.order_cap} if self.order_cap is not None else {}),
         }
 
     @classmethod
@@ -120,6 +124,7 @@ class Lot:
             contributions=tuple(Contribution.from_json(c) for c in data.get("contributions", ())),
             details=data.get("details")
             or (explanations.plain(data["explanation"]) if data.get("explanation") else None),
+            order_cap=data.get("order_cap"),
         )
 
 
@@ -271,6 +276,7 @@ def _with_rules(
             "excluded_lines": (*lot.excluded_lines, *evaluation.excluded),
             "contributions": contributions,
             "details": explanations.detail("lot", points=points, parts=parts, version=rules.version),
+            "order_cap": evaluation.order_cap,
         }
     )
 
@@ -294,16 +300,100 @@ def points_to_hold(lot: Lot | None, refunds: Iterable[RefundFacts], cancelled: b
 
 
 def points_without(lot: Lot | None, refunds: Iterable[RefundFacts], cancelled: bool, kind: str) -> int:
-    """What the order holds now, leaving out contributions of one kind (a tier's own multiplier, for tiers)."""
+    """What the order holds now, leaving out contributions of one kind (a tier's own multiplier, for tiers).
+
+    The order's cap is applied again to what is left, as the engine would have without that kind: otherwise a
+    capped order's other contributions would shrink as the tier's share grew, and a tier would feed itself."""
     if lot is None or cancelled or lot.points == 0:
         return 0
     if not lot.contributions:
         return points_to_hold(lot, refunds, cancelled)
-    kept = tuple(c for c in lot.contributions if c.kind != kind)
-    if len(kept) == len(lot.contributions):
+    if not any(c.kind == kind for c in lot.contributions):
         return points_to_hold(lot, refunds, cancelled)
-    total = max(sum(c.points for c in kept), 0)
-    return points_to_hold(Lot(**{**lot.__dict__, "contributions": kept, "points": total}), refunds, cancelled)
+    return points_to_hold(_recapped(lot, [c for c in lot.contributions if c.kind != kind]), refunds, cancelled)
+
+
+def contribution_points_without(contributions: list[dict[str, Any]], kind: str, order_cap: int | None) -> int:
+    """points_without for an order with no refund, read straight from its lot's JSON (what the tier preview and
+    the tier recompute do for every order): the other contributions' sum, under the order's cap."""
+    kept = sum(c["points"] for c in contributions if c["kind"] not in (kind, CAP_KIND))
+    cap = _known_cap(order_cap, [(c["kind"], c["points"]) for c in contributions])
+    return max(kept if cap is None else min(kept, cap), 0)
+
+
+CAP_KIND = "cap"
+
+
+def _known_cap(order_cap: int | None, kinds_points: list[tuple[str, int]]) -> int | None:
+    """The order's cap: as the lot recorded it, or (lots made before it was recorded) read off its cap
+    contribution, which brought the uncapped sum down to the cap."""
+    if order_cap is not None:
+        return order_cap
+    capped = [points for kind, points in kinds_points if kind == CAP_KIND]
+    if not capped:
+        return None
+    return sum(points for kind, points in kinds_points if kind != CAP_KIND) + sum(capped)
+
+
+def _recapped(lot: Lot, kept: list[Contribution]) -> Lot:
+    """The lot with these contributions, its cap contribution made again over them as the engine makes it."""
+    cap = _known_cap(lot.order_cap, [(c.kind, c.points) for c in lot.contributions])
+    uncapped = [c for c in kept if c.kind != CAP_KIND]
+    total = sum(c.points for c in uncapped)
+    old_cap = next((c for c in lot.contributions if c.kind == CAP_KIND), None)
+    if cap is not None and total > cap:
+        base = next((c for c in lot.contributions if c.kind == "base"), None)
+        lines = old_cap.lines if old_cap else (base.lines if base else ())
+        shipping = old_cap.shipping if old_cap else (base.shipping if base else lot.shipping)
+        tip = old_cap.tip if old_cap else (base.tip if base else lot.tip)
+        version = old_cap.rule_version if old_cap else (base.rule_version if base else 0)
+        uncapped.append(
+            Contribution(
+                CAP_KIND, version, CAP_KIND, cap - total, explanations.detail("cap", points=cap), lines, None,
+                shipping, tip,
+            )
+        )  # fmt: skip
+    return Lot(**{**lot.__dict__, "contributions": tuple(uncapped), "points": max(sum(c.points for c in uncapped), 0)})
+
+
+def retier(lot: Lot, tier: MemberTier | None, rules_version: int, order_cap: int | None = None) -> Lot:
+    """The lot the engine would have made had the member held `tier` when the order was paid.
+
+    Only the tier's own contribution and the cap change: the tier multiplier adds (multiplier - 1) x the base
+    rate on the base award's lines (rules/tier_multiplier.py), and the cap comes last. So an order's points follow
+    a correction of the tier it was paid under without re-running rules over today's products or settings.
+    `order_cap` is the rule set's cap, for lots made before the lot recorded its own."""
+    if not lot.contributions:
+        return lot  # made before the rule engine: no tier share to change
+    base = [c for c in lot.contributions if c.kind == "base"]
+    kept = [c for c in lot.contributions if c.kind not in (TIER_KIND, CAP_KIND)]
+    if tier is not None and tier.multiplier != 1 and base and base[-1].rate is not None:
+        award = base[-1]
+        amount = sum((eligible for _line, _qty, eligible in award.lines), Decimal(0))
+        rate = award.rate * (Fraction(tier.multiplier) - 1)
+        points = points_at(rate, amount)
+        if points != 0:
+            detail = explanations.detail("tier_multiplier", name=tier.name, factor=plain_number(tier.multiplier))
+            share = Contribution(f"tier:{tier.tier_id}", tier.version, TIER_KIND, points, detail, award.lines, rate)
+            kept.insert(_after_multipliers(kept), share)
+    cap = lot.order_cap if lot.order_cap is not None else order_cap
+    made = _recapped(Lot(**{**lot.__dict__, "order_cap": cap}), kept)
+    parts = [c.detail for c in made.contributions] or [explanations.detail("nothing_eligible")]
+    details = explanations.detail("lot", points=made.points, parts=parts, version=rules_version)
+    return Lot(**{**made.__dict__, "details": details, "order_cap": lot.order_cap})
+
+
+TIER_KIND = "tier"  # rules/tier_multiplier.KIND
+MULTIPLIER_KINDS = ("base", "multiplier", "campaign")
+
+
+def _after_multipliers(contributions: list[Contribution]) -> int:
+    """Where the engine puts the tier's share: after the base award and the merchant's multipliers."""
+    index = 0
+    for position, contribution in enumerate(contributions):
+        if contribution.kind in MULTIPLIER_KINDS:
+            index = position + 1
+    return index
 
 
 def money_kept(lot: Lot | None, refunds: Iterable[RefundFacts], cancelled: bool) -> Decimal:

@@ -17,8 +17,11 @@ def to_json(
     rules_version: int,
     member_tags: frozenset[str],
     member_tier: MemberTier | None = None,
+    tiers_version: int | None = None,
 ) -> dict[str, Any]:
     tier = {} if member_tier is None else {"member_tier": _tier_json(member_tier)}
+    if tiers_version is not None:  # the tier programme the member's tier was worked out under (even no tier)
+        tier["tiers_version"] = tiers_version
     return {
         **tier,
         "paid_at": paid_at.isoformat(),
@@ -99,6 +102,20 @@ def member_tier(data: dict[str, Any]) -> MemberTier | None:
     if not tier:
         return None
     return MemberTier(tier["id"], tier["name"], Decimal(tier["multiplier"]), int(tier["version"]))
+
+
+def with_member_tier(data: dict[str, Any], tier: MemberTier | None) -> dict[str, Any]:
+    """The facts with the tier corrected (services/tier_corrections.py), counting the corrections: the order's
+    later postings are keyed by that count, since a correction can bring its held points back to an earlier value."""
+    out = {k: v for k, v in data.items() if k != "member_tier"}
+    if tier is not None:
+        out["member_tier"] = _tier_json(tier)
+    out["tier_corrections"] = tier_corrections(data) + 1
+    return out
+
+
+def tier_corrections(data: dict[str, Any] | None) -> int:
+    return int((data or {}).get("tier_corrections", 0))
 
 
 def _tier_json(tier: MemberTier) -> dict[str, Any]:

@@ -273,6 +273,49 @@ def tier_at(
     return programme.tiers[rank - 1].tier_id if rank else None
 
 
+def tiers_at_payments(
+    programme: TierProgramme,
+    facts: list[OrderFact],
+    terms: list[PaidTerm],
+    zone: ZoneInfo,
+    orders: list[tuple[int, datetime]],
+) -> dict[int, tuple[int, datetime | None]]:
+    """For each (order id, paid at): the rank the member held as that order was paid, before it counted, from
+    every fact known now, and since when (None: unknown). What the tier multiplier of that order uses, so an
+    earlier order arriving late changes the later orders' multiplier exactly as the natural order would have."""
+    grace = timedelta(days=programme.grace_days)
+    quals = qualifications(programme, facts, zone)  # by (paid at, order id), as the natural order counts them
+    paid_rank = programme.rank(programme.paid.tier_id) if programme.paid else 0
+    out: dict[int, tuple[int, datetime | None]] = {}
+    for order_id, paid_at in orders:
+        before = (paid_at, order_id)
+        earned, since = 0, None
+        for q in quals:
+            if (q.at, q.order_id) >= before:
+                break
+            if q.rank > earned and (q.kept_until is None or q.kept_until + grace > paid_at):
+                earned, since = q.rank, q.at
+        rank = earned
+        if paid_rank and terms:
+            start, end = _paid_chain([t for t in terms if (t.paid_at, t.order_id) < before], zone)
+            if end is not None and end > paid_at and (programme.paid.mode == "replace" or paid_rank > earned):  # type: ignore[union-attr]
+                rank, since = paid_rank, start
+        out[order_id] = (rank, since)
+    return out
+
+
+def _paid_chain(terms: list[PaidTerm], zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """When the current run of paid terms began and when it ends (paid_until, with its start)."""
+    start: datetime | None = None
+    end: datetime | None = None
+    for term in sorted((t for t in terms if t.counts), key=lambda t: (t.paid_at, t.order_id)):
+        if end is None or end < term.paid_at:
+            start, end = term.paid_at, add_months(term.paid_at, term.months, zone)
+        else:
+            end = add_months(end, term.months, zone)
+    return start, end
+
+
 def current_value(programme: TierProgramme, facts: list[OrderFact], now: datetime, zone: ZoneInfo) -> Decimal:
     """The metric in the period that contains `now` (what progress to the next tier counts)."""
 

@@ -23,8 +23,10 @@ from plugin.programme import events, explanations, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import announcements, member_rules, order_sales, products, rule_sets, tiers
+from plugin.services import announcements, member_rules, order_sales, products, rule_sets, shops, tiers
 from plugin.services.imports import pending as imported_balances
+
+CORRECTION_SOURCE = "tier_correction"  # postings' source_type when an order's tier share is corrected
 
 
 class LedgerConflict(Exception):
@@ -147,22 +149,51 @@ def _earn(session: Session, shop: Shop, order: Order, snapshot: events.OrderSnap
     """Keep the paid order's facts, and make its lot under the shop's current rules if every fact is known."""
     rules = earning_rules.rule_set(shop.rules, shop.rules_version)
     tags = _member_tags(session, shop, order, snapshot, rules)
-    # The tier the member holds as this order is paid (before it counts): a fact of the order, like its tags.
-    tier = tiers.member_tier(session, shop, order.member_id)
+    # The tier the member held as this order was paid (before it counted), from every fact known now: a fact of
+    # the order, like its tags, corrected when an earlier order arrives later (services/tier_corrections.py).
+    tier = tiers.tier_when_paid(session, shop, order.member_id, order.order_id, paid_at)
     order.paid_at = paid_at
-    order.facts = order_facts.to_json(snapshot, paid_at, rules.version, tags, tier)
+    order.facts = order_facts.to_json(
+        snapshot, paid_at, rules.version, tags, tier, shop.tiers_version if tiers.programme(shop) else None
+    )
     order_sales.record(session, shop.id, order, snapshot)  # the reports' AOV, repeat purchase and ROI read these
     tiers.note_purchase(session, shop, order, snapshot, paid_at)
     _make_lot(session, shop, order, snapshot, paid_at, rules, tags, tier)
 
 
+def _rules_of(session: Session, shop: Shop, version: int) -> earning_rules.RuleSet:
+    if version == shop.rules_version:
+        return earning_rules.rule_set(shop.rules, version)
+    # paid under an earlier version: its lot is made under that version, whatever the rules are now
+    return rule_sets.version(session, shop.id, version)
+
+
+def correct_tier(session: Session, shop: Shop, order_id: int, tier: MemberTier | None, since: datetime | None) -> int:
+    """Settle an order again under the tier the member held when it was paid, as later-known facts now say
+    (services/tier_corrections.py): only the tier's share changes, by a new posting of the difference, through
+    `settle` like a refund, so the spent-points policy applies. Returns the points posted."""
+    order = _lock_order(session, shop.id, order_id)
+    order.facts = order_facts.with_member_tier(order.facts, tier)
+    if order.lot is None:
+        return 0  # still waiting for a product: its lot will be made under the corrected tier
+    lot = program.Lot.from_json(order.lot)
+    version = int(order.facts["rules_version"])
+    cap = None if lot.order_cap is not None else earning_rules.order_cap(_rules_of(session, shop, version))
+    order.lot = program.retier(lot, tier, version, cap).to_json()
+    label = order.name or explanations.detail("order", id=order.order_id)
+    when = None if since is None else since.astimezone(shops.zone(shop)).date().isoformat()
+    details = (
+        explanations.detail("tier_corrected", order=label, name=tier.name, since=when)
+        if tier is not None
+        else explanations.detail("tier_corrected_none", order=label)
+    )
+    return settle(session, shop, order, (CORRECTION_SOURCE, str(order_id)), details=details)
+
+
 def _make_lot_from_facts(session: Session, shop: Shop, order: Order) -> None:
     facts = order.facts
     version = int(facts["rules_version"])
-    if version == shop.rules_version:
-        rules = earning_rules.rule_set(shop.rules, version)
-    else:  # paid under an earlier version: its lot is made under that version, whatever the rules are now
-        rules = rule_sets.version(session, shop.id, version)
+    rules = _rules_of(session, shop, version)
     snapshot = order_facts.snapshot_from_json(order.order_id, facts)
     _make_lot(
         session, shop, order, snapshot, order_facts.paid_at(facts), rules, order_facts.member_tags(facts),
@@ -336,8 +367,11 @@ def settle(
     idempotency_key: str | None = None,
     actor: str = "system",
     note: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> int:
-    """Bring the (locked) order to the points its facts say it should hold; returns the points posted."""
+    """Bring the (locked) order to the points its facts say it should hold; returns the points posted.
+
+    `details`: the posting's explanation as data when it is not the order's own (a tier correction)."""
     lot = program.Lot.from_json(order.lot) if order.lot else None
     refunds = refund_facts(session, shop.id, order.order_id)
     target = program.points_to_hold(lot, refunds, cancelled=order.cancelled_at is not None)
@@ -355,9 +389,15 @@ def settle(
     source_type, source_id = source
     # A note of support's own stays as written; the rules' explanation is also kept as data, for the shop's
     # language (a policy's English remark appended below is shown after it: explanations.localized).
-    details = None if note else _details(order, lot, delta)
-    # Without support changes, held points rise once (when the lot is made) and then only fall.
-    key = idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}"
+    if details is not None:
+        note = note or explanations.render(details)
+    elif not note:
+        details = _details(order, lot, delta)
+    # Without support changes, held points rise once (when the lot is made) and then only fall, until a tier
+    # correction remakes the lot: the corrections counted so far keep the next keys apart from earlier ones.
+    corrections = order_facts.tier_corrections(order.facts)
+    epoch = f":t{corrections}" if corrections else ""
+    key = idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}{epoch}"
     forgiven = 0
     if delta < 0 and policy != "allow_negative":
         payable = max(_locked_balance(session, shop.id, order.member_id), 0)

@@ -15,10 +15,15 @@ MemberRule = Callable[[Session, Shop, int], None]
 
 def registered() -> tuple[MemberRule, ...]:
     """The member-level rules, in the order they run (one line each; imported late to keep accrual's imports light)."""
-    from plugin.services import referrals, tiers
+    from plugin.services import referrals, tier_corrections, tiers
     from plugin.services.milestones import rules as milestones
 
-    return (tiers.after_order_change, milestones.recompute, referrals.after_order_change)
+    return (
+        tiers.after_order_change,
+        tier_corrections.after_order_change,  # after the tier: orders' tier shares follow the member's history
+        milestones.recompute,
+        referrals.after_order_change,
+    )
 
 
 def after_order_change(session: Session, shop: Shop, member_id: int) -> None:

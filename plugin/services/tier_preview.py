@@ -64,8 +64,9 @@ def preview(
 
 # On PostgreSQL the query reads what tiers need out of each lot: its eligible money still kept after refunds (each
 # line's share by quantity, shipping net of refunded shipping, tips), whether it still counts, and its points without
-# the tier's own share. So 100,000 members' lots are never decoded in Python; only a refunded order's points are
-# (under the points metric), since the per-contribution reversal lives in programme/earning.py.
+# the tier's own share, under the order's cap (as earning.contribution_points_without counts them). So 100,000
+# members' lots are never decoded in Python; only a refunded order's points are (under the points metric), since
+# the per-contribution reversal lives in programme/earning.py.
 LOT_VALUES = text(
     """
     WITH rq AS (
@@ -85,9 +86,13 @@ LOT_VALUES = text(
            CASE WHEN NOT :need_points THEN 0
                 WHEN jsonb_array_length(coalesce(o.lot->'contributions', '[]'::jsonb)) = 0
                 THEN (o.lot->>'points')::bigint
-                ELSE greatest((SELECT coalesce(sum((c->>'points')::bigint), 0)
-                               FROM jsonb_array_elements(o.lot->'contributions') c
-                               WHERE c->>'kind' <> :tier_kind), 0) END AS points,
+                ELSE (SELECT greatest(CASE WHEN cap IS NULL THEN kept ELSE least(kept, cap) END, 0)
+                      FROM (SELECT coalesce(sum(p) FILTER (WHERE k <> :tier_kind AND k <> 'cap'), 0) AS kept,
+                                   coalesce((o.lot->>'order_cap')::bigint,
+                                            CASE WHEN bool_or(k = 'cap') THEN sum(p) END) AS cap
+                            FROM (SELECT c->>'kind' AS k, (c->>'points')::bigint AS p
+                                  FROM jsonb_array_elements(o.lot->'contributions') c) AS parts) AS sums)
+                END AS points,
            rs.order_id IS NOT NULL AS refunded
     FROM orders o
     LEFT JOIN rs ON rs.order_id = o.order_id

@@ -62,6 +62,29 @@ def member_tier(session: Session, shop: Shop, member_id: int | None) -> MemberTi
     return MemberTier(tier.tier_id, tier.name, tier.multiplier, current.version)
 
 
+def tier_when_paid(
+    session: Session, shop: Shop, member_id: int | None, order_id: int, paid_at: datetime
+) -> MemberTier | None:
+    """The tier the member held as this order was paid (before it counted), from every fact known now: what its
+    multiplier uses. A later-known earlier order corrects it (services/tier_corrections.py)."""
+    current = programme(shop)
+    if current is None or member_id is None:
+        return None
+    facts, terms = facts_for(session, shop.id, [member_id])
+    found = tier_rules.tiers_at_payments(
+        current, facts.get(member_id, []), terms.get(member_id, []), zone(shop), [(order_id, paid_at)]
+    )
+    return as_member_tier(current, found[order_id][0])
+
+
+def as_member_tier(current: tier_rules.TierProgramme, rank: int) -> MemberTier | None:
+    """A rank of the programme as the earning rules see it (None: no tier)."""
+    if not rank:
+        return None
+    tier = current.tiers[rank - 1]
+    return MemberTier(tier.tier_id, tier.name, tier.multiplier, current.version)
+
+
 def note_purchase(
     session: Session, shop: Shop, order: Order, snapshot: events.OrderSnapshot, paid_at: datetime
 ) -> None:
@@ -201,7 +224,9 @@ def order_fact(
         spend += Decimal(lot_json["tip"])
         contributions = lot_json.get("contributions")
         if contributions:
-            points = max(sum(c["points"] for c in contributions if c["kind"] != tier_rules.TIER_CONTRIBUTION_KIND), 0)
+            points = program.contribution_points_without(
+                contributions, tier_rules.TIER_CONTRIBUTION_KIND, lot_json.get("order_cap")
+            )
         else:
             points = int(lot_json["points"])
         return tier_rules.OrderFact(order_id, label, paid_at, spend.quantize(Decimal("0.01")), points, True)

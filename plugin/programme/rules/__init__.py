@@ -19,6 +19,7 @@ from plugin.programme.rules.ruleset import (
     RuleSet,
     evaluate,
     missing_products,
+    order_cap,
     rule_set,
     validate_rule_set,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "RuleSet",
     "evaluate",
     "missing_products",
+    "order_cap",
     "rule_set",
     "validate_rule_set",
 ]

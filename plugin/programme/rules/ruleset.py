@@ -18,6 +18,7 @@ from plugin.programme.rules.base_rate import BaseRate, earn_base
 from plugin.programme.rules.campaign import Campaign
 from plugin.programme.rules.core import STAGES, Evaluation, LineFacts, MemberContext, OrderFacts, Rule
 from plugin.programme.rules.matching import Match
+from plugin.programme.rules.points_cap import PointsCap
 from plugin.programme.rules.registry import RULE_TYPES
 
 MAX_RULES = 200
@@ -180,6 +181,13 @@ def evaluate(
             tier_multiplier.apply(evaluation)
     evaluation.apply_cap(rules.version)
     return evaluation
+
+
+def order_cap(rules: RuleSet) -> int | None:
+    """The lowest per-order cap the rule set sets (points caps and base rates' caps run for every order)."""
+    caps = [rule.max_points for rule in rules.rules if isinstance(rule, PointsCap)]
+    caps += [r.cap_per_order for r in rules.rules if isinstance(r, BaseRate) and r.cap_per_order is not None]
+    return min(caps, default=None)
 
 
 def missing_products(rules: RuleSet, lines: tuple[LineFacts, ...]) -> set[int]:

@@ -1,0 +1,81 @@
+"""Tier corrections: re-settle a member's orders whose multiplier was worked out under a tier later facts changed.
+
+The tier an order's multiplier uses is the tier the member held at the order's paid moment, from every fact known
+now (decision 0032). When an earlier order, refund or cancellation arrives after a later order, the member's tier
+at that later order's moment may change: its lot's tier share is remade and the difference posted, through the
+same settle an order goes through. Runs as a member rule (services/member_rules.py), after the tier recompute.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin.models import Order, Shop
+from plugin.programme import tiers as tier_rules
+from plugin.programme.rules.core import MemberTier
+from plugin.services import accrual, tiers
+from plugin.services.shops import zone
+
+
+def after_order_change(session: Session, shop: Shop, member_id: int) -> None:
+    """The member rule: correct every order of this member whose stored tier differs from what the facts say."""
+    correct(session, shop, member_id)
+
+
+def correct(session: Session, shop: Shop, member_id: int) -> int:
+    """Re-settle the member's orders paid under the current tier programme whose tier at their paid moment the
+    facts now place elsewhere; returns how many were corrected (0 on a repeat: idempotent)."""
+    current = tiers.programme(shop)
+    if current is None:
+        return 0
+    session.flush()  # the order rows this transaction changed, before they are read back
+    stored = _stored_tiers(session, shop.id, member_id, current.version)
+    if not stored:
+        return 0
+    facts, terms = tiers.facts_for(session, shop.id, [member_id])
+    held = tier_rules.tiers_at_payments(
+        current, facts.get(member_id, []), terms.get(member_id, []), zone(shop),
+        [(order_id, paid_at) for order_id, (paid_at, _tier) in stored.items()],
+    )  # fmt: skip
+    corrected = 0
+    # Oldest first: the points metric leaves the tier's share out, so no correction moves another order's tier.
+    for order_id in sorted(stored, key=lambda o: (stored[o][0], o)):
+        rank, since = held[order_id]
+        wanted = tiers.as_member_tier(current, rank)
+        if _same(stored[order_id][1], wanted):
+            continue
+        accrual.correct_tier(session, shop, order_id, wanted, since)
+        corrected += 1
+    return corrected
+
+
+def _stored_tiers(session: Session, shop_id: int, member_id: int, version: int) -> dict[int, tuple[Any, Any]]:
+    """The member's paid orders whose tier was worked out under this tier programme: (paid at, stored tier).
+
+    Orders paid under an earlier programme keep what they earned: a new programme never rewrites past orders."""
+    rows = session.execute(
+        select(Order.order_id, Order.paid_at, Order.facts["tiers_version"], Order.facts["member_tier"]).where(
+            Order.shop_id == shop_id,
+            Order.member_id == member_id,
+            Order.paid_at.is_not(None),
+            Order.facts.is_not(None),
+        )
+    ).all()
+    return {
+        order_id: (paid_at, tier)
+        for order_id, paid_at, tiers_version, tier in rows
+        if tiers_version is not None and int(tiers_version) == version
+    }
+
+
+def _same(stored: dict[str, Any] | None, wanted: MemberTier | None) -> bool:
+    """Whether the stored tier multiplies as the wanted one does (at 1, whichever tier: no share either way)."""
+    have = Decimal(stored["multiplier"]) if stored else Decimal(1)
+    want = wanted.multiplier if wanted else Decimal(1)
+    if have != want:
+        return False
+    return have == 1 or stored["id"] == wanted.tier_id  # type: ignore[index,union-attr]
