@@ -885,6 +885,10 @@ class Referral(Base):
     status: Mapped[str] = mapped_column(String(16), default="qualified")
     block_reason: Mapped[str | None] = mapped_column(String(40))
     reward_points: Mapped[int] = mapped_column(BigInteger, default=0)  # what a qualified referral gives
+    # The catalogue reward it grants (fixed when first given, like reward_points) and the grant it issued, held
+    # while the referral stands (a redemption of kind "grant"; decision 0030).
+    reward_id: Mapped[str | None] = mapped_column(String(40))
+    reward_redemption_id: Mapped[int | None] = mapped_column(BigInteger)
     points_held: Mapped[int] = mapped_column(BigInteger, default=0)  # what its postings add up to
     # A reversal the advocate could not pay under the claw_back policy (they had spent the points).
     points_owed: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -19,6 +19,8 @@ from plugin.jobs.tasks import enqueue_referral_code
 from plugin.models import Shop
 from plugin.platforms.shopify import adapter as shopify
 from plugin.programme import referrals as rules
+from plugin.programme import reward_grants
+from plugin.programme.rewards import catalogue
 from plugin.services import referrals, shops
 from plugin.web.errors import json_error
 
@@ -89,6 +91,8 @@ def _panel(session, shop: Shop, customer_id: int | None, token: str) -> dict[str
     if not config.enabled:
         return answer
     answer["advocate_points"] = config.advocate_points
+    granted = reward_grants.find(catalogue(shop.settings), config.advocate_reward)
+    answer["advocate_reward"] = granted.to_json() if granted is not None else None  # described as the rewards list
     answer["friend_reward"] = rules.friend_reward_title(config)
     answer["friend_reward_offer"] = _offer(config.friend_reward().to_json())
     member = shops.member(session, shop, customer_id) if customer_id else None

@@ -46,7 +46,9 @@ class ReferralSettingsSchema(Schema):
         unknown = RAISE
 
     enabled = fields.Boolean(load_default=False)
-    advocate_points = fields.Integer(strict=True, load_default=500, validate=validate.Range(1, 1_000_000))
+    advocate_points = fields.Integer(strict=True, load_default=500, validate=validate.Range(0, 1_000_000))
+    # A catalogue reward the advocate gets as well as the points, or instead (points 0); its id.
+    advocate_reward = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 40))
     friend_reward_kind = fields.String(load_default="fixed_amount", validate=validate.OneOf(FRIEND_REWARD_KINDS))
     friend_reward_amount = Money(load_default=Decimal("10.00"), minimum=Decimal("0.01"))
     friend_reward_percent = Percent(load_default=Decimal("10"))
@@ -62,6 +64,11 @@ class ReferralSettingsSchema(Schema):
     daily_limit = fields.Integer(strict=True, load_default=3, allow_none=True, validate=validate.Range(1, 100_000))
 
     @validates_schema
+    def _advocate_gets_something(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("advocate_points", 0) <= 0 and not data.get("advocate_reward"):
+            raise ValidationError("give points above 0, a reward from the catalogue, or both", "advocate_points")
+
+    @validates_schema
     def _cap_above_daily(self, data: dict[str, Any], **_: Any) -> None:
         cap, daily = data.get("monthly_cap"), data.get("daily_limit")
         if cap is not None and daily is not None and daily > cap:
@@ -75,6 +82,7 @@ _SCHEMA = ReferralSettingsSchema()
 class ReferralSettings:
     enabled: bool = False
     advocate_points: int = 500
+    advocate_reward: str | None = None
     friend_reward_kind: str = "fixed_amount"
     friend_reward_amount: Decimal = Decimal("10.00")
     friend_reward_percent: Decimal = Decimal("10")

@@ -7,6 +7,7 @@ facts, refunds, cancellations, approvals), so duplicate or shuffled deliveries l
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -19,9 +20,14 @@ from plugin import ledger
 from plugin.db import insert_for
 from plugin.models import Member, Order, Referral, ReferralSettings, ReferralVisit, Refund, Shop, utcnow
 from plugin.programme import referrals as rules
+from plugin.programme import reward_grants
+from plugin.programme.rewards import catalogue
 from plugin.programme.settings import program_settings
-from plugin.services import outbox, shops
+from plugin.services import outbox, redemption, shops
+from plugin.services import reward_grants as grant_take_backs
 from plugin.services.referrals import setup
+
+log = logging.getLogger(__name__)
 
 
 def after_order_change(session: Session, shop: Shop, member_id: int) -> None:
@@ -167,12 +173,41 @@ def recompute(
         outcome = outcomes[row.order_id]
         candidate = candidates[row.order_id]
         row.status, row.block_reason, row.available_at = outcome.status, outcome.reason, candidate.available_at
-        if outcome.points and not row.reward_points:
-            row.reward_points = config.advocate_points  # fixed when first given: later settings never change it
-        target = row.reward_points if outcome.points else 0
+        # Earned: qualified and past its pending period (the points may be 0 when the reward is a catalogue one).
+        earned = outcome.status == rules.QUALIFIED and candidate.available_at <= now
+        if earned and not row.reward_points and row.reward_id is None:
+            # Fixed when first given: later settings never change what this referral gives.
+            row.reward_points, row.reward_id = config.advocate_points, config.advocate_reward
+        target = row.reward_points if earned else 0
         if target != row.points_held:
             _post_difference(session, shop, row, target, settings.spent_points_policy)
+        _bring_reward(session, shop, row, earned)
         row.updated_at = now
+
+
+def _bring_reward(session: Session, shop: Shop, row: Referral, earned: bool) -> None:
+    """Hold the advocate's catalogue reward while the referral is earned: issue it once, or ask for it back."""
+    if earned and row.reward_id and row.reward_redemption_id is None:
+        reward = reward_grants.find(catalogue(shop.settings), row.reward_id)
+        if reward is None:
+            log.warning("shop %s: referral reward %r is no longer in the catalogue", shop.id, row.reward_id)
+            return
+        generation = 0
+        while redemption.key_taken(session, shop.id, key := _grant_key(row, generation)):
+            generation += 1  # earned again after its reward was taken back (support approved it): a new reward
+        granted_by = {
+            "source_type": "referral", "source_id": str(row.order_id), "number": 1, "rule_version": "referral",
+            "label": f"referral of order {row.order_id}",
+        }  # fmt: skip
+        row.reward_redemption_id = redemption.grant(session, shop, row.advocate_member_id, reward, key, granted_by).id
+    elif not earned and row.reward_redemption_id is not None:
+        why = f"referral of order {row.order_id}: the friend's order was refunded or cancelled"
+        grant_take_backs.request_revoke(session, shop.id, row.reward_redemption_id, why)
+        row.reward_redemption_id = None
+
+
+def _grant_key(row: Referral, generation: int) -> str:
+    return reward_grants.key("referral", str(row.order_id), row.advocate_member_id, 1, "referral", generation)
 
 
 def _candidates(session: Session, shop: Shop, advocate_id: int, rows: list[Referral]) -> list[rules.Candidate]:
@@ -359,13 +394,18 @@ def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:
     ).scalar_one()
 
 
+def _not_given():
+    """A referral whose advocate holds nothing for it yet: no points, and no reward."""
+    return (Referral.points_held == 0) & Referral.reward_redemption_id.is_(None)
+
+
 def due_shops(session: Session, now: datetime | None = None, limit: int = 100) -> list[int]:
     """Shops with a qualified referral whose pending period is over and whose points are not posted yet."""
     now = now or utcnow()
     return list(
         session.scalars(
             select(Referral.shop_id)
-            .where(Referral.status == rules.QUALIFIED, Referral.points_held == 0, Referral.available_at <= now)
+            .where(Referral.status == rules.QUALIFIED, _not_given(), Referral.available_at <= now)
             .group_by(Referral.shop_id)
             .limit(limit)
         )
@@ -381,7 +421,7 @@ def settle_due(session: Session, shop: Shop, now: datetime | None = None) -> int
         select(Referral.advocate_member_id, Referral.ordered_at).where(
             Referral.shop_id == shop.id,
             Referral.status == rules.QUALIFIED,
-            Referral.points_held == 0,
+            _not_given(),
             Referral.available_at <= now,
         )
     ):

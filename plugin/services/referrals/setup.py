@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from plugin.db import insert_for
 from plugin.models import Member, ReferralLink, ReferralSettings, Shop, utcnow
 from plugin.programme import referrals as rules
+from plugin.programme import reward_grants
+from plugin.programme.rewards import catalogue
 
 LINK_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I to misread when a friend types it
 LINK_LENGTH = 8
@@ -50,7 +52,12 @@ def update_settings(session: Session, shop: Shop, changes: Any, actor: str) -> d
         raise ValidationError({"_schema": ["send a JSON object of settings"]})
     row = settings_row(session, shop.id)
     merged = {**rules.read_settings(row.settings).to_json(), **changes}
-    row.settings = rules.validate_settings(merged)
+    clean = rules.validate_settings(merged)
+    reward = clean.get("advocate_reward")
+    why = reward_grants.refusal(catalogue(shop.settings), reward, utcnow()) if reward else None
+    if why:  # refused before anything changes
+        raise ValidationError({"advocate_reward": [why]})
+    row.settings = clean
     row.version += 1
     row.updated_by = actor
     row.updated_at = utcnow()

@@ -452,7 +452,7 @@
         const url = location.origin + r.link.path;
         const text = h('code', { class: 'lw-code lw-url', text: url });
         const btn = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'share', onclick: () => shareLink(url, text, btn) }, T.share);
-        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: offerText(r.friend_reward_offer, r.friend_reward), pts: pts(r.advocate_points) })),
+        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: offerText(r.friend_reward_offer, r.friend_reward), pts: gift({ points: r.advocate_points, reward: r.advocate_reward }) })),
           p('lw-small lw-muted', T.yourLink), h('div', { class: 'lw-codebox' }, text, btn)];
       }
       fill(rf, gift, mine);
