@@ -264,6 +264,17 @@ def tier_at(
             break
         if rank > earned and (kept is None or kept + grace > now):
             earned = rank
+    return tier_with_paid(programme, earned, now, zone, terms)
+
+
+def tier_with_paid(
+    programme: TierProgramme,
+    earned: int,
+    now: datetime,
+    zone: ZoneInfo,
+    terms: list[PaidTerm] = (),  # type: ignore[assignment]
+) -> str | None:
+    """The tier id for an earned rank at `now`, with the paid tier stacked on it or replacing it while it lasts."""
     rank = earned
     if programme.paid and terms:
         paid_end = paid_until(programme, list(terms), zone)
@@ -314,6 +325,23 @@ def _paid_chain(terms: list[PaidTerm], zone: ZoneInfo) -> tuple[datetime | None,
         else:
             end = add_months(end, term.months, zone)
     return start, end
+
+
+def counting_years(programme: TierProgramme, now: datetime, zone: ZoneInfo) -> list[int]:
+    """Calendar-year periods whose qualifications still hold at `now`: a tier reached in year Y is kept until
+    the start of year Y + 2, plus the grace period (as `_qualify` and `tier_at` say), and no later year has begun.
+
+    Values never fall within a year (refunds are already netted in each order), so the rank a year gives at `now`
+    is the rank its total up to `now` reaches: what the preview's per-member sums compute."""
+    grace = timedelta(days=programme.grace_days)
+    this_year = now.astimezone(zone).year
+    first = this_year - 3 - programme.grace_days // 365
+    return [year for year in range(first, this_year + 1) if _year_start(year + 2, zone) + grace > now]
+
+
+def year_bounds(year: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """A shop-local calendar year as [start, end) instants in UTC."""
+    return _year_start(year, zone), _year_start(year + 1, zone)
 
 
 def current_value(programme: TierProgramme, facts: list[OrderFact], now: datetime, zone: ZoneInfo) -> Decimal:
