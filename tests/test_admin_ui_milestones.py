@@ -64,3 +64,22 @@ def test_an_action_key_is_shown_once_then_revoked(admin, page, client):
     toast(page, "Key revoked")
     keys = call(client, "GET", "action-keys", session_token()).json["keys"]
     assert keys[0]["revoked_at"] is not None
+
+
+def test_a_threshold_grants_a_reward_picked_from_the_catalogue(admin, page, client):
+    page.goto(admin_url(admin, "milestones"))
+    page.get_by_text("No spend thresholds.").wait_for()
+    page.get_by_role("button", name="Add a threshold").click()
+    page.get_by_label("Id", exact=True).fill("vip")
+    page.get_by_label("Spend amount").fill("500.00")
+    page.get_by_label("Points", exact=True).fill("0")
+    page.get_by_role("button", name="Save", exact=True).click()  # neither points nor a reward: refused on points
+    page.get_by_role("heading", name="Milestones not saved").wait_for()
+    assert error_of(page.get_by_label("Points", exact=True)) == "give points above 0, a reward from the catalogue, or both"
+    reward = page.get_by_label("Reward from the catalogue")
+    assert reward.locator("option").all_inner_texts() == ["None (points only)", "5.00 off (5-off)"]
+    reward.select_option("5-off")
+    page.get_by_role("button", name="Save", exact=True).click()
+    toast(page, "Milestones saved (version 1)")
+    saved = call(client, "GET", "milestones", session_token()).json
+    assert (saved["thresholds"][0]["points"], saved["thresholds"][0]["reward"]) == (0, "5-off")

@@ -66,3 +66,21 @@ def test_a_bad_setting_lands_on_its_field_and_a_good_one_saves(admin, page):
     page.get_by_role("button", name="Save").first.click()
     toast(page, "Saved (version 2)")
     screenshot(page, "referrals")
+
+
+def test_the_advocate_gets_a_reward_picked_from_the_catalogue_instead_of_points(admin, page, settings):
+    page.goto(admin_url(admin, "referrals"))
+    points = page.get_by_label("Points for the member who refers")
+    points.wait_for()
+    points.fill("0")
+    page.get_by_role("button", name="Save").first.click()
+    toast(page, "Not saved")
+    assert error_of(points) == "give points above 0, a reward from the catalogue, or both"
+    reward = page.get_by_label("Reward for the member who refers")
+    assert reward.locator("option").all_inner_texts() == ["None (points only)", "5.00 off (5-off)"]
+    reward.select_option("5-off")
+    page.get_by_role("button", name="Save").first.click()
+    toast(page, "Saved (version 2)")
+    with transaction(settings.database_url) as session:
+        saved = referrals.current(session, shops.get(session, SHOP).id)
+    assert (saved.advocate_points, saved.advocate_reward) == (0, "5-off")

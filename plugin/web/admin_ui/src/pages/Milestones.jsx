@@ -6,6 +6,7 @@ import {api} from '../api.js';
 import {errorsOf} from '../fieldErrors.js';
 import {formatDate} from '../format.js';
 import {optional, whole} from '../input.js';
+import {rewardOptions} from '../rewardOptions.js';
 import {t} from '../i18n.js';
 import {UnsavedChangesBar, useToast} from '../shell/feedback.jsx';
 import {Loaded, useResource} from '../shell/loading.jsx';
@@ -16,8 +17,8 @@ const PERIODS = ['day', 'week', 'month', 'year', 'lifetime'];
 const KINDS = ['server', 'follow', 'visit', 'survey'];
 const NETWORKS = ['instagram', 'tiktok', 'facebook', 'x', 'youtube', 'pinterest'];
 const NEW = {
-  thresholds: () => ({id: '', title: '', amount: '', period: 'lifetime', points: '', repeat: true}),
-  punch_cards: () => ({id: '', title: '', every: '', min_subtotal: '', points: ''}),
+  thresholds: () => ({id: '', title: '', amount: '', period: 'lifetime', points: '', reward: '', repeat: true}),
+  punch_cards: () => ({id: '', title: '', every: '', min_subtotal: '', points: '', reward: ''}),
   actions: () => ({id: '', title: '', kind: 'follow', points: '', cap_count: '', cap_period: 'lifetime', cooldown_minutes: '0', url: '', network: 'instagram', questions: ''}),
 };
 
@@ -31,8 +32,8 @@ const questionsOf = (value) => text(value).split('\n').map((lineText) => lineTex
 /** The form's values from the programme the API sent. */
 function toForm(programme) {
   return {
-    thresholds: programme.thresholds.map((x) => ({...x, points: text(x.points)})),
-    punch_cards: programme.punch_cards.map((x) => ({...x, every: text(x.every), min_subtotal: text(x.min_subtotal), points: text(x.points)})),
+    thresholds: programme.thresholds.map((x) => ({...x, points: text(x.points), reward: text(x.reward)})),
+    punch_cards: programme.punch_cards.map((x) => ({...x, every: text(x.every), min_subtotal: text(x.min_subtotal), points: text(x.points), reward: text(x.reward)})),
     signup_points: text(programme.signup.points),
     birthday_points: text(programme.birthday.points),
     birthday_when: programme.birthday.when,
@@ -47,8 +48,8 @@ function toForm(programme) {
 /** The programme as the API takes it, from the form (text fields hold strings; the API says what is wrong). */
 function toRequest(form) {
   return {
-    thresholds: form.thresholds.map((x) => ({id: x.id, title: x.title, amount: text(x.amount).trim(), period: x.period, points: whole(x.points), repeat: Boolean(x.repeat)})),
-    punch_cards: form.punch_cards.map((x) => ({id: x.id, title: x.title, every: whole(x.every), min_subtotal: optional(x.min_subtotal), points: whole(x.points)})),
+    thresholds: form.thresholds.map((x) => ({id: x.id, title: x.title, amount: text(x.amount).trim(), period: x.period, points: whole(x.points), reward: x.reward || null, repeat: Boolean(x.repeat)})),
+    punch_cards: form.punch_cards.map((x) => ({id: x.id, title: x.title, every: whole(x.every), min_subtotal: optional(x.min_subtotal), points: whole(x.points), reward: x.reward || null})),
     signup: {points: whole(form.signup_points)},
     birthday: {points: whole(form.birthday_points), when: form.birthday_when, metafield: optional(form.birthday_metafield)},
     actions: form.actions.map((a) => ({
@@ -84,7 +85,7 @@ function Rows({name, rows, setRows, errorAt, render}) {
   );
 }
 
-function ProgrammeForm({loaded, onSaved}) {
+function ProgrammeForm({loaded, rewards, onSaved}) {
   const toast = useToast();
   const [saved, setSaved] = useState(loaded);
   const [form, setForm] = useState(toForm(loaded));
@@ -113,6 +114,10 @@ function ProgrammeForm({loaded, onSaved}) {
     <TextField label={t(`milestones.field.${key}`)} value={text(row[key])} onChange={update(key)} autoComplete="off" error={errorFor(key)} {...props} />
   );
   const options = (values, prefix) => values.map((value) => ({value, label: t(`${prefix}.${value}`)}));
+  const reward = (row, update, errorFor) => (
+    <Select label={t('milestones.field.reward')} options={rewardOptions(rewards, row.reward)} value={row.reward} onChange={update('reward')}
+      error={errorFor('reward')} helpText={t('milestones.rewardHelp')} />
+  );
   return (
     <>
       <UnsavedChangesBar dirty={dirty} saving={saving} onSave={save} onDiscard={() => (setForm(toForm(saved)), setRefusal(null))} />
@@ -126,6 +131,7 @@ function ProgrammeForm({loaded, onSaved}) {
               <Select label={t('milestones.field.period')} options={options(['lifetime', 'calendar_year'], 'milestones.period')} value={row.period} onChange={update('period')} error={errorFor('period')} />
               {field(row, update, errorFor, 'points', {type: 'number', inputMode: 'numeric'})}
             </FormLayout.Group>
+            {reward(row, update, errorFor)}
             <Select label={t('milestones.field.repeat')} options={[{value: 'yes', label: t('milestones.repeatYes')}, {value: 'no', label: t('milestones.repeatNo')}]}
               value={row.repeat ? 'yes' : 'no'} onChange={(value) => update('repeat')(value === 'yes')} />
           </FormLayout>
@@ -140,6 +146,7 @@ function ProgrammeForm({loaded, onSaved}) {
               {field(row, update, errorFor, 'min_subtotal', {inputMode: 'decimal'})}
               {field(row, update, errorFor, 'points', {type: 'number', inputMode: 'numeric'})}
             </FormLayout.Group>
+            {reward(row, update, errorFor)}
           </FormLayout>
         )} />
       </Layout.AnnotatedSection>
@@ -243,12 +250,13 @@ function ActionKeys() {
 }
 
 function MilestonesPage() {
-  const programme = useResource(() => api.milestones(), []);
+  // The programme, and the catalogue its grants may name.
+  const programme = useResource(() => Promise.all([api.milestones(), api.settings()]), []);
   return (
-    <Loaded resource={programme} title={t('nav.milestones')}>{(data) => (
+    <Loaded resource={programme} title={t('nav.milestones')}>{([data, shopSettings]) => (
       <Page title={t('nav.milestones')} subtitle={t('milestones.subtitle', {version: data.version})}>
         <Layout>
-          <ProgrammeForm loaded={data} onSaved={() => {}} />
+          <ProgrammeForm loaded={data} rewards={shopSettings.settings.rewards} onSaved={() => {}} />
           <ActionKeys />
         </Layout>
       </Page>

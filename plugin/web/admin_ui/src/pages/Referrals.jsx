@@ -6,6 +6,7 @@ import {api} from '../api.js';
 import {errorsOf} from '../fieldErrors.js';
 import {formatDate, formatNumber} from '../format.js';
 import {optional, whole} from '../input.js';
+import {rewardOptions} from '../rewardOptions.js';
 import {t} from '../i18n.js';
 import {Empty} from '../shell/Empty.jsx';
 import {UnsavedChangesBar, useToast} from '../shell/feedback.jsx';
@@ -24,6 +25,7 @@ function toRequest(form) {
   return {
     ...form,
     advocate_points: whole(form.advocate_points),
+    advocate_reward: form.advocate_reward || null,
     friend_reward_amount: text(form.friend_reward_amount).trim(),
     friend_reward_percent: text(form.friend_reward_percent).trim(),
     friend_min_subtotal: optional(form.friend_min_subtotal),
@@ -35,7 +37,7 @@ function toRequest(form) {
 }
 const canonical = (value) => JSON.stringify(Object.fromEntries(Object.entries(value).sort()));
 
-function SettingsCard({loaded, onSaved}) {
+function SettingsCard({loaded, rewards, onSaved}) {
   const toast = useToast();
   const [saved, setSaved] = useState(loaded);
   const [form, setForm] = useState(loaded.settings);
@@ -72,6 +74,8 @@ function SettingsCard({loaded, onSaved}) {
           <FormLayout>
             <Checkbox label={t('referrals.enabled')} checked={Boolean(form.enabled)} onChange={set('enabled')} error={errorAt('enabled')} />
             {field('advocate_points', {type: 'number', inputMode: 'numeric', helpText: t('referrals.advocatePointsHelp')})}
+            <Select label={t('referrals.advocate_reward')} options={rewardOptions(rewards, form.advocate_reward)} value={text(form.advocate_reward)}
+              onChange={set('advocate_reward')} error={errorAt('advocate_reward')} helpText={t('referrals.advocateRewardHelp')} />
             <FormLayout.Group>
               <Select label={t('referrals.friend_reward_kind')} options={KINDS.map((k) => ({value: k, label: t(`kind.${k}`)}))} value={form.friend_reward_kind} onChange={set('friend_reward_kind')} error={errorAt('friend_reward_kind')} />
               {form.friend_reward_kind === 'fixed_amount' && field('friend_reward_amount', {inputMode: 'decimal'})}
@@ -170,7 +174,9 @@ function Part({resource, children}) {
 }
 
 function ReferralsPage() {
-  const settings = useResource(() => api.referralSettings(), []);
+  // The referral settings, and the catalogue the advocate's reward is chosen from.
+  const settings = useResource(() => Promise.all([api.referralSettings(), api.settings()])
+    .then(([referral, shop]) => ({...referral, rewards: shop.settings.rewards})), []);
   const stats = useResource(() => api.referralStats(), []);
   const blocked = useResource(() => api.referrals('blocked'), []);
   const [approving, setApproving] = useState(null);
@@ -183,7 +189,7 @@ function ReferralsPage() {
       {(loaded) => (
         <Page title={t('nav.referrals')} subtitle={t('referrals.subtitle', {version: loaded.version})}>
           <Layout>
-            <SettingsCard loaded={loaded} onSaved={reload} />
+            <SettingsCard loaded={loaded} rewards={loaded.rewards} onSaved={reload} />
             <Layout.AnnotatedSection title={t('referrals.figures')} description={t('referrals.figuresHelp')}>
               <Part resource={stats}>{(data) => <Figures stats={data.shop} />}</Part>
             </Layout.AnnotatedSection>
