@@ -75,7 +75,8 @@ def test_a_threshold_grants_a_reward_picked_from_the_catalogue(admin, page, clie
     page.get_by_label("Points", exact=True).fill("0")
     page.get_by_role("button", name="Save", exact=True).click()  # neither points nor a reward: refused on points
     page.get_by_role("heading", name="Milestones not saved").wait_for()
-    assert error_of(page.get_by_label("Points", exact=True)) == "give points above 0, a reward from the catalogue, or both"
+    refused = error_of(page.get_by_label("Points", exact=True))
+    assert refused == "give points above 0, a reward from the catalogue, or both"
     reward = page.get_by_label("Reward from the catalogue")
     assert reward.locator("option").all_inner_texts() == ["None (points only)", "5.00 off (5-off)"]
     reward.select_option("5-off")
