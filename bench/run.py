@@ -266,6 +266,14 @@ def write_doc(r: dict) -> None:
             f"{p['slowest_ratio_to_small']} | < {p['goal_seconds']} s, tie-out exact | "
             f"{verdict(p['goal_met'] and p['tie_out']['ok'])} |"
         )
+        if "kpis_members_rollup_seconds" in p:
+            lines.append(
+                f"| KPIs' member figures (buyers, repeat purchase, AOV, active) for last month, {p['members']:,} "
+                f"members | {p['kpis_members_rollup_seconds']} s from the per-member monthly roll-up | every order "
+                f"read (the path before it): {p['kpis_members_orders_seconds']} s | "
+                f"{p['kpis_rollup_ratio_to_orders']} | same figures: "
+                f"{'yes' if p['kpis_rollup_equals_orders'] else 'NO'} | {verdict(p['kpis_rollup_equals_orders'])} |"
+            )
         lines.append(
             f"| Posting with the reports' trigger ({p['trigger_postings']:,} postings, one transaction) | "
             f"{p['trigger_postings_seconds']} s | the same postings with the trigger disabled: "

@@ -167,6 +167,15 @@ class Order(Base):
             "member_id",
             postgresql_include=["sales", "reward_code"],
         ),
+        # The orders that used a loyalty reward code (ROI): read without passing every order of the period.
+        Index(
+            "ix_orders_reward_paid_at",
+            "shop_id",
+            "paid_at",
+            postgresql_include=["sales", "reward_code"],
+            postgresql_where=text("reward_code IS NOT NULL"),
+            sqlite_where=text("reward_code IS NOT NULL"),
+        ),
         PrimaryKeyConstraint("shop_id", "id"),
         ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )
@@ -373,6 +382,15 @@ class Redemption(Base):
         Index("ix_redemptions_shop_id_reward_id", "shop_id", "reward_id", "member_id", "created_at"),
         Index("ix_redemptions_unsettled", "status", "id", postgresql_where=text("status = 'pending'")),
         Index("ix_redemptions_revoke_due", "shop_id", "id", postgresql_where=DUE_WHERE, sqlite_where=DUE_WHERE),
+        # Redeemers at a date (KPIs): members with an issued reward, in member order, from the index alone.
+        Index(
+            "ix_redemptions_issued_member",
+            "shop_id",
+            "member_id",
+            "created_at",
+            postgresql_where=text("status = 'issued'"),
+            sqlite_where=text("status = 'issued'"),
+        ),
         PrimaryKeyConstraint("shop_id", "id"),
         ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )
@@ -637,6 +655,34 @@ class LedgerDayDelta(Base):
     kind: Mapped[str] = mapped_column(String(16))
     source_type: Mapped[str] = mapped_column(String(24))
     points: Mapped[int] = mapped_column(BigInteger)
+
+
+class MemberOrderMonth(Base):
+    """One member's paid orders in one shop-local month: what the KPIs read instead of every order.
+
+    Written by a database trigger on `orders` in the order's own transaction (migration 0024: the row is
+    recomputed from the member's orders of that month, under the row's lock), or rebuilt from the orders
+    (services/order_rollups.py); never edited otherwise. PostgreSQL only: SQLite's reports read the orders.
+    """
+
+    __tablename__ = "member_order_months"
+    __table_args__ = (
+        Index(
+            "ix_member_order_months_month",
+            "shop_id",
+            "month",
+            "member_id",
+            postgresql_include=["orders", "sales", "first_paid_at", "last_paid_at"],
+        ),
+    )
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # the month's first day, in the shop's zone
+    orders: Mapped[int] = mapped_column(BigInteger)  # paid orders of the member that month
+    sales: Mapped[Decimal] = mapped_column(Numeric(18, 2))  # their sales (orders.sales; none counts 0)
+    first_paid_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the first and last of them: whether one
+    last_paid_at: Mapped[datetime] = mapped_column(UTCDateTime)  # falls in a window that cuts the month
 
 
 class ReportSettings(Base):

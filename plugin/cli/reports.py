@@ -10,7 +10,7 @@ from plugin.cli.group import current_settings as _settings
 from plugin.cli.group import echo_json as _echo_json
 from plugin.cli.group import loyalty
 from plugin.db import transaction
-from plugin.services import report_rollups, reports
+from plugin.services import order_rollups, report_rollups, reports
 from plugin.services.errors import Invalid
 
 
@@ -111,10 +111,13 @@ def point_value(domain: str, value: str | None) -> None:
 @reports_group.command("rebuild")
 @click.argument("domain")
 def rebuild(domain: str) -> None:
-    """Recompute the shop's per-day roll-ups from its postings (after a change of the shop's time zone)."""
+    """Recompute the shop's roll-ups from its facts: per-day postings, per-member monthly orders (after a change
+    of the shop's time zone, or a restore that bypassed the triggers)."""
     try:
         with transaction(_settings().database_url) as session:
-            report_rollups.rebuild(session, reports.find_shop(session, domain))
+            shop = reports.find_shop(session, domain)
+            report_rollups.rebuild(session, shop)
+            order_rollups.rebuild(session, shop.id, shop.time_zone or "UTC")
     except Invalid as error:
         raise click.ClickException(str(error)) from None
     click.echo("rebuilt")

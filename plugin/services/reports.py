@@ -35,7 +35,7 @@ from plugin.models import (
 from plugin.programme import accounting
 from plugin.programme import referrals as referral_rules
 from plugin.programme.settings import stored_settings
-from plugin.services import report_rollups
+from plugin.services import order_rollups, report_rollups
 from plugin.services.errors import Invalid, summary
 
 MAX_YEARS = 5
@@ -467,6 +467,25 @@ def _members_kpis(enrolled: dict[date, int], first: date, last: date) -> dict[st
 
 
 def _buyers(session: Session, shop: Shop, period: Period) -> dict[str, Any]:
+    """Active members, and repeat purchase and AOV of redeemers and the others (docs/reports.md).
+
+    PostgreSQL reads the per-member monthly roll-up (services/order_rollups.py), bounded by members and months
+    rather than orders; SQLite, without the roll-up's trigger, reads the orders."""
+    if session.get_bind().dialect.name != "postgresql":
+        return _buyers_from_orders(session, shop, period)
+    found = order_rollups.buyers(session, shop.id, period.start, period.end, period.zone, 30, 90)
+    result: dict[str, Any] = {"active_30": found.active_recent, "active_90": found.active}
+    for name, group in (("redeemers", found.redeemers), ("non_redeemers", found.others)):
+        result[f"buyers_{name}"] = group.buyers
+        result[f"repeat_rate_{name}"] = _ratio(group.repeaters, group.buyers)
+        result[f"orders_{name}"] = group.orders
+        result[f"aov_{name}"] = (
+            str(accounting.round_money(group.sales / group.orders, shop.currency)) if group.orders else "0"
+        )
+    return result
+
+
+def _buyers_from_orders(session: Session, shop: Shop, period: Period) -> dict[str, Any]:
     """One pass over the paid orders from 90 days before the end (or the start, if earlier) to the end, per member:
     active in the last 30 / 90 days, and for the period's orders, repeat purchase and AOV of redeemers (members
     with a reward issued before the end) and of the others."""
