@@ -660,7 +660,7 @@ class LedgerDayDelta(Base):
 class MemberOrderMonth(Base):
     """One member's paid orders in one shop-local month: what the KPIs read instead of every order.
 
-    Written by a database trigger on `orders` in the order's own transaction (migration 0027: the row is
+    Written by a database trigger on `orders` in the order's own transaction (migration 0028: the row is
     recomputed from the member's orders of that month, under the row's lock), or rebuilt from the orders
     (services/order_rollups.py); never edited otherwise. PostgreSQL only: SQLite's reports read the orders.
     """

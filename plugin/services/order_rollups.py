@@ -1,6 +1,6 @@
 """Paid orders per member and shop-local month (PostgreSQL): the KPIs' buyers and active members, and the rebuild.
 
-The rows are written by triggers on `orders` (migration 0027), recounted from the orders under the row's lock;
+The rows are written by triggers on `orders` (migration 0028), recounted from the orders under the row's lock;
 a period's whole months are read from them and only its cut months (a range that starts or ends mid-month) from
 the orders themselves. Docs: docs/reports.md (KPIs), docs/decisions/0023-programme-accounting.md.
 """

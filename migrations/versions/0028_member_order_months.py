@@ -1,7 +1,7 @@
 """member_order_months: each member's paid orders per shop-local month, written with the orders (decision 0023)
 
-Revision ID: 0027
-Revises: 0026
+Revision ID: 0028
+Revises: 0027
 Create Date: 2026-12-03 14:30:00
 
 The KPIs (repeat purchase, AOV of redeemers and others, active members) read one row per member and month
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0027"
-down_revision = "0026"
+revision = "0028"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 
