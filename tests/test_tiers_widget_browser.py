@@ -67,3 +67,38 @@ def test_the_tier_section_shows_the_tier_its_benefits_progress_and_kept_until_da
         progress.wait_for(state="visible", timeout=30_000)
         assert progress.inner_text().startswith("Dépensez encore 120,00")
         assert progress.inner_text().endswith("d\u2019ici le 31 d\u00e9c. pour atteindre Gold")
+
+
+@pytest.fixture
+def gold_shopper(settings, storefront):  # noqa: F811
+    """Customer 1002 is Gold, whose free-shipping code the job has made (marked issued here: the job and the shop
+    are tests/test_tier_free_shipping.py's subject; this one is what the shopper sees)."""
+    from sqlalchemy import select
+
+    from plugin.models import Redemption
+
+    with transaction(settings.database_url) as session:
+        shop = shops.get(session, DEMO_SHOP)
+        tier_sets.save(session, shop, PROGRAMME, "test")
+        snapshot = load_order(builders.order(8002, 1002, [builders.line(80021, "600.00")]))
+        accrual.apply(session, shop, events.OrderPaid(snapshot, paid_at=utcnow()))
+        session.flush()
+        code = session.scalars(
+            select(Redemption).where(Redemption.shop_id == shop.id, Redemption.reward_id == "tier-ship:gold")
+        ).one()
+        code.status = "issued"
+        wanted = code.code
+    return storefront, wanted
+
+
+@pytest.mark.parametrize(("width", "height"), [(390, 844), (1280, 860)])
+def test_the_tier_section_shows_the_members_free_shipping_code(gold_shopper, width, height):
+    (base_url, _), wanted = gold_shopper
+    with chromium_page(viewport={"width": width, "height": height}) as page:
+        page.goto(f"{base_url}/demo/storefront?customer=1002")
+        page.locator(".lw-launcher").click()
+        line = page.get_by_role("dialog").locator(".lw-tier-code")
+        line.wait_for(state="visible", timeout=30_000)
+        assert line.inner_text() == f"Your free-shipping code: {wanted}"
+        box = line.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width

@@ -16,6 +16,9 @@ MAX_POINTS = 1_000_000_000
 TIER_ID = r"^[a-z0-9][a-z0-9-]{0,39}$"
 
 
+FREE_SHIPPING_ON_LEAVE = ("deactivate", "keep")
+
+
 class Strict(Schema):
     class Meta:
         unknown = RAISE  # a misspelt key is refused, never ignored
@@ -63,6 +66,9 @@ class TierProgrammeSchema(Strict):
     grace_days = fields.Integer(strict=True, load_default=0, validate=validate.Range(0, 365))
     tiers = fields.List(fields.Nested(TierSchema), required=True, validate=validate.Length(0, MAX_TIERS))
     paid = fields.Nested(PaidSchema, load_default=None, allow_none=True)
+    # What a tier's free-shipping code does when the member leaves the tier: deactivated (the default) or kept
+    # until it ends (the end of the tier's kept-until date when it was issued).
+    free_shipping_on_leave = fields.String(load_default="deactivate", validate=validate.OneOf(FREE_SHIPPING_ON_LEAVE))
 
 
 def validate_tiers(data: Any) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class TierProgramme:
     tiers: tuple[Tier, ...]  # by rising threshold
     grace_days: int = 0
     paid: PaidPlan | None = None
+    free_shipping_on_leave: str = "deactivate"  # or "keep": a tier's free-shipping code when the member leaves
 
     def rank(self, tier_id: str | None) -> int:
         """0 for no tier, 1 for the lowest tier, ...; a tier no longer in the programme ranks 0."""
@@ -106,6 +107,7 @@ class TierProgramme:
             metric=data["metric"],
             period=data["period"],
             grace_days=int(data.get("grace_days", 0)),
+            free_shipping_on_leave=data.get("free_shipping_on_leave", "deactivate"),
             tiers=tuple(
                 Tier(
                     tier_id=t["id"],

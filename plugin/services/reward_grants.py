@@ -88,6 +88,8 @@ def revoke(
         row.lease_until = now + timedelta(seconds=settings.redemption_lease_seconds)
         shop_id = row.shop_id
         code, is_credit = row.code, row.credit_milli is not None
+        # A tier's free-shipping code is a status, not a value earned once: it goes when the tier goes, used or not.
+        status_only = (row.granted_by or {}).get("source_type") == "tier_free_shipping"
         try:
             client = client_factory(settings, session.get(Shop, shop_id))
         except AdminAPIError as error:
@@ -97,7 +99,7 @@ def revoke(
         client.deadline = time.monotonic() + settings.redemption_lease_seconds * 2 / 3
 
     try:
-        used = _take_from_shop(settings, redemption_id, shop_id, client, code, is_credit)
+        used = _take_from_shop(settings, redemption_id, shop_id, client, code, is_credit, status_only)
     except (AdminAPIError, AdminAPIUnavailable) as error:
         with transaction(settings.database_url) as session:
             row = redemption._locked(session, redemption_id, shop_id)
@@ -117,7 +119,9 @@ def revoke(
         return "taken_back"
 
 
-def _take_from_shop(settings, redemption_id, shop_id, client, code: str, is_credit: bool) -> str | None:
+def _take_from_shop(
+    settings, redemption_id, shop_id, client, code: str, is_credit: bool, status_only: bool = False
+) -> str | None:
     """Deactivate the reward in the shop if unused; returns None when done, or what shows it was used."""
     if is_credit:
         try:
@@ -126,7 +130,7 @@ def _take_from_shop(settings, redemption_id, shop_id, client, code: str, is_cred
             return str(spent)
         return None
     found = discounts.find(client, code)
-    if found is not None and found.used > 0:
+    if found is not None and found.used > 0 and not status_only:
         return f"code {code} was already used {found.used} time(s)"
     if found is not None:
         try:
@@ -186,4 +190,3 @@ def _post(session, row: Redemption, kind: str, points: int, suffix: str, note: s
         ),
     )
     announcements.posting(session, row.shop_id, posting_id)
-

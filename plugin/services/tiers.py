@@ -316,7 +316,20 @@ def move(
             "tiers_version": current.version,
         },
     )
+    from plugin.services import tier_free_shipping  # late: accrual imports this module, and redemption is heavy
+
+    tier_free_shipping.after_move(session, shop, current, member, before, seq, _held_until(state))
     return True
+
+
+def _held_until(state: tier_rules.TierStatus) -> datetime | None:
+    """Until when the member holds their tier as of now (None: for good): the earned tier's kept-until date, or the
+    paid tier's end when that is what they hold."""
+    if state.rank and state.earned_rank >= state.rank:
+        if state.kept_until is None:
+            return None  # earned for good
+        return max(state.kept_until, state.paid_until or state.kept_until)
+    return state.paid_until
 
 
 def _entry_rewards(
@@ -483,6 +496,8 @@ def widget_section(session: Session, shop: Any, member_id: int | None, now: date
         "metric": current.metric,
         "period": current.period,
         "current": None if tier is None else {"id": tier.tier_id, "name": tier.name, **_benefits(tier)},
+        # The tier's free-shipping code, once the job has made it in the shop (services/tier_free_shipping.py).
+        "free_shipping_code": _free_shipping_code(session, shop.id, member_id, tier),
         "kept_until": last_day(state.kept_until) if tier else None,
         "paid_until": last_day(state.paid_until),
         "value": money_or_count(state.value),
@@ -499,6 +514,14 @@ def widget_section(session: Session, shop: Any, member_id: int | None, now: date
             for t in current.tiers
         ],
     }
+
+
+def _free_shipping_code(session: Session, shop_id: int, member_id: int | None, tier) -> dict[str, Any] | None:
+    if member_id is None or tier is None or not tier.free_shipping:
+        return None  # no query for a tier without free shipping
+    from plugin.services import tier_free_shipping  # late: as in move
+
+    return tier_free_shipping.widget_code(session, shop_id, member_id, tier.tier_id)
 
 
 def _benefits(tier: tier_rules.Tier) -> dict[str, Any]:

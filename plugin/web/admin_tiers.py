@@ -26,6 +26,7 @@ class TierProgrammeSchema(Schema):
     metric = fields.String(required=True, metadata={"description": "points, spend or orders"})
     period = fields.String(required=True, metadata={"description": "lifetime, calendar_year or rolling_12_months"})
     grace_days = fields.Integer(required=True)
+    free_shipping_on_leave = fields.String(metadata={"description": "deactivate (default) or keep"})
     tiers = fields.List(fields.Dict(), required=True, metadata={"description": "see docs/tiers.md; with `members`"})
     paid = fields.Dict(allow_none=True, metadata={"description": "the paid membership, or null"})
     members_without_tier = fields.Integer(required=True)
