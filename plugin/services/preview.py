@@ -9,6 +9,7 @@ a preview, which is what keeps a 100,000-order shop under 10 s (docs/benchmarks.
 from __future__ import annotations
 
 import heapq
+import json
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from plugin.programme.settings import program_settings
 from plugin.services import rule_sets
 
 MAX_DAYS = 366
+NO_TAGS: frozenset[str] = frozenset()
 DEFAULT_SECONDS = 9.0
 
 
@@ -72,13 +74,14 @@ def preview(
         select(
             Order.order_id,
             Order.member_id,
-            Order.cancelled_at,
+            Order.cancelled_at.is_not(None),  # a flag: no timestamp decoded per row
             Order.lot["rule_version"].as_string(),
             Order.lot["points"].as_integer(),
-            # Only what the rules read, not the whole facts document (its contact keys, codes, names).
-            facts["lines"],
+            # Only what the rules read, not the whole facts document (its contact keys, codes, names); the lines and
+            # tags as JSON text, decoded here (most orders' tags are "[]", which needs no decoding).
+            facts["lines"].as_string(),
             facts["paid_at"].as_string(),
-            facts["member_tags"],
+            facts["member_tags"].as_string(),
             facts["taxes_included"].as_boolean(),
             facts["test"].as_boolean(),
             facts["shipping"].as_string(),
@@ -95,20 +98,23 @@ def preview(
             rows.close()  # the server-side cursor, left open by a loop that stops early
             break
         replayed += 1
-        order_id, member_id, cancelled_at, lot_version, lot_points, raw_lines, paid_text, tag_list = row[:8]
-        if cancelled_at is not None or member_id is None:
+        order_id, member_id, cancelled, lot_version, lot_points, lines_json, paid_text, tags_json = row[:8]
+        if cancelled or member_id is None:
             continue  # holds nothing under any rules
         taxes_included, test, shipping, shipping_tax, tip = row[8:]
+        raw_lines = json.loads(lines_json)
+        paid_at = datetime.fromisoformat(paid_text)
+        tags = NO_TAGS if tags_json is None or tags_json == "[]" else frozenset(json.loads(tags_json))
+        money = (shipping, shipping_tax, tip)
         order_refunds = refunds.get(order_id, no_refunds)
         if order_refunds:
             # A refund needs each contribution's share: the engine's lot, as the webhooks make it.
+            stored = (lot_version, lot_points, current_lot_version)
+            facts_read = (raw_lines, paid_at, tags, bool(taxes_included), bool(test), money)
             was, now = _held_after_refunds(
-                order_id, row, order_refunds, stored_lots, current_lot_version, settings, current, candidate, products
+                order_id, facts_read, stored, order_refunds, stored_lots, settings, current, candidate, products
             )
         else:
-            paid_at = datetime.fromisoformat(paid_text)
-            tags = frozenset(tag_list or ())
-            money = (shipping, shipping_tax, tip)
             if lot_version == current_lot_version and lot_points is not None:
                 was = max(lot_points, 0)
             else:
@@ -185,17 +191,18 @@ def _lot_version(settings: ProgramSettings, rules: earning_rules.RuleSet) -> str
 
 def _held_after_refunds(
     order_id: int,
-    row,
+    facts_read: tuple,
+    stored: tuple[str | None, int | None, str],
     refunds: tuple[events.RefundFacts, ...] | list[events.RefundFacts],
     stored_lots: dict,
-    current_lot_version: str,
     settings: ProgramSettings,
     current: earning_rules.RuleSet,
     candidate: earning_rules.RuleSet,
     products: dict[int, earning_rules.Product],
 ) -> tuple[int, int]:
     """A refunded order's points under the current and the proposed rules, each contribution reversed by its share."""
-    lot_version, lot_points, raw_lines, paid_text, tag_list, taxes_included, test, shipping, shipping_tax, tip = row[3:]
+    raw_lines, paid_at, tags, taxes_included, test, (shipping, shipping_tax, tip) = facts_read
+    lot_version, lot_points, current_lot_version = stored
     snapshot = order_facts.snapshot_from_json(
         order_id,
         {
@@ -203,8 +210,6 @@ def _held_after_refunds(
             "shipping": shipping, "shipping_tax": shipping_tax, "tip": tip,
         },
     )  # fmt: skip
-    paid_at = datetime.fromisoformat(paid_text)
-    tags = frozenset(tag_list or ())
 
     def held(rules: earning_rules.RuleSet) -> int:
         lot = program.build_lot(
