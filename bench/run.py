@@ -52,7 +52,9 @@ ALIASES = {"citus": ("memory", "scale")}  # issue #21 parts 3 and 5
 
 def _load(result: dict) -> str:
     """The machine's 1-minute load average when the figure was taken, for benches that record it."""
-    return f", load average {result['load_average']}" if "load_average" in result else ""
+    load = result.get("load_average_at_call", result.get("load_average"))  # the section's (1, 5, 15 min) otherwise
+    load = load[0] if isinstance(load, list) else load
+    return "" if load is None else f", load average {load}"
 
 
 def main() -> None:
