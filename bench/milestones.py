@@ -29,6 +29,13 @@ PROGRAMME = {
     "punch_cards": [{"id": "card", "every": 3, "min_subtotal": "10.00", "points": 50}],
     "birthday": {"points": 200},
 }
+# The same programme whose thresholds and card also grant the default catalogue's reward (a grant redemption made in
+# the order's transaction; issuing it in the shop is the redemption job's, measured by the store-credit section).
+WITH_REWARDS = {
+    **PROGRAMME,
+    "thresholds": [{**t, "reward": "5-off"} for t in PROGRAMME["thresholds"]],
+    "punch_cards": [{**c, "reward": "5-off"} for c in PROGRAMME["punch_cards"]],
+}
 TIERS = {
     "metric": "spend",
     "period": "lifetime",
@@ -62,20 +69,26 @@ def run(members: int = 100, orders: int = 6, birthdays: int = 1_000) -> dict:
     from sqlalchemy import func, select
 
     from plugin.db import transaction
-    from plugin.models import MemberBirthday, Posting
+    from plugin.models import MemberBirthday, Posting, Redemption
     from plugin.services import accrual, shops
     from plugin.services.milestones import birthdays as birthday_job
     from plugin.services.milestones import settings as milestone_settings
 
-    plain, with_milestones = "plain.myshopify.com", "milestones.myshopify.com"
+    plain, with_milestones, with_rewards = "plain.myshopify.com", "milestones.myshopify.com", "rewards.myshopify.com"
     with transaction(url) as session:
         shops.install(session, plain, None, ())
         shop = shops.install(session, with_milestones, None, ())
         milestone_settings.save(session, shop, PROGRAMME, "bench")
         shop_id = shop.id
+        rewarding = shops.install(session, with_rewards, None, ())
+        milestone_settings.save(session, rewarding, WITH_REWARDS, "bench")
+        rewarding_id = rewarding.id
     baseline = _apply_orders(url, plain, members, orders, 100_000)
     seconds = _apply_orders(url, with_milestones, members, orders, 100_000)
+    reward_seconds = _apply_orders(url, with_rewards, members, orders, 100_000)
     with transaction(url) as session:
+        made = (Redemption.shop_id == rewarding_id) & (Redemption.kind == "grant")
+        reward_grants = session.execute(select(func.count()).select_from(Redemption).where(made)).scalar_one()
         grants = session.execute(
             select(func.count())
             .select_from(Posting)
@@ -106,6 +119,9 @@ def run(members: int = 100, orders: int = 6, birthdays: int = 1_000) -> dict:
         "orders_per_second": round(events_applied / seconds),
         "ratio_to_baseline": round(seconds / baseline, 2),
         "grants_posted": grants,
+        "reward_seconds": round(reward_seconds, 2),
+        "reward_grants_made": reward_grants,
+        "reward_ratio_to_points_only": round(reward_seconds / seconds, 2),
         "birthday_members": birthdays,
         "birthdays_awarded": first["awarded"],
         "birthday_seconds": round(birthday_seconds, 2),

@@ -289,6 +289,12 @@ def write_doc(r: dict) -> None:
             f"orders/s; birthday job {m['birthdays_per_second']:,} members/s | the same orders with no milestone "
             f"programme: {m['baseline_seconds']} s | {m['ratio_to_baseline']} | no goal set | — |"
         )
+        if "reward_seconds" in m:
+            lines.append(
+                f"| Milestones granting a catalogue reward as well ({m['order_events']:,} paid orders; "
+                f"{m['reward_grants_made']:,} grant redemptions made) | {m['reward_seconds']} s | the same programme, "
+                f"points only: {m['seconds']} s | {m['reward_ratio_to_points_only']} | no goal set | — |"
+            )
         if "tier_birthday_seconds" in m:
             lines.append(
                 f"| Birthday job with the tier's reward ({m['tier_birthday_members']:,} Gold members: shop bonus and "
