@@ -141,6 +141,19 @@ def finish(process: subprocess.Popen, timeout: float = 120) -> str:
     return output
 
 
+def stop_worker(worker: subprocess.Popen, grace: float = 60) -> None:
+    """SIGTERM a worker (a warm shutdown: the job in hand finishes); SIGKILL it if that outlasts `grace`.
+
+    On a loaded CI machine a job waiting on a slow shop can outlast any fixed wait, and the tests that stop workers
+    this way assert on the database afterwards, which a killed job cannot make wrong (that is what they test).
+    """
+    os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.communicate(timeout=grace)
+    except subprocess.TimeoutExpired:
+        kill_hard(worker)
+
+
 def kill_hard(worker: subprocess.Popen) -> None:
     """SIGKILL a worker and its work horse (RQ gives the horse a process group of its own)."""
     for pid in _children(worker.pid):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
 import time
 from collections import Counter
 
@@ -19,7 +17,7 @@ from plugin.programme.events import Customer
 from plugin.services import redemption, shops
 from plugin.services.accrual import enrol
 from tests.conftest import SHOP
-from tests.processes import kill_hard, run_worker, start_fake_shop, stop
+from tests.processes import kill_hard, run_worker, start_fake_shop, stop, stop_worker
 
 pytestmark = pytest.mark.integration
 TOKEN = "shpat_test_token"
@@ -93,8 +91,7 @@ def test_one_code_per_issued_redemption_despite_failures_and_a_killed_worker(que
         settled = wait_until(lambda: by_status(settings)["pending"] == 0, 150)
     finally:
         for worker in workers:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.communicate(timeout=60)
+            stop_worker(worker)
     assert settled, by_status(settings)
 
     shop_state = requests.get(f"{fake_shop}/_fake/codes", timeout=5).json()

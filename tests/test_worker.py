@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
-import signal
 import subprocess
 import time
 
@@ -17,7 +15,7 @@ from plugin.db import engine_for, transaction
 from plugin.models import Delivery, Member
 from tests import builders
 from tests.conftest import ROOT, deliver
-from tests.processes import FLASK, environment, finish, kill_hard, run_worker
+from tests.processes import FLASK, environment, finish, kill_hard, run_worker, stop_worker
 
 pytestmark = pytest.mark.integration
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
@@ -116,8 +114,7 @@ def test_a_running_worker_sweeps_deliveries_nobody_signalled(queued, shop):
         while statuses(queued) != {"processed": 1} and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.communicate(timeout=30)
+        stop_worker(worker)
     assert balances(queued) == {9001: 7}
 
 
