@@ -21,7 +21,7 @@ from plugin.programme import expiry as rules
 from plugin.services import announcements, outbox, shops
 
 ORDER_KINDS = frozenset({"earn", "adjust"})  # positive postings that are points an order holds
-ROWS_PER_STATEMENT = 500  # well under SQLite's 32,766 bound parameters with a posting's 15 columns
+ROWS_PER_STATEMENT = 500  # keys looked up per query
 NEGATIVE_NOTE = "balance is negative ({}): points taken back had already been spent"  # as ledger.post writes it
 
 
@@ -176,15 +176,17 @@ def _post(
                 entry = pairs[index][0]
                 balance[member_id] += entry.points
                 rows.append(_row(shop_id, entry, balance[member_id], created_at))
-        for chunk in _chunks(rows):
+        if rows:  # one executemany: SQLAlchemy pages it into multi-row INSERTs with one compiled statement
+            postings = Posting.__table__
             written += session.execute(
-                insert_for(session)(Posting)
-                .values(chunk)
+                insert_for(session)(postings)
                 .on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"])
                 .returning(
-                    Posting.id, Posting.member_id, Posting.kind, Posting.points, Posting.balance_after, Posting.note,
-                    Posting.order_id, Posting.available_at, Posting.created_at, Posting.idempotency_key,
-                )
+                    postings.c.id, postings.c.member_id, postings.c.kind, postings.c.points, postings.c.balance_after,
+                    postings.c.note, postings.c.order_id, postings.c.available_at, postings.c.created_at,
+                    postings.c.idempotency_key,
+                ),
+                rows,
             ).all()  # fmt: skip
     written.sort(key=lambda row: (row.member_id, row.id))
     _lower_orders(session, shop_id, written)
