@@ -292,3 +292,30 @@ def test_the_widget_shows_the_reward_a_threshold_gives_and_the_granted_code_with
     granted = {r.code for r in grants_of(settings)}
     assert len(granted) == 2 and {r["code"] for r in listed} == granted
     assert all(r["status"] == "issued" for r in listed)
+
+
+def test_a_take_back_the_shop_cannot_answer_is_retried_later_and_deletes_once(shop_client):
+    from plugin.services import reward_grants as take_backs
+    from tests.test_redemption import no_sleep_client
+
+    client, settings, state = shop_client
+    offer(settings, TEN_OFF)
+    save(settings, thresholds=[THRESHOLD])
+    paid(client, 1, "600.00")
+    [grant] = grants_of(settings)
+    with transaction(settings.database_url) as session:
+        take_backs.request_revoke(session, grant.shop_id, grant.id, "support test")
+    state.error_next = 50  # the shop answers 500 to everything for a while
+    assert take_backs.revoke(settings, grant.id, grant.shop_id, no_sleep_client) == "retry"
+    [waiting] = grants_of(settings)
+    assert (waiting.status, waiting.revoked_at) == ("issued", None) and not state.codes[grant.code]["deleted"]
+    assert take_backs.due(settings.database_url) == ([], [])  # resting: the sweeper leaves it alone until then
+    assert take_backs.revoke(settings, grant.id, grant.shop_id, no_sleep_client) == "leased"
+    state.error_next = 0
+    state.lose_next_replies = 1  # the delete works but its answer is lost: the client asks again, harmlessly
+    with transaction(settings.database_url) as session:
+        session.get(Redemption, (grant.shop_id, grant.id)).lease_until = None  # the rest is over
+    assert take_backs.due(settings.database_url) == ([], [(grant.shop_id, grant.id)])
+    assert take_backs.revoke(settings, grant.id, grant.shop_id, no_sleep_client) == "cancelled"
+    assert take_backs.revoke(settings, grant.id, grant.shop_id, no_sleep_client) == "nothing"  # done once
+    assert state.codes[grant.code]["deleted"] and take_backs.due(settings.database_url) == ([], [])
