@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from plugin import ledger
 from plugin.db import transaction
-from plugin.models import Member, Referral
+from plugin.models import Member, Redemption, Referral
 from plugin.programme import events
 from plugin.programme.referrals import CART_ATTRIBUTE
 from plugin.services import accrual, referrals, shops
@@ -35,7 +35,9 @@ def _setup(url: str, domain: str, n: int, monthly_cap, daily_limit) -> str:
     with transaction(url) as session:
         shop = shops.get(session, domain)
         cap = monthly_cap if monthly_cap is None or daily_limit is None else max(monthly_cap, daily_limit)
-        referrals.update_settings(session, shop, {"enabled": True, "monthly_cap": cap, "daily_limit": daily_limit}, "p")
+        limits = {"monthly_cap": cap, "daily_limit": daily_limit}
+        # The advocate also gets the default catalogue's reward: one grant per qualified referral, held or asked back.
+        referrals.update_settings(session, shop, {"enabled": True, "advocate_reward": "5-off", **limits}, "p")
         advocate = accrual.enrol(session, shop.id, events.Customer(n * 1000, f"advocate{n}@example.com"))
         code = referrals.link_code(session, shop.id, advocate)
         return referrals.open_link(session, shop, code, f"request-{n}", None).token
@@ -80,10 +82,17 @@ def _outcome(url: str, domain: str, n: int) -> tuple:
             .where(Referral.shop_id == shop.id, Referral.order_id > n * 1000, Referral.order_id < n * 1000 + 100)
             .order_by(Referral.order_id)
         ).all()
-        balance = session.execute(
-            select(Member.balance).where(Member.shop_id == shop.id, Member.customer_id == n * 1000)
-        ).scalar_one()
-        return [tuple(r) for r in rows], balance
+        advocate, balance = session.execute(
+            select(Member.id, Member.balance).where(Member.shop_id == shop.id, Member.customer_id == n * 1000)
+        ).one()
+        standing = session.scalars(
+            select(Redemption.granted_by).where(
+                Redemption.shop_id == shop.id, Redemption.member_id == advocate, Redemption.kind == "grant",
+                Redemption.revoke_requested_at.is_(None),
+            )
+        )  # fmt: skip
+        rewards = sorted(int(granted["source_id"]) for granted in standing)
+        return [tuple(r) for r in rows], balance, rewards
 
 
 def test_shuffled_repeated_deliveries_end_where_the_natural_order_does(settings):
@@ -105,10 +114,12 @@ def test_shuffled_repeated_deliveries_end_where_the_natural_order_does(settings)
         order = data.draw(st.permutations([*range(len(shuffled)), *repeats]))
         _apply_all(url, DOMAINS[0], natural)
         _apply_all(url, DOMAINS[1], [shuffled[i] for i in order])
-        expected, points = _outcome(url, DOMAINS[0], n)
-        assert _outcome(url, DOMAINS[1], n) == (expected, points)
+        expected, points, rewards = _outcome(url, DOMAINS[0], n)
+        assert _outcome(url, DOMAINS[1], n) == (expected, points, rewards)
         # Each friend's first order is the only one that may count, and nothing refunded or cancelled pays.
         assert points == 500 * sum(1 for _, status, _, _ in expected if status == "qualified")
+        # One standing reward per qualified referral, none for the others, whatever the order and repeats.
+        assert rewards == [order_id for order_id, status, _, _ in expected if status == "qualified"]
         with transaction(url) as session:
             assert ledger.verify(session) == []
 
