@@ -31,7 +31,9 @@ def storefront(settings):
     with transaction(demo.database_url) as session:
         shop = shops.install(session, DEMO_SHOP, DEMO_TOKEN, demo.encryption_keys)
         enrol(session, shop.id, Customer(1001, "shopper1001@example.com"))
-        referrals.update_settings(session, shop, {"enabled": True, "advocate_points": 500}, "test")
+        # Points and a catalogue reward (the default catalogue's) for the advocate.
+        offered = {"enabled": True, "advocate_points": 500, "advocate_reward": "5-off"}
+        referrals.update_settings(session, shop, offered, "test")
     app, base_url = start_app(demo, LOYALTY_DEMO="1", REDIS_URL="")
     yield base_url, fake_url
     stop(app)
@@ -47,7 +49,7 @@ def _advocate_shares(base_url: str, viewport: dict) -> str:
         dialog.get_by_role("heading", name="Refer a friend").wait_for(state="visible")
         link = dialog.locator(".lw-url").inner_text()
         assert re.fullmatch(r"https?://[^/]+/apps/loyalty/r/[A-Z2-9]{8}", link), link
-        assert "Get 500 points when their first order is confirmed" in dialog.inner_text()
+        assert "Get 500 points and $5.00 off when their first order is confirmed" in dialog.inner_text()
         share = dialog.get_by_role("button", name="Share")
         assert share.bounding_box()["x"] + share.bounding_box()["width"] <= viewport["width"]
         share.click()  # no share sheet in headless Chromium: the link is copied or selected instead

@@ -454,7 +454,7 @@
         const url = location.origin + r.link.path;
         const text = h('code', { class: 'lw-code lw-url', text: url });
         const btn = h('button', { type: 'button', class: 'lw-btn', 'data-k': 'share', onclick: () => shareLink(url, text, btn) }, T.share);
-        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: offerText(r.friend_reward_offer, r.friend_reward), pts: gift({ points: r.advocate_points, reward: r.advocate_reward }) })),
+        mine = [h3(T.referH), p('lw-small', fmt(T.referText, { reward: offerText(r.friend_reward_offer, r.friend_reward), pts: grantText({ points: r.advocate_points, reward: r.advocate_reward }) })),
           p('lw-small lw-muted', T.yourLink), h('div', { class: 'lw-codebox' }, text, btn)];
       }
       fill(rf, gift, mine);
@@ -540,7 +540,7 @@
         h('span', { style: `width:${Math.min(100, Math.round((value / max) * 100))}%` }));
     }
     // What a threshold or a card grants: points, a catalogue reward ("$10.00 off"), or both.
-    const gift = (x) => (x.reward ? (x.points > 0 ? fmt(T.ptsAnd, { pts: pts(x.points), reward: rewardTitle(x.reward) }) : rewardTitle(x.reward)) : pts(x.points));
+    const grantText = (x) => (x.reward ? (x.points > 0 ? fmt(T.ptsAnd, { pts: pts(x.points), reward: rewardTitle(x.reward) }) : rewardTitle(x.reward)) : pts(x.points));
     function renderMilestones() {
       const m = mdata, c = data && data.customer;
       if (!m) return;
@@ -549,14 +549,14 @@
         const name = t.title || fmt(T.spendGoal, { money: money(t.amount) });
         return h('li', { class: 'lw-item lw-col', 'data-k': 't' + t.id }, p('lw-strong', name),
           c && meter(t.complete ? amount : spent - amount * t.reached, amount, line(name, fmt(T.spentSoFar, { money: money(t.spent) }))),
-          p('lw-small', t.complete ? T.goalDone : fmt(T.spendMore, { money: money(c ? t.remaining : t.amount), pts: gift(t) })),
+          p('lw-small', t.complete ? T.goalDone : fmt(T.spendMore, { money: money(c ? t.remaining : t.amount), pts: grantText(t) })),
           c && p('lw-small lw-muted', line(fmt(T.spentSoFar, { money: money(t.spent) }), t.period === 'calendar_year' && T.thisYear)));
       });
       const cards = m.punch_cards.map((k) => h('li', { class: 'lw-item lw-col', 'data-k': 'p' + k.id },
-        p('lw-strong', k.title || fmt(T.punchGives, { of: k.every, pts: gift(k) })),
+        p('lw-strong', k.title || fmt(T.punchGives, { of: k.every, pts: grantText(k) })),
         h('ol', { class: 'lw-punches', 'aria-label': fmt(T.punchesH, { n: k.punches, of: k.every }) },
           Array.from({ length: k.every }, (_, i) => h('li', { class: i < k.punches ? 'lw-punch lw-on' : 'lw-punch' }))),
-        p('lw-small lw-muted', line(fmt(T.punchGives, { of: k.every, pts: gift(k) }), k.min_subtotal && fmt(T.punchMin, { money: money(k.min_subtotal) })))));
+        p('lw-small lw-muted', line(fmt(T.punchGives, { of: k.every, pts: grantText(k) }), k.min_subtotal && fmt(T.punchMin, { money: money(k.min_subtotal) })))));
       fill(ms, (goals.length || cards.length) && [h3(T.msH), h('ul', { class: 'lw-list' }, goals, cards)],
         m.birthday.enabled && c && birthdaySection(m.birthday),
         m.actions.length && [h3(T.actionsH), h('ul', { class: 'lw-list' }, m.actions.map((a) => actionItem(a, c)))]);
