@@ -23,6 +23,7 @@ from bench import (
     reports,
     scale,
     storecredit,
+    tier_corrections,
     tiers,
     widget,
 )
@@ -46,6 +47,7 @@ SECTIONS = (
     "storecredit",
     "memory",
     "referrals",
+    "tiercorrections",
 )
 ALIASES = {"citus": ("memory", "scale")}  # issue #21 parts 3 and 5
 
@@ -70,6 +72,9 @@ def main() -> None:
     parser.add_argument("--milestone-members", type=int, default=100, help="members in the milestones run")
     parser.add_argument("--redemptions", type=int, default=300, help="redemptions of each kind in the store-credit run")
     parser.add_argument("--referral-orders", type=int, default=5_000, help="friends' orders in the referrals run")
+    parser.add_argument(
+        "--tier-correction-members", type=int, default=50, help="members in the tier corrections run (6 orders each)"
+    )
     parser.add_argument("--report", action="store_true", help="only rewrite docs/benchmarks.md from its JSON")
     args = parser.parse_args()
     wanted = [part for s in args.only.split(",") if s.strip() for part in ALIASES.get(s.strip(), (s.strip(),))]
@@ -108,6 +113,8 @@ def main() -> None:
             results[section] = memory.run(seconds=args.seconds)
         elif section == "referrals":
             results[section] = referrals.run(orders=args.referral_orders)
+        elif section == "tiercorrections":
+            results[section] = tier_corrections.run(members=args.tier_correction_members)
         else:
             sys.exit(f"unknown section {section!r}")
         results[section]["measured_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -315,6 +322,17 @@ def write_doc(r: dict) -> None:
             f"| Referral rule, {f['orders']:,} friends' paid orders, {f['advocates']:,} advocates | "
             f"{f['referrals_orders_per_second']:,} orders/s | the same orders in a shop without referrals: "
             f"{f['plain_orders_per_second']:,} orders/s | {f['ratio_to_plain']} | no goal set | — |"
+        )
+    if "tiercorrections" in r:
+        t = r["tiercorrections"]
+        same = "yes" if t["same_balances"] else "NO"
+        lines.append(
+            f"| Exact tier multipliers on the order path, {t['order_events']:,} paid orders "
+            f"({t['members']:,} members x {t['orders_per_member']}; 2 tiers x1.5, x2): natural order "
+            f"{t['natural_seconds']} s, newest first {t['newest_first_seconds']} s "
+            f"({t['corrections_posted']:,} corrections; same balances: {same}) | "
+            f"the same orders with no tiers: {t['baseline_seconds']} s | "
+            f"{t['natural_ratio_to_baseline']} / {t['newest_first_ratio_to_baseline']} | no goal set | — |"
         )
     lines += ["", "Details per section:", ""]
     for section in SECTIONS:
