@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+import psycopg
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -58,7 +59,7 @@ def shopify_webhook() -> Response:
     )
     try:
         delivery_id = inbox.store(engine_for(settings.database_url), incoming)
-    except SQLAlchemyError as error:
+    except (SQLAlchemyError, psycopg.Error) as error:  # the pool's connect, or the statement on its connection
         log.error("inbox unavailable, asking the shop to retry: %s", error.__class__.__name__)
         return json_error(
             503, "inbox_unavailable", "the delivery could not be stored; retry later", headers={"Retry-After": "30"}
