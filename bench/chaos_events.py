@@ -27,6 +27,7 @@ class Received:
     refused_on_purpose: int = 0
     bad_signatures: int = 0
     requests: int = 0
+    first_accepted: list[tuple[int | None, int]] = field(default_factory=list)  # (customer, sequence), in order
 
 
 class Receiver:
@@ -87,6 +88,7 @@ class Receiver:
                 self.received.duplicates += 1
             else:
                 self.received.accepted[event["id"]] = event
+                self.received.first_accepted.append((event.get("customer_id"), event["sequence"]))
             return 200
 
 
@@ -99,7 +101,7 @@ class Check:
 
 
 def check_events(outbox: list[dict], received: Received) -> Check:
-    """5. Every event the outbox holds reached the receiver (by id), with a valid signature; none invented."""
+    """5. Every event the outbox holds reached the receiver (by id), with a valid signature, each member's in order."""
     recorded = {row["event_id"]: row for row in outbox}
     details = []
     lost = set(recorded) - set(received.accepted)
@@ -114,12 +116,25 @@ def check_events(outbox: list[dict], received: Received) -> Check:
         if received.accepted[event_id]["sequence"] != recorded[event_id]["id"]:
             details.append(f"event {event_id}: sequence {received.accepted[event_id]['sequence']} is not its row")
             break
+    # Each member's events arrive in order of occurrence: a later one waits while an earlier one is refused
+    # (decision 0028), so the first acceptances of one customer's events must have rising sequences.
+    last: dict[int, int] = {}
+    out_of_order = []
+    for customer, sequence in received.first_accepted:
+        if customer is None:
+            continue
+        if sequence < last.get(customer, 0):
+            out_of_order.append(f"customer {customer}: sequence {sequence} arrived after {last[customer]}")
+        last[customer] = max(sequence, last.get(customer, 0))
+    if out_of_order:
+        details.append(f"{len(out_of_order)} events arrived before an earlier one of their member, e.g. "
+                       f"{out_of_order[:3]}")  # fmt: skip
     types = Counter(row["event_type"] for row in outbox)
     summary = (
         f"{len(recorded):,} events recorded ({', '.join(f'{k} {v:,}' for k, v in sorted(types.items()))}); "
         f"{len(received.accepted):,} received once by id; {received.duplicates:,} repeats acknowledged and "
         f"ignored; {received.refused_on_purpose:,} requests refused on purpose (503); "
-        f"{received.bad_signatures} bad signatures"
+        f"{received.bad_signatures} bad signatures; {len(out_of_order)} out of their member's order"
     )
     return Check("5. no outgoing event lost (receiver fails a share)", not details and bool(recorded), summary, details)
 

@@ -38,6 +38,16 @@ def test_a_lost_an_invented_or_a_badly_signed_event_fails():
     assert not chaos_events.check_events(outbox("a"), received("a", bad=1)).passed
 
 
+def test_a_members_event_arriving_before_an_earlier_one_of_theirs_fails():
+    in_order = received("a", "b", "c")
+    in_order.first_accepted = [(7001, 1), (7002, 2), (7001, 3)]
+    assert chaos_events.check_events(outbox("a", "b", "c"), in_order).passed
+    overtaken = received("a", "b", "c")
+    overtaken.first_accepted = [(7001, 3), (7002, 2), (7001, 1)]  # 7001's 3rd event overtook its 1st
+    check = chaos_events.check_events(outbox("a", "b", "c"), overtaken)
+    assert not check.passed and "before an earlier one" in check.details[0]
+
+
 def test_expiry_must_take_positive_balances_to_zero_once_and_leave_negative_ones():
     before = {1: 120, 2: -30, 3: 0}
     good = chaos_events.check_expiry(before, {1: 0, 2: -30, 3: 0}, {1: -120}, (0, "ok"), kills=3)
