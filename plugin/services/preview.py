@@ -4,7 +4,11 @@ current rules, and compare. Read-only, and bounded in time: a replay past its de
 The current side reuses each order's stored lot when the lot was made under the current rules and settings
 (the usual case): what it holds is the lot's points, or, after refunds, what the lot's contributions keep.
 Only orders whose lot is missing or older than the current rules are evaluated twice. That halves the work of
-a preview, which is what keeps a 100,000-order shop under 10 s (docs/benchmarks.md, `bench/preview.py`)."""
+a preview, which is what keeps a 100,000-order shop under 10 s (docs/benchmarks.md, `bench/preview.py`).
+
+Both sides evaluate an order with the tier its facts record (`member_tier`, the one its lot was made or
+corrected with, decision 0032): a stored lot holds the tier's share, so leaving the tier out of either side would
+show that share as a change under any proposal (decision 0035)."""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ import heapq
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +32,7 @@ from plugin.programme import rules as earning_rules
 from plugin.programme.earning import ProgramSettings
 from plugin.programme.rewards import catalogue
 from plugin.programme.rules import tally
+from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
 from plugin.services import rule_sets
 
@@ -60,8 +67,9 @@ def preview(
 
     current_lot_version = _lot_version(settings, current)
     base_rate = program.settings_rate(settings)
-    current_points = tally.compile_points(current, base_rate, products)
-    candidate_points = tally.compile_points(candidate, base_rate, products)
+    current_points = _compiled_per_tier(current, base_rate, products)
+    candidate_points = _compiled_per_tier(candidate, base_rate, products)
+    tier_of = _tier_reader()
     totals = {"current": 0, "proposed": 0}
     by_member: dict[int, int] = defaultdict(int)
     changes: list[tuple[int, int, int, int, int | None]] = []  # (|change|, order id, current, proposed, member)
@@ -87,6 +95,7 @@ def preview(
             facts["shipping"].as_string(),
             facts["shipping_tax"].as_string(),
             facts["tip"].as_string(),
+            facts["member_tier"].as_string(),  # JSON text or None: the tier the order's lot was made with
         )
         .where(Order.shop_id == shop.id, Order.paid_at >= since, Order.facts.is_not(None))
         .order_by(Order.paid_at.desc())
@@ -101,7 +110,8 @@ def preview(
         order_id, member_id, cancelled, lot_version, lot_points, lines_json, paid_text, tags_json = row[:8]
         if cancelled or member_id is None:
             continue  # holds nothing under any rules
-        taxes_included, test, shipping, shipping_tax, tip = row[8:]
+        taxes_included, test, shipping, shipping_tax, tip, tier_json = row[8:]
+        tier = tier_of(tier_json)
         raw_lines = json.loads(lines_json)
         paid_at = datetime.fromisoformat(paid_text)
         tags = NO_TAGS if tags_json is None or tags_json == "[]" else frozenset(json.loads(tags_json))
@@ -110,7 +120,7 @@ def preview(
         if order_refunds:
             # A refund needs each contribution's share: the engine's lot, as the webhooks make it.
             stored = (lot_version, lot_points, current_lot_version)
-            facts_read = (raw_lines, paid_at, tags, bool(taxes_included), bool(test), money)
+            facts_read = (raw_lines, paid_at, tags, tier, bool(taxes_included), bool(test), money)
             was, now = _held_after_refunds(
                 order_id, facts_read, stored, order_refunds, stored_lots, settings, current, candidate, products
             )
@@ -118,8 +128,10 @@ def preview(
             if lot_version == current_lot_version and lot_points is not None:
                 was = max(lot_points, 0)
             else:
-                was = tallied(current_points, settings, raw_lines, bool(taxes_included), test, money, paid_at, tags)
-            now = tallied(candidate_points, settings, raw_lines, bool(taxes_included), test, money, paid_at, tags)
+                was = tallied(
+                    current_points(tier), settings, raw_lines, bool(taxes_included), test, money, paid_at, tags
+                )
+            now = tallied(candidate_points(tier), settings, raw_lines, bool(taxes_included), test, money, paid_at, tags)
         totals["current"] += was
         totals["proposed"] += now
         change = now - was
@@ -184,6 +196,33 @@ def _products(session: Session, shop_id: int) -> dict[int, earning_rules.Product
     }
 
 
+def _compiled_per_tier(
+    rules: earning_rules.RuleSet, base_rate: Fraction, products: dict[int, earning_rules.Product]
+) -> Callable[[MemberTier | None], Callable[..., int]]:
+    """The rule set's tally for a tier, compiled the first time an order with that tier is met: the tier's
+    multiplier is one of the tally's stages, and a shop has only a handful of tiers."""
+    compiled: dict[MemberTier | None, Callable[..., int]] = {}
+
+    def for_tier(tier: MemberTier | None) -> Callable[..., int]:
+        if tier not in compiled:
+            compiled[tier] = tally.compile_points(rules, base_rate, products, tier)
+        return compiled[tier]
+
+    return for_tier
+
+
+def _tier_reader() -> Callable[[str | None], MemberTier | None]:
+    """An order's recorded tier from its facts' JSON text, decoded once per distinct text."""
+    seen: dict[str | None, MemberTier | None] = {None: None}
+
+    def tier_of(text: str | None) -> MemberTier | None:
+        if text not in seen:
+            seen[text] = order_facts.member_tier({"member_tier": json.loads(text)})
+        return seen[text]
+
+    return tier_of
+
+
 def _lot_version(settings: ProgramSettings, rules: earning_rules.RuleSet) -> str:
     """The rule_version a lot made now under these settings and rules carries (see earning._with_rules)."""
     return f"{settings.rule_version}+rules-{rules.version}" if rules.version else settings.rule_version
@@ -201,7 +240,7 @@ def _held_after_refunds(
     products: dict[int, earning_rules.Product],
 ) -> tuple[int, int]:
     """A refunded order's points under the current and the proposed rules, each contribution reversed by its share."""
-    raw_lines, paid_at, tags, taxes_included, test, (shipping, shipping_tax, tip) = facts_read
+    raw_lines, paid_at, tags, tier, taxes_included, test, (shipping, shipping_tax, tip) = facts_read
     lot_version, lot_points, current_lot_version = stored
     snapshot = order_facts.snapshot_from_json(
         order_id,
@@ -213,8 +252,9 @@ def _held_after_refunds(
 
     def held(rules: earning_rules.RuleSet) -> int:
         lot = program.build_lot(
-            snapshot, settings, paid_at, has_member=True, rules=rules, products=products, member_tags=tags
-        )
+            snapshot, settings, paid_at, has_member=True, rules=rules, products=products, member_tags=tags,
+            member_tier=tier,
+        )  # fmt: skip
         return program.points_to_hold(lot, refunds, False)
 
     if lot_version == current_lot_version and lot_points is not None:
