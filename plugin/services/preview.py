@@ -8,7 +8,7 @@ a preview, which is what keeps a 100,000-order shop under 10 s (docs/benchmarks.
 
 Both sides evaluate an order with the tier its facts record (`member_tier`, the one its lot was made or
 corrected with, decision 0032): a stored lot holds the tier's share, so leaving the tier out of either side would
-show that share as a change under any proposal (decision 0035)."""
+show that share as a change under any proposal (decision 0036)."""
 
 from __future__ import annotations
 
