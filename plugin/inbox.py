@@ -23,7 +23,7 @@ from plugin import direct, platforms
 from plugin.db import engine_for, insert_for, transaction
 from plugin.models import Delivery, DeliveryClaim, Shop, utcnow
 from plugin.programme import events
-from plugin.services import accrual, privacy
+from plugin.services import accrual, batch_accrual, privacy
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ def drain(
     max_conflict_retries: int = 5,
     confirm_uninstall: UninstallCheck | None = None,
     stop_on: tuple[type[BaseException], ...] = (),
+    set_based: bool = True,
 ) -> Counter[str]:
     """Process waiting deliveries until none is left; several processes may drain at once.
 
@@ -130,6 +131,8 @@ def drain(
     delivery cannot be processed, the batch is rolled back whole and the next stretch goes one delivery per
     transaction, each in its savepoint, where a bad delivery is parked without taking the others with it.
     `stop_on` exceptions (the job's timeout) are never parked: they roll the batch back and end the drain.
+    With `set_based`, an optimistic batch first writes its new paid orders with a few multi-row statements
+    (services/batch_accrual.py, decision 0027); the rest of it then goes delivery by delivery.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
@@ -149,7 +152,11 @@ def drain(
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
-                batch_outcomes = Counter(
+                applied: set[int] = set()
+                if set_based and not careful and not retried and not any(_is_lifecycle(d) for d in batch):
+                    applied = _apply_set_based(session, batch, shops, stop_on)
+                batch_outcomes = Counter({PROCESSED: len(applied)} if applied else {})
+                batch_outcomes += Counter(
                     process(
                         session,
                         d,
@@ -159,6 +166,7 @@ def drain(
                         stop_on=stop_on,
                     )
                     for d in batch
+                    if d.id not in applied
                 )
         except _RedoCarefully as failure:
             log.info("inbox batch rolled back (%s); continuing one by one", failure)
@@ -209,6 +217,74 @@ def _shopper_first(delivery: Delivery) -> tuple[int, int]:
         return (0, int(customer["id"])) if isinstance(customer, dict) and "id" in customer else (1, delivery.id)
     except Exception:  # only an ordering hint: whatever the body holds (1e400, NaN, junk), it must not fail
         return (1, delivery.id)
+
+
+def _apply_set_based(
+    session: Session, batch: list[Delivery], shops: dict[str, Shop | None], stop_on: tuple[type[BaseException], ...]
+) -> set[int]:
+    """Write the batch's new paid orders set-based (services/batch_accrual.py); returns the deliveries done.
+
+    A failure raises _RedoCarefully, as a failed delivery of an optimistic batch does: the batch is rolled back
+    and redone one delivery per transaction.
+    """
+    items: dict[str, list[batch_accrual.Item]] = {}
+    for delivery in batch:
+        shopper = _shopper_first(delivery)
+        event = _readable_event(session, delivery, shops, stop_on)
+        customer_id = shopper[1] if shopper[0] == 0 else None
+        items.setdefault(delivery.shop_domain, []).append(batch_accrual.Item(delivery.id, customer_id, event))
+    by_id = {delivery.id: delivery for delivery in batch}
+    done: set[int] = set()
+    for domain, shop_items in items.items():
+        shop = shops.get(domain)
+        if shop is None or not shop.active or not any(type(item.event) is events.OrderPaid for item in shop_items):
+            continue
+        try:
+            session.flush()
+            with session.no_autoflush:
+                applied = batch_accrual.apply(session, shop, shop_items)
+        except stop_on:
+            raise
+        except OperationalError:
+            raise
+        except Exception as error:
+            raise _RedoCarefully(f"set-based apply for {domain}: {type(error).__name__}: {error}"[:500]) from error
+        for delivery_id, customer_id in applied.items():
+            delivery = by_id[delivery_id]
+            delivery.reason = None
+            _finish(delivery, PROCESSED, {"customer_id": customer_id})
+        done.update(applied)
+    return done
+
+
+def _readable_event(
+    session: Session, delivery: Delivery, shops: dict[str, Shop | None], stop_on: tuple[type[BaseException], ...]
+) -> events.Event | None:
+    """The delivery's event when it is a readable, non-lifecycle delivery of an active shop; else None."""
+    try:
+        platform = platforms.get(delivery.platform)
+    except platforms.UnknownPlatform:
+        return None
+    if delivery.topic in platform.lifecycle_topics:
+        return None
+    shop = _shop(session, delivery.shop_domain, shops)
+    if shop is None or not shop.active:
+        return None
+    try:
+        triggered_at = platform.triggered_at(delivery.triggered_at, delivery.received_at)
+        event = platform.parse_event(delivery.topic, parse_body(delivery.body), triggered_at)
+    except stop_on:
+        raise
+    except Exception:  # whatever is wrong with it, the one-by-one path says so and parks it
+        return None
+    return event
+
+
+def _shop(session: Session, domain: str, shops: dict[str, Shop | None]) -> Shop | None:
+    """The shop row by domain, read once per batch."""
+    if domain not in shops:
+        shops[domain] = session.execute(select(Shop).where(Shop.domain == domain)).scalar_one_or_none()
+    return shops[domain]
 
 
 def _park_alone(database_url: str, delivery_id: int, error: DBAPIError) -> None:
@@ -388,11 +464,7 @@ def _handle(
         platform = platforms.get(delivery.platform)
     except platforms.UnknownPlatform as error:
         raise Unprocessable(str(error)) from None
-    if delivery.shop_domain not in shops:
-        shops[delivery.shop_domain] = session.execute(
-            select(Shop).where(Shop.domain == delivery.shop_domain)
-        ).scalar_one_or_none()
-    shop = shops[delivery.shop_domain]
+    shop = _shop(session, delivery.shop_domain, shops)
     lifecycle = delivery.topic in platform.lifecycle_topics  # handled whatever the shop's state
     if shop is None and not lifecycle:
         if privacy.shop_was_erased(session, delivery.shop_domain):

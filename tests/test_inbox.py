@@ -7,9 +7,10 @@ import json
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from plugin import inbox
+from plugin import inbox, ledger
 from plugin.db import engine_for, transaction
 from plugin.models import Delivery, Member
+from plugin.services import batch_accrual
 from tests import builders
 from tests.conftest import SHOP
 
@@ -36,13 +37,44 @@ def test_a_deadlocked_batch_is_redone_one_delivery_per_transaction(settings, sho
 
     monkeypatch.setattr(inbox, "_claim", claim)
     monkeypatch.setattr(inbox, "process", process)
-    outcomes = inbox.drain(settings.database_url, batch_size=5)
+    outcomes = inbox.drain(settings.database_url, batch_size=5, set_based=False)  # every delivery through process
 
     assert outcomes == {"processed": 7}  # the rolled-back batch was not counted twice
     assert claimed_sizes == [5, 1, 1, 1, 1, 1, 5]  # five one by one after the deadlock, then batches again
     with transaction(settings.database_url) as session:
         assert set(session.scalars(select(Delivery.status))) == {"processed"}
         balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
+    assert balances == {7000: 30, 7001: 40}
+
+
+def test_a_deadlock_in_the_set_based_write_redoes_the_batch_one_delivery_per_transaction(settings, shop, monkeypatch):
+    store_orders(settings, 7)
+    claimed_sizes: list[int] = []
+    set_based_calls: list[int] = []
+    real_claim, real_apply = inbox._claim, batch_accrual.apply
+
+    def claim(session, size):
+        claimed_sizes.append(size)
+        return real_claim(session, size)
+
+    def apply(session, shop, items):
+        set_based_calls.append(len(items))
+        applied = real_apply(session, shop, items)
+        if claimed_sizes == [5]:  # the first batch's multi-row writes are done, then the database aborts it
+            raise OperationalError("INSERT INTO postings ...", {}, Exception("deadlock detected"))
+        return applied
+
+    monkeypatch.setattr(inbox, "_claim", claim)
+    monkeypatch.setattr(batch_accrual, "apply", apply)
+    outcomes = inbox.drain(settings.database_url, batch_size=5)
+
+    assert outcomes == {"processed": 7}  # the rolled-back batch was not counted twice
+    assert claimed_sizes == [5, 1, 1, 1, 1, 1, 5]  # five one by one after the deadlock, then batches again
+    assert set_based_calls == [5, 2]  # the careful stretch never takes the set-based path
+    with transaction(settings.database_url) as session:
+        assert set(session.scalars(select(Delivery.status))) == {"processed"}
+        balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
+        assert ledger.verify(session) == []
     assert balances == {7000: 30, 7001: 40}
 
 

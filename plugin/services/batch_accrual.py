@@ -1,0 +1,321 @@
+"""Set-based apply: a batch's first settlements of new paid orders, written with a few multi-row statements.
+
+The points are computed in Python exactly as one by one (the same rules, lots, keys and explanations, through
+accrual's own helpers); only the writes are batched: one upsert of the members, one INSERT of the orders (their
+facts and lots, with every contribution), one INSERT of the postings per round (the database's triggers still
+set `balance_after` and move the balances, and refuse two postings of one member in one statement, so a
+member's second order of the batch goes in the next round), and one INSERT of their outbox events per round.
+
+Only orders whose outcome needs nothing but the order itself take this path; the rest of the batch goes one by
+one afterwards (decision 0027). Any failure raises: the caller rolls the batch back and redoes it carefully.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from plugin.db import insert_for
+from plugin.models import (
+    Member,
+    MilestoneSettings,
+    Order,
+    OutboxEvent,
+    Posting,
+    Redemption,
+    ReferralSettings,
+    Shop,
+    utcnow,
+)
+from plugin.programme import earning as program
+from plugin.programme import events, order_facts
+from plugin.programme import rules as earning_rules
+from plugin.programme.settings import program_settings
+from plugin.services import accrual, order_sales, tiers
+from plugin.services.imports import pending as imported_balances
+from plugin.services.imports.tables import PENDING, ImportRow
+
+EARNED = "points.earned"  # announcements.EVENT_FOR_KIND["earn"]
+
+
+class BatchConflict(Exception):
+    """A row the batch meant to create exists already (another worker was first): redo the batch carefully."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One delivery of the batch, in batch order: its key, the shopper it sorts by, and its event if readable."""
+
+    key: int
+    customer_id: int | None
+    event: events.Event | None
+
+
+def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
+    """Apply the items this path fully understands; returns {key: customer id} of those applied.
+
+    An order qualifies when the shop has no member-level rule an order can move (tiers, milestones, referrals,
+    claw-back), its rules need no product facts, it is new (no order row yet) and arrives without refunds or
+    a cancellation, and it comes before any delivery of the same shopper that goes one by one, so that every
+    member sees its deliveries in the batch's order, as one by one.
+    """
+    if shop.currency is None:
+        # One by one, the batch's first order names the shop's currency: only a paid order of ours may do it here.
+        first = items[0].event if items else None
+        if type(first) is not events.OrderPaid:
+            return {}
+        shop.currency = first.order.currency
+    if not _shop_qualifies(session, shop):
+        return {}
+    rules = earning_rules.rule_set(shop.rules, shop.rules_version)
+    settings = program_settings(shop.settings, shop.settings_version)
+    if rules.needs_products or settings.spent_points_policy == "claw_back":
+        return {}
+    # Orders the batch names that exist already, with their member's shopper: a delivery of such an order goes
+    # one by one, and may move that member's points, so that member's later deliveries wait behind it.
+    named = {snapshot.order_id for snapshot in map(_snapshot, items) if snapshot is not None}
+    existing = dict(
+        session.execute(
+            select(Order.order_id, Member.customer_id)
+            .outerjoin(Member, (Member.shop_id == Order.shop_id) & (Member.id == Order.member_id))
+            .where(Order.shop_id == shop.id, Order.order_id.in_(named))
+        ).all()
+    ) if named else {}  # fmt: skip
+    chosen = _choose(items, rules, existing)
+    if not chosen:
+        return {}
+    members = _enrol(session, shop, [item.event.order.customer for item in chosen.values()])
+    codes = _reward_codes(session, shop, chosen.values())
+    orders, postings = [], []
+    for item in chosen.values():
+        order_row, posting = _settle(shop, item.event, members[item.customer_id], rules, settings, codes)
+        orders.append(order_row)
+        if posting is not None:
+            postings.append(posting)
+    inserted = session.execute(
+        insert_for(session)(Order)
+        .values(orders)
+        .on_conflict_do_nothing(index_elements=["shop_id", "order_id"])
+        .returning(Order.order_id)
+    ).all()
+    if len(inserted) != len(orders):
+        raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
+    _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders})
+    return {key: item.customer_id for key, item in ((item.key, item) for item in chosen.values())}
+
+
+def _shop_qualifies(session: Session, shop: Shop) -> bool:
+    """No member-level rule that an order's change can move."""
+    if tiers.programme(shop) is not None:
+        return False
+    if session.get(ReferralSettings, shop.id) is not None:
+        return False
+    milestones = session.get(MilestoneSettings, shop.id)
+    if milestones is not None:
+        current = milestones.settings or {}
+        if current.get("thresholds") or current.get("punch_cards") or (current.get("signup") or {}).get("points"):
+            return False
+    return True
+
+
+def _snapshot(item: Item) -> events.OrderSnapshot | None:
+    return getattr(item.event, "order", None)
+
+
+def _choose(items: list[Item], rules: earning_rules.RuleSet, existing: dict[int, int | None]) -> dict[int, Item]:
+    """The qualifying items by order id, in batch order: for each member, the part before any one-by-one delivery.
+
+    `existing` maps the orders that exist already to their member's customer id.
+    """
+    chosen: dict[int, Item] = {}
+    one_by_one: set[int | None] = set()  # shoppers, and below orders, that a one-by-one delivery came to first
+    orders_one_by_one: set[int] = set()
+    for item in items:
+        snapshot = _snapshot(item)
+        if (
+            type(item.event) is not events.OrderPaid
+            or item.customer_id in one_by_one
+            or snapshot.order_id in orders_one_by_one
+            or snapshot.customer is None
+            or snapshot.customer.customer_id != item.customer_id
+            or snapshot.refunds
+            or snapshot.cancelled_at is not None
+            or snapshot.order_id in chosen
+            or snapshot.order_id in existing
+            or (rules.needs_member_tags and snapshot.customer.tags is None)
+        ):
+            one_by_one.add(item.customer_id)
+            if snapshot is not None:
+                orders_one_by_one.add(snapshot.order_id)  # its member is whoever one by one gives it first
+                if snapshot.order_id in existing:
+                    one_by_one.add(existing[snapshot.order_id])  # the order's member may be another shopper
+            continue
+        chosen[snapshot.order_id] = item
+    return chosen
+
+
+def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> dict[int, int]:
+    """accrual.enrol for every shopper of the batch at once; returns {customer id: member id}.
+
+    Each field keeps the last value the batch gave it (a None leaves it as it was), as successive enrolments
+    do. Shoppers go in customer order, so two workers lock member rows in the same order. Customers whose
+    payload carried tags and those whose payload did not are upserted apart, since an absent tag list must leave
+    the stored one alone.
+    """
+    merged: dict[int, dict] = {}
+    for customer in customers:
+        row = merged.setdefault(customer.customer_id, {"customer_id": customer.customer_id})
+        for name in ("email", "first_name", "last_name"):
+            value = getattr(customer, name)
+            if value is not None or name not in row:
+                row[name] = value if value is not None else row.get(name)
+        if customer.tags is not None:
+            row["tags"] = sorted(customer.tags)
+    now = utcnow()
+    member_ids: dict[int, int] = {}
+    new_members: list[tuple[int, int, str | None]] = []
+    with_tags = [row for _, row in sorted(merged.items()) if "tags" in row]
+    without_tags = [row for _, row in sorted(merged.items()) if "tags" not in row]
+    for rows in (with_tags, without_tags):
+        if not rows:
+            continue
+        insert = insert_for(session)(Member).values(
+            [{**row, "shop_id": shop.id, "balance": 0, "enrolled_at": now} for row in rows]
+        )
+        details = {name: func.coalesce(insert.excluded[name], Member.__table__.c[name])
+                   for name in ("email", "first_name", "last_name")}  # fmt: skip
+        if rows is with_tags:
+            details["tags"] = insert.excluded.tags
+        upsert = insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details)
+        for member_id, customer_id, enrolled_at in session.execute(
+            upsert.returning(Member.id, Member.customer_id, Member.enrolled_at)
+        ):
+            member_ids[customer_id] = member_id
+            if enrolled_at == now:
+                new_members.append((member_id, customer_id, merged[customer_id]["email"]))
+    if new_members and _imports_pending(session, shop):
+        for member_id, customer_id, email in new_members:  # imported points await them (rare: one by one)
+            imported_balances.claim(session, shop.id, member_id, customer_id, email)
+    return member_ids
+
+
+def _imports_pending(session: Session, shop: Shop) -> bool:
+    return (
+        session.execute(
+            select(ImportRow.id).where(ImportRow.shop_id == shop.id, ImportRow.status == PENDING)
+            .limit(1)
+        ).first()
+        is not None
+    )  # fmt: skip
+
+
+def _reward_codes(session: Session, shop: Shop, chosen) -> set[str]:
+    """The batch's discount codes that are loyalty rewards (order_sales.record, for every order in one query)."""
+    codes = {code for item in chosen for code in item.event.order.discount_codes if code}
+    if not codes:
+        return set()
+    return set(
+        session.scalars(select(Redemption.code).where(Redemption.shop_id == shop.id, Redemption.code.in_(codes)))
+    )
+
+
+def _settle(shop: Shop, event: events.OrderPaid, member_id: int, rules, settings, reward_codes: set[str]):
+    """The new order's row and its earn posting (None when it earns nothing), as accrual._order_paid makes them."""
+    snapshot, paid_at = event.order, event.paid_at
+    tags = snapshot.customer.tags if snapshot.customer.tags is not None else frozenset()
+    lot = program.build_lot(
+        snapshot, settings, paid_at, has_member=True, rules=rules, products={}, member_tags=tags, member_tier=None
+    )
+    target = max(program.points_to_hold(lot, [], cancelled=False), 0)
+    now = utcnow()
+    order = {
+        "shop_id": shop.id, "order_id": snapshot.order_id, "name": snapshot.name or None, "member_id": member_id,
+        "created_seen": False, "paid_at": paid_at, "cancelled_at": None, "lot": lot.to_json(),
+        "points_held": target, "support_delta": 0, "unpaid_reversal": 0, "expired_points": 0,
+        "available_at": lot.available_at, "updated_at": now,
+        "facts": order_facts.to_json(snapshot, paid_at, rules.version, tags, None),
+        "sales": order_sales.sales_of(snapshot),
+        "reward_code": next((code for code in snapshot.discount_codes if code in reward_codes), None),
+    }  # fmt: skip
+    if target == 0:
+        return order, None
+    described = SimpleNamespace(name=order["name"], order_id=snapshot.order_id, cancelled_at=None)
+    details = accrual._details(described, lot, target)
+    posting = {
+        "shop_id": shop.id, "member_id": member_id, "kind": "earn", "points": target,
+        "source_type": "order", "source_id": str(snapshot.order_id), "order_id": snapshot.order_id,
+        "rule_version": lot.rule_version, "idempotency_key": f"order:{snapshot.order_id}:0->{target}",
+        "available_at": lot.available_at, "note": accrual._explain(described, lot, target),
+        "details": details, "actor": "system", "created_at": now,
+    }  # fmt: skip
+    return order, posting
+
+
+def _post(session: Session, shop: Shop, postings: list[dict], names: dict[int, str | None]) -> None:
+    """Insert the postings and their points.earned events, one round per statement, one posting per member each."""
+    rounds: list[list[dict]] = []
+    seen: dict[int, int] = {}
+    for posting in postings:
+        n = seen.get(posting["member_id"], 0)
+        seen[posting["member_id"]] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(posting)
+    for round_ in rounds:
+        rows = [{**posting, "balance_after": _balance_after(session, shop, posting)} for posting in round_]
+        written = session.execute(
+            insert_for(session)(Posting)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"])
+            .returning(
+                Posting.id, Posting.member_id, Posting.points, Posting.balance_after, Posting.note, Posting.order_id,
+                Posting.available_at, Posting.created_at,
+            )
+        ).all()  # fmt: skip
+        if len(written) != len(rows):
+            raise BatchConflict(f"{len(rows) - len(written)} of the batch's postings exist already")
+        _announce(session, shop, written, names)
+
+
+def _balance_after(session: Session, shop: Shop, posting: dict):
+    """PostgreSQL's trigger sets balance_after under the member's lock; SQLite's checks it, so state it per row."""
+    if session.get_bind().dialect.name == "postgresql":
+        return 0
+    return (
+        select(Member.balance + posting["points"])
+        .where(Member.shop_id == shop.id, Member.id == posting["member_id"])
+        .scalar_subquery()
+    )
+
+
+def _announce(session: Session, shop: Shop, written, names: dict[int, str | None]) -> None:
+    """announcements.posting for each written posting: its points.earned event, keyed by the posting."""
+    events_ = []
+    for posting_id, member_id, points, balance_after, note, order_id, available_at, created_at in written:
+        data = {
+            "points": points, "balance": balance_after, "kind": "earn", "reason": note, "order_id": order_id,
+            "posting_id": posting_id, "order_name": names[order_id],
+        }  # fmt: skip
+        if available_at is not None:
+            data["available_at"] = available_at.isoformat()
+        events_.append(
+            {
+                "shop_id": shop.id,
+                "event_id": str(uuid.uuid4()),
+                "dedupe_key": f"{EARNED}:posting:{posting_id}",
+                "event_type": EARNED,
+                "member_id": member_id,
+                "payload": data,
+                "occurred_at": created_at,
+                "created_at": utcnow(),
+            }
+        )
+    session.execute(
+        insert_for(session)(OutboxEvent)
+        .values(events_)
+        .on_conflict_do_nothing(index_elements=["shop_id", "dedupe_key"])
+    )
