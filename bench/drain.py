@@ -1,4 +1,8 @@
-"""The drain alone: Python CPU per order in one process, and orders/s by worker count and batch size."""
+"""The drain alone: Python CPU and statements per order in one process, and orders/s by worker count and batch size.
+
+Every figure is taken twice in the same run, alternating: with the set-based apply of new paid orders (the
+default) and with every delivery one by one (LOYALTY_INBOX_SET_BASED=0), the same-run baseline.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import time
 from datetime import UTC, datetime
 
 import psycopg
+from sqlalchemy import event
 
 from bench.common import order_body, prepared_database
 from bench.harness import SHOP, running, start_worker, wait_until
@@ -27,22 +32,33 @@ def _fill(url: str, orders: int) -> None:
     engine.dispose()  # the next configuration drops and re-creates this database
 
 
-def cpu_per_order(orders: int = 3000) -> float:
-    """Milliseconds of this process's CPU per order for inbox.drain (PostgreSQL's own CPU not included)."""
+def cpu_per_order(set_based: bool, orders: int = 3000) -> tuple[float, float]:
+    """Milliseconds of this process's CPU per order for inbox.drain (PostgreSQL's own CPU not included), and the
+    SQL statements sent per order."""
     url, _ = prepared_database("loyalty_bench_drain")
     _fill(url, orders)
+    engine = engine_for(url.replace("postgresql://", "postgresql+psycopg://"))
+    statements = 0
+
+    def count(*_args) -> None:
+        nonlocal statements
+        statements += 1
+
+    event.listen(engine, "before_cursor_execute", count)
     started = time.process_time()
-    outcomes = inbox.drain(url.replace("postgresql://", "postgresql+psycopg://"))
-    engine_for(url.replace("postgresql://", "postgresql+psycopg://")).dispose()
+    outcomes = inbox.drain(url.replace("postgresql://", "postgresql+psycopg://"), set_based=set_based)
+    spent = time.process_time() - started
+    event.remove(engine, "before_cursor_execute", count)
+    engine.dispose()
     if outcomes.get(inbox.PROCESSED) != orders:
         raise RuntimeError(f"drain processed {dict(outcomes)} of {orders}")
-    return round(1000 * (time.process_time() - started) / orders, 2)
+    return round(1000 * spent / orders, 2), round(statements / orders, 2)
 
 
-def workers_throughput(workers: int, batch: int, orders: int = 6000) -> int:
+def workers_throughput(workers: int, batch: int, set_based: bool, orders: int = 6000) -> int:
     """Orders/s for `workers` Procfile workers draining a full inbox, from the first job to the last posting."""
     url, env = prepared_database("loyalty_bench_drain")
-    env = {**env, "LOYALTY_INBOX_BATCH": str(batch)}
+    env = {**env, "LOYALTY_INBOX_BATCH": str(batch), "LOYALTY_INBOX_SET_BASED": "1" if set_based else "0"}
     _fill(url, orders)
     processes = [start_worker(f"drain-{n}", env) for n in range(workers)]
     with running(*processes):
@@ -57,13 +73,33 @@ def workers_throughput(workers: int, batch: int, orders: int = 6000) -> int:
         wait_until(lambda: posted() >= orders, 600, "the drain did not finish in 600 s", 0.2)
     with psycopg.connect(url) as conn:
         last = conn.execute("SELECT max(created_at) FROM postings").fetchone()[0]
+        mismatched = conn.execute(
+            "SELECT count(*) FROM members m WHERE balance <> (SELECT coalesce(sum(points), 0) FROM postings p "
+            "WHERE p.shop_id = m.shop_id AND p.member_id = m.id)"
+        ).fetchone()[0]
+    if mismatched:
+        raise RuntimeError(f"{mismatched} members' balances differ from their postings")
     return round(orders / (last - started).total_seconds())
 
 
 def run() -> dict:
+    """Each figure set-based and one by one, alternating, so both see the same load."""
+    one_by_one_cpu, one_by_one_statements = cpu_per_order(set_based=False)
+    cpu, statements = cpu_per_order(set_based=True)
+    rates, baseline = {}, {}
+    for w, b in CONFIGURATIONS:
+        config = f"{w} worker{'s' if w > 1 else ''}, batch {b}"
+        baseline[config] = workers_throughput(w, b, set_based=False)
+        rates[config] = workers_throughput(w, b, set_based=True)
     return {
-        "python_cpu_ms_per_order": cpu_per_order(),
-        "orders_per_second": {
-            f"{w} worker{'s' if w > 1 else ''}, batch {b}": workers_throughput(w, b) for w, b in CONFIGURATIONS
+        "python_cpu_ms_per_order": cpu,
+        "statements_per_order": statements,
+        "orders_per_second": rates,
+        "one_by_one": {
+            "python_cpu_ms_per_order": one_by_one_cpu,
+            "statements_per_order": one_by_one_statements,
+            "orders_per_second": baseline,
         },
+        "cpu_ratio_to_one_by_one": round(cpu / one_by_one_cpu, 2),
+        "throughput_ratio_to_one_by_one": {config: round(rates[config] / baseline[config], 2) for config in rates},
     }

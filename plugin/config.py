@@ -47,6 +47,7 @@ class Settings:
     encryption_keys: tuple[str, ...] = field(default_factory=tuple)
     queue_name: str = "loyalty"
     inbox_batch_size: int = 50  # smaller batches hold member locks shorter: see docs/benchmarks.md
+    inbox_set_based: bool = True  # new paid orders written per batch in multi-row statements (decision 0027)
     sweep_after_seconds: int = 10
     redemption_lease_seconds: int = 60
     reconcile_every_minutes: int = 60  # how often the sweeper reconciles each shop's orders; 0 turns it off
@@ -82,6 +83,7 @@ class Settings:
             encryption_keys=keys,
             queue_name=_env("LOYALTY_QUEUE", "loyalty"),
             inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "50")),
+            inbox_set_based=_env("LOYALTY_INBOX_SET_BASED", "1") != "0",
             sweep_after_seconds=int(_env("LOYALTY_SWEEP_AFTER_SECONDS", "10")),
             redemption_lease_seconds=int(_env("LOYALTY_REDEMPTION_LEASE_SECONDS", "60")),
             reconcile_every_minutes=int(_env("LOYALTY_RECONCILE_EVERY_MINUTES", "60")),

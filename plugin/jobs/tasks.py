@@ -73,6 +73,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         # RQ raises its timeout inside the job: it must end the drain (rolling the batch back, the attempt
         # already counted), not be parked as the failure of whichever delivery it interrupted.
         stop_on=(JobTimeoutException,),
+        set_based=settings.inbox_set_based,
     )
     if outcomes:
         log.info("inbox drained: %s", dict(outcomes))

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from types import SimpleNamespace
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from plugin.db import insert_for
 from plugin.models import (
     Member,
     MilestoneSettings,
@@ -96,12 +98,7 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
         orders.append(order_row)
         if posting is not None:
             postings.append(posting)
-    inserted = session.execute(
-        insert_for(session)(Order)
-        .values(orders)
-        .on_conflict_do_nothing(index_elements=["shop_id", "order_id"])
-        .returning(Order.order_id)
-    ).all()
+    inserted = session.connection().execute(_order_insert(session), orders).all()
     if len(inserted) != len(orders):
         raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
     _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders})
@@ -180,20 +177,13 @@ def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> di
     new_members: list[tuple[int, int, str | None]] = []
     with_tags = [row for _, row in sorted(merged.items()) if "tags" in row]
     without_tags = [row for _, row in sorted(merged.items()) if "tags" not in row]
-    for rows in (with_tags, without_tags):
+    for rows, statement in ((with_tags, _member_upsert(session, True)), (without_tags, _member_upsert(session, False))):
         if not rows:
             continue
-        insert = insert_for(session)(Member).values(
-            [{**row, "shop_id": shop.id, "balance": 0, "enrolled_at": now} for row in rows]
+        returned = session.connection().execute(
+            statement, [{**row, "shop_id": shop.id, "balance": 0, "enrolled_at": now} for row in rows]
         )
-        details = {name: func.coalesce(insert.excluded[name], Member.__table__.c[name])
-                   for name in ("email", "first_name", "last_name")}  # fmt: skip
-        if rows is with_tags:
-            details["tags"] = insert.excluded.tags
-        upsert = insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details)
-        for member_id, customer_id, enrolled_at in session.execute(
-            upsert.returning(Member.id, Member.customer_id, Member.enrolled_at)
-        ):
+        for member_id, customer_id, enrolled_at in returned:
             member_ids[customer_id] = member_id
             if enrolled_at == now:
                 new_members.append((member_id, customer_id, merged[customer_id]["email"]))
@@ -250,7 +240,9 @@ def _settle(shop: Shop, event: events.OrderPaid, member_id: int, rules, settings
         "source_type": "order", "source_id": str(snapshot.order_id), "order_id": snapshot.order_id,
         "rule_version": lot.rule_version, "idempotency_key": f"order:{snapshot.order_id}:0->{target}",
         "available_at": lot.available_at, "note": accrual._explain(described, lot, target),
-        "details": details, "actor": "system", "created_at": now,
+        "details": details, "actor": "system", "created_at": now, "balance_after": 0,
+        # what SQLite's statement reads balance_after with (_posting_insert_for)
+        "after_points": target, "after_shop": shop.id, "after_member": member_id,
     }  # fmt: skip
     return order, posting
 
@@ -266,30 +258,10 @@ def _post(session: Session, shop: Shop, postings: list[dict], names: dict[int, s
             rounds.append([])
         rounds[n].append(posting)
     for round_ in rounds:
-        rows = [{**posting, "balance_after": _balance_after(session, shop, posting)} for posting in round_]
-        written = session.execute(
-            insert_for(session)(Posting)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"])
-            .returning(
-                Posting.id, Posting.member_id, Posting.points, Posting.balance_after, Posting.note, Posting.order_id,
-                Posting.available_at, Posting.created_at,
-            )
-        ).all()  # fmt: skip
-        if len(written) != len(rows):
-            raise BatchConflict(f"{len(rows) - len(written)} of the batch's postings exist already")
+        written = session.connection().execute(_posting_insert(session), round_).all()
+        if len(written) != len(round_):
+            raise BatchConflict(f"{len(round_) - len(written)} of the batch's postings exist already")
         _announce(session, shop, written, names)
-
-
-def _balance_after(session: Session, shop: Shop, posting: dict):
-    """PostgreSQL's trigger sets balance_after under the member's lock; SQLite's checks it, so state it per row."""
-    if session.get_bind().dialect.name == "postgresql":
-        return 0
-    return (
-        select(Member.balance + posting["points"])
-        .where(Member.shop_id == shop.id, Member.id == posting["member_id"])
-        .scalar_subquery()
-    )
 
 
 def _announce(session: Session, shop: Shop, written, names: dict[int, str | None]) -> None:
@@ -314,8 +286,76 @@ def _announce(session: Session, shop: Shop, written, names: dict[int, str | None
                 "created_at": utcnow(),
             }
         )
-    session.execute(
-        insert_for(session)(OutboxEvent)
-        .values(events_)
-        .on_conflict_do_nothing(index_elements=["shop_id", "dedupe_key"])
+    session.connection().execute(_outbox_insert(session), events_)
+
+
+# The statements, built once per dialect (Core, run with a list of rows: SQLAlchemy's "insertmanyvalues" sends
+# one multi-row INSERT per statement and keeps the compiled form cached, which rows spelt in .values() do not).
+
+
+def _member_upsert(session: Session, with_tags: bool):
+    return _member_upsert_for(session.get_bind().dialect.name, with_tags)
+
+
+@lru_cache(maxsize=8)
+def _member_upsert_for(dialect: str, with_tags: bool):
+    """accrual.enrol's upsert: a field the payload left out (None) keeps its stored value."""
+    members = Member.__table__
+    insert = _insert(dialect)(members)
+    details = {
+        name: func.coalesce(insert.excluded[name], members.c[name]) for name in ("email", "first_name", "last_name")
+    }
+    if with_tags:
+        details["tags"] = insert.excluded.tags
+    return insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details).returning(
+        members.c.id, members.c.customer_id, members.c.enrolled_at
     )
+
+
+def _order_insert(session: Session):
+    return _order_insert_for(session.get_bind().dialect.name)
+
+
+@lru_cache(maxsize=4)
+def _order_insert_for(dialect: str):
+    orders = Order.__table__
+    return (
+        _insert(dialect)(orders)
+        .on_conflict_do_nothing(index_elements=["shop_id", "order_id"])
+        .returning(orders.c.order_id)
+    )
+
+
+def _posting_insert(session: Session):
+    return _posting_insert_for(session.get_bind().dialect.name)
+
+
+@lru_cache(maxsize=4)
+def _posting_insert_for(dialect: str):
+    """The postings' INSERT; balance_after is set by PostgreSQL's trigger under the member's lock, and checked by
+    SQLite's, so there each row states it (one posting per member per statement, so each row's read is exact)."""
+    postings, members = Posting.__table__, Member.__table__
+    insert = _insert(dialect)(postings)
+    if dialect == "sqlite":
+        insert = insert.values(
+            balance_after=select(members.c.balance + bindparam("after_points", type_=BigInteger))
+            .where(members.c.shop_id == bindparam("after_shop"), members.c.id == bindparam("after_member"))
+            .scalar_subquery()
+        )
+    c = postings.c
+    return insert.on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"]).returning(
+        c.id, c.member_id, c.points, c.balance_after, c.note, c.order_id, c.available_at, c.created_at
+    )
+
+
+def _outbox_insert(session: Session):
+    return _outbox_insert_for(session.get_bind().dialect.name)
+
+
+@lru_cache(maxsize=4)
+def _outbox_insert_for(dialect: str):
+    return _insert(dialect)(OutboxEvent.__table__).on_conflict_do_nothing(index_elements=["shop_id", "dedupe_key"])
+
+
+def _insert(dialect: str):
+    return sqlite_insert if dialect == "sqlite" else postgresql_insert
