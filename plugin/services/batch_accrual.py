@@ -4,7 +4,8 @@ The points are computed in Python exactly as one by one (the same rules, lots, k
 accrual's own helpers); only the writes are batched: one upsert of the members, one INSERT of the orders (their
 facts and lots, with every contribution), one INSERT of the postings per round (the database's triggers still
 set `balance_after` and move the balances, and refuse two postings of one member in one statement, so a
-member's second order of the batch goes in the next round), and one INSERT of their outbox events per round.
+member's second order of the batch goes in the next round), and one INSERT of their points.earned events per
+round.
 
 Only orders whose outcome needs nothing but the order itself take this path; the rest of the batch goes one by
 one afterwards (decision 0027). Any failure raises: the caller rolls the batch back and redoes it carefully.
@@ -12,7 +13,6 @@ one afterwards (decision 0027). Any failure raises: the caller rolls the batch b
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
@@ -24,9 +24,7 @@ from sqlalchemy.orm import Session
 
 from plugin.models import (
     Member,
-    MilestoneSettings,
     Order,
-    OutboxEvent,
     Posting,
     Redemption,
     ReferralSettings,
@@ -37,11 +35,9 @@ from plugin.programme import earning as program
 from plugin.programme import events, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme.settings import program_settings
-from plugin.services import accrual, order_sales, tiers
+from plugin.services import accrual, announcements, member_rules, order_sales, outbox, tiers
 from plugin.services.imports import pending as imported_balances
 from plugin.services.imports.tables import PENDING, ImportRow
-
-EARNED = "points.earned"  # announcements.EVENT_FOR_KIND["earn"]
 
 
 class BatchConflict(Exception):
@@ -102,21 +98,36 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     if len(inserted) != len(orders):
         raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
     _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders})
-    return {key: item.customer_id for key, item in ((item.key, item) for item in chosen.values())}
+    return {item.key: item.customer_id for item in chosen.values()}
+
+
+# The member-level rules (member_rules.registered) this path knows to do nothing for a shop that passes
+# _shop_qualifies. A rule added there turns this path off until it is added here with its test.
+KNOWN_MEMBER_RULES = (
+    "plugin.services.tiers.after_order_change",
+    "plugin.services.tier_corrections.after_order_change",
+    "plugin.services.milestones.rules.recompute",
+    "plugin.services.referrals.outcomes.after_order_change",
+)
+
+
+@lru_cache(maxsize=1)
+def _member_rules_known() -> bool:
+    return tuple(f"{rule.__module__}.{rule.__qualname__}" for rule in member_rules.registered()) == KNOWN_MEMBER_RULES
 
 
 def _shop_qualifies(session: Session, shop: Shop) -> bool:
-    """No member-level rule that an order's change can move."""
-    if tiers.programme(shop) is not None:
+    """No member-level rule that an order's change can move (member_rules.registered: each is then a no-op)."""
+    from plugin.services.milestones import settings as milestones  # late, as accrual: its imports stay light
+
+    if (
+        not _member_rules_known()
+        or tiers.programme(shop) is not None
+        or session.get(ReferralSettings, shop.id) is not None
+    ):
         return False
-    if session.get(ReferralSettings, shop.id) is not None:
-        return False
-    milestones = session.get(MilestoneSettings, shop.id)
-    if milestones is not None:
-        current = milestones.settings or {}
-        if current.get("thresholds") or current.get("punch_cards") or (current.get("signup") or {}).get("points"):
-            return False
-    return True
+    current = milestones.current(session, shop.id)  # the same test as milestones.rules.recompute
+    return not (current["thresholds"] or current["punch_cards"] or current["signup"]["points"])
 
 
 def _snapshot(item: Item) -> events.OrderSnapshot | None:
@@ -266,27 +277,19 @@ def _post(session: Session, shop: Shop, postings: list[dict], names: dict[int, s
 
 def _announce(session: Session, shop: Shop, written, names: dict[int, str | None]) -> None:
     """announcements.posting for each written posting: its points.earned event, keyed by the posting."""
-    events_ = []
-    for posting_id, member_id, points, balance_after, note, order_id, available_at, created_at in written:
-        data = {
-            "points": points, "balance": balance_after, "kind": "earn", "reason": note, "order_id": order_id,
-            "posting_id": posting_id, "order_name": names[order_id],
-        }  # fmt: skip
-        if available_at is not None:
-            data["available_at"] = available_at.isoformat()
-        events_.append(
+    recorded = []
+    for row in written:
+        event_type, data = announcements.event_of(row)
+        recorded.append(
             {
-                "shop_id": shop.id,
-                "event_id": str(uuid.uuid4()),
-                "dedupe_key": f"{EARNED}:posting:{posting_id}",
-                "event_type": EARNED,
-                "member_id": member_id,
-                "payload": data,
-                "occurred_at": created_at,
-                "created_at": utcnow(),
+                "event_type": event_type,
+                "dedupe_key": announcements.dedupe_key(event_type, row.id),
+                "data": {**data, "order_name": names[row.order_id]},
+                "member_id": row.member_id,
+                "occurred_at": row.created_at,
             }
         )
-    session.connection().execute(_outbox_insert(session), events_)
+    outbox.record_many(session, shop.id, recorded)
 
 
 # The statements, built once per dialect (Core, run with a list of rows: SQLAlchemy's "insertmanyvalues" sends
@@ -344,17 +347,8 @@ def _posting_insert_for(dialect: str):
         )
     c = postings.c
     return insert.on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"]).returning(
-        c.id, c.member_id, c.points, c.balance_after, c.note, c.order_id, c.available_at, c.created_at
+        c.id, c.member_id, c.kind, c.points, c.balance_after, c.note, c.order_id, c.available_at, c.created_at
     )
-
-
-def _outbox_insert(session: Session):
-    return _outbox_insert_for(session.get_bind().dialect.name)
-
-
-@lru_cache(maxsize=4)
-def _outbox_insert_for(dialect: str):
-    return _insert(dialect)(OutboxEvent.__table__).on_conflict_do_nothing(index_elements=["shop_id", "dedupe_key"])
 
 
 def _insert(dialect: str):
