@@ -132,7 +132,7 @@ def drain(
     transaction, each in its savepoint, where a bad delivery is parked without taking the others with it.
     `stop_on` exceptions (the job's timeout) are never parked: they roll the batch back and end the drain.
     With `set_based`, an optimistic batch first writes its new paid orders with a few multi-row statements
-    (services/batch_accrual.py, decision 0027); the rest of it then goes delivery by delivery.
+    (services/batch_accrual.py, decision 0033); the rest of it then goes delivery by delivery.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
@@ -227,17 +227,22 @@ def _apply_set_based(
     A failure raises _RedoCarefully, as a failed delivery of an optimistic batch does: the batch is rolled back
     and redone one delivery per transaction.
     """
-    items: dict[str, list[batch_accrual.Item]] = {}
+    by_shop: dict[str, list[Delivery]] = {}
     for delivery in batch:
-        shopper = _shopper_first(delivery)
-        event = _readable_event(session, delivery, shops, stop_on)
-        customer_id = shopper[1] if shopper[0] == 0 else None
-        items.setdefault(delivery.shop_domain, []).append(batch_accrual.Item(delivery.id, customer_id, event))
+        by_shop.setdefault(delivery.shop_domain, []).append(delivery)
     by_id = {delivery.id: delivery for delivery in batch}
     done: set[int] = set()
-    for domain, shop_items in items.items():
-        shop = shops.get(domain)
-        if shop is None or not shop.active or not any(type(item.event) is events.OrderPaid for item in shop_items):
+    for domain, deliveries in by_shop.items():
+        shop = _shop(session, domain, shops)
+        if shop is None or not shop.active or not batch_accrual.takes_part(session, shop):
+            continue  # read nothing: every delivery of this shop goes one by one, which reads it
+        shop_items = []
+        for delivery in deliveries:
+            shopper = _shopper_first(delivery)
+            event = _readable_event(session, delivery, shops, stop_on)
+            customer_id = shopper[1] if shopper[0] == 0 else None
+            shop_items.append(batch_accrual.Item(delivery.id, customer_id, event))
+        if not any(type(item.event) is events.OrderPaid for item in shop_items):
             continue
         try:
             session.flush()

@@ -44,14 +44,18 @@ def poison(monkeypatch, settings):
     if settings.database_url.startswith("sqlite"):
         pytest.skip("SQLite counts claims inside the drain's transaction: jobs run inline there, never killed")
     raised: list[type[BaseException]] = []
-    real_handle = inbox._handle
 
-    def handle(session, delivery, *args, **kwargs):
-        if delivery.webhook_id.startswith("poison"):
-            raise raised[0]("the worker dies here")
-        return real_handle(session, delivery, *args, **kwargs)
+    def poisoned(real):
+        def read(session, delivery, *args, **kwargs):
+            if delivery.webhook_id.startswith("poison"):
+                raise raised[0]("the worker dies here")
+            return real(session, delivery, *args, **kwargs)
 
-    monkeypatch.setattr(inbox, "_handle", handle)
+        return read
+
+    # Read one by one (_handle), or with its batch by the set-based apply (_readable_event): it dies either way.
+    monkeypatch.setattr(inbox, "_handle", poisoned(inbox._handle))
+    monkeypatch.setattr(inbox, "_readable_event", poisoned(inbox._readable_event))
     return raised
 
 

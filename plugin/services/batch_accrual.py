@@ -8,7 +8,7 @@ member's second order of the batch goes in the next round), and one INSERT of th
 round.
 
 Only orders whose outcome needs nothing but the order itself take this path; the rest of the batch goes one by
-one afterwards (decision 0027). Any failure raises: the caller rolls the batch back and redoes it carefully.
+one afterwards (decision 0033). Any failure raises: the caller rolls the batch back and redoes it carefully.
 """
 
 from __future__ import annotations
@@ -61,18 +61,10 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     a cancellation, and it comes before any delivery of the same shopper that goes one by one, so that every
     member sees its deliveries in the batch's order, as one by one.
     """
-    if shop.currency is None:
-        # One by one, the batch's first order names the shop's currency: only a paid order of ours may do it here.
-        first = items[0].event if items else None
-        if type(first) is not events.OrderPaid:
-            return {}
-        shop.currency = first.order.currency
-    if not _shop_qualifies(session, shop):
+    if not takes_part(session, shop):
         return {}
     rules = earning_rules.rule_set(shop.rules, shop.rules_version)
     settings = program_settings(shop.settings, shop.settings_version)
-    if rules.needs_products or settings.spent_points_policy == "claw_back":
-        return {}
     # Orders the batch names that exist already, with their member's shopper: a delivery of such an order goes
     # one by one, and may move that member's points, so that member's later deliveries wait behind it.
     named = {snapshot.order_id for snapshot in map(_snapshot, items) if snapshot is not None}
@@ -86,6 +78,12 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     chosen = _choose(items, rules, existing)
     if not chosen:
         return {}
+    if shop.currency is None:
+        # One by one, the batch's first order names the shop's currency: here only if that order is one of ours.
+        first = _snapshot(items[0])
+        if first is None or chosen.get(first.order_id) is not items[0]:
+            return {}
+        shop.currency = first.currency
     members = _enrol(session, shop, [item.event.order.customer for item in chosen.values()])
     codes = _reward_codes(session, shop, chosen.values())
     orders, postings = [], []
@@ -102,7 +100,7 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
 
 
 # The member-level rules (member_rules.registered) this path knows to do nothing for a shop that passes
-# _shop_qualifies. A rule added there turns this path off until it is added here with its test.
+# takes_part. A rule added there turns this path off until it is added here with its test.
 KNOWN_MEMBER_RULES = (
     "plugin.services.tiers.after_order_change",
     "plugin.services.tier_corrections.after_order_change",
@@ -116,10 +114,15 @@ def _member_rules_known() -> bool:
     return tuple(f"{rule.__module__}.{rule.__qualname__}" for rule in member_rules.registered()) == KNOWN_MEMBER_RULES
 
 
-def _shop_qualifies(session: Session, shop: Shop) -> bool:
-    """No member-level rule that an order's change can move (member_rules.registered: each is then a no-op)."""
+def takes_part(session: Session, shop: Shop) -> bool:
+    """Whether the shop's orders may take this path: no member-level rule that an order's change can move
+    (member_rules.registered: each is then a no-op), no rule needing product facts, no claw-back."""
     from plugin.services.milestones import settings as milestones  # late, as accrual: its imports stay light
 
+    if earning_rules.rule_set(shop.rules, shop.rules_version).needs_products:
+        return False
+    if program_settings(shop.settings, shop.settings_version).spent_points_policy == "claw_back":
+        return False
     if (
         not _member_rules_known()
         or tiers.programme(shop) is not None
