@@ -82,16 +82,17 @@ def workers_throughput(workers: int, batch: int, set_based: bool, orders: int = 
     return round(orders / (last - started).total_seconds())
 
 
-def run() -> dict:
+def run(orders: int = 6000) -> dict:
     """Each figure set-based and one by one, alternating, so both see the same load."""
-    one_by_one_cpu, one_by_one_statements = cpu_per_order(set_based=False)
-    cpu, statements = cpu_per_order(set_based=True)
+    one_by_one_cpu, one_by_one_statements = cpu_per_order(set_based=False, orders=orders // 2)
+    cpu, statements = cpu_per_order(set_based=True, orders=orders // 2)
     rates, baseline = {}, {}
     for w, b in CONFIGURATIONS:
         config = f"{w} worker{'s' if w > 1 else ''}, batch {b}"
-        baseline[config] = workers_throughput(w, b, set_based=False)
-        rates[config] = workers_throughput(w, b, set_based=True)
+        baseline[config] = workers_throughput(w, b, set_based=False, orders=orders)
+        rates[config] = workers_throughput(w, b, set_based=True, orders=orders)
     return {
+        "orders": orders,
         "python_cpu_ms_per_order": cpu,
         "statements_per_order": statements,
         "orders_per_second": rates,

@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
     parser.add_argument("--orders", type=int, default=20_000, help="orders in the end-to-end run")
     parser.add_argument("--workers", type=int, default=3, help="Procfile worker processes in the end-to-end run")
+    parser.add_argument("--drain-orders", type=int, default=6000, help="stored orders per run of the drain section")
     parser.add_argument("--members", type=int, default=1_000_000, help="members in the scale run (20 postings each)")
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating app/baseline rounds per comparison")
@@ -90,7 +91,7 @@ def main() -> None:
         elif section == "widget":
             results[section] = widget.run(rounds=args.rounds, seconds=args.seconds)
         elif section == "drain":
-            results[section] = drain.run()
+            results[section] = drain.run(args.drain_orders)
         elif section == "e2e":
             results[section] = e2e.run(orders=args.orders, workers=args.workers)
         elif section == "scale":
@@ -172,7 +173,7 @@ def write_doc(r: dict) -> None:
             before = ", ".join(f"{rate} orders/s with {config}" for config, rate in o["orders_per_second"].items())
             ratios = ", ".join(f"{ratio}" for ratio in d["throughput_ratio_to_one_by_one"].values())
             lines.append(
-                f"| Drain alone (6,000 stored orders/paid), set-based | {rates}; Python CPU in the worker "
+                f"| Drain alone ({d.get('orders', 6000):,} stored orders/paid), set-based | {rates}; Python CPU in the worker "
                 f"{d['python_cpu_ms_per_order']} ms and {d['statements_per_order']} statements per order | "
                 f"one by one: {before}; {o['python_cpu_ms_per_order']} ms and {o['statements_per_order']} "
                 f"statements per order | throughput {ratios}; CPU {d['cpu_ratio_to_one_by_one']} | (diagnostic) | |"
