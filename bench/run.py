@@ -173,7 +173,8 @@ def write_doc(r: dict) -> None:
             before = ", ".join(f"{rate} orders/s with {config}" for config, rate in o["orders_per_second"].items())
             ratios = ", ".join(f"{ratio}" for ratio in d["throughput_ratio_to_one_by_one"].values())
             lines.append(
-                f"| Drain alone ({d.get('orders', 6000):,} stored orders/paid), set-based | {rates}; Python CPU in the worker "
+                f"| Drain alone ({d.get('orders', 6000):,} stored orders/paid), set-based | {rates}; "
+                f"Python CPU in the worker "
                 f"{d['python_cpu_ms_per_order']} ms and {d['statements_per_order']} statements per order | "
                 f"one by one: {before}; {o['python_cpu_ms_per_order']} ms and {o['statements_per_order']} "
                 f"statements per order | throughput {ratios}; CPU {d['cpu_ratio_to_one_by_one']} | (diagnostic) | |"

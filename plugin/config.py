@@ -47,7 +47,7 @@ class Settings:
     encryption_keys: tuple[str, ...] = field(default_factory=tuple)
     queue_name: str = "loyalty"
     inbox_batch_size: int = 50  # smaller batches hold member locks shorter: see docs/benchmarks.md
-    inbox_set_based: bool = True  # new paid orders written per batch in multi-row statements (decision 0036)
+    inbox_set_based: bool = True  # new paid orders written per batch in multi-row statements (decision 0037)
     sweep_after_seconds: int = 10
     redemption_lease_seconds: int = 60
     reconcile_every_minutes: int = 60  # how often the sweeper reconciles each shop's orders; 0 turns it off

@@ -132,7 +132,7 @@ def drain(
     transaction, each in its savepoint, where a bad delivery is parked without taking the others with it.
     `stop_on` exceptions (the job's timeout) are never parked: they roll the batch back and end the drain.
     With `set_based`, an optimistic batch first writes its new paid orders with a few multi-row statements
-    (services/batch_accrual.py, decision 0036); the rest of it then goes delivery by delivery.
+    (services/batch_accrual.py, decision 0037); the rest of it then goes delivery by delivery.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0

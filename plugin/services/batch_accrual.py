@@ -8,7 +8,7 @@ member's second order of the batch goes in the next round), and one INSERT of th
 round.
 
 Only orders whose outcome needs nothing but the order itself take this path; the rest of the batch goes one by
-one afterwards (decision 0036). Any failure raises: the caller rolls the batch back and redoes it carefully.
+one afterwards (decision 0037). Any failure raises: the caller rolls the batch back and redoes it carefully.
 """
 
 from __future__ import annotations
