@@ -44,6 +44,9 @@ BIN = Path(sys.executable).parent
 SHOPIFY_TIMEOUT = 1.0  # the app's read timeout for each Admin API call (SHOPIFY_API_TIMEOUT)
 SLOW_SECONDS = 1.5  # the fake shop's slow answers arrive after the app stopped waiting: work done, answer lost
 LEASE_SECONDS = 10  # LOYALTY_REDEMPTION_LEASE_SECONDS: a killed code job's redemption is retried after this
+# LOYALTY_SWEEP_INTERVAL_SECONDS: idle workers sweep every 2 s, so an event retried after 1 s (and the member's
+# later events held behind it, decision 0028) goes on within seconds, not the production default's 15 s.
+SWEEP_INTERVAL_SECONDS = 2
 SWEEP_AFTER_SECONDS = 2  # LOYALTY_SWEEP_AFTER_SECONDS: how long a delivery waits unsignalled before a sweep takes it
 EVENTS_FIRST_RETRY_SECONDS = 1  # LOYALTY_EVENTS_FIRST_RETRY_SECONDS: a failed event delivery is retried after 1, 2, 4 s
 CHECKS = 6  # balances, codes, inbox, ledger, outgoing events, expiry
@@ -210,6 +213,7 @@ class Chaos:
             "SECRET_KEY": self.secret_key,
             "LOYALTY_ENCRYPTION_KEYS": self.encryption_key,  # the same in every process, or tokens cannot be read
             "LOYALTY_SWEEP_AFTER_SECONDS": str(SWEEP_AFTER_SECONDS),
+            "LOYALTY_SWEEP_INTERVAL_SECONDS": str(SWEEP_INTERVAL_SECONDS),
             "LOYALTY_REDEMPTION_LEASE_SECONDS": str(LEASE_SECONDS),
             # Reconciliation would fetch orders from the fake shop, which has none: off, so balances come from the
             # webhooks alone and a lost delivery cannot be repaired behind the check's back.
@@ -863,6 +867,7 @@ def main(argv: list[str] | None = None) -> int:
                 "SHOPIFY_API_TIMEOUT": SHOPIFY_TIMEOUT,
                 "fake shop --slow-seconds": SLOW_SECONDS,
                 "LOYALTY_SWEEP_AFTER_SECONDS": SWEEP_AFTER_SECONDS,
+                "LOYALTY_SWEEP_INTERVAL_SECONDS": SWEEP_INTERVAL_SECONDS,
                 "LOYALTY_REDEMPTION_LEASE_SECONDS": LEASE_SECONDS,
                 "LOYALTY_INBOX_BATCH": "200 (default)",
                 "LOYALTY_RECONCILE_EVERY_MINUTES": 0,

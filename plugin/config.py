@@ -49,6 +49,7 @@ class Settings:
     inbox_batch_size: int = 50  # smaller batches hold member locks shorter: see docs/benchmarks.md
     inbox_set_based: bool = True  # new paid orders written per batch in multi-row statements (decision 0037)
     sweep_after_seconds: int = 10
+    sweep_interval_seconds: int = 15  # how often an idle worker runs the sweeper (plugin/worker.py)
     redemption_lease_seconds: int = 60
     reconcile_every_minutes: int = 60  # how often the sweeper reconciles each shop's orders; 0 turns it off
     demo: bool = False
@@ -85,6 +86,7 @@ class Settings:
             inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "50")),
             inbox_set_based=_env("LOYALTY_INBOX_SET_BASED", "1") != "0",
             sweep_after_seconds=int(_env("LOYALTY_SWEEP_AFTER_SECONDS", "10")),
+            sweep_interval_seconds=max(1, int(_env("LOYALTY_SWEEP_INTERVAL_SECONDS", "15"))),
             redemption_lease_seconds=int(_env("LOYALTY_REDEMPTION_LEASE_SECONDS", "60")),
             reconcile_every_minutes=int(_env("LOYALTY_RECONCILE_EVERY_MINUTES", "60")),
             demo=_env("LOYALTY_DEMO") == "1",

@@ -11,9 +11,9 @@ from plugin.config import Settings
 
 log = logging.getLogger(__name__)
 
-SWEEP_INTERVAL_SECONDS = 15
-# RQ runs maintenance only between dequeues, and a dequeue blocks for worker_ttl - 15 seconds.
-MAX_WORKER_TTL_SECONDS = 35
+# RQ runs maintenance only between dequeues, and a dequeue blocks for worker_ttl - 15 seconds: a worker_ttl of the
+# interval + 15 lets an idle worker sweep about every interval.
+RQ_DEQUEUE_MARGIN_SECONDS = 15
 
 
 class LoyaltyWorker(Worker):
@@ -23,8 +23,9 @@ class LoyaltyWorker(Worker):
         super().__init__(*args, **kwargs)
         logs.configure()
         # The rq CLI always passes its own defaults (420 s, 600 s); cap them so the sweeper runs often.
-        self.worker_ttl = min(self.worker_ttl, MAX_WORKER_TTL_SECONDS)
-        self.maintenance_interval = min(self.maintenance_interval, SWEEP_INTERVAL_SECONDS)
+        interval = Settings.from_env().sweep_interval_seconds
+        self.worker_ttl = min(self.worker_ttl, interval + RQ_DEQUEUE_MARGIN_SECONDS)
+        self.maintenance_interval = min(self.maintenance_interval, interval)
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
