@@ -7,6 +7,10 @@ import hashlib
 import hmac
 import json
 import statistics
+import time
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
 
 import redis
 
@@ -23,6 +27,38 @@ def prepared_database(name: str) -> tuple[str, dict[str, str]]:
     flask_cli(env, "shops", "add", SHOP, "--token", "shpat_bench")
     redis.Redis.from_url(REDIS_URL).flushdb()
     return url, env
+
+
+def apply_orders(
+    url: str,
+    domain: str,
+    members: int,
+    orders: int,
+    paid_at: Callable[[int], datetime],
+    *,
+    first_customer: int = 100_000,
+    newest_first: bool = False,
+) -> float:
+    """Seed orders: each of `members` customers pays `orders` orders through `accrual.apply`, one transaction per
+    event as the inbox applies them, order k paid at `paid_at(k)`; returns the seconds taken."""
+    from plugin.db import transaction
+    from plugin.programme import events
+    from plugin.services import accrual, shops
+
+    ks = list(range(orders))[::-1] if newest_first else list(range(orders))
+    started = time.perf_counter()
+    for k in ks:
+        for m in range(members):
+            customer_id = first_customer + m
+            order_id = customer_id * 100 + k
+            snapshot = events.OrderSnapshot(
+                order_id=order_id, name=f"#{order_id}", customer=events.Customer(customer_id), email=None,
+                currency="USD", test=False, taxes_included=False,
+                lines=(events.OrderLine(order_id * 10, 1, Decimal(40 + (order_id % 70))),),
+            )  # fmt: skip
+            with transaction(url) as session:
+                accrual.apply(session, shops.get(session, domain), events.OrderPaid(snapshot, paid_at(k)))
+    return time.perf_counter() - started
 
 
 def webhook_hmac(body: bytes) -> str:

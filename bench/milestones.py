@@ -17,9 +17,8 @@ import argparse
 import json
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 
-from bench.common import prepared_database
+from bench.common import apply_orders, prepared_database
 
 PROGRAMME = {
     "thresholds": [
@@ -44,24 +43,8 @@ TIERS = {
 
 
 def _apply_orders(url: str, domain: str, members: int, orders: int, first_customer: int) -> float:
-    from plugin.db import transaction
-    from plugin.programme import events
-    from plugin.services import accrual, shops
-
     paid_at = datetime.now(UTC)
-    started = time.perf_counter()
-    for k in range(orders):
-        for m in range(members):
-            customer_id = first_customer + m
-            order_id = customer_id * 100 + k
-            snapshot = events.OrderSnapshot(
-                order_id=order_id, name=f"#{order_id}", customer=events.Customer(customer_id), email=None,
-                currency="USD", test=False, taxes_included=False,
-                lines=(events.OrderLine(order_id * 10, 1, Decimal(40 + (order_id % 70))),),
-            )  # fmt: skip
-            with transaction(url) as session:
-                accrual.apply(session, shops.get(session, domain), events.OrderPaid(snapshot, paid_at))
-    return time.perf_counter() - started
+    return apply_orders(url, domain, members, orders, lambda _k: paid_at, first_customer=first_customer)
 
 
 def run(members: int = 100, orders: int = 6, birthdays: int = 1_000) -> dict:

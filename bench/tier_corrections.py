@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
-from bench.common import prepared_database
+from bench.common import apply_orders, prepared_database
 
 TIERS = {
     "metric": "spend",
@@ -31,26 +29,8 @@ TIERS = {
 
 
 def _apply_orders(url: str, domain: str, members: int, orders: int, newest_first: bool) -> float:
-    from plugin.db import transaction
-    from plugin.programme import events
-    from plugin.services import accrual, shops
-
     start = datetime(2026, 1, 5, tzinfo=UTC)
-    ks = list(range(orders))[::-1] if newest_first else list(range(orders))
-    started = time.perf_counter()
-    for k in ks:
-        for m in range(members):
-            customer_id = 100_000 + m
-            order_id = customer_id * 100 + k
-            snapshot = events.OrderSnapshot(
-                order_id=order_id, name=f"#{order_id}", customer=events.Customer(customer_id), email=None,
-                currency="USD", test=False, taxes_included=False,
-                lines=(events.OrderLine(order_id * 10, 1, Decimal(40 + (order_id % 70))),),
-            )  # fmt: skip
-            with transaction(url) as session:
-                paid_at = start + timedelta(days=k)
-                accrual.apply(session, shops.get(session, domain), events.OrderPaid(snapshot, paid_at))
-    return time.perf_counter() - started
+    return apply_orders(url, domain, members, orders, lambda k: start + timedelta(days=k), newest_first=newest_first)
 
 
 def _balances(url: str, domain: str) -> list[tuple[int, int]]:
