@@ -65,8 +65,13 @@ def webhook_hmac(body: bytes) -> str:
     return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def order_payload(order_id: int | None = None, customer_id: int | None = None) -> dict:
-    """The captured orders/paid payload (about 11 kB, as Shopify sends it), made a paid, non-test, live order."""
+def order_payload(
+    order_id: int | None = None, customer_id: int | None = None, product_ids: tuple[int, ...] | None = None
+) -> dict:
+    """The captured orders/paid payload (about 11 kB, as Shopify sends it), made a paid, non-test, live order.
+
+    `product_ids` names each line item's product in turn (the capture's lines are all one product).
+    """
     payload = json.loads((FIXTURES / "orders.paid.json").read_text())["body"]
     payload.update(test=False, financial_status="paid", cancelled_at=None, cancel_reason=None)
     if order_id is not None:
@@ -75,11 +80,16 @@ def order_payload(order_id: int | None = None, customer_id: int | None = None) -
     if customer_id is not None:
         payload["customer"]["id"] = customer_id
         payload["customer"]["admin_graphql_api_id"] = f"gid://shopify/Customer/{customer_id}"
+    if product_ids is not None:
+        for line, product_id in zip(payload["line_items"], product_ids, strict=True):
+            line["product_id"] = product_id
     return payload
 
 
-def order_body(order_id: int | None = None, customer_id: int | None = None) -> bytes:
-    return json.dumps(order_payload(order_id, customer_id), separators=(",", ":")).encode()
+def order_body(
+    order_id: int | None = None, customer_id: int | None = None, product_ids: tuple[int, ...] | None = None
+) -> bytes:
+    return json.dumps(order_payload(order_id, customer_id, product_ids), separators=(",", ":")).encode()
 
 
 def median(values: list[float]) -> float:
