@@ -1,4 +1,4 @@
-"""Reward grants' take-backs: a grant the facts no longer earn has its reward deactivated, or its value taken back.
+"""Reward grants: a grant issued under its key (`issue`); one the facts no longer earn is deactivated or taken back.
 
 A milestone or a referral grants a catalogue reward as a redemption of kind "grant" (services/redemption.py
 `grant`), issued by the same leased, look-up-first job as a redemption. When later facts un-earn it (a refund
@@ -25,11 +25,30 @@ from plugin.models import Member, Redemption, Shop, utcnow
 from plugin.platforms.shopify import discounts
 from plugin.platforms.shopify.admin import AdminAPIError, AdminAPIUnavailable
 from plugin.programme import reward_grants
+from plugin.programme.rewards import Reward
 from plugin.programme.settings import program_settings
 from plugin.services import announcements, redemption
 from plugin.services.redemption import CANCELLED, FAILED, GRANT, PENDING, ClientFactory
 
 log = logging.getLogger(__name__)
+
+
+def issue(
+    session, shop: Shop, member_id: int, reward: Reward, source_type: str, source_id: str, number: int,
+    rule_version: str, label: str,
+) -> Redemption:  # fmt: skip
+    """Grant `reward` as grant `number` of a rule (a milestone's, a referral's), keyed by the grant
+    (programme/reward_grants.py `key`), in the caller's transaction, under the caller's lock on the grant."""
+    generation = 0
+    while redemption.key_taken(
+        session, shop.id, key := reward_grants.key(source_type, source_id, member_id, number, rule_version, generation)
+    ):
+        generation += 1  # the same grant earned again after its reward was taken back: a new reward, a new key
+    granted_by = {
+        "source_type": source_type, "source_id": source_id, "number": number, "rule_version": rule_version,
+        "label": label,
+    }  # fmt: skip
+    return redemption.grant(session, shop, member_id, reward, key, granted_by)
 
 
 def request_revoke(session, shop_id: int, redemption_id: int, why: str) -> None:

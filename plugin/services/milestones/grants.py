@@ -20,7 +20,7 @@ from plugin.programme import explanations
 from plugin.programme import reward_grants as programme_grants
 from plugin.programme.rewards import catalogue
 from plugin.programme.settings import program_settings
-from plugin.services import outbox, redemption, reward_grants
+from plugin.services import outbox, reward_grants
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +87,13 @@ def _bring_rewards(
     if reward_id and reward is None:
         log.warning("shop %s: %s names reward %r, no longer in the catalogue", shop.id, source.rule_key, reward_id)
     for number in range(before + 1, count + 1) if reward is not None else ():
-        generation = 0
-        while redemption.key_taken(session, shop.id, key := _key(source, holding.member_id, number, generation)):
-            generation += 1  # the same crossing earned again after its reward was taken back: a new reward
-        granted_by = {
-            "source_type": source.source_type, "source_id": source.source_id, "number": number,
-            "rule_version": source.version, "label": f"{source.label}: grant {number}",
-        }  # fmt: skip
-        kept.append([number, redemption.grant(session, shop, holding.member_id, reward, key, granted_by).id])
+        # A crossing earned again after its reward was taken back gets a new reward (the grant's next key).
+        issued = reward_grants.issue(
+            session, shop, holding.member_id, reward, source.source_type, source.source_id, number, source.version,
+            f"{source.label}: grant {number}",
+        )  # fmt: skip
+        kept.append([number, issued.id])
     holding.rewards = kept
-
-
-def _key(source: Source, member_id: int, number: int, generation: int) -> str:
-    return programme_grants.key(source.source_type, source.source_id, member_id, number, source.version, generation)
 
 
 def _post_difference(session, shop: Shop, holding: MilestoneHolding, source: Source, target: int, count: int) -> int:

@@ -23,8 +23,8 @@ from plugin.programme import referrals as rules
 from plugin.programme import reward_grants
 from plugin.programme.rewards import catalogue
 from plugin.programme.settings import program_settings
-from plugin.services import outbox, redemption, shops
-from plugin.services import reward_grants as grant_take_backs
+from plugin.services import outbox, shops
+from plugin.services import reward_grants as grant_service  # aliased: programme.reward_grants is imported too
 from plugin.services.referrals import setup
 
 log = logging.getLogger(__name__)
@@ -192,22 +192,16 @@ def _bring_reward(session: Session, shop: Shop, row: Referral, earned: bool) -> 
         if reward is None:
             log.warning("shop %s: referral reward %r is no longer in the catalogue", shop.id, row.reward_id)
             return
-        generation = 0
-        while redemption.key_taken(session, shop.id, key := _grant_key(row, generation)):
-            generation += 1  # earned again after its reward was taken back (support approved it): a new reward
-        granted_by = {
-            "source_type": "referral", "source_id": str(row.order_id), "number": 1, "rule_version": "referral",
-            "label": f"referral of order {row.order_id}",
-        }  # fmt: skip
-        row.reward_redemption_id = redemption.grant(session, shop, row.advocate_member_id, reward, key, granted_by).id
+        # Earned again after its reward was taken back (support approved it): a new reward (the grant's next key).
+        issued = grant_service.issue(
+            session, shop, row.advocate_member_id, reward, "referral", str(row.order_id), 1, "referral",
+            f"referral of order {row.order_id}",
+        )  # fmt: skip
+        row.reward_redemption_id = issued.id
     elif not earned and row.reward_redemption_id is not None:
         why = f"referral of order {row.order_id}: the friend's order was refunded or cancelled"
-        grant_take_backs.request_revoke(session, shop.id, row.reward_redemption_id, why)
+        grant_service.request_revoke(session, shop.id, row.reward_redemption_id, why)
         row.reward_redemption_id = None
-
-
-def _grant_key(row: Referral, generation: int) -> str:
-    return reward_grants.key("referral", str(row.order_id), row.advocate_member_id, 1, "referral", generation)
 
 
 def _candidates(session: Session, shop: Shop, advocate_id: int, rows: list[Referral]) -> list[rules.Candidate]:
