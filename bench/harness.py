@@ -31,21 +31,31 @@ SHOP = "bench-shop.myshopify.com"
 WEB_CONCURRENCY = os.environ.get("WEB_CONCURRENCY", "2")  # the Procfile's default
 
 
+# Appended to every bench database's name: two runs on one machine (two engineers, or a run beside a helper's
+# check) set different suffixes, so neither drops the other's database (fresh_database drops WITH (FORCE)).
+DB_SUFFIX = os.environ.get("BENCH_DB_SUFFIX", "")
+
+
+def database_name(name: str) -> str:
+    return name + DB_SUFFIX
+
+
 def database_url(name: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + database_name(name)
 
 
 def fresh_database(name: str) -> str:
     """Drop and re-create a PostgreSQL database; returns its URL."""
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'DROP DATABASE IF EXISTS "{database_name(name)}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{database_name(name)}"')
     return database_url(name)
 
 
 def database_exists(name: str) -> bool:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+        found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database_name(name),)).fetchone()
+        return found is not None
 
 
 def environment(db_url: str, **extra: str) -> dict[str, str]:
