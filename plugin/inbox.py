@@ -146,15 +146,16 @@ def drain(
                 batch = _claim(session, size)
                 claimed[:] = [delivery.id for delivery in batch]
                 retried = getattr(batch, "retried", False)
+                readings = Readings(stop_on)  # each body parsed once for the sort, the set-based path and process()
                 if not any(_is_lifecycle(delivery) for delivery in batch):
                     # An uninstall or a redaction must stay where it arrived among the orders; others commute.
-                    batch.sort(key=_shopper_first)
+                    batch.sort(key=lambda delivery: _shopper_first(delivery, readings))
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 shops: dict[str, Shop | None] = {}
                 applied: set[int] = set()
                 if set_based and not careful and not retried and not any(_is_lifecycle(d) for d in batch):
-                    applied = _apply_set_based(session, batch, shops, stop_on)
+                    applied = _apply_set_based(session, batch, shops, stop_on, readings)
                 batch_outcomes = Counter({PROCESSED: len(applied)} if applied else {})
                 batch_outcomes += Counter(
                     process(
@@ -164,6 +165,7 @@ def drain(
                         isolated=careful or retried,
                         confirm_uninstall=confirm_uninstall,
                         stop_on=stop_on,
+                        readings=readings,
                     )
                     for d in batch
                     if d.id not in applied
@@ -205,22 +207,83 @@ def drain(
             return outcomes
 
 
-def _shopper_first(delivery: Delivery) -> tuple[int, int]:
+def _shopper_first(delivery: Delivery, readings: Readings | None = None) -> tuple[int, int]:
     """Process a batch shopper by shopper, so concurrent batches take member row locks in the same order.
 
     Two workers whose batches lock the same members in opposite orders deadlock, and a deadlock rolls a
     whole batch back: in the end-to-end benchmark (20,000 orders from 2,000 shoppers, three workers) that
     happened 25 times. Deliveries without a customer (refunds, unreadable bodies) come last.
     """
+    readings = readings if readings is not None else Readings()
     try:
-        customer = json.loads(delivery.body).get("customer") or {}
+        payload = readings.payload(delivery)
+    except readings.stop_on:
+        raise
+    except Exception:  # only an ordering hint: an unreadable body goes last, and process() parks it
+        return (1, delivery.id)
+    try:
+        customer = payload.get("customer") or {}
         return (0, int(customer["id"])) if isinstance(customer, dict) and "id" in customer else (1, delivery.id)
-    except Exception:  # only an ordering hint: whatever the body holds (1e400, NaN, junk), it must not fail
+    except Exception:  # whatever the body holds (a list, an id that is no number), it must not fail
         return (1, delivery.id)
 
 
+_UNREAD = object()
+
+
+class Readings:
+    """Each delivery's body parsed once per batch: the sort, the set-based path and process() all need it, and
+    parsing (JSON, then the marshmallow schema) was most of the worker's Python time once the writes were batched.
+
+    A failure is kept like a result and raised again to each reader, so each still reacts to it as it always did
+    (process() parks the delivery with the same reason). `stop_on` exceptions (the job's timeout) are never kept.
+    """
+
+    def __init__(self, stop_on: tuple[type[BaseException], ...] = ()) -> None:
+        self.stop_on = stop_on
+        self._payloads: dict[int, tuple[object, BaseException | None]] = {}
+        self._events: dict[int, tuple[events.Event | None, BaseException | None]] = {}
+
+    def payload(self, delivery: Delivery):
+        """parse_body(delivery.body), or its error raised again."""
+        if delivery.id not in self._payloads:
+            self._payloads[delivery.id] = self._kept(lambda: parse_body(delivery.body))
+        return self._raised(self._payloads[delivery.id])
+
+    def event(self, delivery: Delivery, platform: platforms.Platform) -> events.Event | None:
+        """The platform's event for a readable body; the body's error or the schema's, raised again."""
+        payload = self.payload(delivery)
+        if delivery.id not in self._events:
+
+            def parse() -> events.Event | None:
+                triggered_at = platform.triggered_at(delivery.triggered_at, delivery.received_at)
+                return platform.parse_event(delivery.topic, payload, triggered_at)
+
+            self._events[delivery.id] = self._kept(parse)
+        return self._raised(self._events[delivery.id])
+
+    def _kept(self, read: Callable[[], object]) -> tuple[object, BaseException | None]:
+        try:
+            return read(), None
+        except self.stop_on:
+            raise
+        except Exception as error:  # RecursionError included: a body nested too deeply
+            return None, error
+
+    @staticmethod
+    def _raised(kept: tuple[object, BaseException | None]):
+        value, error = kept
+        if error is not None:
+            raise error
+        return value
+
+
 def _apply_set_based(
-    session: Session, batch: list[Delivery], shops: dict[str, Shop | None], stop_on: tuple[type[BaseException], ...]
+    session: Session,
+    batch: list[Delivery],
+    shops: dict[str, Shop | None],
+    stop_on: tuple[type[BaseException], ...],
+    readings: Readings,
 ) -> set[int]:
     """Write the batch's new paid orders set-based (services/batch_accrual.py); returns the deliveries done.
 
@@ -238,8 +301,8 @@ def _apply_set_based(
             continue  # read nothing: every delivery of this shop goes one by one, which reads it
         shop_items = []
         for delivery in deliveries:
-            shopper = _shopper_first(delivery)
-            event = _readable_event(session, delivery, shops, stop_on)
+            shopper = _shopper_first(delivery, readings)
+            event = _readable_event(session, delivery, shops, stop_on, readings)
             customer_id = shopper[1] if shopper[0] == 0 else None
             shop_items.append(batch_accrual.Item(delivery.id, customer_id, event))
         if not any(type(item.event) is events.OrderPaid for item in shop_items):
@@ -263,7 +326,11 @@ def _apply_set_based(
 
 
 def _readable_event(
-    session: Session, delivery: Delivery, shops: dict[str, Shop | None], stop_on: tuple[type[BaseException], ...]
+    session: Session,
+    delivery: Delivery,
+    shops: dict[str, Shop | None],
+    stop_on: tuple[type[BaseException], ...],
+    readings: Readings,
 ) -> events.Event | None:
     """The delivery's event when it is a readable, non-lifecycle delivery of an active shop; else None."""
     try:
@@ -276,8 +343,7 @@ def _readable_event(
     if shop is None or not shop.active:
         return None
     try:
-        triggered_at = platform.triggered_at(delivery.triggered_at, delivery.received_at)
-        event = platform.parse_event(delivery.topic, parse_body(delivery.body), triggered_at)
+        event = readings.event(delivery, platform)
     except stop_on:
         raise
     except Exception:  # whatever is wrong with it, the one-by-one path says so and parks it
@@ -395,14 +461,17 @@ def process(
     confirm_uninstall: UninstallCheck | None = None,
     stop_on: tuple[type[BaseException], ...] = (),
     max_attempts: int | None = MAX_ATTEMPTS,
+    readings: Readings | None = None,
 ) -> str:
     """Process one claimed delivery, inside a savepoint when `isolated`; returns its new status.
 
     Not isolated, any failure raises _RedoCarefully instead of parking (the caller rolls back and retries
     isolated). `shops` caches shop rows by domain for the length of one batch transaction. `stop_on`
     exceptions propagate untouched: a job's timeout must end the job, not park the delivery it interrupted.
+    `readings`: the batch's parsed bodies (a body the batch read already is not parsed again).
     """
     facts: dict[str, int | None] = {}
+    readings = readings if readings is not None else Readings(stop_on)
     if max_attempts is not None and delivery.attempts > max_attempts:
         delivery.reason = (
             f"claimed {delivery.attempts - 1} times without finishing (each attempt timed out or its worker "
@@ -412,7 +481,7 @@ def process(
     if not isolated:
         delivery_id = delivery.id  # a failed flush expires the object: keep its id for the message
         try:
-            status = _handle(session, delivery, {} if shops is None else shops, facts, confirm_uninstall)
+            status = _handle(session, delivery, {} if shops is None else shops, facts, confirm_uninstall, readings)
             session.flush()  # so the database refuses this delivery's writes here, not the next one's or COMMIT's
         except stop_on:
             raise
@@ -424,7 +493,7 @@ def process(
         return _finish(delivery, status, facts)
     try:
         with session.begin_nested():
-            status = _handle(session, delivery, {} if shops is None else shops, facts, confirm_uninstall)
+            status = _handle(session, delivery, {} if shops is None else shops, facts, confirm_uninstall, readings)
         delivery.reason = None
     except Unprocessable as reason:
         status, delivery.reason = PARKED, str(reason)
@@ -464,7 +533,9 @@ def _handle(
     shops: dict[str, Shop | None],
     facts: dict,
     confirm_uninstall: UninstallCheck | None = None,
+    readings: Readings | None = None,
 ) -> str:
+    readings = readings if readings is not None else Readings()
     try:
         platform = platforms.get(delivery.platform)
     except platforms.UnknownPlatform as error:
@@ -478,14 +549,13 @@ def _handle(
     if shop is not None and not shop.active and not lifecycle:
         raise Unprocessable(f"shop {delivery.shop_domain} is uninstalled")
     try:
-        payload = parse_body(delivery.body)
+        readings.payload(delivery)
     except ValueError as error:
         raise Unprocessable(f"malformed JSON: {error}") from None
     except RecursionError:
         raise Unprocessable("malformed JSON: nested too deeply") from None
-    triggered_at = platform.triggered_at(delivery.triggered_at, delivery.received_at)
     try:
-        event = platform.parse_event(delivery.topic, payload, triggered_at)
+        event = readings.event(delivery, platform)
     except ValidationError as error:
         raise Unprocessable(f"schema error: {json.dumps(error.messages, sort_keys=True)[:1500]}") from None
     if event is None:

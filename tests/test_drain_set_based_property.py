@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections import Counter
 
 from hypothesis import HealthCheck, Phase, given
@@ -196,9 +197,10 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
     monkeypatch.setattr(batch_accrual, "apply", counting_apply)
 
     # Bounded for `make test` (each example installs two shops and drains twice each); no shrinking, which took
-    # over five minutes on a loaded machine: a failure prints the example as drawn.
+    # over five minutes on a loaded machine: a failure prints the example as drawn. SET_BASED_EXAMPLES=200 before
+    # merging a change to either path.
     @hypothesis_settings(
-        max_examples=20,
+        max_examples=int(os.environ.get("SET_BASED_EXAMPLES", "20")),
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
         phases=[Phase.explicit, Phase.reuse, Phase.generate],

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from plugin import inbox, ledger
 from plugin.db import engine_for, transaction
 from plugin.models import Delivery, Member
+from plugin.platforms.shopify import adapter
 from plugin.services import batch_accrual
 from tests import builders
 from tests.conftest import SHOP
@@ -105,3 +108,65 @@ def test_a_bad_delivery_in_a_batch_is_parked_alone_and_the_rest_processed_once(s
     assert rows.pop("w-bad")[0] == "parked"
     assert set(rows.values()) == {("processed", 1)}  # the rolled-back attempt left no trace
     assert balances == {7000: 30, 7001: 30}  # orders 1-6 at 10 points each, once
+
+
+@pytest.mark.parametrize("set_based", [True, False])
+def test_each_body_is_parsed_once_per_batch(settings, shop, monkeypatch, set_based):
+    store_orders(settings, 4)
+    engine = engine_for(settings.database_url)
+    others = {
+        "orders/create": builders.order(5, 7000, [builders.line(50, "10.00")]),
+        "refunds/create": builders.refund(1, 1, {10: 1}),
+        "customers/update": {"id": 7001, "email": "c7001@example.com", "tags": "vip"},
+    }
+    for topic, payload in others.items():
+        body = json.dumps(payload).encode()
+        inbox.store(engine, inbox.IncomingDelivery(SHOP, topic, f"w-{topic}", body))
+    bodies: Counter[bytes] = Counter()
+    schemas: Counter[str] = Counter()
+    real_parse_body, real_parse_event = inbox.parse_body, adapter.parse_event
+
+    def parse_body(body):
+        bodies[body] += 1
+        return real_parse_body(body)
+
+    def parse_event(topic, payload, triggered_at):
+        schemas[f"{topic} {payload.get('id')}"] += 1
+        return real_parse_event(topic, payload, triggered_at)
+
+    monkeypatch.setattr(inbox, "parse_body", parse_body)
+    monkeypatch.setattr(adapter, "parse_event", parse_event)
+    outcomes = inbox.drain(settings.database_url, batch_size=10, set_based=set_based)
+
+    assert outcomes == {"processed": 7}  # one batch, nothing redone
+    assert len(bodies) == 7 and set(bodies.values()) == {1}, bodies  # the sort, the set-based path and process()
+    assert len(schemas) == 7 and set(schemas.values()) == {1}, schemas
+    with transaction(settings.database_url) as session:
+        balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
+    assert balances == {7000: 20, 7001: 10}  # order 1's refund took back its 10 points
+
+
+def test_unreadable_bodies_in_a_set_based_batch_are_parked_with_their_reasons(settings, shop):
+    store_orders(settings, 3)
+    engine = engine_for(settings.database_url)
+    bad = {
+        "w-json": b'{"id": 99, "customer": {"id": 7000}, ',
+        "w-nan": b'{"id": 98, "customer": {"id": 7000}, "total_tip_received": NaN}',
+        "w-schema": b'{"id": 97, "customer": {"id": 7001}, "line_items": "not a list"}',
+        "w-deep": b"[" * 100_000 + b"]" * 100_000,
+    }
+    for webhook_id, body in bad.items():
+        inbox.store(engine, inbox.IncomingDelivery(SHOP, "orders/paid", webhook_id, body))
+    outcomes = inbox.drain(settings.database_url, batch_size=10)
+
+    assert outcomes == {"processed": 3, "parked": 4}
+    with transaction(settings.database_url) as session:
+        rows = {d.webhook_id: (d.status, d.reason) for d in session.scalars(select(Delivery))}
+        balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
+    assert rows.pop("w-json")[1].startswith("malformed JSON: Expecting property name")
+    assert rows.pop("w-nan")[1] == "malformed JSON: NaN is not valid JSON"
+    reason = rows.pop("w-schema")[1]
+    assert reason.startswith("schema error: ") and '"line_items": ["Not a valid list."]' in reason
+    assert rows.pop("w-deep")[1] == "malformed JSON: nested too deeply"
+    assert set(rows.values()) == {("processed", None)}
+    assert balances == {7000: 10, 7001: 20}
