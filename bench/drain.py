@@ -6,6 +6,7 @@ default) and with every delivery one by one (LOYALTY_INBOX_SET_BASED=0), the sam
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from datetime import UTC, datetime
@@ -14,12 +15,14 @@ import psycopg
 from sqlalchemy import event
 
 from bench.common import order_body, prepared_database
-from bench.harness import SHOP, running, start_worker, wait_until
+from bench.harness import SHOP, drop_database, running, start_worker, wait_until
 from plugin import inbox, jobs
 from plugin.config import Settings
 from plugin.db import engine_for
 
 CONFIGURATIONS = ((1, 50), (3, 200), (3, 50))  # (Procfile workers, LOYALTY_INBOX_BATCH)
+# This run's own database (as the tests name theirs): a second run on the machine must not drop it under this one.
+DATABASE = f"loyalty_bench_drain_{os.getpid()}"
 
 
 def _fill(url: str, orders: int) -> None:
@@ -35,7 +38,7 @@ def _fill(url: str, orders: int) -> None:
 def cpu_per_order(set_based: bool, orders: int = 3000) -> tuple[float, float]:
     """Milliseconds of this process's CPU per order for inbox.drain (PostgreSQL's own CPU not included), and the
     SQL statements sent per order."""
-    url, _ = prepared_database("loyalty_bench_drain")
+    url, _ = prepared_database(DATABASE)
     _fill(url, orders)
     engine = engine_for(url.replace("postgresql://", "postgresql+psycopg://"))
     statements = 0
@@ -57,7 +60,7 @@ def cpu_per_order(set_based: bool, orders: int = 3000) -> tuple[float, float]:
 
 def workers_throughput(workers: int, batch: int, set_based: bool, orders: int = 6000) -> int:
     """Orders/s for `workers` Procfile workers draining a full inbox, from the first job to the last posting."""
-    url, env = prepared_database("loyalty_bench_drain")
+    url, env = prepared_database(DATABASE)
     env = {**env, "LOYALTY_INBOX_BATCH": str(batch), "LOYALTY_INBOX_SET_BASED": "1" if set_based else "0"}
     _fill(url, orders)
     processes = [start_worker(f"drain-{n}", env) for n in range(workers)]
@@ -83,14 +86,17 @@ def workers_throughput(workers: int, batch: int, set_based: bool, orders: int = 
 
 
 def run(orders: int = 6000) -> dict:
-    """Each figure set-based and one by one, alternating, so both see the same load."""
-    one_by_one_cpu, one_by_one_statements = cpu_per_order(set_based=False, orders=orders // 2)
-    cpu, statements = cpu_per_order(set_based=True, orders=orders // 2)
-    rates, baseline = {}, {}
-    for w, b in CONFIGURATIONS:
-        config = f"{w} worker{'s' if w > 1 else ''}, batch {b}"
-        baseline[config] = workers_throughput(w, b, set_based=False, orders=orders)
-        rates[config] = workers_throughput(w, b, set_based=True, orders=orders)
+    """Each figure set-based and one by one, alternating, so both see the same load; the database goes at the end."""
+    try:
+        one_by_one_cpu, one_by_one_statements = cpu_per_order(set_based=False, orders=orders // 2)
+        cpu, statements = cpu_per_order(set_based=True, orders=orders // 2)
+        rates, baseline = {}, {}
+        for w, b in CONFIGURATIONS:
+            config = f"{w} worker{'s' if w > 1 else ''}, batch {b}"
+            baseline[config] = workers_throughput(w, b, set_based=False, orders=orders)
+            rates[config] = workers_throughput(w, b, set_based=True, orders=orders)
+    finally:
+        drop_database(DATABASE)
     return {
         "orders": orders,
         "python_cpu_ms_per_order": cpu,

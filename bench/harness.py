@@ -46,10 +46,16 @@ def database_url(name: str) -> str:
 
 def fresh_database(name: str) -> str:
     """Drop and re-create a PostgreSQL database; returns its URL."""
+    drop_database(name)
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{database_name(name)}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{database_name(name)}"')
     return database_url(name)
+
+
+def drop_database(name: str) -> None:
+    """Drop a PostgreSQL database if it exists, ending any connection still open to it."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database_name(name)}" WITH (FORCE)')
 
 
 def database_exists(name: str) -> bool:
