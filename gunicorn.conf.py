@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 # The request line without its query string (%(U)s is the path alone): App Proxy queries carry a signature
@@ -14,6 +15,11 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(
 # (bench/memory.py, docs/benchmarks.md). No connection is opened while the app is created (engines connect on
 # first use), and post_fork drops any a worker could inherit.
 preload_app = True
+
+# Two threads per worker (decision 0038): a sync worker sits idle while PostgreSQL flushes a delivery's commit,
+# and with threads the commit waits of concurrent deliveries overlap. WEB_THREADS=1 gives gunicorn's sync worker.
+threads = max(1, int(os.environ.get("WEB_THREADS", "2")))
+worker_class = "gthread" if threads > 1 else "sync"
 
 SECRET_PARAMETER = re.compile(r"\b(signature|hmac|code|state|id_token)=[^&\s\"']*", re.IGNORECASE)
 

@@ -19,10 +19,11 @@ from pathlib import Path
 from bench.common import median, order_body, prepared_database, throughput, webhook_hmac
 from bench.harness import SHOP, running, start_web, wrk
 
-# name: GUNICORN_CMD_ARGS added to the Procfile's line (WEB_CONCURRENCY=2 sync workers). The worker count is the
-# Procfile's own --workers, which wins over this variable: bench.run with WEB_CONCURRENCY=4 measures more workers.
+# name: GUNICORN_CMD_ARGS added to the Procfile's line (WEB_CONCURRENCY=2 workers; gunicorn.conf.py gives each 2
+# threads, decision 0038). The worker count is the Procfile's own --workers, which wins over this variable:
+# bench.run with WEB_CONCURRENCY=4 measures more workers.
 SETTINGS = {
-    "sync, 2 workers": "",
+    "sync, 2 workers": "--worker-class sync --threads 1",
     "gthread, 2 workers x 4 threads": "--worker-class gthread --threads 4",
     "gthread, 2 workers x 2 threads": "--worker-class gthread --threads 2",
 }

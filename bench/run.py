@@ -144,7 +144,8 @@ def write_doc(r: dict) -> None:
         START,
         "",
         f"Machine: {m['cpu']}; {m['memory']}; {m['os']}; Python {m['python']}; PostgreSQL {m['postgresql']}; "
-        f"Redis {m['redis']}; {m['wrk']}. Web: the Procfile's gunicorn line, WEB_CONCURRENCY={WEB_CONCURRENCY}.",
+        f"Redis {m['redis']}; {m['wrk']}. Web: the Procfile's gunicorn line, WEB_CONCURRENCY={WEB_CONCURRENCY}, "
+        f"WEB_THREADS={os.environ.get('WEB_THREADS', '2')} (gunicorn.conf.py).",
         "",
         "| What | Measured | Baseline in the same run | Ratio | Goal | |",
         "|---|---|---|---|---|---|",

@@ -23,7 +23,11 @@ def engine_for(url: str) -> Engine:
             engine = _sqlite_engine(url)
         else:
             engine = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800)
-        _ENGINES[url] = engine
+        # gunicorn's threads (decision 0038) may race here: the first engine stored wins and every thread uses it.
+        winner = _ENGINES.setdefault(url, engine)
+        if winner is not engine:
+            engine.dispose()
+        engine = winner
     return engine
 
 
