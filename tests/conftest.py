@@ -270,7 +270,7 @@ def tier_of(item: pytest.Item) -> str:
     seen: set = set()
     functions = [getattr(item, "function", None)]
     info = getattr(item, "_fixtureinfo", None)
-    for definitions in (info.name2fixturedefs.values() if info else ()):
+    for definitions in info.name2fixturedefs.values() if info else ():
         functions.extend(definition.func for definition in definitions)
     for function in functions:
         module = sys.modules.get(getattr(function, "__module__", "") or "")

@@ -34,4 +34,3 @@ def test_an_event_rolled_back_with_its_cause_is_not_recorded(settings, shop):
 def test_an_unknown_event_type_is_a_programming_error(settings, shop):
     with pytest.raises(outbox.UnknownEventType), transaction(settings.database_url) as session:
         outbox.record(session, shop, "points.teleported", dedupe_key="x", data={})
-

@@ -99,16 +99,19 @@ def test_figures_per_shop_and_per_advocate_in_json_and_csv(client, settings, sho
     _one_good_and_one_blocked(client, settings)
     token = session_token()
     totals = call(client, "GET", "referrals/stats", token).get_json()["shop"]
-    assert totals.items() >= {
-        "advocates": 1,
-        "links_opened": 2,
-        "friend_codes_issued": 0,  # the shop has no token: both codes failed to be made
-        "first_orders": 2,
-        "rewards_given": 1,
-        "blocked": 1,
-        "blocked_same_email": 1,
-        "points_given": 500,
-    }.items()
+    assert (
+        totals.items()
+        >= {
+            "advocates": 1,
+            "links_opened": 2,
+            "friend_codes_issued": 0,  # the shop has no token: both codes failed to be made
+            "first_orders": 2,
+            "rewards_given": 1,
+            "blocked": 1,
+            "blocked_same_email": 1,
+            "points_given": 500,
+        }.items()
+    )
     rows = call(client, "GET", "referrals/stats?by=advocate", token).get_json()["advocates"]
     assert [(r["customer_id"], r["rewards_given"], r["blocked_same_email"]) for r in rows] == [(5001, 1, 1)]
     text = call(client, "GET", "referrals/stats?by=advocate&format=csv", token).get_data(as_text=True)

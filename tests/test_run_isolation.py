@@ -13,7 +13,7 @@ from redis import Redis
 
 from tests.conftest import ROOT, RUN_ID, TEST_REDIS_URL, forget_redis_keys
 
-INNER_RUN = '''
+INNER_RUN = """
 import os, time
 from tests.processes import spawn
 
@@ -34,7 +34,7 @@ def test_runs_after_it():
 def test_hangs_with_a_process_running():
     _leave_a_sleeper()
     time.sleep(300)
-'''
+"""
 
 
 def alive(pid: int) -> bool:
@@ -98,7 +98,7 @@ def test_a_sigkilled_run_leaves_no_process(tmp_path):
 
 
 def test_the_make_wrapper_kills_what_a_run_left_behind(tmp_path):
-    leaver = "sleep 300 & echo $! >> \"$LOYALTY_TEST_PID_FILE\"; echo $! > \"$SLEEPER_PIDS\""
+    leaver = 'sleep 300 & echo $! >> "$LOYALTY_TEST_PID_FILE"; echo $! > "$SLEEPER_PIDS"'
     pids = tmp_path / "sleepers"
     done = subprocess.run(
         [str(ROOT / "scripts" / "reaped.sh"), "bash", "-c", leaver],

@@ -215,6 +215,7 @@ def test_the_previews_tier_at_agrees_with_status(period):
         terms = [tiers.PaidTerm(99, at("2026-05-01"), 3, True)] if chooser.random() > 0.7 else []
         now = at(f"2026-{chooser.randint(1, 12):02d}-15")
         for candidate in (programme(period=period, grace_days=20), paid):
-            assert tiers.tier_at(candidate, facts, now, UTC_ZONE, terms) == tiers.status(
-                candidate, facts, now, UTC_ZONE, terms
-            ).tier_id
+            assert (
+                tiers.tier_at(candidate, facts, now, UTC_ZONE, terms)
+                == tiers.status(candidate, facts, now, UTC_ZONE, terms).tier_id
+            )

@@ -466,7 +466,6 @@ def sweep(settings: Settings) -> tuple[int, int]:
             enqueue_reconcile(settings, shop_id)
     enqueue_birthdays(settings)
 
-
     report_rollups.compact_all(settings.database_url)  # keeps the reports' tail of per-posting deltas short
     return count, requeued
 
