@@ -1,6 +1,8 @@
 """Property: draining a random inbox set-based ends in exactly the state of draining it one delivery at a time.
 
-Random rule sets and settings, random batches of paid orders (with and without customer tags, guests, embedded
+Random rule sets and settings, sometimes a tier programme (multipliers, entry rewards, a paid tier) and milestones
+(spend thresholds, punch cards, a signup bonus) whose thresholds the random orders cross, random batches of paid
+orders (with and without customer tags, guests, embedded
 refunds, cancelled at payment), duplicates, refunds and cancellations, part of them drained before the rest: the
 members, orders (lots with every contribution, facts), refunds, postings, outbox events and deliveries must be
 the same either way (compared by their natural keys, since row ids differ).
@@ -13,15 +15,27 @@ import json
 import os
 from collections import Counter
 
-from hypothesis import HealthCheck, Phase, given
+from hypothesis import HealthCheck, Phase, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from plugin import inbox, ledger
 from plugin.db import engine_for, transaction
-from plugin.models import Delivery, Member, Order, OutboxEvent, Posting, Refund
-from plugin.services import batch_accrual, rule_sets, shops
+from plugin.models import (
+    Delivery,
+    Member,
+    MilestoneHolding,
+    Order,
+    OutboxEvent,
+    Posting,
+    Refund,
+    TierMove,
+    TierPurchase,
+)
+from plugin.programme.events import ProductFacts
+from plugin.services import batch_accrual, products, rule_sets, shops, tier_sets
+from plugin.services.milestones import settings as milestone_settings
 from tests import builders
 
 _examples = itertools.count(1)
@@ -72,6 +86,68 @@ programmes = st.fixed_dictionaries(
     }
 )
 
+# Thresholds per metric that the drawn orders cross (an order spends 35.75 to 105.75 before shipping).
+TIER_THRESHOLDS = {"spend": ["30", "100", "250"], "orders": ["1", "2", "4"], "points": ["20", "120", "400"]}
+
+
+def _tier_programme(drawn: tuple) -> dict:
+    metric, period, count, multipliers, rewards, paid = drawn
+    thresholds = TIER_THRESHOLDS[metric][:count]
+    tiers = [
+        {"id": f"t{n}", "name": f"Tier {n}", "threshold": threshold, "multiplier": multipliers[n],
+         "entry_reward": rewards[n]}
+        for n, threshold in enumerate(thresholds)
+    ]  # fmt: skip
+    programme = {"metric": metric, "period": period, "tiers": tiers}
+    if paid:  # a membership bought with a marked SKU (_delivery marks some lines)
+        programme["paid"] = {"tier": tiers[-1]["id"], "skus": ["VIP-CARD"], "months": 12, "mode": paid}
+    return programme
+
+
+tier_programmes = st.one_of(
+    st.none(),
+    st.tuples(
+        st.sampled_from(["spend", "orders", "points"]),
+        st.sampled_from(["lifetime", "calendar_year"]),
+        st.integers(1, 3),
+        st.lists(st.sampled_from(["1", "1.5", "2", "2"]), min_size=3, max_size=3),
+        st.lists(st.sampled_from([0, 0, 25]), min_size=3, max_size=3),
+        st.sampled_from([None, None, "stack", "replace"]),
+    ).map(_tier_programme),
+)
+milestone_programmes = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "thresholds": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "id": st.just("spend"),
+                        "amount": st.sampled_from(["50.00", "120.00"]),
+                        "period": st.sampled_from(["lifetime", "calendar_year"]),
+                        "points": st.integers(1, 60),
+                        "repeat": st.booleans(),
+                    }
+                ),
+                max_size=1,
+            ),
+            "punch_cards": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "id": st.just("card"),
+                        "every": st.integers(2, 3),
+                        "min_subtotal": st.sampled_from(["5.00", "60.00"]),
+                        "points": st.integers(1, 40),
+                    }
+                ),
+                max_size=1,
+            ),
+            "signup": st.fixed_dictionaries({"points": st.sampled_from([0, 15])}),
+        },
+    ),
+)
+
 # One delivery: (kind, order index, customer index, variant); turned into a webhook body by _delivery.
 delivery = st.tuples(
     st.sampled_from(["paid"] * 5 + ["paid_tagged"] * 2 + ["paid_guest", "paid_refunded", "paid_cancelled",
@@ -87,6 +163,8 @@ def _delivery(base: int, kind: str, order: int, customer: int, variant: int) -> 
     lines = [builders.line(order_id * 10 + i, f"{7 * (i + 1) * variant}.25", quantity=i + 1) for i in range(2)]
     for index, line in enumerate(lines):
         line["product_id"] = order_id * 10 + index
+    if variant == 2 and order % 3 == 0:
+        lines[0]["sku"] = "VIP-CARD"  # buys the paid tier, when the programme has one
     refund = builders.refund(order_id * 100 + variant, order_id, {order_id * 10: 1})
     body = builders.order(order_id, None if kind == "paid_guest" else customer_id, lines, shipping="4.00")
     body["email"] = f"c{customer_id}@example.com"
@@ -144,7 +222,7 @@ def _state(url: str, shop_id: int) -> dict:
             (r.order_id, r.refund_id): r.facts for r in session.scalars(select(Refund).where(Refund.shop_id == shop_id))
         }
         postings = {
-            p.idempotency_key: (
+            _natural(p.idempotency_key, customers, shop_id): (
                 customers[p.member_id],
                 p.kind,
                 p.points,
@@ -164,17 +242,51 @@ def _state(url: str, shop_id: int) -> dict:
         for event in session.scalars(select(OutboxEvent).where(OutboxEvent.shop_id == shop_id)):
             payload = dict(event.payload)
             if "posting_id" in payload:
-                payload["posting_id"] = keys[payload["posting_id"]]
+                payload["posting_id"] = _natural(keys[payload["posting_id"]], customers, shop_id)
             cause = event.dedupe_key.rsplit(":", 1)
-            key = f"{cause[0]}:{keys[int(cause[1])]}" if cause[0].endswith(":posting") else event.dedupe_key
+            if cause[0].endswith(":posting"):
+                key = f"{cause[0]}:{_natural(keys[int(cause[1])], customers, shop_id)}"
+            else:
+                key = _natural(event.dedupe_key, customers, shop_id)
             outbox[key] = (event.event_type, customers.get(event.member_id), payload)
         deliveries = {
             d.webhook_id: (d.status, d.reason, d.customer_id, d.topic)
             for d in session.scalars(select(Delivery).where(Delivery.shop_domain == _domain_of(session, shop_id)))
         }
+        tiers = {
+            (customers[m.member_id], m.seq): (m.from_tier, m.to_tier, m.reason, m.tiers_version, m.occurred_at.date())
+            for m in session.scalars(select(TierMove).where(TierMove.shop_id == shop_id))
+        }
+        purchases = {
+            p.order_id: (customers[p.member_id], p.paid_at, p.months)
+            for p in session.scalars(select(TierPurchase).where(TierPurchase.shop_id == shop_id))
+        }
+        holdings = {
+            (customers[h.member_id], h.rule_key): h.grants
+            for h in session.scalars(select(MilestoneHolding).where(MilestoneHolding.shop_id == shop_id))
+        }
+        member_tiers = {
+            m.customer_id: (m.tier, m.tier_until, m.tier_paid_until)
+            for m in session.scalars(select(Member).where(Member.shop_id == shop_id))
+        }
         assert ledger.verify(session) == []
     return {"members": members, "orders": orders, "refunds": refunds, "postings": postings, "outbox": outbox,
-            "deliveries": deliveries}  # fmt: skip
+            "deliveries": deliveries, "tier_moves": tiers, "tier_purchases": purchases, "holdings": holdings,
+            "member_tiers": member_tiers}  # fmt: skip
+
+
+def _natural(key: str, customers: dict[int, int], shop_id: int) -> str:
+    """A posting's or event's key with the member's and the shop's row ids spelt as the customer and "shop"."""
+    parts = key.split(":")
+    if parts[0].startswith("points.") and len(parts) > 2 and parts[1] == str(shop_id):  # a milestone grant's event
+        return f"{parts[0]}:shop:" + _natural(":".join(parts[2:]), customers, shop_id)
+    if parts[0] == "milestone":  # a grant's posting: milestone:{rule key}:{member}:{sequence}
+        return "milestone:" + _natural(":".join(parts[1:]), customers, shop_id)
+    if parts[0] in ("tier", "tier.changed"):  # tier:{member}:entry:..., tier.changed:{member}:{seq}
+        parts[1] = f"c{customers[int(parts[1])]}"
+    elif parts[0] in ("threshold", "punch_card", "signup") and len(parts) > 2:  # {rule key}:{member}:{sequence}
+        parts[2] = f"c{customers[int(parts[2])]}"
+    return ":".join(parts)
 
 
 def _domain_of(session, shop_id: int) -> str:
@@ -192,6 +304,8 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
         applied = real_apply(session, shop, items)
         taken["set-based"] += len(applied)
         taken["one by one"] += sum(1 for item in items if item.key not in applied)
+        if batch_accrual.has_member_rules(session, shop):
+            taken["set-based with member rules"] += len(applied)
         return applied
 
     monkeypatch.setattr(batch_accrual, "apply", counting_apply)
@@ -211,8 +325,22 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
         later=st.lists(delivery, min_size=1, max_size=14),
         batch_size=st.integers(2, 8),
         currency_known=st.booleans(),
+        tier_programme=tier_programmes,
+        milestone_programme=milestone_programmes,
     )
-    def check(programme, earlier, later, batch_size, currency_known):
+    # Always tried first: a member's second order of a batch in a shop with tiers and a punch card, whose tier
+    # and punch the first order moves (the set-based path must leave it one by one).
+    @example(
+        programme={"rules": [], "settings": {"spent_points_policy": "allow_negative", "pending_days": 0,
+                                             "include_shipping": False}},
+        earlier=[],
+        later=[("paid", 0, 0, 1), ("paid", 1, 0, 3), ("paid", 2, 1, 1), ("paid", 3, 1, 1)],
+        batch_size=8,
+        currency_known=True,
+        tier_programme=_tier_programme(("spend", "lifetime", 2, ["2", "2", "1"], [25, 0, 0], None)),
+        milestone_programme={"punch_cards": [{"id": "card", "every": 2, "min_subtotal": "5.00", "points": 10}]},
+    )  # fmt: skip
+    def check(programme, earlier, later, batch_size, currency_known, tier_programme, milestone_programme):
         n = next(_examples)
         base = n * 1000
         ids = {}
@@ -224,6 +352,12 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
                 shops.update_settings(session, shop, programme["settings"])
                 if programme["rules"]:
                     rule_sets.save(session, shop, {"rules": programme["rules"]}, "property")
+                if tier_programme is not None:
+                    # a paid tier's SKU must name a product the shop has
+                    products.upsert(session, shop.id, ProductFacts(990, skus=frozenset({"VIP-CARD"})))
+                    tier_sets.save(session, shop, tier_programme, "property")
+                if milestone_programme is not None:
+                    milestone_settings.save(session, shop, milestone_programme, "property")
                 ids[way] = shop.id
         for part, drawn in (("a", earlier), ("b", later)):  # what the first drain made exists for the second
             for way in ("one-by-one", "set-based"):
@@ -239,3 +373,4 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
     check()
     # Both paths were exercised: the comparison is not between two runs of the same code.
     assert taken["set-based"] >= 5 and taken["one by one"] >= 5, taken
+    assert taken["set-based with member rules"] >= 3, taken  # tiers and milestones took the set-based path too

@@ -7,8 +7,10 @@ set `balance_after` and move the balances, and refuse two postings of one member
 member's second order of the batch goes in the next round), and one INSERT of their points.earned events per
 round.
 
-Only orders whose outcome needs nothing but the order itself take this path; the rest of the batch goes one by
-one afterwards (decision 0037). Any failure raises: the caller rolls the batch back and redoes it carefully.
+Only orders whose outcome needs nothing but the order itself and its member's stored facts take this path; the rest
+of the batch goes one by one afterwards (decision 0037). In a shop with tiers or milestones, each member's rules run
+once after the bulk write, member by member in batch order, as one by one runs them after each order (decision
+0038). Any failure raises: the caller rolls the batch back and redoes it carefully.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ from plugin.models import (
 from plugin.programme import earning as program
 from plugin.programme import events, order_facts
 from plugin.programme import rules as earning_rules
+from plugin.programme import tiers as tier_rules
+from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
 from plugin.services import accrual, announcements, member_rules, order_sales, outbox, tiers
 from plugin.services.imports import pending as imported_balances
 from plugin.services.imports.tables import PENDING, ImportRow
+from plugin.services.shops import zone
 
 
 class BatchConflict(Exception):
@@ -63,6 +68,7 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     """
     if not takes_part(session, shop):
         return {}
+    member_level = has_member_rules(session, shop)
     rules = earning_rules.rule_set(shop.rules, shop.rules_version)
     settings = program_settings(shop.settings, shop.settings_version)
     # Orders the batch names that exist already, with their member's shopper: a delivery of such an order goes
@@ -76,6 +82,8 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
         ).all()
     ) if named else {}  # fmt: skip
     chosen = _choose(items, rules, existing)
+    if member_level:
+        chosen = _one_per_member(items, chosen)
     if not chosen:
         return {}
     if shop.currency is None:
@@ -86,16 +94,27 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
         shop.currency = first.currency
     members = _enrol(session, shop, [item.event.order.customer for item in chosen.values()])
     codes = _reward_codes(session, shop, chosen.values())
+    paid_tiers = _tiers_when_paid(session, shop, chosen.values(), members) if member_level else {}
     orders, postings = [], []
     for item in chosen.values():
-        order_row, posting = _settle(shop, item.event, members[item.customer_id], rules, settings, codes)
+        order_row, posting = _settle(
+            shop, item.event, members[item.customer_id], rules, settings, codes, paid_tiers.get(item.customer_id)
+        )
         orders.append(order_row)
         if posting is not None:
             postings.append(posting)
     inserted = session.connection().execute(_order_insert(session), orders).all()
     if len(inserted) != len(orders):
         raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
+    if member_level:
+        _note_purchases(session, shop, chosen.values(), members)
     _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders})
+    if member_level:
+        # One by one runs the member rules right after each order's earn posting; each member has one order here,
+        # so running them now, member by member in batch order, gives every member the same postings in the same
+        # sequence (balance_after, notes and events included).
+        for item in chosen.values():
+            member_rules.after_order_change(session, shop, members[item.customer_id])
     return {item.key: item.customer_id for item in chosen.values()}
 
 
@@ -115,22 +134,24 @@ def _member_rules_known() -> bool:
 
 
 def takes_part(session: Session, shop: Shop) -> bool:
-    """Whether the shop's orders may take this path: no member-level rule that an order's change can move
-    (member_rules.registered: each is then a no-op), no rule needing product facts, no claw-back."""
-    from plugin.services.milestones import settings as milestones  # late, as accrual: its imports stay light
-
+    """Whether the shop's orders may take this path: the member rules are the ones this path knows, no referral
+    settings (a friend's order moves the advocate, another member), no rule needing product facts, no claw-back."""
     if earning_rules.rule_set(shop.rules, shop.rules_version).needs_products:
         return False
     if program_settings(shop.settings, shop.settings_version).spent_points_policy == "claw_back":
         return False
-    if (
-        not _member_rules_known()
-        or tiers.programme(shop) is not None
-        or session.get(ReferralSettings, shop.id) is not None
-    ):
-        return False
+    return _member_rules_known() and session.get(ReferralSettings, shop.id) is None
+
+
+def has_member_rules(session: Session, shop: Shop) -> bool:
+    """Whether an order can move a member-level rule in this shop (a tier programme, milestones): then each member
+    takes one order here and its rules run after the bulk write; else every rule in member_rules is a no-op."""
+    from plugin.services.milestones import settings as milestones  # late, as accrual: its imports stay light
+
+    if tiers.programme(shop) is not None:
+        return True
     current = milestones.current(session, shop.id)  # the same test as milestones.rules.recompute
-    return not (current["thresholds"] or current["punch_cards"] or current["signup"]["points"])
+    return bool(current["thresholds"] or current["punch_cards"] or current["signup"]["points"])
 
 
 def _snapshot(item: Item) -> events.OrderSnapshot | None:
@@ -167,6 +188,56 @@ def _choose(items: list[Item], rules: earning_rules.RuleSet, existing: dict[int,
             continue
         chosen[snapshot.order_id] = item
     return chosen
+
+
+def _one_per_member(items: list[Item], chosen: dict[int, Item]) -> dict[int, Item]:
+    """The chosen items less each member's second and later ones, and every delivery of that member after them.
+
+    A member rule reads the member's history after each order, and the next order's tier depends on it: with one
+    order per member, the rules can run once per member after the bulk write in the same sequence as one by one.
+    """
+    kept: dict[int, Item] = {}
+    seen: set[int | None] = set()
+    stopped: set[int | None] = set()
+    for item in items:
+        snapshot = _snapshot(item)
+        if snapshot is None or chosen.get(snapshot.order_id) is not item:
+            continue
+        if item.customer_id in seen:
+            stopped.add(item.customer_id)  # this one goes one by one, and so does the rest of this member's
+        if item.customer_id not in stopped:
+            kept[snapshot.order_id] = item
+        seen.add(item.customer_id)
+    return kept
+
+
+def _tiers_when_paid(session: Session, shop: Shop, chosen, members: dict[int, int]) -> dict[int, MemberTier | None]:
+    """tiers.tier_when_paid for every chosen order at once, by customer id: one read of the members' facts.
+
+    Read before the orders are written, as one by one reads them before its order has a lot."""
+    current = tiers.programme(shop)
+    if current is None:
+        return {}
+    ids = [members[item.customer_id] for item in chosen]
+    facts, terms = tiers.facts_for(session, shop.id, ids)
+    found = {}
+    for item in chosen:
+        member_id, order_id = members[item.customer_id], item.event.order.order_id
+        held = tier_rules.tiers_at_payments(
+            current, facts.get(member_id, []), terms.get(member_id, []), zone(shop), [(order_id, item.event.paid_at)]
+        )
+        found[item.customer_id] = tiers.as_member_tier(current, held[order_id][0])
+    return found
+
+
+def _note_purchases(session: Session, shop: Shop, chosen, members: dict[int, int]) -> None:
+    """tiers.note_purchase for every chosen order (a paid tier's purchase; nothing without a paid tier)."""
+    current = tiers.programme(shop)
+    if current is None or current.paid is None:
+        return
+    for item in chosen:
+        order = SimpleNamespace(member_id=members[item.customer_id], order_id=item.event.order.order_id)
+        tiers.note_purchase(session, shop, order, item.event.order, item.event.paid_at)
 
 
 def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> dict[int, int]:
@@ -227,12 +298,15 @@ def _reward_codes(session: Session, shop: Shop, chosen) -> set[str]:
     )
 
 
-def _settle(shop: Shop, event: events.OrderPaid, member_id: int, rules, settings, reward_codes: set[str]):
+def _settle(
+    shop: Shop, event: events.OrderPaid, member_id: int, rules, settings, reward_codes: set[str],
+    tier: MemberTier | None = None,
+):  # fmt: skip
     """The new order's row and its earn posting (None when it earns nothing), as accrual._order_paid makes them."""
     snapshot, paid_at = event.order, event.paid_at
     tags = snapshot.customer.tags if snapshot.customer.tags is not None else frozenset()
     lot = program.build_lot(
-        snapshot, settings, paid_at, has_member=True, rules=rules, products={}, member_tags=tags, member_tier=None
+        snapshot, settings, paid_at, has_member=True, rules=rules, products={}, member_tags=tags, member_tier=tier
     )
     target = max(program.points_to_hold(lot, [], cancelled=False), 0)
     now = utcnow()
@@ -241,7 +315,9 @@ def _settle(shop: Shop, event: events.OrderPaid, member_id: int, rules, settings
         "created_seen": False, "paid_at": paid_at, "cancelled_at": None, "lot": lot.to_json(),
         "points_held": target, "support_delta": 0, "unpaid_reversal": 0, "expired_points": 0,
         "available_at": lot.available_at, "updated_at": now,
-        "facts": order_facts.to_json(snapshot, paid_at, rules.version, tags, None),
+        "facts": order_facts.to_json(
+            snapshot, paid_at, rules.version, tags, tier, shop.tiers_version if tiers.programme(shop) else None
+        ),
         "sales": order_sales.sales_of(snapshot),
         "reward_code": next((code for code in snapshot.discount_codes if code in reward_codes), None),
     }  # fmt: skip
