@@ -61,10 +61,10 @@ class Item:
 def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     """Apply the items this path fully understands; returns {key: customer id} of those applied.
 
-    An order qualifies when the shop has no member-level rule an order can move (tiers, milestones, referrals,
-    claw-back), its rules need no product facts, it is new (no order row yet) and arrives without refunds or
-    a cancellation, and it comes before any delivery of the same shopper that goes one by one, so that every
-    member sees its deliveries in the batch's order, as one by one.
+    An order qualifies when the shop has no referrals and no claw-back, its rules need no product facts, it is
+    new (no order row yet) and arrives without refunds or a cancellation, and it comes before any delivery of the
+    same shopper that goes one by one, so that every member sees its deliveries in the batch's order, as one by
+    one. With tiers or milestones, only a member's first such order qualifies, and its member rules run after.
     """
     if not takes_part(session, shop):
         return {}
@@ -113,8 +113,7 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
         # One by one runs the member rules right after each order's earn posting; each member has one order here,
         # so running them now, member by member in batch order, gives every member the same postings in the same
         # sequence (balance_after, notes and events included).
-        for item in chosen.values():
-            member_rules.after_order_change(session, shop, members[item.customer_id])
+        _member_rules(session, shop, [members[item.customer_id] for item in chosen.values()])
     return {item.key: item.customer_id for item in chosen.values()}
 
 
@@ -146,11 +145,14 @@ def takes_part(session: Session, shop: Shop) -> bool:
 def has_member_rules(session: Session, shop: Shop) -> bool:
     """Whether an order can move a member-level rule in this shop (a tier programme, milestones): then each member
     takes one order here and its rules run after the bulk write; else every rule in member_rules is a no-op."""
+    return tiers.programme(shop) is not None or has_milestones(session, shop)
+
+
+def has_milestones(session: Session, shop: Shop) -> bool:
+    """Whether milestones.rules.recompute does anything in this shop (its own test)."""
     from plugin.services.milestones import settings as milestones  # late, as accrual: its imports stay light
 
-    if tiers.programme(shop) is not None:
-        return True
-    current = milestones.current(session, shop.id)  # the same test as milestones.rules.recompute
+    current = milestones.current(session, shop.id)
     return bool(current["thresholds"] or current["punch_cards"] or current["signup"]["points"])
 
 
@@ -238,6 +240,32 @@ def _note_purchases(session: Session, shop: Shop, chosen, members: dict[int, int
     for item in chosen:
         order = SimpleNamespace(member_id=members[item.customer_id], order_id=item.event.order.order_id)
         tiers.note_purchase(session, shop, order, item.event.order, item.event.paid_at)
+
+
+def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> None:
+    """member_rules.after_order_change for each member, in this order, with their facts read for all at once.
+
+    The rules of KNOWN_MEMBER_RULES, each given what it would read: the members' tier facts (tiers.recompute writes
+    no order, so tier_corrections reads the same), their milestone histories and holdings (read again for a member
+    whose tier correction remade an order's lot). The upsert of the members locked them all, as each rule's own
+    lock would. Referrals are left out: takes_part found no referral settings, so that rule is a no-op."""
+    from plugin.services import tier_corrections  # late, as member_rules: accrual's imports stay light
+    from plugin.services.milestones import rules as milestones
+
+    session.flush()
+    current = tiers.programme(shop)
+    facts, terms = tiers.facts_for(session, shop.id, member_ids) if current is not None else ({}, {})
+    histories = milestones.order_histories(session, shop, member_ids) if has_milestones(session, shop) else None
+    held = milestones.holdings(session, shop, member_ids) if histories is not None else {}
+    for member_id in member_ids:
+        corrected = 0
+        if current is not None:
+            known = (facts.get(member_id, []), terms.get(member_id, []))
+            tiers.recompute(session, shop, member_id, known=known)
+            corrected = tier_corrections.correct(session, shop, member_id, known)
+        if histories is not None:
+            ready = None if corrected else (histories.get(member_id, []), held.get(member_id, {}))
+            milestones.recompute(session, shop, member_id, ready)
 
 
 def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> dict[int, int]:

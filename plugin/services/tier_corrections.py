@@ -26,9 +26,17 @@ def after_order_change(session: Session, shop: Shop, member_id: int) -> None:
     correct(session, shop, member_id)
 
 
-def correct(session: Session, shop: Shop, member_id: int) -> int:
+def correct(
+    session: Session,
+    shop: Shop,
+    member_id: int,
+    known: tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]] | None = None,
+) -> int:
     """Re-settle the member's orders paid under the current tier programme whose tier at their paid moment the
-    facts now place elsewhere; returns how many were corrected (0 on a repeat: idempotent)."""
+    facts now place elsewhere; returns how many were corrected (0 on a repeat: idempotent).
+
+    `known`: the member's facts and paid terms as tiers.facts_for reads them now (the set-based drain reads them
+    for many members at once); else read here."""
     current = tiers.programme(shop)
     if current is None:
         return 0
@@ -36,9 +44,11 @@ def correct(session: Session, shop: Shop, member_id: int) -> int:
     stored = _stored_tiers(session, shop.id, member_id, current.version)
     if not stored:
         return 0
-    facts, terms = tiers.facts_for(session, shop.id, [member_id])
+    if known is None:
+        facts, terms = tiers.facts_for(session, shop.id, [member_id])
+        known = (facts.get(member_id, []), terms.get(member_id, []))
     held = tier_rules.tiers_at_payments(
-        current, facts.get(member_id, []), terms.get(member_id, []), zone(shop),
+        current, known[0], known[1], zone(shop),
         [(order_id, paid_at) for order_id, (paid_at, _tier) in stored.items()],
     )  # fmt: skip
     corrected = 0

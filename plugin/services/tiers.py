@@ -247,9 +247,18 @@ def _wholly_refunded(lot: program.Lot, refunds: Iterable[events.RefundFacts]) ->
 
 
 def recompute(
-    session: Session, shop: Shop, member_id: int, *, now: datetime | None = None, cause: str | None = None
+    session: Session,
+    shop: Shop,
+    member_id: int,
+    *,
+    now: datetime | None = None,
+    cause: str | None = None,
+    known: tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]] | None = None,
 ) -> tier_rules.TierStatus | None:
-    """Bring one member's tier, its history, its event and its entry rewards up to date with their facts."""
+    """Bring one member's tier, its history, its event and its entry rewards up to date with their facts.
+
+    `known`: the member's facts and paid terms as facts_for reads them now, read for many members at once by the
+    caller (the set-based drain); else read here."""
     current = programme(shop)
     if current is None:
         return None
@@ -258,8 +267,10 @@ def recompute(
         select(Member).where(Member.shop_id == shop.id, Member.id == member_id).with_for_update()
     ).scalar_one()
     session.flush()  # the order rows this transaction changed, before they are read back as facts
-    facts, terms = facts_for(session, shop.id, [member_id])
-    state = tier_rules.status(current, facts.get(member_id, []), now, zone(shop), terms.get(member_id, []))
+    if known is None:
+        facts, terms = facts_for(session, shop.id, [member_id])
+        known = (facts.get(member_id, []), terms.get(member_id, []))
+    state = tier_rules.status(current, known[0], now, zone(shop), known[1])
     move(session, shop, current, member, state, now, cause)
     _entry_rewards(session, shop, current, member, state)
     return state

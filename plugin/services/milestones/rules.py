@@ -22,14 +22,19 @@ from plugin.services.milestones import settings as programme
 
 def order_history(session, shop: Shop, member_id: int) -> list[milestones.OrderSpend]:
     """Every paid order of the member, with the money it still counts and its year in the shop's time zone."""
+    return order_histories(session, shop, [member_id]).get(member_id, [])
+
+
+def order_histories(session, shop: Shop, member_ids: list[int]) -> dict[int, list[milestones.OrderSpend]]:
+    """order_history for many members in two queries (the set-based drain's), by member id (absent: no order)."""
     zone = shops.zone(shop)
     orders = session.execute(
-        select(Order.order_id, Order.paid_at, Order.lot, Order.cancelled_at).where(
-            Order.shop_id == shop.id, Order.member_id == member_id, Order.paid_at.is_not(None)
+        select(Order.order_id, Order.paid_at, Order.lot, Order.cancelled_at, Order.member_id).where(
+            Order.shop_id == shop.id, Order.member_id.in_(member_ids), Order.paid_at.is_not(None)
         )
     ).all()
     if not orders:
-        return []
+        return {}
     refunds: dict[int, list[RefundFacts]] = {}
     rows = session.execute(
         select(Refund.order_id, Refund.refund_id, Refund.facts).where(
@@ -39,37 +44,55 @@ def order_history(session, shop: Shop, member_id: int) -> list[milestones.OrderS
     for order_id, refund_id, facts in rows:
         quantities = {int(line): int(qty) for line, qty in facts["line_quantities"].items()}
         refunds.setdefault(order_id, []).append(RefundFacts(refund_id, order_id, quantities))
-    return [
-        milestones.OrderSpend(
-            order_id=o.order_id,
-            year=milestones.local_year(o.paid_at, zone),
-            spend=milestones.order_spend(
-                Lot.from_json(o.lot) if o.lot else None, refunds.get(o.order_id, ()), o.cancelled_at is not None
-            ),
+    histories: dict[int, list[milestones.OrderSpend]] = {}
+    for o in orders:
+        histories.setdefault(o.member_id, []).append(
+            milestones.OrderSpend(
+                order_id=o.order_id,
+                year=milestones.local_year(o.paid_at, zone),
+                spend=milestones.order_spend(
+                    Lot.from_json(o.lot) if o.lot else None, refunds.get(o.order_id, ()), o.cancelled_at is not None
+                ),
+            )
         )
-        for o in orders
-    ]
+    return histories
 
 
-def recompute(session, shop: Shop, member_id: int) -> None:
-    """Bring the member's threshold, punch-card and signup grants to what their order facts say now."""
+def holdings(session, shop: Shop, member_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per member: the grants held per rule key (one query for many members)."""
+    held: dict[int, dict[str, int]] = {}
+    for member_id, rule_key, held_grants in session.execute(
+        select(MilestoneHolding.member_id, MilestoneHolding.rule_key, MilestoneHolding.grants).where(
+            MilestoneHolding.shop_id == shop.id, MilestoneHolding.member_id.in_(member_ids)
+        )
+    ):
+        held.setdefault(member_id, {})[rule_key] = len(held_grants)
+    return held
+
+
+def recompute(
+    session,
+    shop: Shop,
+    member_id: int,
+    known: tuple[list[milestones.OrderSpend], dict[str, int]] | None = None,
+) -> None:
+    """Bring the member's threshold, punch-card and signup grants to what their order facts say now.
+
+    `known`: the member's order history and held grants as read now under their lock, read for many members at
+    once by the caller (the set-based drain, which holds their locks); else read here."""
     current = programme.current(session, shop.id)
     if not (current["thresholds"] or current["punch_cards"] or current["signup"]["points"]):
         return  # no milestone programme: not one extra query on the order path
     version = programme.rule_version(current["version"])
     session.flush()  # accrual changes the order under no_autoflush: the facts read here must include them
-    # The member's lock first, then the facts: two of the member's orders changing at once are counted one after
-    # the other, the second seeing the first's order (each statement reads what was committed before it ran).
-    session.execute(select(Member.id).where(Member.shop_id == shop.id, Member.id == member_id).with_for_update())
-    history = order_history(session, shop, member_id)
-    held = {
-        rule_key: len(held_grants)
-        for rule_key, held_grants in session.execute(
-            select(MilestoneHolding.rule_key, MilestoneHolding.grants).where(
-                MilestoneHolding.shop_id == shop.id, MilestoneHolding.member_id == member_id
-            )
-        )
-    }
+    if known is not None:
+        history, held = known
+    else:
+        # The member's lock first, then the facts: two of the member's orders changing at once are counted one
+        # after the other, the second seeing the first's order (each statement reads what was committed before).
+        session.execute(select(Member.id).where(Member.shop_id == shop.id, Member.id == member_id).with_for_update())
+        history = order_history(session, shop, member_id)
+        held = holdings(session, shop, [member_id]).get(member_id, {})
     for threshold in current["thresholds"]:
         source = grants.Source("threshold", threshold["id"], version, _threshold_label(threshold))
         count = milestones.threshold_crossings(threshold, history)
