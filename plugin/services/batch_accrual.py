@@ -10,7 +10,7 @@ round.
 Only orders whose outcome needs nothing but the order itself and its member's stored facts take this path; the rest
 of the batch goes one by one afterwards (decision 0037). In a shop with tiers or milestones, each member's rules run
 once after the bulk write, member by member in batch order, as one by one runs them after each order (decision
-0038). Any failure raises: the caller rolls the batch back and redoes it carefully.
+0039). Any failure raises: the caller rolls the batch back and redoes it carefully.
 """
 
 from __future__ import annotations
