@@ -157,6 +157,20 @@ def start_worker(name: str, env: dict[str, str]) -> Process:
     return Process(name, command, env)
 
 
+def start_fake_shop(name: str, env: dict[str, str], token: str = "shpat_bench") -> tuple[Process, str]:
+    """The local Admin API stand-in (plugin/devtools/fake_shop.py) on a free loopback port; returns it and its URL."""
+    port = free_port()
+    process = Process(name, [str(BIN / "python"), "-m", "plugin.devtools.fake_shop", "--port", str(port),
+                             "--token", token], env)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _answers(base), 30, f"{name} did not start (see {process.log_path})")
+    except TimeoutError:
+        process.stop()
+        raise
+    return process, base
+
+
 def _answers(base: str) -> bool:
     try:
         requests.get(base + "/healthz", timeout=2)
@@ -258,7 +272,7 @@ def wrk(
             process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=seconds + 60)
     if process.returncode != 0 or "{" not in stdout:
-        raise RuntimeError(f"wrk failed: {shlex.join(command)}\n{stdout}\n{stderr}")
+        raise RuntimeError(f"wrk failed (exit status {process.returncode}): {shlex.join(command)}\n{stdout}\n{stderr}")
     result = json.loads(next(ln for ln in stdout.splitlines() if ln.startswith("{")))
     if result["errors"]["status"] or result["requests"] == 0:
         raise RuntimeError(f"wrk saw {result['errors']['status']} error answers: {shlex.join(command)}\n{stderr}")
