@@ -101,7 +101,8 @@ npm-locks:
 theme-check: npm-locks
 	node scripts/theme-check.mjs storefront_widget/extension
 
-## bench: intake and widget read against bare Flask, 20,000 orders end to end, peak RSS, 1M members / 20M postings,
+## bench: intake and widget read against bare Flask, 20,000 orders end to end with the base rule and again with a
+## realistic programme (rules, tiers, milestones, events), peak RSS, 1M members / 20M postings,
 ## a 200,000-row CSV import and a rule preview over 100,000 orders
 ## (writes docs/benchmarks.md and docs/benchmarks.json; BENCH_ARGS="--only intake,widget" to run a part)
 bench: $(VENV)/.installed

@@ -65,3 +65,43 @@ def test_the_campaign_runs_a_day_either_side_of_the_seeding_only(settings, shop)
         lots = dict(session.execute(select(Order.order_id, Order.lot).where(Order.shop_id == shop)).all())
     assert "winter" in {c["rule_id"] for c in lots[9_000_000]["contributions"]}
     assert "winter" not in {c["rule_id"] for c in lots[9_000_001]["contributions"]}
+
+
+def _results(e2e: dict) -> dict:
+    machine = dict.fromkeys(("cpu", "memory", "os", "python", "postgresql", "redis", "wrk"), "x")
+    return {"machine": machine, "command": "make bench", "e2e": {"measured_at": "now", **e2e}}
+
+
+E2E = {
+    "orders": 2000, "workers": 3, "seconds": 20.0, "orders_per_second": 100, "pg_commits_per_second_1_client": 900,
+    "pg_commits_per_second_4_clients": 1900, "peak_web_mib": 80.0, "peak_worker_mib": 90.0,
+}  # fmt: skip
+PROGRAMME = {
+    "orders": 2000, "orders_per_second": 85, "seconds": 23.5, "events_delivered": 3000, "events_recorded": 3000,
+    "events_pending": 0, "events_seconds": 40.2, "peak_web_mib": 81.0, "peak_worker_mib": 130.0,
+}  # fmt: skip
+
+
+def test_the_results_table_judges_the_programme_ratio_against_its_goal(tmp_path, monkeypatch):
+    from bench import run
+
+    monkeypatch.setattr(run, "DOC", tmp_path / "benchmarks.md")
+    run.write_doc(_results({**E2E, "programme": PROGRAMME, "programme_ratio": 0.85}))
+    met = next(ln for ln in run.DOC.read_text().splitlines() if "realistic programme" in ln)
+    cut_short = {**PROGRAMME, "events_pending": 7, "events_delivered": 2993}
+    run.write_doc(_results({**E2E, "programme": cut_short, "programme_ratio": 0.79}))
+    text = run.DOC.read_text()
+    missed = next(ln for ln in text.splitlines() if "realistic programme" in ln)
+    assert "85 orders/s" in met and "base rule alone: 100 orders/s | 0.85 | ≥ 0.8 | met |" in met
+    assert "all 3,000 events delivered, the last 40.2 s after the first request" in met
+    assert "| 0.79 | ≥ 0.8 | **missed** |" in missed and "2,993 of 3,000 events delivered when the wait" in missed
+    assert "| Peak RSS, worker (rq worker or its work horse) | 130.0 MiB |" in text  # the larger of the two runs
+
+
+def test_an_e2e_result_from_before_the_programme_renders_without_its_row(tmp_path, monkeypatch):
+    from bench import run
+
+    monkeypatch.setattr(run, "DOC", tmp_path / "benchmarks.md")
+    run.write_doc(_results(E2E))
+    text = run.DOC.read_text()
+    assert "End to end, 2,000 orders/paid" in text and "realistic programme" not in text
