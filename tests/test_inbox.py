@@ -11,11 +11,14 @@ from sqlalchemy.exc import OperationalError
 
 from plugin import inbox, ledger
 from plugin.db import engine_for, transaction
-from plugin.models import Delivery, Member
+from plugin.models import Delivery, Member, OrderProductWait
 from plugin.platforms.shopify import adapter
-from plugin.services import batch_accrual
+from plugin.programme.events import ProductFacts
+from plugin.services import batch_accrual, products, shops
 from tests import builders
 from tests.conftest import SHOP
+from tests.test_earning_e2e import OUTERWEAR_X2, save_rules
+from tests.test_earning_e2e import line as e2e_line
 
 
 def store_orders(settings, count: int) -> None:
@@ -170,3 +173,30 @@ def test_unreadable_bodies_in_a_set_based_batch_are_parked_with_their_reasons(se
     assert rows.pop("w-deep")[1] == "malformed JSON: nested too deeply"
     assert set(rows.values()) == {("processed", None)}
     assert balances == {7000: 10, 7001: 20}
+
+
+def test_a_product_rule_shops_orders_go_set_based_when_their_products_are_cached(settings, shop, monkeypatch):
+    save_rules(settings, OUTERWEAR_X2)
+    with transaction(settings.database_url) as session:
+        products.upsert(session, shops.get(session, SHOP).id, ProductFacts(501, "Outerwear", "Acme"))
+    engine = engine_for(settings.database_url)
+    for order_id, customer_id, product_id in ((1, 7001, 501), (2, 7002, 502), (3, 7002, 501), (4, 7003, 501)):
+        body = json.dumps(builders.order(order_id, customer_id, [e2e_line(order_id * 10, "10.00", product_id)]))
+        inbox.store(engine, inbox.IncomingDelivery(SHOP, "orders/paid", f"w-{order_id}", body.encode()))
+    set_based: list[int] = []
+    real_apply = batch_accrual.apply
+
+    def apply(session, shop, items):
+        applied = real_apply(session, shop, items)
+        set_based.extend(sorted(applied))
+        return applied
+
+    monkeypatch.setattr(batch_accrual, "apply", apply)
+    assert inbox.drain(settings.database_url, batch_size=10) == {"processed": 4}
+
+    # Product 502 is not cached: order 2 waits for it, one by one, and so does its shopper's later order 3.
+    with transaction(settings.database_url) as session:
+        assert set(session.scalars(select(Delivery.webhook_id).where(Delivery.id.in_(set_based)))) == {"w-1", "w-4"}
+        balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
+        waiting = list(session.execute(select(OrderProductWait.order_id, OrderProductWait.product_id)))
+    assert balances == {7001: 20, 7002: 20, 7003: 20} and waiting == [(2, 502)]  # Outerwear earns double

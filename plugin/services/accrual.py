@@ -213,11 +213,9 @@ def _make_lot(
 ) -> None:
     cache: dict[int, earning_rules.Product] = {}
     if rules.needs_products:
-        wanted = {line.product_id for line in snapshot.lines if line.product_id is not None}
+        wanted = products.wanted(snapshot)
         cache = products.cached(session, shop.id, wanted)  # one query per order, only when a rule needs it
-        missing = {
-            pid for pid in wanted if pid not in cache or (rules.needs_collections and cache[pid].collections is None)
-        }
+        missing = products.unknown(rules, wanted, cache)
         if missing:
             # Never guessed: the order earns once these products' facts arrive (webhook or Admin look-up).
             products.wait(session, shop.id, order.order_id, missing)

@@ -39,7 +39,7 @@ from plugin.programme import rules as earning_rules
 from plugin.programme import tiers as tier_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import accrual, announcements, member_rules, order_sales, outbox, tiers
+from plugin.services import accrual, announcements, member_rules, order_sales, outbox, products, tiers
 from plugin.services.imports import pending as imported_balances
 from plugin.services.imports.tables import PENDING, ImportRow
 from plugin.services.shops import zone
@@ -81,7 +81,11 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
             .where(Order.shop_id == shop.id, Order.order_id.in_(named))
         ).all()
     ) if named else {}  # fmt: skip
-    chosen = _choose(items, rules, existing)
+    known: dict[int, earning_rules.Product] = {}
+    held_back: set[int] = set()
+    if rules.needs_products:
+        known, held_back = _product_facts(session, shop, items, rules)
+    chosen = _choose(items, rules, existing, held_back)
     if member_level:
         chosen = _one_per_member(items, chosen)
     if not chosen:
@@ -98,8 +102,9 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     orders, postings = [], []
     for item in chosen.values():
         order_row, posting = _settle(
-            shop, item.event, members[item.customer_id], rules, settings, codes, paid_tiers.get(item.customer_id)
-        )
+            shop, item.event, members[item.customer_id], rules, settings, codes, paid_tiers.get(item.customer_id),
+            known,
+        )  # fmt: skip
         orders.append(order_row)
         if posting is not None:
             postings.append(posting)
@@ -134,9 +139,8 @@ def _member_rules_known() -> bool:
 
 def takes_part(session: Session, shop: Shop) -> bool:
     """Whether the shop's orders may take this path: the member rules are the ones this path knows, no referral
-    settings (a friend's order moves the advocate, another member), no rule needing product facts, no claw-back."""
-    if earning_rules.rule_set(shop.rules, shop.rules_version).needs_products:
-        return False
+    settings (a friend's order moves the advocate, another member), no claw-back. Rules needing product facts take
+    part: an order whose products are not all cached goes one by one (_product_facts)."""
     if program_settings(shop.settings, shop.settings_version).spent_points_policy == "claw_back":
         return False
     return _member_rules_known() and session.get(ReferralSettings, shop.id) is None
@@ -160,10 +164,13 @@ def _snapshot(item: Item) -> events.OrderSnapshot | None:
     return getattr(item.event, "order", None)
 
 
-def _choose(items: list[Item], rules: earning_rules.RuleSet, existing: dict[int, int | None]) -> dict[int, Item]:
+def _choose(
+    items: list[Item], rules: earning_rules.RuleSet, existing: dict[int, int | None], held_back: set[int] = frozenset()
+) -> dict[int, Item]:
     """The qualifying items by order id, in batch order: for each member, the part before any one-by-one delivery.
 
-    `existing` maps the orders that exist already to their member's customer id.
+    `existing` maps the orders that exist already to their member's customer id; `held_back` holds the keys of
+    paid orders that go one by one for their products (_product_facts).
     """
     chosen: dict[int, Item] = {}
     one_by_one: set[int | None] = set()  # shoppers, and below orders, that a one-by-one delivery came to first
@@ -181,6 +188,7 @@ def _choose(items: list[Item], rules: earning_rules.RuleSet, existing: dict[int,
             or snapshot.order_id in chosen
             or snapshot.order_id in existing
             or (rules.needs_member_tags and snapshot.customer.tags is None)
+            or item.key in held_back
         ):
             one_by_one.add(item.customer_id)
             if snapshot is not None:
@@ -190,6 +198,26 @@ def _choose(items: list[Item], rules: earning_rules.RuleSet, existing: dict[int,
             continue
         chosen[snapshot.order_id] = item
     return chosen
+
+
+def _product_facts(
+    session: Session, shop: Shop, items: list[Item], rules: earning_rules.RuleSet
+) -> tuple[dict[int, earning_rules.Product], set[int]]:
+    """The cached facts of the batch's products (one query), and the keys of the paid orders that go one by one
+    for them: an order naming a product not known yet waits for it (accrual._make_lot), and an order after a
+    product delivery of the batch would see that delivery's facts one by one, not the facts read here."""
+    paid = [item for item in items if type(item.event) is events.OrderPaid]
+    cache = products.cached(session, shop.id, {pid for item in paid for pid in products.wanted(item.event.order)})
+    held_back: set[int] = set()
+    moved = False
+    for item in items:
+        if isinstance(item.event, (events.ProductUpdated, events.ProductDeleted)):
+            moved = True
+        elif type(item.event) is events.OrderPaid and (
+            moved or products.unknown(rules, products.wanted(item.event.order), cache)
+        ):
+            held_back.add(item.key)
+    return cache, held_back
 
 
 def _one_per_member(items: list[Item], chosen: dict[int, Item]) -> dict[int, Item]:
@@ -328,14 +356,16 @@ def _reward_codes(session: Session, shop: Shop, chosen) -> set[str]:
 
 def _settle(
     shop: Shop, event: events.OrderPaid, member_id: int, rules, settings, reward_codes: set[str],
-    tier: MemberTier | None = None,
+    tier: MemberTier | None = None, known: dict | None = None,
 ):  # fmt: skip
-    """The new order's row and its earn posting (None when it earns nothing), as accrual._order_paid makes them."""
+    """The new order's row and its earn posting (None when it earns nothing), as accrual._order_paid makes them;
+    `known`: the cached facts of the batch's products, every one this order names (when its rules need them)."""
     snapshot, paid_at = event.order, event.paid_at
     tags = snapshot.customer.tags if snapshot.customer.tags is not None else frozenset()
     lot = program.build_lot(
-        snapshot, settings, paid_at, has_member=True, rules=rules, products={}, member_tags=tags, member_tier=tier
-    )
+        snapshot, settings, paid_at, has_member=True, rules=rules, products=known or {}, member_tags=tags,
+        member_tier=tier,
+    )  # fmt: skip
     target = max(program.points_to_hold(lot, [], cancelled=False), 0)
     now = utcnow()
     order = {

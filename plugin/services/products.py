@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from plugin.db import insert_for
 from plugin.models import OrderProductWait, Product, utcnow
 from plugin.programme import rules
-from plugin.programme.events import ProductFacts
+from plugin.programme.events import OrderSnapshot, ProductFacts
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,17 @@ def cached(session: Session, shop_id: int, product_ids: Iterable[int]) -> dict[i
         )
         for pid, ptype, vendor, tags, collections in rows
     }
+
+
+def wanted(snapshot: OrderSnapshot) -> set[int]:
+    """The products an order's lines name (a custom line names none)."""
+    return {line.product_id for line in snapshot.lines if line.product_id is not None}
+
+
+def unknown(rule_set: rules.RuleSet, wanted: set[int], cache: dict[int, rules.Product]) -> set[int]:
+    """The wanted products whose facts the rules need and `cache` lacks: an order naming one waits for it."""
+    collections = rule_set.needs_collections
+    return {pid for pid in wanted if pid not in cache or (collections and cache[pid].collections is None)}
 
 
 def upsert(session: Session, shop_id: int, product: ProductFacts, *, deleted: bool = False) -> None:
