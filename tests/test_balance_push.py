@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from plugin import create_app, ledger, platforms
 from plugin.db import transaction
@@ -106,3 +108,28 @@ def test_with_expiry_on_the_push_carries_the_next_expiry(fake_shop_api, shop_wit
     grant(settings, 7001, 5, "c")
     assert balance_push.push_balances(settings, platforms.admin_client) == 1
     assert state.metafields["gid://shopify/Customer/7001 loyalty.points"] == "45"  # expiry off: balance only
+
+
+def test_a_member_a_drain_holds_is_skipped_not_waited_for(fake_shop_api, shop_with_token):
+    """The push marks what it sent without waiting on a member row another transaction (a drain batch) holds:
+    waiting there, while holding other members in another order, deadlocked drain batches."""
+    settings, state = fake_shop_api
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("row locks (FOR UPDATE SKIP LOCKED) are PostgreSQL's; SQLite writers take the whole database")
+    grant(settings, 7001, 40, "a")
+    grant(settings, 7002, 15, "b")
+    done: list[int] = []
+    with transaction(settings.database_url) as holder:  # a drain batch's lock on 7001, held to its commit
+        holder.execute(text("SELECT id FROM members WHERE customer_id = 7001 FOR UPDATE"))
+        pushing = threading.Thread(
+            target=lambda: done.append(balance_push.push_balances(settings, platforms.admin_client))
+        )
+        pushing.start()
+        pushing.join(timeout=60)
+        assert not pushing.is_alive(), "the push waited for the held member"
+    assert done == [2]
+    assert state.metafield_writes == 2  # 7001 sent once, not again and again while it stayed due in this run
+    assert balance_push.any_due(settings.database_url)  # 7001's send was not recorded: the next push sends it
+    assert balance_push.push_balances(settings, platforms.admin_client) == 1
+    assert state.metafields["gid://shopify/Customer/7001 loyalty.points"] == "40"
+    assert not balance_push.any_due(settings.database_url)

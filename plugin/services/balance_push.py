@@ -80,11 +80,12 @@ def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Setti
         expiring = expiry.policy_of(session, shop_id).on
     per_call = max(platform.max_balances_per_call // 2, 1) if expiring else platform.max_balances_per_call
     written = 0
+    held: list[int] = []  # members a drain held when we marked them: their balance is moving, a later run sends it
     for _ in range(MAX_CALLS_PER_RUN):
         with transaction(settings.database_url) as session:
             due = session.execute(
                 select(Member.id, Member.customer_id, Member.balance)
-                .where(Member.shop_id == shop_id, _due())
+                .where(Member.shop_id == shop_id, _due(), Member.id.not_in(held))
                 .order_by(Member.id)
                 .limit(per_call)
             ).all()
@@ -96,13 +97,31 @@ def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Setti
         if not due:
             break
         platform.push_balances(client, batch)
-        with transaction(settings.database_url) as session:
-            for member_id, _, balance in due:
-                session.execute(
-                    update(Member)
-                    .where(Member.shop_id == shop_id, Member.id == member_id)
-                    .values(pushed_balance=balance)
-                    .execution_options(synchronize_session=False)
-                )
+        held.extend(_mark_pushed(settings, shop_id, {member_id: balance for member_id, _, balance in due}))
         written += len(due)
     return written
+
+
+def _mark_pushed(settings: Settings, shop_id: int, sent: dict[int, int]) -> list[int]:
+    """Record the balances sent, skipping members another transaction holds; returns the ids skipped.
+
+    A drain batch locks its members shopper by shopper and holds them to its commit. Waiting here for such a row
+    while holding others, in another order, deadlocked drain batches (each rolled back and redone one by one, in
+    the end-to-end benchmark); a held member's balance is about to change anyway, so it stays due and the push
+    its posting signals sends the new balance.
+    """
+    with transaction(settings.database_url) as session:
+        free = session.scalars(
+            select(Member.id)
+            .where(Member.shop_id == shop_id, Member.id.in_(list(sent)))
+            .order_by(Member.customer_id)  # the drain's order, should another path ever wait here
+            .with_for_update(skip_locked=True)
+        ).all()
+        for member_id in free:
+            session.execute(
+                update(Member)
+                .where(Member.shop_id == shop_id, Member.id == member_id)
+                .values(pushed_balance=sent[member_id])
+                .execution_options(synchronize_session=False)
+            )
+    return sorted(set(sent) - set(free))
