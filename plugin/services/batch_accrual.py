@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from plugin.models import (
     Member,
+    MilestoneSettings,
     Order,
     Posting,
     Redemption,
@@ -281,6 +282,9 @@ def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> None:
     from plugin.services.milestones import rules as milestones
 
     session.flush()
+    # Held while the loop runs: the session's identity map keeps only weak references, so without this each
+    # member's milestones.settings.current would read the row again.
+    settings_row = session.get(MilestoneSettings, shop.id)  # noqa: F841
     current = tiers.programme(shop)
     facts, terms = tiers.facts_for(session, shop.id, member_ids) if current is not None else ({}, {})
     histories = milestones.order_histories(session, shop, member_ids) if has_milestones(session, shop) else None
