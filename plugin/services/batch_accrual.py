@@ -62,10 +62,11 @@ class Item:
 def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     """Apply the items this path fully understands; returns {key: customer id} of those applied.
 
-    An order qualifies when the shop has no referrals and no claw-back, its rules need no product facts, it is
-    new (no order row yet) and arrives without refunds or a cancellation, and it comes before any delivery of the
-    same shopper that goes one by one, so that every member sees its deliveries in the batch's order, as one by
-    one. With tiers or milestones, only a member's first such order qualifies, and its member rules run after.
+    An order qualifies when the shop has no referrals and no claw-back, every product it names is cached when
+    its rules need product facts, it is new (no order row yet) and arrives without refunds or a cancellation, and
+    it comes before any delivery of the same shopper that goes one by one, so that every member sees its
+    deliveries in the batch's order, as one by one. With tiers or milestones, only a member's first such order
+    qualifies, and its member rules run after.
     """
     if not takes_part(session, shop):
         return {}
@@ -123,8 +124,9 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     return {item.key: item.customer_id for item in chosen.values()}
 
 
-# The member-level rules (member_rules.registered) this path knows to do nothing for a shop that passes
-# takes_part. A rule added there turns this path off until it is added here with its test.
+# The member-level rules (member_rules.registered) this path knows: _member_rules runs the first three itself,
+# and the referral rule does nothing in a shop that passes takes_part. A rule added there turns this path off
+# until it is added here (and to _member_rules) with its test.
 KNOWN_MEMBER_RULES = (
     "plugin.services.tiers.after_order_change",
     "plugin.services.tier_corrections.after_order_change",
