@@ -381,6 +381,19 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
         milestone_programme={"punch_cards": [{"id": "card", "every": 2, "min_subtotal": "5.00", "points": 10}]},
         cached={},
     )  # fmt: skip
+    # And an order paid before one drained earlier: the member's tier at the earlier-drained order's moment moves,
+    # so its tier share is corrected (tier_corrections) right after the set-based write.
+    @example(
+        programme={"rules": [], "settings": {"spent_points_policy": "allow_negative", "pending_days": 0,
+                                             "include_shipping": False}},
+        earlier=[("paid", 5, 2, 1), ("paid", 6, 3, 1), ("paid", 0, 0, 1)],
+        later=[("paid", 1, 0, 3), ("paid", 2, 1, 1)],
+        batch_size=8,
+        currency_known=True,
+        tier_programme=_tier_programme(("spend", "lifetime", 2, ["2", "2", "1"], [0, 25, 0], None)),
+        milestone_programme=None,
+        cached={},
+    )  # fmt: skip
     def check(programme, earlier, later, batch_size, currency_known, tier_programme, milestone_programme, cached):
         n = next(_examples)
         base = n * 1000

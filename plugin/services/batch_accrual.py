@@ -277,9 +277,11 @@ def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> None:
     """member_rules.after_order_change for each member, in this order, with their facts read for all at once.
 
     The rules of KNOWN_MEMBER_RULES, each given what it would read: the members' tier facts (tiers.recompute writes
-    no order, so tier_corrections reads the same), their milestone histories and holdings (read again for a member
-    whose tier correction remade an order's lot). The upsert of the members locked them all, as each rule's own
-    lock would. Referrals are left out: takes_part found no referral settings, so that rule is a no-op."""
+    no order, so tier_corrections reads the same), entry rewards held and orders' stored tiers, their milestone
+    histories and holdings (read again for a member whose tier correction remade an order's lot). A member's rules
+    change only that member's rows, so what is read before the first member's rules still holds for the last. The
+    upsert of the members locked them all, as each rule's own lock would. Referrals are left out: takes_part found
+    no referral settings, so that rule is a no-op."""
     from plugin.services import tier_corrections  # late, as member_rules: accrual's imports stay light
     from plugin.services.milestones import rules as milestones
 
@@ -288,15 +290,19 @@ def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> None:
     # member's milestones.settings.current would read the row again.
     settings_row = session.get(MilestoneSettings, shop.id)  # noqa: F841
     current = tiers.programme(shop)
-    facts, terms = tiers.facts_for(session, shop.id, member_ids) if current is not None else ({}, {})
+    facts, terms, held_rewards, stored = {}, {}, {}, {}
+    if current is not None:
+        facts, terms = tiers.facts_for(session, shop.id, member_ids)
+        held_rewards = tiers.held_rewards(session, shop.id, member_ids)
+        stored = tier_corrections.stored_tiers(session, shop.id, member_ids, current.version)
     histories = milestones.order_histories(session, shop, member_ids) if has_milestones(session, shop) else None
     held = milestones.holdings(session, shop, member_ids) if histories is not None else {}
     for member_id in member_ids:
         corrected = 0
         if current is not None:
             known = (facts.get(member_id, []), terms.get(member_id, []))
-            tiers.recompute(session, shop, member_id, known=known)
-            corrected = tier_corrections.correct(session, shop, member_id, known)
+            tiers.recompute(session, shop, member_id, known=known, held=held_rewards.get(member_id, {}))
+            corrected = tier_corrections.correct(session, shop, member_id, known, stored.get(member_id, {}))
         if histories is not None:
             ready = None if corrected else (histories.get(member_id, []), held.get(member_id, {}))
             milestones.recompute(session, shop, member_id, ready)

@@ -31,17 +31,20 @@ def correct(
     shop: Shop,
     member_id: int,
     known: tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]] | None = None,
+    stored: dict[int, tuple[Any, Any]] | None = None,
 ) -> int:
     """Re-settle the member's orders paid under the current tier programme whose tier at their paid moment the
     facts now place elsewhere; returns how many were corrected (0 on a repeat: idempotent).
 
-    `known`: the member's facts and paid terms as tiers.facts_for reads them now (the set-based drain reads them
-    for many members at once); else read here."""
+    `known`: the member's facts and paid terms as tiers.facts_for reads them now, and `stored` their orders'
+    tiers as stored_tiers reads them now (the set-based drain reads both for many members at once); else read
+    here."""
     current = tiers.programme(shop)
     if current is None:
         return 0
     session.flush()  # the order rows this transaction changed, before they are read back
-    stored = _stored_tiers(session, shop.id, member_id, current.version)
+    if stored is None:
+        stored = stored_tiers(session, shop.id, [member_id], current.version).get(member_id, {})
     if not stored:
         return 0
     if known is None:
@@ -63,23 +66,27 @@ def correct(
     return corrected
 
 
-def _stored_tiers(session: Session, shop_id: int, member_id: int, version: int) -> dict[int, tuple[Any, Any]]:
-    """The member's paid orders whose tier was worked out under this tier programme: (paid at, stored tier).
+def stored_tiers(
+    session: Session, shop_id: int, member_ids: list[int], version: int
+) -> dict[int, dict[int, tuple[Any, Any]]]:
+    """Per member, their paid orders whose tier was worked out under this tier programme: (paid at, stored tier).
 
     Orders paid under an earlier programme keep what they earned: a new programme never rewrites past orders."""
     rows = session.execute(
-        select(Order.order_id, Order.paid_at, Order.facts["tiers_version"], Order.facts["member_tier"]).where(
+        select(
+            Order.member_id, Order.order_id, Order.paid_at, Order.facts["tiers_version"], Order.facts["member_tier"]
+        ).where(
             Order.shop_id == shop_id,
-            Order.member_id == member_id,
+            Order.member_id.in_(member_ids),
             Order.paid_at.is_not(None),
             Order.facts.is_not(None),
         )
     ).all()
-    return {
-        order_id: (paid_at, tier)
-        for order_id, paid_at, tiers_version, tier in rows
-        if tiers_version is not None and int(tiers_version) == version
-    }
+    stored: dict[int, dict[int, tuple[Any, Any]]] = {}
+    for member_id, order_id, paid_at, tiers_version, tier in rows:
+        if tiers_version is not None and int(tiers_version) == version:
+            stored.setdefault(member_id, {})[order_id] = (paid_at, tier)
+    return stored
 
 
 def _same(stored: dict[str, Any] | None, wanted: MemberTier | None) -> bool:

@@ -254,11 +254,13 @@ def recompute(
     now: datetime | None = None,
     cause: str | None = None,
     known: tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]] | None = None,
+    held: dict[str, tuple[int, int]] | None = None,
 ) -> tier_rules.TierStatus | None:
     """Bring one member's tier, its history, its event and its entry rewards up to date with their facts.
 
-    `known`: the member's facts and paid terms as facts_for reads them now, read for many members at once by the
-    caller (the set-based drain); else read here."""
+    `known`: the member's facts and paid terms as facts_for reads them now, and `held` their entry rewards as
+    held_rewards reads them now, read for many members at once by the caller (the set-based drain); else read
+    here."""
     current = programme(shop)
     if current is None:
         return None
@@ -272,7 +274,7 @@ def recompute(
         known = (facts.get(member_id, []), terms.get(member_id, []))
     state = tier_rules.status(current, known[0], now, zone(shop), known[1])
     move(session, shop, current, member, state, now, cause)
-    _entry_rewards(session, shop, current, member, state)
+    _entry_rewards(session, shop, current, member, state, held)
     return state
 
 
@@ -344,11 +346,13 @@ def _held_until(state: tier_rules.TierStatus) -> datetime | None:
 
 
 def _entry_rewards(
-    session: Session, shop: Shop, current: tier_rules.TierProgramme, member: Member, state: tier_rules.TierStatus
-) -> None:
+    session: Session, shop: Shop, current: tier_rules.TierProgramme, member: Member, state: tier_rules.TierStatus,
+    held: dict[str, tuple[int, int]] | None = None,
+) -> None:  # fmt: skip
     """Hold each entry reward whose (tier, period) the facts reach; take back those they no longer reach."""
     periods = {q.period_key for q in state.qualifications}
-    held = _held_rewards(session, shop.id, member.id)
+    if held is None:
+        held = held_rewards(session, shop.id, [member.id]).get(member.id, {})
     wanted: dict[str, tuple[int, str]] = {}
     for rank, tier in enumerate(current.tiers, start=1):
         if not tier.entry_reward:
@@ -399,19 +403,22 @@ def _post(
     )  # fmt: skip
 
 
-def _held_rewards(session: Session, shop_id: int, member_id: int) -> dict[str, tuple[int, int]]:
-    """Per reward source: the points it holds (forgiveness aside) and how many postings made them."""
+def held_rewards(session: Session, shop_id: int, member_ids: list[int]) -> dict[int, dict[str, tuple[int, int]]]:
+    """Per member, per reward source: the points it holds (forgiveness aside) and how many postings made them."""
     rows = session.execute(
-        select(Posting.source_id, func.sum(Posting.points), func.count())
+        select(Posting.member_id, Posting.source_id, func.sum(Posting.points), func.count())
         .where(
             Posting.shop_id == shop_id,
-            Posting.member_id == member_id,
+            Posting.member_id.in_(member_ids),
             Posting.source_type == SOURCE,
             Posting.kind != "forgive",
         )
-        .group_by(Posting.source_id)
+        .group_by(Posting.member_id, Posting.source_id)
     )
-    return {source_id: (int(points), int(count)) for source_id, points, count in rows}
+    held: dict[int, dict[str, tuple[int, int]]] = {}
+    for member_id, source_id, points, count in rows:
+        held.setdefault(member_id, {})[source_id] = (int(points), int(count))
+    return held
 
 
 def recompute_expired(session: Session, shop: Shop, now: datetime | None = None, limit: int = 1000) -> int:
