@@ -305,7 +305,7 @@ def _apply_set_based(
             event = _readable_event(session, delivery, shops, stop_on, readings)
             customer_id = shopper[1] if shopper[0] == 0 else None
             shop_items.append(batch_accrual.Item(delivery.id, customer_id, event))
-        if not any(type(item.event) is events.OrderPaid for item in shop_items):
+        if not any(type(item.event) in (events.OrderPaid, events.OrderCreated) for item in shop_items):
             continue
         try:
             session.flush()

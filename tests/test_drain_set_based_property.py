@@ -34,7 +34,7 @@ from plugin.models import (
     TierPurchase,
 )
 from plugin.programme import rules as earning_rules
-from plugin.programme.events import ProductFacts
+from plugin.programme.events import OrderCreated, OrderPaid, ProductFacts
 from plugin.services import batch_accrual, products, rule_sets, shops, tier_sets
 from plugin.services.milestones import settings as milestone_settings
 from tests import builders
@@ -154,14 +154,24 @@ milestone_programmes = st.one_of(
     ),
 )
 
-# One delivery: (kind, order index, customer index, variant); turned into a webhook body by _delivery.
-delivery = st.tuples(
-    st.sampled_from(["paid"] * 5 + ["paid_tagged"] * 2 + ["paid_guest", "paid_refunded", "paid_cancelled",
-                                                         "refund", "cancel", "create", "product", "product_gone"]),
-    st.integers(0, 14),
-    st.integers(0, 4),
-    st.integers(1, 3),
-)  # fmt: skip
+# One delivery: (kind, order index, customer index, variant); turned into webhook bodies by _deliveries. The
+# "_own" kinds and "create_paid" (an orders/create, then its orders/paid) use the order's own shopper, so that an
+# orders/create and its orders/paid meet, in one batch or across the two drains, as real traffic sends them.
+KINDS = ["paid"] * 5 + ["paid_tagged"] * 2 + ["paid_guest", "paid_refunded", "paid_cancelled", "refund", "cancel",
+                                               "create", "product", "product_gone"]  # fmt: skip
+OWN = ["create_own", "paid_own", "paid_own", "paid_own", "create_paid", "create_paid"]
+delivery = st.tuples(st.sampled_from(KINDS + OWN), st.integers(0, 14), st.integers(0, 4), st.integers(1, 3))
+early_delivery = st.tuples(  # the first drain: mostly orders/create, whose orders/paid the second drain may bring
+    st.sampled_from(KINDS + ["create_own"] * 8), st.integers(0, 14), st.integers(0, 4), st.integers(1, 3)
+)
+
+
+def _deliveries(base: int, kind: str, order: int, customer: int, variant: int) -> list[tuple[str, dict]]:
+    if kind == "create_paid":
+        return _deliveries(base, "create_own", order, customer, variant) + _deliveries(
+            base, "paid_own", order, customer, variant
+        )
+    return [_delivery(base, kind, order, order % 5 if kind in OWN else customer, variant)]
 
 
 def _delivery(base: int, kind: str, order: int, customer: int, variant: int) -> tuple[str, dict]:
@@ -188,7 +198,8 @@ def _delivery(base: int, kind: str, order: int, customer: int, variant: int) -> 
         if variant == 2:  # sorted among the shoppers: an order after it would read its facts one by one
             product["customer"] = {"id": customer_id}
         return ("products/update", product) if kind == "product" else ("products/delete", {"id": product["id"]})
-    topics = {"refund": "refunds/create", "cancel": "orders/cancelled", "create": "orders/create"}
+    topics = {"refund": "refunds/create", "cancel": "orders/cancelled", "create": "orders/create",
+              "create_own": "orders/create"}  # fmt: skip
     return topics.get(kind, "orders/paid"), refund if kind == "refund" else body
 
 
@@ -337,6 +348,12 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
             taken["set-based with member rules"] += len(applied)
         if earning_rules.rule_set(shop.rules, shop.rules_version).needs_products:
             taken["set-based, product rules"] += len(applied)
+        ours = [item for item in items if item.key in applied]
+        created = {item.event.order.order_id for item in ours if type(item.event) is OrderCreated}
+        taken["set-based orders/create"] += len(created)
+        taken["set-based orders/paid after its orders/create"] += sum(
+            1 for item in ours if type(item.event) is OrderPaid and item.event.order.order_id in created
+        )
         return applied
 
     monkeypatch.setattr(batch_accrual, "apply", counting_apply)
@@ -348,6 +365,13 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
         return known, held_back
 
     monkeypatch.setattr(batch_accrual, "_product_facts", counting_product_facts)
+    real_update_of = batch_accrual._update_of
+
+    def counting_update_of(order_row, blank):
+        taken["set-based orders/paid of an earlier orders/create"] += 1
+        return real_update_of(order_row, blank)
+
+    monkeypatch.setattr(batch_accrual, "_update_of", counting_update_of)
 
     # Bounded for `make test` (each example installs two shops and drains twice each); no shrinking, which took
     # over five minutes on a loaded machine: a failure prints the example as drawn. SET_BASED_EXAMPLES=200 before
@@ -360,7 +384,7 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
     )
     @given(
         programme=programmes,
-        earlier=st.lists(delivery, max_size=4),
+        earlier=st.lists(early_delivery, max_size=5),
         later=st.lists(delivery, min_size=1, max_size=14),
         batch_size=st.integers(2, 8),
         currency_known=st.booleans(),
@@ -417,7 +441,7 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
         for part, drawn in (("a", earlier), ("b", later)):  # what the first drain made exists for the second
             for way in ("one-by-one", "set-based"):
                 domain = f"{way}-{n}.myshopify.com"
-                _store(url, domain, [_delivery(base, *d) for d in drawn], part)
+                _store(url, domain, [body for d in drawn for body in _deliveries(base, *d)], part)
                 inbox.drain(url, batch_size=batch_size, set_based=way == "set-based")
         one_by_one, set_based = _state(url, ids["one-by-one"]), _state(url, ids["set-based"])
         for what, expected in one_by_one.items():
@@ -431,3 +455,6 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
     assert taken["set-based with member rules"] >= 3, taken  # tiers and milestones took the set-based path too
     # ...and so were orders of shops whose rules need product facts, both ways.
     assert taken["held back for products"] >= 1 and taken["set-based, product rules"] >= 3, taken
+    # ...and orders/create with their orders/paid, in the same batch and across drains.
+    assert taken["set-based orders/create"] >= 3 and taken["set-based orders/paid after its orders/create"] >= 1, taken
+    assert taken["set-based orders/paid of an earlier orders/create"] >= 1, taken

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from plugin import inbox, ledger
 from plugin.db import engine_for, transaction
-from plugin.models import Delivery, Member, OrderProductWait
+from plugin.models import Delivery, Member, Order, OrderProductWait
 from plugin.platforms.shopify import adapter
 from plugin.programme.events import ProductFacts
 from plugin.services import batch_accrual, products, shops
@@ -200,3 +202,76 @@ def test_a_product_rule_shops_orders_go_set_based_when_their_products_are_cached
         balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
         waiting = list(session.execute(select(OrderProductWait.order_id, OrderProductWait.product_id)))
     assert balances == {7001: 20, 7002: 20, 7003: 20} and waiting == [(2, 502)]  # Outerwear earns double
+
+
+def store_created_and_paid(settings, webhook_prefix: str, topics: tuple[str, ...], order_id: int = 1) -> None:
+    body = builders.order(order_id, 7001, [builders.line(10, "10.00")])
+    for topic in topics:
+        body["customer"]["first_name"] = "Ada" if topic == "orders/create" else "Paid"
+        delivery = inbox.IncomingDelivery(SHOP, topic, f"{webhook_prefix}-{topic}", json.dumps(body).encode())
+        inbox.store(engine_for(settings.database_url), delivery)
+
+
+def set_based_keys(monkeypatch) -> list[int]:
+    applied_keys: list[int] = []
+    real_apply = batch_accrual.apply
+
+    def apply(session, shop, items):
+        applied = real_apply(session, shop, items)
+        applied_keys.extend(applied)
+        return applied
+
+    monkeypatch.setattr(batch_accrual, "apply", apply)
+    return applied_keys
+
+
+@pytest.mark.parametrize("same_batch", [True, False])
+def test_an_orders_create_and_its_orders_paid_go_set_based(settings, shop, monkeypatch, same_batch):
+    applied = set_based_keys(monkeypatch)
+    if same_batch:
+        store_created_and_paid(settings, "w", ("orders/create", "orders/paid"))
+    else:
+        store_created_and_paid(settings, "w", ("orders/create",))
+        assert inbox.drain(settings.database_url, batch_size=10) == {"processed": 1}
+        store_created_and_paid(settings, "w", ("orders/paid",))
+    assert inbox.drain(settings.database_url, batch_size=10) == {"processed": 1 if not same_batch else 2}
+
+    assert len(applied) == 2  # both deliveries, whether in one batch or two
+    with transaction(settings.database_url) as session:
+        order = session.execute(select(Order)).scalar_one()
+        member = session.execute(select(Member)).scalar_one()
+        assert ledger.verify(session) == []
+    assert (order.created_seen, order.points_held, order.lot["points"], order.facts is not None) == (True, 10, 10, True)
+    # The orders/paid of an order with a member enrols nobody (accrual._record_snapshot): the create's details stay.
+    assert (member.balance, member.first_name) == (10, "Ada")
+
+
+def test_an_orders_paid_whose_row_changed_since_it_was_read_redoes_the_batch_one_by_one(settings, shop, monkeypatch):
+    store_created_and_paid(settings, "w", ("orders/create",))
+    inbox.drain(settings.database_url, batch_size=10)
+    store_created_and_paid(settings, "w", ("orders/paid",))
+    real_existing = batch_accrual._existing
+
+    def stale(session, shop, named):  # as if another worker had touched the row after this batch read it
+        existing, blank = real_existing(session, shop, named)
+        return existing, {order_id: replace(row, updated_at=row.updated_at - timedelta(seconds=1))
+                          for order_id, row in blank.items()}  # fmt: skip
+
+    monkeypatch.setattr(batch_accrual, "_existing", stale)
+    failed: list[str] = []
+    real_apply = batch_accrual.apply
+
+    def apply(session, shop, items):
+        try:
+            return real_apply(session, shop, items)
+        except batch_accrual.BatchConflict as conflict:
+            failed.append(str(conflict))
+            raise
+
+    monkeypatch.setattr(batch_accrual, "apply", apply)
+    assert inbox.drain(settings.database_url, batch_size=10) == {"processed": 1}
+
+    assert failed == ["1 of the batch's orders changed since they were read"]
+    with transaction(settings.database_url) as session:
+        assert session.execute(select(Member.balance)).scalar_one() == 10  # earned once, one by one
+        assert session.execute(select(Order.points_held)).scalar_one() == 10

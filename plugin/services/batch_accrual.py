@@ -1,11 +1,11 @@
-"""Set-based apply: a batch's first settlements of new paid orders, written with a few multi-row statements.
+"""Set-based apply: a batch's new orders and first settlements of paid orders, in a few multi-row statements.
 
 The points are computed in Python exactly as one by one (the same rules, lots, keys and explanations, through
 accrual's own helpers); only the writes are batched: one upsert of the members, one INSERT of the orders (their
-facts and lots, with every contribution), one INSERT of the postings per round (the database's triggers still
-set `balance_after` and move the balances, and refuse two postings of one member in one statement, so a
-member's second order of the batch goes in the next round), and one INSERT of their points.earned events per
-round.
+facts and lots, with every contribution), one UPDATE of the rows their orders/create made in an earlier batch,
+one INSERT of the postings per round (the database's triggers still set `balance_after` and move the balances,
+and refuse two postings of one member in one statement, so a member's second order of the batch goes in the next
+round), and one INSERT of their points.earned events per round.
 
 Only orders whose outcome needs nothing but the order itself and its member's stored facts take this path; the rest
 of the batch goes one by one afterwards (decision 0037). In a shop with tiers or milestones, each member's rules run
@@ -16,10 +16,11 @@ once after the bulk write, member by member in batch order, as one by one runs t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from types import SimpleNamespace
 
-from sqlalchemy import BigInteger, bindparam, func, select
+from sqlalchemy import BigInteger, bindparam, func, null, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -31,6 +32,7 @@ from plugin.models import (
     Posting,
     Redemption,
     ReferralSettings,
+    Refund,
     Shop,
     utcnow,
 )
@@ -62,11 +64,14 @@ class Item:
 def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     """Apply the items this path fully understands; returns {key: customer id} of those applied.
 
-    An order qualifies when the shop has no referrals and no claw-back, every product it names is cached when
-    its rules need product facts, it is new (no order row yet) and arrives without refunds or a cancellation, and
-    it comes before any delivery of the same shopper that goes one by one, so that every member sees its
-    deliveries in the batch's order, as one by one. With tiers or milestones, only a member's first such order
-    qualifies, and its member rules run after.
+    An orders/paid qualifies when the shop has no referrals and no claw-back, every product its rules need facts
+    about is cached, it arrives without refunds or a cancellation, its order is new (no row yet: an INSERT) or,
+    in a shop without tiers or milestones, was made by its orders/create alone (earlier in the batch: one INSERT
+    with both; in an earlier batch, a row with no lot, facts, refunds or points: an UPDATE), and it comes before
+    any delivery of the same shopper that goes one by one, so that every member sees its deliveries in the batch's
+    order, as one by one. An orders/create qualifies on the same terms when its order is new and the shop has no
+    tiers or milestones: its row holds the member and no lot. With tiers or milestones, only a member's first paid
+    order qualifies, and its member rules run after.
     """
     if not takes_part(session, shop):
         return {}
@@ -74,54 +79,144 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     rules = earning_rules.rule_set(shop.rules, shop.rules_version)
     settings = program_settings(shop.settings, shop.settings_version)
     # Orders the batch names that exist already, with their member's shopper: a delivery of such an order goes
-    # one by one, and may move that member's points, so that member's later deliveries wait behind it.
+    # one by one, and may move that member's points, so that member's later deliveries wait behind it; unless
+    # it is the orders/paid of a row an orders/create made and nothing else touched (`blank`).
     named = {snapshot.order_id for snapshot in map(_snapshot, items) if snapshot is not None}
-    existing = dict(
-        session.execute(
-            select(Order.order_id, Member.customer_id)
-            .outerjoin(Member, (Member.shop_id == Order.shop_id) & (Member.id == Order.member_id))
-            .where(Order.shop_id == shop.id, Order.order_id.in_(named))
-        ).all()
-    ) if named else {}  # fmt: skip
+    existing, blank = _existing(session, shop, named)
     known: dict[int, earning_rules.Product] = {}
     held_back: set[int] = set()
     if rules.needs_products:
         known, held_back = _product_facts(session, shop, items, rules)
-    chosen = _choose(items, rules, existing, held_back)
+    # The orders/create of new orders, by order id. Not with tiers or milestones: one by one runs the member rules
+    # after an orders/create too, and _one_per_member counts paid orders only.
+    created: dict[int, Item] | None = None if member_level else {}
+    blank = {} if member_level else blank
+    chosen = _choose(items, rules, existing, held_back, blank, created)
+    created = created or {}
     if member_level:
         chosen = _one_per_member(items, chosen)
-    if not chosen:
+    if not chosen and not created:
         return {}
     if shop.currency is None:
         # One by one, the batch's first order names the shop's currency: here only if that order is one of ours.
         first = _snapshot(items[0])
-        if first is None or chosen.get(first.order_id) is not items[0]:
+        ours = (chosen.get(first.order_id), created.get(first.order_id)) if first is not None else ()
+        if all(item is not items[0] for item in ours):
             return {}
         shop.currency = first.currency
-    members = _enrol(session, shop, [item.event.order.customer for item in chosen.values()])
+    members = _enrol(session, shop, [item.event.order.customer for item in _enrolling(items, chosen, created, blank)])
     codes = _reward_codes(session, shop, chosen.values())
     paid_tiers = _tiers_when_paid(session, shop, chosen.values(), members) if member_level else {}
-    orders, postings = [], []
+    orders, updates, postings, names = [], [], [], {}
     for item in chosen.values():
+        snapshot = item.event.order
+        if snapshot.order_id in blank:  # its row, made by an orders/create in an earlier batch
+            row = blank[snapshot.order_id]
+            name = snapshot.name if snapshot.name and not row.name else row.name
+            member_id = row.member_id
+        elif snapshot.order_id in created:  # its orders/create came earlier in this batch
+            name = created[snapshot.order_id].event.order.name or snapshot.name or None
+            member_id = members[item.customer_id]
+        else:
+            name, member_id = snapshot.name or None, members[item.customer_id]
         order_row, posting = _settle(
-            shop, item.event, members[item.customer_id], rules, settings, codes, paid_tiers.get(item.customer_id),
-            known,
-        )  # fmt: skip
-        orders.append(order_row)
+            shop, item.event, member_id, rules, settings, codes, paid_tiers.get(item.customer_id), known, name
+        )
+        order_row["created_seen"] = snapshot.order_id in created
+        if snapshot.order_id in blank:
+            updates.append(_update_of(order_row, blank[snapshot.order_id]))
+            names[snapshot.order_id] = name
+        else:
+            orders.append(order_row)
         if posting is not None:
             postings.append(posting)
-    inserted = session.connection().execute(_order_insert(session), orders).all()
-    if len(inserted) != len(orders):
-        raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
+    orders += [_created(shop, item, members) for order_id, item in created.items() if order_id not in chosen]
+    if orders:
+        inserted = session.connection().execute(_order_insert(session), orders).all()
+        if len(inserted) != len(orders):
+            raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
+    if updates:
+        updated = session.connection().execute(_order_update(session), updates).rowcount
+        if updated != len(updates):
+            raise BatchConflict(f"{len(updates) - updated} of the batch's orders changed since they were read")
     if member_level:
         _note_purchases(session, shop, chosen.values(), members)
-    _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders})
+    _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders} | names)
     if member_level:
         # One by one runs the member rules right after each order's earn posting; each member has one order here,
         # so running them now, member by member in batch order, gives every member the same postings in the same
         # sequence (balance_after, notes and events included).
         _member_rules(session, shop, [members[item.customer_id] for item in chosen.values()])
-    return {item.key: item.customer_id for item in chosen.values()}
+    applied = {item.key: item.customer_id for item in created.values()}
+    return applied | {item.key: item.customer_id for item in chosen.values()}
+
+
+@dataclass(frozen=True)
+class BlankOrder:
+    """An order row an orders/create made, holding no lot, no facts, no refunds, no points: its orders/paid may
+    take this path, as an UPDATE (optimistic: only if the row is still as read, `updated_at` included)."""
+
+    member_id: int
+    name: str | None
+    updated_at: datetime
+
+
+def _existing(session: Session, shop: Shop, named: set[int]) -> tuple[dict[int, int | None], dict[int, BlankOrder]]:
+    """The named orders that exist, with their member's customer id; and those of them that are blank."""
+    if not named:
+        return {}, {}
+    refunded = select(Refund.id).where(Refund.shop_id == Order.shop_id, Refund.order_id == Order.order_id).exists()
+    blank = (
+        Order.lot.is_(None) & Order.facts.is_(None) & Order.paid_at.is_(None) & Order.cancelled_at.is_(None)
+        & (Order.points_held == 0) & (Order.support_delta == 0) & (Order.unpaid_reversal == 0)
+        & (Order.expired_points == 0) & Order.member_id.is_not(None) & ~refunded
+    )  # fmt: skip
+    rows = session.execute(
+        select(Order.order_id, Member.customer_id, blank, Order.member_id, Order.name, Order.updated_at)
+        .outerjoin(Member, (Member.shop_id == Order.shop_id) & (Member.id == Order.member_id))
+        .where(Order.shop_id == shop.id, Order.order_id.in_(named))
+    ).all()
+    existing = {order_id: customer_id for order_id, customer_id, *_ in rows}
+    blanks = {row[0]: BlankOrder(row[3], row[4], row[5]) for row in rows if row[2]}
+    return existing, blanks
+
+
+def _enrolling(
+    items: list[Item], chosen: dict[int, Item], created: dict[int, Item], blank: dict[int, BlankOrder]
+) -> list[Item]:
+    """The items whose shopper is enrolled, in batch order: a new order's first delivery. An orders/paid of an
+    order that has its member already (its orders/create's) enrols nobody, as accrual._record_snapshot."""
+    enrolling = []
+    for item in items:
+        snapshot = _snapshot(item)
+        if snapshot is None or snapshot.order_id in blank:
+            continue
+        first = created.get(snapshot.order_id) or chosen.get(snapshot.order_id)
+        if first is item:
+            enrolling.append(item)
+    return enrolling
+
+
+def _created(shop: Shop, item: Item, members: dict[int, int]) -> dict:
+    """The row accrual._order_created makes for a new order: its member and name, no lot, no points."""
+    snapshot = item.event.order
+    return {
+        "shop_id": shop.id, "order_id": snapshot.order_id, "name": snapshot.name or None,
+        "member_id": members[item.customer_id], "created_seen": True, "paid_at": None, "cancelled_at": None,
+        "lot": null(), "points_held": 0, "support_delta": 0, "unpaid_reversal": 0, "expired_points": 0,
+        "available_at": None, "updated_at": utcnow(), "facts": null(), "sales": None, "reward_code": None,
+    }  # fmt: skip
+
+
+_UPDATED = ("name", "paid_at", "lot", "points_held", "available_at", "updated_at", "facts", "sales", "reward_code")
+
+
+def _update_of(order_row: dict, blank: BlankOrder) -> dict:
+    """The paid order's values for the UPDATE of its blank row, keyed as _order_update_for binds them."""
+    return {
+        "b_shop": order_row["shop_id"], "b_order": order_row["order_id"], "b_seen": blank.updated_at,
+        **{name: order_row[name] for name in _UPDATED},
+    }  # fmt: skip
 
 
 # The member-level rules (member_rules.registered) this path knows: _member_rules runs the first three itself,
@@ -168,20 +263,33 @@ def _snapshot(item: Item) -> events.OrderSnapshot | None:
 
 
 def _choose(
-    items: list[Item], rules: earning_rules.RuleSet, existing: dict[int, int | None], held_back: set[int] = frozenset()
+    items: list[Item],
+    rules: earning_rules.RuleSet,
+    existing: dict[int, int | None],
+    held_back: set[int] = frozenset(),
+    blank: dict[int, BlankOrder] | None = None,
+    created: dict[int, Item] | None = None,
 ) -> dict[int, Item]:
-    """The qualifying items by order id, in batch order: for each member, the part before any one-by-one delivery.
+    """The qualifying paid items by order id, in batch order: for each member, the part before any one-by-one
+    delivery. With `created` given, the qualifying orders/create items go there, by order id.
 
     `existing` maps the orders that exist already to their member's customer id; `held_back` holds the keys of
-    paid orders that go one by one for their products (_product_facts).
+    paid orders that go one by one for their products (_product_facts). An existing order qualifies only when
+    `blank` holds it (its orders/create came in an earlier batch), an order of `created` only for its shopper.
     """
+    blank = {} if blank is None else blank
+    creates = created is not None
+    created = {} if created is None else created
     chosen: dict[int, Item] = {}
     one_by_one: set[int | None] = set()  # shoppers, and below orders, that a one-by-one delivery came to first
     orders_one_by_one: set[int] = set()
     for item in items:
         snapshot = _snapshot(item)
+        kind = type(item.event)
+        if kind is events.OrderRefunded:  # its order's later deliveries, and its member's, wait behind it
+            _one_by_one(item.event.refund.order_id, existing, created, chosen, one_by_one, orders_one_by_one)
         if (
-            type(item.event) is not events.OrderPaid
+            not (kind is events.OrderPaid or (creates and kind is events.OrderCreated))
             or item.customer_id in one_by_one
             or snapshot.order_id in orders_one_by_one
             or snapshot.customer is None
@@ -189,18 +297,40 @@ def _choose(
             or snapshot.refunds
             or snapshot.cancelled_at is not None
             or snapshot.order_id in chosen
-            or snapshot.order_id in existing
-            or (rules.needs_member_tags and snapshot.customer.tags is None)
+            or (snapshot.order_id in existing and (kind is not events.OrderPaid or snapshot.order_id not in blank
+                                                   or existing[snapshot.order_id] != item.customer_id))
+            or (snapshot.order_id in created and (kind is not events.OrderPaid
+                                                  or created[snapshot.order_id].customer_id != item.customer_id))
+            or (kind is events.OrderPaid and rules.needs_member_tags and snapshot.customer.tags is None)
             or item.key in held_back
-        ):
+        ):  # fmt: skip
             one_by_one.add(item.customer_id)
             if snapshot is not None:
-                orders_one_by_one.add(snapshot.order_id)  # its member is whoever one by one gives it first
-                if snapshot.order_id in existing:
-                    one_by_one.add(existing[snapshot.order_id])  # the order's member may be another shopper
+                _one_by_one(snapshot.order_id, existing, created, chosen, one_by_one, orders_one_by_one)
             continue
-        chosen[snapshot.order_id] = item
+        if kind is events.OrderCreated:
+            created[snapshot.order_id] = item
+        else:
+            chosen[snapshot.order_id] = item
     return chosen
+
+
+def _one_by_one(
+    order_id: int,
+    existing: dict[int, int | None],
+    created: dict[int, Item],
+    chosen: dict[int, Item],
+    one_by_one: set[int | None],
+    orders_one_by_one: set[int],
+) -> None:
+    """A delivery of this order goes one by one: so do the order's later deliveries, and its member's (the
+    order's member is whoever paid or created it first, maybe another shopper than the delivery's)."""
+    orders_one_by_one.add(order_id)
+    if order_id in existing:
+        one_by_one.add(existing[order_id])
+    for earlier in (created.get(order_id), chosen.get(order_id)):
+        if earlier is not None:
+            one_by_one.add(earlier.customer_id)
 
 
 def _product_facts(
@@ -368,10 +498,11 @@ def _reward_codes(session: Session, shop: Shop, chosen) -> set[str]:
 
 def _settle(
     shop: Shop, event: events.OrderPaid, member_id: int, rules, settings, reward_codes: set[str],
-    tier: MemberTier | None = None, known: dict | None = None,
+    tier: MemberTier | None = None, known: dict | None = None, name: str | None = None,
 ):  # fmt: skip
     """The new order's row and its earn posting (None when it earns nothing), as accrual._order_paid makes them;
-    `known`: the cached facts of the batch's products, every one this order names (when its rules need them)."""
+    `known`: the cached facts of the batch's products, every one this order names (when its rules need them);
+    `name`: the order's name as its deliveries so far leave it."""
     snapshot, paid_at = event.order, event.paid_at
     tags = snapshot.customer.tags if snapshot.customer.tags is not None else frozenset()
     lot = program.build_lot(
@@ -381,7 +512,7 @@ def _settle(
     target = max(program.points_to_hold(lot, [], cancelled=False), 0)
     now = utcnow()
     order = {
-        "shop_id": shop.id, "order_id": snapshot.order_id, "name": snapshot.name or None, "member_id": member_id,
+        "shop_id": shop.id, "order_id": snapshot.order_id, "name": name, "member_id": member_id,
         "created_seen": False, "paid_at": paid_at, "cancelled_at": None, "lot": lot.to_json(),
         "points_held": target, "support_delta": 0, "unpaid_reversal": 0, "expired_points": 0,
         "available_at": lot.available_at, "updated_at": now,
@@ -475,6 +606,21 @@ def _order_insert_for(dialect: str):
         _insert(dialect)(orders)
         .on_conflict_do_nothing(index_elements=["shop_id", "order_id"])
         .returning(orders.c.order_id)
+    )
+
+
+def _order_update(session: Session):
+    return _order_update_for(session.get_bind().dialect.name)
+
+
+@lru_cache(maxsize=4)
+def _order_update_for(dialect: str):
+    """A blank order's UPDATE (the SET clause from the rows' keys), only while its row is as it was read."""
+    orders = Order.__table__
+    return update(orders).where(
+        orders.c.shop_id == bindparam("b_shop"),
+        orders.c.order_id == bindparam("b_order", type_=BigInteger),
+        orders.c.updated_at == bindparam("b_seen", type_=orders.c.updated_at.type),
     )
 
 
