@@ -418,6 +418,19 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
         milestone_programme=None,
         cached={},
     )  # fmt: skip
+    # And: orders/create drained first (naming the currency), then their orders/paid with other customer details
+    # (which enrol nobody), and an orders/create with its orders/paid in one batch.
+    @example(
+        programme={"rules": [], "settings": {"spent_points_policy": "allow_negative", "pending_days": 0,
+                                             "include_shipping": False}},
+        earlier=[("create_own", 0, 0, 1), ("create_own", 1, 0, 2)],
+        later=[("paid_own", 0, 0, 3), ("create_paid", 2, 0, 1), ("paid_own", 1, 0, 1)],
+        batch_size=8,
+        currency_known=False,
+        tier_programme=None,
+        milestone_programme=None,
+        cached={},
+    )  # fmt: skip
     def check(programme, earlier, later, batch_size, currency_known, tier_programme, milestone_programme, cached):
         n = next(_examples)
         base = n * 1000
