@@ -79,7 +79,7 @@ PRODUCT_RULES = (
 )
 programmes = st.fixed_dictionaries(
     {
-        "rules": st.tuples(st.lists(rule, max_size=4), st.sampled_from([None] * 3 + list(PRODUCT_RULES))).map(
+        "rules": st.tuples(st.lists(rule, max_size=4), st.sampled_from([None] * 6 + list(PRODUCT_RULES))).map(
             lambda drawn: drawn[0] + ([drawn[1]] if drawn[1] else [])
         ),
         "settings": st.fixed_dictionaries(
@@ -417,6 +417,19 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
         tier_programme=_tier_programme(("spend", "lifetime", 2, ["2", "2", "1"], [0, 25, 0], None)),
         milestone_programme=None,
         cached={},
+    )  # fmt: skip
+    # And: a product rule, three orders whose products are cached (set-based) and one whose are not (one by one).
+    @example(
+        programme={"rules": [PRODUCT_RULES[0]], "settings": {"spent_points_policy": "allow_negative",
+                                                             "pending_days": 0, "include_shipping": False}},
+        earlier=[],
+        later=[("paid", 0, 0, 1), ("paid", 1, 1, 2), ("paid", 2, 2, 3), ("paid", 3, 3, 1)],
+        batch_size=8,
+        currency_known=True,
+        tier_programme=None,
+        milestone_programme=None,
+        cached={0: ("Shirts", True), 1: ("Shirts", False), 2: ("Hats", True), 3: ("Hats", True), 4: ("Shirts", True),
+                5: ("Shirts", True), 6: ("Shirts", True)},
     )  # fmt: skip
     # And: orders/create drained first (naming the currency), then their orders/paid with other customer details
     # (which enrol nobody), and an orders/create with its orders/paid in one batch.
