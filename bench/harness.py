@@ -142,14 +142,7 @@ def start_web(name: str, app_spec: str, env: dict[str, str]) -> tuple[Process, s
     command = procfile_command("web", WEB_CONCURRENCY=WEB_CONCURRENCY, PORT=str(port))
     command = [("127.0.0.1:" + str(port)) if w == f"0.0.0.0:{port}" else w for w in command]
     command[-1] = app_spec
-    process = Process(name, command, env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(base), 60, f"{name} did not start (see {process.log_path})")
-    except TimeoutError:
-        process.stop()
-        raise
-    return process, base
+    return _started(Process(name, command, env), port, 60)
 
 
 def start_worker(name: str, env: dict[str, str]) -> Process:
@@ -162,9 +155,14 @@ def start_fake_shop(name: str, env: dict[str, str], token: str = "shpat_bench") 
     port = free_port()
     process = Process(name, [str(BIN / "python"), "-m", "plugin.devtools.fake_shop", "--port", str(port),
                              "--token", token], env)  # fmt: skip
+    return _started(process, port, 30)
+
+
+def _started(process: Process, port: int, seconds: float) -> tuple[Process, str]:
+    """The process and its URL once it answers on `port`; stopped, and the error raised, if it never does."""
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _answers(base), 30, f"{name} did not start (see {process.log_path})")
+        wait_until(lambda: _answers(base), seconds, f"{process.name} did not start (see {process.log_path})")
     except TimeoutError:
         process.stop()
         raise

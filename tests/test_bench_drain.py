@@ -36,7 +36,7 @@ def test_both_sections_drain_in_the_runs_database(monkeypatch, section):
 
 def test_a_run_drops_its_database_at_the_end(monkeypatch):
     dropped = []
-    monkeypatch.setattr(drain, "cpu_per_order", lambda set_based, orders: (1.0, 2.0))
+    monkeypatch.setattr(drain, "cpu_per_order", lambda set_based, orders, member_rules=False: (1.0, 2.0))
     monkeypatch.setattr(drain, "workers_throughput", lambda workers, batch, set_based, orders: 10)
     monkeypatch.setattr(drain, "drop_database", dropped.append)
     assert drain.run(orders=4)["orders"] == 4
@@ -49,7 +49,7 @@ def test_a_failed_run_drops_it_too(monkeypatch):
     def fail(*_args, **_kwargs):
         raise RuntimeError("the drain did not finish in 600 s")
 
-    monkeypatch.setattr(drain, "cpu_per_order", lambda set_based, orders: (1.0, 2.0))
+    monkeypatch.setattr(drain, "cpu_per_order", lambda set_based, orders, member_rules=False: (1.0, 2.0))
     monkeypatch.setattr(drain, "workers_throughput", fail)
     monkeypatch.setattr(drain, "drop_database", dropped.append)
     with pytest.raises(RuntimeError):
