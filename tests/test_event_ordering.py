@@ -11,11 +11,13 @@ import dataclasses
 import json
 from datetime import timedelta
 
+import pytest
 import requests
+from sqlalchemy import select
 
 from plugin.db import transaction
-from plugin.models import EventDelivery, utcnow
-from plugin.services import event_delivery, event_endpoints
+from plugin.models import EventDelivery, OutboxEvent, utcnow
+from plugin.services import event_delivery, event_endpoints, outbox
 from tests import builders
 from tests.conftest import deliver
 from tests.test_events_receiver import Receiver
@@ -120,3 +122,66 @@ def test_a_first_event_given_up_after_24_hours_releases_the_members_later_ones(c
     with transaction(settings.database_url) as session:
         statuses = sorted(d.status for d in session.query(EventDelivery))
     assert statuses == ["delivered"] * 4 + ["gave_up"]
+
+
+class Recording:
+    """A sender that accepts everything and notes each event's sequence (requests.post's shape)."""
+
+    def __init__(self):
+        self.sequences: list[int] = []
+
+    def __call__(self, url, data, **_kwargs):
+        self.sequences.append(json.loads(data)["sequence"])
+        return dataclasses.make_dataclass("Response", [("status_code", int)])(200)
+
+
+def four_events_of_one_member(settings, shop) -> list[int]:
+    """Four events of one member in one transaction, as the expiry run records a member's expired lots."""
+    with transaction(settings.database_url) as session:
+        outbox.record_many(
+            session,
+            shop,
+            [
+                {"event_type": "points.expired", "dedupe_key": f"lot:{n}", "member_id": 1, "data": {"n": n}}
+                for n in range(4)
+            ],
+        )
+        return [event.id for event in outbox.recorded(session, shop)]
+
+
+@pytest.mark.parametrize("first_fan_out", ["killed", "commits late"])
+def test_a_member_is_not_sent_a_later_event_while_another_worker_fans_out_an_earlier_one(settings, shop, first_fan_out):
+    """Two workers fan out at once: A has locked the member's first 3 events (its chunk ends there), B skips them.
+
+    B's chunk starts at the 4th event and commits first; its claim must not send that event while A's
+    deliveries of the first 3 are not made yet (A then dies, or commits after B).
+    """
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("two fan-outs at once need SKIP LOCKED row locks; SQLite writers take the whole database")
+    register_public(settings, shop)
+    sequences = four_events_of_one_member(settings, shop)
+    sender = Recording()
+    with transaction(settings.database_url) as worker_a:
+        chunk = worker_a.scalars(
+            select(OutboxEvent).where(OutboxEvent.id.in_(sequences[:3])).with_for_update(skip_locked=True)
+        ).all()
+        assert len(chunk) == 3
+        event_delivery.deliver(settings, sender=sender, resolver=public)  # worker B, meanwhile
+        assert sender.sequences == []  # the 4th waits: the member's earlier events are not fanned out yet
+        if first_fan_out == "killed":
+            worker_a.rollback()
+        else:
+            event_delivery.make_deliveries(worker_a, list(chunk), utcnow())  # A's fan-out, committed after B's
+    event_delivery.deliver(settings, sender=sender, resolver=public)
+    assert sender.sequences == sequences
+
+
+def register_public(settings, shop) -> None:
+    with transaction(settings.database_url) as session:
+        event_endpoints.register(
+            session, shop, "https://hooks.example.com/loyalty", settings.encryption_keys, resolver=public
+        )
+
+
+def public(_host):
+    return ["93.184.216.34"]

@@ -110,37 +110,42 @@ def fan_out(database_url: str, limit: int = 500, clock: Clock = utcnow) -> int:
         )
         if not events:
             return 0
-        shop_ids = sorted({event.shop_id for event in events})
-        active: dict[int, list[EventEndpoint]] = {shop_id: [] for shop_id in shop_ids}
-        for endpoint in session.scalars(
-            select(EventEndpoint).where(EventEndpoint.shop_id.in_(shop_ids), EventEndpoint.disabled_at.is_(None))
-        ):
-            active[endpoint.shop_id].append(endpoint)
-        rows = [
-            {
-                "shop_id": event.shop_id,
-                "endpoint_id": endpoint.id,
-                "outbox_id": event.id,
-                "member_id": event.member_id,
-                "status": PENDING,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for event in events
-            for endpoint in active[event.shop_id]
-            # An endpoint receives the events recorded after it was registered, not the shop's whole past.
-            if _wants(endpoint, event) and event.created_at >= endpoint.created_at
-        ]
-        if rows:
-            session.execute(
-                insert_for(session)(EventDelivery)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["shop_id", "endpoint_id", "outbox_id"])
-            )
-        for event in events:
-            event.fanned_out_at = now
+        make_deliveries(session, events, now)
         return len(events)
+
+
+def make_deliveries(session: Session, events: list[OutboxEvent], now: datetime) -> None:
+    """Make each event's deliveries to the active endpoints that want it, in the caller's transaction; mark it."""
+    shop_ids = sorted({event.shop_id for event in events})
+    active: dict[int, list[EventEndpoint]] = {shop_id: [] for shop_id in shop_ids}
+    for endpoint in session.scalars(
+        select(EventEndpoint).where(EventEndpoint.shop_id.in_(shop_ids), EventEndpoint.disabled_at.is_(None))
+    ):
+        active[endpoint.shop_id].append(endpoint)
+    rows = [
+        {
+            "shop_id": event.shop_id,
+            "endpoint_id": endpoint.id,
+            "outbox_id": event.id,
+            "member_id": event.member_id,
+            "status": PENDING,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for event in events
+        for endpoint in active[event.shop_id]
+        # An endpoint receives the events recorded after it was registered, not the shop's whole past.
+        if _wants(endpoint, event) and event.created_at >= endpoint.created_at
+    ]
+    if rows:
+        session.execute(
+            insert_for(session)(EventDelivery)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["shop_id", "endpoint_id", "outbox_id"])
+        )
+    for event in events:
+        event.fanned_out_at = now
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,23 @@ def _held_behind_earlier():
     )
 
 
+def _earlier_event_not_fanned_out():
+    """A delivery also waits while an earlier event of its member has no deliveries made yet (not fanned out).
+
+    Fan-out takes its chunk of events with SKIP LOCKED, so two workers fan out neighbouring chunks at once; the one
+    holding a member's later events may commit, and claim, before the one holding their earlier ones. Without
+    this, the later event would find no earlier pending delivery and go first (and a killed fan-out leaves its
+    chunk unfanned for the next one). One probe of the unfanned rows, a partial index that stays small.
+    """
+    unfanned = aliased(OutboxEvent)
+    return exists().where(
+        unfanned.shop_id == EventDelivery.shop_id,
+        unfanned.member_id == EventDelivery.member_id,
+        unfanned.fanned_out_at.is_(None),
+        unfanned.id < EventDelivery.outbox_id,
+    )
+
+
 def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed]:
     """Lease a batch of due deliveries to active endpoints, oldest event first, each member's next one only."""
     with transaction(database_url) as session:
@@ -193,6 +215,7 @@ def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed]:
                 EventDelivery.next_attempt_at <= now,
                 EventEndpoint.disabled_at.is_(None),
                 ~_held_behind_earlier(),
+                ~_earlier_event_not_fanned_out(),
             )
             .order_by(EventDelivery.outbox_id, EventDelivery.id)
             .limit(limit)
