@@ -522,8 +522,11 @@ class OutboxEvent(Base):
         UniqueConstraint("shop_id", "event_id"),
         Index(None, "shop_id", "member_id", "id"),
         Index(None, "shop_id", "event_type", "id"),
+        # A member's delivery waits while an earlier event of theirs is not fanned out (event_delivery._claim).
+        Index("ix_outbox_events_unfanned_member", "shop_id", "member_id", "id",
+              postgresql_where=text("fanned_out_at IS NULL"), sqlite_where=text("fanned_out_at IS NULL")),
         PrimaryKeyConstraint("shop_id", "id"),
-    )
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(BigId, autoincrement=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
