@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session
 
 from plugin.models import (
     Member,
-    MilestoneSettings,
     Order,
     Posting,
     Redemption,
@@ -406,13 +405,12 @@ def _note_purchases(session: Session, shop: Shop, chosen, members: dict[int, int
 def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> None:
     """member_rules.after_order_change for each member, in this order, with their facts read for all at once.
 
-    The rules of KNOWN_MEMBER_RULES, each given what it would read: the members' tier facts (tiers.recompute writes
-    no order, so tier_corrections reads the same), entry rewards held and orders' stored tiers, their milestone
-    histories and holdings (read again for a member whose tier correction remade an order's lot). A member's rules
-    change only that member's rows, so what is read before the first member's rules still holds for the last. The
-    upsert of the members locked them all, as each rule's own lock would. Referrals are left out: takes_part found
+    The rules of KNOWN_MEMBER_RULES, each given what it would read (services/member_facts.py; read again for a
+    member whose tier correction remade an order's lot). A member's rules change only that member's rows, so what
+    is read before the first member's rules still holds for the last. Referrals are left out: takes_part found
     no referral settings, so that rule is a no-op."""
-    from plugin.services import tier_corrections  # late, as member_rules: accrual's imports stay light
+    from plugin.models import MilestoneSettings
+    from plugin.services import member_facts, tier_corrections  # late, as member_rules: accrual's stay light
     from plugin.services.milestones import rules as milestones
 
     session.flush()
@@ -420,22 +418,17 @@ def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> None:
     # member's milestones.settings.current would read the row again.
     settings_row = session.get(MilestoneSettings, shop.id)  # noqa: F841
     current = tiers.programme(shop)
-    facts, terms, held_rewards, stored = {}, {}, {}, {}
-    if current is not None:
-        facts, terms = tiers.facts_for(session, shop.id, member_ids)
-        held_rewards = tiers.held_rewards(session, shop.id, member_ids)
-        stored = tier_corrections.stored_tiers(session, shop.id, member_ids, current.version)
-    histories = milestones.order_histories(session, shop, member_ids) if has_milestones(session, shop) else None
-    held = milestones.holdings(session, shop, member_ids) if histories is not None else {}
+    with_milestones = has_milestones(session, shop)
+    facts = member_facts.read(session, shop, member_ids, with_milestones)
     for member_id in member_ids:
         corrected = 0
         if current is not None:
-            known = (facts.get(member_id, []), terms.get(member_id, []))
-            tiers.recompute(session, shop, member_id, known=known, held=held_rewards.get(member_id, {}))
-            corrected = tier_corrections.correct(session, shop, member_id, known, stored.get(member_id, {}))
-        if histories is not None:
-            ready = None if corrected else (histories.get(member_id, []), held.get(member_id, {}))
-            milestones.recompute(session, shop, member_id, ready)
+            tiers.recompute(session, shop, member_id, facts=facts)  # writes no order: `facts` still hold
+            corrected = tier_corrections.correct(session, shop, member_id, facts)
+        if with_milestones:
+            # Given facts, milestones.recompute takes no member lock: member_facts.read took this member's, and
+            # this transaction holds it still. After a tier correction remade a lot, it reads (and locks) anew.
+            milestones.recompute(session, shop, member_id, None if corrected else facts)
 
 
 def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> dict[int, int]:

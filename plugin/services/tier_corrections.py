@@ -9,7 +9,8 @@ same settle an order goes through. Runs as a member rule (services/member_rules.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,50 +21,61 @@ from plugin.programme.rules.core import MemberTier
 from plugin.services import accrual, tiers
 from plugin.services.shops import zone
 
+if TYPE_CHECKING:
+    from plugin.services.member_facts import MemberFacts
+
 
 def after_order_change(session: Session, shop: Shop, member_id: int) -> None:
     """The member rule: correct every order of this member whose stored tier differs from what the facts say."""
     correct(session, shop, member_id)
 
 
-def correct(
-    session: Session,
-    shop: Shop,
-    member_id: int,
-    known: tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]] | None = None,
-    stored: dict[int, tuple[Any, Any]] | None = None,
-) -> int:
+def correct(session: Session, shop: Shop, member_id: int, facts: MemberFacts | None = None) -> int:
     """Re-settle the member's orders paid under the current tier programme whose tier at their paid moment the
     facts now place elsewhere; returns how many were corrected (0 on a repeat: idempotent).
 
-    `known`: the member's facts and paid terms as tiers.facts_for reads them now, and `stored` their orders'
-    tiers as stored_tiers reads them now (the set-based drain reads both for many members at once); else read
-    here."""
+    `facts`: what the set-based drain read for all its batch's members at once (services/member_facts.py; the
+    tiers recompute writes no order, so they still hold); else this member's facts are read here."""
     current = tiers.programme(shop)
     if current is None:
         return 0
     session.flush()  # the order rows this transaction changed, before they are read back
-    if stored is None:
+    if facts is None:
         stored = stored_tiers(session, shop.id, [member_id], current.version).get(member_id, {})
+    else:
+        stored = facts.stored_tiers.get(member_id, {})
     if not stored:
         return 0
-    if known is None:
-        facts, terms = tiers.facts_for(session, shop.id, [member_id])
-        known = (facts.get(member_id, []), terms.get(member_id, []))
+    if facts is None:
+        found, terms = tiers.facts_for(session, shop.id, [member_id])
+        known = (found.get(member_id, []), terms.get(member_id, []))
+    else:
+        known = facts.tier_known(member_id)
+    corrections = due(current, zone(shop), known, stored)
+    for order_id, wanted, since in corrections:
+        accrual.correct_tier(session, shop, order_id, wanted, since)
+    return len(corrections)
+
+
+def due(
+    current: tier_rules.TierProgramme,
+    shop_zone: ZoneInfo,
+    known: tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]],
+    stored: dict[int, tuple[Any, Any]],
+) -> list[tuple[int, MemberTier | None, Any]]:
+    """The orders of `stored` whose tier the facts now place elsewhere, oldest first: (order id, tier, since)."""
     held = tier_rules.tiers_at_payments(
-        current, known[0], known[1], zone(shop),
+        current, known[0], known[1], shop_zone,
         [(order_id, paid_at) for order_id, (paid_at, _tier) in stored.items()],
     )  # fmt: skip
-    corrected = 0
+    found = []
     # Oldest first: the points metric leaves the tier's share out, so no correction moves another order's tier.
     for order_id in sorted(stored, key=lambda o: (stored[o][0], o)):
         rank, since = held[order_id]
         wanted = tiers.as_member_tier(current, rank)
-        if _same(stored[order_id][1], wanted):
-            continue
-        accrual.correct_tier(session, shop, order_id, wanted, since)
-        corrected += 1
-    return corrected
+        if not _same(stored[order_id][1], wanted):
+            found.append((order_id, wanted, since))
+    return found
 
 
 def stored_tiers(

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,6 +28,9 @@ from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
 from plugin.services import outbox
 from plugin.services.shops import zone
+
+if TYPE_CHECKING:
+    from plugin.services.member_facts import MemberFacts
 
 SOURCE = "tier"  # postings' source_type for tier rewards
 
@@ -253,14 +256,12 @@ def recompute(
     *,
     now: datetime | None = None,
     cause: str | None = None,
-    known: tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]] | None = None,
-    held: dict[str, tuple[int, int]] | None = None,
+    facts: MemberFacts | None = None,
 ) -> tier_rules.TierStatus | None:
     """Bring one member's tier, its history, its event and its entry rewards up to date with their facts.
 
-    `known`: the member's facts and paid terms as facts_for reads them now, and `held` their entry rewards as
-    held_rewards reads them now, read for many members at once by the caller (the set-based drain); else read
-    here."""
+    `facts`: what the set-based drain read for all its batch's members at once (services/member_facts.py);
+    else this member's facts are read here."""
     current = programme(shop)
     if current is None:
         return None
@@ -269,9 +270,12 @@ def recompute(
         select(Member).where(Member.shop_id == shop.id, Member.id == member_id).with_for_update()
     ).scalar_one()
     session.flush()  # the order rows this transaction changed, before they are read back as facts
-    if known is None:
-        facts, terms = facts_for(session, shop.id, [member_id])
-        known = (facts.get(member_id, []), terms.get(member_id, []))
+    held = None
+    if facts is None:
+        found, terms = facts_for(session, shop.id, [member_id])
+        known = (found.get(member_id, []), terms.get(member_id, []))
+    else:
+        known, held = facts.tier_known(member_id), facts.entry_rewards.get(member_id, {})
     state = tier_rules.status(current, known[0], now, zone(shop), known[1])
     move(session, shop, current, member, state, now, cause)
     _entry_rewards(session, shop, current, member, state, held)
@@ -300,8 +304,6 @@ def move(
         ).scalar()
         or 0
     ) + 1
-    old_rank = current.rank(before)
-    direction = "up" if state.rank > old_rank else "down"
     reason = f"{cause}: {state.reason}" if cause else state.reason
     session.add(
         TierMove(
@@ -309,7 +311,6 @@ def move(
             reason=reason[:2000], tiers_version=current.version, occurred_at=now,
         )
     )  # fmt: skip
-    tier = current.tier(state.tier_id)
     outbox.record(
         session,
         shop.id,
@@ -317,22 +318,30 @@ def move(
         dedupe_key=f"tier.changed:{member.id}:{seq}",
         member_id=member.id,
         occurred_at=now,
-        data={
-            "customer_id": member.customer_id,
-            "from_tier": before,
-            "to_tier": state.tier_id,
-            "to_tier_name": tier.name if tier else None,
-            "direction": direction,
-            "reason": reason,
-            "perks": list(tier.perks) if tier else [],
-            "kept_until": state.kept_until.isoformat() if state.kept_until else None,
-            "tiers_version": current.version,
-        },
+        data=changed_event(current, member.customer_id, before, state, reason),
     )
     from plugin.services import tier_free_shipping  # late: accrual imports this module, and redemption is heavy
 
     tier_free_shipping.after_move(session, shop, current, member, before, seq, _held_until(state))
     return True
+
+
+def changed_event(
+    current: tier_rules.TierProgramme, customer_id: int, before: str | None, state: tier_rules.TierStatus, reason: str
+) -> dict[str, Any]:
+    """The tier.changed event's data for a move from `before` to the state's tier (move and the set-based drain)."""
+    tier = current.tier(state.tier_id)
+    return {
+        "customer_id": customer_id,
+        "from_tier": before,
+        "to_tier": state.tier_id,
+        "to_tier_name": tier.name if tier else None,
+        "direction": "up" if state.rank > current.rank(before) else "down",
+        "reason": reason,
+        "perks": list(tier.perks) if tier else [],
+        "kept_until": state.kept_until.isoformat() if state.kept_until else None,
+        "tiers_version": current.version,
+    }
 
 
 def _held_until(state: tier_rules.TierStatus) -> datetime | None:
@@ -350,20 +359,9 @@ def _entry_rewards(
     held: dict[str, tuple[int, int]] | None = None,
 ) -> None:  # fmt: skip
     """Hold each entry reward whose (tier, period) the facts reach; take back those they no longer reach."""
-    periods = {q.period_key for q in state.qualifications}
     if held is None:
         held = held_rewards(session, shop.id, [member.id]).get(member.id, {})
-    wanted: dict[str, tuple[int, str]] = {}
-    for rank, tier in enumerate(current.tiers, start=1):
-        if not tier.entry_reward:
-            continue
-        for period in periods:
-            reached = state.reached_in(period, rank)
-            if reached is not None:
-                wanted[f"entry:{tier.tier_id}:{period}"] = (
-                    tier.entry_reward,
-                    f"{tier.name} reached in {period} (order {reached.order_name})",
-                )
+    wanted = wanted_rewards(current, state)
     policy = program_settings(shop.settings, shop.settings_version).spent_points_policy
     for source_id in sorted(set(wanted) | set(held)):
         target, note = wanted.get(source_id, (0, ""))
@@ -387,6 +385,23 @@ def _entry_rewards(
                     f"{policy}: {shortfall} points of the entry reward already spent, forgiven",
                 )  # fmt: skip
         _post(session, shop, member.id, "reverse", delta, source_id, key, version, note)
+
+
+def wanted_rewards(current: tier_rules.TierProgramme, state: tier_rules.TierStatus) -> dict[str, tuple[int, str]]:
+    """The entry rewards the state's facts reach, by reward source: (points, note)."""
+    periods = {q.period_key for q in state.qualifications}
+    wanted: dict[str, tuple[int, str]] = {}
+    for rank, tier in enumerate(current.tiers, start=1):
+        if not tier.entry_reward:
+            continue
+        for period in periods:
+            reached = state.reached_in(period, rank)
+            if reached is not None:
+                wanted[f"entry:{tier.tier_id}:{period}"] = (
+                    tier.entry_reward,
+                    f"{tier.name} reached in {period} (order {reached.order_name})",
+                )
+    return wanted
 
 
 def _post(

@@ -7,7 +7,7 @@ order fact of the member and brings each rule's grants to what those facts say, 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -18,6 +18,9 @@ from plugin.programme.events import RefundFacts
 from plugin.services import shops
 from plugin.services.milestones import grants
 from plugin.services.milestones import settings as programme
+
+if TYPE_CHECKING:
+    from plugin.services.member_facts import MemberFacts
 
 
 def order_history(session, shop: Shop, member_id: int) -> list[milestones.OrderSpend]:
@@ -70,41 +73,57 @@ def holdings(session, shop: Shop, member_ids: list[int]) -> dict[int, dict[str, 
     return held
 
 
-def recompute(
-    session,
-    shop: Shop,
-    member_id: int,
-    known: tuple[list[milestones.OrderSpend], dict[str, int]] | None = None,
-) -> None:
+def recompute(session, shop: Shop, member_id: int, facts: MemberFacts | None = None) -> None:
     """Bring the member's threshold, punch-card and signup grants to what their order facts say now.
 
-    `known`: the member's order history and held grants as read now under their lock, read for many members at
-    once by the caller (the set-based drain, which holds their locks); else read here."""
+    `facts`: what the set-based drain read for all its batch's members at once (services/member_facts.py), under
+    their locks, which its transaction still holds: so no lock is taken here then. Else the member is locked
+    and their facts read here."""
     current = programme.current(session, shop.id)
     if not (current["thresholds"] or current["punch_cards"] or current["signup"]["points"]):
         return  # no milestone programme: not one extra query on the order path
-    version = programme.rule_version(current["version"])
     session.flush()  # accrual changes the order under no_autoflush: the facts read here must include them
-    if known is not None:
-        history, held = known
+    if facts is not None:
+        history, held = facts.milestones_known(member_id)
     else:
         # The member's lock first, then the facts: two of the member's orders changing at once are counted one
         # after the other, the second seeing the first's order (each statement reads what was committed before).
         session.execute(select(Member.id).where(Member.shop_id == shop.id, Member.id == member_id).with_for_update())
         history = order_history(session, shop, member_id)
         held = holdings(session, shop, [member_id]).get(member_id, {})
+    for source, count, points_each, reward_id in targets(current, history):
+        if held.get(source.rule_key, 0) != count:  # unchanged (the usual case): no write at all
+            grants.bring_to(session, shop, member_id, source, count, points_each, reward_id)
+    if not held.get("signup:signup"):
+        signup(session, shop, member_id, current)
+
+
+def targets(
+    current: dict[str, Any], history: list[milestones.OrderSpend]
+) -> list[tuple[grants.Source, int, int, str | None]]:
+    """Each threshold's and punch card's grants as the history earns them: (source, count, points each, reward)."""
+    version = programme.rule_version(current["version"])
+    found = []
     for threshold in current["thresholds"]:
         source = grants.Source("threshold", threshold["id"], version, _threshold_label(threshold))
         count = milestones.threshold_crossings(threshold, history)
-        if held.get(source.rule_key, 0) != count:  # unchanged (the usual case): no write at all
-            grants.bring_to(session, shop, member_id, source, count, threshold["points"], threshold.get("reward"))
+        found.append((source, count, threshold["points"], threshold.get("reward")))
     for card in current["punch_cards"]:
         source = grants.Source("punch_card", card["id"], version, card["title"] or f"Every {card['every']} orders")
         count = milestones.punch_card_grants(card, history)
-        if held.get(source.rule_key, 0) != count:
-            grants.bring_to(session, shop, member_id, source, count, card["points"], card.get("reward"))
-    if not held.get("signup:signup"):
-        signup(session, shop, member_id, current)
+        found.append((source, count, card["points"], card.get("reward")))
+    return found
+
+
+def signup_source(current: dict[str, Any]) -> grants.Source:
+    """The signup bonus as its grant names it."""
+    return grants.Source("signup", "signup", programme.rule_version(current["version"]), "Signup bonus")
+
+
+def signup_due(current: dict[str, Any], enrolled_at: datetime) -> bool:
+    """Whether the signup bonus is on and the member enrolled since it was turned on."""
+    bonus = current["signup"]
+    return bonus["points"] > 0 and bool(bonus.get("since")) and enrolled_at >= datetime.fromisoformat(bonus["since"])
 
 
 def signup(session, shop: Shop, member_id: int, current: dict[str, Any] | None = None) -> int:
@@ -116,13 +135,12 @@ def signup(session, shop: Shop, member_id: int, current: dict[str, Any] | None =
     enrolled_at = session.execute(
         select(Member.enrolled_at).where(Member.shop_id == shop.id, Member.id == member_id)
     ).scalar_one()
-    if enrolled_at < datetime.fromisoformat(bonus["since"]):
+    if not signup_due(current, enrolled_at):
         return 0
     holding = grants.lock(session, shop.id, member_id, "signup:signup")
     if holding.grants:
         return 0  # once ever: a later change of the bonus gives nothing more and takes nothing back
-    source = grants.Source("signup", "signup", programme.rule_version(current["version"]), "Signup bonus")
-    return grants.bring_to(session, shop, member_id, source, 1, bonus["points"])
+    return grants.bring_to(session, shop, member_id, signup_source(current), 1, bonus["points"])
 
 
 def _threshold_label(threshold: dict[str, Any]) -> str:

@@ -1,0 +1,98 @@
+"""What the member rules read about a batch's members, read once for all of them, under their locks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from plugin.models import Member, MilestoneHolding, Shop
+from plugin.programme import milestones
+from plugin.programme import tiers as tier_rules
+from plugin.services import tier_corrections, tiers
+from plugin.services.milestones import rules as milestone_rules
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """The member's own fields the rules read: who they are, their tier and dates, when they enrolled."""
+
+    customer_id: int
+    tier: str | None
+    tier_until: datetime | None
+    tier_paid_until: datetime | None
+    enrolled_at: datetime
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A milestone holding as stored: the grants it holds and what bring_to reads to post the next difference."""
+
+    grants: list[int]
+    points_held: int
+    unpaid: int
+    sequence: int
+    rewards: list[list[int]]
+
+
+@dataclass(frozen=True)
+class MemberFacts:
+    """Per member id: what tiers.recompute, tier_corrections.correct and milestones.rules.recompute would each
+    read for that member. Valid while the member's rows are as read: each rule changes only its own member's rows
+    (and a tier correction remakes an order's lot, after which the milestone history is read again)."""
+
+    members: dict[int, MemberRow]
+    tier_facts: dict[int, list[tier_rules.OrderFact]]
+    paid_terms: dict[int, list[tier_rules.PaidTerm]]
+    entry_rewards: dict[int, dict[str, tuple[int, int]]]  # tiers.held_rewards
+    stored_tiers: dict[int, dict[int, tuple[Any, Any]]]  # tier_corrections.stored_tiers
+    histories: dict[int, list[milestones.OrderSpend]] | None  # None: the shop has no milestone programme
+    holdings: dict[int, dict[str, Holding]]
+
+    def tier_known(self, member_id: int) -> tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]]:
+        return self.tier_facts.get(member_id, []), self.paid_terms.get(member_id, [])
+
+    def milestones_known(self, member_id: int) -> tuple[list[milestones.OrderSpend], dict[str, int]]:
+        """The member's order history and grants held per rule key, as milestones.rules reads them."""
+        held = {key: len(holding.grants) for key, holding in self.holdings.get(member_id, {}).items()}
+        return (self.histories or {}).get(member_id, []), held
+
+
+def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: bool) -> MemberFacts:
+    """Lock the members (in id order) and read their facts. The locks are what let milestones.rules.recompute,
+    given these facts, skip its own: they are held until the transaction ends. The caller flushes first."""
+    rows = session.execute(
+        select(
+            Member.id, Member.customer_id, Member.tier, Member.tier_until, Member.tier_paid_until, Member.enrolled_at
+        )
+        .where(Member.shop_id == shop.id, Member.id.in_(member_ids))
+        .order_by(Member.id)
+        .with_for_update()
+    ).all()
+    members = {row[0]: MemberRow(*row[1:]) for row in rows}
+    current = tiers.programme(shop)
+    facts, terms, held_rewards, stored = {}, {}, {}, {}
+    if current is not None:
+        facts, terms = tiers.facts_for(session, shop.id, member_ids)
+        held_rewards = tiers.held_rewards(session, shop.id, member_ids)
+        stored = tier_corrections.stored_tiers(session, shop.id, member_ids, current.version)
+    histories, holdings = None, {}
+    if with_milestones:
+        histories = milestone_rules.order_histories(session, shop, member_ids)
+        holdings = _holdings(session, shop.id, member_ids)
+    return MemberFacts(members, facts, terms, held_rewards, stored, histories, holdings)
+
+
+def _holdings(session: Session, shop_id: int, member_ids: list[int]) -> dict[int, dict[str, Holding]]:
+    held: dict[int, dict[str, Holding]] = {}
+    h = MilestoneHolding
+    for member_id, rule_key, *fields in session.execute(
+        select(h.member_id, h.rule_key, h.grants, h.points_held, h.unpaid, h.sequence, h.rewards).where(
+            h.shop_id == shop_id, h.member_id.in_(member_ids)
+        )
+    ):
+        held.setdefault(member_id, {})[rule_key] = Holding(*fields)
+    return held
