@@ -218,9 +218,9 @@ def _update_of(order_row: dict, blank: BlankOrder) -> dict:
     }  # fmt: skip
 
 
-# The member-level rules (member_rules.registered) this path knows: _member_rules runs the first three itself,
+# The member-level rules (member_rules.registered) this path knows: member_rules_batch runs the first three itself,
 # and the referral rule does nothing in a shop that passes takes_part. A rule added there turns this path off
-# until it is added here (and to _member_rules) with its test.
+# until it is added here (and to member_rules_batch) with its test.
 KNOWN_MEMBER_RULES = (
     "plugin.services.tiers.after_order_change",
     "plugin.services.tier_corrections.after_order_change",
@@ -403,32 +403,10 @@ def _note_purchases(session: Session, shop: Shop, chosen, members: dict[int, int
 
 
 def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> None:
-    """member_rules.after_order_change for each member, in this order, with their facts read for all at once.
+    """member_rules.after_order_change for each member, set-based where it can be (services/member_rules_batch.py)."""
+    from plugin.services import member_rules_batch  # late, as member_rules: accrual's imports stay light
 
-    The rules of KNOWN_MEMBER_RULES, each given what it would read (services/member_facts.py; read again for a
-    member whose tier correction remade an order's lot). A member's rules change only that member's rows, so what
-    is read before the first member's rules still holds for the last. Referrals are left out: takes_part found
-    no referral settings, so that rule is a no-op."""
-    from plugin.models import MilestoneSettings
-    from plugin.services import member_facts, tier_corrections  # late, as member_rules: accrual's stay light
-    from plugin.services.milestones import rules as milestones
-
-    session.flush()
-    # Held while the loop runs: the session's identity map keeps only weak references, so without this each
-    # member's milestones.settings.current would read the row again.
-    settings_row = session.get(MilestoneSettings, shop.id)  # noqa: F841
-    current = tiers.programme(shop)
-    with_milestones = has_milestones(session, shop)
-    facts = member_facts.read(session, shop, member_ids, with_milestones)
-    for member_id in member_ids:
-        corrected = 0
-        if current is not None:
-            tiers.recompute(session, shop, member_id, facts=facts)  # writes no order: `facts` still hold
-            corrected = tier_corrections.correct(session, shop, member_id, facts)
-        if with_milestones:
-            # Given facts, milestones.recompute takes no member lock: member_facts.read took this member's, and
-            # this transaction holds it still. After a tier correction remade a lot, it reads (and locks) anew.
-            milestones.recompute(session, shop, member_id, None if corrected else facts)
+    member_rules_batch.run(session, shop, member_ids)
 
 
 def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> dict[int, int]:

@@ -1,0 +1,259 @@
+"""The member rules of a set-based batch: planned in Python per member, the common case written set-based.
+
+member_rules.after_order_change, for every member of the batch at once (decision 0040). Their facts are read once
+(services/member_facts.py); each member's outcome is worked out with the rules' own pure parts (tier status, entry
+rewards wanted, tier corrections due, milestone targets), and when all of it is the usual kind (a tier move with
+no free-shipping code, grants that only grow, points only added, no catalogue reward, no order to correct) it is
+written with the others': one UPDATE of the members, one INSERT of the tier moves, one INSERT of the postings per
+round (one posting per member per statement, as the ledger's trigger wants, in the member's own sequence), one
+upsert of the milestone holdings and one INSERT of the events. The other members go through the rules' own
+per-member code, given the same facts. Any unexpected row raises: the caller redoes the batch one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import Session
+
+from plugin.models import Member, MilestoneHolding, MilestoneSettings, Shop, TierMove, utcnow
+from plugin.programme import tiers as tier_rules
+from plugin.services import batch_accrual, member_facts, outbox, tier_corrections, tiers
+from plugin.services.milestones import grants
+from plugin.services.milestones import rules as milestones
+from plugin.services.milestones import settings as milestone_settings
+from plugin.services.shops import zone
+
+
+@dataclass
+class Plan:
+    """What one member's rules write, in the order the rules write it."""
+
+    member: dict[str, Any] | None = None  # the member's new tier and dates, when they differ
+    move: tuple[str | None, tier_rules.TierStatus] | None = None  # from which tier, to which state
+    postings: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)  # outbox.record_many's, after the move's own
+    holdings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run(session: Session, shop: Shop, member_ids: list[int]) -> None:
+    """member_rules.after_order_change for each member (each member once), as one by one would leave them.
+
+    The rules of batch_accrual.KNOWN_MEMBER_RULES; referrals are left out: takes_part found no referral settings,
+    so that rule is a no-op. A member's rules change only that member's rows, so members may be written in any
+    order, and what is read before the first still holds for the last."""
+    session.flush()
+    # Held while the per-member rules run: the session's identity map keeps only weak references, so without this
+    # each member's milestones.settings.current would read the row again.
+    settings_row = session.get(MilestoneSettings, shop.id)  # noqa: F841
+    current = tiers.programme(shop)
+    programme = milestone_settings.current(session, shop.id)
+    with_milestones = bool(programme["thresholds"] or programme["punch_cards"] or programme["signup"]["points"])
+    facts = member_facts.read(session, shop, member_ids, with_milestones)
+    now = utcnow()
+    plans: dict[int, Plan] = {}
+    by_hand: list[int] = []
+    for member_id in member_ids:
+        plan = _plan(shop, current, programme if with_milestones else None, facts, member_id, now)
+        if plan is None:
+            by_hand.append(member_id)
+        else:
+            plans[member_id] = plan
+    _write(session, shop, current, facts, plans, now)
+    for member_id in by_hand:  # the rare cases, through the rules' own code, in batch order
+        corrected = 0
+        if current is not None:
+            tiers.recompute(session, shop, member_id, facts=facts)  # writes no order: `facts` still hold
+            corrected = tier_corrections.correct(session, shop, member_id, facts)
+        if with_milestones:
+            # Given facts, milestones.recompute takes no member lock: member_facts.read took this member's, and
+            # this transaction holds it still. After a tier correction remade a lot, it reads (and locks) anew.
+            milestones.recompute(session, shop, member_id, None if corrected else facts)
+
+
+def _plan(
+    shop: Shop,
+    current: tier_rules.TierProgramme | None,
+    programme: dict[str, Any] | None,
+    facts: member_facts.MemberFacts,
+    member_id: int,
+    now: datetime,
+) -> Plan | None:
+    """The member's writes when every rule's outcome is the usual kind; None: this member goes through the rules'
+    own code (a tier with a free-shipping code, an entry reward or a grant taken back, a catalogue reward, an
+    order's tier to correct, a holding with a debt or rewards)."""
+    row = facts.members[member_id]
+    plan = Plan()
+    if current is not None:
+        known = facts.tier_known(member_id)
+        state = tier_rules.status(current, known[0], now, zone(shop), known[1])
+        if (row.tier, row.tier_until, row.tier_paid_until) != (state.tier_id, state.kept_until, state.paid_until):
+            plan.member = {"m_id": member_id, "tier": state.tier_id, "tier_until": state.kept_until,
+                           "tier_paid_until": state.paid_until}  # fmt: skip
+        if row.tier != state.tier_id:
+            if any(t is not None and t.free_shipping for t in (current.tier(row.tier), current.tier(state.tier_id))):
+                return None  # the move grants or revokes a code (tier_free_shipping.after_move)
+            plan.move = (row.tier, state)
+        held = facts.entry_rewards.get(member_id, {})
+        wanted = tiers.wanted_rewards(current, state)
+        for source_id in sorted(set(wanted) | set(held)):  # as tiers._entry_rewards
+            target, note = wanted.get(source_id, (0, ""))
+            have, count = held.get(source_id, (0, 0))
+            if target < have:
+                return None  # taken back: the policy reads the balance
+            if target > have:
+                plan.postings.append(
+                    _posting(shop, member_id, "bonus", target - have, tiers.SOURCE, source_id,
+                             f"tier:{member_id}:{source_id}:{count + 1}", f"tiers-{current.version}", note, now)
+                )  # fmt: skip
+        if tier_corrections.due(current, zone(shop), known, facts.stored_tiers.get(member_id, {})):
+            return None  # accrual.correct_tier re-settles the order
+    if programme is not None:
+        history, _ = facts.milestones_known(member_id)
+        holdings = facts.holdings.get(member_id, {})
+        for source, count, points_each, reward_id in milestones.targets(programme, history):
+            held = holdings.get(source.rule_key)
+            have = len(held.grants) if held else 0
+            if count == have:
+                continue
+            # One by one locks (so makes) the holding even when it grants nothing: not planned here.
+            if reward_id or count < have or points_each <= 0:
+                return None
+            if not _grant(plan, shop, member_id, source, held, count, points_each, now):
+                return None
+        signup = holdings.get("signup:signup")
+        due = not (signup and signup.grants) and milestones.signup_due(programme, row.enrolled_at)
+        bonus = milestones.signup_source(programme), signup, 1, programme["signup"]["points"]
+        if due and not _grant(plan, shop, member_id, *bonus, now):
+            return None
+    return plan
+
+
+def _grant(
+    plan: Plan, shop: Shop, member_id: int, source: grants.Source, held: member_facts.Holding | None, count: int,
+    points_each: int, now: datetime,
+) -> bool:  # fmt: skip
+    """grants.bring_to's writes for grants that only grow, into the plan; False when it is not that simple."""
+    if held is not None and (held.unpaid or held.rewards):
+        return False
+    before = list(held.grants) if held else []
+    new = before + [points_each] * (count - len(before))
+    points_held, sequence = (held.points_held, held.sequence) if held else (0, 0)
+    delta = sum(new) - points_held
+    if delta <= 0:
+        return False
+    key = f"{source.rule_key}:{member_id}:{sequence}"
+    if source.details:
+        return False  # rendered notes (birthdays) are not among the rules this path plans
+    plan.postings.append(
+        _posting(shop, member_id, "bonus", delta, source.source_type, source.source_id, f"milestone:{key}",
+                 source.version, f"{source.label}: grant {len(new)}", now)
+    )  # fmt: skip
+    plan.events.append(
+        {"event_type": "points.earned", "dedupe_key": f"points.earned:{shop.id}:{key}", "member_id": member_id,
+         "data": {"points": delta, "source_type": source.source_type, "source_id": source.source_id},
+         "occurred_at": now}
+    )  # fmt: skip
+    plan.holdings.append(
+        {"shop_id": shop.id, "member_id": member_id, "rule_key": source.rule_key, "grants": new,
+         "points_held": points_held + delta, "unpaid": 0, "sequence": sequence + 1, "rewards": [], "updated_at": now}
+    )  # fmt: skip
+    return True
+
+
+def _posting(
+    shop: Shop, member_id: int, kind: str, points: int, source_type: str, source_id: str, key: str, version: str,
+    note: str, now: datetime,
+) -> dict[str, Any]:  # fmt: skip
+    """A posting as ledger.post writes it, in the row shape of batch_accrual's postings' INSERT."""
+    return {
+        "shop_id": shop.id, "member_id": member_id, "kind": kind, "points": points, "source_type": source_type,
+        "source_id": source_id, "order_id": None, "rule_version": version, "idempotency_key": key,
+        "available_at": None, "note": note, "details": None, "actor": "system", "created_at": now,
+        "balance_after": 0, "after_points": points, "after_shop": shop.id, "after_member": member_id,
+    }  # fmt: skip
+
+
+def _write(
+    session: Session,
+    shop: Shop,
+    current: tier_rules.TierProgramme | None,
+    facts: member_facts.MemberFacts,
+    plans: dict[int, Plan],
+    now: datetime,
+) -> None:
+    """Every plan's writes, a statement per kind of row for all members (postings: one round per statement)."""
+    connection = session.connection()
+    updates = [plan.member for plan in plans.values() if plan.member is not None]
+    if updates:
+        connection.execute(_member_update(), [{**row, "m_shop": shop.id} for row in updates])
+    events: list[dict[str, Any]] = []
+    movers = [member_id for member_id, plan in plans.items() if plan.move is not None]
+    if movers:
+        assert current is not None
+        last = dict(
+            connection.execute(
+                select(TierMove.member_id, func.max(TierMove.seq))
+                .where(TierMove.shop_id == shop.id, TierMove.member_id.in_(movers))
+                .group_by(TierMove.member_id)
+            ).all()
+        )
+        moves = []
+        for member_id in movers:
+            before, state = plans[member_id].move  # type: ignore[misc]
+            seq = (last.get(member_id) or 0) + 1
+            moves.append(
+                {"shop_id": shop.id, "member_id": member_id, "seq": seq, "from_tier": before,
+                 "to_tier": state.tier_id, "reason": state.reason[:2000], "tiers_version": current.version,
+                 "occurred_at": now}
+            )  # fmt: skip
+            events.append(
+                {"event_type": "tier.changed", "dedupe_key": f"tier.changed:{member_id}:{seq}",
+                 "member_id": member_id, "occurred_at": now,
+                 "data": tiers.changed_event(current, facts.members[member_id].customer_id, before, state,
+                                             state.reason)}
+            )  # fmt: skip
+        connection.execute(TierMove.__table__.insert(), moves)
+    rounds: list[list[dict[str, Any]]] = []
+    for plan in plans.values():
+        for n, posting in enumerate(plan.postings):
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(posting)
+    for round_ in rounds:
+        written = connection.execute(batch_accrual._posting_insert(session), round_).all()
+        if len(written) != len(round_):
+            raise batch_accrual.BatchConflict(f"{len(round_) - len(written)} of the rules' postings exist already")
+    holdings = [row for plan in plans.values() for row in plan.holdings]
+    if holdings:
+        connection.execute(_holding_upsert(session.get_bind().dialect.name), holdings)
+    outbox.record_many(session, shop.id, events + [event for plan in plans.values() for event in plan.events])
+    # A member row this session loaded earlier would keep the tier read then: the deliveries that follow one by one
+    # must read the one written here.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Member) and obj.id in plans:
+            session.expire(obj)
+
+
+@lru_cache(maxsize=1)
+def _member_update():
+    """The new tier and dates of a member (tiers.move's); the balance is the ledger's trigger's alone."""
+    members = Member.__table__
+    return update(members).where(
+        members.c.shop_id == bindparam("m_shop"), members.c.id == bindparam("m_id")
+    )  # the SET clause from the rows' other keys: tier, tier_until, tier_paid_until
+
+
+@lru_cache(maxsize=4)
+def _holding_upsert(dialect: str):
+    """grants.lock then bring_to's update of a holding, in one statement; its rewards stay as they are."""
+    holdings = MilestoneHolding.__table__
+    insert = batch_accrual._insert(dialect)(holdings)
+    kept = ("grants", "points_held", "unpaid", "sequence", "updated_at")
+    return insert.on_conflict_do_update(
+        index_elements=["shop_id", "member_id", "rule_key"], set_={name: insert.excluded[name] for name in kept}
+    )
