@@ -422,6 +422,20 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
         milestone_programme=None,
         cached={},
     )  # fmt: skip
+    # And: new members whose one order earns a tier's entry reward, a spend threshold and the signup bonus, so that
+    # the member rules' postings go set-based in three rounds (one posting per member per statement).
+    @example(
+        programme={"rules": [], "settings": {"spent_points_policy": "allow_negative", "pending_days": 0,
+                                             "include_shipping": False}},
+        earlier=[],
+        later=[("paid", 0, 0, 3), ("paid", 1, 1, 3), ("paid", 2, 2, 2)],
+        batch_size=8,
+        currency_known=True,
+        tier_programme=_tier_programme(("spend", "lifetime", 1, ["1.5", "1", "1"], [25, 0, 0], None)),
+        milestone_programme={"thresholds": [{"id": "spend", "amount": "50.00", "period": "lifetime", "points": 7,
+                                             "repeat": False}], "signup": {"points": 15}},
+        cached={},
+    )  # fmt: skip
     # And: a product rule, three orders whose products are cached (set-based) and one whose are not (one by one).
     @example(
         programme={"rules": [PRODUCT_RULES[0]], "settings": {"spent_points_policy": "allow_negative",
