@@ -13,7 +13,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from marshmallow import ValidationError
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Engine, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -109,6 +109,9 @@ def _store_statement(dialect: str):
 
 
 MAX_ATTEMPTS = 3  # claims that never finished (a timeout, a killed worker) before a delivery is parked unread
+# After its second unfinished claim, a delivery waits this long before each further one: a burst of worker kills
+# cannot use up its attempts in seconds, and a poison delivery is skipped meanwhile instead of stalling the drain.
+RETRY_WAIT = timedelta(seconds=30)
 
 
 def drain(
@@ -119,13 +122,16 @@ def drain(
     confirm_uninstall: UninstallCheck | None = None,
     stop_on: tuple[type[BaseException], ...] = (),
     set_based: bool = True,
+    retry_wait: timedelta = RETRY_WAIT,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Counter[str]:
     """Process waiting deliveries until none is left; several processes may drain at once.
 
     Each batch is claimed with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
     killed mid-batch leaves its rows waiting for the next drain, never half-applied. The claim itself is
     counted apart, committed at once (see _claim): a delivery claimed MAX_ATTEMPTS times without finishing
-    (its drain timed out or was killed each time) is parked unread, and one claimed before is retried alone.
+    (its drain timed out or was killed each time) is parked unread, and one claimed before is retried alone,
+    at once after its first unfinished claim, then `retry_wait` after the last one.
 
     A batch is first tried optimistically, without a savepoint per delivery (two round trips each). If any
     delivery cannot be processed, the batch is rolled back whole and the next stretch goes one delivery per
@@ -143,7 +149,7 @@ def drain(
         size = 1 if careful else batch_size
         try:
             with transaction(database_url) as session:
-                batch = _claim(session, size)
+                batch = _claim(session, size, clock(), retry_wait)
                 claimed[:] = [delivery.id for delivery in batch]
                 retried = getattr(batch, "retried", False)
                 readings = Readings(stop_on)  # each body parsed once for the sort, the set-based path and process()
@@ -386,16 +392,26 @@ class _Batch(list):
     cut_short = False
 
 
-def _claim(session: Session, batch_size: int) -> list[Delivery]:
+def _claim(session: Session, batch_size: int, now: datetime, retry_wait: timedelta) -> list[Delivery]:
     """Lock up to `batch_size` waiting deliveries and count the claim, committed whatever becomes of the batch.
 
     A delivery claimed before that is still waiting had its drain time out or die: it is claimed alone (and
     processed alone), so only it, never the deliveries that shared its batch, runs up claims until parked.
+    Its first retry is at once (a killed worker's batch is redone within seconds); from its second unfinished
+    claim on, it is skipped until `retry_wait` has passed since the last claim, so the deaths that park it are
+    spread over a minute or more, not one burst of kills, and the deliveries after it go on meanwhile.
     """
     rows = session.execute(
         select(Delivery, DeliveryClaim.claims)
         .outerjoin(DeliveryClaim, DeliveryClaim.delivery_id == Delivery.id)
-        .where(Delivery.status == RECEIVED)
+        .where(
+            Delivery.status == RECEIVED,
+            or_(
+                func.coalesce(DeliveryClaim.claims, 0) < 2,
+                DeliveryClaim.claimed_at.is_(None),
+                DeliveryClaim.claimed_at <= now - retry_wait,
+            ),
+        )
         .order_by(Delivery.id)
         .limit(batch_size)
         .with_for_update(of=Delivery, skip_locked=True)
@@ -406,7 +422,7 @@ def _claim(session: Session, batch_size: int) -> list[Delivery]:
         del batch[max(first_retried, 1) :]  # the retried one alone, or the fresh ones before it
         batch.retried = first_retried == 0
         batch.cut_short = True
-    counts = _count_claims(session, [delivery.id for delivery in batch])
+    counts = _count_claims(session, [delivery.id for delivery in batch], now)
     for delivery in batch:
         delivery.attempts = counts[delivery.id]
     return batch
@@ -424,12 +440,13 @@ def _forget_claims(database_url: str, ids: list[int]) -> None:
         session.execute(
             update(DeliveryClaim)
             .where(DeliveryClaim.delivery_id.in_(ids), DeliveryClaim.claims > 0)
-            .values(claims=DeliveryClaim.claims - 1)
+            # no wait either: the claim taken back was not a death, and the redo follows at once
+            .values(claims=DeliveryClaim.claims - 1, claimed_at=None)
         )
 
 
-def _count_claims(session: Session, ids: list[int]) -> dict[int, int]:
-    """Add one claim to each delivery, committed on a connection of its own; returns the new counts.
+def _count_claims(session: Session, ids: list[int], now: datetime) -> dict[int, int]:
+    """Add one claim to each delivery, at `now`, committed on a connection of its own; returns the new counts.
 
     The caller's transaction locks the rows of `deliveries`, never those of `delivery_claims`, so the second
     connection does not wait on the first. SQLite (one writer at a time, jobs inline, no job timeout) counts
@@ -438,9 +455,11 @@ def _count_claims(session: Session, ids: list[int]) -> dict[int, int]:
     if not ids:
         return {}
     engine = session.get_bind()
-    statement = insert_for(engine)(DeliveryClaim).values([{"delivery_id": i, "claims": 1} for i in ids])
+    statement = insert_for(engine)(DeliveryClaim).values(
+        [{"delivery_id": i, "claims": 1, "claimed_at": now} for i in ids]
+    )
     statement = statement.on_conflict_do_update(
-        index_elements=["delivery_id"], set_={"claims": DeliveryClaim.__table__.c.claims + 1}
+        index_elements=["delivery_id"], set_={"claims": DeliveryClaim.__table__.c.claims + 1, "claimed_at": now}
     ).returning(DeliveryClaim.delivery_id, DeliveryClaim.claims)
     if engine.dialect.name == "sqlite":
         return dict(session.execute(statement).all())

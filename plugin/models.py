@@ -362,6 +362,8 @@ class DeliveryClaim(Base):
     # No foreign key: checking one would share-lock the delivery row the claiming transaction holds for update.
     delivery_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     claims: Mapped[int] = mapped_column(Integer)
+    # The last claim: from the second unfinished one on, the next waits inbox.RETRY_WAIT after it (None: no wait).
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 REVOKE_DUE = "revoke_requested_at IS NOT NULL AND revoked_at IS NULL"  # a grant's take-back still to do

@@ -34,9 +34,9 @@ def test_a_deadlocked_batch_is_redone_one_delivery_per_transaction(settings, sho
     claimed_sizes: list[int] = []
     real_claim, real_process = inbox._claim, inbox.process
 
-    def claim(session, size):
+    def claim(session, size, *args):
         claimed_sizes.append(size)
-        return real_claim(session, size)
+        return real_claim(session, size, *args)
 
     def process(session, delivery, shops=None, **options):
         if claimed_sizes == [5] and delivery.id == 2:  # the first batch's second delivery hits a deadlock
@@ -61,9 +61,9 @@ def test_a_deadlock_in_the_set_based_write_redoes_the_batch_one_delivery_per_tra
     set_based_calls: list[int] = []
     real_claim, real_apply = inbox._claim, batch_accrual.apply
 
-    def claim(session, size):
+    def claim(session, size, *args):
         claimed_sizes.append(size)
-        return real_claim(session, size)
+        return real_claim(session, size, *args)
 
     def apply(session, shop, items):
         set_based_calls.append(len(items))
@@ -97,9 +97,9 @@ def test_a_bad_delivery_in_a_batch_is_parked_alone_and_the_rest_processed_once(s
     claimed_sizes: list[int] = []
     real_claim = inbox._claim
 
-    def claim(session, size):
+    def claim(session, size, *args):
         claimed_sizes.append(size)
-        return real_claim(session, size)
+        return real_claim(session, size, *args)
 
     monkeypatch.setattr(inbox, "_claim", claim)
     outcomes = inbox.drain(settings.database_url, batch_size=10)

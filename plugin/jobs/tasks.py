@@ -74,6 +74,7 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         # already counted), not be parked as the failure of whichever delivery it interrupted.
         stop_on=(JobTimeoutException,),
         set_based=settings.inbox_set_based,
+        retry_wait=timedelta(seconds=settings.inbox_retry_wait_seconds),
     )
     if outcomes:
         log.info("inbox drained: %s", dict(outcomes))
