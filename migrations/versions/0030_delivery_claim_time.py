@@ -1,4 +1,4 @@
-"""delivery_claims.claimed_at: a delivery whose drain died twice waits before its next claim (decision 0041)
+"""delivery_claims.claimed_at: a delivery whose drain died twice waits before its next claim (decision 0042)
 
 Revision ID: 0030
 Revises: 0029
