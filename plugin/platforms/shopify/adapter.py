@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from plugin.platforms.shopify import payloads
+from plugin.platforms.shopify import order_reader, payloads
 from plugin.programme import events
 
 SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
@@ -37,13 +37,13 @@ def verify_webhook(body: bytes, signature: str | None, secrets: Iterable[str]) -
 
 
 def _order_paid(payload: Any, triggered_at: datetime) -> events.OrderPaid:
-    return events.OrderPaid(payloads.load_order(payload), paid_at=triggered_at)
+    return events.OrderPaid(order_reader.load_order(payload), paid_at=triggered_at)
 
 
 PARSERS: dict[str, Callable[[Any, datetime], events.Event]] = {
-    "orders/create": lambda p, _t: events.OrderCreated(payloads.load_order(p)),
+    "orders/create": lambda p, _t: events.OrderCreated(order_reader.load_order(p)),
     "orders/paid": _order_paid,
-    "orders/cancelled": lambda p, _t: events.OrderCancelled(payloads.load_order(p)),
+    "orders/cancelled": lambda p, _t: events.OrderCancelled(order_reader.load_order(p)),
     "refunds/create": lambda p, _t: events.OrderRefunded(payloads.load_refund(p)),
     "customers/create": lambda p, _t: events.CustomerCreated(payloads.load_customer(p)),
     "customers/update": lambda p, _t: events.CustomerUpdated(payloads.load_customer(p)),

@@ -143,23 +143,28 @@ class LineItemSchema(_Lenient):
 
     @post_load
     def to_line(self, data: dict[str, Any], **_: Any) -> OrderLine:
-        allocated = sum(data["discount_allocations"], Decimal(0))
-        # Allocations are the precise per-line discounts; total_discount is the older, coarser field.
-        discount = allocated if data["discount_allocations"] else shop_amount(data["total_discount_set"])
-        gross = _shop_or_plain(data, "price_set", "price") * data["quantity"]
-        if gross > MAX_AMOUNT:
-            raise ValidationError({"quantity": [f"price times quantity is over {MAX_AMOUNT}"]})
-        return OrderLine(
-            line_id=data["id"],
-            quantity=data["quantity"],
-            gross=gross,
-            discount=discount,
-            tax=sum(data["tax_lines"], Decimal(0)),
-            gift_card=data["gift_card"],
-            product_id=data["product_id"],
-            variant_id=data["variant_id"],
-            sku=data["sku"].replace("\x00", "")[:255] or None if isinstance(data["sku"], str) else None,
-        )
+        return line_of(data)
+
+
+def line_of(data: dict[str, Any]) -> OrderLine:
+    """The order line of a loaded line item (LineItemSchema, or order_reader's lean read of one)."""
+    allocated = sum(data["discount_allocations"], Decimal(0))
+    # Allocations are the precise per-line discounts; total_discount is the older, coarser field.
+    discount = allocated if data["discount_allocations"] else shop_amount(data["total_discount_set"])
+    gross = _shop_or_plain(data, "price_set", "price") * data["quantity"]
+    if gross > MAX_AMOUNT:
+        raise ValidationError({"quantity": [f"price times quantity is over {MAX_AMOUNT}"]})
+    return OrderLine(
+        line_id=data["id"],
+        quantity=data["quantity"],
+        gross=gross,
+        discount=discount,
+        tax=sum(data["tax_lines"], Decimal(0)),
+        gift_card=data["gift_card"],
+        product_id=data["product_id"],
+        variant_id=data["variant_id"],
+        sku=data["sku"].replace("\x00", "")[:255] or None if isinstance(data["sku"], str) else None,
+    )
 
 
 class ShippingLineSchema(_Lenient):
@@ -203,10 +208,15 @@ class CustomerSchema(_Lenient):
 
     @post_load
     def to_customer(self, data: dict[str, Any], **_: Any) -> Customer:
-        return Customer(
-            data["id"], data["email"], data["first_name"], data["last_name"], split_tags(data["tags"]),
-            metafields=_metafields(data["metafields"]),
-        )  # fmt: skip
+        return customer_of(data)
+
+
+def customer_of(data: dict[str, Any]) -> Customer:
+    """The customer of a loaded customer object (CustomerSchema, or order_reader's lean read of one)."""
+    return Customer(
+        data["id"], data["email"], data["first_name"], data["last_name"], split_tags(data["tags"]),
+        metafields=_metafields(data["metafields"]),
+    )  # fmt: skip
 
 
 def _metafields(raw: Any) -> tuple[tuple[str, str], ...]:
@@ -338,43 +348,48 @@ class OrderSchema(_Lenient):
 
     @post_load
     def to_snapshot(self, data: dict[str, Any], **_: Any) -> OrderSnapshot:
-        shipping = Decimal(0)
-        shipping_tax = Decimal(0)
-        for line in data["shipping_lines"]:
-            if line["is_removed"]:
-                continue
-            if line["discounted_price_set"] or line["discounted_price"] is not None:
-                shipping += _shop_or_plain(line, "discounted_price_set", "discounted_price")
-            else:
-                shipping += _shop_or_plain(line, "price_set", "price")
-            shipping_tax += sum(line["tax_lines"], Decimal(0))
-        # total_tip_received has no shop-money twin; it is only shop money when the buyer paid in it.
-        same_currency = data["presentment_currency"] in (None, data["currency"])
-        tip = (data["total_tip_received"] or Decimal(0)) if same_currency else Decimal(0)
-        return OrderSnapshot(
-            order_id=data["id"],
-            name=data["name"],
-            customer=data["customer"],
-            email=data["email"],
-            currency=data["currency"],
-            test=data["test"],
-            taxes_included=data["taxes_included"],
-            lines=spread_unallocated_discount(tuple(data["line_items"]), data["subtotal_price_set"]),
-            shipping=shipping,
-            shipping_tax=shipping_tax,
-            tip=tip,
-            processed_at=data["processed_at"],
-            cancelled_at=data["cancelled_at"],
-            refunds=tuple(data["refunds"]),
-            discount_codes=tuple(d["code"].strip().upper() for d in data["discount_codes"] if d["code"]),
-            attributes=tuple(
-                (a["name"], storable(str(a["value"]), 255))  # a cart attribute with NUL parked the order
-                for a in data["note_attributes"]
-                if a["name"] and a["value"] is not None
-            ),
-            phone=data["phone"],
-            shipping_address=data["shipping_address"],
-        )
+        return snapshot_of(data)
+
+
+def snapshot_of(data: dict[str, Any]) -> OrderSnapshot:
+    """The snapshot of a loaded order (OrderSchema, or order_reader's lean read of one)."""
+    shipping = Decimal(0)
+    shipping_tax = Decimal(0)
+    for line in data["shipping_lines"]:
+        if line["is_removed"]:
+            continue
+        if line["discounted_price_set"] or line["discounted_price"] is not None:
+            shipping += _shop_or_plain(line, "discounted_price_set", "discounted_price")
+        else:
+            shipping += _shop_or_plain(line, "price_set", "price")
+        shipping_tax += sum(line["tax_lines"], Decimal(0))
+    # total_tip_received has no shop-money twin; it is only shop money when the buyer paid in it.
+    same_currency = data["presentment_currency"] in (None, data["currency"])
+    tip = (data["total_tip_received"] or Decimal(0)) if same_currency else Decimal(0)
+    return OrderSnapshot(
+        order_id=data["id"],
+        name=data["name"],
+        customer=data["customer"],
+        email=data["email"],
+        currency=data["currency"],
+        test=data["test"],
+        taxes_included=data["taxes_included"],
+        lines=spread_unallocated_discount(tuple(data["line_items"]), data["subtotal_price_set"]),
+        shipping=shipping,
+        shipping_tax=shipping_tax,
+        tip=tip,
+        processed_at=data["processed_at"],
+        cancelled_at=data["cancelled_at"],
+        refunds=tuple(data["refunds"]),
+        discount_codes=tuple(d["code"].strip().upper() for d in data["discount_codes"] if d["code"]),
+        attributes=tuple(
+            (a["name"], storable(str(a["value"]), 255))  # a cart attribute with NUL parked the order
+            for a in data["note_attributes"]
+            if a["name"] and a["value"] is not None
+        ),
+        phone=data["phone"],
+        shipping_address=data["shipping_address"],
+    )
 
 
 def spread_unallocated_discount(lines: tuple[OrderLine, ...], subtotal_bag: dict | None) -> tuple[OrderLine, ...]:
