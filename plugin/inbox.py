@@ -213,14 +213,14 @@ def drain(
             return outcomes
 
 
-def _shopper_first(delivery: Delivery, readings: Readings | None = None) -> tuple[int, int]:
+def _shopper_first(delivery: Delivery, readings: Readings) -> tuple[int, int]:
     """Process a batch shopper by shopper, so concurrent batches take member row locks in the same order.
 
     Two workers whose batches lock the same members in opposite orders deadlock, and a deadlock rolls a
     whole batch back: in the end-to-end benchmark (20,000 orders from 2,000 shoppers, three workers) that
-    happened 25 times. Deliveries without a customer (refunds, unreadable bodies) come last.
+    happened 25 times. Deliveries without a customer (refunds, unreadable bodies) come last. `readings` is the
+    batch's: the body parsed here for the sort is not parsed again by the set-based path or process().
     """
-    readings = readings if readings is not None else Readings()
     try:
         payload = readings.payload(delivery)
     except readings.stop_on:
@@ -551,10 +551,9 @@ def _handle(
     delivery: Delivery,
     shops: dict[str, Shop | None],
     facts: dict,
-    confirm_uninstall: UninstallCheck | None = None,
-    readings: Readings | None = None,
+    confirm_uninstall: UninstallCheck | None,
+    readings: Readings,
 ) -> str:
-    readings = readings if readings is not None else Readings()
     try:
         platform = platforms.get(delivery.platform)
     except platforms.UnknownPlatform as error:
