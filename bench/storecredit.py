@@ -11,26 +11,17 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
 import time
 
 import requests
 
 from bench.common import prepared_database
-from bench.harness import SHOP, Process, free_port, wait_until
+from bench.harness import SHOP, start_fake_shop
 
 REWARDS = [
     {"id": "code-5", "kind": "fixed_amount", "points": 500, "amount": "5.00"},
     {"id": "credit-5", "kind": "store_credit", "points": 500, "amount": "5.00"},
 ]
-
-
-def _answering(base: str) -> bool:
-    try:
-        requests.get(base + "/_fake/codes", timeout=2)
-        return True
-    except requests.RequestException:
-        return False
 
 
 def _settings(env: dict[str, str], fake_url: str):
@@ -75,15 +66,8 @@ def _redeem_and_issue(settings, customers: range, reward_id: str) -> float:
 
 def run(redemptions: int = 300) -> dict:
     _url, env = prepared_database("loyalty_bench_storecredit")
-    port = free_port()
-    fake_url = f"http://127.0.0.1:{port}"
-    fake = Process(
-        "fake-shop-storecredit",
-        [sys.executable, "-m", "plugin.devtools.fake_shop", "--port", str(port), "--token", "shpat_bench"],
-        {**env, "PATH": os.environ.get("PATH", "")},
-    )
+    fake, fake_url = start_fake_shop("fake-shop-storecredit", env)  # started and answering, or stopped and raised
     try:
-        wait_until(lambda: _answering(fake_url), 20, "the fake shop did not start")
         settings = _settings(env, fake_url)
         _seed(settings, redemptions)
         # Alternate halves so a noisy neighbour hurts both sides alike.
