@@ -1,7 +1,7 @@
 """A lean reader of order payloads: the plain shape read without marshmallow, anything else left to the schema.
 
 Loading the ~11 kB orders/paid body through `payloads.OrderSchema` (27 nested schema loads per order) was the
-largest part of the drain's Python time once its writes were set-based (decision 0040). This reader checks the
+largest part of the drain's Python time once its writes were set-based (decision 0043). This reader checks the
 same fields with the same bounds, builds the loaded values in the schema's shapes and hands them to the schema's
 own constructors (`payloads.line_of`, `customer_of`, `snapshot_of`), so it returns the same snapshot. It accepts
 only the plain JSON shapes (a bool where a bool is expected, an int where an id is): at the first thing it would
