@@ -397,7 +397,8 @@ def test_set_based_drain_ends_where_one_by_one_does(settings, monkeypatch):
         cached=cached_products,
     )
     # Always tried first: a member's second order of a batch in a shop with tiers and a punch card, whose tier
-    # and punch the first order moves (the set-based path must leave it one by one).
+    # and punch the first order moves (the set-based path writes it in a second round, after the first order's
+    # member rules; with both in one round, its tier is wrong).
     @example(
         programme={"rules": [], "settings": {"spent_points_policy": "allow_negative", "pending_days": 0,
                                              "include_shipping": False}},

@@ -8,9 +8,10 @@ and refuse two postings of one member in one statement, so a member's second ord
 round), and one INSERT of their points.earned events per round.
 
 Only orders whose outcome needs nothing but the order itself and its member's stored facts take this path; the rest
-of the batch goes one by one afterwards (decision 0037). In a shop with tiers or milestones, each member's rules run
-once after the bulk write, member by member in batch order, as one by one runs them after each order (decision
-0039). Any failure raises: the caller rolls the batch back and redoes it carefully.
+of the batch goes one by one afterwards (decision 0037). In a shop with tiers or milestones, the paid orders go in
+rounds of one order per member, and each round's member rules run after its bulk write, as one by one runs them
+after each order (decisions 0039 and 0041). Any failure raises: the caller rolls the batch back and redoes it
+carefully.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from plugin.programme import events, order_facts
 from plugin.programme import rules as earning_rules
 from plugin.programme import tiers as tier_rules
 from plugin.programme.rules.core import MemberTier
-from plugin.programme.settings import program_settings
+from plugin.programme.settings import ProgramSettings, program_settings
 from plugin.services import accrual, announcements, member_rules, order_sales, outbox, products, tiers
 from plugin.services.imports import pending as imported_balances
 from plugin.services.imports.tables import PENDING, ImportRow
@@ -69,8 +70,8 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     with both; in an earlier batch, a row with no lot, facts, refunds or points: an UPDATE), and it comes before
     any delivery of the same shopper that goes one by one, so that every member sees its deliveries in the batch's
     order, as one by one. An orders/create qualifies on the same terms when its order is new and the shop has no
-    tiers or milestones: its row holds the member and no lot. With tiers or milestones, only a member's first paid
-    order qualifies, and its member rules run after.
+    tiers or milestones: its row holds the member and no lot. With tiers or milestones, a member's paid orders
+    are written in rounds, one order per member per round, each round's member rules run after its write.
     """
     if not takes_part(session, shop):
         return {}
@@ -87,13 +88,11 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     if rules.needs_products:
         known, held_back = _product_facts(session, shop, items, rules)
     # The orders/create of new orders, by order id. Not with tiers or milestones: one by one runs the member rules
-    # after an orders/create too, and _one_per_member counts paid orders only.
+    # after an orders/create too, and _rounds counts paid orders only.
     created: dict[int, Item] | None = None if member_level else {}
     blank = {} if member_level else blank
     chosen = _choose(items, rules, existing, held_back, blank, created)
     created = created or {}
-    if member_level:
-        chosen = _one_per_member(items, chosen)
     if not chosen and not created:
         return {}
     if shop.currency is None:
@@ -105,49 +104,76 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
         shop.currency = first.currency
     members = _enrol(session, shop, [item.event.order.customer for item in _enrolling(items, chosen, created, blank)])
     codes = _reward_codes(session, shop, chosen.values())
-    paid_tiers = _tiers_when_paid(session, shop, chosen.values(), members) if member_level else {}
-    orders, updates, postings, names = [], [], [], {}
-    for item in chosen.values():
-        snapshot = item.event.order
-        if snapshot.order_id in blank:  # its row, made by an orders/create in an earlier batch
-            row = blank[snapshot.order_id]
-            name = snapshot.name if snapshot.name and not row.name else row.name
-            member_id = row.member_id
-        elif snapshot.order_id in created:  # its orders/create came earlier in this batch
-            name = created[snapshot.order_id].event.order.name or snapshot.name or None
-            member_id = members[item.customer_id]
-        else:
-            name, member_id = snapshot.name or None, members[item.customer_id]
-        order_row, posting = _settle(
-            shop, item.event, member_id, rules, settings, codes, paid_tiers.get(item.customer_id), known, name
-        )
-        order_row["created_seen"] = snapshot.order_id in created
-        if snapshot.order_id in blank:
-            updates.append(_update_of(order_row, blank[snapshot.order_id]))
-            names[snapshot.order_id] = name
-        else:
-            orders.append(order_row)
-        if posting is not None:
-            postings.append(posting)
-    orders += [_created(shop, item, members) for order_id, item in created.items() if order_id not in chosen]
-    if orders:
-        inserted = session.connection().execute(_order_insert(session), orders).all()
-        if len(inserted) != len(orders):
-            raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
-    if updates:
-        updated = session.connection().execute(_order_update(session), updates).rowcount
-        if updated != len(updates):
-            raise BatchConflict(f"{len(updates) - updated} of the batch's orders changed since they were read")
-    if member_level:
-        _note_purchases(session, shop, chosen.values(), members)
-    _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders} | names)
-    if member_level:
-        # One by one runs the member rules right after each order's earn posting; each member has one order here,
-        # so running them now, member by member in batch order, gives every member the same postings in the same
-        # sequence (balance_after, notes and events included).
-        _member_rules(session, shop, [members[item.customer_id] for item in chosen.values()])
+    # With tiers or milestones, in rounds of one order per member (decision 0041): a member's next order's tier
+    # when paid, punches and thresholds depend on the one before, which its round writes, member rules and all.
+    batch = Batch(shop, rules, settings, codes, known, members, member_level)
+    for number, round_ in enumerate(_rounds(items, chosen) if member_level else [chosen]):
+        batch.write(session, round_, created if number == 0 else {}, blank)
     applied = {item.key: item.customer_id for item in created.values()}
     return applied | {item.key: item.customer_id for item in chosen.values()}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What every round of the batch settles its orders with: the shop, its rules and settings, the batch's reward
+    codes, cached products and members, and whether the shop has member rules."""
+
+    shop: Shop
+    rules: earning_rules.RuleSet
+    settings: ProgramSettings
+    codes: set[str]
+    known: dict[int, earning_rules.Product]
+    members: dict[int, int]
+    member_level: bool
+
+    def write(
+        self, session: Session, chosen: dict[int, Item], created: dict[int, Item], blank: dict[int, BlankOrder]
+    ) -> None:
+        """Write these paid orders (at most one per member with member rules, whose rules then run) and these
+        orders/create, their postings and events."""
+        shop, members = self.shop, self.members
+        paid_tiers = _tiers_when_paid(session, shop, chosen.values(), members) if self.member_level else {}
+        orders, updates, postings, names = [], [], [], {}
+        for item in chosen.values():
+            snapshot = item.event.order
+            if snapshot.order_id in blank:  # its row, made by an orders/create in an earlier batch
+                row = blank[snapshot.order_id]
+                name = snapshot.name if snapshot.name and not row.name else row.name
+                member_id = row.member_id
+            elif snapshot.order_id in created:  # its orders/create came earlier in this batch
+                name = created[snapshot.order_id].event.order.name or snapshot.name or None
+                member_id = members[item.customer_id]
+            else:
+                name, member_id = snapshot.name or None, members[item.customer_id]
+            order_row, posting = _settle(
+                shop, item.event, member_id, self.rules, self.settings, self.codes, paid_tiers.get(item.customer_id),
+                self.known, name,
+            )  # fmt: skip
+            order_row["created_seen"] = snapshot.order_id in created
+            if snapshot.order_id in blank:
+                updates.append(_update_of(order_row, blank[snapshot.order_id]))
+                names[snapshot.order_id] = name
+            else:
+                orders.append(order_row)
+            if posting is not None:
+                postings.append(posting)
+        orders += [_created(shop, item, members) for order_id, item in created.items() if order_id not in chosen]
+        if orders:
+            inserted = session.connection().execute(_order_insert(session), orders).all()
+            if len(inserted) != len(orders):
+                raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
+        if updates:
+            updated = session.connection().execute(_order_update(session), updates).rowcount
+            if updated != len(updates):
+                raise BatchConflict(f"{len(updates) - updated} of the batch's orders changed since they were read")
+        if self.member_level:
+            _note_purchases(session, shop, chosen.values(), members)
+        _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders} | names)
+        if self.member_level:
+            # One by one runs the member rules right after each order's earn posting; each member has one order in
+            # this round, so running them now gives every member the same postings in the same sequence
+            # (balance_after, notes and events included).
+            _member_rules(session, shop, [members[item.customer_id] for item in chosen.values()])
 
 
 @dataclass(frozen=True)
@@ -352,25 +378,24 @@ def _product_facts(
     return cache, held_back
 
 
-def _one_per_member(items: list[Item], chosen: dict[int, Item]) -> dict[int, Item]:
-    """The chosen items less each member's second and later ones, and every delivery of that member after them.
+def _rounds(items: list[Item], chosen: dict[int, Item]) -> list[dict[int, Item]]:
+    """The chosen items in rounds, each member's n-th in the n-th, in batch order within each round.
 
     A member rule reads the member's history after each order, and the next order's tier depends on it: with one
-    order per member, the rules can run once per member after the bulk write in the same sequence as one by one.
-    """
-    kept: dict[int, Item] = {}
-    seen: set[int | None] = set()
-    stopped: set[int | None] = set()
+    order per member in a round, the rules can run once per member after the round's bulk write, and the member's
+    next order is settled in the next round from what that wrote, in the same sequence as one by one."""
+    rounds: list[dict[int, Item]] = []
+    seen: dict[int | None, int] = {}
     for item in items:
         snapshot = _snapshot(item)
         if snapshot is None or chosen.get(snapshot.order_id) is not item:
             continue
-        if item.customer_id in seen:
-            stopped.add(item.customer_id)  # this one goes one by one, and so does the rest of this member's
-        if item.customer_id not in stopped:
-            kept[snapshot.order_id] = item
-        seen.add(item.customer_id)
-    return kept
+        n = seen.get(item.customer_id, 0)
+        seen[item.customer_id] = n + 1
+        if n == len(rounds):
+            rounds.append({})
+        rounds[n][snapshot.order_id] = item
+    return rounds
 
 
 def _tiers_when_paid(session: Session, shop: Shop, chosen, members: dict[int, int]) -> dict[int, MemberTier | None]:
