@@ -6,12 +6,13 @@ from typing import Any
 
 from flask import Flask
 
-from plugin import logs
+from plugin import generations, logs
 from plugin.config import MAX_WEBHOOK_BYTES, Settings
 
 
 def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     settings = settings or Settings.from_env()
+    generations.watch(settings)  # this process's commits bump the widget's generations in settings' Redis
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key or None,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from plugin import generations
+
 DEFAULT_DATABASE_URL = "sqlite:///instance/loyalty.db"
 DEFAULT_API_VERSION = "2026-10"  # Shopify's stable Admin API version: docs/decisions/0015-admin-api-version.md
 # Orders and refunds (webhooks), customers and their metafields (balances), discounts (reward codes), products (the
@@ -69,6 +71,13 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
+        """The process's own settings; its commits to their database bump their Redis's widget generations."""
+        settings = cls._read_env()
+        generations.watch(settings)
+        return settings
+
+    @classmethod
+    def _read_env(cls) -> Settings:
         keys = tuple(k.strip() for k in _env("LOYALTY_ENCRYPTION_KEYS").split(",") if k.strip())
         return cls(
             database_url=normalise_database_url(_env("DATABASE_URL", DEFAULT_DATABASE_URL)),

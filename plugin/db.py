@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +13,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 _ENGINES: dict[str, Engine] = {}
+# Called with every PostgreSQL engine, made before or after: plugin.generations hooks its commits here (this
+# module imports no Redis, so the ledger, which uses it, stays pure).
+_ENGINE_HOOKS: list[Callable[[Engine, str], None]] = []
+
+
+def hook_engines(hook: Callable[[Engine, str], None]) -> None:
+    """Call `hook(engine, url)` for every PostgreSQL engine of this process, those made so far and those to come."""
+    _ENGINE_HOOKS.append(hook)
+    for url, engine in list(_ENGINES.items()):
+        if engine.dialect.name == "postgresql":
+            hook(engine, url)
 
 
 def engine_for(url: str) -> Engine:
@@ -23,6 +34,8 @@ def engine_for(url: str) -> Engine:
             engine = _sqlite_engine(url)
         else:
             engine = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800)
+            for hook in _ENGINE_HOOKS:
+                hook(engine, url)
         # gunicorn's threads (decision 0038) may race here: the first engine stored wins and every thread uses it.
         winner = _ENGINES.setdefault(url, engine)
         if winner is not engine:

@@ -85,7 +85,7 @@ def widget() -> Response:
         with reading(settings.database_url) as session:
             return jsonify(read_widget(session, caller.shop_domain, caller.customer_id))
 
-    return widget_cache.served(settings, caller.shop_domain, caller.customer_id, REDEMPTION_LINES, computed)
+    return widget_cache.served(settings, caller.shop_domain, caller.customer_id, computed)
 
 
 def read_widget(session: Session, domain: str, customer_id: int | None) -> dict[str, Any]:

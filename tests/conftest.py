@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import create_engine, text
 
-from plugin import create_app
+from plugin import create_app, generations
 from plugin.config import DEFAULT_API_VERSION, Settings, normalise_database_url
 from plugin.db import engine_for, transaction
 from plugin.platforms.shopify.adapter import webhook_signature
@@ -103,6 +103,13 @@ def database_url(database_template: str, tmp_path: Path) -> Iterator[str]:
     with engine_for(database_template).begin() as connection:
         connection.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
     yield database_template
+
+
+@pytest.fixture(autouse=True)
+def _no_generations_left_over() -> Iterator[None]:
+    """Each test starts as a fresh process: no database's commits bump a Redis until create_app or from_env."""
+    yield
+    generations.forget()
 
 
 @pytest.fixture
