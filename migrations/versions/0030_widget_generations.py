@@ -1,7 +1,7 @@
-"""widget generations: triggers that note which shops and shoppers a transaction changed (decision 0040)
+"""widget generations: triggers that note which shops and shoppers a transaction changed (decision 0041)
 
-Revision ID: 0029
-Revises: 0028
+Revision ID: 0030
+Revises: 0029
 Create Date: 2026-12-04 16:10:00
 
 PostgreSQL only. Statement-level triggers (with transition tables, so a bulk write costs one call per statement,
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0029"
-down_revision = "0028"
+revision = "0030"
+down_revision = "0029"
 branch_labels = None
 depends_on = None
 
