@@ -1,6 +1,6 @@
 """Generations of what the widget shows, per shop and per shopper, in Redis, bumped by each commit that changes it.
 
-The database finds the writers: triggers (migration 0030) note in a transaction-local setting every shop and
+The database finds the writers: triggers (migration 0031) note in a transaction-local setting every shop and
 shopper a transaction changed in the tables the widget's answer is made of. Before every commit on a PostgreSQL
 engine (`install`, hooked into each engine of plugin.db.engine_for once this module is imported), this module
 reads that setting on the same connection and, in one Redis call, bumps each touched generation and marks it
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TOUCHED_SETTING = "loyalty.widget_touched"  # written by the triggers of migration 0030
+TOUCHED_SETTING = "loyalty.widget_touched"  # written by the triggers of migration 0031
 DIRTY_SECONDS = 60  # how long a writer that died after its bump keeps readers from storing
 GENERATION_SECONDS = 3600  # an idle generation is forgotten, then starts again at a random value
 _WHOLE_SHOP = "*"

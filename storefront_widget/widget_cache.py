@@ -4,9 +4,9 @@ One Redis round trip (plugin.generations.read) returns the shopper's entry if it
 current generations of the shop and of the shopper with no writer between its bump and its commit; a hit asks
 PostgreSQL nothing. A miss computes the answer and stores it with a compare-and-set on the generations noted
 *before* the database was read, so a fill that raced a commit is never stored under a generation a later reader
-accepts (decision 0041, which says why each hole of a delete-after-commit scheme is closed).
+accepts (decision 0044, which says why each hole of a delete-after-commit scheme is closed).
 
-What the generations cover: the rows the triggers of migration 0030 watch (the shop, its expiry policy, the
+What the generations cover: the rows the triggers of migration 0031 watch (the shop, its expiry policy, the
 member, the member's postings and redemptions). What they do not is bounded by the entry's lifetime
 (TTL_SECONDS): the clock (a pending line becomes available: the entry ends when the first pending line does; a
 reward's window or a tier period ends), other shoppers' redemptions of a reward with a shop-wide total, and a

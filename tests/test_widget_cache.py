@@ -346,7 +346,7 @@ def shops_id(settings) -> int:
 
 
 def test_the_members_trigger_watches_every_column_the_widget_can_show(cached):
-    # A members column added later must be added to the trigger's list (migration 0030) or deliberately left out.
+    # A members column added later must be added to the trigger's list (migration 0031) or deliberately left out.
     _client, settings = cached
     with transaction(settings.database_url) as session:
         columns = set(

@@ -1,7 +1,7 @@
-"""widget generations: triggers that note which shops and shoppers a transaction changed (decision 0041)
+"""widget generations: triggers that note which shops and shoppers a transaction changed (decision 0044)
 
-Revision ID: 0030
-Revises: 0029
+Revision ID: 0031
+Revises: 0030
 Create Date: 2026-12-04 16:10:00
 
 PostgreSQL only. Statement-level triggers (with transition tables, so a bulk write costs one call per statement,
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0030"
-down_revision = "0029"
+revision = "0031"
+down_revision = "0030"
 branch_labels = None
 depends_on = None
 
