@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from plugin import ledger
 from plugin.db import transaction
-from plugin.models import Member, Posting, utcnow
+from plugin.models import Member, Posting
 from plugin.services import shops
 from tests import builders
 from tests.conftest import SHOP, deliver
@@ -111,8 +111,10 @@ def test_pending_points_count_in_the_balance_but_cannot_be_spent_yet(client, set
     with transaction(settings.database_url) as session:
         shop_row = shops.get(session, SHOP)
         member = shops.member(session, shop_row, ALICE)
-        now = ledger.balance_of(session, shop_row.id, member)
-        later = ledger.balance_of(session, shop_row.id, member, now=utcnow() + timedelta(days=15))
+        # Read at fixed moments around conftest's payment time (2026-11-20 10:00 UTC), not the day the suite runs.
+        paid = datetime(2026, 11, 20, 10, tzinfo=UTC)
+        now = ledger.balance_of(session, shop_row.id, member, now=paid + timedelta(days=1))
+        later = ledger.balance_of(session, shop_row.id, member, now=paid + timedelta(days=15))
     assert now.to_json() == {"balance": 80, "pending": 80, "available": 0}
     assert later.to_json() == {"balance": 80, "pending": 0, "available": 80}
 

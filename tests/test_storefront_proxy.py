@@ -141,7 +141,9 @@ def test_member_sees_only_their_own_points_and_history(client, settings, shop):
 
 def test_pending_points_show_when_they_become_available(client, settings, shop):
     with transaction(settings.database_url) as session:
-        shops.update_settings(session, shops.get(session, SHOP), {"pending_days": 14})
+        # The longest wait allowed: conftest's orders are paid on 2026-11-20 (X-Shopify-Triggered-At), and the widget
+        # reads the real clock, so a shorter wait would have matured by the day the suite runs.
+        shops.update_settings(session, shops.get(session, SHOP), {"pending_days": 365})
     deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "80.00")]))
     customer = get(client, "widget", signed(7001)).get_json()["customer"]
     assert (customer["balance"], customer["pending"], customer["available"]) == (80, 80, 0)
@@ -196,7 +198,7 @@ def test_the_one_statement_read_answers_exactly_what_the_orm_read_does(api_clien
     # On PostgreSQL /proxy/widget reads everything in one statement; widget_payload reads through the ORM.
     client, settings, state = api_client
     with transaction(settings.database_url) as session:
-        shops.update_settings(session, shops.get(session, SHOP), {"pending_days": 14})
+        shops.update_settings(session, shops.get(session, SHOP), {"pending_days": 365})  # still pending today
     give(settings, 7001, 1000)
     deliver(client, "orders/paid", builders.order(1, 7001, [builders.line(10, "80.00"), builders.line(11, "20.50")]))
     deliver(client, "refunds/create", builders.refund(91, 1, {11: 1}))
