@@ -16,6 +16,7 @@ import psycopg
 from bench import programme
 from bench.chaos_events import Receiver
 from bench.common import order_body, prepared_database, webhook_hmac
+from bench.cpu import CpuAccount, named_roots
 from bench.harness import (
     ENCRYPTION_KEY,
     SHOP,
@@ -92,6 +93,10 @@ def _measure(
     worker_processes = [start_worker(f"worker-{name}-{n}", env) for n in range(workers)]
     with running(web, *worker_processes), RssSampler({"web": [web], "worker": worker_processes}) as memory:
         time.sleep(3)  # let the workers connect and block on the queue
+        cpu = CpuAccount({
+            "web": [web.pid], "workers": [w.pid for w in worker_processes],
+            "postgres": named_roots("postgres"), "redis": named_roots("redis-server"),
+        }).start()  # fmt: skip
         started = datetime.now(UTC)
 
         def scalar(query: str):
@@ -108,6 +113,7 @@ def _measure(
         wait_until(posted, timeout, f"not every order was posted within {timeout} s", 0.5)
         # Read now: the programme's later work (events still being delivered) is not the orders' figure.
         last_posted = scalar("SELECT max(created_at) FROM postings")
+        cpu.stop()
         extra = then(libpq, started) if then is not None else {}
     with psycopg.connect(libpq) as conn:
         first_received, last_received = conn.execute(
@@ -137,6 +143,10 @@ def _measure(
         "not_processed": waiting,
         "sender_errors": sum(sent.get("errors", {}).values()),
         "verify_ledger": verify.strip().splitlines()[-1] if verify.strip() else "",
+        # CPU each part spent from the first request until every order was posted, per order: what bounds the
+        # figure on this machine (its cores times the elapsed time is all there was).
+        "cpu_ms_per_order": cpu.per_order_ms(orders),
+        "cpu_busy_share": cpu.busy_share(),
         "peak_web_mib": memory.peak_mib("web"),
         "peak_worker_mib": memory.peak_mib("worker"),
         **extra,
