@@ -39,7 +39,7 @@ from redis.commands.core import Script
 from redis.exceptions import RedisError
 from sqlalchemy import Engine, event
 
-from plugin import db
+from plugin import db, direct_redis
 
 if TYPE_CHECKING:
     from plugin.config import Settings
@@ -279,7 +279,7 @@ class Seen:
 
 def read(redis: Redis, entry_key: str, keys: list[str]) -> Seen:
     """The entry if it is current, and the generations (noted now, before any database read) in one round trip."""
-    answer = _READ([entry_key, *keys], [_random_base(), GENERATION_SECONDS], client=redis)
+    answer = direct_redis.run_script(redis, _READ, [entry_key, *keys], [_random_base(), GENERATION_SECONDS])
     if answer[0] == 1:
         return Seen(answer[1], b"", False)
     return Seen(None, answer[1], bool(answer[2]))
@@ -289,4 +289,4 @@ def store(redis: Redis, entry_key: str, keys: list[str], seen: Seen, body: bytes
     """Store a fill only if the generations noted before it read are still current and nothing is dirty."""
     if seen.dirty:
         return False  # a writer was between its bump and its commit: the fill may predate that commit
-    return bool(_STORE([entry_key, *keys], [seen.stamp, body, seconds], client=redis))
+    return bool(direct_redis.run_script(redis, _STORE, [entry_key, *keys], [seen.stamp, body, seconds]))

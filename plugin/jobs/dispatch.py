@@ -10,6 +10,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 
+from plugin import direct_redis
 from plugin.config import Settings
 from plugin.jobs.registry import Job
 
@@ -44,8 +45,9 @@ def dispatch(settings: Settings, job: Job, *args: Any, claim: str | None = None,
             return FAILED
         return RAN
     try:
-        if claim is not None and not redis_client(settings.redis_url).set(
-            claim_key(settings, claim), b"1", nx=True, ex=claim_seconds
+        # The claim through plugin.direct_redis: the webhook's ack path signals once per delivery.
+        if claim is not None and not direct_redis.execute(
+            redis_client(settings.redis_url), "SET", claim_key(settings, claim), b"1", "NX", "EX", claim_seconds
         ):
             return WAITING
         queue_for(settings).enqueue(
