@@ -92,6 +92,23 @@ def order_body(
     return json.dumps(order_payload(order_id, customer_id, product_ids), separators=(",", ":")).encode()
 
 
+def cpu_per_request(runs: dict[str, list[dict]]) -> dict:
+    """Medians of the CPU µs per request each side's rounds cost (bench.cpu.round_with_cpu), where measured.
+
+    cpu_ratio is the bare side's web CPU over the app's web and PostgreSQL CPU: the judged ratio's analogue in
+    CPU, steadier than req/s on a shared machine; it leaves Redis's share out, so it flatters the app a little.
+    """
+    figures = {}
+    for side, rounds in runs.items():
+        for key in ("web_cpu_us", "pg_cpu_us"):
+            if rounds and all(key in r for r in rounds):
+                figures[f"{side}_{key}"] = round(median([r[key] for r in rounds]))
+    if {"bare_web_cpu_us", "app_web_cpu_us"} <= figures.keys():
+        app = figures["app_web_cpu_us"] + figures.get("app_pg_cpu_us", 0)
+        figures["cpu_ratio"] = round(figures["bare_web_cpu_us"] / app, 2) if app else None
+    return figures
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -113,6 +130,7 @@ def compare(runs: dict[str, list[dict]], **extra) -> dict:
         "app_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["app"]]) / 1000, 2),
         "bare_p50_ms": round(median([r["latency_us"]["p50"] for r in runs["bare"]]) / 1000, 2),
         "bare_p99_ms": round(median([r["latency_us"]["p99"] for r in runs["bare"]]) / 1000, 2),
+        **cpu_per_request(runs),
         "errors": sum(sum(r["errors"].values()) for rs in runs.values() for r in rs),
         "app_requests": sum(r["requests"] for r in runs["app"]),
         "command": runs["app"][0]["command"],

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.harness import descendants
+import psycopg
+
+from bench.harness import PG_ADMIN_URL, descendants
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -89,3 +92,27 @@ class CpuAccount:
 
     def per_order_ms(self, orders: int) -> dict[str, float]:
         return {role: round(seconds * 1000 / orders, 2) for role, seconds in self.spent.items()}
+
+
+def backend_pids(database: str) -> list[int]:
+    """PIDs of the PostgreSQL backends connected to `database`, this reader's own left out."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (database,)
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def round_with_cpu(web_pid: int, database: str | None, run: Callable[[], dict]) -> dict:
+    """One wrk round (`run`) and the CPU it cost per answered request, in µs: the web's gunicorn tree (arbiter and
+    workers) and, given its database, the PostgreSQL backends connected to it. Redis's share cannot be told apart
+    (one server for every engineer's runs), nor the kernel's network work; wrk's is the same for both sides."""
+    web = tree_seconds(web_pid)
+    backends = {pid: _ticks(pid) for pid in backend_pids(database)} if database else {}
+    result = run()
+    requests = max(result["requests"], 1)
+    result["web_cpu_us"] = round((tree_seconds(web_pid) - web) / requests * 1e6)
+    if database:
+        spent = sum(_ticks(pid) - backends.get(pid, 0) for pid in backend_pids(database)) / TICKS
+        result["pg_cpu_us"] = round(spent / requests * 1e6)
+    return result

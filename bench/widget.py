@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -12,7 +13,8 @@ import requests
 
 from bench import seed
 from bench.common import compare, prepared_database
-from bench.harness import SECRET, SHOP, RssSampler, running, start_web, wrk
+from bench.cpu import round_with_cpu
+from bench.harness import SECRET, SHOP, RssSampler, database_name, running, start_web, wrk
 from plugin.platforms.shopify.adapter import proxy_signature
 
 MEMBERS = 2000
@@ -40,6 +42,7 @@ def write_requests(path: Path, members: int, count: int, rng: random.Random) -> 
 
 def run(rounds: int = 3, seconds: int = 8, connections: int = 4) -> dict:
     url, env = prepared_database("loyalty_bench_widget")
+    db_name = database_name("loyalty_bench_widget")
     seed.seed(url, 1, MEMBERS)
     workdir = Path(tempfile.mkdtemp(prefix="bench-widget-"))
     rng = random.Random(11)
@@ -55,11 +58,17 @@ def run(rounds: int = 3, seconds: int = 8, connections: int = 4) -> dict:
         with running(bare), RssSampler({"web": [app]}) as memory:
             for round_number in range(rounds + 1):
                 write_requests(workdir / "reads.txt", MEMBERS, SIGNED_URLS, rng)
-                for name, base in (("bare", bare_url), ("app", app_url)):
+                for name, base, web, database in (("bare", bare_url, bare, None), ("app", app_url, app, db_name)):
                     seconds_now = 2 if round_number == 0 else seconds  # round 0 warms both up
-                    result = wrk(
-                        base, "replay.lua", str(workdir / "reads.txt"), connections=connections, seconds=seconds_now
+                    load = partial(
+                        wrk,
+                        base,
+                        "replay.lua",
+                        str(workdir / "reads.txt"),
+                        connections=connections,
+                        seconds=seconds_now,
                     )
+                    result = round_with_cpu(web.pid, database, load)
                     if round_number:
                         runs[name].append(result)
     return compare(runs, body_bytes=len(sample.content), members=MEMBERS, peak_web_mib=memory.peak_mib("web"),

@@ -4,7 +4,8 @@ import subprocess
 import sys
 import time
 
-from bench.cpu import CpuAccount, tree_seconds
+from bench.common import cpu_per_request
+from bench.cpu import CpuAccount, round_with_cpu, tree_seconds
 
 BUSY = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
 
@@ -31,3 +32,41 @@ def test_a_running_childs_cpu_is_in_its_parents_tree():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_rounds_cpu_per_request_is_the_web_trees_cpu_over_the_answered_requests():
+    # The "web" burns 0.3 s of CPU when told to, and only then: what it spent starting up is not the round's.
+    script = "import sys, time\nprint('ready', flush=True)\nsys.stdin.readline()\n" + BUSY + "time.sleep(30)\n"
+    web = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+
+        def run() -> dict:  # stands for wrk: the web works while 1,000 requests are answered
+            web.stdin.write("go\n")
+            web.stdin.flush()
+            deadline = time.monotonic() + 20
+            while tree_seconds(web.pid) - before < 0.3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return {"requests": 1000}
+
+        assert web.stdout.readline() == "ready\n"  # started: what it spent until now is not the round's
+        before = tree_seconds(web.pid)
+        result = round_with_cpu(web.pid, None, run)
+    finally:
+        web.kill()
+        web.communicate()
+    assert 290 <= result["web_cpu_us"] < 1000  # 0.3 s over 1,000 requests, give or take a clock tick
+    assert "pg_cpu_us" not in result
+
+
+def test_the_cpu_ratio_is_bare_web_over_app_web_and_postgresql():
+    runs = {
+        "bare": [{"web_cpu_us": 200}, {"web_cpu_us": 300}, {"web_cpu_us": 250}],
+        "app": [{"web_cpu_us": 400, "pg_cpu_us": 100}, {"web_cpu_us": 500, "pg_cpu_us": 100}],
+    }
+    assert cpu_per_request(runs) == {
+        "bare_web_cpu_us": 250,
+        "app_web_cpu_us": 450,
+        "app_pg_cpu_us": 100,
+        "cpu_ratio": round(250 / 550, 2),
+    }
+    assert cpu_per_request({"bare": [{}], "app": [{}]}) == {}  # sections that do not measure CPU show nothing
