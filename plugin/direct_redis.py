@@ -1,10 +1,10 @@
 """One Redis command on a kept connection, without redis-py's per-command work (the web's hot paths).
 
 redis-py's client wraps each command in a pool checkout (a lock, a poll of the socket, observability counters),
-argument parsing and a retry policy: on this machine about 110 µs of CPU per command, against 30 µs to send the
-packed command and read its reply on a connection already held (docs/benchmarks.md). The widget's cached read and
-the webhook's inbox signal send one command each per request, so that overhead was a fifth of the widget's extra
-CPU over bare Flask. Here each client's connections are made exactly as its own pool makes them (same host,
+argument parsing and a retry wrapper: on this machine about 110 µs of CPU per command, against 30 µs to send the
+packed command and read its reply on a connection already held (decision 0046). The widget's cached read and the
+webhook's inbox signal send one command each per request, so that overhead was a large share of what each path
+costs over bare Flask. Here each client's connections are made exactly as its own pool makes them (same host,
 database, password, timeouts, protocol) and kept in a free list of this process; replies and errors are redis-py's
 own (its parser reads them), so callers handle `RedisError` as before.
 """
@@ -37,8 +37,9 @@ def execute(client: Redis, *args: bytes | str | int) -> Any:
     """Send one command on a kept connection of `client`'s kind and return its reply (bytes, ints, lists, None).
 
     A kept connection that Redis closed meanwhile (a restart, an idle timeout) fails with ConnectionError: it is
-    dropped and the command sent once more on a new one, as redis-py's own retry would. Any other failure
-    (a timeout, an error reply) is raised unchanged; an error reply leaves the connection usable, so it is kept.
+    dropped and the command sent once more on a new one (redis-py's pool instead polls each connection before
+    handing it out; decision 0046 says when the two differ). Any other failure (a timeout, an error reply) is
+    raised unchanged; an error reply leaves the connection usable, so it is kept.
     """
     pool = client.connection_pool
     kept = _KEPT.get(pool)
