@@ -42,6 +42,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver: the sender reuses its connections
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 status = receiver.receive(body, self.headers.get("Loyalty-Signature", ""))

@@ -8,6 +8,7 @@ from rq import Worker
 
 from plugin import jobs, logs
 from plugin.config import Settings
+from plugin.jobs.dispatch import LOW_SUFFIX, low_queue_name
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +18,22 @@ RQ_DEQUEUE_MARGIN_SECONDS = 15
 
 
 class LoyaltyWorker(Worker):
-    """`rq worker -w plugin.worker.LoyaltyWorker loyalty`: sweeps the inbox every few seconds when idle."""
+    """`rq worker -w plugin.worker.LoyaltyWorker loyalty`: sweeps the inbox every few seconds when idle.
+
+    It also listens to each queue's low-priority queue (`loyalty-low`), after all the named ones: RQ takes a job
+    from the first queue that has one, so a low-priority job (event delivery) never goes before order processing.
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        names = [queue.name for queue in self.queues]
+        low = [low_queue_name(name) for name in names if not name.endswith(LOW_SUFFIX)]
+        self.queues = self.queues + [
+            self.queue_class(name, connection=self.connection, job_class=self.job_class, serializer=self.serializer)
+            for name in low
+            if name not in names
+        ]
+        self._ordered_queues = self.queues[:]
         logs.configure()
         # The rq CLI always passes its own defaults (420 s, 600 s); cap them so the sweeper runs often.
         interval = Settings.from_env().sweep_interval_seconds

@@ -23,8 +23,22 @@ def redis_client(url: str) -> Redis:
     return Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
 
 
-def queue_for(settings: Settings) -> Queue:
-    return Queue(settings.queue_name, connection=redis_client(settings.redis_url))
+LOW_SUFFIX = "-low"
+
+
+def low_queue_name(queue_name: str) -> str:
+    """The queue of the jobs that must never hold order processing up (decision 0045); keeps a {hash tag}."""
+    return queue_name + LOW_SUFFIX
+
+
+def queue_for(settings: Settings, job: Job | None = None) -> Queue:
+    name = low_queue_name(settings.queue_name) if job is not None and job.low else settings.queue_name
+    return Queue(name, connection=redis_client(settings.redis_url))
+
+
+def main_queue_waiting(settings: Settings) -> bool:
+    """Whether a job waits in the main queue: a low-priority job stops early to let a worker take it."""
+    return queue_for(settings).count > 0
 
 
 QUEUED, RAN, WAITING, FAILED = "queued", "ran inline", "already waiting", "failed"
@@ -50,7 +64,7 @@ def dispatch(settings: Settings, job: Job, *args: Any, claim: str | None = None,
             redis_client(settings.redis_url), "SET", claim_key(settings, claim), b"1", "NX", "EX", claim_seconds
         ):
             return WAITING
-        queue_for(settings).enqueue(
+        queue_for(settings, job).enqueue(
             job.name, *args, job_timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=job.failure_ttl
         )
         return QUEUED

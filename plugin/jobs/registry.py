@@ -16,6 +16,7 @@ class Job:
     timeout: int  # seconds
     result_ttl: int
     failure_ttl: int | None = None  # None: RQ's default
+    low: bool = False  # queued on the low-priority queue, which workers take from only when the main one is empty
 
     @property
     def name(self) -> str:

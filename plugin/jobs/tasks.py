@@ -15,7 +15,7 @@ from rq.timeouts import JobTimeoutException
 from plugin import inbox, platforms
 from plugin.config import Settings
 from plugin.db import transaction
-from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold
+from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold, main_queue_waiting
 from plugin.jobs.registry import Job, register
 from plugin.models import Shop
 from plugin.services import (
@@ -281,9 +281,14 @@ def deliver_events() -> dict[str, int]:
 
 
 def deliver_events_with(settings: Settings) -> dict[str, int]:
-    if not settings.inline_jobs:
-        clear_claim(settings, "events")
-    counts = event_delivery.deliver(settings)
+    if settings.inline_jobs:
+        return event_delivery.deliver(settings)
+    clear_claim(settings, "events")
+    # Between batches: a job waiting in the main queue (an inbox drain) gets this worker; the delivery goes on
+    # in a fresh low-priority job, which workers take once the main queue is empty.
+    counts = event_delivery.deliver(settings, should_yield=lambda: main_queue_waiting(settings))
+    if counts.pop(event_delivery.YIELDED, 0):
+        signal_events(settings)
     if counts:
         log.info("events delivered: %s", counts)
     return counts
@@ -315,7 +320,10 @@ END_TIER_PERIODS = register(
 APPLY_TIERS = register(Job(apply_tiers, apply_tiers_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
-DELIVER_EVENTS = register(Job(deliver_events, deliver_events_with, timeout=900, result_ttl=60, failure_ttl=86400))
+# Low priority (decision 0045): a queued drain of the inbox goes first, and a running delivery stops for it.
+DELIVER_EVENTS = register(
+    Job(deliver_events, deliver_events_with, timeout=900, result_ttl=60, failure_ttl=86400, low=True)
+)
 EXPIRE_POINTS = register(Job(expire_points, expire_points_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 LOOK_UP_PRODUCTS = register(
     Job(look_up_products, look_up_products_with, timeout=300, result_ttl=300, failure_ttl=86400)

@@ -1,0 +1,187 @@
+"""Outgoing events at volume: successes settled together, one kept-alive connection, and delivery yielding to orders."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import responses
+from redis import Redis
+from sqlalchemy import event
+
+from plugin import jobs
+from plugin.db import engine_for, transaction
+from plugin.jobs import dispatch, tasks
+from plugin.models import EventDelivery, EventEndpoint
+from plugin.services import event_delivery, event_endpoints, outbox
+from plugin.worker import LoyaltyWorker
+
+URL = "https://hooks.example.com/loyalty"
+
+
+def public(_host):
+    return ["93.184.216.34"]
+
+
+def register(settings, shop, url=URL) -> int:
+    with transaction(settings.database_url) as session:
+        resolver = {"resolver": public} if url == URL else {"allow_loopback": True}
+        endpoint, _secret = event_endpoints.register(session, shop, url, settings.encryption_keys, **resolver)
+        return endpoint.id
+
+
+def record(settings, shop, members: list[int]) -> None:
+    """One event per entry, for that member, in list order."""
+    with transaction(settings.database_url) as session:
+        outbox.record_many(
+            session,
+            shop,
+            [
+                {"event_type": "points.earned", "dedupe_key": f"e{n}", "member_id": member, "data": {"n": n}}
+                for n, member in enumerate(members)
+            ],
+        )
+
+
+class Statements:
+    """Counts the statements sent to the database that start with `prefix` (case-insensitive)."""
+
+    def __init__(self, database_url: str, prefix: str):
+        self.engine, self.prefix, self.count = engine_for(database_url), prefix.lower(), 0
+
+    def __call__(self, _conn, _cursor, statement, *_args):
+        if statement.lstrip().lower().startswith(self.prefix):
+            self.count += 1
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self)
+
+
+@responses.activate
+def test_a_batchs_successes_are_settled_together_not_one_transaction_each(settings, shop):
+    register(settings, shop)
+    record(settings, shop, list(range(1, 121)))  # 120 members: one batch
+    responses.post(URL, status=200)
+    with Statements(settings.database_url, "update event_deliveries") as updates:
+        counts = event_delivery.deliver(settings, resolver=public)
+    assert counts == {"delivered": 120} and len(responses.calls) == 120
+    assert updates.count <= 5  # the claim's lease, then one per 50 settled (one a delivery, settled one by one)
+    with transaction(settings.database_url) as session:
+        rows = session.query(EventDelivery).all()
+        assert {(row.status, row.attempts, row.last_status, row.last_error) for row in rows} == {
+            ("delivered", 1, 200, None)
+        }
+        assert all(row.delivered_at is not None for row in rows)
+        endpoint = session.query(EventEndpoint).one()
+        assert endpoint.last_success_at is not None and endpoint.failing_since is None
+
+
+def test_a_delivery_another_worker_settled_meanwhile_is_left_alone(settings, shop):
+    register(settings, shop)
+    record(settings, shop, [1])
+    event_delivery.fan_out(settings.database_url)
+    (claimed,) = event_delivery._claim(settings.database_url, event_delivery.utcnow(), 10)
+    ok = event_delivery.Outcome(200, None)
+    assert event_delivery._settle_delivered(settings.database_url, [(claimed, ok)], event_delivery.utcnow()) == 1
+    # Its lease lapsed, another worker sent it again and settles it too: counted once, attempts not bumped.
+    assert event_delivery._settle_delivered(settings.database_url, [(claimed, ok)], event_delivery.utcnow()) == 0
+    with transaction(settings.database_url) as session:
+        assert session.query(EventDelivery.attempts).scalar() == 1
+
+
+@responses.activate
+def test_a_failure_after_successes_in_a_batch_leaves_the_endpoint_failing(settings, shop):
+    """The endpoint's state follows its answers in order: successes settled after the failure would clear it."""
+    register(settings, shop)
+    record(settings, shop, [1, 2, 3, 4])
+    answers = iter([200, 200, 200, 500])
+    responses.add_callback(responses.POST, URL, callback=lambda _request: (next(answers), {}, ""))
+    assert event_delivery.deliver(settings, resolver=public) == {"delivered": 3, "retry": 1}
+    with transaction(settings.database_url) as session:
+        endpoint = session.query(EventEndpoint).one()
+        assert endpoint.failing_since is not None and endpoint.last_success_at is not None
+
+
+class KeepAliveReceiver:
+    """An HTTP/1.1 receiver that notes each request's client port and Cookie header, and sets a cookie."""
+
+    def __init__(self):
+        self.requests: list[tuple[int, str | None]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((self.client_address[1], self.headers.get("Cookie")))
+                self.send_response(200)
+                self.send_header("Set-Cookie", "session=from-one-shop; Path=/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/events"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_run_sends_over_one_kept_alive_connection_and_keeps_no_cookie(settings, shop):
+    local = dataclasses.replace(settings, events_allow_loopback=True)
+    with KeepAliveReceiver() as receiver:
+        register(local, shop, receiver.url)
+        record(local, shop, [1, 2, 3, 4, 5])
+        assert event_delivery.deliver(local) == {"delivered": 5}
+    ports = {port for port, _cookie in receiver.requests}
+    assert len(receiver.requests) == 5 and len(ports) == 1  # requests.post would open 5 connections
+    # One session sends to every shop's receivers: a cookie one of them set is never sent back (to it or another).
+    assert [cookie for _port, cookie in receiver.requests] == [None] * 5
+
+
+def test_a_run_stops_between_batches_when_asked_to_yield(settings, shop):
+    local = dataclasses.replace(settings, events_allow_loopback=True)
+    with KeepAliveReceiver() as receiver:
+        register(local, shop, receiver.url)
+        record(local, shop, [1, 1])  # one member: the second event goes in the next batch
+        assert event_delivery.deliver(local, should_yield=lambda: True) == {"delivered": 1, "yielded": 1}
+        assert event_delivery.deliver(local, should_yield=lambda: False) == {"delivered": 1}
+
+
+def test_a_worker_takes_from_the_low_priority_queue_only_after_the_main_one():
+    connection = Redis.from_url("redis://127.0.0.1:6379/15")
+    assert LoyaltyWorker(["loyalty"], connection=connection).queue_names() == ["loyalty", "loyalty-low"]
+    assert LoyaltyWorker(["{q}", "{q}-low"], connection=connection).queue_names() == ["{q}", "{q}-low"]
+
+
+def test_event_delivery_is_queued_at_low_priority_and_yields_to_a_waiting_drain(queued, shop):
+    local = dataclasses.replace(queued, events_allow_loopback=True)
+    main, low = dispatch.queue_for(local), dispatch.queue_for(local, tasks.DELIVER_EVENTS)
+    assert low.name == dispatch.low_queue_name(local.queue_name)
+    jobs.signal_events(local)
+    assert (main.count, low.count) == (0, 1)
+    low.empty()
+    dispatch.clear_claim(local, "events")
+    with KeepAliveReceiver() as receiver:
+        register(local, shop, receiver.url)
+        record(local, shop, [1, 1])
+        jobs.signal_inbox(local)  # a drain waits in the main queue: the delivery stops after one batch
+        assert tasks.deliver_events_with(local) == {"delivered": 1}
+        assert (main.count, low.count) == (1, 1)  # ... and queued itself again, behind the drain
+        main.empty()
+        assert tasks.deliver_events_with(local) == {"delivered": 1}
+
