@@ -184,4 +184,3 @@ def test_event_delivery_is_queued_at_low_priority_and_yields_to_a_waiting_drain(
         assert (main.count, low.count) == (1, 1)  # ... and queued itself again, behind the drain
         main.empty()
         assert tasks.deliver_events_with(local) == {"delivered": 1}
-

@@ -339,16 +339,18 @@ def _settle_delivered(database_url: str, settled: list[tuple[_Claimed, Outcome]]
     """
     if not settled:
         return 0
-    by_answer: dict[Outcome, list[int]] = {}  # nearly always one: 200 (a note such as Flow's "names no customer")
+    # Per shop (every query is scoped to one) and answer: nearly always one 200 (or Flow's "names no customer" note).
+    by_answer: dict[tuple[int, Outcome], list[int]] = {}
     for claimed, outcome in settled:
-        by_answer.setdefault(outcome, []).append(claimed.delivery_id)
+        by_answer.setdefault((claimed.shop_id, outcome), []).append(claimed.delivery_id)
     endpoints = sorted({(claimed.shop_id, claimed.endpoint_id) for claimed, _outcome in settled})
     done = 0
     with transaction(database_url) as session:
-        for outcome, ids in by_answer.items():
+        for (shop_id, outcome), ids in by_answer.items():
             done += session.execute(
                 update(EventDelivery)
-                .where(EventDelivery.id.in_(sorted(ids)), EventDelivery.status == PENDING)
+                .where(EventDelivery.shop_id == shop_id, EventDelivery.id.in_(sorted(ids)))
+                .where(EventDelivery.status == PENDING)
                 .values(
                     status=DELIVERED, attempts=EventDelivery.attempts + 1, last_status=outcome.status,
                     last_error=outcome.error,
