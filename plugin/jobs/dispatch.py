@@ -27,7 +27,7 @@ LOW_SUFFIX = "-low"
 
 
 def low_queue_name(queue_name: str) -> str:
-    """The queue of the jobs that must never hold order processing up (decision 0046); keeps a {hash tag}."""
+    """The queue of the jobs that must never hold order processing up (decision 0047); keeps a {hash tag}."""
     return queue_name + LOW_SUFFIX
 
 

@@ -320,7 +320,7 @@ END_TIER_PERIODS = register(
 APPLY_TIERS = register(Job(apply_tiers, apply_tiers_with, timeout=3600, result_ttl=300, failure_ttl=86400))
 CHECK_WEBHOOKS = register(Job(check_webhooks, check_webhooks_with, timeout=120, result_ttl=300))
 RECONCILE_SHOP = register(Job(reconcile_shop, reconcile_shop_with, timeout=1800, result_ttl=300, failure_ttl=86400))
-# Low priority (decision 0046): a queued drain of the inbox goes first, and a running delivery stops for it.
+# Low priority (decision 0047): a queued drain of the inbox goes first, and a running delivery stops for it.
 DELIVER_EVENTS = register(
     Job(deliver_events, deliver_events_with, timeout=900, result_ttl=60, failure_ttl=86400, low=True)
 )

@@ -2,7 +2,7 @@
 
 At least once: a delivery is leased before its request is sent and settled after, in separate transactions, so a
 crash between the two sends it again (receivers dedupe by event id). Successes are settled a few dozen at a time,
-failures one by one at once (decision 0046). Nothing is lost while Redis, the receiver or the shop is down: the
+failures one by one at once (decision 0047). Nothing is lost while Redis, the receiver or the shop is down: the
 rows wait in the database and the sweeper queues this job again.
 """
 
