@@ -109,4 +109,9 @@ def reading(url: str) -> Iterator[Session]:
 def insert_for(engine_or_session) -> type:
     """The dialect's INSERT construct, which offers ON CONFLICT DO NOTHING on PostgreSQL and SQLite."""
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
-    return sqlite.insert if bind.dialect.name == "sqlite" else postgresql.insert
+    return dialect_insert(bind.dialect.name)
+
+
+def dialect_insert(dialect: str) -> type:
+    """insert_for by the dialect's name: for statements built once per dialect and cached by it."""
+    return sqlite.insert if dialect == "sqlite" else postgresql.insert

@@ -14,13 +14,11 @@ from functools import lru_cache
 
 from marshmallow import ValidationError
 from sqlalchemy import Engine, bindparam, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from plugin import direct, platforms
-from plugin.db import engine_for, insert_for, transaction
+from plugin.db import dialect_insert, engine_for, insert_for, transaction
 from plugin.models import Delivery, DeliveryClaim, Shop, utcnow
 from plugin.programme import events
 from plugin.services import accrual, batch_accrual, privacy
@@ -97,7 +95,7 @@ _STORE_SQL = """
 @lru_cache(maxsize=4)
 def _store_statement(dialect: str):
     """The inbox INSERT, built once per dialect (building it per request cost more than sending it)."""
-    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    insert = dialect_insert(dialect)
     columns = ("platform", "shop_domain", "topic", "webhook_id", "event_id", "triggered_at", "api_version", "body",
                "received_at", "status", "reason", "attempts")  # fmt: skip
     return (

@@ -22,10 +22,9 @@ from functools import lru_cache
 from types import SimpleNamespace
 
 from sqlalchemy import BigInteger, bindparam, func, null, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from plugin.db import dialect_insert
 from plugin.models import (
     Member,
     Order,
@@ -545,7 +544,7 @@ def _post(session: Session, shop: Shop, postings: list[dict], names: dict[int, s
             rounds.append([])
         rounds[n].append(posting)
     for round_ in rounds:
-        written = session.connection().execute(_posting_insert(session), round_).all()
+        written = session.connection().execute(posting_insert(session), round_).all()
         if len(written) != len(round_):
             raise BatchConflict(f"{len(round_) - len(written)} of the batch's postings exist already")
         _announce(session, shop, written, names)
@@ -580,7 +579,7 @@ def _member_upsert(session: Session, with_tags: bool):
 def _member_upsert_for(dialect: str, with_tags: bool):
     """accrual.enrol's upsert: a field the payload left out (None) keeps its stored value."""
     members = Member.__table__
-    insert = _insert(dialect)(members)
+    insert = dialect_insert(dialect)(members)
     details = {
         name: func.coalesce(insert.excluded[name], members.c[name]) for name in ("email", "first_name", "last_name")
     }
@@ -599,7 +598,7 @@ def _order_insert(session: Session):
 def _order_insert_for(dialect: str):
     orders = Order.__table__
     return (
-        _insert(dialect)(orders)
+        dialect_insert(dialect)(orders)
         .on_conflict_do_nothing(index_elements=["shop_id", "order_id"])
         .returning(orders.c.order_id)
     )
@@ -620,7 +619,8 @@ def _order_update_for(dialect: str):
     )
 
 
-def _posting_insert(session: Session):
+def posting_insert(session: Session):
+    """The postings' multi-row INSERT ... RETURNING for the session's dialect (member_rules_batch's too)."""
     return _posting_insert_for(session.get_bind().dialect.name)
 
 
@@ -629,7 +629,7 @@ def _posting_insert_for(dialect: str):
     """The postings' INSERT; balance_after is set by PostgreSQL's trigger under the member's lock, and checked by
     SQLite's, so there each row states it (one posting per member per statement, so each row's read is exact)."""
     postings, members = Posting.__table__, Member.__table__
-    insert = _insert(dialect)(postings)
+    insert = dialect_insert(dialect)(postings)
     if dialect == "sqlite":
         insert = insert.values(
             balance_after=select(members.c.balance + bindparam("after_points", type_=BigInteger))
@@ -640,7 +640,3 @@ def _posting_insert_for(dialect: str):
     return insert.on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"]).returning(
         c.id, c.member_id, c.kind, c.points, c.balance_after, c.note, c.order_id, c.available_at, c.created_at
     )
-
-
-def _insert(dialect: str):
-    return sqlite_insert if dialect == "sqlite" else postgresql_insert

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from plugin.db import dialect_insert
 from plugin.models import Member, MilestoneHolding, MilestoneSettings, Shop, TierMove, utcnow
 from plugin.programme import tiers as tier_rules
 from plugin.services import batch_accrual, member_facts, outbox, tier_corrections, tiers
@@ -225,7 +226,7 @@ def _write(
                 rounds.append([])
             rounds[n].append(posting)
     for round_ in rounds:
-        written = connection.execute(batch_accrual._posting_insert(session), round_).all()
+        written = connection.execute(batch_accrual.posting_insert(session), round_).all()
         if len(written) != len(round_):
             raise batch_accrual.BatchConflict(f"{len(round_) - len(written)} of the rules' postings exist already")
     holdings = [row for plan in plans.values() for row in plan.holdings]
@@ -252,7 +253,7 @@ def _member_update():
 def _holding_upsert(dialect: str):
     """grants.lock then bring_to's update of a holding, in one statement; its rewards stay as they are."""
     holdings = MilestoneHolding.__table__
-    insert = batch_accrual._insert(dialect)(holdings)
+    insert = dialect_insert(dialect)(holdings)
     kept = ("grants", "points_held", "unpaid", "sequence", "updated_at")
     return insert.on_conflict_do_update(
         index_elements=["shop_id", "member_id", "rule_key"], set_={name: insert.excluded[name] for name in kept}
