@@ -50,7 +50,9 @@ class Settings:
     queue_name: str = "loyalty"
     inbox_batch_size: int = 50  # smaller batches hold member locks shorter: see docs/benchmarks.md
     inbox_set_based: bool = True  # new paid orders written per batch in multi-row statements (decision 0037)
-    inbox_retry_wait_seconds: int = 30  # a delivery whose drain died twice waits this long before each next claim
+    # A delivery whose drain died twice waits this long before each next claim; the one place it is set
+    # (inbox.RETRY_WAIT and the environment's default read it).
+    inbox_retry_wait_seconds: int = 30
     sweep_after_seconds: int = 10
     sweep_interval_seconds: int = 15  # how often an idle worker runs the sweeper (plugin/worker.py)
     redemption_lease_seconds: int = 60
@@ -95,7 +97,7 @@ class Settings:
             queue_name=_env("LOYALTY_QUEUE", "loyalty"),
             inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "50")),
             inbox_set_based=_env("LOYALTY_INBOX_SET_BASED", "1") != "0",
-            inbox_retry_wait_seconds=int(_env("LOYALTY_INBOX_RETRY_WAIT_SECONDS", "30")),
+            inbox_retry_wait_seconds=int(_env("LOYALTY_INBOX_RETRY_WAIT_SECONDS", str(cls.inbox_retry_wait_seconds))),
             sweep_after_seconds=int(_env("LOYALTY_SWEEP_AFTER_SECONDS", "10")),
             sweep_interval_seconds=max(1, int(_env("LOYALTY_SWEEP_INTERVAL_SECONDS", "15"))),
             redemption_lease_seconds=int(_env("LOYALTY_REDEMPTION_LEASE_SECONDS", "60")),

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from plugin import direct, platforms
+from plugin.config import Settings
 from plugin.db import dialect_insert, engine_for, insert_for, transaction
 from plugin.models import Delivery, DeliveryClaim, Shop, utcnow
 from plugin.programme import events
@@ -109,7 +110,8 @@ def _store_statement(dialect: str):
 MAX_ATTEMPTS = 3  # claims that never finished (a timeout, a killed worker) before a delivery is parked unread
 # After its second unfinished claim, a delivery waits this long before each further one: a burst of worker kills
 # cannot use up its attempts in seconds, and a poison delivery is skipped meanwhile instead of stalling the drain.
-RETRY_WAIT = timedelta(seconds=30)
+# The setting's default (LOYALTY_INBOX_RETRY_WAIT_SECONDS), so a drain called without settings waits the same.
+RETRY_WAIT = timedelta(seconds=Settings.inbox_retry_wait_seconds)
 
 
 def drain(
