@@ -12,7 +12,9 @@ from plugin.config import MAX_WEBHOOK_BYTES, Settings
 
 def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     settings = settings or Settings.from_env()
-    generations.watch(settings)  # this process's commits bump the widget's generations in settings' Redis
+    # The process start of web (gunicorn's create_app()) and CLI (flask --app plugin) processes: their commits bump
+    # the widget's generations in settings' Redis. The worker watches in plugin/worker.py.
+    generations.watch(settings)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key or None,

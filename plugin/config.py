@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from plugin import generations
-
 DEFAULT_DATABASE_URL = "sqlite:///instance/loyalty.db"
 DEFAULT_API_VERSION = "2026-10"  # Shopify's stable Admin API version: docs/decisions/0015-admin-api-version.md
 # Orders and refunds (webhooks), customers and their metafields (balances), discounts (reward codes), products (the
@@ -73,13 +71,8 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        """The process's own settings; its commits to their database bump their Redis's widget generations."""
-        settings = cls._read_env()
-        generations.watch(settings)
-        return settings
-
-    @classmethod
-    def _read_env(cls) -> Settings:
+        """The process's settings from its environment, read afresh on each call (jobs call it per job); its start
+        watches them once for the widget's generations (create_app, plugin/worker.py: plugin.generations.watch)."""
         keys = tuple(k.strip() for k in _env("LOYALTY_ENCRYPTION_KEYS").split(",") if k.strip())
         return cls(
             database_url=normalise_database_url(_env("DATABASE_URL", DEFAULT_DATABASE_URL)),

@@ -6,7 +6,7 @@ import logging
 
 from rq import Worker
 
-from plugin import jobs, logs
+from plugin import generations, jobs, logs
 from plugin.config import Settings
 from plugin.jobs.dispatch import LOW_SUFFIX, low_queue_name
 
@@ -35,8 +35,12 @@ class LoyaltyWorker(Worker):
         ]
         self._ordered_queues = self.queues[:]
         logs.configure()
+        settings = Settings.from_env()
+        # The worker never calls create_app: its jobs' commits (in the work horses it forks, which inherit this)
+        # bump the widget's generations because it watches here, once, at its start.
+        generations.watch(settings)
         # The rq CLI always passes its own defaults (420 s, 600 s); cap them so the sweeper runs often.
-        interval = Settings.from_env().sweep_interval_seconds
+        interval = settings.sweep_interval_seconds
         self.worker_ttl = min(self.worker_ttl, interval + RQ_DEQUEUE_MARGIN_SECONDS)
         self.maintenance_interval = min(self.maintenance_interval, interval)
 

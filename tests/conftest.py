@@ -107,7 +107,7 @@ def database_url(database_template: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def _no_generations_left_over() -> Iterator[None]:
-    """Each test starts as a fresh process: no database's commits bump a Redis until create_app or from_env."""
+    """Each test starts as a fresh process: no commits bump a Redis until create_app or a LoyaltyWorker starts."""
     yield
     generations.forget()
 

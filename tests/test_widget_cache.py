@@ -387,3 +387,23 @@ def test_an_entry_lives_no_longer_than_its_first_pending_line():
     assert widget_cache.lifetime(answer(timedelta(days=2), timedelta(seconds=12.5)), now) == 12
     assert widget_cache.lifetime(answer(timedelta(milliseconds=400)), now) is None
     assert widget_cache.lifetime(Response("{}", status=404, mimetype="application/json"), now) is None
+
+
+def test_a_worker_watches_from_its_start_without_an_app(queued, shop, monkeypatch):
+    # The Procfile's worker never calls create_app: LoyaltyWorker's start registers the database, so a job's commit
+    # (in a work horse it forks) bumps the shopper's generation. Settings.from_env alone registers nothing.
+    if engine_for(queued.database_url).dialect.name != "postgresql":
+        pytest.skip("the widget cache needs PostgreSQL's triggers to find its writers")
+    from plugin.config import Settings
+    from plugin.worker import LoyaltyWorker
+
+    monkeypatch.setenv("DATABASE_URL", queued.database_url)
+    monkeypatch.setenv("REDIS_URL", queued.redis_url)
+    monkeypatch.setenv("LOYALTY_QUEUE", queued.queue_name)
+    give(queued, 7001, 0)
+    Settings.from_env()
+    bonus(queued, 7001, 5)
+    assert generation(queued, 7001) is None  # nobody registered: nothing bumped
+    LoyaltyWorker([queued.queue_name], connection=REDIS)
+    bonus(queued, 7001, 5)
+    assert generation(queued, 7001) is not None
