@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
@@ -54,6 +55,10 @@ _WROTE = "loyalty_generations_wrote"
 _PENDING = "loyalty_generations_pending"
 # Statements that cannot fire the triggers (no function of the schema called from a SELECT writes those tables).
 _READS = ("SELECT", "SHOW ", "SAVEPOINT", "RELEASE ", "ROLLBACK")
+_WITH = re.compile(r"WITH\b")
+# In a WITH, a data-modifying part (PostgreSQL runs each one) or the main statement; a row lock writes nothing.
+_MODIFIES = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE)\b")
+_ROW_LOCK = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b")
 
 
 class CacheUnavailable(RuntimeError):
@@ -156,7 +161,7 @@ def install(engine: Engine, database_url: str) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def _note_write(conn, _cursor, statement, _parameters, _context, executemany):
-        if executemany or not statement.lstrip()[:9].upper().startswith(_READS):
+        if executemany or may_write(statement):
             conn.info[_WROTE] = True
 
     @event.listens_for(engine, "begin")
@@ -172,6 +177,18 @@ def install(engine: Engine, database_url: str) -> None:
     @event.listens_for(engine, "checkin")
     def _on_checkin(_dbapi_connection, record):
         _release(record.info)
+
+
+def may_write(statement: str) -> bool:
+    """Whether a statement may fire the triggers: anything but a read, a read being a SELECT (SHOW, a savepoint's
+    statements) or a WITH whose parts and main statement are all SELECTs. Errs towards a write: a word INSERT,
+    UPDATE, DELETE or MERGE anywhere in a WITH (a string literal, a quoted name) makes it one."""
+    head = statement.lstrip()[:9].upper()
+    if head.startswith(_READS):
+        return False
+    if _WITH.match(head):
+        return _MODIFIES.search(_ROW_LOCK.sub(" ", statement.upper())) is not None
+    return True
 
 
 db.hook_engines(install)  # a process that names a Redis (watch) has imported this module, so its engines are hooked

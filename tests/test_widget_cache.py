@@ -407,3 +407,46 @@ def test_a_worker_watches_from_its_start_without_an_app(queued, shop, monkeypatc
     LoyaltyWorker([queued.queue_name], connection=REDIS)
     bonus(queued, 7001, 5)
     assert generation(queued, 7001) is not None
+
+
+READ_ONLY_CTES = [
+    str(widget_sql._WIDGET),  # the widget's own read
+    "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT n FROM t",
+    "with held as (select id from members where shop_id = 1 for no key update) select id from held",
+    "WITH updates_due AS (SELECT id, enrolled_at FROM members FOR UPDATE SKIP LOCKED) SELECT id FROM updates_due",
+]
+WRITING_CTES = [
+    "WITH holder AS (SELECT balance FROM members WHERE id = 1 FOR UPDATE) INSERT INTO postings (points) VALUES (1)",
+    "WITH x AS (SELECT 1) UPDATE members SET tier = NULL",
+    "with gone as (delete from redemptions where id = 1 returning id) select id from gone",
+    "WITH\n  made AS (INSERT INTO members (shop_id) VALUES (1) RETURNING id)\nSELECT id FROM made",
+    "WITH src AS (SELECT 1 AS id) MERGE INTO members m USING src ON m.id = src.id WHEN MATCHED THEN DELETE",
+]
+
+
+@pytest.mark.parametrize("statement", READ_ONLY_CTES)
+def test_a_with_of_selects_only_is_a_read(statement):
+    assert not generations.may_write(statement)
+
+
+@pytest.mark.parametrize("statement", [*WRITING_CTES, "INSERT INTO members (shop_id) VALUES (1)", "UPDATE shops"])
+def test_a_with_that_modifies_is_a_write(statement):
+    assert generations.may_write(statement)
+
+
+def test_a_transaction_of_read_only_ctes_asks_nothing_at_commit(cached, monkeypatch):
+    # A commit after a write reads the triggers' setting (one more round trip) and bumps; after a WITH of SELECTs,
+    # nothing is asked.
+    _, settings = cached
+    give(settings, 7001, 1000)
+    asked = []
+    bump = generations._bump_before_commit
+    monkeypatch.setattr(generations, "_bump_before_commit", lambda *args: asked.append(args) or bump(*args))
+    with transaction(settings.database_url) as session:
+        for statement in READ_ONLY_CTES[1:]:
+            session.execute(text(statement)).all()
+    assert asked == []
+    before = generation(settings, 7001)
+    bonus(settings, 7001, 5)  # ledger.post: WITH holder AS (SELECT ... FOR UPDATE) INSERT INTO postings
+    assert len(asked) == 1
+    assert generation(settings, 7001) != before
