@@ -81,9 +81,9 @@ def widget() -> Response:
     caller = _caller()
     settings = _settings()
 
-    def computed() -> Response:
+    def computed() -> dict[str, Any]:
         with reading(settings.database_url) as session:
-            return jsonify(read_widget(session, caller.shop_domain, caller.customer_id))
+            return read_widget(session, caller.shop_domain, caller.customer_id)
 
     return widget_cache.served(settings, caller.shop_domain, caller.customer_id, computed)
 

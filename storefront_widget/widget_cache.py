@@ -20,8 +20,9 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from flask import Response
+from flask import Response, jsonify
 from redis.exceptions import RedisError
 
 from plugin import generations
@@ -35,11 +36,12 @@ log = logging.getLogger(__name__)
 TTL_SECONDS = 30  # the bound on what the generations do not cover (the clock, shop-wide reward totals)
 
 
-def served(settings: Settings, domain: str, customer_id: int | None, compute: Callable[[], Response]) -> Response:
-    """The widget's response for this shopper: from the cache when its generations still hold, else computed."""
+def served(settings: Settings, domain: str, customer_id: int | None, compute: Callable[[], dict[str, Any]]) -> Response:
+    """The widget's response for this shopper: from the cache when its generations still hold, else `compute`'s
+    answer (an unknown or inactive shop: it raises the 404, never stored)."""
     shop_id = widget_sql.shop_ids.get(domain)
     if not settings.redis_url or shop_id is None or engine_for(settings.database_url).dialect.name != "postgresql":
-        return compute()  # the first read in this process learns the shop's id (widget_sql.read)
+        return jsonify(compute())  # the first read in this process learns the shop's id (widget_sql.read)
     prefix = generations.shop_prefix(settings.queue_name, settings.database_url, shop_id)
     entry = entry_key(prefix, customer_id)
     keys = generations.generation_keys(prefix, customer_id)
@@ -48,11 +50,12 @@ def served(settings: Settings, domain: str, customer_id: int | None, compute: Ca
         seen = generations.read(redis, entry, keys)
     except RedisError as error:
         log.warning("widget cache unavailable, reading the database (%s)", error.__class__.__name__)
-        return compute()
+        return jsonify(compute())
     if seen.body is not None:
         return Response(seen.body, mimetype="application/json")
-    response = compute()  # an unknown or inactive shop: a 404, never stored
-    ttl = lifetime(response)
+    answer = compute()
+    response = jsonify(answer)
+    ttl = lifetime(answer)
     # A shop erased and installed again has a new id: its answer is not stored under the old id's keys.
     if ttl is not None and widget_sql.shop_ids.get(domain) == shop_id:
         try:
@@ -67,11 +70,9 @@ def entry_key(prefix: str, customer_id: int | None) -> str:
     return f"{prefix}:entry:{'visitor' if customer_id is None else customer_id}"
 
 
-def lifetime(response: Response, now: datetime | None = None) -> int | None:
+def lifetime(answer: dict[str, Any], now: datetime | None = None) -> int | None:
     """How long this answer may be kept: TTL_SECONDS, or until its first pending line matures; None: not at all."""
-    if response.status_code != 200:
-        return None
-    customer = (response.get_json(silent=True) or {}).get("customer") or {}
+    customer = answer.get("customer") or {}
     seconds = float(TTL_SECONDS)
     now = now or datetime.now(UTC)
     for line in customer.get("pending_until") or ():

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import Response
 from redis import Redis
 from sqlalchemy import event, text
 
@@ -153,9 +152,9 @@ def test_a_fill_that_read_before_a_redemption_committed_is_never_stored(cached):
     get(client, "widget", signed(7001))  # the process learns the shop's id
     app = client.application
 
-    def read_then_redeem_before_storing() -> Response:
+    def read_then_redeem_before_storing() -> dict:
         with app.app_context(), transaction(settings.database_url) as session:
-            stale = proxy.jsonify(proxy.read_widget(session, SHOP, 7001))
+            stale = proxy.read_widget(session, SHOP, 7001)
         assert post(client, "redeem", signed(7001), {"reward_id": "5-off"}).status_code == 201
         return stale
 
@@ -175,10 +174,10 @@ def test_a_posting_between_noting_the_generations_and_reading_is_not_hidden(cach
     get(client, "widget", signed(7001))
     app = client.application
 
-    def redeem_then_read() -> Response:
+    def redeem_then_read() -> dict:
         assert post(client, "redeem", signed(7001), {"reward_id": "5-off"}).status_code == 201
         with app.app_context(), transaction(settings.database_url) as session:
-            return proxy.jsonify(proxy.read_widget(session, SHOP, 7001))
+            return proxy.read_widget(session, SHOP, 7001)
 
     with app.test_request_context():
         answered = widget_cache.served(settings, SHOP, 7001, redeem_then_read)
@@ -379,14 +378,13 @@ def test_forged_requests_are_refused_before_the_cache(cached):
 def test_an_entry_lives_no_longer_than_its_first_pending_line():
     now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
-    def answer(*matures: timedelta) -> Response:
-        pending = [{"points": 5, "available_at": (now + m).isoformat()} for m in matures]
-        return Response(json.dumps({"customer": {"pending_until": pending}}), mimetype="application/json")
+    def answer(*matures: timedelta) -> dict:
+        return {"customer": {"pending_until": [{"points": 5, "available_at": (now + m).isoformat()} for m in matures]}}
 
     assert widget_cache.lifetime(answer(), now) == widget_cache.TTL_SECONDS
     assert widget_cache.lifetime(answer(timedelta(days=2), timedelta(seconds=12.5)), now) == 12
     assert widget_cache.lifetime(answer(timedelta(milliseconds=400)), now) is None
-    assert widget_cache.lifetime(Response("{}", status=404, mimetype="application/json"), now) is None
+    assert widget_cache.lifetime({"customer": None}, now) == widget_cache.TTL_SECONDS  # a visitor
 
 
 def test_a_worker_watches_from_its_start_without_an_app(queued, shop, monkeypatch):
