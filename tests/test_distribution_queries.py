@@ -34,6 +34,12 @@ _TABLE = re.compile(r'\b(?:FROM|JOIN|UPDATE|INTO)\s+"?(\w+)"?', re.IGNORECASE)
 # literal, or a list of them; a join between two tables' shop_id columns alone does not route to one node.
 _NAMES_SHOP = re.compile(r"\bshop_id\s*(?:=|IN\b|=\s*ANY)\s*\(?\s*(?:%\(|\?|\$\d|\d|:\w|\[POSTCOMPILE)", re.IGNORECASE)
 _INSERT_COLUMNS = re.compile(r"^\s*INSERT\s+INTO\s+\"?(\w+)\"?\s*\(([^)]*)\)", re.IGNORECASE)
+# Rows given as parameters, one array per column (plugin/bulk_insert.py): like VALUES, each row carries its shop_id
+# and reads no table, so each row goes to its shop's node.
+_FROM_PARAMETERS = re.compile(
+    r"\s+SELECT \* FROM unnest\((?:CAST\(%\(\w+\)[sb] AS [A-Z ]+(?:\(\d+(?:, \d+)?\))?\[\]\)(?:, )?)+\)"
+    r"(?:\s+ON CONFLICT|\s*$)"
+)
 
 
 _KEYWORDS = {"SET", "OF", "SELECT", "LATERAL", "ONLY"}  # DO UPDATE SET, FOR UPDATE OF, FROM (SELECT ...)
@@ -53,7 +59,8 @@ def names_its_shop(statement: str) -> bool:
     insert = _INSERT_COLUMNS.match(statement)
     if insert is not None:
         return "shop_id" in insert.group(2) and (
-            " SELECT " not in statement.upper() or bool(_NAMES_SHOP.search(statement))
+            " SELECT " not in statement.upper()
+            or bool(_NAMES_SHOP.search(statement) or _FROM_PARAMETERS.match(statement, insert.end()))
         )
     return bool(_NAMES_SHOP.search(statement))
 
@@ -94,6 +101,11 @@ def test_the_checker_tells_a_routed_statement_from_a_broadcast_one():
     assert names_its_shop("SELECT members.id FROM members WHERE members.shop_id = %(shop_id_1)s AND id = 3")
     assert names_its_shop("UPDATE orders SET x = 1 WHERE orders.shop_id = ? AND orders.id = ?")
     assert names_its_shop("INSERT INTO postings (shop_id, member_id) VALUES (%(shop_id)s, %(member_id)s)")
+    assert names_its_shop(
+        "INSERT INTO postings (shop_id, member_id) SELECT * FROM unnest(CAST(%(c0)b AS BIGINT[]), CAST(%(c1)b AS "
+        "BIGINT[])) ON CONFLICT (shop_id, idempotency_key) DO NOTHING RETURNING id"
+    )
+    assert not names_its_shop("INSERT INTO postings (shop_id, member_id) SELECT shop_id, id FROM members")
     assert not names_its_shop("SELECT redemptions.id FROM redemptions WHERE redemptions.id = %(pk_1)s")
     assert not names_its_shop("SELECT * FROM orders o JOIN members m ON m.shop_id = o.shop_id WHERE o.id = 1")
     assert per_shop_tables("INSERT INTO deliveries (shop_domain) VALUES (?)") == set()  # the inbox: coordinator

@@ -24,6 +24,7 @@ from types import SimpleNamespace
 from sqlalchemy import BigInteger, bindparam, func, null, select, update
 from sqlalchemy.orm import Session
 
+from plugin.bulk_insert import insert_rows
 from plugin.db import dialect_insert
 from plugin.models import (
     Member,
@@ -158,7 +159,7 @@ class Batch:
                 postings.append(posting)
         orders += [_created(shop, item, members) for order_id, item in created.items() if order_id not in chosen]
         if orders:
-            inserted = session.connection().execute(_order_insert(session), orders).all()
+            inserted = _insert_orders(session, orders)
             if len(inserted) != len(orders):
                 raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
         if updates:
@@ -544,7 +545,7 @@ def _post(session: Session, shop: Shop, postings: list[dict], names: dict[int, s
             rounds.append([])
         rounds[n].append(posting)
     for round_ in rounds:
-        written = session.connection().execute(posting_insert(session), round_).all()
+        written = insert_postings(session, round_)
         if len(written) != len(round_):
             raise BatchConflict(f"{len(round_) - len(written)} of the batch's postings exist already")
         _announce(session, shop, written, names)
@@ -569,6 +570,8 @@ def _announce(session: Session, shop: Shop, written, names: dict[int, str | None
 
 # The statements, built once per dialect (Core, run with a list of rows: SQLAlchemy's "insertmanyvalues" sends
 # one multi-row INSERT per statement and keeps the compiled form cached, which rows spelt in .values() do not).
+# On PostgreSQL the orders and postings go through plugin/bulk_insert.py instead (one array per column): psycopg
+# converted the long multi-row VALUES' placeholders anew for every statement.
 
 
 def _member_upsert(session: Session, with_tags: bool):
@@ -590,8 +593,12 @@ def _member_upsert_for(dialect: str, with_tags: bool):
     )
 
 
-def _order_insert(session: Session):
-    return _order_insert_for(session.get_bind().dialect.name)
+def _insert_orders(session: Session, orders: list[dict]) -> list:
+    """The new orders' rows, in one statement; returns the order ids written (a conflict writes none)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        return insert_rows(connection, Order.__table__, orders, ("shop_id", "order_id"), ("order_id",))
+    return connection.execute(_order_insert_for(connection.dialect.name), orders).all()
 
 
 @lru_cache(maxsize=4)
@@ -619,9 +626,27 @@ def _order_update_for(dialect: str):
     )
 
 
-def posting_insert(session: Session):
-    """The postings' multi-row INSERT ... RETURNING for the session's dialect (member_rules_batch's too)."""
-    return _posting_insert_for(session.get_bind().dialect.name)
+_POSTING_RETURNS = (
+    "id",
+    "member_id",
+    "kind",
+    "points",
+    "balance_after",
+    "note",
+    "order_id",
+    "available_at",
+    "created_at",
+)
+
+
+def insert_postings(session: Session, postings: list[dict]) -> list:
+    """One round of postings (one per member) in one statement; returns the rows written, in list order, with
+    _POSTING_RETURNS (a posting whose key exists already is not written). member_rules_batch writes with it too."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        table = Posting.__table__
+        return insert_rows(connection, table, postings, ("shop_id", "idempotency_key"), _POSTING_RETURNS)
+    return connection.execute(_posting_insert_for(connection.dialect.name), postings).all()
 
 
 @lru_cache(maxsize=4)
@@ -636,7 +661,6 @@ def _posting_insert_for(dialect: str):
             .where(members.c.shop_id == bindparam("after_shop"), members.c.id == bindparam("after_member"))
             .scalar_subquery()
         )
-    c = postings.c
     return insert.on_conflict_do_nothing(index_elements=["shop_id", "idempotency_key"]).returning(
-        c.id, c.member_id, c.kind, c.points, c.balance_after, c.note, c.order_id, c.available_at, c.created_at
+        *(postings.c[name] for name in _POSTING_RETURNS)
     )

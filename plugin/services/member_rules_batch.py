@@ -226,7 +226,7 @@ def _write(
                 rounds.append([])
             rounds[n].append(posting)
     for round_ in rounds:
-        written = connection.execute(batch_accrual.posting_insert(session), round_).all()
+        written = batch_accrual.insert_postings(session, round_)
         if len(written) != len(round_):
             raise batch_accrual.BatchConflict(f"{len(round_) - len(written)} of the rules' postings exist already")
     holdings = [row for plan in plans.values() for row in plan.holdings]

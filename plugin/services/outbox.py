@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from plugin.bulk_insert import insert_rows
 from plugin.db import insert_for
 from plugin.models import OutboxEvent, utcnow
 
@@ -92,8 +93,10 @@ def record_many(session: Session, shop_id: int, events: list[dict[str, Any]]) ->
         )
     if not rows:
         return 0
-    # One executemany: SQLAlchemy pages it into multi-row INSERTs (in list order) with one compiled statement.
     table = OutboxEvent.__table__
+    if session.get_bind().dialect.name == "postgresql":  # one statement, one array per column (plugin/bulk_insert.py)
+        return len(insert_rows(session, table, rows, ("shop_id", "dedupe_key"), ("id",)))
+    # One executemany: SQLAlchemy pages it into multi-row INSERTs (in list order) with one compiled statement.
     statement = (
         insert_for(session)(table)
         .on_conflict_do_nothing(index_elements=["shop_id", "dedupe_key"])
