@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import responses
 from redis import Redis
@@ -16,6 +14,7 @@ from plugin.jobs import dispatch, tasks
 from plugin.models import EventDelivery, EventEndpoint
 from plugin.services import event_delivery, event_endpoints, outbox
 from plugin.worker import LoyaltyWorker
+from tests.http_receiver import LoopbackReceiver
 
 URL = "https://hooks.example.com/loyalty"
 
@@ -107,55 +106,26 @@ def test_a_failure_after_successes_in_a_batch_leaves_the_endpoint_failing(settin
         assert endpoint.failing_since is not None and endpoint.last_success_at is not None
 
 
-class KeepAliveReceiver:
-    """An HTTP/1.1 receiver that notes each request's client port and Cookie header, and sets a cookie."""
-
-    def __init__(self):
-        self.requests: list[tuple[int, str | None]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((self.client_address[1], self.headers.get("Cookie")))
-                self.send_response(200)
-                self.send_header("Set-Cookie", "session=from-one-shop; Path=/")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/events"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+def cookie_setting_receiver() -> LoopbackReceiver:
+    """A receiver that sets a cookie on every answer: the sender must never send it back."""
+    return LoopbackReceiver(headers={"Set-Cookie": "session=from-one-shop; Path=/"})
 
 
 def test_a_run_sends_over_one_kept_alive_connection_and_keeps_no_cookie(settings, shop):
     local = dataclasses.replace(settings, events_allow_loopback=True)
-    with KeepAliveReceiver() as receiver:
+    with cookie_setting_receiver() as receiver:
         register(local, shop, receiver.url)
         record(local, shop, [1, 2, 3, 4, 5])
         assert event_delivery.deliver(local) == {"delivered": 5}
-    ports = {port for port, _cookie in receiver.requests}
-    assert len(receiver.requests) == 5 and len(ports) == 1  # requests.post would open 5 connections
+    ports = {posted.port for posted in receiver.posted}
+    assert len(receiver.posted) == 5 and len(ports) == 1  # requests.post would open 5 connections
     # One session sends to every shop's receivers: a cookie one of them set is never sent back (to it or another).
-    assert [cookie for _port, cookie in receiver.requests] == [None] * 5
+    assert [posted.headers.get("Cookie") for posted in receiver.posted] == [None] * 5
 
 
 def test_a_run_stops_between_batches_when_asked_to_yield(settings, shop):
     local = dataclasses.replace(settings, events_allow_loopback=True)
-    with KeepAliveReceiver() as receiver:
+    with cookie_setting_receiver() as receiver:
         register(local, shop, receiver.url)
         record(local, shop, [1, 1])  # one member: the second event goes in the next batch
         assert event_delivery.deliver(local, should_yield=lambda: True) == {"delivered": 1, "yielded": 1}
@@ -176,7 +146,7 @@ def test_event_delivery_is_queued_at_low_priority_and_yields_to_a_waiting_drain(
     assert (main.count, low.count) == (0, 1)
     low.empty()
     dispatch.clear_claim(local, "events")
-    with KeepAliveReceiver() as receiver:
+    with cookie_setting_receiver() as receiver:
         register(local, shop, receiver.url)
         record(local, shop, [1, 1])
         jobs.signal_inbox(local)  # a drain waits in the main queue: the delivery stops after one batch

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
@@ -18,13 +17,15 @@ from plugin.models import OutboxEvent, utcnow
 from plugin.services import event_delivery, event_endpoints, event_schemas, support
 from tests import builders
 from tests.conftest import deliver
+from tests.http_receiver import LoopbackReceiver, Posted
 from tests.test_event_schemas import problems
 
 
-class Receiver:
+class Receiver(LoopbackReceiver):
     """A merchant's receiver: answers 503 to its first `failures` requests, then verifies, dedupes and accepts."""
 
     def __init__(self, failures: int):
+        super().__init__()
         self.failures = failures
         self.secret = ""
         self.accepted: dict[str, dict] = {}
@@ -32,21 +33,9 @@ class Receiver:
         self.bad_signatures = 0
         self.lock = threading.Lock()
         self.clock = utcnow  # the time the receiver checks signatures' timestamps against
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = receiver.receive(body, self.headers)
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/events"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def answer(self, posted: Posted) -> tuple[int, dict[str, str]]:
+        return self.receive(posted.body, posted.headers), {}
 
     def receive(self, body: bytes, headers) -> int:
         with self.lock:
@@ -65,14 +54,6 @@ class Receiver:
             else:
                 self.accepted[event["id"]] = event
             return 200
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_a_receiver_that_fails_then_recovers_gets_every_event_once_with_valid_signatures(client, settings, shop):
