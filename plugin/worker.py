@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from rq import Worker
+from rq import Queue, Worker
 
 from plugin import generations, jobs, logs
 from plugin.config import Settings
@@ -24,16 +24,13 @@ class LoyaltyWorker(Worker):
     from the first queue that has one, so a low-priority job (event delivery) never goes before order processing.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        names = [queue.name for queue in self.queues]
+    def __init__(self, queues, *args, **kwargs):
+        # The low queues go in through Worker's own `queues` argument, as names it builds like the named ones (the
+        # worker's queue class, connection, serializer); RQ's default dequeue takes them in this order.
+        named = [queues] if isinstance(queues, str | Queue) else list(queues)
+        names = [queue if isinstance(queue, str) else queue.name for queue in named]
         low = [low_queue_name(name) for name in names if not name.endswith(LOW_SUFFIX)]
-        self.queues = self.queues + [
-            self.queue_class(name, connection=self.connection, job_class=self.job_class, serializer=self.serializer)
-            for name in low
-            if name not in names
-        ]
-        self._ordered_queues = self.queues[:]
+        super().__init__(named + [name for name in low if name not in names], *args, **kwargs)
         logs.configure()
         settings = Settings.from_env()
         # The worker never calls create_app: its jobs' commits (in the work horses it forks, which inherit this)

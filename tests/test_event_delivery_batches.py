@@ -6,6 +6,7 @@ import dataclasses
 
 import responses
 from redis import Redis
+from rq import Queue
 from sqlalchemy import event
 
 from plugin import jobs
@@ -136,6 +137,22 @@ def test_a_worker_takes_from_the_low_priority_queue_only_after_the_main_one():
     connection = Redis.from_url("redis://127.0.0.1:6379/15")
     assert LoyaltyWorker(["loyalty"], connection=connection).queue_names() == ["loyalty", "loyalty-low"]
     assert LoyaltyWorker(["{q}", "{q}-low"], connection=connection).queue_names() == ["{q}", "{q}-low"]
+    given = Queue("loyalty", connection=connection)  # as the rq CLI passes them
+    assert LoyaltyWorker([given], connection=connection).queue_names() == ["loyalty", "loyalty-low"]
+
+
+def test_a_worker_runs_the_main_queues_job_before_an_older_low_priority_one_then_that(queued, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", queued.database_url)  # the worker's sweeper reads its settings from the env
+    monkeypatch.setenv("REDIS_URL", queued.redis_url)
+    monkeypatch.setenv("LOYALTY_QUEUE", queued.queue_name)
+    connection = dispatch.redis_client(queued.redis_url)
+    low = dispatch.queue_for(queued, tasks.DELIVER_EVENTS).enqueue("os.getpid")  # queued first
+    main = dispatch.queue_for(queued).enqueue("os.getpid")
+    worker = LoyaltyWorker([queued.queue_name], connection=connection, name=f"{queued.queue_name}-worker")
+    assert worker.work(burst=True)
+    main.refresh(), low.refresh()
+    assert (main.get_status(), low.get_status()) == ("finished", "finished")  # it listens to the low queue too
+    assert main.started_at < low.started_at  # ... after the main one
 
 
 def test_event_delivery_is_queued_at_low_priority_and_yields_to_a_waiting_drain(queued, shop):
