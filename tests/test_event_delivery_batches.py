@@ -171,3 +171,15 @@ def test_event_delivery_is_queued_at_low_priority_and_yields_to_a_waiting_drain(
         assert (main.count, low.count) == (1, 1)  # ... and queued itself again, behind the drain
         main.empty()
         assert tasks.deliver_events_with(local) == {"delivered": 1}
+
+
+def test_the_dispatcher_keeps_one_queue_per_name_and_every_check_asks_redis(queued):
+    main = dispatch.queue_for(queued)
+    assert dispatch.queue_for(dataclasses.replace(queued)) is main  # settings alike: the same queue, not a new one
+    assert dispatch.queue_for(queued, tasks.DELIVER_EVENTS) is not main
+    assert not dispatch.main_queue_waiting(queued)
+    elsewhere = Queue(queued.queue_name, connection=Redis.from_url(queued.redis_url))  # as another process queues
+    elsewhere.enqueue("os.getpid")
+    assert dispatch.main_queue_waiting(queued)
+    elsewhere.empty()
+    assert not dispatch.main_queue_waiting(queued)

@@ -33,7 +33,14 @@ def low_queue_name(queue_name: str) -> str:
 
 def queue_for(settings: Settings, job: Job | None = None) -> Queue:
     name = low_queue_name(settings.queue_name) if job is not None and job.low else settings.queue_name
-    return Queue(name, connection=redis_client(settings.redis_url))
+    return _queue(settings.redis_url, name)
+
+
+@lru_cache(maxsize=8)
+def _queue(redis_url: str, name: str) -> Queue:
+    # One per process, URL and name: a Queue keeps only its name, key and client (kept per URL above), and every
+    # count or enqueue asks Redis, so nothing it could hold in between makes an answer stale.
+    return Queue(name, connection=redis_client(redis_url))
 
 
 def main_queue_waiting(settings: Settings) -> bool:
