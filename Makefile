@@ -9,7 +9,7 @@ PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 FLASK = $(VENV)/bin/flask --app plugin
 DEV_ENV = set -a && . instance/dev.env && SHOPIFY_API_BASE_URL=http://127.0.0.1:$(FAKE_SHOP_PORT) && LOYALTY_DEMO=1 && set +a
 
-.PHONY: run test test-postgres test-sqlite fuzz lint ruff imports theme-check npm-locks admin simulate balance redeem bench bench-widget chaos clean
+.PHONY: run test test-postgres test-sqlite fuzz lint ruff imports theme-check npm-locks admin widget simulate balance redeem bench bench-widget chaos clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -35,8 +35,13 @@ plugin/static/admin-ui/stamp.json: $(ADMIN_UI)/node_modules/.package-lock.json $
 ## admin: install the admin's npm packages (npm ci) and bundle it into plugin/static/admin-ui/
 admin: plugin/static/admin-ui/stamp.json
 
+## widget: minify the storefront widget's sources (storefront_widget/widget_src/) into the theme app extension's
+## assets with the admin's esbuild; commit both (Shopify deploys the extension folder as it is)
+widget: $(ADMIN_UI)/node_modules/.package-lock.json
+	$(PYTHON) -m storefront_widget.widget_build
+
 ## run: serve the app on SQLite with inline jobs and a demo shop
-run: $(VENV)/.installed instance/dev.env admin
+run: $(VENV)/.installed instance/dev.env admin widget
 	$(DEV_ENV) && $(FLASK) loyalty db-upgrade && $(FLASK) loyalty demo
 	@echo
 	@echo "  The app listens on http://127.0.0.1:$(PORT) (jobs run inline; data in instance/loyalty.db);"
