@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 
 from bench import programme
+from bench.autoanalyze import AutoAnalyze
 from bench.chaos_events import Receiver
 from bench.common import order_body, prepared_database, webhook_hmac
 from bench.cpu import CpuAccount, named_roots
@@ -91,7 +92,8 @@ def _measure(
     libpq = url.replace("postgresql+psycopg", "postgresql")
     web, base = start_web(f"web-{name}", "plugin:create_app()", env)
     worker_processes = [start_worker(f"worker-{name}-{n}", env) for n in range(workers)]
-    with running(web, *worker_processes), RssSampler({"web": [web], "worker": worker_processes}) as memory:
+    sampler = RssSampler({"web": [web], "worker": worker_processes})
+    with running(web, *worker_processes), sampler as memory, AutoAnalyze(libpq) as autoanalyze:
         time.sleep(3)  # let the workers connect and block on the queue
         cpu = CpuAccount({
             "web": [web.pid], "workers": [w.pid for w in worker_processes],
@@ -149,6 +151,7 @@ def _measure(
         "cpu_busy_share": cpu.busy_share(),
         "peak_web_mib": memory.peak_mib("web"),
         "peak_worker_mib": memory.peak_mib("worker"),
+        "tables_analyzed": len(autoanalyze.analyzed),  # by the autovacuum stand-in (bench/autoanalyze.py)
         **extra,
         "command": sent.get("command", ""),
     }

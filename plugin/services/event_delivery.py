@@ -20,8 +20,8 @@ from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
-from sqlalchemy import exists, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import exists, func, literal_column, select, update
+from sqlalchemy.orm import Session
 
 from plugin import platforms
 from plugin.config import Settings
@@ -166,70 +166,121 @@ class _Claimed:
     kind: str = event_endpoints.WEBHOOK
 
 
-def _held_behind_earlier():
-    """A delivery waits while an earlier event of its member to its endpoint is pending (failing, or in flight).
-
-    So a member's events reach each endpoint in the order they happened: a later one goes only once the earlier
-    one is delivered or given up (24 hours of retries, or a 410). Read from the database at each claim, so it
-    holds across workers and restarts; a pending delivery of a disabled endpoint holds only that endpoint's.
-    """
-    earlier = aliased(EventDelivery)
-    return exists().where(
-        earlier.shop_id == EventDelivery.shop_id,
-        earlier.endpoint_id == EventDelivery.endpoint_id,
-        earlier.member_id == EventDelivery.member_id,
-        earlier.status == PENDING,
-        earlier.outbox_id < EventDelivery.outbox_id,
-    )
+# Spelled into the SQL, not bound: a partial index's predicate (status = 'pending') can serve a prepared statement's
+# generic plan only when the value is in the text. psycopg prepares a statement after its fifth run on a connection.
+PENDING_SQL = literal_column(f"'{PENDING}'")
 
 
-def _earlier_event_not_fanned_out():
-    """A delivery also waits while an earlier event of its member has no deliveries made yet (not fanned out).
+def _first_unfanned():
+    """Per member, their earliest event with no deliveries made yet (not fanned out): nothing later of theirs goes.
 
     Fan-out takes its chunk of events with SKIP LOCKED, so two workers fan out neighbouring chunks at once; the one
     holding a member's later events may commit, and claim, before the one holding their earlier ones. Without
     this, the later event would find no earlier pending delivery and go first (and a killed fan-out leaves its
-    chunk unfanned for the next one). One probe of the unfanned rows, a partial index that stays small.
+    chunk unfanned for the next one). Read once per claim from a partial index that stays small.
     """
-    unfanned = aliased(OutboxEvent)
-    return exists().where(
-        unfanned.shop_id == EventDelivery.shop_id,
-        unfanned.member_id == EventDelivery.member_id,
-        unfanned.fanned_out_at.is_(None),
-        unfanned.id < EventDelivery.outbox_id,
+    return (
+        select(OutboxEvent.shop_id, OutboxEvent.member_id, func.min(OutboxEvent.id).label("first_id"))
+        .where(OutboxEvent.fanned_out_at.is_(None), OutboxEvent.member_id.is_not(None))
+        .group_by(OutboxEvent.shop_id, OutboxEvent.member_id)
+        .subquery("first_unfanned")
     )
 
 
+def claimable(now: datetime, limit: int):
+    """The due deliveries to active endpoints, oldest event first, each member's next one only: (shop_id, id).
+
+    A member's events reach each endpoint in the order they happened: a later one goes only once the earlier one
+    is delivered or given up (24 hours of retries, or a 410). Read from the database at each claim, so it holds
+    across workers and restarts; a pending delivery of a disabled endpoint holds only that endpoint's. Events of no
+    member hold nothing. Each part is computed once, in one pass over the pending rows (decision 0048): a probe per
+    candidate, as a NOT EXISTS was, let a planner without statistics read the whole endpoint's past for each one.
+    """
+    place = func.row_number().over(
+        partition_by=(EventDelivery.shop_id, EventDelivery.endpoint_id, EventDelivery.member_id),
+        order_by=EventDelivery.outbox_id,
+    )
+    ranked = (
+        select(
+            EventDelivery.shop_id,
+            EventDelivery.id,
+            EventDelivery.endpoint_id,
+            EventDelivery.member_id,
+            EventDelivery.outbox_id,
+            EventDelivery.next_attempt_at,
+            place.label("place"),
+        )
+        .where(EventDelivery.status == PENDING_SQL)
+        .subquery("ranked")
+    )
+    unfanned = _first_unfanned()
+    return (
+        select(ranked.c.shop_id, ranked.c.id)
+        .join(EventEndpoint, (EventEndpoint.shop_id == ranked.c.shop_id) & (EventEndpoint.id == ranked.c.endpoint_id))
+        .outerjoin(unfanned, (unfanned.c.shop_id == ranked.c.shop_id) & (unfanned.c.member_id == ranked.c.member_id))
+        .where(
+            (ranked.c.place == 1) | ranked.c.member_id.is_(None),
+            ranked.c.next_attempt_at <= now,
+            EventEndpoint.disabled_at.is_(None),
+            unfanned.c.first_id.is_(None) | (unfanned.c.first_id > ranked.c.outbox_id),
+        )
+        .order_by(ranked.c.outbox_id, ranked.c.id)
+        .limit(limit)
+    )
+
+
+def still_due(keys, now: datetime):
+    """The chosen deliveries locked, those still pending and due: one statement, skipping rows another worker holds."""
+    return (
+        select(EventDelivery)
+        .where(
+            EventDelivery.shop_id.in_({shop for shop, _ in keys}),
+            EventDelivery.id.in_({key for _, key in keys}),
+            EventDelivery.status == PENDING_SQL,
+            EventDelivery.next_attempt_at <= now,
+        )
+        .order_by(EventDelivery.outbox_id, EventDelivery.id)
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _by_key(session: Session, model, keys: set[tuple[int, int]]) -> dict[tuple[int, int], Any]:
+    """Rows of a (shop_id, id)-keyed table, in one statement that reads each shop's rows at most once."""
+    if not keys:
+        return {}
+    shops, ids = {shop for shop, _ in keys}, {key for _, key in keys}
+    rows = session.scalars(select(model).where(model.shop_id.in_(shops), model.id.in_(ids)))
+    return {(row.shop_id, row.id): row for row in rows if (row.shop_id, row.id) in keys}
+
+
 def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed]:
-    """Lease a batch of due deliveries to active endpoints, oldest event first, each member's next one only."""
+    """Lease a batch of due deliveries for this worker to send: chosen without locks, then locked if still due.
+
+    Statements over sets, never a lookup per row, so no plan can turn a batch into a scan per delivery. A row
+    another worker leased in between is skipped (locked) or no longer due (its lease moved next_attempt_at).
+    """
     with transaction(database_url) as session:
-        rows = session.execute(
-            select(EventDelivery, EventEndpoint, OutboxEvent, Shop.domain, Member.customer_id)
-            .join(
-                EventEndpoint,
-                (EventEndpoint.shop_id == EventDelivery.shop_id) & (EventEndpoint.id == EventDelivery.endpoint_id),
-            )
-            .join(
-                OutboxEvent,
-                (OutboxEvent.shop_id == EventDelivery.shop_id) & (OutboxEvent.id == EventDelivery.outbox_id),
-            )
-            .join(Shop, Shop.id == EventDelivery.shop_id)
-            .outerjoin(Member, (Member.shop_id == OutboxEvent.shop_id) & (Member.id == OutboxEvent.member_id))
-            .where(
-                EventDelivery.status == PENDING,
-                EventDelivery.next_attempt_at <= now,
-                EventEndpoint.disabled_at.is_(None),
-                ~_held_behind_earlier(),
-                ~_earlier_event_not_fanned_out(),
-            )
-            .order_by(EventDelivery.outbox_id, EventDelivery.id)
-            .limit(limit)
-            .with_for_update(of=EventDelivery, skip_locked=True)
-        ).all()
+        keys = session.execute(claimable(now, limit)).all()
+        if not keys:
+            return []
+        deliveries = session.scalars(still_due(keys, now)).all()
+        endpoints = _by_key(session, EventEndpoint, {(d.shop_id, d.endpoint_id) for d in deliveries})
+        events = _by_key(session, OutboxEvent, {(d.shop_id, d.outbox_id) for d in deliveries})
+        members = _by_key(session, Member, {(e.shop_id, e.member_id) for e in events.values() if e.member_id})
+        domains = dict(
+            session.execute(select(Shop.id, Shop.domain).where(Shop.id.in_({d.shop_id for d in deliveries}))).all()
+        )
         claimed = []
-        for delivery, endpoint, event, domain, customer_id in rows:
+        for delivery in deliveries:
+            endpoint = endpoints.get((delivery.shop_id, delivery.endpoint_id))
+            if endpoint is None or endpoint.disabled_at is not None:
+                continue  # disabled since the choice: left pending, as a disabled endpoint's deliveries are
             delivery.next_attempt_at = now + LEASE
-            body = json.dumps(envelope(event, domain, customer_id), separators=(",", ":"), sort_keys=True).encode()
+            event = events[(delivery.shop_id, delivery.outbox_id)]
+            member = members.get((event.shop_id, event.member_id))
+            customer_id = member.customer_id if member is not None else None
+            envelope_ = envelope(event, domains[delivery.shop_id], customer_id)
+            body = json.dumps(envelope_, separators=(",", ":"), sort_keys=True).encode()
             claimed.append(
                 _Claimed(
                     delivery.id, delivery.shop_id, endpoint.id, endpoint.url, endpoint.secret, body,
@@ -458,7 +509,7 @@ def any_due(database_url: str, clock: Clock = utcnow) -> bool:
     with transaction(database_url) as session:
         unfanned = session.execute(select(exists().where(OutboxEvent.fanned_out_at.is_(None)))).scalar()
         due = session.execute(
-            select(exists().where(EventDelivery.status == PENDING, EventDelivery.next_attempt_at <= clock()))
+            select(exists().where(EventDelivery.status == PENDING_SQL, EventDelivery.next_attempt_at <= clock()))
         ).scalar()
         return bool(unfanned or due)
 
