@@ -18,22 +18,23 @@ NAPTIME_SECONDS = 60.0  # autovacuum_naptime's default
 
 DUE = """
 SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-WHERE s.n_mod_since_analyze > %(threshold)s + %(scale)s * greatest(c.reltuples, 0)
+WHERE s.schemaname = %(schema)s AND s.n_mod_since_analyze > %(threshold)s + %(scale)s * greatest(c.reltuples, 0)
 ORDER BY s.relname
 """
 
 
-def due_tables(conn: psycopg.Connection) -> list[str]:
-    """The tables autovacuum would analyze now, by its default thresholds."""
-    return [row[0] for row in conn.execute(DUE, {"threshold": THRESHOLD, "scale": SCALE_FACTOR}).fetchall()]
+def due_tables(conn: psycopg.Connection, schema: str = "public") -> list[str]:
+    """The tables of `schema` autovacuum would analyze now, by its default thresholds."""
+    values = {"threshold": THRESHOLD, "scale": SCALE_FACTOR, "schema": schema}
+    return [row[0] for row in conn.execute(DUE, values).fetchall()]
 
 
-def analyze_due(libpq: str) -> list[str]:
-    """One of autovacuum's rounds: ANALYZE every table past its threshold; returns their names."""
+def analyze_due(libpq: str, schema: str = "public") -> list[str]:
+    """One of autovacuum's rounds: ANALYZE every table of `schema` past its threshold; returns their names."""
     with psycopg.connect(libpq, autocommit=True) as conn:
-        tables = due_tables(conn)
+        tables = due_tables(conn, schema)
         for table in tables:
-            conn.execute(f'ANALYZE "{table}"')  # names read from the catalogue, quoted
+            conn.execute(f'ANALYZE "{schema}"."{table}"')  # names read from the catalogue, quoted
     return tables
 
 
