@@ -2,7 +2,7 @@
 
 A production server analyzes a table once 50 rows plus a tenth of it changed, checking each database about once
 a minute (autovacuum_naptime, autovacuum_analyze_threshold and _scale_factor at their defaults). Without it no
-bench table ever had statistics, and a plan chosen blind measured something no shop runs (decision 0048). The
+bench table ever had statistics, and a plan chosen blind measured something no shop runs (decision 0049). The
 ANALYZEs' CPU counts in PostgreSQL's share, as autovacuum's does in production. VACUUM is not stood in for.
 """
 

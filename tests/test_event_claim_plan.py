@@ -3,7 +3,7 @@
 A backlog of deliveries written and then leased and settled (as a slow receiver leaves it), in a table never
 analyzed (autovacuum off, or within its first minute): the claim once probed the unique index
 (shop, endpoint, outbox id) for every candidate and read each member's whole past, 89 s at 25,571 pending
-(decision 0048). The buffers it reads are counted, not timed, so the check does not depend on the machine's load.
+(decision 0049). The buffers it reads are counted, not timed, so the check does not depend on the machine's load.
 """
 
 from __future__ import annotations

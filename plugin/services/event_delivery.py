@@ -193,7 +193,7 @@ def claimable(now: datetime, limit: int):
     A member's events reach each endpoint in the order they happened: a later one goes only once the earlier one
     is delivered or given up (24 hours of retries, or a 410). Read from the database at each claim, so it holds
     across workers and restarts; a pending delivery of a disabled endpoint holds only that endpoint's. Events of no
-    member hold nothing. Each part is computed once, in one pass over the pending rows (decision 0048): a probe per
+    member hold nothing. Each part is computed once, in one pass over the pending rows (decision 0049): a probe per
     candidate, as a NOT EXISTS was, let a planner without statistics read the whole endpoint's past for each one.
     """
     place = func.row_number().over(
