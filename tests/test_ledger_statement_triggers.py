@@ -1,4 +1,4 @@
-"""PostgreSQL's AFTER INSERT triggers on postings and orders run once per statement (decision 0048), and a
+"""PostgreSQL's AFTER INSERT triggers on postings and orders run once per statement (decision 0050), and a
 multi-row INSERT still moves every balance, writes every day delta and recounts every member-month exactly.
 
 PostgreSQL only: SQLite (the embedded demo) keeps its row triggers, which tests/test_ledger_database.py covers.

@@ -1,4 +1,4 @@
-"""postings and paid orders: their AFTER INSERT triggers once per statement, not per row (decision 0048)
+"""postings and paid orders: their AFTER INSERT triggers once per statement, not per row (decision 0050)
 
 Revision ID: 0033
 Revises: 0032
