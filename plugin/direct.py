@@ -4,7 +4,7 @@ PostgreSQL only. The connection comes from the engine's own pool (plugin.db.engi
 fork recipe of gunicorn.conf.py and `pool_recycle` apply to it as to every other connection. The statement is
 prepared on each connection at its first use there; later runs send only its name and the parameters.
 
-Below psycopg's cursor (decision 0048): a cursor made per call built its adaptation context anew, converted the
+Below psycopg's cursor (decision 0051): a cursor made per call built its adaptation context anew, converted the
 query and its parameters, and the connection went to autocommit and back (a lock and a generator each way); on
 this machine that was about a third of the web's CPU for the ack path's INSERT. Here the parameters are encoded by
 `_encode` (a narrow set of types), sent by `PGconn.exec_prepared` (libpq's PQexecPrepared, which releases the GIL
