@@ -27,6 +27,7 @@ def libpq(settings) -> Iterator[str]:
 
 def test_a_table_past_the_threshold_is_analyzed_and_one_below_it_is_not(libpq):
     with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS autoanalyzed CASCADE")  # a crashed run's
         conn.execute("CREATE SCHEMA autoanalyzed")
         conn.execute("CREATE TABLE autoanalyzed.busy (n integer)")
         conn.execute("CREATE TABLE autoanalyzed.quiet (n integer)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import responses
 from redis import Redis
 from rq import Queue
@@ -183,3 +184,30 @@ def test_the_dispatcher_keeps_one_queue_per_name_and_every_check_asks_redis(queu
     assert dispatch.main_queue_waiting(queued)
     elsewhere.empty()
     assert not dispatch.main_queue_waiting(queued)
+
+
+def test_a_claim_whose_choice_another_worker_took_chooses_again(settings, shop, monkeypatch):
+    """Every worker chooses the same oldest rows; the one that locks them second must not come back empty-handed
+    (and end its run) while other deliveries are due."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("SQLite's writers take the whole database: claims cannot overlap there")
+    register(settings, shop)
+    record(settings, shop, list(range(1, 7)))  # six members, one event each
+    event_delivery.fan_out(settings.database_url)
+    real_lock, taken = event_delivery._lock, []
+
+    def another_worker_leases_them_first(session, chosen, now):
+        if not taken:  # the first choice: leased by another worker, committed, before this one locks
+            with transaction(settings.database_url) as other:
+                rows = other.query(EventDelivery).filter(EventDelivery.id.in_([row.id for row in chosen])).all()
+                for row in rows:
+                    row.next_attempt_at = now + event_delivery.LEASE
+                taken.extend(row.id for row in rows)
+        return real_lock(session, chosen, now)
+
+    monkeypatch.setattr(event_delivery, "_lock", another_worker_leases_them_first)
+    claimed = event_delivery._claim(settings.database_url, event_delivery.utcnow(), 3)
+    assert len(taken) == 3
+    assert claimed is not None and len(claimed) == 3 and not {c.delivery_id for c in claimed} & set(taken)
+    monkeypatch.setattr(event_delivery, "_lock", real_lock)
+    assert event_delivery._claim(settings.database_url, event_delivery.utcnow(), 3) is None  # nothing due now

@@ -171,30 +171,15 @@ class _Claimed:
 PENDING_SQL = literal_column(f"'{PENDING}'")
 
 
-def _first_unfanned():
-    """Per member, their earliest event with no deliveries made yet (not fanned out): nothing later of theirs goes.
-
-    Fan-out takes its chunk of events with SKIP LOCKED, so two workers fan out neighbouring chunks at once; the one
-    holding a member's later events may commit, and claim, before the one holding their earlier ones. Without
-    this, the later event would find no earlier pending delivery and go first (and a killed fan-out leaves its
-    chunk unfanned for the next one). Read once per claim from a partial index that stays small.
-    """
-    return (
-        select(OutboxEvent.shop_id, OutboxEvent.member_id, func.min(OutboxEvent.id).label("first_id"))
-        .where(OutboxEvent.fanned_out_at.is_(None), OutboxEvent.member_id.is_not(None))
-        .group_by(OutboxEvent.shop_id, OutboxEvent.member_id)
-        .subquery("first_unfanned")
-    )
-
-
 def claimable(now: datetime, limit: int):
-    """The due deliveries to active endpoints, oldest event first, each member's next one only: (shop_id, id).
+    """The due deliveries to active endpoints that are their member's next, oldest event first.
 
     A member's events reach each endpoint in the order they happened: a later one goes only once the earlier one
     is delivered or given up (24 hours of retries, or a 410). Read from the database at each claim, so it holds
     across workers and restarts; a pending delivery of a disabled endpoint holds only that endpoint's. Events of no
-    member hold nothing. Each part is computed once, in one pass over the pending rows (decision 0049): a probe per
+    member hold nothing. One pass over the pending rows, ranked per member and endpoint (decision 0049): a probe per
     candidate, as a NOT EXISTS was, let a planner without statistics read the whole endpoint's past for each one.
+    Rows of (shop_id, id, member_id, outbox_id); not_fanned_out_before then drops those an unfanned event holds.
     """
     place = func.row_number().over(
         partition_by=(EventDelivery.shop_id, EventDelivery.endpoint_id, EventDelivery.member_id),
@@ -213,29 +198,45 @@ def claimable(now: datetime, limit: int):
         .where(EventDelivery.status == PENDING_SQL)
         .subquery("ranked")
     )
-    unfanned = _first_unfanned()
     return (
-        select(ranked.c.shop_id, ranked.c.id)
+        select(ranked.c.shop_id, ranked.c.id, ranked.c.member_id, ranked.c.outbox_id)
         .join(EventEndpoint, (EventEndpoint.shop_id == ranked.c.shop_id) & (EventEndpoint.id == ranked.c.endpoint_id))
-        .outerjoin(unfanned, (unfanned.c.shop_id == ranked.c.shop_id) & (unfanned.c.member_id == ranked.c.member_id))
         .where(
             (ranked.c.place == 1) | ranked.c.member_id.is_(None),
             ranked.c.next_attempt_at <= now,
             EventEndpoint.disabled_at.is_(None),
-            unfanned.c.first_id.is_(None) | (unfanned.c.first_id > ranked.c.outbox_id),
         )
         .order_by(ranked.c.outbox_id, ranked.c.id)
         .limit(limit)
     )
 
 
-def still_due(keys, now: datetime):
-    """The chosen deliveries locked, those still pending and due: one statement, skipping rows another worker holds."""
+def first_unfanned(shop_id: int, member_ids):
+    """Per member of one shop, their earliest event with no deliveries made yet (not fanned out).
+
+    Fan-out takes its chunk of events with SKIP LOCKED, so two workers fan out neighbouring chunks at once; the one
+    holding a member's later events may commit, and claim, before the one holding their earlier ones. Without
+    this, the later event would find no earlier pending delivery and go first (and a killed fan-out leaves its
+    chunk unfanned for the next one). Only the chosen members, from a partial index that stays small.
+    """
+    return (
+        select(OutboxEvent.member_id, func.min(OutboxEvent.id))
+        .where(
+            OutboxEvent.shop_id == shop_id,
+            OutboxEvent.member_id.in_(member_ids),
+            OutboxEvent.fanned_out_at.is_(None),
+        )
+        .group_by(OutboxEvent.member_id)
+    )
+
+
+def still_due(shop_id: int, ids, now: datetime):
+    """One shop's chosen deliveries locked, those still pending and due, skipping rows another worker holds."""
     return (
         select(EventDelivery)
         .where(
-            EventDelivery.shop_id.in_({shop for shop, _ in keys}),
-            EventDelivery.id.in_({key for _, key in keys}),
+            EventDelivery.shop_id == shop_id,
+            EventDelivery.id.in_(ids),
             EventDelivery.status == PENDING_SQL,
             EventDelivery.next_attempt_at <= now,
         )
@@ -244,39 +245,75 @@ def still_due(keys, now: datetime):
     )
 
 
-def _by_key(session: Session, model, keys: set[tuple[int, int]]) -> dict[tuple[int, int], Any]:
-    """Rows of a (shop_id, id)-keyed table, in one statement that reads each shop's rows at most once."""
-    if not keys:
-        return {}
-    shops, ids = {shop for shop, _ in keys}, {key for _, key in keys}
-    rows = session.scalars(select(model).where(model.shop_id.in_(shops), model.id.in_(ids)))
-    return {(row.shop_id, row.id): row for row in rows if (row.shop_id, row.id) in keys}
+def by_key(model, shop_id: int, ids):
+    """Rows of one shop of a (shop_id, id)-keyed table."""
+    return select(model).where(model.shop_id == shop_id, model.id.in_(ids))
 
 
-def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed]:
+def _by_shop(pairs) -> dict[int, set]:
+    grouped: dict[int, set] = {}
+    for shop_id, key in pairs:
+        grouped.setdefault(shop_id, set()).add(key)
+    return grouped
+
+
+def _choose(session: Session, now: datetime, limit: int) -> list:
+    """The claimable rows no unfanned earlier event of their member holds."""
+    heads = session.execute(claimable(now, limit)).all()
+    held: dict[tuple[int, int], int] = {}
+    for shop_id, member_ids in _by_shop((h.shop_id, h.member_id) for h in heads if h.member_id is not None).items():
+        for member_id, first in session.execute(first_unfanned(shop_id, member_ids)):
+            held[(shop_id, member_id)] = first
+    return [h for h in heads if held.get((h.shop_id, h.member_id), h.outbox_id) >= h.outbox_id]
+
+
+def _lock(session: Session, chosen: list, now: datetime) -> list[EventDelivery]:
+    """The chosen rows still pending and due, locked; shop by shop, each statement naming its shop."""
+    locked: list[EventDelivery] = []
+    for shop_id, ids in _by_shop((row.shop_id, row.id) for row in chosen).items():
+        locked += session.scalars(still_due(shop_id, ids, now)).all()
+    return sorted(locked, key=lambda d: (d.outbox_id, d.id))
+
+
+def _rows_by_key(session: Session, model, pairs) -> dict[tuple[int, int], Any]:
+    rows = {}
+    for shop_id, ids in _by_shop(pairs).items():
+        rows.update({(shop_id, row.id): row for row in session.scalars(by_key(model, shop_id, ids))})
+    return rows
+
+
+CHOOSE_TRIES = 3  # another worker may take every chosen row between the choice and the lock: choose again
+
+
+def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed] | None:
     """Lease a batch of due deliveries for this worker to send: chosen without locks, then locked if still due.
 
     Statements over sets, never a lookup per row, so no plan can turn a batch into a scan per delivery. A row
-    another worker leased in between is skipped (locked) or no longer due (its lease moved next_attempt_at).
+    another worker leased in between is skipped (locked) or no longer due (its lease moved next_attempt_at); if
+    that left nothing, the choice is made again. None when nothing is due at all, [] when others took it all.
     """
     with transaction(database_url) as session:
-        keys = session.execute(claimable(now, limit)).all()
-        if not keys:
-            return []
-        deliveries = session.scalars(still_due(keys, now)).all()
-        endpoints = _by_key(session, EventEndpoint, {(d.shop_id, d.endpoint_id) for d in deliveries})
-        events = _by_key(session, OutboxEvent, {(d.shop_id, d.outbox_id) for d in deliveries})
-        members = _by_key(session, Member, {(e.shop_id, e.member_id) for e in events.values() if e.member_id})
+        deliveries: list[EventDelivery] = []
+        for _ in range(CHOOSE_TRIES):
+            chosen = _choose(session, now, limit)
+            if not chosen:
+                return None
+            deliveries = _lock(session, chosen, now)
+            if deliveries:
+                break
+        endpoints = _rows_by_key(session, EventEndpoint, {(d.shop_id, d.endpoint_id) for d in deliveries})
+        events = _rows_by_key(session, OutboxEvent, {(d.shop_id, d.outbox_id) for d in deliveries})
+        members = _rows_by_key(session, Member, {(e.shop_id, e.member_id) for e in events.values() if e.member_id})
         domains = dict(
             session.execute(select(Shop.id, Shop.domain).where(Shop.id.in_({d.shop_id for d in deliveries}))).all()
         )
         claimed = []
         for delivery in deliveries:
             endpoint = endpoints.get((delivery.shop_id, delivery.endpoint_id))
-            if endpoint is None or endpoint.disabled_at is not None:
-                continue  # disabled since the choice: left pending, as a disabled endpoint's deliveries are
+            event = events.get((delivery.shop_id, delivery.outbox_id))
+            if endpoint is None or endpoint.disabled_at is not None or event is None:
+                continue  # disabled since the choice (left pending, as a disabled endpoint's are), or no event
             delivery.next_attempt_at = now + LEASE
-            event = events[(delivery.shop_id, delivery.outbox_id)]
             member = members.get((event.shop_id, event.member_id))
             customer_id = member.customer_id if member is not None else None
             envelope_ = envelope(event, domains[delivery.shop_id], customer_id)
@@ -466,8 +503,10 @@ def deliver(
         for _ in range(batches):
             now = clock()
             claimed = _claim(settings.database_url, now, BATCH)
+            if claimed is None:
+                break  # nothing due; a batch others took whole, or of disabled endpoints only, goes on
             if not claimed:
-                break
+                continue
             disabled: set[int] = set()
             successes: list[tuple[_Claimed, Outcome]] = []
             for item in claimed:
