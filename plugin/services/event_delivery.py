@@ -179,7 +179,7 @@ def claimable(now: datetime, limit: int):
     across workers and restarts; a pending delivery of a disabled endpoint holds only that endpoint's. Events of no
     member hold nothing. One pass over the pending rows, ranked per member and endpoint (decision 0049): a probe per
     candidate, as a NOT EXISTS was, let a planner without statistics read the whole endpoint's past for each one.
-    Rows of (shop_id, id, member_id, outbox_id); not_fanned_out_before then drops those an unfanned event holds.
+    Rows of (shop_id, id, member_id, outbox_id); _choose then drops those an earlier unfanned event holds.
     """
     place = func.row_number().over(
         partition_by=(EventDelivery.shop_id, EventDelivery.endpoint_id, EventDelivery.member_id),
@@ -290,7 +290,8 @@ def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed] | Non
 
     Statements over sets, never a lookup per row, so no plan can turn a batch into a scan per delivery. A row
     another worker leased in between is skipped (locked) or no longer due (its lease moved next_attempt_at); if
-    that left nothing, the choice is made again. None when nothing is due at all, [] when others took it all.
+    that left nothing, the choice is made again. None when nothing can go now (nothing due, or every due one held
+    behind a fan-out still running), [] when other workers took it all.
     """
     with transaction(database_url) as session:
         deliveries: list[EventDelivery] = []
