@@ -13,7 +13,8 @@ from decimal import Decimal
 from functools import lru_cache
 
 from marshmallow import ValidationError
-from sqlalchemy import Engine, bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, Engine, Integer, bindparam, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -455,16 +456,36 @@ def _count_claims(session: Session, ids: list[int], now: datetime) -> dict[int, 
     if not ids:
         return {}
     engine = session.get_bind()
-    statement = insert_for(engine)(DeliveryClaim).values(
-        [{"delivery_id": i, "claims": 1, "claimed_at": now} for i in ids]
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["delivery_id"], set_={"claims": DeliveryClaim.__table__.c.claims + 1, "claimed_at": now}
-    ).returning(DeliveryClaim.delivery_id, DeliveryClaim.claims)
     if engine.dialect.name == "sqlite":
+        statement = insert_for(engine)(DeliveryClaim).values(
+            [{"delivery_id": i, "claims": 1, "claimed_at": now} for i in ids]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["delivery_id"], set_={"claims": DeliveryClaim.__table__.c.claims + 1, "claimed_at": now}
+        ).returning(DeliveryClaim.delivery_id, DeliveryClaim.claims)
         return dict(session.execute(statement).all())
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        return dict(connection.execute(statement).all())
+        return dict(connection.execute(_CLAIM_COUNT, {"ids": ids, "now": now}).all())
+
+
+def _claim_count_statement():
+    """PostgreSQL's claim count: the ids as one array, so the statement is the same for every batch size.
+
+    A multi-row VALUES has no cache key in SQLAlchemy (each row's values are part of the statement): it was
+    compiled anew for every batch, 1.5-1.9 ms for 50 rows, 7% of the workers' samples in the end-to-end run.
+    """
+    ids = func.unnest(bindparam("ids", type_=postgresql.ARRAY(BigInteger)))
+    now = bindparam("now", type_=DeliveryClaim.__table__.c.claimed_at.type)
+    statement = postgresql.insert(DeliveryClaim).from_select(
+        ["delivery_id", "claims", "claimed_at"], select(ids, literal(1, Integer), now)
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["delivery_id"],
+        set_={"claims": DeliveryClaim.__table__.c.claims + 1, "claimed_at": statement.excluded.claimed_at},
+    ).returning(DeliveryClaim.delivery_id, DeliveryClaim.claims)
+
+
+_CLAIM_COUNT = _claim_count_statement()
 
 
 class _RedoCarefully(Exception):
