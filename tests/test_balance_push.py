@@ -8,10 +8,11 @@ import threading
 
 import pytest
 import requests
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from plugin import create_app, ledger, platforms
-from plugin.db import transaction
+from plugin.db import engine_for, transaction
+from plugin.platforms.shopify import metafields
 from plugin.programme.events import Customer
 from plugin.services import balance_push, shops
 from plugin.services.accrual import enrol
@@ -133,3 +134,50 @@ def test_a_member_a_drain_holds_is_skipped_not_waited_for(fake_shop_api, shop_wi
     assert balance_push.push_balances(settings, platforms.admin_client) == 1
     assert state.metafields["gid://shopify/Customer/7001 loyalty.points"] == "40"
     assert not balance_push.any_due(settings.database_url)
+
+
+def test_a_run_writes_each_member_once_even_when_its_balance_moves_during_the_run(
+    fake_shop_api, shop_with_token, monkeypatch
+):
+    """During a burst the drains keep moving balances: a run goes once through the due members, and a member that
+    moved after its write waits for the next run (its posting signals one) instead of being written again now."""
+    settings, state = fake_shop_api
+    for n in range(30):  # two calls' worth (25 a call)
+        grant(settings, 7001 + n, 10 + n, f"first-{n}")
+    real = metafields.push_balances
+    calls: list[int] = []
+
+    def push_then_a_drain_moves_the_first_member(client, balances):
+        real(client, balances)
+        calls.append(len(balances))
+        if len(calls) == 1:
+            grant(settings, 7001, 5, "moved-during-the-run")
+
+    monkeypatch.setattr(metafields, "push_balances", push_then_a_drain_moves_the_first_member)
+    assert balance_push.push_balances(settings, platforms.admin_client) == 30
+    assert calls == [25, 5]
+    assert balance_push.any_due(settings.database_url)  # 7001's new balance: the next run sends it
+    assert balance_push.push_balances(settings, platforms.admin_client) == 1
+    assert state.metafields["gid://shopify/Customer/7001 loyalty.points"] == "15"
+    assert not balance_push.any_due(settings.database_url)
+
+
+def test_recording_a_calls_balances_is_one_update_whatever_the_members(fake_shop_api, shop_with_token):
+    settings, _state = fake_shop_api
+    for n in range(30):
+        grant(settings, 7001 + n, 10 + n, f"g-{n}")
+    engine = engine_for(settings.database_url)
+    updates: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_rest) -> None:
+        if statement.lstrip().upper().startswith("UPDATE MEMBERS"):
+            updates.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert balance_push.push_balances(settings, platforms.admin_client) == 30
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(updates) == 2  # one per call of 25 and 5 members, not one per member
+    with transaction(settings.database_url) as session:
+        assert session.execute(text("SELECT count(*) FROM members WHERE balance <> pushed_balance")).scalar() == 0
