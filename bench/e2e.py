@@ -27,6 +27,7 @@ from bench.harness import (
     start_fake_shop,
     start_web,
     start_worker,
+    wait_for_workers,
     wait_until,
     wrk,
 )
@@ -94,7 +95,8 @@ def _measure(
     worker_processes = [start_worker(f"worker-{name}-{n}", env) for n in range(workers)]
     sampler = RssSampler({"web": [web], "worker": worker_processes})
     with running(web, *worker_processes), sampler as memory, AutoAnalyze(libpq) as autoanalyze:
-        time.sleep(3)  # let the workers connect and block on the queue
+        wait_for_workers(env, workers)  # their start-up is not the orders' CPU
+        time.sleep(1)  # let them block on the queue after their first sweep
         cpu = CpuAccount({
             "web": [web.pid], "workers": [w.pid for w in worker_processes],
             "postgres": named_roots("postgres"), "redis": named_roots("redis-server"),

@@ -150,6 +150,19 @@ def start_worker(name: str, env: dict[str, str]) -> Process:
     return Process(name, command, env)
 
 
+def wait_for_workers(env: dict[str, str], count: int, seconds: float = 120) -> None:
+    """Until `count` workers have registered on the env's queue: their start-up is over.
+
+    Each worker's imports cost 1-2 s of CPU; on a loaded machine they outlasted a fixed 3 s wait, and the CPU
+    of that start-up was counted against the orders of the run.
+    """
+    from redis import Redis
+    from rq import Queue, Worker
+
+    queue = Queue(env["LOYALTY_QUEUE"], connection=Redis.from_url(env["REDIS_URL"]))
+    wait_until(lambda: Worker.count(queue=queue) >= count, seconds, "the workers did not start", 0.2)
+
+
 def start_fake_shop(name: str, env: dict[str, str], token: str = "shpat_bench") -> tuple[Process, str]:
     """The local Admin API stand-in (plugin/devtools/fake_shop.py) on a free loopback port; returns it and its URL."""
     port = free_port()
