@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     from storefront_widget.milestones import bp as storefront_milestones_bp
     from storefront_widget.proxy import bp as storefront_bp
     from storefront_widget.referrals import bp as storefront_referrals_bp
+    from storefront_widget.widget_hits import WidgetHits
     from webhooks.intake import bp as webhooks_bp
 
     app.json = json_bodies.BoundedJSONProvider(app)  # request bodies too deep or with a lone surrogate: a 400
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 
         app.register_blueprint(demo_bp)
     app.cli.add_command(loyalty)
+    # A current cached widget read is answered before Flask's request handling, which would run none of ours
+    # around it (decision 0052); everything else passes through to Flask.
+    app.wsgi_app = WidgetHits(app, app.wsgi_app)  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -22,7 +22,7 @@ from plugin.services import expiry, redemption, shops, tiers
 from plugin.services.errors import Invalid
 from plugin.services.schemas import RedeemRequest, load
 from plugin.web.errors import json_error
-from storefront_widget import widget_cache, widget_sql
+from storefront_widget import widget_cache, widget_hits, widget_sql
 
 bp = Blueprint("storefront", __name__, url_prefix="/proxy")
 HISTORY_LINES = 10
@@ -85,7 +85,8 @@ def widget() -> Response:
         with reading(settings.database_url) as session:
             return read_widget(session, caller.shop_domain, caller.customer_id)
 
-    return widget_cache.served(settings, caller.shop_domain, caller.customer_id, computed)
+    looked = widget_hits.looked_up(request.environ, caller.shop_domain, caller.customer_id)
+    return widget_cache.served(settings, caller.shop_domain, caller.customer_id, computed, looked)
 
 
 def read_widget(session: Session, domain: str, customer_id: int | None) -> dict[str, Any]:

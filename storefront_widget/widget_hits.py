@@ -1,0 +1,97 @@
+"""Cached widget reads answered at the WSGI layer: a signed GET /proxy/widget whose entry is current, before Flask.
+
+A cache hit needs the App Proxy signature check (the same `verify_proxy`, on the query parsed exactly as Flask's
+`request.args` parses it) and one Redis round trip, then sends the stored bytes. Flask's request context, routing
+and response objects cost about as much again as that on this machine (decision 0052), and on this path they run
+no code of the app's: so a hit is answered here, with the status and headers the view answers it with. Everything
+else goes to Flask unchanged: any other path or method, a refused signature (Flask refuses it, with its reason), a
+miss (the view computes and fills, reusing this read so Redis is not asked twice), Redis unavailable, or an app
+that registered any per-request hook, signal receiver or session use this path would otherwise skip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import werkzeug.urls  # noqa: F401 registers the "werkzeug.url_quote" codec error handler request.args uses
+from flask import Flask, request_finished, request_started
+from flask.sessions import SecureCookieSessionInterface
+
+from plugin.platforms.shopify import adapter as shopify
+from plugin.web.errors import refuse_ids_beyond_bigint
+from storefront_widget import widget_cache
+
+PATH = "/proxy/widget"
+LOOKED_UP = "loyalty.widget_lookup"  # environ key: (domain, customer id, widget_cache.Lookup) for the view
+HEADERS_OF_A_HIT = "application/json"  # what the view's Response(body, mimetype=...) sends, with Content-Length
+# The per-request hooks that may run around the view for Flask to be skipped: this one only looks at view
+# arguments, which /proxy/widget has none of.
+HARMLESS_HOOKS = (refuse_ids_beyond_bigint,)
+
+
+class WidgetHits:
+    """WSGI middleware in front of Flask's own `wsgi_app` (create_app installs it)."""
+
+    def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]):
+        self.app = app
+        self.settings = app.extensions["loyalty"]
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "GET":
+            body = self.hit(environ)
+            if body is not None:
+                start_response("200 OK", [("Content-Type", HEADERS_OF_A_HIT), ("Content-Length", str(len(body)))])
+                return [body]
+        return self.wsgi_app(environ, start_response)
+
+    def hit(self, environ: dict[str, Any]) -> bytes | None:
+        """The stored answer for this request if it may be sent as it is; else None, after noting the lookup."""
+        if not flask_runs_nothing_around_the_widget(self.app):
+            return None
+        # As werkzeug's Request.args: the query string as latin-1 bytes, decoded as UTF-8, blanks kept, and bytes
+        # that are not UTF-8 left percent-encoded. Repeated keys are refused by verify_proxy, so the pairs are the
+        # ones request.args.items(multi=True) gives the view.
+        try:
+            query = environ.get("QUERY_STRING", "").encode("latin1").decode()
+        except UnicodeError:
+            return None  # Flask answers it as it answers it
+        params = parse_qsl(query, keep_blank_values=True, errors="werkzeug.url_quote")
+        try:
+            caller = shopify.verify_proxy(params, self.settings.webhook_secrets, time.time())
+        except shopify.ProxyAuthError:
+            return None  # the view refuses it with the reason
+        looked = widget_cache.look_up(self.settings, caller.shop_domain, caller.customer_id)
+        body = widget_cache.cached_body(looked)
+        if body is None:
+            environ[LOOKED_UP] = (caller.shop_domain, caller.customer_id, looked)
+        return body
+
+
+def looked_up(environ: dict[str, Any], domain: str, customer_id: int | None) -> Any:
+    """The lookup WidgetHits made for this shopper in this request, or widget_cache.NOT_LOOKED_UP."""
+    noted = environ.get(LOOKED_UP)
+    if noted is not None and noted[0] == domain and noted[1] == customer_id:
+        return noted[2]
+    return widget_cache.NOT_LOOKED_UP
+
+
+def flask_runs_nothing_around_the_widget(app: Flask) -> bool:
+    """Whether Flask, answering /proxy/widget, would run nothing of the app's besides the view: no before, after or
+    teardown hook (app-wide or the storefront blueprint's) but HARMLESS_HOOKS, no URL value preprocessor, no
+    request signal receiver, and the stock cookie session, which the view never touches (so it sets no cookie)."""
+    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs,
+                  app.url_value_preprocessors):  # fmt: skip
+        for scope in (None, "storefront"):
+            for hook in hooks.get(scope, ()):
+                if hook not in HARMLESS_HOOKS or hooks is not app.before_request_funcs:
+                    return False
+    return not (
+        app.teardown_appcontext_funcs
+        or request_started.receivers
+        or request_finished.receivers
+        or type(app.session_interface) is not SecureCookieSessionInterface
+    )
