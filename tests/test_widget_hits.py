@@ -102,7 +102,8 @@ def test_a_refused_request_is_refused_by_flask_even_with_an_entry_cached(flask_c
     cached_twice(client, 7001)
     calls.clear(), redis_commands.clear()
     response = get(client, "widget", change(signed(7001)))
-    assert (response.status_code, response.get_json()["error"]["code"]) == (401, "invalid_signature")
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "invalid_signature"
     assert calls == ["/proxy/widget"]
     assert redis_commands == []  # nothing is read for a request whose signature does not hold
 
@@ -112,7 +113,8 @@ def test_a_stale_signature_with_a_valid_hmac_is_refused(flask_calls):
     give(settings, 7001, 1000)
     cached_twice(client, 7001)
     response = get(client, "widget", signed(7001, timestamp=1000))  # signed correctly, 56 years ago
-    assert (response.status_code, response.get_json()["error"]["code"]) == (401, "invalid_signature")
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "invalid_signature"
     assert calls[-1] == "/proxy/widget"
 
 
