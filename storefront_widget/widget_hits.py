@@ -42,7 +42,10 @@ class WidgetHits:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "GET":
-            body = self.hit(environ)
+            try:
+                body = self.hit(environ)
+            except Exception:  # Flask runs the same code next, and answers (and logs) its error as for any view
+                body = None
             if body is not None:
                 start_response("200 OK", [("Content-Type", HEADERS_OF_A_HIT), ("Content-Length", str(len(body)))])
                 return [body]

@@ -144,3 +144,17 @@ def test_other_methods_and_paths_go_to_flask(flask_calls):
     assert client.head(f"/proxy/widget?{urlencode(params)}").status_code == 200
     assert get(client, "widget/", params).status_code == 404
     assert calls == ["/proxy/widget", "/proxy/widget/"]
+
+
+def test_an_error_before_flask_leaves_the_request_to_flask(flask_calls, monkeypatch):
+    client, settings, calls = flask_calls
+    give(settings, 7001, 1000)
+    cached_twice(client, 7001)
+    calls.clear()
+
+    def broken(_app):
+        raise RuntimeError("a bug in the hit path")
+
+    monkeypatch.setattr(widget_hits, "flask_runs_nothing_around_the_widget", broken)
+    assert balance_of(client, 7001) == 1000
+    assert calls == ["/proxy/widget"]
