@@ -26,7 +26,7 @@ from storefront_widget import widget_cache
 
 PATH = "/proxy/widget"
 LOOKED_UP = "loyalty.widget_lookup"  # environ key: (domain, customer id, widget_cache.Lookup) for the view
-HEADERS_OF_A_HIT = "application/json"  # what the view's Response(body, mimetype=...) sends, with Content-Length
+CONTENT_TYPE = "application/json"  # what the view's Response(body, mimetype=...) sends, with Content-Length
 # The per-request hooks that may run around the view for Flask to be skipped: this one only looks at view
 # arguments, which /proxy/widget has none of.
 HARMLESS_HOOKS = (refuse_ids_beyond_bigint,)
@@ -47,7 +47,7 @@ class WidgetHits:
             except Exception:  # Flask runs the same code next, and answers (and logs) its error as for any view
                 body = None
             if body is not None:
-                start_response("200 OK", [("Content-Type", HEADERS_OF_A_HIT), ("Content-Length", str(len(body)))])
+                start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
                 return [body]
         return self.wsgi_app(environ, start_response)
 
