@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
         app.register_blueprint(demo_bp)
     app.cli.add_command(loyalty)
     # A current cached widget read is answered before Flask's request handling, which would run none of ours
-    # around it (decision 0052); everything else passes through to Flask.
+    # around it (decision 0053); everything else passes through to Flask.
     app.wsgi_app = WidgetHits(app, app.wsgi_app)  # type: ignore[method-assign]
 
     @app.get("/healthz")

@@ -2,7 +2,7 @@
 
 A cache hit needs the App Proxy signature check (the same `verify_proxy`, on the query parsed exactly as Flask's
 `request.args` parses it) and one Redis round trip, then sends the stored bytes. Flask's request context, routing
-and response objects cost about as much again as that on this machine (decision 0052), and on this path they run
+and response objects cost about as much again as that on this machine (decision 0053), and on this path they run
 no code of the app's: so a hit is answered here, with the status and headers the view answers it with. Everything
 else goes to Flask unchanged: any other path or method, a refused signature (Flask refuses it, with its reason), a
 miss (the view computes and fills, reusing this read so Redis is not asked twice), Redis unavailable, or an app
