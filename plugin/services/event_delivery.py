@@ -24,6 +24,7 @@ from sqlalchemy import exists, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from plugin import platforms
+from plugin.bulk_insert import insert_rows
 from plugin.config import Settings
 from plugin.db import insert_for, transaction
 from plugin.models import EventDelivery, EventEndpoint, Member, OutboxEvent, Shop, utcnow
@@ -104,23 +105,35 @@ def fan_out(database_url: str, limit: int = 500, clock: Clock = utcnow) -> int:
     """
     now = clock()
     with transaction(database_url) as session:
-        events = list(
-            session.scalars(
-                select(OutboxEvent)
-                .where(OutboxEvent.fanned_out_at.is_(None))
-                .order_by(OutboxEvent.shop_id, OutboxEvent.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+        # The columns fan-out reads, not the events: their payloads are read (and decoded) only when sent.
+        events = session.execute(
+            select(
+                OutboxEvent.shop_id,
+                OutboxEvent.id,
+                OutboxEvent.member_id,
+                OutboxEvent.event_type,
+                OutboxEvent.created_at,
             )
-        )
+            .where(OutboxEvent.fanned_out_at.is_(None))
+            .order_by(OutboxEvent.shop_id, OutboxEvent.id)
+            .limit(limit)
+            .with_for_update(of=OutboxEvent, skip_locked=True)
+        ).all()
         if not events:
             return 0
         make_deliveries(session, events, now)
         return len(events)
 
 
-def make_deliveries(session: Session, events: list[OutboxEvent], now: datetime) -> None:
-    """Make each event's deliveries to the active endpoints that want it, in the caller's transaction; mark it."""
+DELIVERY_CONFLICT = ("shop_id", "endpoint_id", "outbox_id")
+
+
+def make_deliveries(session: Session, events, now: datetime) -> None:
+    """Make each event's deliveries to the active endpoints that want it, in the caller's transaction; mark it.
+
+    `events` have shop_id, id, member_id, event_type and created_at (rows or OutboxEvent objects). Set-based
+    (decision 0052): one INSERT of every delivery, one UPDATE marking the events per shop, whatever their number.
+    """
     shop_ids = sorted({event.shop_id for event in events})
     active: dict[int, list[EventEndpoint]] = {shop_id: [] for shop_id in shop_ids}
     for endpoint in session.scalars(
@@ -143,14 +156,19 @@ def make_deliveries(session: Session, events: list[OutboxEvent], now: datetime) 
         # An endpoint receives the events recorded after it was registered, not the shop's whole past.
         if _wants(endpoint, event) and event.created_at >= endpoint.created_at
     ]
-    if rows:
+    if rows and session.get_bind().dialect.name == "postgresql":  # one array per column (plugin/bulk_insert.py)
+        insert_rows(session, EventDelivery.__table__, rows, DELIVERY_CONFLICT)
+    elif rows:
         session.execute(
-            insert_for(session)(EventDelivery)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["shop_id", "endpoint_id", "outbox_id"])
+            insert_for(session)(EventDelivery).values(rows).on_conflict_do_nothing(index_elements=DELIVERY_CONFLICT)
         )
-    for event in events:
-        event.fanned_out_at = now
+    for shop_id, ids in _by_shop((event.shop_id, event.id) for event in events).items():
+        session.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.shop_id == shop_id, OutboxEvent.id.in_(sorted(ids)))
+            .values(fanned_out_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 @dataclass(frozen=True)
@@ -314,7 +332,6 @@ def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed] | Non
             event = events.get((delivery.shop_id, delivery.outbox_id))
             if endpoint is None or endpoint.disabled_at is not None or event is None:
                 continue  # disabled since the choice (left pending, as a disabled endpoint's are), or no event
-            delivery.next_attempt_at = now + LEASE
             member = members.get((event.shop_id, event.member_id))
             customer_id = member.customer_id if member is not None else None
             envelope_ = envelope(event, domains[delivery.shop_id], customer_id)
@@ -325,7 +342,20 @@ def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed] | Non
                     event.event_id, event.event_type, endpoint.kind or event_endpoints.WEBHOOK,
                 )
             )  # fmt: skip
+        _lease(session, claimed, now + LEASE)
         return claimed
+
+
+def _lease(session: Session, claimed: list[_Claimed], until: datetime) -> None:
+    """Move the claimed deliveries' next attempt past the send: one UPDATE per shop, not one per row (a flush
+    of the changed objects sent one UPDATE per delivery)."""
+    for shop_id, ids in _by_shop((item.shop_id, item.delivery_id) for item in claimed).items():
+        session.execute(
+            update(EventDelivery)
+            .where(EventDelivery.shop_id == shop_id, EventDelivery.id.in_(sorted(ids)))
+            .values(next_attempt_at=until)
+            .execution_options(synchronize_session=False)
+        )
 
 
 @dataclass(frozen=True)

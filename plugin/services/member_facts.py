@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from plugin.models import Member, MilestoneHolding, Shop
+from plugin.models import Member, MilestoneHolding, Order, Shop
 from plugin.programme import milestones
 from plugin.programme import tiers as tier_rules
-from plugin.services import tier_corrections, tiers
+from plugin.services import shops, tier_corrections, tiers
 from plugin.services.milestones import rules as milestone_rules
 
 
@@ -75,13 +75,23 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     members = {row[0]: MemberRow(*row[1:]) for row in rows}
     current = tiers.programme(shop)
     facts, terms, held_rewards, stored = {}, {}, {}, {}
+    histories, holdings = None, {}
+    if current is None and not with_milestones:
+        return MemberFacts(members, facts, terms, held_rewards, stored, histories, holdings)
+    # The members' paid orders, read once for tiers and milestones alike: each lot is fetched and decoded once.
+    orders = session.execute(
+        select(*tiers.ORDER_FACT_COLUMNS).where(
+            Order.shop_id == shop.id, Order.member_id.in_(member_ids), Order.paid_at.is_not(None)
+        )
+    ).all()
+    bought = tiers.purchases_of(session, shop.id, member_ids) if current is not None else []
+    refunds = tiers.refunds_of(session, shop.id, [o.order_id for o in orders] + [p.order_id for p in bought])
     if current is not None:
-        facts, terms = tiers.facts_for(session, shop.id, member_ids)
+        facts, terms = tiers.facts_from(session, shop.id, orders, bought, refunds)
         held_rewards = tiers.held_rewards(session, shop.id, member_ids)
         stored = tier_corrections.stored_tiers(session, shop.id, member_ids, current.version)
-    histories, holdings = None, {}
     if with_milestones:
-        histories = milestone_rules.order_histories(session, shop, member_ids)
+        histories = milestone_rules.histories_from(orders, refunds, shops.zone(shop))
         holdings = _holdings(session, shop.id, member_ids)
     return MemberFacts(members, facts, terms, held_rewards, stored, histories, holdings)
 

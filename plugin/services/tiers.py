@@ -155,15 +155,38 @@ def facts_for(
     session: Session, shop_id: int, member_ids: list[int] | None = None
 ) -> tuple[dict[int, list[tier_rules.OrderFact]], dict[int, list[tier_rules.PaidTerm]]]:
     """Every member's order facts and paid terms, as tiers read them (member_ids None: the whole shop)."""
-    query = select(Order.order_id, Order.member_id, Order.name, Order.paid_at, Order.lot, Order.cancelled_at).where(
+    query = select(*ORDER_FACT_COLUMNS).where(
         Order.shop_id == shop_id, Order.member_id.is_not(None), Order.paid_at.is_not(None), Order.lot.is_not(None)
     )
-    purchases = select(TierPurchase).where(TierPurchase.shop_id == shop_id)
     if member_ids is not None:
         query = query.where(Order.member_id.in_(member_ids))
-        purchases = purchases.where(TierPurchase.member_id.in_(member_ids))
     rows = session.execute(query).all()
-    bought = list(session.scalars(purchases))
+    bought = purchases_of(session, shop_id, member_ids)
+    refunds = _refunds(session, shop_id, [r.order_id for r in rows] + [p.order_id for p in bought])
+    return facts_from(session, shop_id, rows, bought, refunds)
+
+
+# The columns of an order that facts_from reads: member_facts reads them once for tiers and milestones alike.
+ORDER_FACT_COLUMNS = (Order.order_id, Order.member_id, Order.name, Order.paid_at, Order.lot, Order.cancelled_at)
+
+
+def purchases_of(session: Session, shop_id: int, member_ids: list[int] | None) -> list[TierPurchase]:
+    purchases = select(TierPurchase).where(TierPurchase.shop_id == shop_id)
+    if member_ids is not None:
+        purchases = purchases.where(TierPurchase.member_id.in_(member_ids))
+    return list(session.scalars(purchases))
+
+
+def refunds_of(session: Session, shop_id: int, order_ids: list[int]) -> dict[int, list[events.RefundFacts]]:
+    """The refunds of the given orders, by order id."""
+    return _refunds(session, shop_id, order_ids)
+
+
+def facts_from(
+    session: Session, shop_id: int, rows, bought: list[TierPurchase], refunds: dict[int, list[events.RefundFacts]]
+) -> tuple[dict[int, list[tier_rules.OrderFact]], dict[int, list[tier_rules.PaidTerm]]]:
+    """facts_for's answer from rows of ORDER_FACT_COLUMNS (those with no lot skipped), purchases and their refunds
+    (covering the rows' orders and the purchases')."""
     cancelled_orders = {}
     if bought:
         cancelled_orders = dict(
@@ -173,10 +196,10 @@ def facts_for(
                 )
             ).all()
         )
-    refunds = _refunds(session, shop_id, [r.order_id for r in rows] + [p.order_id for p in bought])
     facts: dict[int, list[tier_rules.OrderFact]] = defaultdict(list)
     for order_id, member_id, name, paid_at, lot_json, cancelled_at in rows:
-        facts[member_id].append(order_fact(order_id, name, paid_at, lot_json, cancelled_at, refunds.get(order_id)))
+        if lot_json is not None:
+            facts[member_id].append(order_fact(order_id, name, paid_at, lot_json, cancelled_at, refunds.get(order_id)))
     terms = paid_terms(bought, cancelled_orders, refunds)
     return facts, terms
 

@@ -7,6 +7,7 @@ order fact of the member and brings each rule's grants to what those facts say, 
 from __future__ import annotations
 
 from datetime import datetime
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -47,18 +48,32 @@ def order_histories(session, shop: Shop, member_ids: list[int]) -> dict[int, lis
     for order_id, refund_id, facts in rows:
         quantities = {int(line): int(qty) for line, qty in facts["line_quantities"].items()}
         refunds.setdefault(order_id, []).append(RefundFacts(refund_id, order_id, quantities))
+    return histories_from(orders, refunds, zone)
+
+
+def histories_from(orders, refunds: dict[int, list[RefundFacts]], zone) -> dict[int, list[milestones.OrderSpend]]:
+    """order_histories' answer from rows with order_id, paid_at, lot, cancelled_at and member_id, and their
+    refunds by order id (member_facts reads the rows once for tiers and milestones)."""
     histories: dict[int, list[milestones.OrderSpend]] = {}
     for o in orders:
         histories.setdefault(o.member_id, []).append(
             milestones.OrderSpend(
                 order_id=o.order_id,
                 year=milestones.local_year(o.paid_at, zone),
-                spend=milestones.order_spend(
-                    Lot.from_json(o.lot) if o.lot else None, refunds.get(o.order_id, ()), o.cancelled_at is not None
-                ),
+                spend=lot_spend(o.lot, refunds.get(o.order_id, ()), o.cancelled_at is not None),
             )
         )
     return histories
+
+
+def lot_spend(lot_json: dict[str, Any] | None, refunds, cancelled: bool) -> Fraction:
+    """milestones.order_spend of a stored lot. An order with no refund is read straight from the lot's JSON (its
+    eligible lines, whole): what nearly every order is, without building the lot and its contributions."""
+    if lot_json is None or cancelled or lot_json.get("reason") is not None:
+        return Fraction(0)
+    if not refunds:
+        return sum((Fraction(line["eligible"]) for line in lot_json["lines"]), Fraction(0))
+    return milestones.order_spend(Lot.from_json(lot_json), refunds, cancelled)
 
 
 def holdings(session, shop: Shop, member_ids: list[int]) -> dict[int, dict[str, int]]:
