@@ -78,9 +78,10 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     histories, holdings = None, {}
     if current is None and not with_milestones:
         return MemberFacts(members, facts, terms, held_rewards, stored, histories, holdings)
-    # The members' paid orders, read once for tiers and milestones alike: each lot is fetched and decoded once.
+    # The members' paid orders, read once for tiers, tier corrections and milestones alike (three reads before):
+    # each lot is fetched and decoded once.
     orders = session.execute(
-        select(*tiers.ORDER_FACT_COLUMNS).where(
+        select(*tiers.ORDER_FACT_COLUMNS, *tier_corrections.STORED_TIER_COLUMNS).where(
             Order.shop_id == shop.id, Order.member_id.in_(member_ids), Order.paid_at.is_not(None)
         )
     ).all()
@@ -89,7 +90,7 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     if current is not None:
         facts, terms = tiers.facts_from(session, shop.id, orders, bought, refunds)
         held_rewards = tiers.held_rewards(session, shop.id, member_ids)
-        stored = tier_corrections.stored_tiers(session, shop.id, member_ids, current.version)
+        stored = tier_corrections.stored_from(orders, current.version)
     if with_milestones:
         histories = milestone_rules.histories_from(orders, refunds, shops.zone(shop))
         holdings = _holdings(session, shop.id, member_ids)

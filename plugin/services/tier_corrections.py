@@ -85,19 +85,29 @@ def stored_tiers(
 
     Orders paid under an earlier programme keep what they earned: a new programme never rewrites past orders."""
     rows = session.execute(
-        select(
-            Order.member_id, Order.order_id, Order.paid_at, Order.facts["tiers_version"], Order.facts["member_tier"]
-        ).where(
+        select(Order.member_id, Order.order_id, Order.paid_at, *STORED_TIER_COLUMNS).where(
             Order.shop_id == shop_id,
             Order.member_id.in_(member_ids),
             Order.paid_at.is_not(None),
             Order.facts.is_not(None),
         )
     ).all()
+    return stored_from(rows, version)
+
+
+# What stored_from reads of an order beside its member, id and payment time (member_facts reads them with the rest).
+STORED_TIER_COLUMNS = (
+    Order.facts["tiers_version"].label("tiers_version"),
+    Order.facts["member_tier"].label("member_tier"),
+)
+
+
+def stored_from(rows, version: int) -> dict[int, dict[int, tuple[Any, Any]]]:
+    """stored_tiers' answer from rows of (member_id, order_id, paid_at, tiers_version, member_tier)."""
     stored: dict[int, dict[int, tuple[Any, Any]]] = {}
-    for member_id, order_id, paid_at, tiers_version, tier in rows:
-        if tiers_version is not None and int(tiers_version) == version:
-            stored.setdefault(member_id, {})[order_id] = (paid_at, tier)
+    for row in rows:
+        if row.tiers_version is not None and int(row.tiers_version) == version:
+            stored.setdefault(row.member_id, {})[row.order_id] = (row.paid_at, row.member_tier)
     return stored
 
 

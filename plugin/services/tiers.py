@@ -197,9 +197,10 @@ def facts_from(
             ).all()
         )
     facts: dict[int, list[tier_rules.OrderFact]] = defaultdict(list)
-    for order_id, member_id, name, paid_at, lot_json, cancelled_at in rows:
-        if lot_json is not None:
-            facts[member_id].append(order_fact(order_id, name, paid_at, lot_json, cancelled_at, refunds.get(order_id)))
+    for row in rows:
+        if row.lot is not None:
+            fact = order_fact(row.order_id, row.name, row.paid_at, row.lot, row.cancelled_at, refunds.get(row.order_id))
+            facts[row.member_id].append(fact)
     terms = paid_terms(bought, cancelled_orders, refunds)
     return facts, terms
 

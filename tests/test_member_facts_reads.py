@@ -1,0 +1,114 @@
+"""The set-based drain's member facts: each member's orders read once for tiers and milestones, with the same facts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from sqlalchemy import event, select
+
+from plugin.db import engine_for, transaction
+from plugin.models import Member
+from plugin.programme import milestones
+from plugin.programme.earning import Lot
+from plugin.programme.events import Customer, OrderLine, OrderPaid, OrderRefunded, OrderSnapshot, RefundFacts
+from plugin.services import accrual, member_facts, shops, tier_sets, tiers
+from plugin.services.milestones import rules as milestone_rules
+from plugin.services.milestones import settings as milestone_settings
+from tests.conftest import SHOP
+
+TIERS = {
+    "metric": "spend",
+    "period": "calendar_year",
+    "tiers": [
+        {"id": "silver", "name": "Silver", "threshold": "100.00", "multiplier": "1.25"},
+        {"id": "gold", "name": "Gold", "threshold": "250.00", "multiplier": "1.5", "entry_reward": 25},
+    ],
+}
+MILESTONES = {
+    "thresholds": [{"id": "spend-200", "title": "200 spent", "amount": "200.00", "period": "lifetime", "points": 20}],
+    "punch_cards": [{"id": "every-3rd", "title": "Every 3rd", "every": 3, "min_subtotal": "5.00", "points": 10}],
+}
+
+
+class OrderReads:
+    """Counts the statements that read the orders table (SELECT ... FROM orders)."""
+
+    def __init__(self, database_url: str):
+        self.engine, self.count = engine_for(database_url), 0
+
+    def __call__(self, _conn, _cursor, statement, *_args):
+        text = " ".join(statement.lower().split())
+        if text.startswith("select") and " from orders " in f"{text} ":
+            self.count += 1
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self)
+
+
+def _seed(settings) -> None:
+    """Three members, four paid orders each (two lines), one order refunded in part and one cancelled at payment."""
+    paid = datetime(2026, 3, 1, tzinfo=UTC)
+    with transaction(settings.database_url) as session:
+        shop = shops.get(session, SHOP)
+        tier_sets.save(session, shop, TIERS, "test")
+        milestone_settings.save(session, shop, MILESTONES, "test")
+    for k in range(4):
+        for customer_id in (501, 502, 503):
+            order_id = customer_id * 10 + k
+            snapshot = OrderSnapshot(
+                order_id=order_id, name=f"#{order_id}", customer=Customer(customer_id), email=None, currency="USD",
+                test=False, taxes_included=False, shipping=Decimal("5.00"),
+                lines=(OrderLine(order_id * 10, 2, Decimal("60.00")), OrderLine(order_id * 10 + 1, 1, Decimal("7.50"))),
+            )  # fmt: skip
+            with transaction(settings.database_url) as session:
+                accrual.apply(session, shops.get(session, SHOP), OrderPaid(snapshot, paid + timedelta(days=k)))
+    with transaction(settings.database_url) as session:
+        refund = RefundFacts(9001, 5011, {50110: 1}, Decimal("0"))
+        accrual.apply(session, shops.get(session, SHOP), OrderRefunded(refund))
+
+
+def test_member_facts_read_the_orders_once_and_agree_with_each_rules_own_read(settings, shop):
+    _seed(settings)
+    with transaction(settings.database_url) as session:
+        shop_row = shops.get(session, SHOP)
+        member_ids = sorted(session.scalars(select(Member.id).where(Member.shop_id == shop)))
+        with OrderReads(settings.database_url) as reads:
+            facts = member_facts.read(session, shop_row, member_ids, with_milestones=True)
+        # One read of the members' orders (and one of purchases' orders only when a paid tier was bought): tiers
+        # and milestones each read them before, and decoded every lot twice.
+        assert reads.count == 1
+        tier_facts, terms = tiers.facts_for(session, shop, member_ids)
+        histories = milestone_rules.order_histories(session, shop_row, member_ids)
+
+    def by_order(items):
+        return sorted(items, key=lambda item: item.order_id)
+
+    assert len(member_ids) == 3
+    for member_id in member_ids:
+        assert by_order(facts.tier_facts[member_id]) == by_order(tier_facts[member_id])
+        assert facts.paid_terms.get(member_id, []) == terms.get(member_id, [])
+        assert by_order(facts.histories[member_id]) == by_order(histories[member_id])
+    refunded = {h.order_id: h.spend for h in facts.histories[member_ids[0]]}[5011]
+    assert refunded == Fraction("37.50")  # 67.50 less one of the two units of the 60.00 line (gross is per line)
+
+
+def test_a_lots_milestone_spend_from_its_json_is_order_spends():
+    lot_json = {
+        "earn_points": 1, "earn_per_amount": "1.00", "shipping": "9.00", "tip": "1.00", "points": 40,
+        "rule_version": "t", "reason": None, "contributions": [],
+        "lines": [{"line_id": 1, "quantity": 3, "eligible": "100.01"},
+                  {"line_id": 2, "quantity": 1, "eligible": "0.33"}],
+    }  # fmt: skip
+    lot = Lot.from_json(lot_json)
+    for refunds in ([], [RefundFacts(7, 1, {1: 1})], [RefundFacts(7, 1, {1: 3}), RefundFacts(8, 1, {2: 1})]):
+        for cancelled in (False, True):
+            expected = milestones.order_spend(lot, refunds, cancelled)
+            assert milestone_rules.lot_spend(lot_json, refunds, cancelled) == expected
+    assert milestone_rules.lot_spend({**lot_json, "reason": "test order"}, [], False) == 0
+    assert milestone_rules.lot_spend(None, [], False) == 0
