@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from plugin.models import Member, MilestoneHolding, Order, Shop
 from plugin.programme import milestones
 from plugin.programme import tiers as tier_rules
-from plugin.services import shops, tier_corrections, tiers
+from plugin.services import lot_reads, shops, tier_corrections, tiers
 from plugin.services.milestones import rules as milestone_rules
 
 
@@ -81,18 +81,19 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     # The members' paid orders, read once for tiers, tier corrections and milestones alike (three reads before):
     # each lot is fetched and decoded once.
     orders = session.execute(
-        select(*tiers.ORDER_FACT_COLUMNS, *tier_corrections.STORED_TIER_COLUMNS).where(
+        select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *tier_corrections.STORED_TIER_COLUMNS).where(
             Order.shop_id == shop.id, Order.member_id.in_(member_ids), Order.paid_at.is_not(None)
         )
     ).all()
     bought = tiers.purchases_of(session, shop.id, member_ids) if current is not None else []
     refunds = tiers.refunds_of(session, shop.id, [o.order_id for o in orders] + [p.order_id for p in bought])
+    lots = lot_reads.lots(session, shop.id, orders, refunds)
     if current is not None:
-        facts, terms = tiers.facts_from(session, shop.id, orders, bought, refunds)
+        facts, terms = tiers.facts_from(session, shop.id, orders, bought, refunds, lots)
         held_rewards = tiers.held_rewards(session, shop.id, member_ids)
         stored = tier_corrections.stored_from(orders, current.version)
     if with_milestones:
-        histories = milestone_rules.histories_from(orders, refunds, shops.zone(shop))
+        histories = milestone_rules.histories_from(orders, refunds, shops.zone(shop), lots)
         holdings = _holdings(session, shop.id, member_ids)
     return MemberFacts(members, facts, terms, held_rewards, stored, histories, holdings)
 

@@ -26,7 +26,7 @@ from plugin.programme import events
 from plugin.programme import tiers as tier_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
-from plugin.services import outbox
+from plugin.services import lot_reads, outbox
 from plugin.services.shops import zone
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def facts_for(
     session: Session, shop_id: int, member_ids: list[int] | None = None
 ) -> tuple[dict[int, list[tier_rules.OrderFact]], dict[int, list[tier_rules.PaidTerm]]]:
     """Every member's order facts and paid terms, as tiers read them (member_ids None: the whole shop)."""
-    query = select(*ORDER_FACT_COLUMNS).where(
+    query = select(*ORDER_FACT_COLUMNS, *lot_reads.columns(session)).where(
         Order.shop_id == shop_id, Order.member_id.is_not(None), Order.paid_at.is_not(None), Order.lot.is_not(None)
     )
     if member_ids is not None:
@@ -163,11 +163,12 @@ def facts_for(
     rows = session.execute(query).all()
     bought = purchases_of(session, shop_id, member_ids)
     refunds = _refunds(session, shop_id, [r.order_id for r in rows] + [p.order_id for p in bought])
-    return facts_from(session, shop_id, rows, bought, refunds)
+    return facts_from(session, shop_id, rows, bought, refunds, lot_reads.lots(session, shop_id, rows, refunds))
 
 
-# The columns of an order that facts_from reads: member_facts reads them once for tiers and milestones alike.
-ORDER_FACT_COLUMNS = (Order.order_id, Order.member_id, Order.name, Order.paid_at, Order.lot, Order.cancelled_at)
+# The columns of an order that facts_from reads beside its lot (services/lot_reads.py): member_facts reads them once
+# for tiers and milestones alike.
+ORDER_FACT_COLUMNS = (Order.order_id, Order.member_id, Order.name, Order.paid_at, Order.cancelled_at)
 
 
 def purchases_of(session: Session, shop_id: int, member_ids: list[int] | None) -> list[TierPurchase]:
@@ -183,10 +184,15 @@ def refunds_of(session: Session, shop_id: int, order_ids: list[int]) -> dict[int
 
 
 def facts_from(
-    session: Session, shop_id: int, rows, bought: list[TierPurchase], refunds: dict[int, list[events.RefundFacts]]
+    session: Session,
+    shop_id: int,
+    rows,
+    bought: list[TierPurchase],
+    refunds: dict[int, list[events.RefundFacts]],
+    lots: dict[int, dict[str, Any] | None],
 ) -> tuple[dict[int, list[tier_rules.OrderFact]], dict[int, list[tier_rules.PaidTerm]]]:
-    """facts_for's answer from rows of ORDER_FACT_COLUMNS (those with no lot skipped), purchases and their refunds
-    (covering the rows' orders and the purchases')."""
+    """facts_for's answer from rows of ORDER_FACT_COLUMNS, their lots (lot_reads.lots; an order with none is
+    skipped), purchases and their refunds (covering the rows' orders and the purchases')."""
     cancelled_orders = {}
     if bought:
         cancelled_orders = dict(
@@ -198,8 +204,10 @@ def facts_from(
         )
     facts: dict[int, list[tier_rules.OrderFact]] = defaultdict(list)
     for row in rows:
-        if row.lot is not None:
-            fact = order_fact(row.order_id, row.name, row.paid_at, row.lot, row.cancelled_at, refunds.get(row.order_id))
+        lot_json = lots[row.order_id]
+        if lot_json is not None:
+            refunds_ = refunds.get(row.order_id)
+            fact = order_fact(row.order_id, row.name, row.paid_at, lot_json, row.cancelled_at, refunds_)
             facts[row.member_id].append(fact)
     terms = paid_terms(bought, cancelled_orders, refunds)
     return facts, terms

@@ -48,19 +48,21 @@ def order_histories(session, shop: Shop, member_ids: list[int]) -> dict[int, lis
     for order_id, refund_id, facts in rows:
         quantities = {int(line): int(qty) for line, qty in facts["line_quantities"].items()}
         refunds.setdefault(order_id, []).append(RefundFacts(refund_id, order_id, quantities))
-    return histories_from(orders, refunds, zone)
+    return histories_from(orders, refunds, zone, {o.order_id: o.lot for o in orders})
 
 
-def histories_from(orders, refunds: dict[int, list[RefundFacts]], zone) -> dict[int, list[milestones.OrderSpend]]:
-    """order_histories' answer from rows with order_id, paid_at, lot, cancelled_at and member_id, and their
-    refunds by order id (member_facts reads the rows once for tiers and milestones)."""
+def histories_from(
+    orders, refunds: dict[int, list[RefundFacts]], zone, lots: dict[int, dict[str, Any] | None]
+) -> dict[int, list[milestones.OrderSpend]]:
+    """order_histories' answer from rows with order_id, paid_at, cancelled_at and member_id, their lots by order id
+    (lot_reads.lots) and refunds by order id (member_facts reads the rows once for tiers and milestones)."""
     histories: dict[int, list[milestones.OrderSpend]] = {}
     for o in orders:
         histories.setdefault(o.member_id, []).append(
             milestones.OrderSpend(
                 order_id=o.order_id,
                 year=milestones.local_year(o.paid_at, zone),
-                spend=lot_spend(o.lot, refunds.get(o.order_id, ()), o.cancelled_at is not None),
+                spend=lot_spend(lots[o.order_id], refunds.get(o.order_id, ()), o.cancelled_at is not None),
             )
         )
     return histories
