@@ -12,7 +12,15 @@ from plugin.db import engine_for, transaction
 from plugin.models import Member
 from plugin.programme import milestones
 from plugin.programme.earning import Lot
-from plugin.programme.events import Customer, OrderLine, OrderPaid, OrderRefunded, OrderSnapshot, RefundFacts
+from plugin.programme.events import (
+    Customer,
+    OrderCancelled,
+    OrderLine,
+    OrderPaid,
+    OrderRefunded,
+    OrderSnapshot,
+    RefundFacts,
+)
 from plugin.services import accrual, member_facts, shops, tier_sets, tiers
 from plugin.services.milestones import rules as milestone_rules
 from plugin.services.milestones import settings as milestone_settings
@@ -60,19 +68,23 @@ def _seed(settings) -> None:
         shop = shops.get(session, SHOP)
         tier_sets.save(session, shop, TIERS, "test")
         milestone_settings.save(session, shop, MILESTONES, "test")
+    snapshots = {}
     for k in range(4):
         for customer_id in (501, 502, 503):
             order_id = customer_id * 10 + k
-            snapshot = OrderSnapshot(
+            snapshots[order_id] = OrderSnapshot(
                 order_id=order_id, name=f"#{order_id}", customer=Customer(customer_id), email=None, currency="USD",
                 test=False, taxes_included=False, shipping=Decimal("5.00"),
                 lines=(OrderLine(order_id * 10, 2, Decimal("60.00")), OrderLine(order_id * 10 + 1, 1, Decimal("7.50"))),
             )  # fmt: skip
             with transaction(settings.database_url) as session:
-                accrual.apply(session, shops.get(session, SHOP), OrderPaid(snapshot, paid + timedelta(days=k)))
+                paid_at = paid + timedelta(days=k)
+                accrual.apply(session, shops.get(session, SHOP), OrderPaid(snapshots[order_id], paid_at))
     with transaction(settings.database_url) as session:
         refund = RefundFacts(9001, 5011, {50110: 1}, Decimal("0"))
         accrual.apply(session, shops.get(session, SHOP), OrderRefunded(refund))
+    with transaction(settings.database_url) as session:
+        accrual.apply(session, shops.get(session, SHOP), OrderCancelled(snapshots[5022]))
 
 
 def test_member_facts_read_the_orders_once_and_agree_with_each_rules_own_read(settings, shop):
@@ -102,6 +114,8 @@ def test_member_facts_read_the_orders_once_and_agree_with_each_rules_own_read(se
         assert by_order(facts.histories[member_id]) == by_order(histories[member_id])
     refunded = {h.order_id: h.spend for h in facts.histories[member_ids[0]]}[5011]
     assert refunded == Fraction("37.50")  # 67.50 less one of the two units of the 60.00 line (gross is per line)
+    assert {h.order_id: h.spend for h in facts.histories[member_ids[1]]}[5022] == 0  # cancelled
+    assert {f.order_id: f.spend for f in facts.tier_facts[member_ids[1]]}[5022] == 0
 
 
 def test_a_lots_milestone_spend_from_its_json_is_order_spends():
