@@ -1,4 +1,4 @@
-"""Stored lots as the member rules read them: an unrefunded order's few fields, not its whole lot (decision 0052)."""
+"""Stored lots as the member rules read them: an unrefunded order's few fields, not its whole lot (decision 0053)."""
 
 from __future__ import annotations
 
