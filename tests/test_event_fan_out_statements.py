@@ -1,4 +1,4 @@
-"""Fan-out and the claim's lease are set-based: statements per batch of events, not per event (decision 0053)."""
+"""Fan-out and the claim's lease are set-based: statements per batch of events, not per event (decision 0054)."""
 
 from __future__ import annotations
 

@@ -132,7 +132,7 @@ def make_deliveries(session: Session, events, now: datetime) -> None:
     """Make each event's deliveries to the active endpoints that want it, in the caller's transaction; mark it.
 
     `events` have shop_id, id, member_id, event_type and created_at (rows or OutboxEvent objects). Set-based
-    (decision 0053): one INSERT of every delivery, one UPDATE marking the events per shop, whatever their number.
+    (decision 0054): one INSERT of every delivery, one UPDATE marking the events per shop, whatever their number.
     """
     shop_ids = sorted({event.shop_id for event in events})
     active: dict[int, list[EventEndpoint]] = {shop_id: [] for shop_id in shop_ids}

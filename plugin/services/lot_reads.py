@@ -1,4 +1,4 @@
-"""Stored lots as the member rules read them: an unrefunded order's few fields, not its whole lot (decision 0053)."""
+"""Stored lots as the member rules read them: an unrefunded order's few fields, not its whole lot (decision 0054)."""
 
 from __future__ import annotations
 
