@@ -41,11 +41,15 @@ def execute(client: Redis, *args: bytes | str | int) -> Any:
     handing it out; decision 0046 says when the two differ). Any other failure (a timeout, an error reply) is
     raised unchanged; an error reply leaves the connection usable, so it is kept.
     """
+    return execute_packed(client, pack(args))
+
+
+def execute_packed(client: Redis, packed: bytes) -> Any:
+    """`execute` of a command already packed (by `pack`): a caller that sends the same command often packs it once."""
     pool = client.connection_pool
     kept = _KEPT.get(pool)
     if kept is None:
         kept = _KEPT.setdefault(pool, [])
-    packed = pack(args)
     try:
         connection = kept.pop()
     except IndexError:

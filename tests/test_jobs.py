@@ -12,7 +12,7 @@ from rq import SimpleWorker
 from rq.utils import import_attribute
 from sqlalchemy import create_engine, func, select
 
-from plugin import inbox, jobs, ledger
+from plugin import direct_redis, inbox, jobs, ledger
 from plugin.db import engine_for, transaction
 from plugin.jobs import dispatch, tasks
 from plugin.models import Delivery, Redemption, Shop
@@ -158,3 +158,18 @@ def test_with_redis_a_claimed_job_is_queued_once_until_it_starts(queued):
 
     dispatch.clear_claim(queued, "balances")  # what the job does when it starts
     assert dispatch.dispatch(queued, tasks.PUSH_BALANCES, claim="balances", claim_seconds=60) == dispatch.QUEUED
+
+
+def test_the_inbox_signal_packs_its_claim_once_per_process_and_sends_one_command(queued, monkeypatch):
+    """The ack path's signal: one Redis command per delivery, its bytes packed once, not per delivery."""
+    dispatch._claim_command.cache_clear()
+    packed, sent = [], []
+    pack, execute_packed = direct_redis.pack, direct_redis.execute_packed
+    monkeypatch.setattr(direct_redis, "pack", lambda args: packed.append(args) or pack(args))
+    monkeypatch.setattr(direct_redis, "execute_packed", lambda c, p: sent.append(p) or execute_packed(c, p))
+    outcomes = [dispatch.dispatch(queued, tasks.DRAIN_INBOX, claim="inbox", claim_seconds=10) for _ in range(5)]
+    assert outcomes == [dispatch.QUEUED] + [dispatch.WAITING] * 4
+    assert len(packed) == 1
+    key = dispatch.claim_key(queued, "inbox").encode()
+    command = b"*6\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n$2\r\nNX\r\n$2\r\nEX\r\n$2\r\n10\r\n" % (len(key), key)
+    assert sent == [command] * 5

@@ -67,8 +67,8 @@ def dispatch(settings: Settings, job: Job, *args: Any, claim: str | None = None,
         return RAN
     try:
         # The claim through plugin.direct_redis: the webhook's ack path signals once per delivery.
-        if claim is not None and not direct_redis.execute(
-            redis_client(settings.redis_url), "SET", claim_key(settings, claim), b"1", "NX", "EX", claim_seconds
+        if claim is not None and not direct_redis.execute_packed(
+            redis_client(settings.redis_url), _claim_command(settings.queue_name, claim, claim_seconds)
         ):
             return WAITING
         queue_for(settings, job).enqueue(
@@ -94,4 +94,14 @@ def hold(settings: Settings, claim: str, seconds: int) -> None:
 
 
 def claim_key(settings: Settings, claim: str) -> str:
-    return f"loyalty:{settings.queue_name}:{claim}-signal"
+    return _claim_key(settings.queue_name, claim)
+
+
+def _claim_key(queue_name: str, claim: str) -> str:
+    return f"loyalty:{queue_name}:{claim}-signal"
+
+
+@lru_cache(maxsize=64)
+def _claim_command(queue_name: str, claim: str, seconds: int) -> bytes:
+    """The claim's `SET key 1 NX EX seconds`, packed once: the inbox signal sends the same one for every delivery."""
+    return direct_redis.pack(("SET", _claim_key(queue_name, claim), b"1", "NX", "EX", seconds))
