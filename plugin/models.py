@@ -329,7 +329,15 @@ class Delivery(Base):
             postgresql_where=text("status = 'received'"),
             sqlite_where=text("status = 'received'"),
         ),
-        Index(None, "status", "id"),
+        # The parked lists (support API per shop, CLI), in id order: a delivery stored waiting never enters it
+        # (decision 0052).
+        Index(
+            "ix_deliveries_parked",
+            "shop_domain",
+            "id",
+            postgresql_where=text("status = 'parked'"),
+            sqlite_where=text("status = 'parked'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

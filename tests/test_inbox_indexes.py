@@ -1,0 +1,84 @@
+"""The inbox's indexes: what each stored delivery costs to index, and the parked lists still read only parked rows.
+
+Every index a delivery enters is written by the ack path's INSERT (and again by the drain's status change), so a
+delivery stored waiting enters only the three that are not partial; the two partial ones hold the waiting and the
+parked deliveries (decision 0052). Checked on the live schema, and on the plans of the queries that read them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.dialects import postgresql
+
+from plugin.db import engine_for
+from plugin.models import Delivery
+from tests.conftest import SHOP
+
+PROCESSED, PARKED = 20_000, 40  # a long-running shop's inbox: nearly all processed, a few parked
+
+
+@pytest.fixture
+def engine(settings):
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the catalogue and the plans are PostgreSQL's")
+    return engine_for(settings.database_url)
+
+
+def test_a_delivery_stored_waiting_enters_only_the_three_full_indexes(engine):
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT c.relname, pg_get_expr(i.indpred, i.indrelid) FROM pg_index i"
+                " JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'deliveries'::regclass"
+            )
+        ).all()
+    full = {name for name, predicate in rows if predicate is None}
+    partial = {name: predicate for name, predicate in rows if predicate is not None}
+    assert full == {"pk_deliveries", "uq_deliveries_shop_domain_webhook_id", "ix_deliveries_shop_domain_customer_id"}
+    assert partial == {
+        "ix_deliveries_waiting": "((status)::text = 'received'::text)",
+        "ix_deliveries_parked": "((status)::text = 'parked'::text)",
+    }
+
+
+def _plan(connection, query) -> dict:
+    sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    return connection.execute(text("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)).scalar()[0]["Plan"]
+
+
+def _work(node: dict) -> int:
+    """Rows every node produced or filtered out, times its loops, and the buffers the statement read."""
+    loops = node.get("Actual Loops", 1)
+    here = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * loops
+    return here + sum(_work(child) for child in node.get("Plans", []))
+
+
+def _indexes(node: dict) -> set[str]:
+    return {node["Index Name"]} if "Index Name" in node else set().union(*map(_indexes, node.get("Plans", [])))
+
+
+@pytest.mark.parametrize("per_shop", [False, True], ids=["every shop (CLI)", "one shop (support API)"])
+def test_the_parked_lists_read_the_parked_deliveries_only(engine, per_shop):
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO deliveries (platform, shop_domain, topic, webhook_id, body, received_at, status, attempts)"
+                " SELECT 'shopify', CASE WHEN g % 2 = 0 THEN :shop ELSE 'other.myshopify.com' END, 'orders/paid',"
+                " 'indexes-' || g, '\\x7b7d', now(), CASE WHEN g % (:processed / :parked) = 0 THEN 'parked'"
+                " ELSE 'processed' END, 1 FROM generate_series(1, :processed) g"
+            ),
+            {"shop": SHOP, "processed": PROCESSED, "parked": PARKED},
+        )
+    # The queries of plugin.inbox.parked and plugin.services.support.parked, with their limits.
+    query = select(Delivery).where(Delivery.status == "parked").order_by(Delivery.id).limit(100)
+    if per_shop:
+        query = query.where(Delivery.shop_domain == SHOP).limit(200)
+    with engine.connect() as connection:  # never analyzed (autovacuum is off): the planner's defaults
+        plan = _plan(connection, query)
+        found = connection.execute(query).all()
+    assert len(found) == PARKED
+    assert _indexes(plan) == {"ix_deliveries_parked"}, json.dumps(plan)
+    assert _work(plan) <= 4 * PARKED, json.dumps(plan)
