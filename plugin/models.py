@@ -330,7 +330,7 @@ class Delivery(Base):
             sqlite_where=text("status = 'received'"),
         ),
         # The parked lists (support API per shop, CLI), in id order: a delivery stored waiting never enters it
-        # (decision 0052).
+        # (decision 0056).
         Index(
             "ix_deliveries_parked",
             "shop_domain",

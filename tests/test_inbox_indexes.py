@@ -2,7 +2,7 @@
 
 Every index a delivery enters is written by the ack path's INSERT (and again by the drain's status change), so a
 delivery stored waiting enters only the three that are not partial; the two partial ones hold the waiting and the
-parked deliveries (decision 0052). Checked on the live schema, and on the plans of the queries that read them.
+parked deliveries (decision 0056). Checked on the live schema, and on the plans of the queries that read them.
 """
 
 from __future__ import annotations

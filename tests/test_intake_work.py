@@ -15,7 +15,7 @@ from tests.conftest import signed_headers
 
 # Counted here (Flask 3.1, Werkzeug 3.1, PostgreSQL, the signal's claim already held): 839 calls per delivery when
 # each header was read through request.headers, the answer written by jsonify and the claim's SET packed per
-# delivery; 736 without them (decision 0053). The bound leaves room for small changes in the libraries, not for
+# delivery; 736 without them (decision 0055). The bound leaves room for small changes in the libraries, not for
 # that work to come back.
 MAX_CALLS_PER_DELIVERY = 780
 

@@ -1,4 +1,4 @@
-"""deliveries: the (status, id) index replaced by a partial index of the parked ones (decision 0052)
+"""deliveries: the (status, id) index replaced by a partial index of the parked ones (decision 0056)
 
 Revision ID: 0034
 Revises: 0033
