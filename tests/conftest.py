@@ -25,6 +25,7 @@ from plugin.config import DEFAULT_API_VERSION, Settings, normalise_database_url
 from plugin.db import engine_for, transaction
 from plugin.platforms.shopify.adapter import webhook_signature
 from plugin.services import shops
+from storefront_widget import widget_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "shopify"
@@ -180,6 +181,15 @@ def queued(settings):
     name = f"loyalty-test-{RUN_ID}-{uuid.uuid4().hex[:8]}"
     yield dataclasses.replace(settings, redis_url=TEST_REDIS_URL, queue_name=name, inbox_batch_size=25)
     forget_redis_keys(redis, name)
+
+
+@pytest.fixture
+def cached(queued, shop):
+    """A test client whose widget reads go through the cache (PostgreSQL and a real Redis), and its settings."""
+    if engine_for(queued.database_url).dialect.name != "postgresql":
+        pytest.skip("the widget cache needs PostgreSQL's triggers to find its writers; SQLite computes every read")
+    widget_sql.shop_ids.clear()  # every test database numbers its shops from 1
+    return create_app(queued, TESTING=True).test_client(), queued
 
 
 # RQ's lists and sorted sets of job ids, one of each per queue (rq:queue:<name>, rq:finished:<name>, ...).

@@ -26,15 +26,6 @@ from tests.test_storefront_proxy import get, give, post, signed
 REDIS = Redis.from_url(TEST_REDIS_URL)
 
 
-@pytest.fixture
-def cached(queued, shop):
-    """A test client whose widget reads go through the cache (PostgreSQL and a real Redis)."""
-    if engine_for(queued.database_url).dialect.name != "postgresql":
-        pytest.skip("the widget cache needs PostgreSQL's triggers to find its writers; SQLite computes every read")
-    widget_sql.shop_ids.clear()  # every test database numbers its shops from 1
-    return create_app(queued, TESTING=True).test_client(), queued
-
-
 def balance_of(client, customer_id: int) -> int:
     response = get(client, "widget", signed(customer_id))
     assert response.status_code == 200, response.get_data(as_text=True)

@@ -9,19 +9,9 @@ from flask import Response
 from werkzeug.test import Client
 
 from plugin import create_app, direct_redis
-from plugin.db import engine_for
-from storefront_widget import widget_hits, widget_sql
+from storefront_widget import widget_hits
 from tests.test_storefront_proxy import get, give, signed
 from tests.test_widget_cache import balance_of, cached_twice, served_from_cache
-
-
-@pytest.fixture
-def cached(queued, shop):
-    """As tests/test_widget_cache.py's: a test client whose widget reads go through the cache (PostgreSQL, Redis)."""
-    if engine_for(queued.database_url).dialect.name != "postgresql":
-        pytest.skip("the widget cache needs PostgreSQL's triggers to find its writers; SQLite computes every read")
-    widget_sql.shop_ids.clear()  # every test database numbers its shops from 1
-    return create_app(queued, TESTING=True).test_client(), queued
 
 
 @pytest.fixture

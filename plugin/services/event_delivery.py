@@ -162,13 +162,7 @@ def make_deliveries(session: Session, events, now: datetime) -> None:
         session.execute(
             insert_for(session)(EventDelivery).values(rows).on_conflict_do_nothing(index_elements=DELIVERY_CONFLICT)
         )
-    for shop_id, ids in _by_shop((event.shop_id, event.id) for event in events).items():
-        session.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.shop_id == shop_id, OutboxEvent.id.in_(sorted(ids)))
-            .values(fanned_out_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    _update_per_shop(session, OutboxEvent, ((event.shop_id, event.id) for event in events), fanned_out_at=now)
 
 
 @dataclass(frozen=True)
@@ -275,6 +269,17 @@ def _by_shop(pairs) -> dict[int, set]:
     return grouped
 
 
+def _update_per_shop(session: Session, model, pairs, **values) -> None:
+    """Set `values` on the rows named by (shop_id, id) pairs: one UPDATE per shop, each naming its shop (Citus)."""
+    for shop_id, ids in _by_shop(pairs).items():
+        session.execute(
+            update(model)
+            .where(model.shop_id == shop_id, model.id.in_(sorted(ids)))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
 def _choose(session: Session, now: datetime, limit: int) -> list:
     """The claimable rows no unfanned earlier event of their member holds."""
     heads = session.execute(claimable(now, limit)).all()
@@ -349,13 +354,9 @@ def _claim(database_url: str, now: datetime, limit: int) -> list[_Claimed] | Non
 def _lease(session: Session, claimed: list[_Claimed], until: datetime) -> None:
     """Move the claimed deliveries' next attempt past the send: one UPDATE per shop, not one per row (a flush
     of the changed objects sent one UPDATE per delivery)."""
-    for shop_id, ids in _by_shop((item.shop_id, item.delivery_id) for item in claimed).items():
-        session.execute(
-            update(EventDelivery)
-            .where(EventDelivery.shop_id == shop_id, EventDelivery.id.in_(sorted(ids)))
-            .values(next_attempt_at=until)
-            .execution_options(synchronize_session=False)
-        )
+    _update_per_shop(
+        session, EventDelivery, ((item.shop_id, item.delivery_id) for item in claimed), next_attempt_at=until
+    )
 
 
 @dataclass(frozen=True)
