@@ -37,7 +37,6 @@ class WidgetHits:
 
     def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]):
         self.app = app
-        self.settings = app.extensions["loyalty"]
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -55,6 +54,7 @@ class WidgetHits:
         """The stored answer for this request if it may be sent as it is; else None, after noting the lookup."""
         if not flask_runs_nothing_around_the_widget(self.app):
             return None
+        settings = self.app.extensions["loyalty"]  # read per request, as the view reads current_app's: never stale
         # As werkzeug's Request.args: the query string as latin-1 bytes, decoded as UTF-8, blanks kept, and bytes
         # that are not UTF-8 left percent-encoded. Repeated keys are refused by verify_proxy, so the pairs are the
         # ones request.args.items(multi=True) gives the view.
@@ -64,10 +64,10 @@ class WidgetHits:
             return None  # Flask answers it as it answers it
         params = parse_qsl(query, keep_blank_values=True, errors="werkzeug.url_quote")
         try:
-            caller = shopify.verify_proxy(params, self.settings.webhook_secrets, time.time())
+            caller = shopify.verify_proxy(params, settings.webhook_secrets, time.time())
         except shopify.ProxyAuthError:
             return None  # the view refuses it with the reason
-        looked = widget_cache.look_up(self.settings, caller.shop_domain, caller.customer_id)
+        looked = widget_cache.look_up(settings, caller.shop_domain, caller.customer_id)
         body = widget_cache.cached_body(looked)
         if body is None:
             environ[LOOKED_UP] = (caller.shop_domain, caller.customer_id, looked)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import urlencode
 
 import pytest
@@ -106,6 +107,18 @@ def test_a_stale_signature_with_a_valid_hmac_is_refused(flask_calls):
     assert response.status_code == 401, response.get_data(as_text=True)
     assert response.get_json()["error"]["code"] == "invalid_signature"
     assert calls[-1] == "/proxy/widget"
+
+
+def test_a_secret_replaced_in_the_apps_settings_is_the_one_checked(flask_calls):
+    client, settings, calls = flask_calls
+    give(settings, 7001, 1000)
+    cached_twice(client, 7001)
+    client.application.extensions["loyalty"] = dataclasses.replace(settings, shopify_api_secret="rotated-secret")
+    calls.clear()
+    response = get(client, "widget", signed(7001))  # signed with the secret the app no longer holds
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert calls == ["/proxy/widget"]  # refused by Flask, not served from the cache with the old secret
+    assert get(client, "widget", signed(7001, secret="rotated-secret")).status_code == 200
 
 
 def test_a_hook_the_app_adds_is_never_skipped(cached):
