@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -61,13 +62,26 @@ def _advocate_shares(base_url: str, viewport: dict) -> str:
         return "/" + link.split("/", 3)[3]
 
 
+def _referral_cookie(page) -> dict:
+    """The loyalty_referral cookie the widget set. Chromium's renderer hands a document.cookie write to the browser's
+    cookie store asynchronously, so the store read over the DevTools protocol can briefly lag the page: poll it."""
+    page.wait_for_function("document.cookie.includes('loyalty_referral=')")  # the page has written it
+    deadline = time.monotonic() + 10
+    while True:
+        found = [c for c in page.context.cookies() if c["name"] == "loyalty_referral"]
+        if found or time.monotonic() > deadline:
+            assert found, "the page wrote loyalty_referral but the browser's cookie store never held it"
+            return found[0]
+        time.sleep(0.05)
+
+
 def _friend_follows(base_url: str, fake_url: str, path: str, viewport: dict) -> None:
     """A visitor opens the link: the plain storefront, a cookie, a cart attribute, and their first-order code."""
     with chromium_page(viewport=viewport) as page:
         page.goto(f"{base_url}/demo/storefront?customer=")  # a visitor, not signed in
         page.goto(f"{base_url}/demo{path}")
         page.wait_for_url(re.compile(r"/demo/storefront$"))  # the token is taken out of the address
-        cookie = next(c for c in page.context.cookies() if c["name"] == "loyalty_referral")
+        cookie = _referral_cookie(page)
         assert re.fullmatch(r"[0-9a-f]{24}\.[0-9a-f]{24}", cookie["value"])
         page.wait_for_function("fetch('/cart.js').then(r => r.json()).then(c => !!c.attributes._loyalty_referral)")
         cart = page.evaluate("fetch('/cart.js').then(r => r.json())")
