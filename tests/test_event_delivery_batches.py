@@ -46,14 +46,16 @@ def record(settings, shop, members: list[int]) -> None:
 
 
 class Statements:
-    """Counts the statements sent to the database that start with `prefix` (case-insensitive)."""
+    """Counts the statements sent to the database that start with `prefix` (case-insensitive); with
+    `per_parameter_set`, an executemany counts once per parameter set, as the server runs each as a statement."""
 
-    def __init__(self, database_url: str, prefix: str):
+    def __init__(self, database_url: str, prefix: str = "", per_parameter_set: bool = False):
         self.engine, self.prefix, self.count = engine_for(database_url), prefix.lower(), 0
+        self.per_parameter_set = per_parameter_set
 
-    def __call__(self, _conn, _cursor, statement, *_args):
+    def __call__(self, _conn, _cursor, statement, parameters, _context, executemany):
         if statement.lstrip().lower().startswith(self.prefix):
-            self.count += 1
+            self.count += len(parameters) if executemany and self.per_parameter_set else 1
 
     def __enter__(self):
         event.listen(self.engine, "before_cursor_execute", self)

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import responses
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
-from plugin.db import engine_for, transaction
+from plugin.db import transaction
 from plugin.models import EventDelivery, OutboxEvent
 from plugin.services import event_delivery, event_endpoints
-from tests.test_event_delivery_batches import URL, public, record, register
+from tests.test_event_delivery_batches import URL, Statements, public, record, register
 
 
-class Executions:
-    """Statements the server runs, an executemany counted once per parameter set (each is a statement there)."""
-
-    def __init__(self, database_url: str, prefix: str = ""):
-        self.engine, self.prefix, self.count = engine_for(database_url), prefix.lower(), 0
-
-    def __call__(self, _conn, _cursor, statement, parameters, _context, executemany):
-        if statement.lstrip().lower().startswith(self.prefix):
-            self.count += len(parameters) if executemany else 1
-
-    def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self)
-        return self
-
-    def __exit__(self, *exc):
-        event.remove(self.engine, "before_cursor_execute", self)
+def server_statements(database_url: str, prefix: str = "") -> Statements:
+    """Statements the server runs: an executemany counts once per parameter set."""
+    return Statements(database_url, prefix, per_parameter_set=True)
 
 
 def test_fan_out_runs_a_few_statements_whatever_the_number_of_events(settings, shop):
@@ -35,7 +22,8 @@ def test_fan_out_runs_a_few_statements_whatever_the_number_of_events(settings, s
         other = "https://hooks.example.com/other"
         event_endpoints.register(session, shop, other, settings.encryption_keys, resolver=public)
     record(settings, shop, list(range(1, 301)))  # 300 events, one chunk
-    with Executions(settings.database_url) as statements, Executions(settings.database_url, "update") as updates:
+    url = settings.database_url
+    with server_statements(url) as statements, server_statements(url, "update") as updates:
         assert event_delivery.fan_out(settings.database_url) == 300
     assert updates.count == 1  # one UPDATE marks the 300 events
     if settings.database_url.startswith("postgresql"):  # SQLite pages a long multi-row INSERT
@@ -53,7 +41,7 @@ def test_a_claims_lease_is_one_update_not_one_per_delivery(settings, shop):
     register(settings, shop)
     record(settings, shop, list(range(1, 121)))  # 120 members: one batch
     responses.post(URL, status=200)
-    with Executions(settings.database_url, "update event_deliveries") as updates:
+    with server_statements(settings.database_url, "update event_deliveries") as updates:
         counts = event_delivery.deliver(settings, resolver=public)
     assert counts == {"delivered": 120} and len(responses.calls) == 120
     assert updates.count <= 4  # the lease, then one settle per 50 successes
