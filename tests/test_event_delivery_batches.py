@@ -16,6 +16,7 @@ from plugin.jobs import dispatch, tasks
 from plugin.models import EventDelivery, EventEndpoint
 from plugin.services import event_delivery, event_endpoints, outbox
 from plugin.worker import LoyaltyWorker
+from tests.conftest import TEST_REDIS_URL
 from tests.http_receiver import LoopbackReceiver
 
 URL = "https://hooks.example.com/loyalty"
@@ -137,7 +138,7 @@ def test_a_run_stops_between_batches_when_asked_to_yield(settings, shop):
 
 
 def test_a_worker_takes_from_the_low_priority_queue_only_after_the_main_one():
-    connection = Redis.from_url("redis://127.0.0.1:6379/15")
+    connection = Redis.from_url(TEST_REDIS_URL)
     assert LoyaltyWorker(["loyalty"], connection=connection).queue_names() == ["loyalty", "loyalty-low"]
     assert LoyaltyWorker(["{q}", "{q}-low"], connection=connection).queue_names() == ["{q}", "{q}-low"]
     given = Queue("loyalty", connection=connection)  # as the rq CLI passes them

@@ -6,6 +6,7 @@ import pytest
 from redis import Redis
 
 from plugin.worker import LoyaltyWorker
+from tests.conftest import TEST_REDIS_URL
 
 
 @pytest.mark.parametrize(("setting", "interval", "ttl"), [(None, 15, 30), ("2", 2, 17), ("0", 1, 16)])
@@ -14,6 +15,6 @@ def test_an_idle_worker_sweeps_about_every_interval(monkeypatch, setting, interv
         monkeypatch.delenv("LOYALTY_SWEEP_INTERVAL_SECONDS", raising=False)
     else:
         monkeypatch.setenv("LOYALTY_SWEEP_INTERVAL_SECONDS", setting)
-    worker = LoyaltyWorker(["loyalty-sweep-interval-test"], connection=Redis.from_url("redis://127.0.0.1:6379/15"))
+    worker = LoyaltyWorker(["loyalty-sweep-interval-test"], connection=Redis.from_url(TEST_REDIS_URL))
     assert worker.maintenance_interval == interval
     assert (worker.worker_ttl, worker.dequeue_timeout) == (ttl, interval)  # RQ sweeps only between dequeues
