@@ -17,19 +17,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import werkzeug.urls  # noqa: F401 registers the "werkzeug.url_quote" codec error handler request.args uses
-from flask import Flask, request_finished, request_started
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask
 
 from plugin.platforms.shopify import adapter as shopify
-from plugin.web.errors import refuse_ids_beyond_bigint
+from plugin.web import before_flask
 from storefront_widget import widget_cache
 
 PATH = "/proxy/widget"
 LOOKED_UP = "loyalty.widget_lookup"  # environ key: (domain, customer id, widget_cache.Lookup) for the view
 CONTENT_TYPE = "application/json"  # what the view's Response(body, mimetype=...) sends, with Content-Length
-# The per-request hooks that may run around the view for Flask to be skipped: this one only looks at view
-# arguments, which /proxy/widget has none of.
-HARMLESS_HOOKS = (refuse_ids_beyond_bigint,)
 
 
 class WidgetHits:
@@ -83,18 +79,5 @@ def looked_up(environ: dict[str, Any], domain: str, customer_id: int | None) -> 
 
 
 def flask_runs_nothing_around_the_widget(app: Flask) -> bool:
-    """Whether Flask, answering /proxy/widget, would run nothing of the app's besides the view: no before, after or
-    teardown hook (app-wide or the storefront blueprint's) but HARMLESS_HOOKS, no URL value preprocessor, no
-    request signal receiver, and the stock cookie session, which the view never touches (so it sets no cookie)."""
-    for hooks in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs,
-                  app.url_value_preprocessors):  # fmt: skip
-        for scope in (None, "storefront"):
-            for hook in hooks.get(scope, ()):
-                if hook not in HARMLESS_HOOKS or hooks is not app.before_request_funcs:
-                    return False
-    return not (
-        app.teardown_appcontext_funcs
-        or request_started.receivers
-        or request_finished.receivers
-        or type(app.session_interface) is not SecureCookieSessionInterface
-    )
+    """Whether Flask, answering /proxy/widget, would run nothing of the app's besides the view."""
+    return before_flask.runs_nothing_around(app, "storefront")
