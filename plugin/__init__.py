@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
     from storefront_widget.referrals import bp as storefront_referrals_bp
     from storefront_widget.widget_hits import WidgetHits
     from webhooks.intake import bp as webhooks_bp
+    from webhooks.intake_acks import IntakeAcks
 
     app.json = json_bodies.BoundedJSONProvider(app)  # request bodies too deep or with a lone surrogate: a 400
     admin.init_app(app)  # the admin API and page, and the support API (each with its OpenAPI document)
@@ -51,9 +52,10 @@ def create_app(settings: Settings | None = None, **flask_config: Any) -> Flask:
 
         app.register_blueprint(demo_bp)
     app.cli.add_command(loyalty)
-    # A current cached widget read is answered before Flask's request handling, which would run none of ours
-    # around it (decision 0053); everything else passes through to Flask.
-    app.wsgi_app = WidgetHits(app, app.wsgi_app)  # type: ignore[method-assign]
+    # A current cached widget read (decision 0053) and a correctly signed webhook delivery (decision 0057) are
+    # answered before Flask's request handling, which would run none of ours around them; everything else passes
+    # through to Flask.
+    app.wsgi_app = WidgetHits(app, IntakeAcks(app, app.wsgi_app))  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
