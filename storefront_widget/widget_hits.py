@@ -12,7 +12,6 @@ that registered any per-request hook, signal receiver or session use this path w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,28 +24,14 @@ from storefront_widget import widget_cache
 
 PATH = "/proxy/widget"
 LOOKED_UP = "loyalty.widget_lookup"  # environ key: (domain, customer id, widget_cache.Lookup) for the view
-CONTENT_TYPE = "application/json"  # what the view's Response(body, mimetype=...) sends, with Content-Length
 
 
-class WidgetHits:
+class WidgetHits(before_flask.AnsweredBeforeFlask):
     """WSGI middleware in front of Flask's own `wsgi_app` (create_app installs it)."""
 
-    def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]):
-        self.app = app
-        self.wsgi_app = wsgi_app
+    path, method = PATH, "GET"
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "GET":
-            try:
-                body = self.hit(environ)
-            except Exception:  # Flask runs the same code next, and answers (and logs) its error as for any view
-                body = None
-            if body is not None:
-                start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
-                return [body]
-        return self.wsgi_app(environ, start_response)
-
-    def hit(self, environ: dict[str, Any]) -> bytes | None:
+    def answer(self, environ: dict[str, Any]) -> bytes | None:
         """The stored answer for this request if it may be sent as it is; else None, after noting the lookup."""
         if not flask_runs_nothing_around_the_widget(self.app):
             return None

@@ -329,3 +329,16 @@ def fake_shop_api(settings):
         url = f"https://fake-shop.test/admin/api/{DEFAULT_API_VERSION}/graphql.json"
         mock.add_callback(responses.POST, url, callback=forward)
         yield dataclasses.replace(settings, shopify_api_base_url="https://fake-shop.test"), state
+
+
+def flask_calls_behind(layer: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the requests that reach Flask's own wsgi_app behind a WSGI layer answering before Flask."""
+    calls: list[str] = []
+    flask_wsgi_app = layer.wsgi_app
+
+    def counted(environ, start_response):
+        calls.append(environ["PATH_INFO"])
+        return flask_wsgi_app(environ, start_response)
+
+    monkeypatch.setattr(layer, "wsgi_app", counted)
+    return calls

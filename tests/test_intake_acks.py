@@ -13,7 +13,7 @@ from werkzeug.test import Client
 
 from plugin import create_app, inbox
 from tests import builders
-from tests.conftest import deliver, signed_headers
+from tests.conftest import deliver, flask_calls_behind, signed_headers
 from tests.test_intake import _deliveries
 from webhooks import intake_acks
 
@@ -31,16 +31,7 @@ def acks_of(app: Flask) -> intake_acks.IntakeAcks:
 @pytest.fixture
 def flask_calls(client, monkeypatch):
     """The paths of the requests that reached Flask's own wsgi_app."""
-    acks = acks_of(client.application)
-    calls: list[str] = []
-    flask_wsgi_app = acks.wsgi_app
-
-    def counted(environ, start_response):
-        calls.append(environ["PATH_INFO"])
-        return flask_wsgi_app(environ, start_response)
-
-    monkeypatch.setattr(acks, "wsgi_app", counted)
-    return calls
+    return flask_calls_behind(acks_of(client.application), monkeypatch)
 
 
 @pytest.fixture
@@ -140,15 +131,14 @@ def test_a_chunked_body_goes_to_the_view(client, settings, shop, flask_calls):
     assert _deliveries(settings) == []
 
 
-def test_a_body_shorter_than_declared_is_answered_as_the_view_answers_it(client, through_flask, settings, shop):
+def test_a_body_shorter_than_declared_is_answered_as_the_view_answers_it(
+    client, through_flask, settings, shop, monkeypatch
+):
     body = order_body()
     short = {"CONTENT_LENGTH": str(len(body) + 10)}  # the client went away before sending it all
     by_view = through_flask.post(PATH, data=body, headers=signed_headers(body, "orders/paid"), environ_overrides=short)
     assert by_view.status_code == 400  # werkzeug's ClientDisconnected
-    calls = []
-    acks = acks_of(client.application)
-    view = acks.wsgi_app
-    acks.wsgi_app = lambda environ, start: calls.append(environ["PATH_INFO"]) or view(environ, start)
+    calls = flask_calls_behind(acks_of(client.application), monkeypatch)
     by_layer = client.post(PATH, data=body, headers=signed_headers(body, "orders/paid"), environ_overrides=short)
     assert (by_layer.status_code, by_layer.get_data()) == (by_view.status_code, by_view.get_data())
     assert calls == [PATH]

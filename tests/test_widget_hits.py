@@ -11,6 +11,7 @@ from werkzeug.test import Client
 
 from plugin import create_app, direct_redis
 from storefront_widget import widget_hits
+from tests.conftest import flask_calls_behind
 from tests.test_storefront_proxy import get, give, signed
 from tests.test_widget_cache import balance_of, cached_twice, served_from_cache
 
@@ -21,14 +22,7 @@ def flask_calls(cached, monkeypatch):
     client, settings = cached
     hits = client.application.wsgi_app
     assert isinstance(hits, widget_hits.WidgetHits)
-    calls: list[str] = []
-    flask_wsgi_app = hits.wsgi_app
-
-    def counted(environ, start_response):
-        calls.append(environ["PATH_INFO"])
-        return flask_wsgi_app(environ, start_response)
-
-    monkeypatch.setattr(hits, "wsgi_app", counted)
+    calls = flask_calls_behind(hits, monkeypatch)
     return client, settings, calls
 
 

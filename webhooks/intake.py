@@ -42,7 +42,7 @@ def shopify_webhook() -> Response:
         return json_error(
             503, "inbox_unavailable", "the delivery could not be stored; retry later", headers={"Retry-After": "30"}
         )
-    return Response(answer, mimetype=CONTENT_TYPE)
+    return Response(answer, mimetype="application/json")
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,6 @@ def store(settings: Settings, incoming: inbox.IncomingDelivery) -> bytes | None:
 # The two answers, as jsonify wrote them (sorted keys, compact, a newline), written without its JSON provider.
 ACCEPTED = b'{"delivery_id":%d,"status":"accepted"}\n'
 DUPLICATE = b'{"status":"duplicate"}\n'
-CONTENT_TYPE = "application/json"  # Response(answer, mimetype=...) sends it, with Content-Length
 INBOX_UNAVAILABLE = "loyalty.inbox_unavailable"  # environ key: the WSGI layer's store failed for this request
 
 

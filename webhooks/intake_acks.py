@@ -14,10 +14,7 @@ has not committed: `intake.store` returns an answer only after the INSERT's comm
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
 from typing import Any
-
-from flask import Flask
 
 from plugin.config import MAX_WEBHOOK_BYTES
 from plugin.web import before_flask
@@ -26,25 +23,12 @@ from webhooks import intake
 PATH = "/webhooks/shopify"
 
 
-class IntakeAcks:
+class IntakeAcks(before_flask.AnsweredBeforeFlask):
     """WSGI middleware in front of Flask's own `wsgi_app` (create_app installs it)."""
 
-    def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]):
-        self.app = app
-        self.wsgi_app = wsgi_app
+    path, method = PATH, "POST"
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "POST":
-            try:
-                answer = self.ack(environ)
-            except Exception:  # Flask runs the same code next, and answers (and logs) its error as for any view
-                answer = None
-            if answer is not None:
-                start_response("200 OK", [("Content-Type", intake.CONTENT_TYPE), ("Content-Length", str(len(answer)))])
-                return [answer]
-        return self.wsgi_app(environ, start_response)
-
-    def ack(self, environ: dict[str, Any]) -> bytes | None:
+    def answer(self, environ: dict[str, Any]) -> bytes | None:
         """The 200 answer's body once this request's delivery is committed; else None, for Flask to answer."""
         if not before_flask.runs_nothing_around(self.app, intake.bp.name):
             return None

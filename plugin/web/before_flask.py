@@ -1,6 +1,9 @@
-"""Whether Flask would run anything of the app's around a view: when not, a WSGI layer may answer in its place."""
+"""Answers before Flask: a WSGI layer that sends a view's JSON answer itself, when Flask would run nothing else."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, request_finished, request_started
 from flask.sessions import SecureCookieSessionInterface
@@ -10,6 +13,7 @@ from plugin.web.errors import refuse_ids_beyond_bigint
 # The per-request hooks that may run around a view for Flask to be skipped: this one only looks at view
 # arguments, which the paths answered before Flask (/proxy/widget, /webhooks/shopify) have none of.
 HARMLESS_HOOKS = (refuse_ids_beyond_bigint,)
+CONTENT_TYPE = "application/json"  # what the views' Response(body, mimetype=...) sends, with Content-Length
 
 
 def runs_nothing_around(app: Flask, blueprint: str) -> bool:
@@ -28,3 +32,31 @@ def runs_nothing_around(app: Flask, blueprint: str) -> bool:
         or request_finished.receivers
         or type(app.session_interface) is not SecureCookieSessionInterface
     )
+
+
+class AnsweredBeforeFlask:
+    """WSGI middleware in front of Flask's own `wsgi_app`: a `method` request for `path` that `answer` can answer
+    is sent its bytes as the view sends them (`Response(body, mimetype="application/json")`: 200, the media type,
+    Content-Length); every other request, and any error in `answer`, is Flask's."""
+
+    path: str
+    method: str
+
+    def __init__(self, app: Flask, wsgi_app: Callable[..., Iterable[bytes]]):
+        self.app = app
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == self.path and environ.get("REQUEST_METHOD") == self.method:
+            try:
+                body = self.answer(environ)
+            except Exception:  # Flask runs the same code next, and answers (and logs) its error as for any view
+                body = None
+            if body is not None:
+                start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
+                return [body]
+        return self.wsgi_app(environ, start_response)
+
+    def answer(self, environ: dict[str, Any]) -> bytes | None:
+        """The view's 200 answer for this request, or None for Flask to answer it."""
+        raise NotImplementedError
