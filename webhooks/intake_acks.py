@@ -52,7 +52,7 @@ def read_body(environ: dict[str, Any]) -> bytes | None:
     Once read, the request's input is replaced by the bytes read, so Flask, if it answers the request after all,
     reads what it would have read: the same bytes, and where a client sent fewer than it declared, the same end."""
     length = environ.get("CONTENT_LENGTH", "")
-    if not length.isdigit() or "HTTP_TRANSFER_ENCODING" in environ:
+    if not (length.isascii() and length.isdigit()) or "HTTP_TRANSFER_ENCODING" in environ:
         return None  # chunked, absent or odd: Werkzeug's rules, in the view
     size = int(length)
     if size > MAX_WEBHOOK_BYTES:
