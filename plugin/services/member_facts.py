@@ -81,9 +81,9 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     # The members' paid orders, read once for tiers, tier corrections and milestones alike (three reads before):
     # each lot is fetched and decoded once.
     orders = session.execute(
-        select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *tier_corrections.STORED_TIER_COLUMNS).where(
-            Order.shop_id == shop.id, Order.member_id.in_(member_ids), Order.paid_at.is_not(None)
-        )
+        select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *tier_corrections.STORED_TIER_COLUMNS)
+        .select_from(lot_reads.orders_from(session))
+        .where(Order.shop_id == shop.id, Order.member_id.in_(member_ids), Order.paid_at.is_not(None))
     ).all()
     bought = tiers.purchases_of(session, shop.id, member_ids) if current is not None else []
     refunds = tiers.refunds_of(session, shop.id, [o.order_id for o in orders] + [p.order_id for p in bought])

@@ -155,8 +155,12 @@ def facts_for(
     session: Session, shop_id: int, member_ids: list[int] | None = None
 ) -> tuple[dict[int, list[tier_rules.OrderFact]], dict[int, list[tier_rules.PaidTerm]]]:
     """Every member's order facts and paid terms, as tiers read them (member_ids None: the whole shop)."""
-    query = select(*ORDER_FACT_COLUMNS, *lot_reads.columns(session)).where(
-        Order.shop_id == shop_id, Order.member_id.is_not(None), Order.paid_at.is_not(None), Order.lot.is_not(None)
+    query = (
+        select(*ORDER_FACT_COLUMNS, *lot_reads.columns(session))
+        .select_from(lot_reads.orders_from(session))
+        .where(
+            Order.shop_id == shop_id, Order.member_id.is_not(None), Order.paid_at.is_not(None), Order.lot.is_not(None)
+        )
     )
     if member_ids is not None:
         query = query.where(Order.member_id.in_(member_ids))
