@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+import pytest
 from sqlalchemy import event, select
 
 from plugin.db import engine_for, transaction
@@ -132,3 +135,53 @@ def test_a_lots_milestone_spend_from_its_json_is_order_spends():
             assert milestone_rules.lot_spend(lot_json, refunds, cancelled) == expected
     assert milestone_rules.lot_spend({**lot_json, "reason": "test order"}, [], False) == 0
     assert milestone_rules.lot_spend(None, [], False) == 0
+
+
+class LotPartReads:
+    """Keeps the statements (and their parameters) that read a lot's parts from orders."""
+
+    def __init__(self, database_url: str):
+        self.engine, self.statements = engine_for(database_url), []
+
+    def __call__(self, _conn, _cursor, statement, parameters, *_args):
+        if "lot_lines" in statement and statement.lstrip().lower().startswith("select"):
+            self.statements.append((statement, parameters))
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self)
+
+
+def _outputs(plan: dict) -> list[str]:
+    found = list(plan.get("Output", []))
+    for child in plan.get("Plans", []):
+        found += _outputs(child)
+    return found
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"), reason="the parts are read in PostgreSQL"
+)
+def test_the_parts_reads_decompress_each_lot_once(settings, shop):
+    """A stored lot is compressed: an operator applied to orders.lot itself decompresses it again, so the parts'
+    reads (member facts, and tiers.facts_for for _tiers_when_paid) apply theirs to the lot decompressed once."""
+    _seed(settings)
+    with transaction(settings.database_url) as session:
+        shop_row = shops.get(session, SHOP)
+        member_ids = sorted(session.scalars(select(Member.id).where(Member.shop_id == shop)))
+        with LotPartReads(settings.database_url) as reads:
+            member_facts.read(session, shop_row, member_ids, with_milestones=True)
+            tiers.facts_for(session, shop, member_ids)
+        assert len(reads.statements) == 2
+        for statement, parameters in reads.statements:
+            connection = session.connection()
+            plan = connection.exec_driver_sql(f"EXPLAIN (VERBOSE, FORMAT JSON) {statement}", parameters).scalar()
+            # EXPLAIN shows a node's use of a lower node's computed value in double parentheses.
+            outputs = [o.replace("((orders.lot || '{}'::jsonb))", "lot_once") for o in _outputs(plan[0]["Plan"])]
+            # A lone table's columns go unqualified: `lot -> 'lines'` is orders.lot's too.
+            on_stored = [o for o in outputs if re.search(r"\blot (->|->>|\|\|) |_array\((orders\.)?lot, ", o)]
+            assert on_stored == ["(orders.lot || '{}'::jsonb)"], on_stored  # computed in one place, once a row
+            assert any("lot_once -> 'lines'" in o for o in outputs)
