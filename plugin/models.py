@@ -292,6 +292,15 @@ class Posting(Base):
             postgresql_where=text("available_at IS NOT NULL"),
             sqlite_where=text("available_at IS NOT NULL"),
         ),
+        # The tier rewards a batch's members hold (tiers.held_rewards, every drained batch of a tier programme,
+        # probed per member): without it the read visits every posting of the members (decision 0057).
+        Index(
+            "ix_postings_tier_rewards",
+            "shop_id",
+            "member_id",
+            postgresql_where=text("source_type = 'tier'"),
+            sqlite_where=text("source_type = 'tier'"),
+        ),
         PrimaryKeyConstraint("shop_id", "id"),
         ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"]),
     )

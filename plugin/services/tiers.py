@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from plugin import ledger
@@ -454,18 +454,32 @@ def _post(
     )  # fmt: skip
 
 
+# held_rewards on PostgreSQL: one probe of the tier rewards' partial index per member (decision 0057). With the
+# members as an IN list, a table never analysed (autovacuum off, a fresh shop) was read by shop_id alone, every
+# posting of the shop, once per drained batch.
+_HELD_PER_MEMBER = text(
+    "SELECT m.id, r.source_id, r.points, r.postings FROM unnest(CAST(:member_ids AS BIGINT[])) AS m (id)"
+    " CROSS JOIN LATERAL (SELECT p.source_id, sum(p.points) AS points, count(*) AS postings FROM postings p"
+    " WHERE p.shop_id = :shop_id AND p.member_id = m.id AND p.source_type = :source AND p.kind <> 'forgive'"
+    " GROUP BY p.source_id) AS r"
+)
+
+
 def held_rewards(session: Session, shop_id: int, member_ids: list[int]) -> dict[int, dict[str, tuple[int, int]]]:
     """Per member, per reward source: the points it holds (forgiveness aside) and how many postings made them."""
-    rows = session.execute(
-        select(Posting.member_id, Posting.source_id, func.sum(Posting.points), func.count())
-        .where(
-            Posting.shop_id == shop_id,
-            Posting.member_id.in_(member_ids),
-            Posting.source_type == SOURCE,
-            Posting.kind != "forgive",
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(_HELD_PER_MEMBER, {"shop_id": shop_id, "member_ids": list(member_ids), "source": SOURCE})
+    else:
+        rows = session.execute(
+            select(Posting.member_id, Posting.source_id, func.sum(Posting.points), func.count())
+            .where(
+                Posting.shop_id == shop_id,
+                Posting.member_id.in_(member_ids),
+                Posting.source_type == SOURCE,
+                Posting.kind != "forgive",
+            )
+            .group_by(Posting.member_id, Posting.source_id)
         )
-        .group_by(Posting.member_id, Posting.source_id)
-    )
     held: dict[int, dict[str, tuple[int, int]]] = {}
     for member_id, source_id, points, count in rows:
         held.setdefault(member_id, {})[source_id] = (int(points), int(count))
