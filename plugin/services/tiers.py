@@ -456,11 +456,12 @@ def _post(
 
 # held_rewards on PostgreSQL: one probe of the tier rewards' partial index per member (decision 0057). With the
 # members as an IN list, a table never analysed (autovacuum off, a fresh shop) was read by shop_id alone, every
-# posting of the shop, once per drained batch.
+# posting of the shop, once per drained batch. The source type is written in the SQL, not bound: the driver
+# prepares a statement run often, and a generic plan cannot use a partial index whose predicate is a parameter.
 _HELD_PER_MEMBER = text(
     "SELECT m.id, r.source_id, r.points, r.postings FROM unnest(CAST(:member_ids AS BIGINT[])) AS m (id)"
     " CROSS JOIN LATERAL (SELECT p.source_id, sum(p.points) AS points, count(*) AS postings FROM postings p"
-    " WHERE p.shop_id = :shop_id AND p.member_id = m.id AND p.source_type = :source AND p.kind <> 'forgive'"
+    f" WHERE p.shop_id = :shop_id AND p.member_id = m.id AND p.source_type = '{SOURCE}' AND p.kind <> 'forgive'"
     " GROUP BY p.source_id) AS r"
 )
 
@@ -468,7 +469,7 @@ _HELD_PER_MEMBER = text(
 def held_rewards(session: Session, shop_id: int, member_ids: list[int]) -> dict[int, dict[str, tuple[int, int]]]:
     """Per member, per reward source: the points it holds (forgiveness aside) and how many postings made them."""
     if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(_HELD_PER_MEMBER, {"shop_id": shop_id, "member_ids": list(member_ids), "source": SOURCE})
+        rows = session.execute(_HELD_PER_MEMBER, {"shop_id": shop_id, "member_ids": list(member_ids)})
     else:
         rows = session.execute(
             select(Posting.member_id, Posting.source_id, func.sum(Posting.points), func.count())
