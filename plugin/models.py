@@ -293,7 +293,7 @@ class Posting(Base):
             sqlite_where=text("available_at IS NOT NULL"),
         ),
         # The tier rewards a batch's members hold (tiers.held_rewards, every drained batch of a tier programme,
-        # probed per member): without it the read visits every posting of the members (decision 0057).
+        # probed per member): without it the read visits every posting of the members (decision 0058).
         Index(
             "ix_postings_tier_rewards",
             "shop_id",

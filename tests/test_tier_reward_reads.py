@@ -1,4 +1,4 @@
-"""The tier rewards a batch's members hold are read from a partial index of the tier postings (decision 0057).
+"""The tier rewards a batch's members hold are read from a partial index of the tier postings (decision 0058).
 
 tiers.held_rewards runs once per drained batch of a shop with a tier programme; its members' other postings (two or
 more an order) must not be visited, nor, on a table never analysed, the whole shop's ledger.

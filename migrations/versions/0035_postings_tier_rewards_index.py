@@ -1,4 +1,4 @@
-"""postings: a partial index of the tier rewards, (shop_id, member_id) WHERE source_type = 'tier' (decision 0057)
+"""postings: a partial index of the tier rewards, (shop_id, member_id) WHERE source_type = 'tier' (decision 0058)
 
 Revision ID: 0035
 Revises: 0034

@@ -454,7 +454,7 @@ def _post(
     )  # fmt: skip
 
 
-# held_rewards on PostgreSQL: one probe of the tier rewards' partial index per member (decision 0057). With the
+# held_rewards on PostgreSQL: one probe of the tier rewards' partial index per member (decision 0058). With the
 # members as an IN list, a table never analysed (autovacuum off, a fresh shop) was read by shop_id alone, every
 # posting of the shop, once per drained batch. The source type is written in the SQL, not bound: the driver
 # prepares a statement run often, and a generic plan cannot use a partial index whose predicate is a parameter.
