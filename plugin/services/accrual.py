@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from plugin import ledger
@@ -264,12 +264,13 @@ def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
     if customer.tags is not None:
         details["tags"] = sorted(customer.tags)
         insert = insert.values(tags=details["tags"])
-    if details:
-        insert = insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details)
+    if details:  # rewritten only if a detail changed (decision 0057); the row is locked either way
+        changed = or_(*(getattr(Member, name).is_distinct_from(value) for name, value in details.items()))
+        insert = insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details, where=changed)
     else:
         insert = insert.on_conflict_do_nothing(index_elements=["shop_id", "customer_id"])
     created = session.execute(insert.returning(Member.id, Member.enrolled_at)).first()
-    if created is None:  # DO NOTHING returns no row for an existing member
+    if created is None:  # an existing member left as it was returns no row
         return session.execute(
             select(Member.id).where(Member.shop_id == shop_id, Member.customer_id == customer.customer_id)
         ).scalar_one()

@@ -21,7 +21,7 @@ from datetime import datetime
 from functools import lru_cache
 from types import SimpleNamespace
 
-from sqlalchemy import BigInteger, bindparam, func, null, select, update
+from sqlalchemy import BigInteger, bindparam, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from plugin.bulk_insert import insert_rows
@@ -466,6 +466,15 @@ def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> di
             member_ids[customer_id] = member_id
             if enrolled_at == now:
                 new_members.append((member_id, customer_id, merged[customer_id]["email"]))
+    unchanged = [customer_id for customer_id in merged if customer_id not in member_ids]
+    if unchanged:  # members the upsert locked but left as they were: it returns no row for them
+        member_ids.update(
+            session.execute(
+                select(Member.customer_id, Member.id).where(
+                    Member.shop_id == shop.id, Member.customer_id.in_(unchanged)
+                )
+            ).all()
+        )
     if new_members and _imports_pending(session, shop):
         for member_id, customer_id, email in new_members:  # imported points await them (rare: one by one)
             imported_balances.claim(session, shop.id, member_id, customer_id, email)
@@ -580,7 +589,12 @@ def _member_upsert(session: Session, with_tags: bool):
 
 @lru_cache(maxsize=8)
 def _member_upsert_for(dialect: str, with_tags: bool):
-    """accrual.enrol's upsert: a field the payload left out (None) keeps its stored value."""
+    """accrual.enrol's upsert: a field the payload left out (None) keeps its stored value.
+
+    A returning shopper's row is rewritten only if a detail changed: an UPDATE that writes the same values still
+    makes a new row version (WAL, the widget trigger per row), once for nearly every order (decision 0057). The
+    conflicting row is locked either way; an unchanged one returns no row, so _enrol reads its id.
+    """
     members = Member.__table__
     insert = dialect_insert(dialect)(members)
     details = {
@@ -588,9 +602,10 @@ def _member_upsert_for(dialect: str, with_tags: bool):
     }
     if with_tags:
         details["tags"] = insert.excluded.tags
-    return insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details).returning(
-        members.c.id, members.c.customer_id, members.c.enrolled_at
-    )
+    changed = or_(*(members.c[name].is_distinct_from(value) for name, value in details.items()))
+    return insert.on_conflict_do_update(
+        index_elements=["shop_id", "customer_id"], set_=details, where=changed
+    ).returning(members.c.id, members.c.customer_id, members.c.enrolled_at)
 
 
 def _insert_orders(session: Session, orders: list[dict]) -> list:
