@@ -17,6 +17,7 @@ from sqlalchemy import BigInteger, Engine, Integer, bindparam, func, literal, or
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
 from plugin import direct, platforms
 from plugin.config import Settings
@@ -425,7 +426,11 @@ def _claim(session: Session, batch_size: int, now: datetime, retry_wait: timedel
         batch.cut_short = True
     counts = _count_claims(session, [delivery.id for delivery in batch], now)
     for delivery in batch:
-        delivery.attempts = counts[delivery.id]
+        # Not written here: _finish writes it with the status, in the one UPDATE each delivery needs. Set as an
+        # ordinary change, it was flushed as an UPDATE of its own, a second row version of every delivery
+        # (decision 0057). The count is kept apart too, since a rolled-back savepoint may expire the row.
+        set_committed_value(delivery, "attempts", counts[delivery.id])
+        delivery._claims = counts[delivery.id]
     return batch
 
 
@@ -557,6 +562,10 @@ def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> st
         delivery.customer_id = customer_id
     delivery.status = status
     delivery.processed_at = utcnow()
+    claims = getattr(delivery, "_claims", None)
+    if claims is not None:  # the claim's count, written with the status (see _claim)
+        delivery.attempts = claims
+        flag_modified(delivery, "attempts")
     return status
 
 
