@@ -428,7 +428,7 @@ def _claim(session: Session, batch_size: int, now: datetime, retry_wait: timedel
     for delivery in batch:
         # Not written here: _finish writes it with the status, in the one UPDATE each delivery needs. Set as an
         # ordinary change, it was flushed as an UPDATE of its own, a second row version of every delivery
-        # (decision 0057). The count is kept apart too, so a row expired meanwhile (a failed flush) still gets it.
+        # (decision 0059). The count is kept apart too, so a row expired meanwhile (a failed flush) still gets it.
         set_committed_value(delivery, "attempts", counts[delivery.id])
         delivery._claims = counts[delivery.id]
     return batch

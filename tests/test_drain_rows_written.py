@@ -1,6 +1,6 @@
 """Rows the drain rewrites per order: each delivery's row once, a returning shopper's member row only if changed.
 
-Every row version costs the database WAL, index entries when it is not HOT, and later vacuum work; decision 0057
+Every row version costs the database WAL, index entries when it is not HOT, and later vacuum work; decision 0059
 took out two that each order paid for nothing.
 """
 

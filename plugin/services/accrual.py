@@ -264,7 +264,7 @@ def enrol(session: Session, shop_id: int, customer: events.Customer) -> int:
     if customer.tags is not None:
         details["tags"] = sorted(customer.tags)
         insert = insert.values(tags=details["tags"])
-    if details:  # rewritten only if a detail changed (decision 0057); the row is locked either way
+    if details:  # rewritten only if a detail changed (decision 0059); the row is locked either way
         changed = or_(*(getattr(Member, name).is_distinct_from(value) for name, value in details.items()))
         insert = insert.on_conflict_do_update(index_elements=["shop_id", "customer_id"], set_=details, where=changed)
     else:

@@ -592,7 +592,7 @@ def _member_upsert_for(dialect: str, with_tags: bool):
     """accrual.enrol's upsert: a field the payload left out (None) keeps its stored value.
 
     A returning shopper's row is rewritten only if a detail changed: an UPDATE that writes the same values still
-    makes a new row version (WAL, the widget trigger per row), once for nearly every order (decision 0057). The
+    makes a new row version (WAL, the widget trigger per row), once for nearly every order (decision 0059). The
     conflicting row is locked either way; an unchanged one returns no row, so _enrol reads its id.
     """
     members = Member.__table__

@@ -1,7 +1,7 @@
-"""member_order_months: the insert trigger locks an existing member-month without rewriting it (decision 0057)
+"""member_order_months: the insert trigger locks an existing member-month without rewriting it (decision 0059)
 
-Revision ID: 0035
-Revises: 0034
+Revision ID: 0036
+Revises: 0035
 Create Date: 2026-12-05 22:20:00
 
 PostgreSQL only. `orders_member_months_inserted` (migration 0033) locked each member-month the statement's paid
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0035"
-down_revision = "0034"
+revision = "0036"
+down_revision = "0035"
 branch_labels = None
 depends_on = None
 
@@ -26,7 +26,7 @@ CREATE OR REPLACE FUNCTION orders_member_months_inserted() RETURNS trigger LANGU
 BEGIN
     -- Lock (or create) each member-month the statement's paid orders join, once and in key order, so two writers
     -- lock them in the same order; a concurrent writer of one of them waits here. An existing one is only locked
-    -- (DO UPDATE ... WHERE false locks the row and writes no new version of it: decision 0057); the recount below
+    -- (DO UPDATE ... WHERE false locks the row and writes no new version of it: decision 0059); the recount below
     -- is its one new version.
     INSERT INTO member_order_months AS m (shop_id, member_id, month, orders, sales, first_paid_at, last_paid_at)
     SELECT r.shop_id, r.member_id, date_trunc('month', r.paid_at AT TIME ZONE coalesce(s.time_zone, 'UTC'))::date,
