@@ -1,0 +1,77 @@
+"""Outgoing events' per-run work (decision 0057): each endpoint's secret decrypted once, the environment read once."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import requests
+
+from plugin import crypto
+from plugin.db import transaction
+from plugin.services import event_delivery, event_endpoints, outbox
+from tests.http_receiver import LoopbackReceiver
+
+
+def loopback(_host):
+    return ["127.0.0.1"]
+
+
+def register(settings, shop, url) -> str:
+    with transaction(settings.database_url) as session:
+        _endpoint, secret = event_endpoints.register(
+            session, shop, url, settings.encryption_keys, allow_loopback=True, resolver=loopback
+        )
+        return secret
+
+
+def record(settings, shop, members: list[int]) -> None:
+    with transaction(settings.database_url) as session:
+        outbox.record_many(
+            session,
+            shop,
+            [
+                {"event_type": "points.earned", "dedupe_key": f"e{n}", "member_id": member, "data": {"n": n}}
+                for n, member in enumerate(members)
+            ],
+        )
+
+
+def signed(receiver: LoopbackReceiver, secret: str) -> bool:
+    now = int(time.time())
+    return all(
+        event_delivery.verify(secret, posted.headers[event_delivery.SIGNATURE_HEADER], posted.body, now)
+        for posted in receiver.posted
+    )
+
+
+def test_each_endpoints_secret_is_decrypted_once_per_run_and_signs_only_its_own(settings, shop, monkeypatch):
+    local = dataclasses.replace(settings, events_allow_loopback=True)
+    decrypts = []
+    real_decrypt = crypto.decrypt
+    monkeypatch.setattr(crypto, "decrypt", lambda *args: decrypts.append(args) or real_decrypt(*args))
+    with LoopbackReceiver() as first, LoopbackReceiver() as second:
+        secrets = register(local, shop, first.url), register(local, shop, second.url)
+        record(local, shop, [1, 2, 3, 1, 2, 3])  # two batches: each member's second event waits for its first
+        assert event_delivery.deliver(local, resolver=loopback) == {"delivered": 12}
+    assert len(first.posted) == len(second.posted) == 6
+    assert signed(first, secrets[0]) and signed(second, secrets[1])
+    assert not signed(first, secrets[1])  # the check above can tell the two apart
+    assert len(decrypts) == 2  # one per endpoint, not one per event (12)
+
+
+def test_the_environments_proxy_is_read_once_per_url_and_still_used(settings, shop, monkeypatch):
+    """The sender reads proxies (and CA bundle) from the environment once per URL in a run; every send uses them."""
+    local = dataclasses.replace(settings, events_allow_loopback=True)
+    reads = []
+    real_read = requests.sessions.get_environ_proxies
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", lambda *a, **k: reads.append(a) or real_read(*a, **k))
+    with LoopbackReceiver() as proxy:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.rsplit("/", 1)[0])
+        secret = register(local, shop, "http://events.receiver.test/hook")  # resolves to loopback, via the proxy
+        record(local, shop, [1, 2, 3, 4, 5])
+        assert event_delivery.deliver(local, resolver=loopback) == {"delivered": 5}
+    assert len(proxy.posted) == 5 and signed(proxy, secret)  # all five went through the proxy, signed
+    assert len(reads) == 1  # not once per send (5)
