@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 
 import requests
+import sqlalchemy
 
 from plugin import crypto
 from plugin.db import transaction
+from plugin.models import Member, OutboxEvent
 from plugin.services import event_delivery, event_endpoints, outbox
 from tests.http_receiver import LoopbackReceiver
 
@@ -75,3 +78,31 @@ def test_the_environments_proxy_is_read_once_per_url_and_still_used(settings, sh
         assert event_delivery.deliver(local, resolver=loopback) == {"delivered": 5}
     assert len(proxy.posted) == 5 and signed(proxy, secret)  # all five went through the proxy, signed
     assert len(reads) == 1  # not once per send (5)
+
+
+def test_a_claim_reads_its_events_and_members_as_columns_not_mapped_objects(settings, shop):
+    """The envelope needs five columns of an event and a member's customer id: no mapped object is built for them."""
+    with transaction(settings.database_url) as session:
+        members = [Member(shop_id=shop, customer_id=customer_id, balance=0) for customer_id in (501, 502, 503)]
+        session.add_all(members)
+        session.flush()
+        member_ids = [member.id for member in members]
+    local = dataclasses.replace(settings, events_allow_loopback=True)
+    loaded = []
+
+    def note(target, _context):
+        loaded.append(type(target).__name__)
+
+    for model in (OutboxEvent, Member):
+        sqlalchemy.event.listen(model, "load", note)
+    try:
+        with LoopbackReceiver() as receiver:
+            register(local, shop, receiver.url)
+            record(local, shop, member_ids)
+            event_delivery.fan_out(local.database_url)
+            claimed = event_delivery._claim(local.database_url, event_delivery.utcnow(), 10)
+    finally:
+        for model in (OutboxEvent, Member):
+            sqlalchemy.event.remove(model, "load", note)
+    assert len(claimed) == 3 and loaded == []
+    assert sorted(json.loads(item.body)["customer_id"] for item in claimed) == [501, 502, 503]
