@@ -1,4 +1,4 @@
-"""Outgoing events' per-run work (decision 0057): each endpoint's secret decrypted once, the environment read once."""
+"""Outgoing events' per-run work (decision 0060): each endpoint's secret decrypted once, the environment read once."""
 
 from __future__ import annotations
 

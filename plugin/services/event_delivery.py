@@ -519,7 +519,7 @@ def _sending(sender: Sender | None) -> Iterator[Sender]:
 
     The session takes no cookies: it sends to many shops' receivers, and one must never see another's. Each send
     still resolves and checks the host name first (`_send`), so a pooled connection never hides a rebinding.
-    The environment's proxies and CA bundle are read once per URL in a run, not per request (decision 0057):
+    The environment's proxies and CA bundle are read once per URL in a run, not per request (decision 0060):
     requests reads them from os.environ for every post when `trust_env` is on, a third of its work per event.
     """
     if sender is not None:
