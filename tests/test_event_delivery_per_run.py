@@ -12,8 +12,9 @@ import sqlalchemy
 from plugin import crypto
 from plugin.db import transaction
 from plugin.models import Member, OutboxEvent
-from plugin.services import event_delivery, event_endpoints, outbox
+from plugin.services import event_delivery, event_endpoints
 from tests.http_receiver import LoopbackReceiver
+from tests.test_event_delivery_batches import record
 
 
 def loopback(_host):
@@ -26,18 +27,6 @@ def register(settings, shop, url) -> str:
             session, shop, url, settings.encryption_keys, allow_loopback=True, resolver=loopback
         )
         return secret
-
-
-def record(settings, shop, members: list[int]) -> None:
-    with transaction(settings.database_url) as session:
-        outbox.record_many(
-            session,
-            shop,
-            [
-                {"event_type": "points.earned", "dedupe_key": f"e{n}", "member_id": member, "data": {"n": n}}
-                for n, member in enumerate(members)
-            ],
-        )
 
 
 def signed(receiver: LoopbackReceiver, secret: str) -> bool:
