@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pytest
 from flask import Flask, Response, request_started
 from sqlalchemy.exc import OperationalError
 from werkzeug.test import Client
 
-from plugin import create_app, inbox
+from plugin import create_app, inbox, platforms
 from tests import builders
 from tests.conftest import deliver, flask_calls_behind, signed_headers
 from tests.test_intake import _deliveries
@@ -161,7 +162,7 @@ def test_an_inbox_that_cannot_store_is_a_503_from_the_view_after_one_attempt(cli
 
 
 def test_an_error_in_the_layer_leaves_the_request_to_the_view(client, settings, shop, flask_calls, monkeypatch):
-    def broken(_environ):
+    def broken(_environ, _limit):
         raise RuntimeError("a bug before anything is stored")
 
     monkeypatch.setattr(intake_acks, "read_body", broken)
@@ -212,3 +213,44 @@ def test_a_blueprint_hook_is_never_skipped(settings, shop):
     app.before_request_funcs.setdefault("webhooks", []).append(lambda: seen.append("webhooks"))
     assert deliver(app.test_client(), "orders/paid", builders.order(1001, 7001)).status_code == 200
     assert seen == ["webhooks"]
+
+
+def test_a_forged_body_is_verified_once_and_refused_by_the_view(client, settings, shop, flask_calls, monkeypatch):
+    verified = []
+    shopify = platforms.get("shopify")
+    verify = shopify.verify_webhook
+
+    def counting(body, signature, secrets):
+        verified.append(len(body))
+        return verify(body, signature, secrets)
+
+    monkeypatch.setattr(shopify, "verify_webhook", counting)
+    response = post(client, order_body(), X_Shopify_Hmac_Sha256="Zm9yZ2Vk")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "invalid_signature"
+    assert flask_calls == [PATH]
+    assert verified == [len(order_body())]  # the layer's check is the view's answer: no second HMAC of the body
+    assert _deliveries(settings) == []
+
+
+def test_an_error_in_the_layer_is_logged(client, settings, shop, monkeypatch, caplog):
+    def broken(_environ, _limit):
+        raise RuntimeError("a bug before anything is stored")
+
+    monkeypatch.setattr(intake_acks, "read_body", broken)
+    with caplog.at_level(logging.ERROR, logger="plugin.web.before_flask"):
+        assert deliver(client, "orders/paid", builders.order(1001, 7001)).status_code == 200
+    [record] = [r for r in caplog.records if r.name == "plugin.web.before_flask"]
+    assert "answered by Flask after an error" in record.getMessage()
+    assert "a bug before anything is stored" in record.exc_text
+
+
+def test_a_lower_max_content_length_is_the_layers_limit_too(settings, shop):
+    app = create_app(settings, TESTING=True)
+    app.config["MAX_CONTENT_LENGTH"] = 100  # a deployment's lower limit
+    client = app.test_client()
+    body = order_body()
+    assert len(body) > 100
+    response = client.post(PATH, data=body, headers=signed_headers(body, "orders/paid"))
+    assert response.status_code == 413
+    assert _deliveries(settings) == []

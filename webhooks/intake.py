@@ -32,7 +32,8 @@ def shopify_webhook() -> Response:
     if len(body) > MAX_WEBHOOK_BYTES:
         raise RequestEntityTooLarge(f"webhook bodies are limited to {MAX_WEBHOOK_BYTES} bytes")
     environ = request.environ
-    incoming = delivery(environ, body, settings)
+    # A delivery the WSGI layer (webhooks/intake_acks.py) refused already: its reason, not a second HMAC.
+    incoming = environ.pop(REFUSED, None) or delivery(environ, body, settings)
     if isinstance(incoming, Refusal):
         return json_error(incoming.status, incoming.code, incoming.message)
     # The WSGI layer (webhooks/intake_acks.py) tried the inbox for this request already and found it unavailable:
@@ -110,6 +111,7 @@ def store(settings: Settings, incoming: inbox.IncomingDelivery) -> bytes | None:
 ACCEPTED = b'{"delivery_id":%d,"status":"accepted"}\n'
 DUPLICATE = b'{"status":"duplicate"}\n'
 INBOX_UNAVAILABLE = "loyalty.inbox_unavailable"  # environ key: the WSGI layer's store failed for this request
+REFUSED = "loyalty.refused"  # environ key: the WSGI layer's Refusal of this request (no client sets such a key)
 
 
 def _header(environ: dict, key: str, limit: int = HEADER_LIMIT) -> str | None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from flask import Flask
+
 from plugin.config import MAX_WEBHOOK_BYTES
 from plugin.web import before_flask
 from webhooks import intake
@@ -32,20 +34,27 @@ class IntakeAcks(before_flask.AnsweredBeforeFlask):
         """The 200 answer's body once this request's delivery is committed; else None, for Flask to answer."""
         if not before_flask.runs_nothing_around(self.app, intake.bp.name):
             return None
-        body = read_body(environ)
+        body = read_body(environ, body_limit(self.app))
         if body is None:
             return None
         settings = self.app.extensions["loyalty"]  # read per request, as the view reads current_app's: never stale
         incoming = intake.delivery(environ, body, settings)
         if isinstance(incoming, intake.Refusal):
-            return None  # the view refuses it with the reason
+            environ[intake.REFUSED] = incoming  # the view answers it, without a second HMAC of a forged body
+            return None
         answer = intake.store(settings, incoming)
         if answer is None:
             environ[intake.INBOX_UNAVAILABLE] = True
         return answer
 
 
-def read_body(environ: dict[str, Any]) -> bytes | None:
+def body_limit(app: Flask) -> int:
+    """The largest body the view takes: the webhook limit, or Flask's MAX_CONTENT_LENGTH where it is lower."""
+    configured = app.config.get("MAX_CONTENT_LENGTH")
+    return MAX_WEBHOOK_BYTES if configured is None else min(MAX_WEBHOOK_BYTES, configured)
+
+
+def read_body(environ: dict[str, Any], limit: int = MAX_WEBHOOK_BYTES) -> bytes | None:
     """The body when it is declared by a plain Content-Length within the limit and arrived whole; else None (before
     reading anything, unless the body came short).
 
@@ -55,7 +64,7 @@ def read_body(environ: dict[str, Any]) -> bytes | None:
     if not (length.isascii() and length.isdigit()) or "HTTP_TRANSFER_ENCODING" in environ:
         return None  # chunked, absent or odd: Werkzeug's rules, in the view
     size = int(length)
-    if size > MAX_WEBHOOK_BYTES:
+    if size > limit:
         return None  # the view's 413
     stream = environ["wsgi.input"]
     parts = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -9,6 +10,8 @@ from flask import Flask, request_finished, request_started
 from flask.sessions import SecureCookieSessionInterface
 
 from plugin.web.errors import refuse_ids_beyond_bigint
+
+log = logging.getLogger(__name__)
 
 # The per-request hooks that may run around a view for Flask to be skipped: this one only looks at view
 # arguments, which the paths answered before Flask (/proxy/widget, /webhooks/shopify) have none of.
@@ -51,6 +54,9 @@ class AnsweredBeforeFlask:
             try:
                 body = self.answer(environ)
             except Exception:  # Flask runs the same code next, and answers (and logs) its error as for any view
+                # Logged here too: an error after a commit (the intake's signal) is answered by the view as a
+                # duplicate, and a layer that failed on every request would only cost speed; neither is silent.
+                log.exception("%s %s: answered by Flask after an error before it", self.method, self.path)
                 body = None
             if body is not None:
                 start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
