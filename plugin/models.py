@@ -159,6 +159,9 @@ class Order(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "order_id"),
         Index(None, "shop_id", "member_id", "available_at"),
+        # A member's paid orders of a period, as the member-month triggers recount them: both equalities lead, so
+        # the count never reads other members' orders, statistics or not (decision 0061).
+        Index("ix_orders_member_paid_at", "shop_id", "member_id", "paid_at", postgresql_include=["sales"]),
         Index(None, "shop_id", "paid_at"),
         Index(
             "ix_orders_shop_id_paid_at_member_id",
