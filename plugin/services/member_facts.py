@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from plugin.models import Member, MilestoneHolding, Order, Shop
@@ -61,17 +61,34 @@ class MemberFacts:
         return (self.histories or {}).get(member_id, []), held
 
 
+# On PostgreSQL the batch's members and their holdings are probed one member at a time, by key (decision 0061): as
+# IN lists, on tables never analysed (a fresh shop, before autovacuum's first pass) the planner read them by shop_id
+# alone, every member and every holding of the shop, in every round of every drained batch. With equality on both key
+# columns of a LATERAL per member there is no prefix scan to prefer, statistics or not.
+_MEMBER_COLUMNS = ("id", "customer_id", "tier", "tier_until", "tier_paid_until", "enrolled_at")
+_MEMBERS_LOCKED = text(
+    f"SELECT {', '.join(f'm.{c}' for c in _MEMBER_COLUMNS)} FROM unnest(CAST(:member_ids AS BIGINT[])) AS k (id)"
+    " CROSS JOIN LATERAL (SELECT * FROM members WHERE shop_id = :shop_id AND id = k.id FOR UPDATE) AS m"
+).columns(*(Member.__table__.c[c] for c in _MEMBER_COLUMNS))  # the ids sorted: locked in id order, as before
+_HOLDING_COLUMNS = ("member_id", "rule_key", "grants", "points_held", "unpaid", "sequence", "rewards")
+_HOLDINGS = text(
+    f"SELECT {', '.join(f'h.{c}' for c in _HOLDING_COLUMNS)} FROM unnest(CAST(:member_ids AS BIGINT[])) AS k (id)"
+    " CROSS JOIN LATERAL (SELECT * FROM milestone_holdings WHERE shop_id = :shop_id AND member_id = k.id OFFSET 0) AS h"
+).columns(*(MilestoneHolding.__table__.c[c] for c in _HOLDING_COLUMNS))
+
+
 def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: bool) -> MemberFacts:
     """Lock the members (in id order) and read their facts. The locks are what let milestones.rules.recompute,
     given these facts, skip its own: they are held until the transaction ends. The caller flushes first."""
-    rows = session.execute(
-        select(
-            Member.id, Member.customer_id, Member.tier, Member.tier_until, Member.tier_paid_until, Member.enrolled_at
-        )
-        .where(Member.shop_id == shop.id, Member.id.in_(member_ids))
-        .order_by(Member.id)
-        .with_for_update()
-    ).all()
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(_MEMBERS_LOCKED, {"member_ids": sorted(set(member_ids)), "shop_id": shop.id}).all()
+    else:
+        rows = session.execute(
+            select(*(getattr(Member, c) for c in _MEMBER_COLUMNS))
+            .where(Member.shop_id == shop.id, Member.id.in_(member_ids))
+            .order_by(Member.id)
+            .with_for_update()
+        ).all()
     members = {row[0]: MemberRow(*row[1:]) for row in rows}
     current = tiers.programme(shop)
     facts, terms, held_rewards, stored = {}, {}, {}, {}
@@ -100,11 +117,13 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
 
 def _holdings(session: Session, shop_id: int, member_ids: list[int]) -> dict[int, dict[str, Holding]]:
     held: dict[int, dict[str, Holding]] = {}
-    h = MilestoneHolding
-    for member_id, rule_key, *fields in session.execute(
-        select(h.member_id, h.rule_key, h.grants, h.points_held, h.unpaid, h.sequence, h.rewards).where(
-            h.shop_id == shop_id, h.member_id.in_(member_ids)
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(_HOLDINGS, {"member_ids": list(member_ids), "shop_id": shop_id})
+    else:
+        h = MilestoneHolding
+        rows = session.execute(
+            select(*(getattr(h, c) for c in _HOLDING_COLUMNS)).where(h.shop_id == shop_id, h.member_id.in_(member_ids))
         )
-    ):
+    for member_id, rule_key, *fields in rows:
         held.setdefault(member_id, {})[rule_key] = Holding(*fields)
     return held
