@@ -113,13 +113,6 @@ class Member(Base):
         Index(None, "shop_id", "email"),
         Index("ix_members_shop_id_lower_email", "shop_id", text("lower(email)")),
         Index(
-            "ix_members_unpushed",
-            "shop_id",
-            "id",
-            postgresql_where=text("balance IS DISTINCT FROM pushed_balance"),
-            sqlite_where=text("balance IS NOT pushed_balance"),
-        ),
-        Index(
             "ix_members_tier_unpushed",
             "shop_id",
             "id",
@@ -140,7 +133,8 @@ class Member(Base):
     # Cached sum of this member's postings: starts at 0 and is moved only by the database's posting trigger
     # (migration 0008), so no code path can make it drift.
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
-    # The balance last written to the shop's customer metafield; differs from `balance` while a push is due.
+    # The balance last written to the shop's customer metafield. A member due a push is a BalancePushDue row, not
+    # found by comparing the two: no index may name `balance`, or no balance change is a HOT update (decision 0061).
     pushed_balance: Mapped[int | None] = mapped_column(BigInteger)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tags: Mapped[list[str] | None] = mapped_column(Json)  # Shopify customer tags, casefolded, for segment rules
@@ -150,6 +144,19 @@ class Member(Base):
     tier_paid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a paid membership's renewal date
     # The tier last written to the shop (customer tag and loyalty.tier metafield); a push is due while it differs.
     pushed_tier: Mapped[str | None] = mapped_column(String(40))
+
+
+class BalancePushDue(Base):
+    """A member whose balance the shop has not been sent: listed by the posting trigger, removed by the push."""
+
+    __tablename__ = "balance_push_due"
+    __table_args__ = (
+        PrimaryKeyConstraint("shop_id", "member_id"),
+        ForeignKeyConstraint(["shop_id", "member_id"], ["members.shop_id", "members.id"], ondelete="CASCADE"),
+    )
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class Order(Base):

@@ -1,9 +1,12 @@
 """Pushes members' balances to their shop, where themes can show them (on Shopify, the customer metafield
 `loyalty.points`: plugin/platforms/shopify/metafields.py), with the next expiry when the shop has expiry on.
 
-A member is due a push while `balance` differs from `pushed_balance`. A run writes the *current* balance of
-due members (as many per call as the platform takes) and records what it wrote, so many changes in a burst become one
-write and the last value always wins; a balance that moved during the call stays due for the next run.
+A member is due a push while it has a `balance_push_due` row: the posting trigger adds it when the balance moves
+(once: a member already due stays one row), and a run removes it when the balance it sent is still the balance
+(decision 0061; a partial index on `balance IS DISTINCT FROM pushed_balance` made every balance change a non-HOT
+update of members). A run writes the *current* balance of due members (as many per call as the platform takes) and
+records what it wrote, so many changes in a burst become one write and the last value always wins; a balance that
+moved during the call stays due for the next run.
 
 A run goes once through the shop's due members, in id order: a member whose balance moves again after its write
 in this run waits for the next run, which the posting that moved it signals (decision 0052). Going round again
@@ -15,12 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, delete, select, update
 
 from plugin import platforms
 from plugin.config import Settings
 from plugin.db import transaction
-from plugin.models import Member, Shop
+from plugin.models import BalancePushDue, Member, Shop
 from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.services import expiry
 
@@ -29,18 +32,14 @@ log = logging.getLogger(__name__)
 MAX_CALLS_PER_RUN = 400  # a run ends; the next signal or sweep continues
 
 
-def _due():
-    return Member.balance.is_distinct_from(Member.pushed_balance)
-
-
 def any_due(database_url: str) -> bool:
     """Whether some installed shop has a member whose balance it has not been sent yet."""
     with transaction(database_url) as session:
         return (
             session.execute(
-                select(Member.id)
-                .join(Shop, Shop.id == Member.shop_id)
-                .where(Shop.active.is_(True), Shop.access_token.is_not(None), _due())
+                select(BalancePushDue.member_id)
+                .join(Shop, Shop.id == BalancePushDue.shop_id)
+                .where(Shop.active.is_(True), Shop.access_token.is_not(None))
                 .limit(1)
             ).first()
             is not None
@@ -61,7 +60,7 @@ def push_balances(
         shop_ids = session.scalars(
             select(Shop.id)
             .where(Shop.active.is_(True), Shop.access_token.is_not(None))
-            .where(select(Member.id).where(Member.shop_id == Shop.id, _due()).exists())
+            .where(select(BalancePushDue.member_id).where(BalancePushDue.shop_id == Shop.id).exists())
         ).all()
     written = 0
     for shop_id in shop_ids:
@@ -89,8 +88,11 @@ def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Setti
         with transaction(settings.database_url) as session:
             due = session.execute(
                 select(Member.id, Member.customer_id, Member.balance)
-                .where(Member.shop_id == shop_id, _due(), Member.id > after)
-                .order_by(Member.id)
+                .join(
+                    BalancePushDue, (BalancePushDue.shop_id == Member.shop_id) & (BalancePushDue.member_id == Member.id)
+                )
+                .where(BalancePushDue.shop_id == shop_id, BalancePushDue.member_id > after)
+                .order_by(BalancePushDue.member_id)
                 .limit(per_call)
             ).all()
             if expiring:
@@ -114,19 +116,28 @@ def _mark_pushed(settings: Settings, shop_id: int, sent: dict[int, int]) -> list
     while holding others, in another order, deadlocked drain batches (each rolled back and redone one by one, in
     the end-to-end benchmark); a held member's balance is about to change anyway, so it stays due and the push
     its posting signals sends the new balance.
+
+    A member stops being due only if the balance sent is its balance now, read under its lock: every posting
+    takes that lock before it moves the balance and lists the member as due again.
     """
     with transaction(settings.database_url) as session:
-        free = session.scalars(
-            select(Member.id)
+        locked = session.execute(
+            select(Member.id, Member.balance)
             .where(Member.shop_id == shop_id, Member.id.in_(list(sent)))
             .order_by(Member.customer_id)  # the drain's order, should another path ever wait here
             .with_for_update(skip_locked=True)
         ).all()
+        free = [member_id for member_id, _ in locked]
         if free:  # one UPDATE for the call's members, not one each (25 statements a call before)
             session.execute(
                 update(Member)
                 .where(Member.shop_id == shop_id, Member.id.in_(free))
                 .values(pushed_balance=case({member_id: sent[member_id] for member_id in free}, value=Member.id))
                 .execution_options(synchronize_session=False)
+            )
+        settled = [member_id for member_id, balance in locked if balance == sent[member_id]]
+        if settled:
+            session.execute(
+                delete(BalancePushDue).where(BalancePushDue.shop_id == shop_id, BalancePushDue.member_id.in_(settled))
             )
     return sorted(set(sent) - set(free))
