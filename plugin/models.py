@@ -134,7 +134,7 @@ class Member(Base):
     # (migration 0008), so no code path can make it drift.
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     # The balance last written to the shop's customer metafield. A member due a push is a BalancePushDue row, not
-    # found by comparing the two: no index may name `balance`, or no balance change is a HOT update (decision 0061).
+    # found by comparing the two: no index may name `balance`, or no balance change is a HOT update (decision 0062).
     pushed_balance: Mapped[int | None] = mapped_column(BigInteger)
     enrolled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     tags: Mapped[list[str] | None] = mapped_column(Json)  # Shopify customer tags, casefolded, for segment rules

@@ -1,6 +1,6 @@
 """The members due a balance push are listed in balance_push_due, so a balance change is a HOT update of members.
 
-No index of members may name `balance` (decision 0061): a column in an index's key or predicate makes every update
+No index of members may name `balance` (decision 0062): a column in an index's key or predicate makes every update
 that changes it write a new entry into each of the table's indexes.
 """
 
@@ -128,7 +128,7 @@ def scratch_url(database_template, tmp_path):
 
 def test_the_migration_lists_the_members_already_behind_and_downgrades(scratch_url, settings):
     config = _config(scratch_url)
-    command.upgrade(config, "0036")
+    command.upgrade(config, "0037")
     with transaction(scratch_url) as session:
         shop_id = shops.install(session, SHOP, "shpat_test_token", settings.encryption_keys).id
         ids = {c: enrol(session, shop_id, Customer(c)) for c in (7001, 7002, 7003, 7004)}
@@ -136,16 +136,16 @@ def test_the_migration_lists_the_members_already_behind_and_downgrades(scratch_u
             ledger.post(session, shop_id, ledger.Entry(ids[c], "bonus", points, "support", f"k{c}", f"k{c}", "x"))
         session.execute(text("UPDATE members SET pushed_balance = 15 WHERE customer_id = 7002"))  # sent
         session.execute(text("UPDATE members SET pushed_balance = 5 WHERE customer_id = 7004"))  # sent, moved since
-    command.upgrade(config, "0037")
+    command.upgrade(config, "0038")
     with transaction(scratch_url) as session:
         due = set(session.scalars(select(BalancePushDue.member_id)))
         # 7003: enrolled, never sent (its 0 is not the NULL sent); 7002 is up to date
         assert due == {ids[7001], ids[7003], ids[7004]}
         ledger.post(session, shop_id, ledger.Entry(ids[7002], "bonus", 1, "support", "k", "k", "x"))
         assert ids[7002] in set(session.scalars(select(BalancePushDue.member_id)))
-    command.downgrade(config, "0036")
+    command.downgrade(config, "0037")
     with transaction(scratch_url) as session:
-        # 0036's schema again: the index finds the same members from the columns, and a posting still moves
+        # 0037's schema again: the index finds the same members from the columns, and a posting still moves
         ledger.post(session, shop_id, ledger.Entry(ids[7003], "bonus", 3, "support", "k3", "k3", "x"))
         behind = (
             "balance IS DISTINCT FROM pushed_balance"

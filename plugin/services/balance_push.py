@@ -3,7 +3,7 @@
 
 A member is due a push while it has a `balance_push_due` row: the posting trigger adds it when the balance moves
 (once: a member already due stays one row), and a run removes it when the balance it sent is still the balance
-(decision 0061; a partial index on `balance IS DISTINCT FROM pushed_balance` made every balance change a non-HOT
+(decision 0062; a partial index on `balance IS DISTINCT FROM pushed_balance` made every balance change a non-HOT
 update of members). A run writes the *current* balance of due members (as many per call as the platform takes) and
 records what it wrote, so many changes in a burst become one write and the last value always wins; a balance that
 moved during the call stays due for the next run.

@@ -1,7 +1,7 @@
-"""balance pushes: the members due one listed in balance_push_due, not found by a partial index on balance (decision 0061)
+"""balance pushes: the members due one listed in balance_push_due, not found by a partial index on balance (decision 0062)
 
-Revision ID: 0037
-Revises: 0036
+Revision ID: 0038
+Revises: 0037
 Create Date: 2026-12-06 01:00:00
 
 `ix_members_unpushed` (migration 0003) found the members whose balance the shop has not been sent by its predicate
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0037"
-down_revision = "0036"
+revision = "0038"
+down_revision = "0037"
 branch_labels = None
 depends_on = None
 
