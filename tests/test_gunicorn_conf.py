@@ -1,21 +1,25 @@
-"""gunicorn.conf.py: two threads per web worker by default (decision 0038), sync workers with WEB_THREADS=1."""
+"""gunicorn.conf.py: two threads per web worker by default (decision 0038), sync workers with WEB_THREADS=1; the
+threaded worker class and the GIL switch interval of decision 0061."""
 
 from __future__ import annotations
 
 import runpy
+import sys
 import threading
 from pathlib import Path
 
 import pytest
+from gunicorn.config import Config
 
 from plugin import db
+from plugin.web.balanced_accept import BalancedThreadWorker
 
 CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
 
 
 @pytest.mark.parametrize(
     ("threads", "expected"),
-    [(None, (2, "gthread")), ("4", (4, "gthread")), ("1", (1, "sync")), ("0", (1, "sync"))],
+    [(None, (2, "balanced")), ("4", (4, "balanced")), ("1", (1, "sync")), ("0", (1, "sync"))],
 )
 def test_worker_class_follows_web_threads(monkeypatch, threads, expected):
     if threads is None:
@@ -23,7 +27,27 @@ def test_worker_class_follows_web_threads(monkeypatch, threads, expected):
     else:
         monkeypatch.setenv("WEB_THREADS", threads)
     conf = runpy.run_path(str(CONF))
-    assert (conf["threads"], conf["worker_class"]) == expected
+    cfg = Config()
+    cfg.set("threads", conf["threads"])
+    cfg.set("worker_class", conf["worker_class"])
+    loaded = {BalancedThreadWorker: "balanced"}.get(cfg.worker_class, cfg.worker_class_str)
+    assert (conf["threads"], loaded) == expected
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 0.0005), ("0.001", 0.001)])
+def test_each_worker_sets_its_gil_switch_interval(monkeypatch, setting, expected):
+    if setting is None:
+        monkeypatch.delenv("WEB_SWITCH_INTERVAL", raising=False)
+    else:
+        monkeypatch.setenv("WEB_SWITCH_INTERVAL", setting)
+    monkeypatch.setattr(db, "_ENGINES", {})  # post_fork forgets the engines' pools: not this process's own
+    conf = runpy.run_path(str(CONF))
+    before = sys.getswitchinterval()
+    try:
+        conf["post_fork"](None, None)
+        assert sys.getswitchinterval() == pytest.approx(expected)
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_threads_racing_for_a_new_engine_all_get_the_same_one(tmp_path):
