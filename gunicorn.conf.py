@@ -24,12 +24,11 @@ preload_app = True
 threads = max(1, int(os.environ.get("WEB_THREADS", "2")))
 worker_class = "plugin.web.balanced_accept.BalancedThreadWorker" if threads > 1 else "sync"
 
-# Python's GIL switch interval in each worker, in seconds (decision 0061). A thread back from the commit's or the
-# signal's wait needs the GIL again; if the worker's other thread has taken it meanwhile, CPython's default lets it
-# wait up to 5 ms before asking for it back, and a delivery makes several such waits: inside the app a delivery
-# took 2.1-2.6 ms of wall time for 0.23 ms of its thread's CPU with two threads busy, 0.3 ms with one. At 0.5 ms
-# the wait is bounded by a tenth of that; bare Flask, served alike, gets it too.
-switch_interval = float(os.environ.get("WEB_SWITCH_INTERVAL", "0.0005"))
+# Python's GIL switch interval in each worker, in seconds, when WEB_SWITCH_INTERVAL is set; unset, CPython's own
+# (5 ms). A thread back from the commit's wait may wait that long for the GIL its worker's other thread holds:
+# decision 0061 measured 0.5 ms both ways (the app's waits shorter on a half-loaded machine, bare Flask faster on
+# a saturated one) and left the default alone.
+switch_interval = os.environ.get("WEB_SWITCH_INTERVAL")
 
 SECRET_PARAMETER = re.compile(r"\b(signature|hmac|code|state|id_token)=[^&\s\"']*", re.IGNORECASE)
 
@@ -47,10 +46,11 @@ class RedactSecrets(logging.Filter):
 
 def post_fork(server, worker) -> None:
     """Each worker logs its own requests (give its loggers the filter, once), opens its own connections and sets
-    its GIL switch interval."""
+    its GIL switch interval if one is configured."""
     from plugin.db import _ENGINES
 
-    sys.setswitchinterval(switch_interval)
+    if switch_interval:
+        sys.setswitchinterval(float(switch_interval))
 
     for engine in _ENGINES.values():
         engine.dispose(close=False)  # SQLAlchemy's recipe for a forked child: forget the parent's pool

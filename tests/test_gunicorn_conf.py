@@ -34,18 +34,17 @@ def test_worker_class_follows_web_threads(monkeypatch, threads, expected):
     assert (conf["threads"], loaded) == expected
 
 
-@pytest.mark.parametrize(("setting", "expected"), [(None, 0.0005), ("0.001", 0.001)])
-def test_each_worker_sets_its_gil_switch_interval(monkeypatch, setting, expected):
-    if setting is None:
-        monkeypatch.delenv("WEB_SWITCH_INTERVAL", raising=False)
-    else:
-        monkeypatch.setenv("WEB_SWITCH_INTERVAL", setting)
+def test_web_switch_interval_sets_each_workers_gil_switch_interval_and_unset_leaves_it(monkeypatch):
     monkeypatch.setattr(db, "_ENGINES", {})  # post_fork forgets the engines' pools: not this process's own
-    conf = runpy.run_path(str(CONF))
     before = sys.getswitchinterval()
     try:
-        conf["post_fork"](None, None)
-        assert sys.getswitchinterval() == pytest.approx(expected)
+        sys.setswitchinterval(0.004)
+        monkeypatch.delenv("WEB_SWITCH_INTERVAL", raising=False)
+        runpy.run_path(str(CONF))["post_fork"](None, None)
+        assert sys.getswitchinterval() == pytest.approx(0.004)
+        monkeypatch.setenv("WEB_SWITCH_INTERVAL", "0.0005")
+        runpy.run_path(str(CONF))["post_fork"](None, None)
+        assert sys.getswitchinterval() == pytest.approx(0.0005)
     finally:
         sys.setswitchinterval(before)
 
