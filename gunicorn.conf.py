@@ -20,13 +20,13 @@ preload_app = True
 # Two threads per worker (decision 0038): a sync worker sits idle while PostgreSQL flushes a delivery's commit,
 # and with threads the commit waits of concurrent deliveries overlap. WEB_THREADS=1 gives gunicorn's sync worker.
 # The threaded worker is gunicorn's gthread, holding back connections beyond its threads for a worker with a free
-# one (decision 0061): gunicorn's own let one worker take all of a client's few keep-alive connections.
+# one (decision 0063): gunicorn's own let one worker take all of a client's few keep-alive connections.
 threads = max(1, int(os.environ.get("WEB_THREADS", "2")))
 worker_class = "plugin.web.balanced_accept.BalancedThreadWorker" if threads > 1 else "sync"
 
 # Python's GIL switch interval in each worker, in seconds, when WEB_SWITCH_INTERVAL is set; unset, CPython's own
 # (5 ms). A thread back from the commit's wait may wait that long for the GIL its worker's other thread holds:
-# decision 0061 measured 0.5 ms both ways (the app's waits shorter on a half-loaded machine, bare Flask faster on
+# decision 0063 measured 0.5 ms both ways (the app's waits shorter on a half-loaded machine, bare Flask faster on
 # a saturated one) and left the default alone.
 switch_interval = os.environ.get("WEB_SWITCH_INTERVAL")
 

@@ -22,7 +22,7 @@ from bench.harness import SHOP, running, start_web, wrk
 # name: GUNICORN_CMD_ARGS added to the Procfile's line (WEB_CONCURRENCY=2 workers; gunicorn.conf.py gives each 2
 # threads, decision 0038). The worker count is the Procfile's own --workers, which wins over this variable:
 # bench.run with WEB_CONCURRENCY=4 measures more workers.
-# The threaded settings use gunicorn.conf.py's worker class (decision 0061), as the Procfile's line does.
+# The threaded settings use gunicorn.conf.py's worker class (decision 0063), as the Procfile's line does.
 BALANCED = "--worker-class plugin.web.balanced_accept.BalancedThreadWorker"
 SETTINGS = {
     "sync, 2 workers": "--worker-class sync --threads 1",

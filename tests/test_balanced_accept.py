@@ -1,4 +1,4 @@
-"""The web worker: once its threads all hold a connection, it leaves the next one to the other workers (0061)."""
+"""The web worker: once its threads all hold a connection, it leaves the next one to the other workers (0063)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """gunicorn.conf.py: two threads per web worker by default (decision 0038), sync workers with WEB_THREADS=1; the
-threaded worker class and the GIL switch interval of decision 0061."""
+threaded worker class and the GIL switch interval of decision 0063."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 The workers share one listening socket, and each wakes for every new connection: whichever runs first accepts it,
 and goes on accepting while more are waiting. A client that opens a few keep-alive connections at once (a proxy's
 pool, wrk's 4 in bench.intake) often had them all on one worker: with 2 threads there, two requests waited for a
-thread while the other worker sat idle (decision 0061: 4-0, 3-1 and 2-2 splits from one run to the next, and the
+thread while the other worker sat idle (decision 0063: 4-0, 3-1 and 2-2 splits from one run to the next, and the
 intake's req/s with them). This worker stops accepting once it holds as many connections as it has threads, so a
 worker with a free thread takes the next one. It takes it itself after HOLD_SECONDS if no other worker did (all
 full), so no connection waits on the others for longer, and at once when one of its own connections closes.
