@@ -27,6 +27,7 @@ from plugin.programme import tiers as tier_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
 from plugin.services import lot_reads, outbox
+from plugin.services.imports.bulk import among
 from plugin.services.shops import zone
 
 if TYPE_CHECKING:
@@ -136,9 +137,11 @@ def _refunds(session: Session, shop_id: int, order_ids: list[int]) -> dict[int, 
     if not order_ids:
         return out
     for chunk in _chunks(order_ids, 5000):
+        # One array, not an IN list: the drain asks for every past order of a batch's members (hundreds), and
+        # psycopg converts a statement of more than 50 parameters anew each time, dumping each id alone.
         rows = session.execute(
             select(Refund.order_id, Refund.refund_id, Refund.facts).where(
-                Refund.shop_id == shop_id, Refund.order_id.in_(chunk)
+                Refund.shop_id == shop_id, among(session, Refund.order_id, chunk)
             )
         )
         for order_id, refund_id, facts in rows:
