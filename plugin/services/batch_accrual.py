@@ -47,6 +47,9 @@ from plugin.services.imports import pending as imported_balances
 from plugin.services.imports.tables import PENDING, ImportRow
 from plugin.services.shops import zone
 
+# A member's tier facts: every paid order as tiers see it, and the paid tier's terms (tiers.facts_for's, per member).
+TierKnown = tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]]
+
 
 class BatchConflict(Exception):
     """A row the batch meant to create exists already (another worker was first): redo the batch carefully."""
@@ -107,8 +110,9 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     # With tiers or milestones, in rounds of one order per member (decision 0041): a member's next order's tier
     # when paid, punches and thresholds depend on the one before, which its round writes, member rules and all.
     batch = Batch(shop, rules, settings, codes, known, members, member_level)
+    carried: dict[int, TierKnown] = {}
     for number, round_ in enumerate(_rounds(items, chosen) if member_level else [chosen]):
-        batch.write(session, round_, created if number == 0 else {}, blank)
+        carried = batch.write(session, round_, created if number == 0 else {}, blank, carried)
     applied = {item.key: item.customer_id for item in created.values()}
     return applied | {item.key: item.customer_id for item in chosen.values()}
 
@@ -127,12 +131,18 @@ class Batch:
     member_level: bool
 
     def write(
-        self, session: Session, chosen: dict[int, Item], created: dict[int, Item], blank: dict[int, BlankOrder]
-    ) -> None:
+        self,
+        session: Session,
+        chosen: dict[int, Item],
+        created: dict[int, Item],
+        blank: dict[int, BlankOrder],
+        carried: dict[int, TierKnown],
+    ) -> dict[int, TierKnown]:
         """Write these paid orders (at most one per member with member rules, whose rules then run) and these
-        orders/create, their postings and events."""
+        orders/create, their postings and events. `carried`: the tier facts the previous round's member rules read
+        and left as they were, by member id; returns this round's."""
         shop, members = self.shop, self.members
-        paid_tiers = _tiers_when_paid(session, shop, chosen.values(), members) if self.member_level else {}
+        paid_tiers = _tiers_when_paid(session, shop, chosen.values(), members, carried) if self.member_level else {}
         orders, updates, postings, names = [], [], [], {}
         for item in chosen.values():
             snapshot = item.event.order
@@ -169,11 +179,12 @@ class Batch:
         if self.member_level:
             _note_purchases(session, shop, chosen.values(), members)
         _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders} | names)
-        if self.member_level:
-            # One by one runs the member rules right after each order's earn posting; each member has one order in
-            # this round, so running them now gives every member the same postings in the same sequence
-            # (balance_after, notes and events included).
-            _member_rules(session, shop, [members[item.customer_id] for item in chosen.values()])
+        if not self.member_level:
+            return {}
+        # One by one runs the member rules right after each order's earn posting; each member has one order in
+        # this round, so running them now gives every member the same postings in the same sequence
+        # (balance_after, notes and events included).
+        return _member_rules(session, shop, [members[item.customer_id] for item in chosen.values()])
 
 
 @dataclass(frozen=True)
@@ -398,21 +409,25 @@ def _rounds(items: list[Item], chosen: dict[int, Item]) -> list[dict[int, Item]]
     return rounds
 
 
-def _tiers_when_paid(session: Session, shop: Shop, chosen, members: dict[int, int]) -> dict[int, MemberTier | None]:
+def _tiers_when_paid(
+    session: Session, shop: Shop, chosen, members: dict[int, int], carried: dict[int, TierKnown]
+) -> dict[int, MemberTier | None]:
     """tiers.tier_when_paid for every chosen order at once, by customer id: one read of the members' facts.
 
-    Read before the orders are written, as one by one reads them before its order has a lot."""
+    Read before the orders are written, as one by one reads them before its order has a lot. A member whose
+    facts the previous round's member rules read (after that round's orders) and left as they were (`carried`)
+    is not read again: a member in this round had an order in the previous one, so it is most members of every
+    round after the first, and their facts (every past order, its lot's parts) were half the rules' reads."""
     current = tiers.programme(shop)
     if current is None:
         return {}
-    ids = [members[item.customer_id] for item in chosen]
-    facts, terms = tiers.facts_for(session, shop.id, ids)
+    ids = [members[item.customer_id] for item in chosen if members[item.customer_id] not in carried]
+    facts, terms = tiers.facts_for(session, shop.id, ids) if ids else ({}, {})
     found = {}
     for item in chosen:
         member_id, order_id = members[item.customer_id], item.event.order.order_id
-        held = tier_rules.tiers_at_payments(
-            current, facts.get(member_id, []), terms.get(member_id, []), zone(shop), [(order_id, item.event.paid_at)]
-        )
+        known = carried[member_id] if member_id in carried else (facts.get(member_id, []), terms.get(member_id, []))
+        held = tier_rules.tiers_at_payments(current, *known, zone(shop), [(order_id, item.event.paid_at)])
         found[item.customer_id] = tiers.as_member_tier(current, held[order_id][0])
     return found
 
@@ -427,11 +442,12 @@ def _note_purchases(session: Session, shop: Shop, chosen, members: dict[int, int
         tiers.note_purchase(session, shop, order, item.event.order, item.event.paid_at)
 
 
-def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> None:
-    """member_rules.after_order_change for each member, set-based where it can be (services/member_rules_batch.py)."""
+def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> dict[int, TierKnown]:
+    """member_rules.after_order_change for each member, set-based where it can be (services/member_rules_batch.py);
+    returns the tier facts the rules read and left as they were, by member id."""
     from plugin.services import member_rules_batch  # late, as member_rules: accrual's imports stay light
 
-    member_rules_batch.run(session, shop, member_ids)
+    return member_rules_batch.run(session, shop, member_ids)
 
 
 def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> dict[int, int]:

@@ -41,12 +41,17 @@ class Plan:
     holdings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run(session: Session, shop: Shop, member_ids: list[int]) -> None:
+def run(session: Session, shop: Shop, member_ids: list[int]) -> dict[int, batch_accrual.TierKnown]:
     """member_rules.after_order_change for each member (each member once), as one by one would leave them.
 
     The rules of batch_accrual.KNOWN_MEMBER_RULES; referrals are left out: takes_part found no referral settings,
     so that rule is a no-op. A member's rules change only that member's rows, so members may be written in any
-    order, and what is read before the first still holds for the last."""
+    order, and what is read before the first still holds for the last.
+
+    Returns the tier facts read of the members whose writes were planned here: those writes (tier, moves,
+    postings, holdings) change no order, refund or tier purchase, so the facts still hold for the member's next
+    order in the batch. Members that went through the rules' own code are left out (a tier correction remakes
+    an order's lot)."""
     session.flush()
     # Held while the per-member rules run: the session's identity map keeps only weak references, so without this
     # each member's milestones.settings.current would read the row again.
@@ -74,6 +79,7 @@ def run(session: Session, shop: Shop, member_ids: list[int]) -> None:
             # Given facts, milestones.recompute takes no member lock: member_facts.read took this member's, and
             # this transaction holds it still. After a tier correction remade a lot, it reads (and locks) anew.
             milestones.recompute(session, shop, member_id, None if corrected else facts)
+    return {member_id: facts.tier_known(member_id) for member_id in plans} if current is not None else {}
 
 
 def _plan(

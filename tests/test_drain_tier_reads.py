@@ -1,0 +1,103 @@
+"""A drained batch reads its members' tier facts before their orders once, not once per round of the batch.
+
+In a shop with tiers, a member's orders of one batch go in rounds (decision 0041), and each order's tier when paid
+is worked out from the member's past orders. Every round's member rules read those facts after the round's orders
+(services/member_facts.py), and leave them as they were for the members they plan: the next round takes them from
+there instead of reading every past order and its lot again.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import event, select
+
+from plugin import inbox
+from plugin.db import engine_for, transaction
+from plugin.models import Member, Posting, Refund
+from plugin.services import shops, tier_sets, tiers
+from tests import builders
+from tests.conftest import SHOP
+
+TIERS = {
+    "metric": "spend",
+    "period": "lifetime",
+    "tiers": [
+        {"id": "silver", "name": "Silver", "threshold": "15.00", "multiplier": "1.5"},
+        {"id": "gold", "name": "Gold", "threshold": "25.00", "multiplier": "2"},
+    ],
+}
+
+
+def _store(settings) -> None:
+    """Three orders of one shopper and one of another: three rounds, the first with both shoppers."""
+    for n, customer_id in enumerate((7000, 7000, 7001, 7000), start=1):
+        body = json.dumps(builders.order(n, customer_id, [builders.line(n * 10, "10.00")])).encode()
+        inbox.store(engine_for(settings.database_url), inbox.IncomingDelivery(SHOP, "orders/paid", f"t-{n}", body))
+
+
+@pytest.mark.parametrize("set_based", [True, False])
+def test_a_members_later_orders_of_a_batch_earn_their_tiers_share(settings, shop, set_based):
+    with transaction(settings.database_url) as session:
+        tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
+    _store(settings)
+    assert inbox.drain(settings.database_url, batch_size=10, set_based=set_based) == {"processed": 4}
+    with transaction(settings.database_url) as session:
+        earned = session.execute(
+            select(Member.customer_id, Posting.order_id, Posting.points)
+            .join(Member, (Member.shop_id == Posting.shop_id) & (Member.id == Posting.member_id))
+            .where(Posting.shop_id == shop, Posting.kind == "earn")
+            .order_by(Posting.order_id)
+        ).all()
+        tier = session.scalar(select(Member.tier).where(Member.shop_id == shop, Member.customer_id == 7000))
+    # 10.00 each: the second order is paid with 10.00 spent (no tier), the fourth with 20.00 (silver, 1.5x).
+    assert [tuple(row) for row in earned] == [(7000, 1, 10), (7000, 2, 10), (7001, 3, 10), (7000, 4, 15)]
+    assert tier == "gold"
+
+
+def test_a_batch_reads_its_members_tier_facts_once_not_once_per_round(settings, shop, monkeypatch):
+    with transaction(settings.database_url) as session:
+        tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
+    _store(settings)
+    reads: list[list[int] | None] = []
+    facts_for = tiers.facts_for
+
+    def counted(session, shop_id, member_ids=None):
+        reads.append(member_ids)
+        return facts_for(session, shop_id, member_ids)
+
+    monkeypatch.setattr(tiers, "facts_for", counted)
+    assert inbox.drain(settings.database_url, batch_size=10) == {"processed": 4}
+    assert [len(ids) for ids in reads] == [2]  # the first round's two members; three reads before
+
+
+def test_the_refunds_of_a_batchs_past_orders_are_asked_for_with_one_parameter_for_the_orders(settings, shop):
+    """Every past order of a batch's members (hundreds): as an IN list, a statement of more than 50 parameters,
+    which psycopg converts anew each time (its cache keeps only smaller ones), dumping each id alone."""
+    with transaction(settings.database_url) as session:
+        session.add_all(
+            Refund(shop_id=shop, order_id=order_id, refund_id=order_id * 10, facts={"line_quantities": {"5": 1},
+                   "shipping": "1.50"})
+            for order_id in (3, 250)
+        )  # fmt: skip
+    sent: list = []
+
+    def keep(_conn, _cursor, statement, parameters, *_args):
+        if "FROM refunds" in statement:
+            sent.append(parameters)
+
+    engine = engine_for(settings.database_url)
+    with transaction(settings.database_url) as session:
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            found = tiers.refunds_of(session, shop, list(range(1, 301)))
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+    assert {
+        order_id: [(r.refund_id, r.line_quantities, r.shipping) for r in found[order_id]] for order_id in found
+    } == {3: [(30, {5: 1}, Decimal("1.50"))], 250: [(2500, {5: 1}, Decimal("1.50"))]}
+    (parameters,) = sent
+    if settings.database_url.startswith("postgresql"):
+        assert len(parameters) == 2  # the shop and one array of the 300 orders (301 parameters before)
