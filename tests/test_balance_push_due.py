@@ -74,6 +74,21 @@ def test_a_balance_that_moves_after_the_push_read_it_stays_due_and_goes_next_run
         assert session.execute(text("SELECT count(*) FROM members WHERE balance <> pushed_balance")).scalar() == 0
 
 
+def test_a_run_that_marks_a_stale_balance_after_a_newer_run_settled_lists_the_member_again(
+    fake_shop_api, shop_with_token
+):
+    # Two overlapping runs: A read 40, B read 45 after an order; B's write reached the shop first and A's last, so
+    # the shop shows 40. B marks first (45 is the balance: settled, row deleted), then A marks its stale 40.
+    settings, _ = fake_shop_api
+    grant(settings, 7001, 40, "a")
+    grant(settings, 7001, 5, "b")
+    member_id = _member(settings, 7001)
+    assert balance_push._mark_pushed(settings, shop_with_token, {member_id: 45}) == []
+    assert _due(settings) == set()
+    assert balance_push._mark_pushed(settings, shop_with_token, {member_id: 40}) == []
+    assert _due(settings) == {member_id}  # the next run sends 45 again
+
+
 def test_an_orders_posting_moves_the_balance_with_a_hot_update(settings, shop, monkeypatch):
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("HOT updates are PostgreSQL's")

@@ -88,6 +88,11 @@ BEHIND = {"postgresql": "balance IS DISTINCT FROM pushed_balance", "sqlite": "ba
 
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
+    if dialect == "postgresql":
+        # Released while the old processes still drain: a posting that moved a balance before the list's snapshot
+        # but committed after it would be neither listed below nor by the old trigger. The lock waits for those
+        # and holds later ones until the new trigger lists them (the upgrade's transaction commits).
+        op.execute("LOCK TABLE members IN SHARE ROW EXCLUSIVE MODE")
     op.create_table(
         "balance_push_due",
         sa.Column("shop_id", sa.BigInteger(), sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),

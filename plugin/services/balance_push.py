@@ -22,7 +22,7 @@ from sqlalchemy import case, delete, select, update
 
 from plugin import platforms
 from plugin.config import Settings
-from plugin.db import transaction
+from plugin.db import insert_for, transaction
 from plugin.models import BalancePushDue, Member, Shop
 from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient
 from plugin.services import expiry
@@ -139,5 +139,15 @@ def _mark_pushed(settings: Settings, shop_id: int, sent: dict[int, int]) -> list
         if settled:
             session.execute(
                 delete(BalancePushDue).where(BalancePushDue.shop_id == shop_id, BalancePushDue.member_id.in_(settled))
+            )
+        # Listed again, not only kept: two overlapping runs (a signal during a run starts another) may mark in the
+        # other order than the shop received their writes; a run that sent a stale balance and marks last would
+        # otherwise find the member's row already deleted by the run that sent the current one.
+        behind = [member_id for member_id, balance in locked if balance != sent[member_id]]
+        if behind:
+            session.execute(
+                insert_for(session)(BalancePushDue)
+                .values([{"shop_id": shop_id, "member_id": member_id} for member_id in behind])
+                .on_conflict_do_nothing(index_elements=["shop_id", "member_id"])
             )
     return sorted(set(sent) - set(free))
