@@ -19,8 +19,8 @@ preload_app = True
 
 # Two threads per worker (decision 0038): a sync worker sits idle while PostgreSQL flushes a delivery's commit,
 # and with threads the commit waits of concurrent deliveries overlap. WEB_THREADS=1 gives gunicorn's sync worker.
-# The threaded worker is gunicorn's gthread, holding back connections beyond its threads for a worker with a free
-# one (decision 0063): gunicorn's own let one worker take all of a client's few keep-alive connections.
+# The threaded worker is gunicorn's gthread, leaving new connections to a worker with a free thread while its own
+# are all busy (decision 0063): gunicorn's own let one worker take all of a client's few keep-alive connections.
 threads = max(1, int(os.environ.get("WEB_THREADS", "2")))
 worker_class = "plugin.web.balanced_accept.BalancedThreadWorker" if threads > 1 else "sync"
 

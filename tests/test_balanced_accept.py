@@ -1,33 +1,17 @@
-"""The web worker: once its threads all hold a connection, it leaves the next one to the other workers (0063)."""
+"""The web worker: while its threads all run a request, it leaves a new connection to the other workers (0063)."""
 
 from __future__ import annotations
 
 import os
 import selectors
 import socket
+from concurrent.futures import Future
 from unittest import mock
 
 import pytest
 from gunicorn.config import Config
 
 from plugin.web import balanced_accept
-
-
-class Clock:
-    """The worker's monotonic clock, moved by the test: no test here waits for real time to pass."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(balanced_accept, "monotonic", clock)
-    return clock
 
 
 @pytest.fixture
@@ -44,18 +28,23 @@ def listener():
 
 @pytest.fixture
 def worker(listener):
-    """A 2-thread worker set up as gunicorn's init_process does, minus its thread pool: what it accepts is listed."""
+    """A 2-thread worker set up as gunicorn's init_process does, with a pool that runs nothing: the test ends each
+    request, as a thread would, through the future gunicorn waits on."""
     server, _clients = listener
     cfg = Config()
     cfg.set("threads", 2)
     worker = balanced_accept.BalancedThreadWorker(1, os.getppid(), [server], None, 30, cfg, mock.Mock())
     worker.poller = selectors.DefaultSelector()
     worker.method_queue.init()
-    worker.taken = []
-    worker.enqueue_req = worker.taken.append  # the connection handed to a thread
+    # As run() does: a finished request's callback reaches the loop through this queue.
+    worker.poller.register(worker.method_queue.fileno(), selectors.EVENT_READ, worker.method_queue.run_callbacks)
+    worker.running = []  # (connection, future) of each request handed to a thread
+    worker.tpool = mock.Mock(
+        submit=lambda _handle, conn: worker.running.append((conn, Future())) or worker.running[-1][1]
+    )
     worker.set_accept_enabled(True)
     yield worker
-    for conn in worker.taken:
+    for conn, _ in worker.running:
         conn.sock.close()
     worker.poller.close()
     worker.method_queue.close()
@@ -77,33 +66,37 @@ def turns(worker, count: int = 4) -> None:
         worker.wait_for_and_dispatch_events(timeout=0.05)
 
 
-def test_a_full_worker_leaves_a_waiting_connection_to_the_others_and_takes_it_when_none_did(worker, listener, clock):
+def end_request(worker, index: int, keep_alive: bool) -> None:
+    """A thread answers the index-th request: its connection is kept alive (idle, on the poller) or closed."""
+    conn, future = worker.running[index]
+    if keep_alive:
+        conn.parser = mock.Mock(**{"unreader.buf.getvalue.return_value": b""})  # nothing read ahead
+    future.set_result(keep_alive)
+
+
+def test_a_worker_whose_threads_are_all_busy_leaves_the_next_connection_on_the_shared_socket(worker, listener):
     connect(listener, 3)
     turns(worker)
-    assert len(worker.taken) == 2  # the third is still waiting on the shared socket, for another worker
-    clock.now += balanced_accept.HOLD_SECONDS / 2
+    assert len(worker.running) == 2  # the third is still waiting on the shared socket, for another worker
     turns(worker)
-    assert len(worker.taken) == 2
-    clock.now += balanced_accept.HOLD_SECONDS / 2  # the hold is over, and no other worker took it: all are full
-    turns(worker)
-    assert len(worker.taken) == 3
+    assert len(worker.running) == 2
 
 
-def test_it_takes_the_connection_at_once_when_one_of_its_own_closes(worker, listener, clock):
+def test_it_takes_the_waiting_connection_as_soon_as_a_request_ends(worker, listener):
     connect(listener, 3)
     turns(worker)
-    assert len(worker.taken) == 2
-    worker.nr_conns -= 1  # what finish_request does when a connection is closed
+    end_request(worker, 0, keep_alive=False)
     turns(worker)
-    assert len(worker.taken) == 3
+    assert len(worker.running) == 3
 
 
-def test_it_wakes_when_the_hold_ends_and_not_before_or_after(worker, listener, clock):
-    connect(listener, 3)
+def test_idle_keep_alive_connections_hold_no_thread_so_new_connections_are_taken(worker, listener):
+    connect(listener, 2)
     turns(worker)
-    clock.now += balanced_accept.HOLD_SECONDS / 4
-    with mock.patch.object(worker.poller, "select", return_value=[]) as select:
-        worker.wait_for_and_dispatch_events(timeout=1.0)  # holding: the loop would otherwise sleep a second
-        clock.now += balanced_accept.HOLD_SECONDS
-        worker.wait_for_and_dispatch_events(timeout=1.0)  # the hold is over: no wake-up loop
-    assert select.call_args_list == [mock.call(pytest.approx(balanced_accept.HOLD_SECONDS * 3 / 4)), mock.call(1.0)]
+    end_request(worker, 0, keep_alive=True)
+    end_request(worker, 1, keep_alive=True)
+    turns(worker)
+    assert worker.nr_conns == 2 and len(worker.keepalived_conns) == 2  # both idle, still open
+    connect(listener, 2)
+    turns(worker, count=2)  # one accept a turn: no turn goes by declining (counting connections, it held back)
+    assert len(worker.running) == 4

@@ -1,48 +1,37 @@
-"""gunicorn's threaded worker, holding back new connections while its threads are all taken (gunicorn.conf.py).
+"""gunicorn's threaded worker, accepting no new connection while every one of its threads is busy (gunicorn.conf.py).
 
 The workers share one listening socket, and each wakes for every new connection: whichever runs first accepts it,
 and goes on accepting while more are waiting. A client that opens a few keep-alive connections at once (a proxy's
 pool, wrk's 4 in bench.intake) often had them all on one worker: with 2 threads there, two requests waited for a
 thread while the other worker sat idle (decision 0063: 4-0, 3-1 and 2-2 splits from one run to the next, and the
-intake's req/s with them). This worker stops accepting once it holds as many connections as it has threads, so a
-worker with a free thread takes the next one. It takes it itself after HOLD_SECONDS if no other worker did (all
-full), so no connection waits on the others for longer, and at once when one of its own connections closes.
+intake's req/s with them). This worker stops accepting while all its threads run a request, so the connection stays
+on the shared socket for the first worker with a free thread (this one again, as soon as a request ends). Idle
+keep-alive connections and connections still waiting for their first bytes hold no thread, so they do not count:
+a worker never declines a connection it could serve at once, and nothing waits on a timer.
 """
 
 from __future__ import annotations
 
-from time import monotonic
-
 from gunicorn.workers.gthread import ThreadWorker
-
-# How long a full worker leaves a waiting connection to the others: longer than a woken worker takes to accept on a
-# busy machine, short enough to be a small cost on a connection's first request when every worker is full.
-HOLD_SECONDS = 0.02
 
 
 class BalancedThreadWorker(ThreadWorker):
-    """ThreadWorker that accepts no connection beyond its thread count while another worker may take it."""
+    """ThreadWorker that leaves new connections on the shared socket while its threads are all running requests."""
 
-    full_since = float("-inf")  # when it last took a connection that left it without a free thread
+    busy = 0  # requests handed to the thread pool and not yet finished (gunicorn's nr_conns counts idle ones too)
 
-    def accept(self, listener) -> None:
-        super().accept(listener)
-        if self.nr_conns >= self.cfg.threads:
-            self.full_since = monotonic()
+    def enqueue_req(self, conn) -> None:
+        self.busy += 1
+        super().enqueue_req(conn)
+        if self.busy >= self.cfg.threads:
             super().set_accept_enabled(False)
+
+    def finish_request(self, conn, fs) -> None:
+        self.busy -= 1  # before gunicorn's: a request already read ahead is handed to a thread again in there
+        super().finish_request(conn, fs)
 
     def set_accept_enabled(self, enabled: bool) -> None:
         # gunicorn's loop asks to accept again at each turn while it holds fewer than worker_connections.
-        if enabled and self.holding():
+        if enabled and self.busy >= self.cfg.threads:
             return
         super().set_accept_enabled(enabled)
-
-    def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        # Wake when the hold ends, to accept what no other worker took (the loop otherwise waits up to a second).
-        if self.alive and self.holding():
-            timeout = min(timeout, self.full_since + HOLD_SECONDS - monotonic())
-        super().wait_for_and_dispatch_events(max(timeout, 0.0))
-
-    def holding(self) -> bool:
-        """Whether a new connection is left to the other workers for now: every thread has a connection, lately."""
-        return self.nr_conns >= self.cfg.threads and monotonic() < self.full_since + HOLD_SECONDS
