@@ -26,8 +26,8 @@ from bench.harness import SHOP, running, start_web, wrk
 BALANCED = "--worker-class plugin.web.balanced_accept.BalancedThreadWorker"
 SETTINGS = {
     "sync, 2 workers": "--worker-class sync --threads 1",
-    "gthread, 2 workers x 4 threads": f"{BALANCED} --threads 4",
-    "gthread, 2 workers x 2 threads": f"{BALANCED} --threads 2",
+    "balanced gthread, 2 workers x 4 threads": f"{BALANCED} --threads 4",
+    "balanced gthread, 2 workers x 2 threads": f"{BALANCED} --threads 2",
 }
 
 

@@ -1,15 +1,16 @@
 """The drain's Python in one process, base rule against the realistic programme (issue #21): thread CPU per order
 and cProfile's top entries.
 
-    python -m bench.profile_drain [--orders 2000] [--warmup 6000] [--rounds 3] [--profile] [--top 25]
+    python -m bench.profile_drain [--orders 2000] [--warmup 6000] [--rounds 3] [--sides base,programme]
+        [--profile] [--top 25]
 
 Each side gets a fresh bench database (the realistic programme's from bench/programme.py, or the base rule alone),
-the end-to-end run's deliveries (bench/e2e.py: distinct orders, one shopper in ten orders, the programme's products
-in turn) stored straight into the inbox, `--warmup` of them drained first unmeasured (so members have a history, as
-midway through the end-to-end run), then the next `--orders` drained by inbox.drain in this thread, in batches of
-the worker's default size, timed by time.thread_time: this process's Python and driver, not PostgreSQL's. The sides
-alternate for `--rounds` rounds and the medians are printed as JSON; `--profile` also runs each side once under
-cProfile and prints its top entries by own and by cumulative time (cProfile's overhead included there).
+deliveries shaped as the end-to-end run's (bench/e2e.py: distinct orders, one shopper in ten orders, the programme's
+products in turn) stored straight into the inbox, `--warmup` of them drained first unmeasured (so members have a
+history, as midway through the end-to-end run), then the next `--orders` drained by inbox.drain in this thread, in
+batches of the worker's default size, timed by time.thread_time: this process's Python and driver, not PostgreSQL's.
+The sides alternate for `--rounds` rounds and the medians are printed as JSON; `--profile` also runs each side once
+under cProfile and prints its top entries by own and by cumulative time (cProfile's overhead included there).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from plugin.db import engine_for
+from tests.bulk_rows import insert_members
 
 # 15,000 paid orders this month in the shop, 15 a member, each with a lot of a stored lot's size (about 1.6 kB): on a
 # smaller or narrower table, never analysed, the planner happened to choose the member's index anyway.
@@ -40,13 +41,7 @@ def engine(settings):
 @pytest.mark.parametrize("analysed", [False, True], ids=["never analysed", "analysed"])
 def test_an_inserted_order_recounts_its_members_month_from_the_members_orders(engine, shop, analysed):
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO members (shop_id, customer_id, balance, enrolled_at)"
-                " SELECT :shop, 700000 + g, 0, now() FROM generate_series(1, :members) g"
-            ),
-            {"shop": shop, "members": MEMBERS},
-        )
+        insert_members(connection, shop, MEMBERS)
         connection.execute(text(_ORDER), {"shop": shop, "first": 1, "last": ORDERS})
     if analysed:
         with engine.begin() as connection:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from plugin.db import engine_for, transaction
 from plugin.services import member_facts, shops
+from tests.bulk_rows import insert_members
 from tests.conftest import SHOP
 from tests.test_inbox_indexes import _work
 
@@ -28,13 +29,7 @@ def engine(settings):
 
 def test_a_batch_locks_its_members_and_reads_their_holdings_by_key(engine, settings, shop):
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO members (shop_id, customer_id, balance, enrolled_at)"
-                " SELECT :shop, 700000 + g, 0, now() FROM generate_series(1, :members) g"
-            ),
-            {"shop": shop, "members": MEMBERS},
-        )
+        insert_members(connection, shop, MEMBERS)
         connection.execute(
             text(
                 "INSERT INTO milestone_holdings (shop_id, member_id, rule_key, grants, points_held, unpaid, sequence,"

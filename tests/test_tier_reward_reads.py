@@ -14,6 +14,7 @@ from sqlalchemy import event, text
 
 from plugin.db import engine_for, transaction
 from plugin.services import tiers
+from tests.bulk_rows import insert_members
 from tests.test_inbox_indexes import _indexes, _work
 
 MEMBERS, ROUNDS, REWARDED = 200, 20, 10  # each member 20 order postings; every 10th one a tier reward too
@@ -28,13 +29,7 @@ def engine(settings):
 
 def _ledger(engine, shop: int) -> None:
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO members (shop_id, customer_id, balance, enrolled_at)"
-                " SELECT :shop, 700000 + g, 0, now() FROM generate_series(1, :members) g"
-            ),
-            {"shop": shop, "members": MEMBERS},
-        )
+        insert_members(connection, shop, MEMBERS)
         posting = (
             "INSERT INTO postings (shop_id, member_id, kind, points, balance_after, source_type, source_id,"
             " rule_version, idempotency_key, actor, created_at)"
