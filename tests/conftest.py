@@ -10,6 +10,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +51,38 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RUN_ID = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def _migrate(url: str) -> None:
-    from alembic import command
+def alembic_config(url: str):
+    """Alembic's configuration for the repository's migrations, pointed at `url`."""
     from alembic.config import Config
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
     config.attributes["database_url"] = url
-    command.upgrade(config, "head")
+    return config
+
+
+def _migrate(url: str) -> None:
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+@contextmanager
+def own_database(server_url: str, name: str) -> Iterator[str]:
+    """An empty PostgreSQL database `name` on `server_url`'s server, dropped afterwards (with its engines)."""
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    url = server_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        for engine in list(_engines_for(url)):
+            engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -71,19 +96,9 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield f"sqlite:///{path}"
         return
     # A database of this run's own, so two test runs against one server never collide.
-    name = f"loyalty_test_{os.getpid()}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    test_url = url.rsplit("/", 1)[0] + f"/{name}"
-    _migrate(test_url)
-    yield test_url
-    for engine in list(_engines_for(test_url)):
-        engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    with own_database(url, f"loyalty_test_{os.getpid()}") as test_url:
+        _migrate(test_url)
+        yield test_url
 
 
 def _engines_for(url: str):

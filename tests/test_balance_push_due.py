@@ -11,8 +11,7 @@ import os
 
 import pytest
 from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select, text
 
 from plugin import inbox, ledger, platforms
 from plugin.db import engine_for, transaction
@@ -22,7 +21,7 @@ from plugin.programme.events import Customer
 from plugin.services import balance_push, batch_accrual, shops
 from plugin.services.accrual import enrol
 from tests import builders
-from tests.conftest import ROOT, SHOP
+from tests.conftest import SHOP, alembic_config, own_database
 from tests.test_balance_push import grant
 
 
@@ -115,34 +114,18 @@ def test_an_orders_posting_moves_the_balance_with_a_hot_update(settings, shop, m
     assert _due(settings) == {_member(settings, 7000)}
 
 
-def _config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["database_url"] = url
-    return config
-
-
 @pytest.fixture
 def scratch_url(database_template, tmp_path):
     """An empty database of this test's own, to migrate up and down (the run's database stays at head)."""
     if database_template.startswith("sqlite"):
         yield f"sqlite:///{tmp_path / 'migrated.db'}"
         return
-    name = f"loyalty_test_{os.getpid()}_due"
-    admin = create_engine(database_template, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        connection.execute(text(f"CREATE DATABASE {name}"))
-    url = database_template.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    engine_for(url).dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    with own_database(database_template, f"loyalty_test_{os.getpid()}_due") as url:
+        yield url
 
 
 def test_the_migration_lists_the_members_already_behind_and_downgrades(scratch_url, settings):
-    config = _config(scratch_url)
+    config = alembic_config(scratch_url)
     command.upgrade(config, "0037")
     with transaction(scratch_url) as session:
         shop_id = shops.install(session, SHOP, "shpat_test_token", settings.encryption_keys).id
