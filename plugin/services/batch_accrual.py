@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, bindparam, func, null, or_, select, update
 from sqlalchemy.orm import Session
@@ -47,8 +48,8 @@ from plugin.services.imports import pending as imported_balances
 from plugin.services.imports.tables import PENDING, ImportRow
 from plugin.services.shops import zone
 
-# A member's tier facts: every paid order as tiers see it, and the paid tier's terms (tiers.facts_for's, per member).
-TierKnown = tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]]
+if TYPE_CHECKING:
+    from plugin.services.member_facts import TierKnown  # annotations only: member_facts' imports stay out of accrual's
 
 
 class BatchConflict(Exception):

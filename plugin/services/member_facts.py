@@ -38,6 +38,10 @@ class Holding:
     rewards: list[list[int]]
 
 
+# A member's tier facts: every paid order as tiers see it, and the paid tier's terms (tiers.facts_for's, per member).
+TierKnown = tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]]
+
+
 @dataclass(frozen=True)
 class MemberFacts:
     """Per member id: what tiers.recompute, tier_corrections.correct and milestones.rules.recompute would each
@@ -52,7 +56,7 @@ class MemberFacts:
     histories: dict[int, list[milestones.OrderSpend]] | None  # None: the shop has no milestone programme
     holdings: dict[int, dict[str, Holding]]
 
-    def tier_known(self, member_id: int) -> tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]]:
+    def tier_known(self, member_id: int) -> TierKnown:
         return self.tier_facts.get(member_id, []), self.paid_terms.get(member_id, [])
 
     def milestones_known(self, member_id: int) -> tuple[list[milestones.OrderSpend], dict[str, int]]:

@@ -41,7 +41,7 @@ class Plan:
     holdings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run(session: Session, shop: Shop, member_ids: list[int]) -> dict[int, batch_accrual.TierKnown]:
+def run(session: Session, shop: Shop, member_ids: list[int]) -> dict[int, member_facts.TierKnown]:
     """member_rules.after_order_change for each member (each member once), as one by one would leave them.
 
     The rules of batch_accrual.KNOWN_MEMBER_RULES; referrals are left out: takes_part found no referral settings,
