@@ -21,8 +21,9 @@ preload_app = True
 # and with threads the commit waits of concurrent deliveries overlap. WEB_THREADS=1 gives gunicorn's sync worker.
 # The threaded worker is gunicorn's gthread, leaving new connections to a worker with a free thread while its own
 # are all busy (decision 0063): gunicorn's own let one worker take all of a client's few keep-alive connections.
+# Both classes answer gunicorn's own refusals (a request line or headers past its limits) in the app's JSON.
 threads = max(1, int(os.environ.get("WEB_THREADS", "2")))
-worker_class = "plugin.web.balanced_accept.BalancedThreadWorker" if threads > 1 else "sync"
+worker_class = "plugin.web.balanced_accept." + ("BalancedThreadWorker" if threads > 1 else "JsonSyncWorker")
 
 # Python's GIL switch interval in each worker, in seconds, when WEB_SWITCH_INTERVAL is set; unset, CPython's own
 # (5 ms). A thread back from the commit's wait may wait that long for the GIL its worker's other thread holds:

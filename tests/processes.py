@@ -217,6 +217,34 @@ def start_app(settings, **extra: str) -> tuple[subprocess.Popen, str]:
     return process, _answering(process, f"http://127.0.0.1:{port}", "/healthz")
 
 
+def start_procfile_web(settings, log_path: Path, **extra: str) -> tuple[subprocess.Popen, str]:
+    """The Procfile's web command (gunicorn with gunicorn.conf.py), one worker, its output in `log_path`; returns it
+    once /healthz answers."""
+    command = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))[4:]
+    port = free_port()
+    env = environment(
+        settings,
+        PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        PORT=str(port),
+        WEB_CONCURRENCY="1",
+        GUNICORN_CMD_ARGS="--no-control-socket",  # several test runs may share the default control socket
+        **extra,
+    )
+    with open(log_path, "wb") as log:
+        process = spawn(["sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    for _ in range(600):  # wait for the worker to boot: polled, never timed
+        try:
+            requests.get(f"{base_url}/healthz", timeout=60)  # accepted at once, answered once booted
+            return process, base_url
+        except requests.ConnectionError:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {log_path.read_text()}") from None
+            time.sleep(0.05)
+    stop(process)
+    raise RuntimeError(f"{base_url} did not start")
+
+
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; no test tool downloads a browser
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

@@ -12,7 +12,7 @@ import pytest
 from gunicorn.config import Config
 
 from plugin import db
-from plugin.web.balanced_accept import BalancedThreadWorker
+from plugin.web.balanced_accept import BalancedThreadWorker, JsonSyncWorker
 
 CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
 
@@ -30,7 +30,7 @@ def test_worker_class_follows_web_threads(monkeypatch, threads, expected):
     cfg = Config()
     cfg.set("threads", conf["threads"])
     cfg.set("worker_class", conf["worker_class"])
-    loaded = {BalancedThreadWorker: "balanced"}.get(cfg.worker_class, cfg.worker_class_str)
+    loaded = {BalancedThreadWorker: "balanced", JsonSyncWorker: "sync"}.get(cfg.worker_class, cfg.worker_class_str)
     assert (conf["threads"], loaded) == expected
 
 

@@ -272,44 +272,14 @@ def test_a_signed_request_is_never_redirected(client, shop, path):
 
 def test_gunicorn_run_as_the_procfile_says_logs_no_signature(settings, shop, tmp_path):
     """The Procfile's web command, started for real: its access log shows the path, never the signed query."""
-    import os
-    import signal
-    import socket
-    import subprocess
-    import sys
-    from pathlib import Path
-
     import requests
 
-    root = Path(__file__).resolve().parent.parent
-    command = next(line for line in (root / "Procfile").read_text().splitlines() if line.startswith("web:"))[4:]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "DATABASE_URL": settings.database_url,
-        "SHOPIFY_API_SECRET": SECRET,
-        "GUNICORN_CMD_ARGS": "--no-control-socket",  # several test runs may share the default control socket
-    }
+    from tests.processes import start_procfile_web, stop
+
     log_path = tmp_path / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            ["sh", "-c", command], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+    server, url = start_procfile_web(settings, log_path)
     params = signed(7001)
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(300):  # wait for the worker to boot: polled, never timed
-            try:
-                requests.get(f"{url}/healthz", timeout=60)  # accepted at once, answered once booted
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None, log_path.read_text()
-                time.sleep(0.05)
         answer = requests.get(f"{url}/proxy/widget?{urlencode(params)}", timeout=10)
         assert answer.status_code == 200
         referred = requests.get(
@@ -324,8 +294,7 @@ def test_gunicorn_run_as_the_procfile_says_logs_no_signature(settings, shop, tmp
                 break
             time.sleep(0.05)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait()
+        stop(server)
     written = log_path.read_text()
     assert '"GET /proxy/widget HTTP/1.1" 200' in written  # the request was logged...
     assert dict(params)["signature"] not in written  # ...without its signature

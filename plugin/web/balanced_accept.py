@@ -13,10 +13,14 @@ a worker never declines a connection it could serve at once, and nothing waits o
 from __future__ import annotations
 
 from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.sync import SyncWorker
+
+from plugin.web.json_errors import JsonErrors
 
 
-class BalancedThreadWorker(ThreadWorker):
-    """ThreadWorker that leaves new connections on the shared socket while its threads are all running requests."""
+class BalancedThreadWorker(JsonErrors, ThreadWorker):
+    """ThreadWorker that leaves new connections on the shared socket while its threads are all running requests
+    (and answers gunicorn's own refusals in JSON)."""
 
     busy = 0  # requests handed to the thread pool and not yet finished (gunicorn's nr_conns counts idle ones too)
 
@@ -35,3 +39,7 @@ class BalancedThreadWorker(ThreadWorker):
         if enabled and self.busy >= self.cfg.threads:
             return
         super().set_accept_enabled(enabled)
+
+
+class JsonSyncWorker(JsonErrors, SyncWorker):
+    """gunicorn's sync worker (WEB_THREADS=1), answering gunicorn's own refusals in JSON like the threaded one."""
