@@ -8,6 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pytest
+from psycopg.types import json as psycopg_json
 from sqlalchemy import event, select
 
 from plugin.db import engine_for, transaction
@@ -143,7 +144,7 @@ class LotPartReads:
         self.engine, self.statements = engine_for(database_url), []
 
     def __call__(self, _conn, _cursor, statement, parameters, *_args):
-        if "lot_lines" in statement and statement.lstrip().lower().startswith("select"):
+        if "lot_parts" in statement and statement.lstrip().lower().startswith("select"):
             self.statements.append((statement, parameters))
 
     def __enter__(self):
@@ -183,3 +184,34 @@ def test_the_parts_reads_decompress_each_lot_once(settings, shop):
             on_stored = [o for o in outputs if re.search(r"\blot (->|->>|\|\|) |_array\((orders\.)?lot, ", o)]
             assert on_stored == ["(orders.lot || '{}'::jsonb)"], on_stored  # computed in one place, once a row
             assert any("lot_once -> 'lines'" in o for o in outputs)
+
+
+class JsonDecodes:
+    """Counts the JSON values psycopg decodes (json and jsonb columns), each a json.loads of its own."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        original = psycopg_json._JsonLoader._loads
+
+        def counted(data):
+            self.count += 1
+            return original(data)
+
+        monkeypatch.setattr(psycopg_json._JsonLoader, "_loads", staticmethod(counted))
+
+
+def test_a_past_orders_lot_parts_are_decoded_as_one_json_value(settings, shop, monkeypatch):
+    """The parts of an unrefunded lot come as one JSON array in a text column, decoded by one json.loads (decision
+    0065): as a JSONB column each, every past order cost psycopg a decode per part that was not NULL (lines, reason,
+    the contributions' kinds and points: 50 decodes for these 12 orders)."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the parts are read in PostgreSQL; SQLite reads whole lots")
+    _seed(settings)
+    with transaction(settings.database_url) as session:
+        member_ids = sorted(session.scalars(select(Member.id).where(Member.shop_id == shop)))
+        decodes = JsonDecodes(monkeypatch)
+        tier_facts, _terms = tiers.facts_for(session, shop, member_ids)
+    orders = sum(len(found) for found in tier_facts.values())
+    assert orders == 12
+    # At most one an order; besides, the refunded order's whole lot and its refund's facts.
+    assert decodes.count <= orders + 2, decodes.count
