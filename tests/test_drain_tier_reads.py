@@ -1,9 +1,9 @@
-"""A drained batch reads its members' tier facts before their orders once, not once per round of the batch.
+"""A drained batch reads its members' facts once a round, before the round's orders, not once per rule.
 
 In a shop with tiers, a member's orders of one batch go in rounds (decision 0041), and each order's tier when paid
-is worked out from the member's past orders. Every round's member rules read those facts after the round's orders
-(services/member_facts.py), and leave them as they were for the members they plan: the next round takes them from
-there instead of reading every past order and its lot again.
+is worked out from the member's past orders. Each round reads its members' facts once, before its orders
+(services/member_facts.py); the member rules after the write take them with the round's new orders added in Python
+(decision 0065), instead of reading every past order and its lot again.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 from plugin import inbox
 from plugin.db import engine_for, transaction
 from plugin.models import Member, Posting, Refund
-from plugin.services import shops, tier_sets, tiers
+from plugin.services import member_facts, shops, tier_sets, tiers
 from tests import builders
 from tests.conftest import SHOP
 
@@ -57,20 +57,27 @@ def test_a_members_later_orders_of_a_batch_earn_their_tiers_share(settings, shop
     assert tier == "gold"
 
 
-def test_a_batch_reads_its_members_tier_facts_once_not_once_per_round(settings, shop, monkeypatch):
+def test_a_batch_reads_its_members_facts_once_a_round(settings, shop, monkeypatch):
+    """Each round reads its members' facts once, before its orders (decision 0065): the orders' tier when paid and
+    the member rules after the write both take them from that read (tiers.facts_for read them again before)."""
     with transaction(settings.database_url) as session:
         tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
     _store(settings)
     reads: list[list[int] | None] = []
-    facts_for = tiers.facts_for
+    facts_for, read = tiers.facts_for, member_facts.read
 
     def counted(session, shop_id, member_ids=None):
         reads.append(member_ids)
         return facts_for(session, shop_id, member_ids)
 
+    def counted_read(session, shop_row, member_ids, with_milestones):
+        reads.append(member_ids)
+        return read(session, shop_row, member_ids, with_milestones)
+
     monkeypatch.setattr(tiers, "facts_for", counted)
+    monkeypatch.setattr(member_facts, "read", counted_read)
     assert inbox.drain(settings.database_url, batch_size=10) == {"processed": 4}
-    assert [len(ids) for ids in reads] == [2]  # the first round's two members; three reads before
+    assert [len(ids) for ids in reads] == [2, 1, 1]  # one read a round; [2, 2, 1, 1] before
 
 
 def test_the_refunds_of_a_batchs_past_orders_are_asked_for_with_one_parameter_for_the_orders(settings, shop):

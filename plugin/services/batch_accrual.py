@@ -49,7 +49,8 @@ from plugin.services.imports.tables import PENDING, ImportRow
 from plugin.services.shops import zone
 
 if TYPE_CHECKING:
-    from plugin.services.member_facts import TierKnown  # annotations only: member_facts' imports stay out of accrual's
+    # annotations only: member_facts' imports stay out of accrual's
+    from plugin.services.member_facts import MemberFacts
 
 
 class BatchConflict(Exception):
@@ -111,9 +112,8 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     # With tiers or milestones, in rounds of one order per member (decision 0041): a member's next order's tier
     # when paid, punches and thresholds depend on the one before, which its round writes, member rules and all.
     batch = Batch(shop, rules, settings, codes, known, members, member_level)
-    carried: dict[int, TierKnown] = {}
     for number, round_ in enumerate(_rounds(items, chosen) if member_level else [chosen]):
-        carried = batch.write(session, round_, created if number == 0 else {}, blank, carried)
+        batch.write(session, round_, created if number == 0 else {}, blank)
     applied = {item.key: item.customer_id for item in created.values()}
     return applied | {item.key: item.customer_id for item in chosen.values()}
 
@@ -137,13 +137,17 @@ class Batch:
         chosen: dict[int, Item],
         created: dict[int, Item],
         blank: dict[int, BlankOrder],
-        carried: dict[int, TierKnown],
-    ) -> dict[int, TierKnown]:
+    ) -> None:
         """Write these paid orders (at most one per member with member rules, whose rules then run) and these
-        orders/create, their postings and events. `carried`: the tier facts the previous round's member rules read
-        and left as they were, by member id; returns this round's."""
+        orders/create, their postings and events."""
         shop, members = self.shop, self.members
-        paid_tiers = _tiers_when_paid(session, shop, chosen.values(), members, carried) if self.member_level else {}
+        # With member rules, the round's members' facts are read once, before their orders (decision 0065): the
+        # orders' tier when paid is worked out from them, and the rules after the write take them with the
+        # round's new orders added in Python.
+        facts, paid_tiers = None, {}
+        if self.member_level:
+            facts = _member_facts(session, shop, [members[item.customer_id] for item in chosen.values()])
+            paid_tiers = _tiers_when_paid(shop, chosen.values(), members, facts)
         orders, updates, postings, names = [], [], [], {}
         for item in chosen.values():
             snapshot = item.event.order
@@ -181,11 +185,12 @@ class Batch:
             _note_purchases(session, shop, chosen.values(), members)
         _post(session, shop, postings, {row["order_id"]: row["name"] for row in orders} | names)
         if not self.member_level:
-            return {}
+            return
         # One by one runs the member rules right after each order's earn posting; each member has one order in
         # this round, so running them now gives every member the same postings in the same sequence
         # (balance_after, notes and events included).
-        return _member_rules(session, shop, [members[item.customer_id] for item in chosen.values()])
+        new_orders = [row for row in orders if row["paid_at"] is not None]
+        _member_rules(session, shop, [members[item.customer_id] for item in chosen.values()], facts, new_orders)
 
 
 @dataclass(frozen=True)
@@ -410,24 +415,17 @@ def _rounds(items: list[Item], chosen: dict[int, Item]) -> list[dict[int, Item]]
     return rounds
 
 
-def _tiers_when_paid(
-    session: Session, shop: Shop, chosen, members: dict[int, int], carried: dict[int, TierKnown]
-) -> dict[int, MemberTier | None]:
-    """tiers.tier_when_paid for every chosen order at once, by customer id: one read of the members' facts.
+def _tiers_when_paid(shop: Shop, chosen, members: dict[int, int], facts: MemberFacts) -> dict[int, MemberTier | None]:
+    """tiers.tier_when_paid for every chosen order at once, by customer id, from the round's member facts.
 
-    Read before the orders are written, as one by one reads them before its order has a lot. A member whose
-    facts the previous round's member rules read (after that round's orders) and left as they were (`carried`)
-    is not read again: a member in this round had an order in the previous one, so it is most members of every
-    round after the first, and their facts (every past order, its lot's parts) were half the rules' reads."""
+    Read before the orders are written, as one by one reads them before its order has a lot."""
     current = tiers.programme(shop)
     if current is None:
         return {}
-    ids = [members[item.customer_id] for item in chosen if members[item.customer_id] not in carried]
-    facts, terms = tiers.facts_for(session, shop.id, ids) if ids else ({}, {})
     found = {}
     for item in chosen:
-        member_id, order_id = members[item.customer_id], item.event.order.order_id
-        known = carried[member_id] if member_id in carried else (facts.get(member_id, []), terms.get(member_id, []))
+        order_id = item.event.order.order_id
+        known = facts.tier_known(members[item.customer_id])
         held = tier_rules.tiers_at_payments(current, *known, zone(shop), [(order_id, item.event.paid_at)])
         found[item.customer_id] = tiers.as_member_tier(current, held[order_id][0])
     return found
@@ -443,12 +441,21 @@ def _note_purchases(session: Session, shop: Shop, chosen, members: dict[int, int
         tiers.note_purchase(session, shop, order, item.event.order, item.event.paid_at)
 
 
-def _member_rules(session: Session, shop: Shop, member_ids: list[int]) -> dict[int, TierKnown]:
-    """member_rules.after_order_change for each member, set-based where it can be (services/member_rules_batch.py);
-    returns the tier facts the rules read and left as they were, by member id."""
+def _member_facts(session: Session, shop: Shop, member_ids: list[int]) -> MemberFacts:
+    """The round's members' facts before its orders, under their locks (services/member_rules_batch.py)."""
     from plugin.services import member_rules_batch  # late, as member_rules: accrual's imports stay light
 
-    return member_rules_batch.run(session, shop, member_ids)
+    return member_rules_batch.read(session, shop, member_ids)
+
+
+def _member_rules(
+    session: Session, shop: Shop, member_ids: list[int], facts: MemberFacts, new_orders: list[dict]
+) -> None:
+    """member_rules.after_order_change for each member, set-based where it can be (services/member_rules_batch.py),
+    from the facts read before the round and the round's new order rows."""
+    from plugin.services import member_rules_batch
+
+    member_rules_batch.run(session, shop, member_ids, facts, new_orders)
 
 
 def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> dict[int, int]:

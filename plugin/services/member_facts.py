@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
@@ -117,6 +118,38 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
         histories = milestone_rules.histories_from(orders, refunds, shops.zone(shop), lots)
         holdings = _holdings(session, shop.id, member_ids)
     return MemberFacts(members, facts, terms, held_rewards, stored, histories, holdings)
+
+
+def with_new_orders(
+    facts: MemberFacts, shop: Shop, current: tier_rules.TierProgramme | None, orders: list[dict[str, Any]]
+) -> MemberFacts:
+    """`facts` with these orders added, as `read` would find them once they are written: order rows as
+    batch_accrual writes them, each new and paid, with its lot, no refund and no cancellation (so its lot is read
+    straight, as lot_reads gives an unrefunded one). The members' other rows (tier, rewards held, holdings, paid
+    terms) must be as `facts` read them: no tier purchase among the orders. tests/test_member_facts_reads.py
+    compares this with a read after the write."""
+    tier_facts = {member_id: list(found) for member_id, found in facts.tier_facts.items()}
+    stored = {member_id: dict(found) for member_id, found in facts.stored_tiers.items()}
+    histories = None
+    if facts.histories is not None:
+        histories = {member_id: list(found) for member_id, found in facts.histories.items()}
+    shop_zone = shops.zone(shop)
+    for order in orders:
+        member_id, order_id, lot = order["member_id"], order["order_id"], order["lot"]
+        paid_at = order["paid_at"].astimezone(UTC)  # as read back (models.UTCDateTime)
+        if current is not None:
+            fact = tiers.order_fact(order_id, order["name"], paid_at, lot, None, None)
+            tier_facts.setdefault(member_id, []).append(fact)
+            # tier_corrections.stored_from's, from the order's facts (its tier as the JSONB column gives it back).
+            tiers_version = order["facts"].get("tiers_version")
+            if tiers_version is not None and int(tiers_version) == current.version:
+                member_tier = json.loads(json.dumps(order["facts"].get("member_tier")))
+                stored.setdefault(member_id, {})[order_id] = (paid_at, member_tier)
+        if histories is not None:
+            spend = milestone_rules.lot_spend(lot, (), False)
+            year = milestones.local_year(paid_at, shop_zone)
+            histories.setdefault(member_id, []).append(milestones.OrderSpend(order_id, year, spend))
+    return replace(facts, tier_facts=tier_facts, stored_tiers=stored, histories=histories)
 
 
 def _holdings(session: Session, shop_id: int, member_ids: list[int]) -> dict[int, dict[str, Holding]]:

@@ -41,25 +41,41 @@ class Plan:
     holdings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def run(session: Session, shop: Shop, member_ids: list[int]) -> dict[int, member_facts.TierKnown]:
+def read(session: Session, shop: Shop, member_ids: list[int]) -> member_facts.MemberFacts:
+    """The members' facts as `run` takes them, read (and the members locked) before a round's orders are written."""
+    session.flush()
+    return member_facts.read(session, shop, member_ids, _with_milestones(milestone_settings.current(session, shop.id)))
+
+
+def _with_milestones(programme: dict[str, Any]) -> bool:
+    return bool(programme["thresholds"] or programme["punch_cards"] or programme["signup"]["points"])
+
+
+def run(
+    session: Session, shop: Shop, member_ids: list[int], before: member_facts.MemberFacts, new_orders: list[dict]
+) -> None:
     """member_rules.after_order_change for each member (each member once), as one by one would leave them.
+
+    `before`: the members' facts `read` gave before the round's orders; `new_orders`: those orders' rows as
+    written (batch_accrual's), each new, paid, with its lot, no refund and no cancellation. Their facts are added
+    in Python (member_facts.with_new_orders): the round's writes between the read and now change no other order,
+    refund, tier reward held, holding or member tier. With a paid tier, the facts are read again: the round noted
+    its purchases in tier_purchases.
 
     The rules of batch_accrual.KNOWN_MEMBER_RULES; referrals are left out: takes_part found no referral settings,
     so that rule is a no-op. A member's rules change only that member's rows, so members may be written in any
-    order, and what is read before the first still holds for the last.
-
-    Returns the tier facts read of the members whose writes were planned here: those writes (tier, moves,
-    postings, holdings) change no order, refund or tier purchase, so the facts still hold for the member's next
-    order in the batch. Members that went through the rules' own code are left out (a tier correction remakes
-    an order's lot)."""
+    order, and what is read before the first still holds for the last."""
     session.flush()
     # Held while the per-member rules run: the session's identity map keeps only weak references, so without this
     # each member's milestones.settings.current would read the row again.
     settings_row = session.get(MilestoneSettings, shop.id)  # noqa: F841
     current = tiers.programme(shop)
     programme = milestone_settings.current(session, shop.id)
-    with_milestones = bool(programme["thresholds"] or programme["punch_cards"] or programme["signup"]["points"])
-    facts = member_facts.read(session, shop, member_ids, with_milestones)
+    with_milestones = _with_milestones(programme)
+    if current is not None and current.paid is not None:
+        facts = member_facts.read(session, shop, member_ids, with_milestones)
+    else:
+        facts = member_facts.with_new_orders(before, shop, current, new_orders)
     now = utcnow()
     plans: dict[int, Plan] = {}
     by_hand: list[int] = []
@@ -79,7 +95,6 @@ def run(session: Session, shop: Shop, member_ids: list[int]) -> dict[int, member
             # Given facts, milestones.recompute takes no member lock: member_facts.read took this member's, and
             # this transaction holds it still. After a tier correction remade a lot, it reads (and locks) anew.
             milestones.recompute(session, shop, member_id, None if corrected else facts)
-    return {member_id: facts.tier_known(member_id) for member_id in plans} if current is not None else {}
 
 
 def _plan(
