@@ -19,6 +19,7 @@ from plugin.db import engine_for, transaction
 from plugin.models import Member, Posting, Refund
 from plugin.services import member_facts, shops, tier_sets, tiers
 from tests import builders
+from tests.bulk_rows import insert_members
 from tests.conftest import SHOP
 
 TIERS = {
@@ -108,3 +109,31 @@ def test_the_refunds_of_a_batchs_past_orders_are_asked_for_with_one_parameter_fo
     (parameters,) = sent
     if settings.database_url.startswith("postgresql"):
         assert len(parameters) == 2  # the shop and one array of the 300 orders (301 parameters before)
+
+
+def test_a_rounds_past_orders_and_purchases_are_asked_for_with_one_parameter_for_the_members(settings, shop):
+    """A round of a batch of distinct shoppers has 50 members: as an IN list with the shop, 51 parameters, one past
+    what psycopg's cache of converted statements keeps, so every round's read of the orders was parsed anew."""
+    with transaction(settings.database_url) as session:
+        tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
+    with engine_for(settings.database_url).begin() as connection:
+        insert_members(connection, shop, 60)
+    sent: list = []
+
+    def keep(_conn, _cursor, statement, parameters, *_args):
+        if "FROM orders" in statement or "FROM tier_purchases" in statement:
+            sent.append(parameters)
+
+    engine = engine_for(settings.database_url)
+    with transaction(settings.database_url) as session:
+        member_ids = list(session.scalars(select(Member.id).where(Member.shop_id == shop)))
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            facts = member_facts.read(session, shops.get(session, SHOP), member_ids, with_milestones=False)
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+    assert sorted(facts.members) == sorted(member_ids) and len(member_ids) == 60
+    assert len(sent) == 2  # the orders, the tier purchases
+    if settings.database_url.startswith("postgresql"):
+        # The shop and one array of the members (and the orders' two keys of their stored facts): 63 and 61 before.
+        assert [len(parameters) for parameters in sent] == [4, 2], sent

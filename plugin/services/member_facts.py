@@ -14,6 +14,7 @@ from plugin.models import Member, MilestoneHolding, Order, Shop
 from plugin.programme import milestones
 from plugin.programme import tiers as tier_rules
 from plugin.services import lot_reads, shops, tier_corrections, tiers
+from plugin.services.imports.bulk import among
 from plugin.services.milestones import rules as milestone_rules
 
 
@@ -101,11 +102,12 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     if current is None and not with_milestones:
         return MemberFacts(members, facts, terms, held_rewards, stored, histories, holdings)
     # The members' paid orders, read once for tiers, tier corrections and milestones alike (three reads before):
-    # each lot is fetched and decoded once.
+    # each lot is fetched and decoded once. The members as one array: a round of 50 members and the shop made 51
+    # parameters, past what psycopg's cache of converted statements keeps, so each read was parsed anew.
     orders = session.execute(
         select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *tier_corrections.STORED_TIER_COLUMNS)
         .select_from(lot_reads.orders_from(session))
-        .where(Order.shop_id == shop.id, Order.member_id.in_(member_ids), Order.paid_at.is_not(None))
+        .where(Order.shop_id == shop.id, among(session, Order.member_id, member_ids), Order.paid_at.is_not(None))
     ).all()
     bought = tiers.purchases_of(session, shop.id, member_ids) if current is not None else []
     refunds = tiers.refunds_of(session, shop.id, [o.order_id for o in orders] + [p.order_id for p in bought])

@@ -166,7 +166,7 @@ def facts_for(
         )
     )
     if member_ids is not None:
-        query = query.where(Order.member_id.in_(member_ids))
+        query = query.where(among(session, Order.member_id, member_ids))
     rows = session.execute(query).all()
     bought = purchases_of(session, shop_id, member_ids)
     refunds = _refunds(session, shop_id, [r.order_id for r in rows] + [p.order_id for p in bought])
@@ -181,7 +181,7 @@ ORDER_FACT_COLUMNS = (Order.order_id, Order.member_id, Order.name, Order.paid_at
 def purchases_of(session: Session, shop_id: int, member_ids: list[int] | None) -> list[TierPurchase]:
     purchases = select(TierPurchase).where(TierPurchase.shop_id == shop_id)
     if member_ids is not None:
-        purchases = purchases.where(TierPurchase.member_id.in_(member_ids))
+        purchases = purchases.where(among(session, TierPurchase.member_id, member_ids))  # one parameter, any size
     return list(session.scalars(purchases))
 
 
