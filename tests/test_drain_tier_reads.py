@@ -17,6 +17,7 @@ from sqlalchemy import event, select
 from plugin import inbox
 from plugin.db import engine_for, transaction
 from plugin.models import Member, Posting, Refund
+from plugin.programme import tiers as tier_rules
 from plugin.services import member_facts, shops, tier_sets, tiers
 from tests import builders
 from tests.bulk_rows import insert_members
@@ -81,6 +82,24 @@ def test_a_batch_reads_its_members_facts_once_a_round(settings, shop, monkeypatc
     assert [len(ids) for ids in reads] == [2, 1, 1]  # one read a round; [2, 2, 1, 1] before
 
 
+def test_a_members_tier_qualifications_are_worked_out_once_a_plan(settings, shop, monkeypatch):
+    """The member rules' plan takes the member's tier status and the orders' tier corrections due from one list of
+    qualifications (each a pass over every past order): three rounds, four orders, four plans."""
+    with transaction(settings.database_url) as session:
+        tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
+    _store(settings)
+    calls: list[int] = []
+    qualifications = tier_rules.qualifications
+
+    def counted(programme, facts, zone):
+        calls.append(len(facts))
+        return qualifications(programme, facts, zone)
+
+    monkeypatch.setattr(tier_rules, "qualifications", counted)
+    assert inbox.drain(settings.database_url, batch_size=10) == {"processed": 4}
+    assert len(calls) == 8  # each order's tier when paid, and each plan's once; 12 before
+
+
 def test_the_refunds_of_a_batchs_past_orders_are_asked_for_with_one_parameter_for_the_orders(settings, shop):
     """Every past order of a batch's members (hundreds): as an IN list, a statement of more than 50 parameters,
     which psycopg converts anew each time (its cache keeps only smaller ones), dumping each id alone."""
@@ -114,6 +133,8 @@ def test_the_refunds_of_a_batchs_past_orders_are_asked_for_with_one_parameter_fo
 def test_a_rounds_past_orders_and_purchases_are_asked_for_with_one_parameter_for_the_members(settings, shop):
     """A round of a batch of distinct shoppers has 50 members: as an IN list with the shop, 51 parameters, one past
     what psycopg's cache of converted statements keeps, so every round's read of the orders was parsed anew."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("psycopg's; SQLite keeps the IN lists")
     with transaction(settings.database_url) as session:
         tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
     with engine_for(settings.database_url).begin() as connection:
@@ -133,7 +154,6 @@ def test_a_rounds_past_orders_and_purchases_are_asked_for_with_one_parameter_for
         finally:
             event.remove(engine, "before_cursor_execute", keep)
     assert sorted(facts.members) == sorted(member_ids) and len(member_ids) == 60
-    assert len(sent) == 2  # the orders, the tier purchases
-    if settings.database_url.startswith("postgresql"):
-        # The shop and one array of the members (and the orders' two keys of their stored facts): 63 and 61 before.
-        assert [len(parameters) for parameters in sent] == [4, 2], sent
+    # The orders and the tier purchases: the shop and one array of the members (and the orders' two keys of their
+    # stored facts), 63 and 61 parameters before.
+    assert [len(parameters) for parameters in sent] == [4, 2], sent

@@ -292,12 +292,15 @@ def tiers_at_payments(
     terms: list[PaidTerm],
     zone: ZoneInfo,
     orders: list[tuple[int, datetime]],
+    quals: list[Qualification] | None = None,
 ) -> dict[int, tuple[int, datetime | None]]:
     """For each (order id, paid at): the rank the member held as that order was paid, before it counted, from
-    every fact known now, and since when (None: unknown). What the tier multiplier of that order uses, so an
+    every fact known now, and since when (None: unknown). `quals`: qualifications(programme, facts, zone), when
+    the caller has them already. What the tier multiplier of that order uses, so an
     earlier order arriving late changes the later orders' multiplier exactly as the natural order would have."""
     grace = timedelta(days=programme.grace_days)
-    quals = qualifications(programme, facts, zone)  # by (paid at, order id), as the natural order counts them
+    if quals is None:
+        quals = qualifications(programme, facts, zone)  # by (paid at, order id), as the natural order counts them
     paid_rank = programme.rank(programme.paid.tier_id) if programme.paid else 0
     out: dict[int, tuple[int, datetime | None]] = {}
     for order_id, paid_at in orders:
@@ -379,10 +382,12 @@ def status(
     now: datetime,
     zone: ZoneInfo,
     terms: list[PaidTerm] = (),  # type: ignore[assignment]
+    quals: list[Qualification] | None = None,
 ) -> TierStatus:
-    """The member's tier at `now` from every fact known: earned (with retention and grace) and paid."""
+    """The member's tier at `now` from every fact known: earned (with retention and grace) and paid. `quals`:
+    qualifications(programme, facts, zone), when the caller has them already."""
     grace = timedelta(days=programme.grace_days)
-    quals = [q for q in qualifications(programme, facts, zone) if q.at <= now]
+    quals = [q for q in (qualifications(programme, facts, zone) if quals is None else quals) if q.at <= now]
     live = [q for q in quals if q.kept_until is None or q.kept_until + grace > now]
     earned = max((q.rank for q in live), default=0)
     kept_until: datetime | None = None

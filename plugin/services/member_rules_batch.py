@@ -112,7 +112,9 @@ def _plan(
     plan = Plan()
     if current is not None:
         known = facts.tier_known(member_id)
-        state = tier_rules.status(current, known[0], now, zone(shop), known[1])
+        # The member's qualifications, worked out once for the tier status and the corrections due (twice before).
+        quals = tier_rules.qualifications(current, known[0], zone(shop))
+        state = tier_rules.status(current, known[0], now, zone(shop), known[1], quals)
         if (row.tier, row.tier_until, row.tier_paid_until) != (state.tier_id, state.kept_until, state.paid_until):
             plan.member = {"m_id": member_id, "tier": state.tier_id, "tier_until": state.kept_until,
                            "tier_paid_until": state.paid_until}  # fmt: skip
@@ -132,7 +134,7 @@ def _plan(
                     _posting(shop, member_id, "bonus", target - have, tiers.SOURCE, source_id,
                              f"tier:{member_id}:{source_id}:{count + 1}", f"tiers-{current.version}", note, now)
                 )  # fmt: skip
-        if tier_corrections.due(current, zone(shop), known, facts.stored_tiers.get(member_id, {})):
+        if tier_corrections.due(current, zone(shop), known, facts.stored_tiers.get(member_id, {}), quals):
             return None  # accrual.correct_tier re-settles the order
     if programme is not None:
         history, _ = facts.milestones_known(member_id)

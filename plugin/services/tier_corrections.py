@@ -62,11 +62,13 @@ def due(
     shop_zone: ZoneInfo,
     known: tuple[list[tier_rules.OrderFact], list[tier_rules.PaidTerm]],
     stored: dict[int, tuple[Any, Any]],
+    quals: list[tier_rules.Qualification] | None = None,
 ) -> list[tuple[int, MemberTier | None, Any]]:
-    """The orders of `stored` whose tier the facts now place elsewhere, oldest first: (order id, tier, since)."""
+    """The orders of `stored` whose tier the facts now place elsewhere, oldest first: (order id, tier, since).
+    `quals`: the facts' qualifications (tier_rules.qualifications), when the caller has them already."""
     held = tier_rules.tiers_at_payments(
         current, known[0], known[1], shop_zone,
-        [(order_id, paid_at) for order_id, (paid_at, _tier) in stored.items()],
+        [(order_id, paid_at) for order_id, (paid_at, _tier) in stored.items()], quals,
     )  # fmt: skip
     found = []
     # Oldest first: the points metric leaves the tier's share out, so no correction moves another order's tier.
