@@ -3,7 +3,7 @@
 In a shop with tiers, a member's orders of one batch go in rounds (decision 0041), and each order's tier when paid
 is worked out from the member's past orders. Each round reads its members' facts once, before its orders
 (services/member_facts.py); the member rules after the write take them with the round's new orders added in Python
-(decision 0065), instead of reading every past order and its lot again.
+(decision 0066), instead of reading every past order and its lot again.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_a_members_later_orders_of_a_batch_earn_their_tiers_share(settings, shop
 
 
 def test_a_batch_reads_its_members_facts_once_a_round(settings, shop, monkeypatch):
-    """Each round reads its members' facts once, before its orders (decision 0065): the orders' tier when paid and
+    """Each round reads its members' facts once, before its orders (decision 0066): the orders' tier when paid and
     the member rules after the write both take them from that read (tiers.facts_for read them again before)."""
     with transaction(settings.database_url) as session:
         tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")

@@ -205,7 +205,7 @@ class JsonDecodes:
 
 def test_a_past_orders_lot_parts_are_decoded_as_one_json_value(settings, shop, monkeypatch):
     """The parts of an unrefunded lot come as one JSON array in a text column, decoded by one json.loads (decision
-    0065): as a JSONB column each, every past order cost psycopg a decode per part that was not NULL (lines, reason,
+    0066): as a JSONB column each, every past order cost psycopg a decode per part that was not NULL (lines, reason,
     the contributions' kinds and points: 50 decodes for these 12 orders)."""
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("the parts are read in PostgreSQL; SQLite reads whole lots")
@@ -222,7 +222,7 @@ def test_a_past_orders_lot_parts_are_decoded_as_one_json_value(settings, shop, m
 
 def test_a_rounds_new_orders_added_in_python_are_what_a_read_after_the_write_gives(settings, shop, monkeypatch):
     """Each round's member facts are read before its orders, and its new orders' facts added in Python (decision
-    0065): compared, in every round of a varied batch, with member_facts.read after the round's write. The members
+    0066): compared, in every round of a varied batch, with member_facts.read after the round's write. The members
     have refunded, cancelled and tiered past orders; the batch moves tiers and grants thresholds and punch cards,
     over three rounds, in a time zone other than the orders' (-05:00)."""
     _seed(settings)

@@ -141,7 +141,7 @@ class Batch:
         """Write these paid orders (at most one per member with member rules, whose rules then run) and these
         orders/create, their postings and events."""
         shop, members = self.shop, self.members
-        # With member rules, the round's members' facts are read once, before their orders (decision 0065): the
+        # With member rules, the round's members' facts are read once, before their orders (decision 0066): the
         # orders' tier when paid is worked out from them, and the rules after the write take them with the
         # round's new orders added in Python.
         facts, paid_tiers = None, {}

@@ -15,7 +15,7 @@ from plugin.models import Order
 # decoding here, for every past order of every member of every drained batch. Contributions give kind and points.
 # The parts are taken from lot_once.lot, the lot decompressed once per row (orders_from), and sent as one JSON array
 # in a text column, decoded by one json.loads: as seven JSONB columns each was a json.loads of its own behind
-# psycopg's loader (its encoding sniffed from bytes each time), a fifth of the programme's drain (decision 0065).
+# psycopg's loader (its encoding sniffed from bytes each time), a fifth of the programme's drain (decision 0066).
 _PARTS_SQL = (
     "CASE WHEN lot_once.lot IS NULL THEN NULL ELSE json_build_array("
     "lot_once.lot -> 'lines', lot_once.lot ->> 'shipping', lot_once.lot ->> 'tip', lot_once.lot ->> 'points',"
