@@ -85,6 +85,30 @@ def _posted_orders(conn: psycopg.Connection) -> int:
     ).fetchone()[0]
 
 
+class Progress:
+    """The bench's polls of a run's progress, on one kept connection: a new connection per poll (as before) started
+    a backend each time, with its catalogue loads, and PostgreSQL's share of the figure counted it with the orders'."""
+
+    WAITING = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'received')"
+
+    def __init__(self, libpq: str):
+        self.conn = psycopg.connect(libpq, autocommit=True)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.conn.close()
+
+    def scalar(self, query: str):
+        return self.conn.execute(query).fetchone()[0]
+
+    def every_order_posted(self, orders: int) -> bool:
+        # A probe of ix_deliveries_waiting first: while a delivery still waits, not every order is posted. Only then
+        # count the orders posted over every posting, which every poll did before.
+        return not self.scalar(self.WAITING) and _posted_orders(self.conn) >= orders
+
+
 def _measure(
     name: str, url: str, env: dict[str, str], deliveries: Path, orders: int, workers: int, timeout: int, then=None
 ) -> dict:
@@ -94,7 +118,12 @@ def _measure(
     web, base = start_web(f"web-{name}", "plugin:create_app()", env)
     worker_processes = [start_worker(f"worker-{name}-{n}", env) for n in range(workers)]
     sampler = RssSampler({"web": [web], "worker": worker_processes})
-    with running(web, *worker_processes), sampler as memory, AutoAnalyze(libpq) as autoanalyze:
+    with (
+        running(web, *worker_processes),
+        sampler as memory,
+        AutoAnalyze(libpq) as autoanalyze,
+        Progress(libpq) as progress,
+    ):
         wait_for_workers(env, workers)  # their start-up is not the orders' CPU
         time.sleep(1)  # let them block on the queue after their first sweep
         cpu = CpuAccount({
@@ -103,20 +132,14 @@ def _measure(
         }).start()  # fmt: skip
         started = datetime.now(UTC)
 
-        def scalar(query: str):
-            with psycopg.connect(libpq) as conn:
-                return conn.execute(query).fetchone()[0]
-
-        def posted() -> bool:
-            with psycopg.connect(libpq) as conn:
-                return _posted_orders(conn) >= orders
-
         # wrk sends each delivery once; it is stopped once every one is stored (it would otherwise run on).
         sent = wrk(base, "replay.lua", str(deliveries), "once", connections=8, seconds=timeout,
-                   until=lambda: scalar("SELECT count(*) FROM deliveries") >= orders)  # fmt: skip
-        wait_until(posted, timeout, f"not every order was posted within {timeout} s", 0.5)
+                   until=lambda: progress.scalar("SELECT count(*) FROM deliveries") >= orders)  # fmt: skip
+        wait_until(
+            lambda: progress.every_order_posted(orders), timeout, f"not every order was posted within {timeout} s", 0.5
+        )
         # Read now: the programme's later work (events still being delivered) is not the orders' figure.
-        last_posted = scalar("SELECT max(created_at) FROM postings")
+        last_posted = progress.scalar("SELECT max(created_at) FROM postings")
         cpu.stop()
         extra = then(libpq, started) if then is not None else {}
     with psycopg.connect(libpq) as conn:
