@@ -1,7 +1,7 @@
-"""The member-month triggers read a member's own orders only (decision 0061), and an insert reads none (0066).
+"""The member-month triggers read a member's own orders only (decision 0061), and an insert reads none (0067).
 
 Every drained batch inserts its orders, and the insert trigger adds them to each member-month they join (it
-recounted them before decision 0066). Analysed or not, and whenever the session planned it, an insert must not walk
+recounted them before decision 0067). Analysed or not, and whenever the session planned it, an insert must not walk
 every order of the shop's month once per member.
 """
 

@@ -1,4 +1,4 @@
-"""member_order_months: the insert trigger adds the statement's orders to each member-month, no recount (decision 0066)
+"""member_order_months: the insert trigger adds the statement's orders to each member-month, no recount (decision 0067)
 
 Revision ID: 0039
 Revises: 0038
