@@ -25,12 +25,14 @@ def insert_rows(
     rows: list[dict[str, Any]],
     conflict: tuple[str, ...],
     returning: tuple[str, ...] = (),
+    action: str = "DO NOTHING",
 ) -> list:
     """INSERT the rows (each naming the same columns; keys that are no column are ignored) ON CONFLICT (`conflict`)
-    DO NOTHING on PostgreSQL; returns the rows written, in list order, as named tuples of `returning`."""
+    `action` on PostgreSQL (an upsert's `DO UPDATE SET ... WHERE ...`, written in SQL with `excluded`); returns the
+    rows written, in list order, as named tuples of `returning`."""
     connection = executor.connection() if isinstance(executor, Session) else executor
     names = tuple(column.name for column in table.c if column.name in rows[0])
-    statement = _statement(connection.dialect, table, names, conflict, returning)
+    statement = _statement(connection.dialect, table, names, conflict, returning, action)
     params = {}
     for n, (name, process) in enumerate(zip(names, statement.processors, strict=True)):
         params[f"c{n}"] = [process(row[name]) for row in rows] if process else [row[name] for row in rows]
@@ -49,7 +51,12 @@ class _Statement(namedtuple("_Statement", "sql processors returned results")):
 
 @lru_cache(maxsize=32)
 def _statement(
-    dialect: Dialect, table: Table, names: tuple[str, ...], conflict: tuple[str, ...], returning: tuple[str, ...]
+    dialect: Dialect,
+    table: Table,
+    names: tuple[str, ...],
+    conflict: tuple[str, ...],
+    returning: tuple[str, ...],
+    action: str,
 ) -> _Statement:
     quote = dialect.identifier_preparer.quote
     arrays, processors = [], []
@@ -61,7 +68,7 @@ def _statement(
         processors.append(column_type.bind_processor(dialect))
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) SELECT * FROM unnest({', '.join(arrays)})"
-        f" ON CONFLICT ({', '.join(map(quote, conflict))}) DO NOTHING"
+        f" ON CONFLICT ({', '.join(map(quote, conflict))}) {action}"
     )
     if returning:
         sql += f" RETURNING {', '.join(map(quote, returning))}"

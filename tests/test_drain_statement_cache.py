@@ -40,3 +40,36 @@ def test_every_statement_of_a_drain_has_a_cache_key_whatever_the_batch_size(sett
         event.remove(engine, "after_cursor_execute", seen)
     assert outcomes[inbox.PROCESSED] == 7
     assert uncached == []
+
+
+def test_no_statement_of_a_set_based_drain_grows_with_the_batch(settings, shop):
+    """psycopg converts a statement's placeholders once and keeps it only up to 50 parameters and 4,096 characters:
+    a batch's ids or rows sent one parameter each (an IN list, a multi-row VALUES) were converted anew per batch."""
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("psycopg's statement cache: PostgreSQL only")
+    engine = engine_for(settings.database_url)
+    beyond_cache: list[str] = []
+    sent: list[str] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _executemany) -> None:
+        sent.append(statement)
+        # An executemany sends a list of parameter sets, each converted by the same cached statement; a multi-row
+        # INSERT (SQLAlchemy's insertmanyvalues, flagged as executemany too) sends one set, one entry per value.
+        one_set = parameters[0] if isinstance(parameters, list) and parameters else parameters or ()
+        if len(statement) > 4096 or len(one_set) > 50:
+            beyond_cache.append(f"{statement[:50]}... ({len(one_set)} parameters)")
+
+    # 60 shoppers' first orders, then their second ones with the same details (the upsert leaves them alone).
+    for first in (1, 61):
+        for n in range(first, first + 60):
+            body = json.dumps(builders.order(n, 8000 + n % 60, [builders.line(n * 10, "10.00")])).encode()
+            inbox.store(engine, inbox.IncomingDelivery(SHOP, "orders/paid", f"big-{n}", body))
+        sent.clear()
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            outcomes = inbox.drain(settings.database_url, batch_size=60)
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert outcomes[inbox.PROCESSED] == 60
+        assert len(sent) < 30  # set-based: a few statements for the batch, not several per order
+    assert not beyond_cache, "\n".join(beyond_cache)

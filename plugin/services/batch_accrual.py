@@ -45,6 +45,7 @@ from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import ProgramSettings, program_settings
 from plugin.services import accrual, announcements, member_rules, order_sales, outbox, products, tiers
 from plugin.services.imports import pending as imported_balances
+from plugin.services.imports.bulk import among
 from plugin.services.imports.tables import PENDING, ImportRow
 from plugin.services.shops import zone
 
@@ -216,7 +217,7 @@ def _existing(session: Session, shop: Shop, named: set[int]) -> tuple[dict[int, 
     rows = session.execute(
         select(Order.order_id, Member.customer_id, blank, Order.member_id, Order.name, Order.updated_at)
         .outerjoin(Member, (Member.shop_id == Order.shop_id) & (Member.id == Order.member_id))
-        .where(Order.shop_id == shop.id, Order.order_id.in_(named))
+        .where(Order.shop_id == shop.id, among(session, Order.order_id, named))
     ).all()
     existing = {order_id: customer_id for order_id, customer_id, *_ in rows}
     blanks = {row[0]: BlankOrder(row[3], row[4], row[5]) for row in rows if row[2]}
@@ -480,11 +481,11 @@ def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> di
     new_members: list[tuple[int, int, str | None]] = []
     with_tags = [row for _, row in sorted(merged.items()) if "tags" in row]
     without_tags = [row for _, row in sorted(merged.items()) if "tags" not in row]
-    for rows, statement in ((with_tags, _member_upsert(session, True)), (without_tags, _member_upsert(session, False))):
+    for rows, tagged in ((with_tags, True), (without_tags, False)):
         if not rows:
             continue
-        returned = session.connection().execute(
-            statement, [{**row, "shop_id": shop.id, "balance": 0, "enrolled_at": now} for row in rows]
+        returned = _upsert_members(
+            session, [{**row, "shop_id": shop.id, "balance": 0, "enrolled_at": now} for row in rows], tagged
         )
         for member_id, customer_id, enrolled_at in returned:
             member_ids[customer_id] = member_id
@@ -495,7 +496,7 @@ def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> di
         member_ids.update(
             session.execute(
                 select(Member.customer_id, Member.id).where(
-                    Member.shop_id == shop.id, Member.customer_id.in_(unchanged)
+                    Member.shop_id == shop.id, among(session, Member.customer_id, unchanged)
                 )
             ).all()
         )
@@ -607,8 +608,28 @@ def _announce(session: Session, shop: Shop, written, names: dict[int, str | None
 # converted the long multi-row VALUES' placeholders anew for every statement.
 
 
-def _member_upsert(session: Session, with_tags: bool):
-    return _member_upsert_for(session.get_bind().dialect.name, with_tags)
+def _upsert_members(session: Session, rows: list[dict], with_tags: bool) -> list:
+    """The members' upsert (_member_upsert_for) in one statement; returns (id, customer id, enrolled at) of the rows
+    it inserted or changed. On PostgreSQL one array per column (plugin/bulk_insert.py): as a multi-row VALUES, seven
+    parameters a member, psycopg converted its placeholders anew for every batch."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        table = Member.__table__
+        returning = ("id", "customer_id", "enrolled_at")
+        return insert_rows(connection, table, rows, ("shop_id", "customer_id"), returning, _MEMBER_CHANGES[with_tags])
+    return connection.execute(_member_upsert_for(connection.dialect.name, with_tags), rows).all()
+
+
+def _member_changes(with_tags: bool) -> str:
+    """_member_upsert_for's DO UPDATE in SQL, for bulk_insert: the same SET and the same WHERE."""
+    details = {name: f"coalesce(excluded.{name}, members.{name})" for name in ("email", "first_name", "last_name")}
+    if with_tags:
+        details["tags"] = "excluded.tags"
+    changed = " OR ".join(f"members.{name} IS DISTINCT FROM {value}" for name, value in details.items())
+    return f"DO UPDATE SET {', '.join(f'{name} = {value}' for name, value in details.items())} WHERE {changed}"
+
+
+_MEMBER_CHANGES = {with_tags: _member_changes(with_tags) for with_tags in (True, False)}
 
 
 @lru_cache(maxsize=8)
