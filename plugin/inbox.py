@@ -325,12 +325,55 @@ def _apply_set_based(
             raise
         except Exception as error:
             raise _RedoCarefully(f"set-based apply for {domain}: {type(error).__name__}: {error}"[:500]) from error
+        _finish_applied(session, by_id, applied)
+        done.update(applied)
+    return done
+
+
+def _finish_applied(session: Session, by_id: dict[int, Delivery], applied: dict[int, int | None]) -> None:
+    """Mark the set-based path's deliveries processed, as _finish does, {delivery id: customer id}.
+
+    On PostgreSQL in one UPDATE of one array per column, the rows' new values then set as loaded on the objects
+    (nothing left for the flush): through the ORM's flush each delivery was a parameter set of an executemany, with
+    the unit of work's bookkeeping per row, 6% of the drain's profiled Python.
+    """
+    if session.get_bind().dialect.name != "postgresql":
         for delivery_id, customer_id in applied.items():
             delivery = by_id[delivery_id]
             delivery.reason = None
             _finish(delivery, PROCESSED, {"customer_id": customer_id})
-        done.update(applied)
-    return done
+        return
+    now = utcnow()
+    finished = []
+    for delivery_id, customer_id in applied.items():
+        delivery = by_id[delivery_id]
+        if customer_id is None or not -(2**63) <= customer_id < 2**63:  # as _finish: an id the column cannot hold
+            customer_id = delivery.customer_id
+        attempts = getattr(delivery, "_claims", None)
+        finished.append((delivery, customer_id, delivery.attempts if attempts is None else attempts))
+    params = {
+        "ids": [delivery.id for delivery, _, _ in finished],
+        "customers": [customer_id for _, customer_id, _ in finished],
+        "attempts": [attempts for _, _, attempts in finished],
+        "status": PROCESSED,
+        "now": now,
+    }
+    updated = session.connection().exec_driver_sql(_FINISH_APPLIED, params).rowcount
+    if updated != len(finished):
+        raise _RedoCarefully(f"{len(finished) - updated} of the batch's claimed deliveries were not found")
+    for delivery, customer_id, attempts in finished:
+        for name, value in (("status", PROCESSED), ("reason", None), ("processed_at", now),
+                            ("customer_id", customer_id), ("attempts", attempts)):  # fmt: skip
+            set_committed_value(delivery, name, value)
+
+
+_FINISH_APPLIED = """
+    UPDATE deliveries SET status = %(status)s, reason = NULL, processed_at = %(now)s,
+                          customer_id = finished.customer_id, attempts = finished.attempts
+    FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(customers)s AS bigint[]), CAST(%(attempts)s AS integer[]))
+         AS finished (id, customer_id, attempts)
+    WHERE deliveries.id = finished.id
+"""
 
 
 def _readable_event(

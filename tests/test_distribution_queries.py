@@ -42,7 +42,8 @@ _FROM_PARAMETERS = re.compile(
 )
 
 
-_KEYWORDS = {"SET", "OF", "SELECT", "LATERAL", "ONLY"}  # DO UPDATE SET, FOR UPDATE OF, FROM (SELECT ...)
+# DO UPDATE SET, FOR UPDATE OF, FROM (SELECT ...); FROM unnest(...): rows given as parameters (inbox._finish_applied)
+_KEYWORDS = {"SET", "OF", "SELECT", "LATERAL", "ONLY", "UNNEST"}
 # Statements that look across shops on purpose, once per run of a job, never per order or per shopper: on a
 # distributed database they go to every node (decision 0026).
 FAN_OUT = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine.default import NO_CACHE_KEY
 
 from plugin import inbox
@@ -73,3 +73,31 @@ def test_no_statement_of_a_set_based_drain_grows_with_the_batch(settings, shop):
         assert outcomes[inbox.PROCESSED] == 60
         assert len(sent) < 30  # set-based: a few statements for the batch, not several per order
     assert not beyond_cache, "\n".join(beyond_cache)
+
+
+def test_a_set_based_batch_marks_its_deliveries_processed_in_one_statement(settings, shop):
+    """One UPDATE of arrays for the batch on PostgreSQL, not one parameter set per delivery through the ORM's flush;
+    each row as _finish leaves it."""
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite keeps the ORM's flush")
+    engine = engine_for(settings.database_url)
+    parameter_sets: list[int] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, executemany) -> None:
+        if statement.lstrip().startswith("UPDATE deliveries"):
+            parameter_sets.append(len(parameters) if executemany else 1)
+
+    for n in range(1, 41):
+        store(settings, n)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        outcomes = inbox.drain(settings.database_url, batch_size=40)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert outcomes[inbox.PROCESSED] == 40
+    assert parameter_sets == [1]
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT status, reason, attempts, customer_id, processed_at IS NOT NULL FROM deliveries ORDER BY id")
+        ).all()
+    assert rows == [("processed", None, 1, 7000 + n % 3, True) for n in range(1, 41)]
