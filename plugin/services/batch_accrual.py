@@ -604,8 +604,8 @@ def _announce(session: Session, shop: Shop, written, names: dict[int, str | None
 
 # The statements, built once per dialect (Core, run with a list of rows: SQLAlchemy's "insertmanyvalues" sends
 # one multi-row INSERT per statement and keeps the compiled form cached, which rows spelt in .values() do not).
-# On PostgreSQL the orders and postings go through plugin/bulk_insert.py instead (one array per column): psycopg
-# converted the long multi-row VALUES' placeholders anew for every statement.
+# On PostgreSQL the orders, postings and members go through plugin/bulk_insert.py instead (one array per column):
+# psycopg converted the long multi-row VALUES' placeholders anew for every statement.
 
 
 def _upsert_members(session: Session, rows: list[dict], with_tags: bool) -> list:
