@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 _ENGINES: dict[str, Engine] = {}
+POOL_RECYCLE_SECONDS = 1800  # a connection older than this is replaced (the pool's and plugin.direct's)
 # Called with every PostgreSQL engine, made before or after: plugin.generations hooks its commits here (this
 # module imports no Redis, so the ledger, which uses it, stays pure).
 _ENGINE_HOOKS: list[Callable[[Engine, str], None]] = []
@@ -33,7 +34,7 @@ def engine_for(url: str) -> Engine:
         if url.startswith("sqlite"):
             engine = _sqlite_engine(url)
         else:
-            engine = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=1800)
+            engine = create_engine(url, pool_size=5, max_overflow=5, pool_recycle=POOL_RECYCLE_SECONDS)
             for hook in _ENGINE_HOOKS:
                 hook(engine, url)
         # gunicorn's threads (decision 0038) may race here: the first engine stored wins and every thread uses it.

@@ -1,20 +1,26 @@
-"""One statement on a pooled psycopg connection, its own transaction, sent by libpq's prepared-statement call.
+"""One statement on a kept psycopg connection, its own transaction, sent by libpq's prepared-statement call.
 
-PostgreSQL only. The connection comes from the engine's own pool (plugin.db.engine_for), so the pool size, the
-fork recipe of gunicorn.conf.py and `pool_recycle` apply to it as to every other connection. The statement is
-prepared on each connection at its first use there; later runs send only its name and the parameters.
+PostgreSQL only. Each connection is made by the engine's own pool (plugin.db.engine_for: its arguments and connect
+events) and then detached from it: this module keeps it for its own statements, in a free list per engine (decision
+0066), replaced after the pool's recycle age, dropped by a forked child, closed when the engine is disposed. The
+statement is prepared on each connection at its first use there; later runs send only its name and the parameters.
 
 Below psycopg's cursor (decision 0051): a cursor made per call built its adaptation context anew, converted the
 query and its parameters, and the connection went to autocommit and back (a lock and a generator each way); on
 this machine that was about a third of the web's CPU for the ack path's INSERT. Here the parameters are encoded by
 `_encode` (a narrow set of types), sent by `PGconn.exec_prepared` (libpq's PQexecPrepared, which releases the GIL
 while it waits), and the row is read back by psycopg's own loaders, so callers get the Python types psycopg gives.
+Outside the pool (decision 0066): its checkout and return (the reset's rollback, the fairy, the queue's locks) cost
+the ack path's INSERT about a third of its thread CPU on a loaded machine.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import time
+import weakref
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -23,13 +29,48 @@ import psycopg
 from psycopg import pq
 from psycopg.adapt import Transformer
 from psycopg.pq.abc import PGresult
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
+
+from plugin.db import POOL_RECYCLE_SECONDS
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%|%")
 _NUMBERS = itertools.count(1)
 _NO_SUCH_STATEMENT = b"26000"  # invalid_sql_statement_name
-# The pool entry's info key: (driver connection, its Transformer, the names prepared on it, its client encoding).
-_STATE = "loyalty.direct"
+
+
+class _Kept:
+    """A connection this module keeps: its loaders, the statements prepared on it, when and where it was made."""
+
+    __slots__ = ("born", "connection", "encoding", "loader", "pid", "prepared")
+
+    def __init__(self, connection: psycopg.Connection):
+        self.connection = connection
+        self.encoding = connection.info.encoding  # its loaders decode text in the encoding they were made with
+        self.loader = Transformer(connection)
+        self.prepared: set[bytes] = set()
+        self.born = time.monotonic()
+        self.pid = os.getpid()
+
+
+# engine -> its connections not in use (list.pop and list.append are atomic, so gunicorn's threads share it): as
+# many as ran statements at once in this process, gunicorn's threads at most on the ack path.
+_KEPT: weakref.WeakKeyDictionary[Engine, list[_Kept]] = weakref.WeakKeyDictionary()
+
+
+def _forget_after_fork() -> None:
+    # The parent's sockets are the parent's: a forked child (an RQ work horse) makes its own, never closes these
+    # (psycopg closes a connection it collects only in the process that made it).
+    _KEPT.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+@event.listens_for(Engine, "engine_disposed")
+def _close_kept(engine: Engine) -> None:
+    """An engine disposed (a test's, a database about to be dropped): its kept connections close with the pool's."""
+    for kept in _KEPT.pop(engine, ()):
+        _close(kept)
 
 
 def fetch_one(engine: Engine, sql: str, params: dict[str, Any]) -> tuple | None:
@@ -43,45 +84,77 @@ def fetch_one(engine: Engine, sql: str, params: dict[str, Any]) -> tuple | None:
     statement = _prepared(sql)
     values: list[bytes | None] = []
     formats: list[int] = []
-    for name in statement.names:
+    for name in statement.names:  # a refused value is refused before any connection is taken
         value = params[name]
         values.append(_encode(value))
         formats.append(_BINARY if isinstance(value, bytes) else _TEXT)
-    pooled = engine.raw_connection()
+    free = _KEPT.get(engine)
+    if free is None:
+        free = _KEPT.setdefault(engine, [])
     try:
-        connection = pooled.driver_connection
-        pgconn = connection.pgconn
-        encoding = connection.info.encoding  # as psycopg reads it per statement: a SET may change it
-        state = pooled.info.get(_STATE)
-        if state is None or state[0] is not connection:  # a new connection behind this pool entry
-            state = pooled.info[_STATE] = (connection, Transformer(connection), set(), encoding)
-        elif state[3] != encoding:  # its loaders decode text in the encoding they were made with
-            state = pooled.info[_STATE] = (connection, Transformer(connection), state[2], encoding)
-        if encoding != "utf-8":  # a database in another encoding: its text as psycopg would send it
-            values = [_encode(params[name], encoding) for name in statement.names]
-        if pgconn.transaction_status != pq.TransactionStatus.IDLE:
-            # Sent inside an open transaction, the statement would not be committed when its answer arrives.
-            raise psycopg.ProgrammingError("plugin.direct needs an idle connection, not one in a transaction")
-        if statement.name not in state[2]:
-            _check(pgconn.prepare(statement.name, statement.query), connection)
-            state[2].add(statement.name)
-        result = pgconn.exec_prepared(statement.name, values, formats)
-        if result.error_field(pq.DiagnosticField.SQLSTATE) == _NO_SUCH_STATEMENT:
-            # psycopg sends DEALLOCATE ALL after a rollback when it had prepared statements of its own on this
-            # connection, which takes ours too. Nothing ran: prepare it again and send it once more.
-            _check(pgconn.prepare(statement.name, statement.query), connection)
-            result = pgconn.exec_prepared(statement.name, values, formats)
-        _check(result, connection)
-        if result.ntuples == 0:
-            return None
-        loader = state[1]
-        loader.set_pgresult(result)
-        return loader.load_row(0, tuple)
+        kept = free.pop()
+    except IndexError:
+        kept = _take(engine)
+    else:
+        if time.monotonic() - kept.born > POOL_RECYCLE_SECONDS:  # the pool's pool_recycle, for ours too
+            _close(kept)
+            kept = _take(engine)
+    try:
+        row = _run(kept, statement, params, values, formats)
     except BaseException:
-        pooled.invalidate()  # a broken or interrupted connection never goes back to the pool
+        _close(kept)  # a broken or interrupted connection is never used again
         raise
-    finally:
-        pooled.close()  # back to the pool (after invalidate: discarded)
+    if _KEPT.get(engine) is free:
+        free.append(kept)
+    else:  # the engine was disposed while this statement ran: its kept connections are closed, this one too
+        _close(kept)
+    return row
+
+
+def _take(engine: Engine) -> _Kept:
+    """A new connection, made by the engine's pool as all of its connections are, then detached from it: ours."""
+    pooled = engine.raw_connection()
+    connection = pooled.driver_connection
+    pooled.detach()  # the pool opens another one when it needs one; this one is closed by _close, not by the pool
+    try:
+        return _Kept(connection)
+    except BaseException:
+        connection.close()
+        raise
+
+
+def _close(kept: _Kept) -> None:
+    if kept.pid == os.getpid():  # never a connection a parent process made: closing it would end the parent's
+        kept.connection.close()
+
+
+def _run(
+    kept: _Kept, statement: _Statement, params: dict[str, Any], values: list[bytes | None], formats: list[int]
+) -> tuple | None:
+    connection = kept.connection
+    pgconn = connection.pgconn
+    encoding = connection.info.encoding  # as psycopg reads it per statement: a SET may change it
+    if kept.encoding != encoding:
+        kept.loader, kept.encoding = Transformer(connection), encoding
+    if encoding != "utf-8":  # a database in another encoding: its text as psycopg would send it
+        values = [_encode(params[name], encoding) for name in statement.names]
+    if pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        # Sent inside an open transaction, the statement would not be committed when its answer arrives.
+        raise psycopg.ProgrammingError("plugin.direct needs an idle connection, not one in a transaction")
+    if statement.name not in kept.prepared:
+        _check(pgconn.prepare(statement.name, statement.query), connection)
+        kept.prepared.add(statement.name)
+    result = pgconn.exec_prepared(statement.name, values, formats)
+    if result.error_field(pq.DiagnosticField.SQLSTATE) == _NO_SUCH_STATEMENT:
+        # Someone sent DEALLOCATE ALL on this connection (psycopg does after a rollback when it had prepared
+        # statements of its own). Nothing ran: prepare it again and send it once more.
+        _check(pgconn.prepare(statement.name, statement.query), connection)
+        result = pgconn.exec_prepared(statement.name, values, formats)
+    _check(result, connection)
+    if result.ntuples == 0:
+        return None
+    kept.loader.set_pgresult(result)
+    return kept.loader.load_row(0, tuple)
 
 
 class _Statement:

@@ -1,4 +1,4 @@
-"""plugin.direct: a statement on a pooled connection commits alone and leaves the pool as it found it."""
+"""plugin.direct: a statement on a kept connection commits alone; the pool only makes the connections it keeps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from plugin import direct
 from plugin.db import engine_for, transaction
@@ -56,19 +56,15 @@ def test_a_failed_statement_raises_and_leaves_no_broken_connection_behind(engine
     assert engine.pool.checkedout() == 0
 
 
-def test_a_statement_psycopg_deallocated_is_prepared_again(database_url, engine):
-    # One connection, so the statement is prepared on the very connection psycopg then clears.
+def test_a_statement_deallocated_on_its_connection_is_prepared_again(database_url, engine):
     single = create_engine(database_url, pool_size=1, max_overflow=0)
     try:
         assert direct.fetch_one(single, "INSERT INTO direct_probe (n) VALUES (%(n)s) RETURNING n", {"n": 1}) == (1,)
-        pooled = single.raw_connection()
-        try:  # a session's statement psycopg prepared, then a rollback: psycopg sends DEALLOCATE ALL
-            pooled.driver_connection.execute("SELECT 1", prepare=True)
-            pooled.driver_connection.rollback()
-        finally:
-            pooled.close()
+        [kept] = direct._KEPT[single]
+        # What psycopg sends after a rollback when it had prepared statements of its own: ours go too.
+        assert kept.connection.pgconn.exec_(b"DEALLOCATE ALL").status == psycopg.pq.ExecStatus.COMMAND_OK
         assert direct.fetch_one(single, "INSERT INTO direct_probe (n) VALUES (%(n)s) RETURNING n", {"n": 2}) == (2,)
-        assert single.pool.checkedout() == 0
+        assert direct._KEPT[single] == [kept]  # the same connection, still usable
     finally:
         single.dispose()
 
@@ -107,12 +103,88 @@ def test_text_goes_in_and_comes_back_in_the_connections_encoding(database_url, e
     single = create_engine(database_url, pool_size=1, max_overflow=0)
     try:
         assert direct.fetch_one(single, "SELECT %(t)s::text", {"t": "café"}) == ("café",)
-        pooled = single.raw_connection()
-        try:  # a session changed the connection's encoding (psycopg follows it per statement)
-            pooled.driver_connection.execute("SET client_encoding TO 'LATIN1'")
-            pooled.driver_connection.commit()
-        finally:
-            pooled.close()
+        [kept] = direct._KEPT[single]
+        # The connection's encoding changed under it (psycopg follows it per statement; so does plugin.direct).
+        assert (
+            kept.connection.pgconn.exec_(b"SET client_encoding TO 'LATIN1'").status == psycopg.pq.ExecStatus.COMMAND_OK
+        )
         assert direct.fetch_one(single, "SELECT %(t)s::text, length(%(t)s::text)", {"t": "café"}) == ("café", 4)
     finally:
         single.dispose()
+
+
+def test_statements_take_a_connection_from_the_pool_once_not_each_time(database_url, engine):
+    single = create_engine(database_url, pool_size=1, max_overflow=0)
+    checkouts = []
+    event.listen(single, "checkout", lambda *_: checkouts.append(1))
+    try:
+        rows = [direct.fetch_one(single, "SELECT %(n)s::bigint", {"n": n}) for n in range(5)]
+        assert rows == [(n,) for n in range(5)]
+        assert len(checkouts) == 1  # the first statement's: the connection is kept, the pool's slot free again
+        assert single.pool.checkedout() == 0
+        with single.connect() as connection:  # the pool's one connection is still there for everyone else
+            assert connection.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        single.dispose()
+
+
+def test_a_disposed_engine_closes_the_connections_kept_for_it(database_url, engine):
+    single = create_engine(database_url, pool_size=1, max_overflow=0)
+    direct.fetch_one(single, "SELECT 1", {})
+    [kept] = direct._KEPT[single]
+    single.dispose()  # a test's engine, or a database about to be dropped
+    assert kept.connection.closed
+    assert single not in direct._KEPT
+
+
+def test_a_connection_older_than_the_recycle_age_is_replaced(database_url, engine, monkeypatch):
+    single = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        first = direct.fetch_one(single, "SELECT pg_backend_pid()", {})
+        [old] = direct._KEPT[single]
+        monkeypatch.setattr(direct, "POOL_RECYCLE_SECONDS", -1)  # every kept connection is now past it
+        assert direct.fetch_one(single, "SELECT pg_backend_pid()", {}) != first
+        assert old.connection.closed
+        assert len(direct._KEPT[single]) == 1
+    finally:
+        single.dispose()
+
+
+def test_a_connection_another_process_made_is_never_closed_here(database_url, engine):
+    single = create_engine(database_url, pool_size=1, max_overflow=0)
+    direct.fetch_one(single, "SELECT 1", {})
+    [kept] = direct._KEPT[single]
+    kept.pid = -1  # as in a forked child: closing it would end the parent's session on the shared socket
+    single.dispose()
+    try:
+        assert not kept.connection.closed
+    finally:
+        kept.connection.close()
+
+
+def test_a_refused_parameter_takes_no_connection(database_url, engine):
+    single = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        with pytest.raises(TypeError):
+            direct.fetch_one(single, "SELECT %(x)s::numeric", {"x": 1.5})
+        assert single not in direct._KEPT or direct._KEPT[single] == []
+        assert single.pool.checkedout() == 0
+    finally:
+        single.dispose()
+
+
+def test_a_connection_in_use_when_its_engine_is_disposed_is_closed_after_its_statement(
+    database_url, engine, monkeypatch
+):
+    single = create_engine(database_url, pool_size=1, max_overflow=0)
+    run, used = direct._run, []
+
+    def disposed_meanwhile(kept, *args):  # another thread, or a shutdown, disposes the engine while this one sends
+        used.append(kept)
+        single.dispose()  # the kept connection is in use, not in the free list: dispose cannot close it
+        return run(kept, *args)
+
+    monkeypatch.setattr(direct, "_run", disposed_meanwhile)
+    assert direct.fetch_one(single, "SELECT 1", {}) == (1,)
+    assert used[0].connection.closed  # closed once its statement was answered, not kept for a disposed engine
+    assert single not in direct._KEPT
