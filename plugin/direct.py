@@ -2,7 +2,7 @@
 
 PostgreSQL only. Each connection is made by the engine's own pool (plugin.db.engine_for: its arguments and connect
 events) and then detached from it: this module keeps it for its own statements, in a free list per engine (decision
-0066), replaced after the pool's recycle age, dropped by a forked child, closed when the engine is disposed. The
+0069), replaced after the pool's recycle age, dropped by a forked child, closed when the engine is disposed. The
 statement is prepared on each connection at its first use there; later runs send only its name and the parameters.
 
 Below psycopg's cursor (decision 0051): a cursor made per call built its adaptation context anew, converted the
@@ -10,7 +10,7 @@ query and its parameters, and the connection went to autocommit and back (a lock
 this machine that was about a third of the web's CPU for the ack path's INSERT. Here the parameters are encoded by
 `_encode` (a narrow set of types), sent by `PGconn.exec_prepared` (libpq's PQexecPrepared, which releases the GIL
 while it waits), and the row is read back by psycopg's own loaders, so callers get the Python types psycopg gives.
-Outside the pool (decision 0066): its checkout and return (the reset's rollback, the fairy, the queue's locks) cost
+Outside the pool (decision 0069): its checkout and return (the reset's rollback, the fairy, the queue's locks) cost
 the ack path's INSERT about a third of its thread CPU on a loaded machine.
 """
 

@@ -17,7 +17,7 @@ from tests.conftest import signed_headers
 # each header was read through request.headers, the answer written by jsonify and the claim's SET packed per
 # delivery; 736 without them (decision 0055); 267 once the delivery was answered before Flask (decision 0057), with
 # the INSERT's connection checked out of SQLAlchemy's pool and returned for each delivery; 209 on a connection
-# plugin.direct keeps (decision 0066). The bound leaves room for small changes in the libraries, not for that work
+# plugin.direct keeps (decision 0069). The bound leaves room for small changes in the libraries, not for that work
 # to come back.
 MAX_CALLS_PER_DELIVERY = 230
 
