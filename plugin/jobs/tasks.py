@@ -80,10 +80,21 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         log.info("inbox drained: %s", dict(outcomes))
     if outcomes.get(inbox.PROCESSED):
         signal_balances(settings)
-        signal_grants(settings)
         signal_events(settings)
-        signal_tiers(settings)
+        signal_after_drain_if_due(settings)
     return dict(outcomes)
+
+
+def signal_after_drain_if_due(settings: Settings) -> None:
+    """Queue the grant and tier pushes a drain made due, and only those: most shops' drains make neither.
+
+    Each look is the job's own first query (an index probe), asked after the drain's commit, so what the drain made
+    due is seen; a queued job that finds nothing still forks a work horse (about 25 ms of worker CPU, decision 0069).
+    """
+    if any(reward_grants.due(settings.database_url, limit=1)):
+        signal_grants(settings)
+    if tier_push.any_due(settings.database_url):
+        signal_tiers(settings)
 
 
 def issue_code(redemption_id: int, shop_id: int | None = None) -> str:
