@@ -69,7 +69,14 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 @event.listens_for(Engine, "engine_disposed")
 def _close_kept(engine: Engine) -> None:
     """An engine disposed (a test's, a database about to be dropped): its kept connections close with the pool's."""
-    for kept in _KEPT.pop(engine, ()):
+    free = _KEPT.pop(engine, [])
+    # Emptied as it is closed: a thread that took this list just before the pop must find it empty, never a
+    # connection closed under it (list.pop is atomic, so each connection goes to exactly one party).
+    while True:
+        try:
+            kept = free.pop()
+        except IndexError:
+            return
         _close(kept)
 
 

@@ -188,3 +188,22 @@ def test_a_connection_in_use_when_its_engine_is_disposed_is_closed_after_its_sta
     assert direct.fetch_one(single, "SELECT 1", {}) == (1,)
     assert used[0].connection.closed  # closed once its statement was answered, not kept for a disposed engine
     assert single not in direct._KEPT
+
+
+def test_a_statement_that_took_the_free_list_just_before_a_dispose_never_gets_a_closed_connection(
+    database_url, engine, monkeypatch
+):
+    single = create_engine(database_url, pool_size=2, max_overflow=0)
+    direct.fetch_one(single, "SELECT 1", {})  # one connection kept, idle, in the engine's free list
+
+    class DisposedRightAfterGet(type(direct._KEPT)):
+        def get(self, key, default=None):  # another thread disposes the engine between the look-up and the pop
+            found = super().get(key, default)
+            if found:
+                single.dispose()
+            return found
+
+    kept = DisposedRightAfterGet()
+    kept.update(direct._KEPT)
+    monkeypatch.setattr(direct, "_KEPT", kept)
+    assert direct.fetch_one(single, "SELECT 2", {}) == (2,)  # on a new connection, not the one the dispose closed

@@ -65,3 +65,14 @@ def test_a_drain_that_grants_a_reward_queues_the_grant_job_and_one_that_grants_n
     for claim in ("balances", "events"):
         dispatch.clear_claim(queued, claim)  # what those jobs do as they start
     assert drained_jobs(queued, [(7001, "150.00")], first=2) == {"push_balances", "deliver_events", "settle_grants"}
+
+
+def test_a_look_that_fails_queues_its_job_and_the_drain_still_succeeds(queued, shop_with_token, monkeypatch):
+    from plugin.services import tier_push
+
+    def database_gone(_url):
+        raise ConnectionError("the database went away after the drain's commit")
+
+    monkeypatch.setattr(tier_push, "any_due", database_gone)
+    jobs = drained_jobs(queued, [(7001, "30.00")])  # its own assert: the drain reports its order processed
+    assert jobs == {"push_balances", "deliver_events", "push_tiers"}
