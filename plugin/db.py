@@ -107,6 +107,27 @@ def reading(url: str) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def unprepared(session: Session) -> Iterator[None]:
+    """Statements sent in this block are planned for their own parameters each time: psycopg does not prepare them.
+
+    psycopg prepares a statement text after five runs, and PostgreSQL may then keep one generic plan for the
+    session. A batch statement of one text for every batch (an array parameter) planned while its table was small
+    keeps a sequential scan after the table has grown, until an ANALYZE (decision 0068, "Not covered"); planned for
+    each batch's own values it takes the index. Planning a batch's statement costs far less than one wrong scan.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    driver = session.connection().connection.driver_connection
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = threshold
+
+
 def insert_for(engine_or_session) -> type:
     """The dialect's INSERT construct, which offers ON CONFLICT DO NOTHING on PostgreSQL and SQLite."""
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session

@@ -21,7 +21,7 @@ from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
 from plugin import direct, platforms
 from plugin.config import Settings
-from plugin.db import dialect_insert, engine_for, insert_for, transaction
+from plugin.db import dialect_insert, engine_for, insert_for, transaction, unprepared
 from plugin.models import Delivery, DeliveryClaim, Shop, utcnow
 from plugin.programme import events
 from plugin.services import accrual, batch_accrual, privacy
@@ -358,7 +358,8 @@ def _finish_applied(session: Session, by_id: dict[int, Delivery], applied: dict[
         "status": PROCESSED,
         "now": now,
     }
-    updated = session.connection().exec_driver_sql(_FINISH_APPLIED, params).rowcount
+    with unprepared(session):  # one text for every batch: a plan kept from a small table would scan it whole
+        updated = session.connection().exec_driver_sql(_FINISH_APPLIED, params).rowcount
     if updated != len(finished):
         raise _RedoCarefully(f"{len(finished) - updated} of the batch's claimed deliveries were not found")
     for delivery, customer_id, attempts in finished:

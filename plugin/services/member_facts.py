@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from plugin.db import unprepared
 from plugin.models import Member, MilestoneHolding, Order, Shop
 from plugin.programme import milestones
 from plugin.programme import tiers as tier_rules
@@ -104,11 +105,14 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     # The members' paid orders, read once for tiers, tier corrections and milestones alike (three reads before):
     # each lot is fetched and decoded once. The members as one array: a round of 50 members and the shop made 51
     # parameters, past what psycopg's cache of converted statements keeps, so each read was parsed anew.
-    orders = session.execute(
-        select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *tier_corrections.STORED_TIER_COLUMNS)
-        .select_from(lot_reads.orders_from(session))
-        .where(Order.shop_id == shop.id, among(session, Order.member_id, member_ids), Order.paid_at.is_not(None))
-    ).all()
+    # Planned for each round's own members (db.unprepared): a plan kept from a small orders table filters the whole
+    # shop through the primary key once the table has grown.
+    with unprepared(session):
+        orders = session.execute(
+            select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *tier_corrections.STORED_TIER_COLUMNS)
+            .select_from(lot_reads.orders_from(session))
+            .where(Order.shop_id == shop.id, among(session, Order.member_id, member_ids), Order.paid_at.is_not(None))
+        ).all()
     bought = tiers.purchases_of(session, shop.id, member_ids) if current is not None else []
     refunds = tiers.refunds_of(session, shop.id, [o.order_id for o in orders] + [p.order_id for p in bought])
     lots = lot_reads.lots(session, shop.id, orders, refunds)
