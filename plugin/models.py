@@ -110,8 +110,15 @@ class Member(Base):
     __tablename__ = "members"
     __table_args__ = (
         UniqueConstraint("shop_id", "customer_id"),
-        Index(None, "shop_id", "email"),
-        Index("ix_members_shop_id_lower_email", "shop_id", text("lower(email)")),
+        # The side indexes leave out NULLs (PostgreSQL): a never-analysed table's generic plan of a key lookup
+        # otherwise takes the smallest index leading with shop_id, and reads the whole shop (decision 0069).
+        Index(None, "shop_id", "email", postgresql_where=text("email IS NOT NULL")),
+        Index(
+            "ix_members_shop_id_lower_email",
+            "shop_id",
+            text("lower(email)"),
+            postgresql_where=text("email IS NOT NULL"),
+        ),
         Index(
             "ix_members_tier_unpushed",
             "shop_id",
@@ -119,8 +126,8 @@ class Member(Base):
             postgresql_where=text(TIER_UNPUSHED),
             sqlite_where=text(TIER_UNPUSHED),
         ),
-        Index(None, "shop_id", "tier"),
-        Index(None, "shop_id", "tier_until"),
+        Index(None, "shop_id", "tier", postgresql_where=text("tier IS NOT NULL")),
+        Index(None, "shop_id", "tier_until", postgresql_where=text("tier_until IS NOT NULL")),
         PrimaryKeyConstraint("shop_id", "id"),
     )
 
