@@ -111,7 +111,7 @@ class Member(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "customer_id"),
         # The side indexes leave out NULLs (PostgreSQL): a never-analysed table's generic plan of a key lookup
-        # otherwise takes the smallest index leading with shop_id, and reads the whole shop (decision 0069).
+        # otherwise takes the smallest index leading with shop_id, and reads the whole shop (decision 0071).
         Index(None, "shop_id", "email", postgresql_where=text("email IS NOT NULL")),
         Index(
             "ix_members_shop_id_lower_email",

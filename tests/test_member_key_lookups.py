@@ -1,4 +1,4 @@
-"""A member looked up by its key finds it by the primary key, on a members table never analysed (decision 0069).
+"""A member looked up by its key finds it by the primary key, on a members table never analysed (decision 0071).
 
 Every posting and order checks its member's foreign key (`shop_id = $1 AND id = $2`), and the posting trigger locks
 the member's balance by the same key. On a fresh shop (autovacuum has not analysed members yet) the planner costed

@@ -1,4 +1,4 @@
-"""members: the (shop_id, X) side indexes hold only rows whose X is set, on PostgreSQL (decision 0069)
+"""members: the (shop_id, X) side indexes hold only rows whose X is set, on PostgreSQL (decision 0071)
 
 Revision ID: 0040
 Revises: 0039

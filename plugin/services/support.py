@@ -85,7 +85,7 @@ def find_member(session: Session, shop: Shop, *, email: str | None = None, custo
     if member is None and email:
         # Emails are stored as the shop sent them: compare in one case. Equality, never LIKE, so "%" and "_" in
         # what was typed match only themselves. No LIMIT: the partial lower(email) index has no statistics of its
-        # own, so with one the planner walks the shop's members in id order instead (decision 0069).
+        # own, so with one the planner walks the shop's members in id order instead (decision 0071).
         member = (
             session.execute(
                 select(Member)
