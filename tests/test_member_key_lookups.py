@@ -14,8 +14,7 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from plugin import ledger
-from plugin.db import engine_for, transaction
+from plugin.db import engine_for
 from tests.conftest import alembic_config, own_database
 
 # Members of one shop, each with an email and no tier (as a base-rule shop's are). Past ~1,500 the (shop_id,
@@ -27,11 +26,6 @@ LOOKUPS = {
     "foreign key": "SELECT 1 FROM ONLY members x WHERE shop_id = $1 AND id = $2 FOR KEY SHARE OF x",
     "balance lock": "SELECT balance FROM members WHERE id = $2 AND shop_id = $1 FOR UPDATE",
 }
-
-# Index entries this transaction has read from members' indexes so far, every index together.
-_MEMBER_INDEX_TUPLES = text(
-    "SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid)) FROM pg_index WHERE indrelid = 'members'::regclass"
-)
 
 
 @pytest.fixture
@@ -82,22 +76,6 @@ def test_the_generic_plan_of_a_key_lookup_uses_the_primary_key(engine, shop, mem
     scans = _index_scans(plan)
     assert [scan["Index Name"] for scan in scans] == ["pk_members"], plan
     assert "$2" in scans[0]["Index Cond"] and "Filter" not in scans[0], plan
-
-
-def test_a_posting_reads_its_members_index_entries_only(engine, settings, shop, members):
-    with transaction(settings.database_url) as session:
-        before = session.execute(_MEMBER_INDEX_TUPLES).scalar()
-        for n, member in enumerate(members[-5:]):  # the checks and the lock, on a session's first plans
-            ledger.post(session, shop, ledger.Entry(member, "bonus", 10, "support", f"key{n}", f"key{n}", "x"))
-        read = session.execute(_MEMBER_INDEX_TUPLES).scalar() - before
-        balances = session.scalars(
-            text("SELECT balance FROM members WHERE shop_id = :shop AND id >= :first"),
-            {"shop": shop, "first": members[-5]},
-        ).all()
-    assert balances == [10] * 5
-    # A few entries a posting (its member's key, found each time it is checked or locked). Without migration 0040,
-    # about 1,000 a lookup: the shop's every member, read through (shop_id, tier_until).
-    assert read <= 10 * 5, read
 
 
 @pytest.fixture
