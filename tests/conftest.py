@@ -101,6 +101,16 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield test_url
 
 
+@pytest.fixture
+def scratch_url(database_template, tmp_path):
+    """An empty database of this test's own, to migrate up and down (the run's database stays at head)."""
+    if database_template.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'migrated.db'}"
+        return
+    with own_database(database_template, f"loyalty_test_{os.getpid()}_scratch") as url:
+        yield url
+
+
 def _engines_for(url: str):
     from plugin.db import _ENGINES
 

@@ -7,7 +7,6 @@ that changes it write a new entry into each of the table's indexes.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from alembic import command
@@ -21,7 +20,7 @@ from plugin.programme.events import Customer
 from plugin.services import balance_push, batch_accrual, shops
 from plugin.services.accrual import enrol
 from tests import builders
-from tests.conftest import SHOP, alembic_config, own_database
+from tests.conftest import SHOP, alembic_config
 from tests.test_balance_push import grant
 
 
@@ -112,16 +111,6 @@ def test_an_orders_posting_moves_the_balance_with_a_hot_update(settings, shop, m
     assert inbox.drain(settings.database_url) == {"processed": 1}
     assert seen == {"updated": 1, "hot": 1}  # an index naming balance (or a full page) makes it 1 and 0
     assert _due(settings) == {_member(settings, 7000)}
-
-
-@pytest.fixture
-def scratch_url(database_template, tmp_path):
-    """An empty database of this test's own, to migrate up and down (the run's database stays at head)."""
-    if database_template.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'migrated.db'}"
-        return
-    with own_database(database_template, f"loyalty_test_{os.getpid()}_due") as url:
-        yield url
 
 
 def test_the_migration_lists_the_members_already_behind_and_downgrades(scratch_url, settings):

@@ -8,14 +8,12 @@ read every member of the shop.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from alembic import command
 from sqlalchemy import text
 
 from plugin.db import engine_for
-from tests.conftest import alembic_config, own_database
+from tests.conftest import alembic_config
 
 # Members of one shop, each with an email and no tier (as a base-rule shop's are). Past ~1,500 the (shop_id,
 # tier_until) index grows a level and loses the tie to the primary key; a session's plans made before then are kept.
@@ -76,15 +74,6 @@ def test_the_generic_plan_of_a_key_lookup_uses_the_primary_key(engine, shop, mem
     scans = _index_scans(plan)
     assert [scan["Index Name"] for scan in scans] == ["pk_members"], plan
     assert "$2" in scans[0]["Index Cond"] and "Filter" not in scans[0], plan
-
-
-@pytest.fixture
-def scratch_url(database_template, tmp_path):
-    if database_template.startswith("sqlite"):
-        yield f"sqlite:///{tmp_path / 'migrated.db'}"
-        return
-    with own_database(database_template, f"loyalty_test_{os.getpid()}_memberkey") as url:
-        yield url
 
 
 def _member_indexes(url: str) -> dict[str, bool]:
