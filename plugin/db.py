@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ARRAY, Engine, any_, create_engine, event, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ColumnElement
 
 _ENGINES: dict[str, Engine] = {}
 POOL_RECYCLE_SECONDS = 1800  # a connection older than this is replaced (the pool's and plugin.direct's)
@@ -126,6 +128,14 @@ def unprepared(session: Session) -> Iterator[None]:
         yield
     finally:
         driver.prepare_threshold = threshold
+
+
+def among(session: Session, column, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN values`, as `column = ANY(array)` on PostgreSQL: one parameter instead of thousands."""
+    values = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(values, ARRAY(column.type)))
+    return column.in_(values)
 
 
 def insert_for(engine_or_session) -> type:

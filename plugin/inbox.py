@@ -347,7 +347,8 @@ def _finish_applied(session: Session, by_id: dict[int, Delivery], applied: dict[
     finished = []
     for delivery_id, customer_id in applied.items():
         delivery = by_id[delivery_id]
-        if customer_id is None or not -(2**63) <= customer_id < 2**63:  # as _finish: an id the column cannot hold
+        customer_id = _storable_customer_id(customer_id)
+        if customer_id is None:
             customer_id = delivery.customer_id
         attempts = getattr(delivery, "_claims", None)
         finished.append((delivery, customer_id, delivery.attempts if attempts is None else attempts))
@@ -601,8 +602,8 @@ def process(
 def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> str:
     # The delivery's own row changes only here, after its processing, so the next flush writes them in one
     # UPDATE (changing it earlier cost an UPDATE at every autoflush inside the savepoint).
-    customer_id = facts.get("customer_id")
-    if customer_id is not None and -(2**63) <= customer_id < 2**63:  # a payload's id may not fit the column
+    customer_id = _storable_customer_id(facts.get("customer_id"))
+    if customer_id is not None:
         delivery.customer_id = customer_id
     delivery.status = status
     delivery.processed_at = utcnow()
@@ -611,6 +612,11 @@ def _finish(delivery: Delivery, status: str, facts: dict[str, int | None]) -> st
         delivery.attempts = claims
         flag_modified(delivery, "attempts")
     return status
+
+
+def _storable_customer_id(found: int | None) -> int | None:
+    """The customer id processing found, if the column can hold it (a payload's id may not fit BIGINT); else None."""
+    return found if found is not None and -(2**63) <= found < 2**63 else None
 
 
 def _is_lifecycle(delivery: Delivery) -> bool:

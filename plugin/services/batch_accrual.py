@@ -26,7 +26,7 @@ from sqlalchemy import BigInteger, bindparam, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from plugin.bulk_insert import insert_rows
-from plugin.db import dialect_insert
+from plugin.db import among, dialect_insert
 from plugin.models import (
     Member,
     Order,
@@ -45,7 +45,6 @@ from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import ProgramSettings, program_settings
 from plugin.services import accrual, announcements, member_rules, order_sales, outbox, products, tiers
 from plugin.services.imports import pending as imported_balances
-from plugin.services.imports.bulk import among
 from plugin.services.imports.tables import PENDING, ImportRow
 from plugin.services.shops import zone
 

@@ -10,12 +10,11 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from plugin.db import unprepared
+from plugin.db import among, unprepared
 from plugin.models import Member, MilestoneHolding, Order, Shop
 from plugin.programme import milestones
 from plugin.programme import tiers as tier_rules
 from plugin.services import lot_reads, shops, tier_corrections, tiers
-from plugin.services.imports.bulk import among
 from plugin.services.milestones import rules as milestone_rules
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from plugin import ledger
-from plugin.db import insert_for
+from plugin.db import among, insert_for
 from plugin.models import Member, Order, Posting, Product, Refund, Shop, TierMove, TierPurchase, utcnow
 from plugin.programme import earning as program
 from plugin.programme import events
@@ -27,7 +27,6 @@ from plugin.programme import tiers as tier_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import program_settings
 from plugin.services import lot_reads, outbox
-from plugin.services.imports.bulk import among
 from plugin.services.shops import zone
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from plugin.db import transaction
+from plugin.db import among, transaction
 from plugin.models import Member, Posting, Shop, utcnow
 from plugin.programme import import_formats as formats
 from plugin.programme.rewards import catalogue
@@ -292,7 +292,7 @@ def _mark_duplicate_shoppers(session, shop_id, batch_id, parsed) -> None:
                 select(ImportRow.shopper_key, ImportRow.line).where(
                     ImportRow.shop_id == shop_id,
                     ImportRow.batch_id == batch_id,
-                    bulk.among(session, ImportRow.shopper_key, keys),
+                    among(session, ImportRow.shopper_key, keys),
                 )
             ).all()
         )
@@ -317,7 +317,7 @@ def _match_members(session, shop_id, parsed) -> None:
         dict(
             session.execute(
                 select(Member.customer_id, Member.id).where(
-                    Member.shop_id == shop_id, bulk.among(session, Member.customer_id, ids)
+                    Member.shop_id == shop_id, among(session, Member.customer_id, ids)
                 )
             ).all()
         )
@@ -329,7 +329,7 @@ def _match_members(session, shop_id, parsed) -> None:
         found = session.execute(
             select(Member.email, Member.id)
             # Whatever the case the shop stored the address in (index ix_members_shop_id_lower_email).
-            .where(Member.shop_id == shop_id, bulk.among(session, _lower_email(), emails))
+            .where(Member.shop_id == shop_id, among(session, _lower_email(), emails))
             .order_by(Member.id.desc())
         ).all()
         by_email = {email.lower(): member_id for email, member_id in found}  # the oldest member wins
@@ -350,7 +350,7 @@ def _mark_duplicate_members(session, shop_id, batch_id, parsed) -> None:
             select(ImportRow.member_id, ImportRow.line).where(
                 ImportRow.shop_id == shop_id,
                 ImportRow.batch_id == batch_id,
-                bulk.among(session, ImportRow.member_id, members),
+                among(session, ImportRow.member_id, members),
             )
         ).all()
     )

@@ -1,29 +1,21 @@
 """Bulk statements for a chunk of a few thousand rows: COPY and array parameters on PostgreSQL, portable SQL else.
 
 A 1,000-row IN list or multi-row VALUES costs PostgreSQL's driver more to build than the server to run; COPY
-and one array parameter cost almost nothing. SQLite (the development database) takes the plain statements.
+and one array parameter (`plugin.db.among`) cost almost nothing. SQLite (the development database) takes the plain
+statements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Table, any_, insert, literal
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ColumnElement
 
 
 def on_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
-
-
-def among(session: Session, column, values: Iterable[Any]) -> ColumnElement[bool]:
-    """`column IN values`, as `column = ANY(array)` on PostgreSQL: one parameter instead of thousands."""
-    values = list(values)
-    if on_postgresql(session):
-        return column == any_(literal(values, ARRAY(column.type)))
-    return column.in_(values)
 
 
 def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
-from plugin.db import insert_for
+from plugin.db import among, insert_for
 from plugin.ledger import KINDS, LedgerError
 from plugin.models import Member, Posting, utcnow
 from plugin.services.imports import bulk
@@ -64,7 +64,7 @@ def post(
     balances = dict(
         session.execute(
             select(Member.id, Member.balance)
-            .where(Member.shop_id == shop_id, bulk.among(session, Member.id, [o.member_id for o in wanted]))
+            .where(Member.shop_id == shop_id, among(session, Member.id, [o.member_id for o in wanted]))
             .order_by(Member.id)
             .with_for_update()
         ).all()
@@ -135,7 +135,7 @@ def _moved_by_database(session: Session, shop_id: int, before: dict[int, int], w
     now = dict(
         session.execute(
             select(Member.id, Member.balance).where(
-                Member.shop_id == shop_id, bulk.among(session, Member.id, [member for member, _ in written])
+                Member.shop_id == shop_id, among(session, Member.id, [member for member, _ in written])
             )
         ).all()
     )
