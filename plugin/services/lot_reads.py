@@ -1,39 +1,66 @@
-"""Stored lots as the member rules read them: an unrefunded order's few fields, not its whole lot (decision 0054)."""
+"""Stored lots as the member rules read them: an unrefunded order's sums, not its whole lot (decisions 0054, 0072)."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
-from sqlalchemy import Text, literal_column, select, text, true
+from sqlalchemy import BigInteger, Boolean, Numeric, literal_column, select, text, true
 from sqlalchemy.orm import Session
 
 from plugin.models import Order
+from plugin.programme.earning import CAP_KIND
+from plugin.programme.tiers import TIER_CONTRIBUTION_KIND
 
-# What tiers.order_fact and milestones' lot_spend read of a lot with no refund, taken out of it in PostgreSQL: a
-# whole lot (about 2 kB of JSON with its contributions' lines and explanations) cost its text output there and its
-# decoding here, for every past order of every member of every drained batch. Contributions give kind and points.
-# The parts are taken from lot_once.lot, the lot decompressed once per row (orders_from), and sent as one JSON array
-# in a text column, decoded by one json.loads: as seven JSONB columns each was a json.loads of its own behind
-# psycopg's loader (its encoding sniffed from bytes each time), a fifth of the programme's drain (decision 0066).
-_PARTS_SQL = (
-    "CASE WHEN lot_once.lot IS NULL THEN NULL ELSE json_build_array("
-    "lot_once.lot -> 'lines', lot_once.lot ->> 'shipping', lot_once.lot ->> 'tip', lot_once.lot ->> 'points',"
-    " lot_once.lot -> 'order_cap', lot_once.lot -> 'reason',"
-    " jsonb_path_query_array(lot_once.lot, '$.contributions[*].kind'),"
-    " jsonb_path_query_array(lot_once.lot, '$.contributions[*].points'))::text END"
+
+class LotSums(NamedTuple):
+    """What tiers.order_fact and milestones' lot_spend read of a lot with no refund, summed by PostgreSQL."""
+
+    eligible: Decimal  # its lines' eligible money
+    shipping_tip: Decimal  # its shipping and tip
+    tier_points: int  # earning.contribution_points_without the tier's kind (the lot's points if no contributions)
+    reasoned: bool  # it has a reason (a test order's, say): no milestone spend
+
+
+# What tiers.order_fact and milestones' lot_spend read of a lot with no refund, computed in PostgreSQL: the lines'
+# eligible money, shipping and tip as numeric (exact, as Decimal sums them), the points as
+# earning.contribution_points_without counts them (tier_preview.LOT_VALUE_ROWS counts them so too), and whether it
+# has a reason. The lines' JSON was sent as text and decoded here for every past order of every member of every
+# drained round (decision 0066's parts), a third of member_facts.read; four plain columns are loaded by psycopg's C
+# loaders. Each comes from lot_once.lot, the lot decompressed once per row (orders_from). Kinds are constants here.
+assert TIER_CONTRIBUTION_KIND.isidentifier() and CAP_KIND.isidentifier()  # inlined in the SQL as literals
+_ELIGIBLE_SQL = (
+    "CASE WHEN lot_once.lot IS NOT NULL THEN coalesce("
+    "(SELECT sum((line ->> 'eligible')::numeric) FROM jsonb_array_elements(lot_once.lot -> 'lines') AS line), 0) END"
 )
+_SHIPPING_TIP_SQL = "(lot_once.lot ->> 'shipping')::numeric + (lot_once.lot ->> 'tip')::numeric"
+_TIER_POINTS_SQL = (
+    "(SELECT CASE WHEN count(*) = 0 THEN (lot_once.lot ->> 'points')::bigint"
+    " ELSE greatest(least("  # least() passes over a NULL: no cap, the kept points
+    "coalesce(sum(c.points) FILTER (WHERE c.kind IS NULL"
+    f" OR c.kind NOT IN ('{TIER_CONTRIBUTION_KIND}', '{CAP_KIND}')), 0),"
+    " coalesce((lot_once.lot ->> 'order_cap')::bigint,"
+    f" CASE WHEN bool_or(c.kind = '{CAP_KIND}') THEN sum(c.points) END)"
+    "), 0)::bigint END"
+    " FROM jsonb_to_recordset(lot_once.lot -> 'contributions') AS c (kind text, points bigint))"
+)
+_REASONED_SQL = "lot_once.lot ->> 'reason' IS NOT NULL"
 # A stored lot is about 2 kB of JSON, so PostgreSQL keeps it compressed, and every operator on `orders.lot`
-# decompresses it anew: eight times a row. `|| '{}'` builds the plain value once; OFFSET 0 keeps the planner from
-# folding the subquery back into the eight expressions. 15 -> 5 us a row of the parts' SELECT (3,000 orders).
+# decompresses it anew: several times a row. `|| '{}'` builds the plain value once; OFFSET 0 keeps the planner from
+# folding the subquery back into the expressions. 15 -> 5 us a row of the parts' SELECT (3,000 orders).
 _ONCE = "LATERAL (SELECT orders.lot || '{}'::jsonb AS lot OFFSET 0) AS lot_once"
 
 
 def columns(session: Session) -> tuple:
-    """The lot's columns for a SELECT from orders_from: its parts on PostgreSQL, the whole lot elsewhere."""
+    """The lot's columns for a SELECT from orders_from: its sums on PostgreSQL, the whole lot elsewhere."""
     if session.get_bind().dialect.name != "postgresql":
         return (Order.lot.label("lot"),)
-    return (literal_column(_PARTS_SQL, Text).label("lot_parts"),)
+    return (
+        literal_column(_ELIGIBLE_SQL, Numeric(asdecimal=True)).label("lot_eligible"),
+        literal_column(_SHIPPING_TIP_SQL, Numeric(asdecimal=True)).label("lot_shipping_tip"),
+        literal_column(_TIER_POINTS_SQL, BigInteger).label("lot_tier_points"),
+        literal_column(_REASONED_SQL, Boolean).label("lot_reasoned"),
+    )
 
 
 def orders_from(session: Session):
@@ -43,31 +70,20 @@ def orders_from(session: Session):
     return Order.__table__.join(text(_ONCE), true())
 
 
-def lots(session: Session, shop_id: int, rows, refunds: dict[int, list]) -> dict[int, dict[str, Any] | None]:
-    """Per order id of `rows` (order_id, cancelled_at and `columns`), its lot as far as the rules read it: the
-    parts of an unrefunded or cancelled one, the whole lot of a refunded one (read again, one statement for all)."""
-    found: dict[int, dict[str, Any] | None] = {}
+def lots(session: Session, shop_id: int, rows, refunds: dict[int, list]) -> dict[int, dict[str, Any] | LotSums | None]:
+    """Per order id of `rows` (order_id, cancelled_at and `columns`), its lot as far as the rules read it: the sums
+    of an unrefunded or cancelled one, the whole lot of a refunded one (read again, one statement for all)."""
+    found: dict[int, dict[str, Any] | LotSums | None] = {}
+    if rows and "lot" in rows[0]._fields:
+        return {row.order_id: row.lot for row in rows}
     whole: list[int] = []
     for row in rows:
-        if "lot" in row._fields:
-            found[row.order_id] = row.lot
-        elif row.lot_parts is None:
+        if row.lot_eligible is None:
             found[row.order_id] = None
-        elif refunds.get(row.order_id) and row.cancelled_at is None:
+        elif row.cancelled_at is None and refunds.get(row.order_id):
             whole.append(row.order_id)  # the refund's arithmetic reads the whole lot
         else:
-            lines, shipping, tip, points, order_cap, reason, kinds, contribution_points = json.loads(row.lot_parts)
-            found[row.order_id] = {
-                "lines": lines,
-                "shipping": shipping,
-                "tip": tip,
-                "points": points,
-                "order_cap": order_cap,
-                "reason": reason,
-                "contributions": [
-                    {"kind": kind, "points": points} for kind, points in zip(kinds, contribution_points, strict=True)
-                ],
-            }
+            found[row.order_id] = LotSums(row.lot_eligible, row.lot_shipping_tip, row.lot_tier_points, row.lot_reasoned)
     if whole:
         found.update(
             session.execute(

@@ -106,9 +106,11 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     # parameters, past what psycopg's cache of converted statements keeps, so each read was parsed anew.
     # Planned for each round's own members (db.unprepared): a plan kept from a small orders table filters the whole
     # shop through the primary key once the table has grown.
+    as_text = session.get_bind().dialect.name == "postgresql"
+    stored_columns = tier_corrections.STORED_TIER_TEXT_COLUMNS if as_text else tier_corrections.STORED_TIER_COLUMNS
     with unprepared(session):
         orders = session.execute(
-            select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *tier_corrections.STORED_TIER_COLUMNS)
+            select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *stored_columns)
             .select_from(lot_reads.orders_from(session))
             .where(Order.shop_id == shop.id, among(session, Order.member_id, member_ids), Order.paid_at.is_not(None))
         ).all()
@@ -118,7 +120,7 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     if current is not None:
         facts, terms = tiers.facts_from(session, shop.id, orders, bought, refunds, lots)
         held_rewards = tiers.held_rewards(session, shop.id, member_ids)
-        stored = tier_corrections.stored_from(orders, current.version)
+        stored = tier_corrections.stored_from(orders, current.version, as_text)
     if with_milestones:
         histories = milestone_rules.histories_from(orders, refunds, shops.zone(shop), lots)
         holdings = _holdings(session, shop.id, member_ids)

@@ -8,11 +8,12 @@ same settle an order goes through. Runs as a member rule (services/member_rules.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from plugin.models import Order, Shop
@@ -104,12 +105,27 @@ STORED_TIER_COLUMNS = (
 )
 
 
-def stored_from(rows, version: int) -> dict[int, dict[int, tuple[Any, Any]]]:
-    """stored_tiers' answer from rows of (member_id, order_id, paid_at, tiers_version, member_tier)."""
+# The same as text, for a read of many orders on PostgreSQL (member_facts): psycopg decodes a JSONB column with a
+# json.loads behind its own loader for every row, two an order; as text, only a kept order's tier is decoded, once.
+STORED_TIER_TEXT_COLUMNS = (
+    Order.facts["tiers_version"].as_string().label("tiers_version"),
+    cast(Order.facts["member_tier"], Text).label("member_tier"),
+)
+
+
+def stored_from(rows, version: int, as_text: bool = False) -> dict[int, dict[int, tuple[Any, Any]]]:
+    """stored_tiers' answer from rows of (member_id, order_id, paid_at, tiers_version, member_tier): of
+    STORED_TIER_COLUMNS, or of STORED_TIER_TEXT_COLUMNS if `as_text`."""
     stored: dict[int, dict[int, tuple[Any, Any]]] = {}
+    decoded: dict[str, Any] = {}  # a programme has a few tiers: each text decoded once (the values are only read)
     for row in rows:
         if row.tiers_version is not None and int(row.tiers_version) == version:
-            stored.setdefault(row.member_id, {})[row.order_id] = (row.paid_at, row.member_tier)
+            tier = row.member_tier
+            if as_text and tier is not None:
+                if tier not in decoded:
+                    decoded[tier] = json.loads(tier)
+                tier = decoded[tier]
+            stored.setdefault(row.member_id, {})[row.order_id] = (row.paid_at, tier)
     return stored
 
 

@@ -246,20 +246,27 @@ def refund_from_json(order_id: int, refund_id: int, facts: dict[str, Any]) -> ev
     )
 
 
+_CENT = Decimal("0.01")
+
+
 def order_fact(
     order_id: int,
     name: str | None,
     paid_at: datetime,
-    lot_json: dict[str, Any],
+    lot_json: dict[str, Any] | lot_reads.LotSums,
     cancelled_at: datetime | None,
     refunds: list[events.RefundFacts] | None,
     metric: str | None = None,
 ) -> tier_rules.OrderFact:
     """One order as tiers see it. An order with no refund and no cancellation is read straight from its lot's JSON
-    (what the preview does 100,000 times); the others go through the lot's own reversal arithmetic."""
+    (what the preview does 100,000 times) or its sums (lot_reads); the others go through the lot's own reversal
+    arithmetic."""
     label = name or f"#{order_id}"
     if cancelled_at is not None:
         return tier_rules.OrderFact(order_id, label, paid_at, Decimal(0), 0, False)
+    if type(lot_json) is lot_reads.LotSums:  # summed by PostgreSQL (never given with refunds)
+        spend = (lot_json.eligible + lot_json.shipping_tip).quantize(_CENT)
+        return tier_rules.OrderFact(order_id, label, paid_at, spend, lot_json.tier_points, True)
     if not refunds:
         spend = sum((Decimal(line["eligible"]) for line in lot_json["lines"]), Decimal(lot_json["shipping"]))
         spend += Decimal(lot_json["tip"])

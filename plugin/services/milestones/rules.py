@@ -17,7 +17,7 @@ from plugin.models import Member, MilestoneHolding, Order, Refund, Shop
 from plugin.programme import milestones
 from plugin.programme.earning import Lot
 from plugin.programme.events import RefundFacts
-from plugin.services import shops
+from plugin.services import lot_reads, shops
 from plugin.services.milestones import grants
 from plugin.services.milestones import settings as programme
 
@@ -69,10 +69,15 @@ def histories_from(
     return histories
 
 
-def lot_spend(lot_json: dict[str, Any] | None, refunds, cancelled: bool) -> Fraction:
+def lot_spend(lot_json: dict[str, Any] | lot_reads.LotSums | None, refunds, cancelled: bool) -> Fraction:
     """milestones.order_spend of a stored lot. An order with no refund is read straight from the lot's JSON (its
-    eligible lines, whole): what nearly every order is, without building the lot and its contributions."""
-    if lot_json is None or cancelled or lot_json.get("reason") is not None:
+    eligible lines, whole) or its sums (lot_reads): what nearly every order is, without building the lot."""
+    if lot_json is None or cancelled:
+        return Fraction(0)
+    if type(lot_json) is lot_reads.LotSums:  # summed by PostgreSQL (never given with refunds)
+        # Fraction(Decimal) checks the Decimal against numbers.Rational first: its ratio (in lowest terms) is faster.
+        return Fraction(0) if lot_json.reasoned else Fraction(*lot_json.eligible.as_integer_ratio())
+    if lot_json.get("reason") is not None:
         return Fraction(0)
     if not refunds:
         # Summed as Decimals (exact) and made a Fraction once: Fraction's own parsing of each string costs more.
