@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_DOWN, Decimal
 from fractions import Fraction
+from functools import lru_cache
+from math import gcd
 from typing import Any
 
 from plugin.programme.earning import Lot
@@ -51,8 +53,8 @@ def local_year(paid_at: datetime, zone) -> int:
 def qualifying_spend(threshold: dict[str, Any], orders: Iterable[OrderSpend], year: int | None = None) -> Fraction:
     """The spend a threshold counts: lifetime, or the given calendar year's (this year's when measuring progress)."""
     if threshold["period"] == "lifetime":
-        return sum((o.spend for o in orders), Fraction(0))
-    return sum((o.spend for o in orders if o.year == year), Fraction(0))
+        return _total(o.spend for o in orders)
+    return _total(o.spend for o in orders if o.year == year)
 
 
 def threshold_crossings(threshold: dict[str, Any], orders: Iterable[OrderSpend]) -> int:
@@ -61,12 +63,14 @@ def threshold_crossings(threshold: dict[str, Any], orders: Iterable[OrderSpend])
     Lifetime: once per whole multiple of the amount (once at most unless `repeat`). Calendar year: the same,
     counted separately in each year, so a new year starts from nothing and earlier years keep their grants.
     """
-    amount = Fraction(Decimal(threshold["amount"]))
-    orders = list(orders)
+    amount = _amount(threshold["amount"])
     if threshold["period"] == "lifetime":
-        totals = [qualifying_spend(threshold, orders)]
+        totals = [_total(o.spend for o in orders)]
     else:
-        totals = [qualifying_spend(threshold, orders, year) for year in sorted({o.year for o in orders})]
+        years: dict[int, list[Fraction]] = {}
+        for o in orders:  # each year's spends in one pass (a pass per year before)
+            years.setdefault(o.year, []).append(o.spend)
+        totals = [_total(spends) for spends in years.values()]
     crossings = 0
     for total in totals:
         times = int(total // amount)
@@ -76,12 +80,37 @@ def threshold_crossings(threshold: dict[str, Any], orders: Iterable[OrderSpend])
 
 def punches(card: dict[str, Any], orders: Iterable[OrderSpend]) -> int:
     """The member's punches: orders that still count money, at least the card's minimum subtotal."""
-    minimum = Fraction(Decimal(card.get("min_subtotal") or "0"))
-    return sum(1 for o in orders if o.spend > 0 and o.spend >= minimum)
+    minimum = _amount(card.get("min_subtotal") or "0")
+    low, high = minimum.numerator, minimum.denominator
+    # spend >= minimum as integers (denominators are positive): Fraction's comparisons cost more than the rest.
+    return sum(1 for o in orders if o.spend.numerator > 0 and o.spend.numerator * high >= low * o.spend.denominator)
 
 
 def punch_card_grants(card: dict[str, Any], orders: Iterable[OrderSpend]) -> int:
     return punches(card, orders) // int(card["every"])
+
+
+@lru_cache(maxsize=256)
+def _amount(amount: Any) -> Fraction:
+    """A programme's money amount as an exact Fraction (parsed once per amount, not once per member)."""
+    return Fraction(Decimal(amount))
+
+
+def _total(spends: Iterable[Fraction]) -> Fraction:
+    """The exact sum of the spends, added as integers over a common denominator and made a Fraction once: Fraction's
+    own + reduces (gcd) and builds an object at every step, and spends are nearly all whole cents."""
+    numerator, denominator = 0, 1
+    for spend in spends:
+        top, bottom = spend.numerator, spend.denominator
+        if bottom == denominator:
+            numerator += top
+        elif denominator % bottom == 0:
+            numerator += top * (denominator // bottom)
+        else:
+            common = denominator // gcd(denominator, bottom) * bottom
+            numerator = numerator * (common // denominator) + top * (common // bottom)
+            denominator = common
+    return Fraction(numerator, denominator)
 
 
 def money(value: Fraction) -> str:

@@ -245,10 +245,34 @@ def _qualify(programme: TierProgramme, facts: list[OrderFact], zone: ZoneInfo):
 
 def qualifications(programme: TierProgramme, facts: list[OrderFact], zone: ZoneInfo) -> list[Qualification]:
     """Each counted order's qualification: the metric in its period up to and including it, and how long it keeps."""
-    return [
-        Qualification(rank, running, fact.order_id, fact.name, fact.paid_at, key, kept)
-        for rank, running, fact, key, kept in _qualify(programme, facts, zone)
-    ]
+    if programme.period not in ("lifetime", "calendar_year"):
+        return [
+            Qualification(rank, running, fact.order_id, fact.name, fact.paid_at, key, kept)
+            for rank, running, fact, key, kept in _qualify(programme, facts, zone)
+        ]
+    # _qualify's answer for a lifetime or calendar year, in one loop: run for every member of every drained batch
+    # (decision 0072), and each year's key and end are worked out once, not once per order.
+    metric, thresholds, calendar = programme.metric, programme.thresholds, programme.period == "calendar_year"
+    found = []
+    running = Decimal(0)
+    year: int | None = None
+    key, kept = "lifetime", None
+    for fact in sorted((f for f in facts if f.counts), key=_natural):
+        if calendar:
+            local_year = fact.paid_at.astimezone(zone).year
+            if local_year != year:
+                year, running = local_year, Decimal(0)
+                key, kept = str(local_year), _year_start(local_year + 2, zone)
+        running += fact.value(metric)
+        found.append(
+            Qualification(bisect_right(thresholds, running), running, fact.order_id, fact.name, fact.paid_at, key, kept)
+        )
+    return found
+
+
+def _natural(fact: OrderFact) -> tuple[datetime, int]:
+    """The natural order of a member's facts: by payment, then order id."""
+    return fact.paid_at, fact.order_id
 
 
 def tier_at(
@@ -302,15 +326,20 @@ def tiers_at_payments(
     if quals is None:
         quals = qualifications(programme, facts, zone)  # by (paid at, order id), as the natural order counts them
     paid_rank = programme.rank(programme.paid.tier_id) if programme.paid else 0
+    # Each qualification's end with the grace added once, not once per order asked about; those below every tier
+    # left out, as they never raise `earned`. Still in the natural order, so the first reaching a rank is `since`.
+    ranked = [
+        (q.at, q.order_id, q.rank, None if q.kept_until is None else q.kept_until + grace) for q in quals if q.rank
+    ]
     out: dict[int, tuple[int, datetime | None]] = {}
     for order_id, paid_at in orders:
         before = (paid_at, order_id)
         earned, since = 0, None
-        for q in quals:
-            if (q.at, q.order_id) >= before:
+        for at, q_order_id, q_rank, until in ranked:
+            if at > paid_at or (at == paid_at and q_order_id >= order_id):  # (at, order id) >= before
                 break
-            if q.rank > earned and (q.kept_until is None or q.kept_until + grace > paid_at):
-                earned, since = q.rank, q.at
+            if q_rank > earned and (until is None or until > paid_at):
+                earned, since = q_rank, at
         rank = earned
         if paid_rank and terms:
             start, end = _paid_chain([t for t in terms if (t.paid_at, t.order_id) < before], zone)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -77,10 +78,11 @@ def run(
     else:
         facts = member_facts.with_new_orders(before, shop, current, new_orders)
     now = utcnow()
+    shop_zone = zone(shop)
     plans: dict[int, Plan] = {}
     by_hand: list[int] = []
     for member_id in member_ids:
-        plan = _plan(shop, current, programme if with_milestones else None, facts, member_id, now)
+        plan = _plan(shop, shop_zone, current, programme if with_milestones else None, facts, member_id, now)
         if plan is None:
             by_hand.append(member_id)
         else:
@@ -99,6 +101,7 @@ def run(
 
 def _plan(
     shop: Shop,
+    shop_zone: ZoneInfo,
     current: tier_rules.TierProgramme | None,
     programme: dict[str, Any] | None,
     facts: member_facts.MemberFacts,
@@ -113,8 +116,8 @@ def _plan(
     if current is not None:
         known = facts.tier_known(member_id)
         # The member's qualifications, worked out once for the tier status and the corrections due (twice before).
-        quals = tier_rules.qualifications(current, known[0], zone(shop))
-        state = tier_rules.status(current, known[0], now, zone(shop), known[1], quals)
+        quals = tier_rules.qualifications(current, known[0], shop_zone)
+        state = tier_rules.status(current, known[0], now, shop_zone, known[1], quals)
         if (row.tier, row.tier_until, row.tier_paid_until) != (state.tier_id, state.kept_until, state.paid_until):
             plan.member = {"m_id": member_id, "tier": state.tier_id, "tier_until": state.kept_until,
                            "tier_paid_until": state.paid_until}  # fmt: skip
@@ -134,7 +137,7 @@ def _plan(
                     _posting(shop, member_id, "bonus", target - have, tiers.SOURCE, source_id,
                              f"tier:{member_id}:{source_id}:{count + 1}", f"tiers-{current.version}", note, now)
                 )  # fmt: skip
-        if tier_corrections.due(current, zone(shop), known, facts.stored_tiers.get(member_id, {}), quals):
+        if tier_corrections.due(current, shop_zone, known, facts.stored_tiers.get(member_id, {}), quals):
             return None  # accrual.correct_tier re-settles the order
     if programme is not None:
         history, _ = facts.milestones_known(member_id)

@@ -72,10 +72,13 @@ def due(
         [(order_id, paid_at) for order_id, (paid_at, _tier) in stored.items()], quals,
     )  # fmt: skip
     found = []
+    tiers_of: dict[int, MemberTier | None] = {}  # per rank: as_member_tier's, built once for all of its orders
     # Oldest first: the points metric leaves the tier's share out, so no correction moves another order's tier.
     for order_id in sorted(stored, key=lambda o: (stored[o][0], o)):
         rank, since = held[order_id]
-        wanted = tiers.as_member_tier(current, rank)
+        if rank not in tiers_of:
+            tiers_of[rank] = tiers.as_member_tier(current, rank)
+        wanted = tiers_of[rank]
         if not _same(stored[order_id][1], wanted):
             found.append((order_id, wanted, since))
     return found
