@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from plugin.bulk_insert import insert_rows
 from plugin.db import dialect_insert
 from plugin.models import Member, MilestoneHolding, MilestoneSettings, Shop, TierMove, utcnow
 from plugin.programme import tiers as tier_rules
@@ -256,8 +257,12 @@ def _write(
         if len(written) != len(round_):
             raise batch_accrual.BatchConflict(f"{len(round_) - len(written)} of the rules' postings exist already")
     holdings = [row for plan in plans.values() for row in plan.holdings]
-    if holdings:
-        connection.execute(_holding_upsert(session.get_bind().dialect.name), holdings)
+    if holdings and connection.dialect.name == "postgresql":
+        # One statement, one array per column (plugin/bulk_insert.py), not a statement per holding: each member has
+        # one row per rule key at most, so no row is upserted twice in it.
+        insert_rows(connection, MilestoneHolding.__table__, holdings, _HOLDING_KEY, action=_HOLDING_CHANGES)
+    elif holdings:
+        connection.execute(_holding_upsert(connection.dialect.name), holdings)
     outbox.record_many(session, shop.id, events + [event for plan in plans.values() for event in plan.events])
     # A member row this session loaded earlier would keep the tier read then: the deliveries that follow one by one
     # must read the one written here.
@@ -275,12 +280,17 @@ def _member_update():
     )  # the SET clause from the rows' other keys: tier, tier_until, tier_paid_until
 
 
+# grants.lock then bring_to's update of a holding, in one statement; its rewards stay as they are.
+_HOLDING_KEY = ("shop_id", "member_id", "rule_key")
+_HOLDING_UPDATED = ("grants", "points_held", "unpaid", "sequence", "updated_at")
+_HOLDING_CHANGES = "DO UPDATE SET " + ", ".join(f'"{name}" = excluded."{name}"' for name in _HOLDING_UPDATED)
+
+
 @lru_cache(maxsize=4)
 def _holding_upsert(dialect: str):
-    """grants.lock then bring_to's update of a holding, in one statement; its rewards stay as they are."""
+    """The holdings' upsert as an executemany (SQLite's), with _HOLDING_CHANGES's update."""
     holdings = MilestoneHolding.__table__
     insert = dialect_insert(dialect)(holdings)
-    kept = ("grants", "points_held", "unpaid", "sequence", "updated_at")
     return insert.on_conflict_do_update(
-        index_elements=["shop_id", "member_id", "rule_key"], set_={name: insert.excluded[name] for name in kept}
+        index_elements=list(_HOLDING_KEY), set_={name: insert.excluded[name] for name in _HOLDING_UPDATED}
     )
