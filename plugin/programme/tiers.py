@@ -253,7 +253,7 @@ def qualifications(programme: TierProgramme, facts: list[OrderFact], zone: ZoneI
             for rank, running, fact, key, kept in _qualify(programme, facts, zone)
         ]
     # _qualify's answer for a lifetime or calendar year, in one loop: run for every member of every drained batch
-    # (decision 0072), and each year's key and end are worked out once, not once per order.
+    # (decision 0073), and each year's key and end are worked out once, not once per order.
     metric, thresholds, calendar = programme.metric, programme.thresholds, programme.period == "calendar_year"
     found = []
     running = Decimal(0)
