@@ -10,6 +10,7 @@ which renders as it was written.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 DEFAULT_LOCALE = "en"
@@ -92,6 +93,7 @@ LOCALES = tuple(sorted(CATALOGUE))
 NUMBER_PARAMS = frozenset({"amount", "per_amount", "factor", "subtotal", "minimum", "points", "count"})
 
 
+@lru_cache(maxsize=64)
 def language(locale: str | None) -> str:
     """The catalogue language for a shop locale ("fr-CA" -> "fr"); English when the catalogue lacks it."""
     code = (locale or DEFAULT_LOCALE).replace("_", "-").split("-", 1)[0].casefold()
@@ -103,7 +105,13 @@ def number(value: Any, locale: str | None = DEFAULT_LOCALE) -> str:
 
     Keeps the digits it is given (no rounding, no float): money stays as exact as it was stored.
     """
-    text = str(value)
+    return _number(str(value), language(locale))
+
+
+# Remembered by the text and the language (not the value: Decimal("1.0") == Decimal("1.00") == 1 as keys): an
+# order's explanation writes about ten numbers, most of them the same few rates, factors and points.
+@lru_cache(maxsize=4096)
+def _number(text: str, lang: str) -> str:
     try:
         exact = Decimal(text)
     except InvalidOperation:
@@ -112,7 +120,7 @@ def number(value: Any, locale: str | None = DEFAULT_LOCALE) -> str:
         return text
     if "e" in text.casefold():
         text = f"{exact:f}"  # "1E+1" -> "10"
-    mark, group = NUMBER_SYMBOLS[language(locale)]
+    mark, group = NUMBER_SYMBOLS[lang]
     sign = "-" if text.startswith("-") else ""
     whole, _, fraction = text.lstrip("+-").partition(".")
     if len(whole) >= 4:
@@ -134,20 +142,28 @@ def _render(details: dict[str, Any], lang: str) -> str:
     table = CATALOGUE[lang]
     if key not in table:
         return str(details.get("text") or key)  # a key from a newer release: its fallback text, never an error
-    params = {name: _param(name, value, lang) for name, value in details.items() if name != "key"}
-    text = table[key].format_map(_Missing(params))
+    params = _Missing()
+    for name, value in details.items():
+        if type(value) is str:  # most parameters (_param's first case, inline: an explanation has a dozen)
+            params[name] = _number(value, lang) if name in NUMBER_PARAMS else value
+        elif name != "key":
+            params[name] = _param(name, value, lang)
+    params.pop("key", None)
+    text = table[key].format_map(params)
     if details.get("on") is not None:
-        text = table["on_amount"].format(text=text, amount=number(details["on"], lang))
+        text = table["on_amount"].format(text=text, amount=_number(str(details["on"]), lang))
     return text
 
 
 def _param(name: str, value: Any, lang: str) -> str:
+    if type(value) is str:  # most parameters: neither details nor a list, so straight to the number or the text
+        return _number(value, lang) if name in NUMBER_PARAMS else value
     if isinstance(value, dict) and "key" in value:
         return _render(value, lang)
     if isinstance(value, list):
         return ", ".join(_param(name, item, lang) for item in value)
-    if name in NUMBER_PARAMS or name == "version":
-        return number(value, lang) if name != "version" else str(value)
+    if name in NUMBER_PARAMS:
+        return _number(str(value), lang)
     return str(value)
 
 
