@@ -504,6 +504,19 @@ def _explain(order: Order, lot: program.Lot, delta: int) -> str:
     return explanations.render(_details(order, lot, delta)) or ""
 
 
+def explained(order: Any, lot: program.Lot, delta: int, lot_text: str | None) -> tuple[dict[str, Any], str]:
+    """The posting's details and note (_details and _explain) from one build of the details; `lot_text`: the lot's
+    English explanation (its JSON's "explanation") when already rendered, which the note then wraps as it is.
+
+    The same strings: a parameter that is details renders to that text, and text is shown as given
+    (explanations._param), so only the lot's own rendering is saved."""
+    details = _details(order, lot, delta)
+    shown = details
+    if lot_text is not None and details.get("lot") is lot.details and "key" in lot.details:
+        shown = {**details, "lot": lot_text}
+    return details, explanations.render(shown) or ""
+
+
 def _details(order: Order, lot: program.Lot, delta: int) -> dict[str, Any]:
     """The posting's explanation as data, rendered in the shop's language wherever it is shown."""
     label = order.name or explanations.detail("order", id=order.order_id)

@@ -111,7 +111,8 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     codes = _reward_codes(session, shop, chosen.values())
     # With tiers or milestones, in rounds of one order per member (decision 0041): a member's next order's tier
     # when paid, punches and thresholds depend on the one before, which its round writes, member rules and all.
-    batch = Batch(shop, rules, settings, codes, known, members, member_level)
+    tiers_version = shop.tiers_version if tiers.programme(shop) else None  # what each order's facts name
+    batch = Batch(shop, rules, settings, codes, known, members, member_level, tiers_version)
     for number, round_ in enumerate(_rounds(items, chosen) if member_level else [chosen]):
         batch.write(session, round_, created if number == 0 else {}, blank)
     applied = {item.key: item.customer_id for item in created.values()}
@@ -121,7 +122,8 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
 @dataclass(frozen=True)
 class Batch:
     """What every round of the batch settles its orders with: the shop, its rules and settings, the batch's reward
-    codes, cached products and members, and whether the shop has member rules."""
+    codes, cached products and members, whether the shop has member rules, and its tier programme's version (None
+    without tiers)."""
 
     shop: Shop
     rules: earning_rules.RuleSet
@@ -130,6 +132,7 @@ class Batch:
     known: dict[int, earning_rules.Product]
     members: dict[int, int]
     member_level: bool
+    tiers_version: int | None
 
     def write(
         self,
@@ -162,7 +165,7 @@ class Batch:
                 name, member_id = snapshot.name or None, members[item.customer_id]
             order_row, posting = _settle(
                 shop, item.event, member_id, self.rules, self.settings, self.codes, paid_tiers.get(item.customer_id),
-                self.known, name,
+                self.known, name, self.tiers_version,
             )  # fmt: skip
             order_row["created_seen"] = snapshot.order_id in created
             if snapshot.order_id in blank:
@@ -528,10 +531,12 @@ def _reward_codes(session: Session, shop: Shop, chosen) -> set[str]:
 def _settle(
     shop: Shop, event: events.OrderPaid, member_id: int, rules, settings, reward_codes: set[str],
     tier: MemberTier | None = None, known: dict | None = None, name: str | None = None,
+    tiers_version: int | None = None,
 ):  # fmt: skip
     """The new order's row and its earn posting (None when it earns nothing), as accrual._order_paid makes them;
     `known`: the cached facts of the batch's products, every one this order names (when its rules need them);
-    `name`: the order's name as its deliveries so far leave it."""
+    `name`: the order's name as its deliveries so far leave it; `tiers_version`: the shop's tier programme's
+    version, None without tiers (worked out once a batch: tiers.programme serialises the settings each call)."""
     snapshot, paid_at = event.order, event.paid_at
     tags = snapshot.customer.tags if snapshot.customer.tags is not None else frozenset()
     lot = program.build_lot(
@@ -540,26 +545,27 @@ def _settle(
     )  # fmt: skip
     target = max(program.points_to_hold(lot, [], cancelled=False), 0)
     now = utcnow()
+    lot_json = lot.to_json()
     order = {
         "shop_id": shop.id, "order_id": snapshot.order_id, "name": name, "member_id": member_id,
-        "created_seen": False, "paid_at": paid_at, "cancelled_at": None, "lot": lot.to_json(),
+        "created_seen": False, "paid_at": paid_at, "cancelled_at": None, "lot": lot_json,
         "points_held": target, "support_delta": 0, "unpaid_reversal": 0, "expired_points": 0,
         "available_at": lot.available_at, "updated_at": now,
-        "facts": order_facts.to_json(
-            snapshot, paid_at, rules.version, tags, tier, shop.tiers_version if tiers.programme(shop) else None
-        ),
+        "facts": order_facts.to_json(snapshot, paid_at, rules.version, tags, tier, tiers_version),
         "sales": order_sales.sales_of(snapshot),
         "reward_code": next((code for code in snapshot.discount_codes if code in reward_codes), None),
     }  # fmt: skip
     if target == 0:
         return order, None
     described = SimpleNamespace(name=order["name"], order_id=snapshot.order_id, cancelled_at=None)
-    details = accrual._details(described, lot, target)
+    # The note wraps the lot's explanation, rendered once for the lot's JSON (a lot without contributions has none
+    # there, and is rendered again).
+    details, note = accrual.explained(described, lot, target, lot_json.get("explanation"))
     posting = {
         "shop_id": shop.id, "member_id": member_id, "kind": "earn", "points": target,
         "source_type": "order", "source_id": str(snapshot.order_id), "order_id": snapshot.order_id,
         "rule_version": lot.rule_version, "idempotency_key": f"order:{snapshot.order_id}:0->{target}",
-        "available_at": lot.available_at, "note": accrual._explain(described, lot, target),
+        "available_at": lot.available_at, "note": note,
         "details": details, "actor": "system", "created_at": now, "balance_after": 0,
         # what SQLite's statement reads balance_after with (_posting_insert_for)
         "after_points": target, "after_shop": shop.id, "after_member": member_id,
