@@ -1,6 +1,6 @@
 """The set-based settlement's stored strings (the lot's "explanation", the earn posting's note and details) are
 byte for byte those of the straightforward path: every explanation rendered on its own, by the renderer as it was
-before it remembered numbers and the note reused the lot's text (decision 0073)."""
+before it remembered numbers and the note reused the lot's text (decision 0074)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ CAMPAIGN = {"type": "campaign", "name": "Black Friday", "starts_at": "2026-11-27
             "ends_at": "2026-11-28T00:00:00"}  # fmt: skip
 
 
-# The renderer as it was (plugin/programme/explanations.py before decision 0073), kept verbatim as the reference.
+# The renderer as it was (plugin/programme/explanations.py before decision 0074), kept verbatim as the reference.
 
 
 def _straight_number(value: Any, lang: str) -> str:
