@@ -281,24 +281,28 @@ def _update_members(session: Session, shop_id: int, updates: list[dict[str, Any]
     if session.get_bind().dialect.name != "postgresql":
         session.connection().execute(_member_update(), [{**row, "m_shop": shop_id} for row in updates])
         return
-    stamp = Member.__table__.c.tier_until.type.process_bind_param  # aware UTC only, as the mapped column takes it
-    params = {
+    with unprepared(session):
+        updated = session.connection().exec_driver_sql(MEMBER_TIERS, _tier_arrays(session, shop_id, updates)).rowcount
+    if updated != len(updates):
+        raise batch_accrual.BatchConflict(f"{len(updates) - updated} of the batch's members to update were not found")
+
+
+def _tier_arrays(session: Session, shop_id: int, updates: list[dict[str, Any]]) -> dict[str, Any]:
+    """MEMBER_TIERS's parameters: one array per column, the dates aware UTC as the mapped column takes them."""
+    stamp, dialect = Member.__table__.c.tier_until.type.process_bind_param, session.get_bind().dialect
+    return {
         "shop": shop_id,
         "ids": [row["m_id"] for row in updates],
         "tiers": [row["tier"] for row in updates],
-        "untils": [stamp(row["tier_until"], session.get_bind().dialect) for row in updates],
-        "paid": [stamp(row["tier_paid_until"], session.get_bind().dialect) for row in updates],
+        "untils": [stamp(row["tier_until"], dialect) for row in updates],
+        "paid": [stamp(row["tier_paid_until"], dialect) for row in updates],
     }
-    with unprepared(session):
-        updated = session.connection().exec_driver_sql(_MEMBER_TIERS, params).rowcount
-    if updated != len(updates):
-        raise batch_accrual.BatchConflict(f"{len(updates) - updated} of the batch's members to update were not found")
 
 
 # Each member found by its key, in a subquery OFFSET 0 keeps the planner from flattening: on a members table never
 # analysed, a join of the arrays with members read the whole shop by shop_id alone (the pk_members index, created
 # empty, estimates one row a shop), and so did the executemany's generic plan through the unique customer index.
-_MEMBER_TIERS = """
+MEMBER_TIERS = """
     UPDATE members SET tier = found.tier, tier_until = found.tier_until, tier_paid_until = found.tier_paid_until
     FROM (
         SELECT member.at, moved.tier, moved.tier_until, moved.tier_paid_until
