@@ -1,4 +1,4 @@
-"""The drain's members' tier update finds each member by its key on a members table never analysed (decision 0072).
+"""The drain's members' tier update finds each member by its key on a members table never analysed (decision 0075).
 
 pk_members is created empty, so on a shop never analysed it estimates one member a shop: joined to the batch's arrays
 as is, the UPDATE read the whole shop by shop_id alone, and as an executemany its generic plan did the same through

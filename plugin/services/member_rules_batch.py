@@ -274,7 +274,7 @@ def _write(
 def _update_members(session: Session, shop_id: int, updates: list[dict[str, Any]]) -> None:
     """The members' new tiers and dates (tiers.move's); the balance is the ledger's trigger's alone.
 
-    PostgreSQL: one UPDATE of one array per column, planned for each batch (decision 0072). As an executemany of
+    PostgreSQL: one UPDATE of one array per column, planned for each batch (decision 0075). As an executemany of
     one UPDATE per member, prepared, a session's generic plan could read the shop's members by shop_id alone through
     the unique (shop_id, customer_id) index: about 480 buffer hits a member updated in a 6,000-order run, not 3.
     """
