@@ -530,8 +530,7 @@ def _reward_codes(session: Session, shop: Shop, chosen) -> set[str]:
 
 def _settle(
     shop: Shop, event: events.OrderPaid, member_id: int, rules, settings, reward_codes: set[str],
-    tier: MemberTier | None = None, known: dict | None = None, name: str | None = None,
-    tiers_version: int | None = None,
+    tier: MemberTier | None, known: dict | None, name: str | None, tiers_version: int | None,
 ):  # fmt: skip
     """The new order's row and its earn posting (None when it earns nothing), as accrual._order_paid makes them;
     `known`: the cached facts of the batch's products, every one this order names (when its rules need them);
