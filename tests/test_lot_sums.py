@@ -9,7 +9,7 @@ from sqlalchemy import null, select
 
 from plugin.db import transaction
 from plugin.models import Member, Order
-from plugin.services import lot_reads, tiers
+from plugin.services import lot_reads, tier_preview, tiers
 from plugin.services.milestones import rules as milestone_rules
 
 
@@ -87,3 +87,20 @@ def test_a_lots_sums_give_the_facts_its_json_gives(settings, shop, orders):
         assert milestone_rules.lot_spend(read, (), cancelled) == milestone_rules.lot_spend(lot, (), cancelled)
     if settings.database_url.startswith("postgresql"):
         assert summed == 2 * (len(LOTS) - 1) - 1
+
+
+def test_the_tier_previews_points_are_the_member_facts_points(settings, shop, orders):
+    """tier_preview's per-order points (the points metric's) and the member facts' LotSums share one SQL: a
+    contribution with no kind counts in both, as earning.contribution_points_without counts it."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("both are PostgreSQL's")
+    with transaction(settings.database_url) as session:
+        sums = session.execute(
+            select(Order.order_id, *lot_reads.columns(session))
+            .select_from(lot_reads.orders_from(session))
+            .where(Order.shop_id == shop, Order.lot.is_not(None))
+        ).all()
+        previewed = session.execute(tier_preview.LOT_VALUES, {"shop_id": shop, "need_points": True}).all()
+    expected = {row.order_id: row.lot_tier_points for row in sums}
+    assert {row.order_id: row.points for row in previewed} == expected
+    assert expected[1009] == 14  # the lot whose contribution has no kind

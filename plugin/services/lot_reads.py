@@ -22,9 +22,24 @@ class LotSums(NamedTuple):
     reasoned: bool  # it has a reason (a test order's, say): no milestone spend
 
 
+def tier_points_sql(lot: str) -> str:
+    """SQL for the points of the JSONB lot `lot` as earning.contribution_points_without counts them without the
+    tier's kind, under the order's cap: the member-facts reads here and tier_preview's sums share it."""
+    return (
+        "(SELECT CASE WHEN count(*) = 0 THEN ({lot} ->> 'points')::bigint"
+        " ELSE greatest(least("  # least() passes over a NULL: no cap, the kept points
+        "coalesce(sum(c.points) FILTER (WHERE c.kind IS NULL"
+        f" OR c.kind NOT IN ('{TIER_CONTRIBUTION_KIND}', '{CAP_KIND}')), 0),"
+        " coalesce(({lot} ->> 'order_cap')::bigint,"
+        f" CASE WHEN bool_or(c.kind = '{CAP_KIND}') THEN sum(c.points) END)"
+        "), 0)::bigint END"
+        " FROM jsonb_to_recordset({lot} -> 'contributions') AS c (kind text, points bigint))"
+    ).replace("{lot}", lot)
+
+
 # What tiers.order_fact and milestones' lot_spend read of a lot with no refund, computed in PostgreSQL: the lines'
 # eligible money, shipping and tip as numeric (exact, as Decimal sums them), the points as
-# earning.contribution_points_without counts them (tier_preview.LOT_VALUE_ROWS counts them so too), and whether it
+# earning.contribution_points_without counts them (tier_preview.LOT_VALUE_ROWS with the same SQL), and whether it
 # has a reason. The lines' JSON was sent as text and decoded here for every past order of every member of every
 # drained round (decision 0066's parts), a third of member_facts.read; four plain columns are loaded by psycopg's C
 # loaders. Each comes from lot_once.lot, the lot decompressed once per row (orders_from). Kinds are constants here.
@@ -34,16 +49,7 @@ _ELIGIBLE_SQL = (
     "(SELECT sum((line ->> 'eligible')::numeric) FROM jsonb_array_elements(lot_once.lot -> 'lines') AS line), 0) END"
 )
 _SHIPPING_TIP_SQL = "(lot_once.lot ->> 'shipping')::numeric + (lot_once.lot ->> 'tip')::numeric"
-_TIER_POINTS_SQL = (
-    "(SELECT CASE WHEN count(*) = 0 THEN (lot_once.lot ->> 'points')::bigint"
-    " ELSE greatest(least("  # least() passes over a NULL: no cap, the kept points
-    "coalesce(sum(c.points) FILTER (WHERE c.kind IS NULL"
-    f" OR c.kind NOT IN ('{TIER_CONTRIBUTION_KIND}', '{CAP_KIND}')), 0),"
-    " coalesce((lot_once.lot ->> 'order_cap')::bigint,"
-    f" CASE WHEN bool_or(c.kind = '{CAP_KIND}') THEN sum(c.points) END)"
-    "), 0)::bigint END"
-    " FROM jsonb_to_recordset(lot_once.lot -> 'contributions') AS c (kind text, points bigint))"
-)
+_TIER_POINTS_SQL = tier_points_sql("lot_once.lot")
 _REASONED_SQL = "lot_once.lot ->> 'reason' IS NOT NULL"
 # A stored lot is about 2 kB of JSON, so PostgreSQL keeps it compressed, and every operator on `orders.lot`
 # decompresses it anew: several times a row. `|| '{}'` builds the plain value once; OFFSET 0 keeps the planner from

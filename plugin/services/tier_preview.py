@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from plugin.models import Member, Order, Refund, Shop, TierPurchase, UTCDateTime, utcnow
 from plugin.programme import tiers as tier_rules
-from plugin.services import tier_sets, tiers
+from plugin.services import lot_reads, tier_sets, tiers
 from plugin.services.shops import zone
 
 DEFAULT_SECONDS = 60.0
@@ -117,7 +117,7 @@ def _after_from_sums(
     session.execute(text("SET LOCAL work_mem = '64MB'"))
     rows = session.execute(
         query,
-        {"shop_id": shop_id, "tier_kind": tier_rules.TIER_CONTRIBUTION_KIND, "need_points": in_python, "now": now,
+        {"shop_id": shop_id, "need_points": in_python, "now": now,
          "skip_refunded": in_python, **bounds},
         execution_options={"yield_per": 5000},
     )  # fmt: skip
@@ -181,9 +181,10 @@ def _refunded_facts(session: Session, shop_id: int, metric: str) -> Iterator[tup
 
 # On PostgreSQL the query reads what tiers need out of each lot: its eligible money still kept after refunds (each
 # line's share by quantity, shipping net of refunded shipping, tips), whether it still counts, and its points without
-# the tier's own share, under the order's cap (as earning.contribution_points_without counts them). So 100,000
-# members' lots are never decoded in Python; only a refunded order's points are (under the points metric), since
-# the per-contribution reversal lives in programme/earning.py.
+# the tier's own share, under the order's cap (lot_reads.tier_points_sql, the member-facts reads' own SQL, as
+# earning.contribution_points_without counts them). So 100,000 members' lots are never decoded in Python; only a
+# refunded order's points are (under the points metric), since the per-contribution reversal lives in
+# programme/earning.py.
 LOT_VALUE_ROWS = """
     WITH rq AS (
       SELECT order_id, jsonb_object_agg(line_id, qty) AS qty
@@ -200,14 +201,7 @@ LOT_VALUE_ROWS = """
              + (o.lot->>'tip')::numeric AS spend,
            coalesce(k.wholly, false) AS wholly,
            CASE WHEN NOT :need_points THEN 0
-                WHEN jsonb_array_length(coalesce(o.lot->'contributions', '[]'::jsonb)) = 0
-                THEN (o.lot->>'points')::bigint
-                ELSE (SELECT greatest(CASE WHEN cap IS NULL THEN kept ELSE least(kept, cap) END, 0)
-                      FROM (SELECT coalesce(sum(p) FILTER (WHERE k <> :tier_kind AND k <> 'cap'), 0) AS kept,
-                                   coalesce((o.lot->>'order_cap')::bigint,
-                                            CASE WHEN bool_or(k = 'cap') THEN sum(p) END) AS cap
-                            FROM (SELECT c->>'kind' AS k, (c->>'points')::bigint AS p
-                                  FROM jsonb_array_elements(o.lot->'contributions') c) AS parts) AS sums)
+                ELSE {tier_points}
                 END AS points,
            rs.order_id IS NOT NULL AS refunded
     FROM orders o
@@ -221,7 +215,7 @@ LOT_VALUE_ROWS = """
       FROM jsonb_array_elements(o.lot->'lines') l
     ) k ON true
     WHERE o.shop_id = :shop_id AND o.member_id IS NOT NULL AND o.paid_at IS NOT NULL AND o.lot IS NOT NULL
-"""
+""".replace("{tier_points}", lot_reads.tier_points_sql("o.lot"))
 LOT_VALUES = text(LOT_VALUE_ROWS + " ORDER BY o.member_id").columns(paid_at=UTCDateTime(), cancelled_at=UTCDateTime())
 
 # The per-member sums: LOT_VALUE_ROWS's orders, each counted as _facts_stream and tiers.order_fact count it (spend
@@ -282,7 +276,7 @@ def _facts_stream(session: Session, shop_id: int, refunds, metric: str) -> Itera
     session.execute(text("SET LOCAL cursor_tuple_fraction = 1.0"))
     rows = session.execute(
         LOT_VALUES,
-        {"shop_id": shop_id, "tier_kind": tier_rules.TIER_CONTRIBUTION_KIND, "need_points": metric == "points"},
+        {"shop_id": shop_id, "need_points": metric == "points"},
         execution_options={"yield_per": 5000},
     )  # fmt: skip
     cent = Decimal("0.01")
