@@ -13,6 +13,7 @@ from alembic import command
 from sqlalchemy import text
 
 from plugin.db import engine_for
+from tests.bulk_rows import insert_members
 from tests.conftest import alembic_config
 
 # Members of one shop, each with an email and no tier (as a base-rule shop's are). Past ~1,500 the (shop_id,
@@ -44,17 +45,7 @@ def _index_scans(plan: dict) -> list[dict]:
 @pytest.fixture
 def members(engine, shop) -> list[int]:
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO members (shop_id, customer_id, email, balance, enrolled_at)"
-                " SELECT :shop, 700000 + g, 'shopper' || g || '@example.com', 0, now()"
-                " FROM generate_series(1, :members) g"
-            ),
-            {"shop": shop, "members": MEMBERS},
-        )
-        return list(
-            connection.scalars(text("SELECT id FROM members WHERE shop_id = :shop ORDER BY id"), {"shop": shop})
-        )
+        return insert_members(connection, shop, MEMBERS, emails=True)
 
 
 @pytest.mark.parametrize("lookup", sorted(LOOKUPS))

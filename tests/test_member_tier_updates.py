@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from plugin.db import engine_for
 from plugin.models import Member
 from plugin.services import member_rules_batch
+from tests.bulk_rows import insert_members
 
 MEMBERS = 1000
 UNTIL = datetime(2027, 12, 31, 23, 59, tzinfo=UTC)
@@ -31,16 +32,7 @@ def engine(settings):
 @pytest.fixture
 def members(engine, shop) -> list[int]:
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO members (shop_id, customer_id, balance, enrolled_at)"
-                " SELECT :shop, 700000 + g, 0, now() FROM generate_series(1, :members) g"
-            ),
-            {"shop": shop, "members": MEMBERS},
-        )
-        return list(
-            connection.scalars(text("SELECT id FROM members WHERE shop_id = :shop ORDER BY id"), {"shop": shop})
-        )
+        return insert_members(connection, shop, MEMBERS)
 
 
 def _scans(plan: dict) -> list[dict]:
