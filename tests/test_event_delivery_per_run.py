@@ -95,3 +95,28 @@ def test_a_claim_reads_its_events_and_members_as_columns_not_mapped_objects(sett
             sqlalchemy.event.remove(model, "load", note)
     assert len(claimed) == 3 and loaded == []
     assert sorted(json.loads(item.body)["customer_id"] for item in claimed) == [501, 502, 503]
+
+
+def test_each_urls_request_is_prepared_once_per_run_and_sent_as_session_post_sends_it(settings, shop, monkeypatch):
+    """Decision 0076: a template per URL, copied with each event's body and signed headers; on the wire the same
+    request line, headers and body as requests.Session.post's."""
+    local = dataclasses.replace(settings, events_allow_loopback=True)
+    prepared = []
+    real_prepare = requests.Session.prepare_request
+    monkeypatch.setattr(requests.Session, "prepare_request", lambda *a: prepared.append(a[1].url) or real_prepare(*a))
+    with LoopbackReceiver() as first, LoopbackReceiver() as second:
+        secrets = register(local, shop, first.url), register(local, shop, second.url)
+        record(local, shop, [1, 2, 3, 1, 2, 3])
+        assert event_delivery.deliver(local, resolver=loopback) == {"delivered": 12}
+        assert sorted(prepared) == sorted([first.url, second.url])  # once per URL, not once per event (12)
+        assert len({posted.body for posted in first.posted}) == 6 and signed(first, secrets[0])
+        sent = first.posted[-1]
+        names = ("Content-Type", "User-Agent", event_delivery.SIGNATURE_HEADER, event_delivery.EVENT_ID_HEADER,
+                 event_delivery.EVENT_TYPE_HEADER)  # fmt: skip
+        with requests.Session() as plain:
+            plain.trust_env = False
+            plain.post(first.url, data=sent.body, headers={name: sent.headers[name] for name in names},
+                       timeout=event_delivery.TIMEOUT_SECONDS, allow_redirects=False)  # fmt: skip
+        reference = first.posted[-1]
+    assert sent.body == reference.body
+    assert sorted(sent.headers.items()) == sorted(reference.headers.items())

@@ -521,6 +521,9 @@ def _sending(sender: Sender | None) -> Iterator[Sender]:
     still resolves and checks the host name first (`_send`), so a pooled connection never hides a rebinding.
     The environment's proxies and CA bundle are read once per URL in a run, not per request (decision 0060):
     requests reads them from os.environ for every post when `trust_env` is on, a third of its work per event.
+    Each URL's request is prepared once in a run too (decision 0076): every post to it differs only in its body and
+    its signed headers, and Session.post prepared it whole anew (URL parsing, settings and headers merged, cookies),
+    a third of the run's CPU; a copy of the prepared template with those filled in goes to Session.send.
     """
     if sender is not None:
         yield sender
@@ -531,11 +534,17 @@ def _sending(sender: Sender | None) -> Iterator[Sender]:
         # are the machine's, never a merchant receiver's.
         session.trust_env = False
         environment: dict[str, dict[str, Any]] = {}
+        templates: dict[str, requests.PreparedRequest] = {}
 
-        def post(url: str, **kwargs: Any) -> requests.Response:
-            if url not in environment:
+        def post(url: str, *, data: bytes, headers: dict[str, str], **kwargs: Any) -> requests.Response:
+            template = templates.get(url)
+            if template is None:
                 environment[url] = _environment(url)
-            return session.post(url, **environment[url], **kwargs)
+                template = templates[url] = session.prepare_request(requests.Request("POST", url, data=b"x"))
+            request = template.copy()
+            request.headers.update(headers)
+            request.prepare_body(data, None)  # the body and its Content-Length, as Session.post sets them
+            return session.send(request, **environment[url], **kwargs)
 
         yield post
 
