@@ -480,7 +480,7 @@ def _claim(session: Session, batch_size: int, now: datetime, retry_wait: timedel
 def _waiting(session: Session, batch_size: int, cutoff: datetime) -> list:
     """The claim's statement: (delivery, its claims or None) for the first waiting deliveries in id order, locked.
 
-    PostgreSQL's form reads about the batch it takes, whatever the statistics say (decision 0076). With a backlog
+    PostgreSQL's form reads about the batch it takes, whatever the statistics say (decision 0077). With a backlog
     of thousands and statistics taken while few waited (or none, a table never analysed), the planner estimates a
     handful of waiting rows; the plain join was then a bitmap scan of every waiting delivery with its body, a hash
     join to delivery_claims and a sort (on disk for 3,000 bodies), to keep 50. Three things keep it to the batch:

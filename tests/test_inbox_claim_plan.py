@@ -1,4 +1,4 @@
-"""The inbox claim reads about the batch it takes, not the backlog, whatever the statistics say (decision 0076).
+"""The inbox claim reads about the batch it takes, not the backlog, whatever the statistics say (decision 0077).
 
 With the drain behind, thousands of deliveries wait, and statistics taken while few waited (or none: autovacuum off,
 or a table's first minute) estimate a handful. The claim was then planned as a bitmap scan of every waiting
@@ -104,7 +104,7 @@ def _claims_explained(engine, waiting: list[int], monkeypatch) -> list[dict]:
 
 def _assert_reads_the_batch(plan: dict) -> None:
     nodes = _nodes(plan)
-    # Before decision 0076: a bitmap scan of every waiting delivery, a join and a sort.
+    # Before decision 0077: a bitmap scan of every waiting delivery, a join and a sort.
     assert not [node for node in nodes if node["Node Type"] == "Sort"], plan
     for node in nodes:
         read = node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0)
