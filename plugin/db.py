@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ARRAY, Engine, any_, create_engine, event, literal
+from sqlalchemy import ARRAY, Engine, Text, any_, cast, create_engine, event, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ColumnElement
@@ -136,6 +136,16 @@ def among(session: Session, column, values: Iterable[Any]) -> ColumnElement[bool
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(literal(values, ARRAY(column.type)))
     return column.in_(values)
+
+
+def among_ids(session: Session, column, ids: Iterable[int]) -> ColumnElement[bool]:
+    """`among` for integer ids, the array sent as its text ('{1,2,3}'): psycopg dumps a list element by element in
+    Python (_dump_list), a string at once; PostgreSQL reads the same array from either."""
+    ids = [int(i) for i in ids]
+    if session.get_bind().dialect.name == "postgresql":
+        array = cast(literal("{" + ",".join(map(str, ids)) + "}", Text), ARRAY(column.type))
+        return column == any_(array)
+    return column.in_(ids)
 
 
 def insert_for(engine_or_session) -> type:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import event, select
 
 from plugin import inbox
-from plugin.db import engine_for, transaction
+from plugin.db import among, among_ids, engine_for, transaction
 from plugin.models import Member, Posting, Refund
 from plugin.programme import tiers as tier_rules
 from plugin.services import member_facts, shops, tier_sets, tiers
@@ -130,13 +130,39 @@ def test_the_refunds_of_a_batchs_past_orders_are_asked_for_with_one_parameter_fo
         assert len(parameters) == 2  # the shop and one array of the 300 orders (301 parameters before)
 
 
-def test_a_rounds_past_orders_and_purchases_are_asked_for_with_one_parameter_for_the_members(settings, shop):
+def test_ids_sent_as_the_arrays_text_select_what_the_array_selects(settings, shop):
+    """db.among_ids (the array as one string, decision 0076) against db.among (a list psycopg dumps element by
+    element): the same refunds, the first and the last id and ids past 32 bits included."""
+    order_ids = [3, 250, 2**31 + 7, 2**62 + 1]
+    with transaction(settings.database_url) as session:
+        session.add_all(
+            Refund(shop_id=shop, order_id=order_id, refund_id=n, facts={"line_quantities": {}})
+            for n, order_id in enumerate([*order_ids, 4, 2**40], start=1)
+        )
+    with transaction(settings.database_url) as session:
+        for asked in (order_ids, order_ids[:1], [], [5]):
+            found = []
+            for among_ in (among, among_ids):
+                query = select(Refund.refund_id).where(Refund.shop_id == shop, among_(session, Refund.order_id, asked))
+                found.append(sorted(session.scalars(query)))
+            assert found[1] == found[0] == [n for n, o in enumerate(order_ids, start=1) if o in asked], asked
+    if settings.database_url.startswith("postgresql"):
+        bound = select(Refund.refund_id).where(among_ids(session, Refund.order_id, [1, 2])).compile().params
+        assert list(bound.values()) == ["{1,2}"]  # one string, not a list
+
+
+@pytest.mark.parametrize("paid", [False, True])
+def test_a_rounds_past_orders_and_purchases_are_asked_for_with_one_parameter_for_the_members(settings, shop, paid):
     """A round of a batch of distinct shoppers has 50 members: as an IN list with the shop, 51 parameters, one past
-    what psycopg's cache of converted statements keeps, so every round's read of the orders was parsed anew."""
+    what psycopg's cache of converted statements keeps, so every round's read of the orders was parsed anew. The
+    tier purchases are read only under a paid tier (no rule reads paid terms without one)."""
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("psycopg's; SQLite keeps the IN lists")
     with transaction(settings.database_url) as session:
-        tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
+        shop_row = shops.get(session, SHOP)
+        tier_sets.save(session, shop_row, TIERS, "test")
+        if paid:  # set as stored: saving checks that a product has the SKU
+            shop_row.tiers = {**TIERS, "paid": {"tier": TIERS["tiers"][-1]["id"], "skus": ["VIP"], "months": 12}}
     with engine_for(settings.database_url).begin() as connection:
         insert_members(connection, shop, 60)
     sent: list = []
@@ -156,4 +182,4 @@ def test_a_rounds_past_orders_and_purchases_are_asked_for_with_one_parameter_for
     assert sorted(facts.members) == sorted(member_ids) and len(member_ids) == 60
     # The orders and the tier purchases: the shop and one array of the members (and the orders' two keys of their
     # stored facts), 63 and 61 parameters before.
-    assert [len(parameters) for parameters in sent] == [4, 2], sent
+    assert [len(parameters) for parameters in sent] == ([4, 2] if paid else [4]), sent

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from plugin import ledger
-from plugin.db import among, insert_for
+from plugin.db import among, among_ids, insert_for
 from plugin.models import Member, Order, Posting, Product, Refund, Shop, TierMove, TierPurchase, utcnow
 from plugin.programme import earning as program
 from plugin.programme import events
@@ -137,10 +137,11 @@ def _refunds(session: Session, shop_id: int, order_ids: list[int]) -> dict[int, 
         return out
     for chunk in _chunks(order_ids, 5000):
         # One array, not an IN list: the drain asks for every past order of a batch's members (hundreds), and
-        # psycopg converts a statement of more than 50 parameters anew each time, dumping each id alone.
+        # psycopg converts a statement of more than 50 parameters anew each time, dumping each id alone. The array
+        # as its text (db.among_ids): psycopg's list dumper, in Python, cost more than the statement.
         rows = session.execute(
             select(Refund.order_id, Refund.refund_id, Refund.facts).where(
-                Refund.shop_id == shop_id, among(session, Refund.order_id, chunk)
+                Refund.shop_id == shop_id, among_ids(session, Refund.order_id, chunk)
             )
         )
         for order_id, refund_id, facts in rows:
