@@ -14,8 +14,9 @@ from sqlalchemy import event, select
 
 from plugin import inbox
 from plugin.db import engine_for, transaction
-from plugin.models import Member, Posting
+from plugin.models import Member, Posting, TierPurchase
 from plugin.programme import milestones
+from plugin.programme import tiers as tier_rules
 from plugin.programme.earning import Lot
 from plugin.programme.events import (
     Customer,
@@ -125,6 +126,42 @@ def test_member_facts_read_the_orders_once_and_agree_with_each_rules_own_read(se
     assert refunded == Fraction("37.50")  # 67.50 less one of the two units of the 60.00 line (gross is per line)
     assert {h.order_id: h.spend for h in facts.histories[member_ids[1]]}[5022] == 0  # cancelled
     assert {f.order_id: f.spend for f in facts.tier_facts[member_ids[1]]}[5022] == 0
+
+
+def test_without_a_paid_tier_no_purchase_is_read_and_the_tiers_are_those_its_terms_give(settings, shop):
+    """Purchases stored under a version with a paid tier: read with one (the read's terms are tiers.facts_for's),
+    left unread without (no terms), where every tier the rules work out is what facts_for's terms give."""
+    _seed(settings)
+    with transaction(settings.database_url) as session:
+        member_ids = sorted(session.scalars(select(Member.id).where(Member.shop_id == shop)))
+        session.add_all(
+            TierPurchase(shop_id=shop, order_id=customer_id * 10, member_id=member_id, months=12,
+                         paid_at=datetime(2026, 3, 1, tzinfo=UTC), line_ids=[customer_id * 100])
+            for customer_id, member_id in zip((501, 502), member_ids, strict=False)
+        )  # fmt: skip
+    now, paid_plan = datetime(2026, 6, 1, tzinfo=UTC), {"tier": "gold", "skus": ["VIP"], "months": 12}
+    for programme in ({**TIERS, "paid": paid_plan}, TIERS):
+        with transaction(settings.database_url) as session:
+            shop_row = shops.get(session, SHOP)
+            shop_row.tiers = programme  # as stored: saving checks that a product has the SKU
+            current, shop_zone = tiers.programme(shop_row), shops.zone(shop_row)
+            facts = member_facts.read(session, shop_row, member_ids, with_milestones=True)
+            tier_facts, terms = tiers.facts_for(session, shop, member_ids)
+        assert len(terms) == 2 and all(terms.values())  # the purchases count
+        if current.paid:
+            assert facts.paid_terms == terms
+            continue
+        assert facts.paid_terms == {}
+        for member_id in member_ids:
+            found, read_terms = facts.tier_known(member_id)
+            paid_at = [(f.order_id, f.paid_at) for f in found]
+            assert tier_rules.status(current, found, now, shop_zone, read_terms) == tier_rules.status(
+                current, tier_facts[member_id], now, shop_zone, terms.get(member_id, [])
+            )
+            assert tier_rules.tiers_at_payments(current, found, read_terms, shop_zone, paid_at) == (
+                tier_rules.tiers_at_payments(current, tier_facts[member_id], terms.get(member_id, []), shop_zone,
+                                             paid_at)
+            )  # fmt: skip
 
 
 def test_a_lots_milestone_spend_from_its_json_is_order_spends():

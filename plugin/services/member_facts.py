@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import select, text
@@ -109,12 +111,18 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     as_text = session.get_bind().dialect.name == "postgresql"
     stored_columns = tier_corrections.STORED_TIER_TEXT_COLUMNS if as_text else tier_corrections.STORED_TIER_COLUMNS
     with unprepared(session):
-        orders = session.execute(
+        result = session.execute(
             select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *stored_columns)
             .select_from(lot_reads.orders_from(session))
             .where(Order.shop_id == shop.id, among(session, Order.member_id, member_ids), Order.paid_at.is_not(None))
-        ).all()
-    bought = tiers.purchases_of(session, shop.id, member_ids) if current is not None else []
+        )
+        # As named tuples, the same fields and values: each past order's fields are read a dozen times below (tiers,
+        # tier corrections, milestones), and a Row's attribute costs about ten times a named tuple's.
+        as_tuple = _plain_row(tuple(result.keys()))._make
+        orders = [as_tuple(row) for row in result]
+    # Paid terms count only under a paid tier (tier_rules.status and tiers_at_payments pass over them without one):
+    # without it none are read, though purchases made under an earlier version may be stored.
+    bought = tiers.purchases_of(session, shop.id, member_ids) if current is not None and current.paid else []
     refunds = tiers.refunds_of(session, shop.id, [o.order_id for o in orders] + [p.order_id for p in bought])
     lots = lot_reads.lots(session, shop.id, orders, refunds)
     if current is not None:
@@ -159,6 +167,12 @@ def with_new_orders(
     return replace(facts, tier_facts=tier_facts, stored_tiers=stored, histories=histories)
 
 
+@lru_cache(maxsize=8)
+def _plain_row(fields: tuple[str, ...]) -> type:
+    """A named tuple type for rows of these fields (one per dialect's columns)."""
+    return namedtuple("OrderRow", fields)
+
+
 def _holdings(session: Session, shop_id: int, member_ids: list[int]) -> dict[int, dict[str, Holding]]:
     held: dict[int, dict[str, Holding]] = {}
     if session.get_bind().dialect.name == "postgresql":
@@ -168,6 +182,6 @@ def _holdings(session: Session, shop_id: int, member_ids: list[int]) -> dict[int
         rows = session.execute(
             select(*(getattr(h, c) for c in _HOLDING_COLUMNS)).where(h.shop_id == shop_id, h.member_id.in_(member_ids))
         )
-    for member_id, rule_key, *fields in rows:
+    for member_id, rule_key, *fields in rows.all():  # fetched at once: row by row, psycopg fetched each alone
         held.setdefault(member_id, {})[rule_key] = Holding(*fields)
     return held
