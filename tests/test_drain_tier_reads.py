@@ -131,7 +131,7 @@ def test_the_refunds_of_a_batchs_past_orders_are_asked_for_with_one_parameter_fo
 
 
 def test_ids_sent_as_the_arrays_text_select_what_the_array_selects(settings, shop):
-    """db.among_ids (the array as one string, decision 0077) against db.among (a list psycopg dumps element by
+    """db.among_ids (the array as one string, decision 0078) against db.among (a list psycopg dumps element by
     element): the same refunds, the first and the last id and ids past 32 bits included."""
     order_ids = [3, 250, 2**31 + 7, 2**62 + 1]
     with transaction(settings.database_url) as session:
