@@ -278,8 +278,12 @@ def test_a_rounds_new_orders_added_in_python_are_what_a_read_after_the_write_giv
     compared: list[int] = []
     run = member_rules_batch.run
 
-    def compare(session, shop_row, member_ids, before, new_orders):
-        added = member_facts.with_new_orders(before, shop_row, tiers.programme(shop_row), new_orders)
+    def compare(session, shop_row, member_ids, before, new_orders, quals):
+        current = tiers.programme(shop_row)
+        added = member_facts.with_new_orders(before, shop_row, current, new_orders)
+        # The qualifications the rules go on from (decision 0079) are those of the facts read before the round.
+        assert quals == {m: tier_rules.qualifications(current, before.tier_facts.get(m, []), shops.zone(shop_row))
+                         for m in member_ids}  # fmt: skip
         reread = member_facts.read(session, shop_row, member_ids, with_milestones=True)
         for member_id in member_ids:
             assert _sorted(added.tier_facts[member_id]) == _sorted(reread.tier_facts[member_id])
@@ -289,7 +293,7 @@ def test_a_rounds_new_orders_added_in_python_are_what_a_read_after_the_write_giv
             reread.members, reread.paid_terms, reread.entry_rewards, reread.holdings,
         )  # fmt: skip
         compared.append(len(new_orders))
-        return run(session, shop_row, member_ids, before, new_orders)
+        return run(session, shop_row, member_ids, before, new_orders, quals)
 
     monkeypatch.setattr(member_rules_batch, "run", compare)
     assert inbox.drain(settings.database_url, batch_size=20) == {"processed": 9}

@@ -8,7 +8,7 @@ thresholds and punch cards over spends in odd fractions (partial refunds), per c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -166,3 +166,83 @@ def test_exact_multiples_and_minimums_are_reached_not_missed():
     assert milestones.punches({**card, "min_subtotal": "50"}, [milestones.OrderSpend(3, 2026, Fraction(50))]) == 1
     assert milestones.punches({**card, "min_subtotal": "66.67"}, history) == 0
     assert milestones.punches({**card, "min_subtotal": None}, [milestones.OrderSpend(3, 2026, Fraction(0))]) == 0
+
+
+# Spends as the lots give them and with other exponents (0 + value can differ from value in its exponent: a
+# qualification's value must be the same Decimal, digit for digit, as it shows in the stored reason).
+exponent_spends = st.one_of(
+    st.builds(lambda cents: Decimal(cents) / 100, st.integers(0, 150_000)),
+    st.builds(lambda units, exponent: Decimal(units).scaleb(exponent), st.integers(0, 1_500), st.integers(-3, 3)),
+)
+EASTERN = timezone(timedelta(hours=-5))  # the same instants under another offset: ties on paid_at across zones
+
+
+def _fact(order_id, at, spend, points, counts, shifted):
+    return tier_rules.OrderFact(
+        order_id, f"#{order_id}", at.astimezone(EASTERN) if shifted else at, spend, points, counts
+    )
+
+
+exponent_facts = st.lists(
+    st.builds(_fact, st.integers(1, 12), moments, exponent_spends, st.integers(0, 2_000), st.booleans(), st.booleans()),
+    max_size=12,
+    unique_by=lambda f: f.order_id,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(programme=programmes, facts=exponent_facts, zone=st.sampled_from(ZONES), data=st.data())
+def test_qualifications_with_a_new_order_are_those_worked_out_anew(programme, facts, zone, data):
+    """qualifications_with (the drain's member rules going on from the round's first pass, decision 0079) against
+    qualifications from scratch over the facts plus the new order: the same list, digit for digit (repr), whenever
+    it answers; and it answers exactly when the new order counts, is the latest by (paid at, order id) and the
+    period is lifetime or calendar year. New orders after every known one, at the same instant as one (before or
+    after it by id), among them, and around local New Years."""
+    counted = [f for f in facts if f.counts]
+    latest = max((f.paid_at for f in counted), default=NEW_YEARS[0])
+    at = data.draw(
+        st.one_of(
+            moments,
+            st.builds(lambda seconds: latest + timedelta(seconds=seconds), st.integers(-3 * 86_400, 400 * 86_400)),
+            st.sampled_from([f.paid_at for f in facts] or [latest]),  # a tie on paid at
+        )
+    )
+    order_id = data.draw(st.integers(1, 13).filter(lambda n: all(f.order_id != n for f in facts)))
+    new = _fact(order_id, at, data.draw(exponent_spends), data.draw(st.integers(0, 2_000)),
+                data.draw(st.booleans()), data.draw(st.booleans()))  # fmt: skip
+    first = tier_rules.qualifications(programme, facts, zone)
+    found = tier_rules.qualifications_with(programme, first, new, zone)
+    expected = tier_rules.qualifications(programme, [*facts, new], zone)
+    goes_on = (
+        programme.period in ("lifetime", "calendar_year")
+        and new.counts
+        and all((f.paid_at, f.order_id) < (new.paid_at, new.order_id) for f in counted)
+    )
+    assert (found is not None) == goes_on
+    if found is not None:
+        assert repr(found) == repr(expected)
+        assert found == expected
+        assert first == tier_rules.qualifications(programme, facts, zone)  # the first pass's list left as it was
+
+
+def test_a_new_order_in_the_last_year_or_a_new_one_goes_on_from_the_last_running_value():
+    """Worked examples of qualifications_with: the same local year (running on), a new local year in the shop's
+    zone though not yet in UTC (from zero), a tie on paid at decided by the order id."""
+    zone = ZoneInfo("Pacific/Auckland")
+    programme = _programme("spend", "calendar_year", [5, 20], 0)  # thresholds 50 and 200
+    paid = datetime(2025, 12, 31, 9, tzinfo=UTC)  # 22:00 on 31 December in Auckland
+    facts = [tier_rules.OrderFact(7, "#7", paid, Decimal("40.00"), 0, True)]
+    first = tier_rules.qualifications(programme, facts, zone)
+    same_year = tier_rules.OrderFact(8, "#8", paid + timedelta(hours=1), Decimal("15.00"), 0, True)
+    assert tier_rules.qualifications_with(programme, first, same_year, zone)[-1][:2] == (1, Decimal("55.00"))
+    next_year = tier_rules.OrderFact(9, "#9", paid + timedelta(hours=2), Decimal("15.00"), 0, True)  # 2026 there
+    found = tier_rules.qualifications_with(programme, first, next_year, zone)
+    assert found[-1][:2] == (0, Decimal("15.00")) and found[-1].period_key == "2026"
+    assert tier_rules.qualifications_with(programme, first, tier_rules.OrderFact(6, "#6", paid, Decimal(1), 0, True),
+                                          zone) is None  # fmt: skip
+    tied = tier_rules.qualifications_with(
+        programme, first, tier_rules.OrderFact(8, "#8", paid, Decimal(1), 0, True), zone
+    )
+    assert tied == tier_rules.qualifications(
+        programme, [*facts, tier_rules.OrderFact(8, "#8", paid, Decimal(1), 0, True)], zone
+    )

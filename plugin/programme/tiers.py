@@ -272,6 +272,36 @@ def qualifications(programme: TierProgramme, facts: list[OrderFact], zone: ZoneI
     return found
 
 
+def qualifications_with(
+    programme: TierProgramme, quals: list[Qualification], new: OrderFact, zone: ZoneInfo
+) -> list[Qualification] | None:
+    """qualifications(programme, facts + [new], zone), from `quals` = qualifications(programme, facts, zone), when
+    `new` counts and is paid after every counted fact (by paid at, then order id), for a lifetime or calendar year:
+    then its qualification is the last one's running value plus its own (or its own, in a new year), and the rest
+    are unchanged. None otherwise (an order paid before one known, a rolling period): the caller works them out
+    anew. What the drain's member rules take after each round's new order (decision 0079)."""
+    if programme.period not in ("lifetime", "calendar_year") or not new.counts:
+        return None
+    last = quals[-1] if quals else None
+    if last is not None and (new.paid_at, new.order_id) <= (last.at, last.order_id):
+        return None
+    # As qualifications' loop would go on from its last fact: `running` added to in the same order, from
+    # Decimal(0) at a new period (0 + value can differ from value in its exponent, which the stored reason shows).
+    key, kept = "lifetime", None
+    running = Decimal(0)
+    if programme.period == "calendar_year":
+        local_year = new.paid_at.astimezone(zone).year
+        if last is not None and last.period_key == str(local_year):
+            key, kept, running = last.period_key, last.kept_until, last.value
+        else:
+            key, kept = str(local_year), _year_start(local_year + 2, zone)
+    elif last is not None:
+        running = last.value
+    running += new.value(programme.metric)
+    reach = bisect_right(programme.thresholds, running)
+    return [*quals, Qualification(reach, running, new.order_id, new.name, new.paid_at, key, kept)]
+
+
 def _natural(fact: OrderFact) -> tuple[datetime, int]:
     """The natural order of a member's facts: by payment, then order id."""
     return fact.paid_at, fact.order_id

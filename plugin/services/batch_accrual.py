@@ -147,10 +147,10 @@ class Batch:
         # With member rules, the round's members' facts are read once, before their orders (decision 0066): the
         # orders' tier when paid is worked out from them, and the rules after the write take them with the
         # round's new orders added in Python.
-        facts, paid_tiers = None, {}
+        facts, paid_tiers, quals = None, {}, {}
         if self.member_level:
             facts = _member_facts(session, shop, [members[item.customer_id] for item in chosen.values()])
-            paid_tiers = _tiers_when_paid(shop, chosen.values(), members, facts)
+            paid_tiers, quals = _tiers_when_paid(shop, chosen.values(), members, facts)
         orders, updates, postings, names = [], [], [], {}
         for item in chosen.values():
             snapshot = item.event.order
@@ -193,7 +193,8 @@ class Batch:
         # this round, so running them now gives every member the same postings in the same sequence
         # (balance_after, notes and events included).
         new_orders = [row for row in orders if row["paid_at"] is not None]
-        _member_rules(session, shop, [members[item.customer_id] for item in chosen.values()], facts, new_orders)
+        member_ids = [members[item.customer_id] for item in chosen.values()]
+        _member_rules(session, shop, member_ids, facts, new_orders, quals)
 
 
 @dataclass(frozen=True)
@@ -418,20 +419,27 @@ def _rounds(items: list[Item], chosen: dict[int, Item]) -> list[dict[int, Item]]
     return rounds
 
 
-def _tiers_when_paid(shop: Shop, chosen, members: dict[int, int], facts: MemberFacts) -> dict[int, MemberTier | None]:
-    """tiers.tier_when_paid for every chosen order at once, by customer id, from the round's member facts.
+def _tiers_when_paid(
+    shop: Shop, chosen, members: dict[int, int], facts: MemberFacts
+) -> tuple[dict[int, MemberTier | None], dict[int, list[tier_rules.Qualification]]]:
+    """tiers.tier_when_paid for every chosen order at once, by customer id, from the round's member facts; and the
+    qualifications it worked them out from, by member id (member_rules_batch.run goes on from them).
 
     Read before the orders are written, as one by one reads them before its order has a lot."""
     current = tiers.programme(shop)
     if current is None:
-        return {}
-    found = {}
+        return {}, {}
+    shop_zone = zone(shop)
+    found, quals = {}, {}
     for item in chosen:
-        order_id = item.event.order.order_id
-        known = facts.tier_known(members[item.customer_id])
-        held = tier_rules.tiers_at_payments(current, *known, zone(shop), [(order_id, item.event.paid_at)])
+        order_id, member_id = item.event.order.order_id, members[item.customer_id]
+        known = facts.tier_known(member_id)
+        quals[member_id] = tier_rules.qualifications(current, known[0], shop_zone)
+        held = tier_rules.tiers_at_payments(
+            current, *known, shop_zone, [(order_id, item.event.paid_at)], quals[member_id]
+        )
         found[item.customer_id] = tiers.as_member_tier(current, held[order_id][0])
-    return found
+    return found, quals
 
 
 def _note_purchases(session: Session, shop: Shop, chosen, members: dict[int, int]) -> None:
@@ -452,13 +460,18 @@ def _member_facts(session: Session, shop: Shop, member_ids: list[int]) -> Member
 
 
 def _member_rules(
-    session: Session, shop: Shop, member_ids: list[int], facts: MemberFacts, new_orders: list[dict]
+    session: Session,
+    shop: Shop,
+    member_ids: list[int],
+    facts: MemberFacts,
+    new_orders: list[dict],
+    quals: dict[int, list[tier_rules.Qualification]],
 ) -> None:
     """member_rules.after_order_change for each member, set-based where it can be (services/member_rules_batch.py),
-    from the facts read before the round and the round's new order rows."""
+    from the facts read before the round, the round's new order rows and the qualifications of those facts."""
     from plugin.services import member_rules_batch
 
-    member_rules_batch.run(session, shop, member_ids, facts, new_orders)
+    member_rules_batch.run(session, shop, member_ids, facts, new_orders, quals)
 
 
 def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> dict[int, int]:

@@ -54,7 +54,12 @@ def _with_milestones(programme: dict[str, Any]) -> bool:
 
 
 def run(
-    session: Session, shop: Shop, member_ids: list[int], before: member_facts.MemberFacts, new_orders: list[dict]
+    session: Session,
+    shop: Shop,
+    member_ids: list[int],
+    before: member_facts.MemberFacts,
+    new_orders: list[dict],
+    quals: dict[int, list[tier_rules.Qualification]] | None = None,
 ) -> None:
     """member_rules.after_order_change for each member (each member once), as one by one would leave them.
 
@@ -66,7 +71,10 @@ def run(
 
     The rules of batch_accrual.KNOWN_MEMBER_RULES; referrals are left out: takes_part found no referral settings,
     so that rule is a no-op. A member's rules change only that member's rows, so members may be written in any
-    order, and what is read before the first still holds for the last."""
+    order, and what is read before the first still holds for the last.
+
+    `quals`: by member id, tier_rules.qualifications of `before`'s tier facts under the shop's programme and zone
+    (batch_accrual._tiers_when_paid's), which a member's plan goes on from when their new order is their latest."""
     session.flush()
     # Held while the per-member rules run: the session's identity map keeps only weak references, so without this
     # each member's milestones.settings.current would read the row again.
@@ -76,6 +84,7 @@ def run(
     with_milestones = _with_milestones(programme)
     if current is not None and current.paid is not None:
         facts = member_facts.read(session, shop, member_ids, with_milestones)
+        quals = None  # read again, not `before` plus the new orders: nothing to go on from
     else:
         facts = member_facts.with_new_orders(before, shop, current, new_orders)
     now = utcnow()
@@ -83,7 +92,9 @@ def run(
     plans: dict[int, Plan] = {}
     by_hand: list[int] = []
     for member_id in member_ids:
-        plan = _plan(shop, shop_zone, current, programme if with_milestones else None, facts, member_id, now)
+        # The member's qualifications after the round's order (tier status and corrections due take them).
+        found = None if current is None else _qualifications(current, shop_zone, before, facts, quals, member_id)
+        plan = _plan(shop, shop_zone, current, programme if with_milestones else None, facts, member_id, now, found)
         if plan is None:
             by_hand.append(member_id)
         else:
@@ -100,6 +111,27 @@ def run(
             milestones.recompute(session, shop, member_id, None if corrected else facts)
 
 
+def _qualifications(
+    current: tier_rules.TierProgramme,
+    shop_zone: ZoneInfo,
+    before: member_facts.MemberFacts,
+    facts: member_facts.MemberFacts,
+    quals: dict[int, list[tier_rules.Qualification]] | None,
+    member_id: int,
+) -> list[tier_rules.Qualification]:
+    """tier_rules.qualifications of the member's tier facts in `facts`. When they are `before`'s plus one order
+    (with_new_orders appends it) and `quals` has `before`'s, they go on from those if that order is the latest
+    (tier_rules.qualifications_with): a live stream's usual case, which saves a second pass over every past order
+    each round (decision 0079). Otherwise (an order paid before one known, a rolling period, ...) from scratch."""
+    known = facts.tier_facts.get(member_id, [])
+    first = quals.get(member_id) if quals is not None else None
+    if first is not None and len(known) == len(before.tier_facts.get(member_id, ())) + 1:
+        found = tier_rules.qualifications_with(current, first, known[-1], shop_zone)
+        if found is not None:
+            return found
+    return tier_rules.qualifications(current, known, shop_zone)
+
+
 def _plan(
     shop: Shop,
     shop_zone: ZoneInfo,
@@ -108,16 +140,19 @@ def _plan(
     facts: member_facts.MemberFacts,
     member_id: int,
     now: datetime,
+    quals: list[tier_rules.Qualification] | None = None,
 ) -> Plan | None:
     """The member's writes when every rule's outcome is the usual kind; None: this member goes through the rules'
     own code (a tier with a free-shipping code, an entry reward or a grant taken back, a catalogue reward, an
-    order's tier to correct, a holding with a debt or rewards)."""
+    order's tier to correct, a holding with a debt or rewards). `quals`: tier_rules.qualifications of the member's
+    tier facts, when the caller has them."""
     row = facts.members[member_id]
     plan = Plan()
     if current is not None:
         known = facts.tier_known(member_id)
         # The member's qualifications, worked out once for the tier status and the corrections due (twice before).
-        quals = tier_rules.qualifications(current, known[0], shop_zone)
+        if quals is None:
+            quals = tier_rules.qualifications(current, known[0], shop_zone)
         state = tier_rules.status(current, known[0], now, shop_zone, known[1], quals)
         if (row.tier, row.tier_until, row.tier_paid_until) != (state.tier_id, state.kept_until, state.paid_until):
             plan.member = {"m_id": member_id, "tier": state.tier_id, "tier_until": state.kept_until,
