@@ -16,7 +16,7 @@ from sqlalchemy import event, select
 
 from plugin import inbox
 from plugin.db import among, among_ids, engine_for, transaction
-from plugin.models import Member, Posting, Refund
+from plugin.models import Member, Posting, Refund, TierMove
 from plugin.programme import tiers as tier_rules
 from plugin.services import member_facts, shops, tier_sets, tiers
 from tests import builders
@@ -82,22 +82,31 @@ def test_a_batch_reads_its_members_facts_once_a_round(settings, shop, monkeypatc
     assert [len(ids) for ids in reads] == [2, 1, 1]  # one read a round; [2, 2, 1, 1] before
 
 
-def test_a_members_tier_qualifications_are_worked_out_once_a_plan(settings, shop, monkeypatch):
-    """The member rules' plan takes the member's tier status and the orders' tier corrections due from one list of
-    qualifications (each a pass over every past order): three rounds, four orders, four plans."""
+def test_a_members_tier_qualifications_are_worked_out_once_a_round(settings, shop, monkeypatch):
+    """Each round works out a member's qualifications (a pass over every past order) once, for the order's tier when
+    paid; the member rules' plan (tier status and corrections due) goes on from them with the round's new order,
+    its latest (decision 0079): three rounds, four orders, four passes and four plans that go on."""
     with transaction(settings.database_url) as session:
         tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
     _store(settings)
     calls: list[int] = []
-    qualifications = tier_rules.qualifications
+    went_on: list[bool] = []
+    qualifications, qualifications_with = tier_rules.qualifications, tier_rules.qualifications_with
 
     def counted(programme, facts, zone):
         calls.append(len(facts))
         return qualifications(programme, facts, zone)
 
+    def counted_with(programme, quals, new, zone):
+        found = qualifications_with(programme, quals, new, zone)
+        went_on.append(found is not None)
+        return found
+
     monkeypatch.setattr(tier_rules, "qualifications", counted)
+    monkeypatch.setattr(tier_rules, "qualifications_with", counted_with)
     assert inbox.drain(settings.database_url, batch_size=10) == {"processed": 4}
-    assert len(calls) == 8  # each order's tier when paid, and each plan's once; 12 before
+    assert sorted(calls) == [0, 0, 1, 2]  # each order's tier when paid, over the facts before it; 8 passes before
+    assert went_on == [True] * 4
 
 
 def test_the_refunds_of_a_batchs_past_orders_are_asked_for_with_one_parameter_for_the_orders(settings, shop):
@@ -183,3 +192,53 @@ def test_a_rounds_past_orders_and_purchases_are_asked_for_with_one_parameter_for
     # The orders and the tier purchases: the shop and one array of the members (and the orders' two keys of their
     # stored facts), 63 and 61 parameters before.
     assert [len(parameters) for parameters in sent] == ([4, 2] if paid else [4]), sent
+
+
+def _drained_backwards(settings, shop, set_based: bool) -> tuple[list, list, list]:
+    """Three orders of one shopper paid in the reverse of their arrival: each round's new order is paid before
+    the member's orders known, so the member rules' qualifications cannot go on from the round's first pass."""
+    with transaction(settings.database_url) as session:
+        tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
+    for n in (1, 2, 3):
+        body = json.dumps(builders.order(n, 7000, [builders.line(n * 10, "10.00")])).encode()
+        delivery = inbox.IncomingDelivery(
+            SHOP, "orders/paid", f"b-{n}", body, triggered_at=f"2026-11-20T15:00:{40 - 10 * n}.000Z"
+        )
+        inbox.store(engine_for(settings.database_url), delivery)
+    assert inbox.drain(settings.database_url, batch_size=10, set_based=set_based) == {"processed": 3}
+    with transaction(settings.database_url) as session:
+        moves = session.execute(
+            select(TierMove.from_tier, TierMove.to_tier, TierMove.reason)
+            .where(TierMove.shop_id == shop)
+            .order_by(TierMove.seq)
+        ).all()
+        points = session.execute(
+            select(Posting.kind, Posting.order_id, Posting.points).where(Posting.shop_id == shop).order_by(Posting.id)
+        ).all()
+        member = session.execute(select(Member.tier, Member.tier_until).where(Member.shop_id == shop)).all()
+    return [tuple(m) for m in moves], [tuple(p) for p in points], [tuple(m) for m in member]
+
+
+# What one by one leaves (set_based=False, below): each tier reached by the latest-paid order, #1 (the reasons
+# name it: an order's qualification taken in arrival order would name #2, then #3), and #1 re-settled at silver
+# once #3 is known (20.00 paid before it).
+BACKWARDS = (
+    [(None, "silver", "spend 20.00 (order #1)"), ("silver", "gold", "spend 30.00 (order #1)")],
+    [("earn", 1, 10), ("earn", 2, 10), ("earn", 3, 10), ("earn", 1, 5)],
+    [("gold", None)],
+)
+
+
+@pytest.mark.parametrize("set_based", [True, False])
+def test_orders_paid_before_those_known_are_qualified_from_scratch(settings, shop, monkeypatch, set_based):
+    went_on: list[bool] = []
+    qualifications_with = tier_rules.qualifications_with
+
+    def counted_with(programme, quals, new, zone):
+        found = qualifications_with(programme, quals, new, zone)
+        went_on.append(found is not None)
+        return found
+
+    monkeypatch.setattr(tier_rules, "qualifications_with", counted_with)
+    assert _drained_backwards(settings, shop, set_based) == BACKWARDS
+    assert went_on == ([True, False, False] if set_based else [])  # the first round: the member's first order
