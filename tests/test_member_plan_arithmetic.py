@@ -203,13 +203,16 @@ def test_qualifications_with_a_new_order_are_those_worked_out_anew(programme, fa
     at = data.draw(
         st.one_of(
             moments,
-            st.builds(lambda seconds: latest + timedelta(seconds=seconds), st.integers(-3 * 86_400, 400 * 86_400)),
-            st.sampled_from([f.paid_at for f in facts] or [latest]),  # a tie on paid at
+            st.builds(lambda seconds: latest + timedelta(seconds=seconds), st.integers(0, 400 * 86_400)),
+            st.builds(lambda seconds: latest + timedelta(seconds=seconds), st.integers(-3 * 86_400, 0)),
+            st.just(latest),  # a tie with the latest counted order: the order id decides
+            st.sampled_from([f.paid_at for f in facts] or [latest]),  # a tie with any known order
         )
     )
     order_id = data.draw(st.integers(1, 13).filter(lambda n: all(f.order_id != n for f in facts)))
-    new = _fact(order_id, at, data.draw(exponent_spends), data.draw(st.integers(0, 2_000)),
-                data.draw(st.booleans()), data.draw(st.booleans()))  # fmt: skip
+    counts = data.draw(st.sampled_from([True, True, True, False]))
+    new = _fact(order_id, at, data.draw(exponent_spends), data.draw(st.integers(0, 2_000)), counts,
+                data.draw(st.booleans()))  # fmt: skip
     first = tier_rules.qualifications(programme, facts, zone)
     found = tier_rules.qualifications_with(programme, first, new, zone)
     expected = tier_rules.qualifications(programme, [*facts, new], zone)
