@@ -85,7 +85,7 @@ def test_a_batch_reads_its_members_facts_once_a_round(settings, shop, monkeypatc
 def test_a_members_tier_qualifications_are_worked_out_once_a_round(settings, shop, monkeypatch):
     """Each round works out a member's qualifications (a pass over every past order) once, for the order's tier when
     paid; the member rules' plan (tier status and corrections due) goes on from them with the round's new order,
-    its latest (decision 0079): three rounds, four orders, four passes and four plans that go on."""
+    its latest (decision 0080): three rounds, four orders, four passes and four plans that go on."""
     with transaction(settings.database_url) as session:
         tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
     _store(settings)

@@ -281,7 +281,7 @@ def test_a_rounds_new_orders_added_in_python_are_what_a_read_after_the_write_giv
     def compare(session, shop_row, member_ids, before, new_orders, quals):
         current = tiers.programme(shop_row)
         added = member_facts.with_new_orders(before, shop_row, current, new_orders)
-        # The qualifications the rules go on from (decision 0079) are those of the facts read before the round.
+        # The qualifications the rules go on from (decision 0080) are those of the facts read before the round.
         assert quals == {m: tier_rules.qualifications(current, before.tier_facts.get(m, []), shops.zone(shop_row))
                          for m in member_ids}  # fmt: skip
         reread = member_facts.read(session, shop_row, member_ids, with_milestones=True)

@@ -193,7 +193,7 @@ exponent_facts = st.lists(
 @settings(max_examples=600, deadline=None)
 @given(programme=programmes, facts=exponent_facts, zone=st.sampled_from(ZONES), data=st.data())
 def test_qualifications_with_a_new_order_are_those_worked_out_anew(programme, facts, zone, data):
-    """qualifications_with (the drain's member rules going on from the round's first pass, decision 0079) against
+    """qualifications_with (the drain's member rules going on from the round's first pass, decision 0080) against
     qualifications from scratch over the facts plus the new order: the same list, digit for digit (repr), whenever
     it answers; and it answers exactly when the new order counts, is the latest by (paid at, order id) and the
     period is lifetime or calendar year. New orders after every known one, at the same instant as one (before or

@@ -279,7 +279,7 @@ def qualifications_with(
     `new` counts and is paid after every counted fact (by paid at, then order id), for a lifetime or calendar year:
     then its qualification is the last one's running value plus its own (or its own, in a new year), and the rest
     are unchanged. None otherwise (an order paid before one known, a rolling period): the caller works them out
-    anew. What the drain's member rules take after each round's new order (decision 0079)."""
+    anew. What the drain's member rules take after each round's new order (decision 0080)."""
     if programme.period not in ("lifetime", "calendar_year") or not new.counts:
         return None
     last = quals[-1] if quals else None

@@ -122,7 +122,7 @@ def _qualifications(
     """tier_rules.qualifications of the member's tier facts in `facts`. When they are `before`'s plus one order
     (with_new_orders appends it) and `quals` has `before`'s, they go on from those if that order is the latest
     (tier_rules.qualifications_with): a live stream's usual case, which saves a second pass over every past order
-    each round (decision 0079). Otherwise (an order paid before one known, a rolling period, ...) from scratch."""
+    each round (decision 0080). Otherwise (an order paid before one known, a rolling period, ...) from scratch."""
     known = facts.tier_facts.get(member_id, [])
     first = quals.get(member_id) if quals is not None else None
     if first is not None and len(known) == len(before.tier_facts.get(member_id, ())) + 1:
