@@ -7,15 +7,20 @@ arrays go in binary (`%(name)b`): psycopg's text form of an array escapes every 
 regular expression, which cost as much as the conversion saved. The rows go in list order (unnest keeps the arrays'
 order), so ids, triggers and RETURNING see them as before; each value passes its column's own bind processing
 (JSON, UTC times, SQL NULL for null()), and each returned value its result processing, as SQLAlchemy's would.
+Columns whose values need no escaping (integers, booleans, numerics, dates, timestamps) go as the array's text
+instead ('{1,NULL,3}', cast in SQL): psycopg's binary array dumper walks every element in Python, a join does not.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Callable
+from decimal import Decimal
 from functools import lru_cache
+from operator import index, methodcaller
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, String, Table
+from sqlalchemy import Boolean, Connection, Date, DateTime, Dialect, Integer, Numeric, String, Table
 from sqlalchemy.orm import Session
 
 
@@ -34,8 +39,9 @@ def insert_rows(
     names = tuple(column.name for column in table.c if column.name in rows[0])
     statement = _statement(connection.dialect, table, names, conflict, returning, action)
     params = {}
-    for n, (name, process) in enumerate(zip(names, statement.processors, strict=True)):
-        params[f"c{n}"] = [process(row[name]) for row in rows] if process else [row[name] for row in rows]
+    for n, (name, process, text) in enumerate(zip(names, statement.processors, statement.texts, strict=True)):
+        values = [process(row[name]) for row in rows] if process else [row[name] for row in rows]
+        params[f"c{n}"] = text(values) if text else values
     result = connection.exec_driver_sql(statement.sql, params)
     if not returning:
         return []
@@ -45,8 +51,47 @@ def insert_rows(
     return [shape._make(p(v) if p else v for p, v in zip(results, row, strict=True)) for row in result]
 
 
-class _Statement(namedtuple("_Statement", "sql processors returned results")):
-    """The SQL, each column's bind processor, the returned rows' shape and each returned column's result processor."""
+class _Statement(namedtuple("_Statement", "sql processors texts returned results")):
+    """The SQL, each column's bind processor and array text maker (None: sent binary), the returned rows' shape and
+    each returned column's result processor."""
+
+
+def _array_text(element: Callable[[Any], str]) -> Callable[[list], str]:
+    """The maker of an array's text from a column's values: `element` gives a value's text, which must need no
+    escaping and must raise on a value of another type (so that no string can add elements); None is NULL."""
+
+    def text(values: list) -> str:
+        if None in values:
+            return "{" + ",".join("NULL" if value is None else element(value) for value in values) + "}"
+        return "{" + ",".join(map(element, values)) + "}"
+
+    return text
+
+
+def _integer(value: Any) -> str:
+    return str(index(value))  # index refuses floats, Decimals and strings
+
+
+def _numeric(value: Any) -> str:
+    return str(Decimal(value))  # digits, sign, point, exponent, NaN or Infinity; Decimal refuses other strings
+
+
+_isoformat = methodcaller("isoformat")  # dates and datetimes only: strings have no isoformat
+
+
+def _timestamp(value: Any) -> str:
+    return '"' + value.isoformat() + '"'  # with its microseconds and offset: the instant whatever the session's zone
+
+
+# Each column type's array text, by its type affinity (BigInteger and SmallInteger are Integer's, UTCDateTime is
+# DateTime's); any other type (strings, JSON, bytes) goes binary.
+_TEXTS = {
+    Integer: _array_text(_integer),
+    Boolean: _array_text({True: "t", False: "f"}.__getitem__),
+    Numeric: _array_text(_numeric),
+    Date: _array_text(_isoformat),
+    DateTime: _array_text(_timestamp),
+}
 
 
 @lru_cache(maxsize=32)
@@ -59,13 +104,15 @@ def _statement(
     action: str,
 ) -> _Statement:
     quote = dialect.identifier_preparer.quote
-    arrays, processors = [], []
+    arrays, processors, texts = [], [], []
     for n, name in enumerate(names):
         column_type = table.c[name].type.dialect_impl(dialect)
         # Strings as text: a cast to varchar(n) would cut a value too long, which the column must refuse instead.
         sql_type = "TEXT" if isinstance(column_type, String) else column_type.compile(dialect=dialect)
-        arrays.append(f"CAST(%(c{n})b AS {sql_type}[])")
+        text = _TEXTS.get(column_type._type_affinity)
+        arrays.append(f"CAST(%(c{n}){'s' if text else 'b'} AS {sql_type}[])")
         processors.append(column_type.bind_processor(dialect))
+        texts.append(text)
     sql = (
         f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) SELECT * FROM unnest({', '.join(arrays)})"
         f" ON CONFLICT ({', '.join(map(quote, conflict))}) {action}"
@@ -73,4 +120,4 @@ def _statement(
     if returning:
         sql += f" RETURNING {', '.join(map(quote, returning))}"
     results = tuple(table.c[name].type.dialect_impl(dialect).result_processor(dialect, None) for name in returning)
-    return _Statement(sql, tuple(processors), namedtuple("Returned", returning), results)
+    return _Statement(sql, tuple(processors), tuple(texts), namedtuple("Returned", returning), results)
