@@ -7,7 +7,7 @@ arrays go in binary (`%(name)b`): psycopg's text form of an array escapes every 
 regular expression, which cost as much as the conversion saved. The rows go in list order (unnest keeps the arrays'
 order), so ids, triggers and RETURNING see them as before; each value passes its column's own bind processing
 (JSON, UTC times, SQL NULL for null()), and each returned value its result processing, as SQLAlchemy's would.
-Columns whose values need no escaping (integers, booleans, numerics, dates, timestamps) go as the array's text
+Columns whose values need no escaping (integers, booleans, numerics, dates) go as the array's text
 instead ('{1,NULL,3}', cast in SQL): psycopg's binary array dumper walks every element in Python, a join does not.
 """
 
@@ -20,7 +20,7 @@ from functools import lru_cache
 from operator import index, methodcaller
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, Date, DateTime, Dialect, Integer, Numeric, String, Table
+from sqlalchemy import Boolean, Connection, Date, Dialect, Integer, Numeric, String, Table
 from sqlalchemy.orm import Session
 
 
@@ -76,21 +76,17 @@ def _numeric(value: Any) -> str:
     return str(Decimal(value))  # digits, sign, point, exponent, NaN or Infinity; Decimal refuses other strings
 
 
-_isoformat = methodcaller("isoformat")  # dates and datetimes only: strings have no isoformat
+_isoformat = methodcaller("isoformat")  # dates only here: strings have no isoformat
 
 
-def _timestamp(value: Any) -> str:
-    return '"' + value.isoformat() + '"'  # with its microseconds and offset: the instant whatever the session's zone
-
-
-# Each column type's array text, by its type affinity (BigInteger and SmallInteger are Integer's, UTCDateTime is
-# DateTime's); any other type (strings, JSON, bytes) goes binary.
+# Each column type's array text, by its type affinity (BigInteger and SmallInteger are Integer's); any other type
+# (strings, JSON, bytes, and timestamps: an aware datetime's isoformat costs ~0.8 us, three times psycopg's binary
+# dump of it) goes binary.
 _TEXTS = {
     Integer: _array_text(_integer),
     Boolean: _array_text({True: "t", False: "f"}.__getitem__),
     Numeric: _array_text(_numeric),
     Date: _array_text(_isoformat),
-    DateTime: _array_text(_timestamp),
 }
 
 
