@@ -1,4 +1,5 @@
-"""Many rows at once for the plan and index tests, written by PostgreSQL's generate_series rather than Python."""
+"""Many rows at once for the plan and index tests, written by PostgreSQL's generate_series rather than Python, and
+the table state those tests rely on."""
 
 from __future__ import annotations
 
@@ -17,3 +18,14 @@ def insert_members(connection, shop: int, count: int, emails: bool = False) -> l
         {"shop": shop, "members": count},
     )
     return list(connection.scalars(text("SELECT id FROM members WHERE shop_id = :shop ORDER BY id"), {"shop": shop}))
+
+
+def never_analysed(executor, *tables: str) -> bool:
+    """Whether every one of `tables` is as a fresh server leaves it: never analysed, by hand or by autovacuum."""
+    return executor.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'public' AND relname = ANY(:tables)"
+            " AND last_analyze IS NULL AND last_autoanalyze IS NULL"
+        ),
+        {"tables": list(tables)},
+    ).scalar() == len(tables)

@@ -161,6 +161,14 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
+def pg_engine(settings: Settings):
+    """The test database's engine, for the tests of PostgreSQL's plans and locks: skipped on SQLite."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the plans are PostgreSQL's")
+    return engine_for(settings.database_url)
+
+
+@pytest.fixture
 def shop(settings: Settings) -> int:
     """The installed test shop's id. It has no Admin API token, so nothing calls out to a shop."""
     with transaction(settings.database_url) as session:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from plugin.db import engine_for
 from tests.bulk_rows import insert_members
 
 # 15,000 paid orders this month in the shop, 15 a member, each with a lot of a stored lot's size (about 1.6 kB): on a
@@ -31,22 +30,15 @@ _ORDER = (
 )
 
 
-@pytest.fixture
-def engine(settings):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the plans are PostgreSQL's")
-    return engine_for(settings.database_url)
-
-
 @pytest.mark.parametrize("analysed", [False, True], ids=["never analysed", "analysed"])
-def test_an_inserted_order_recounts_its_members_month_from_the_members_orders(engine, shop, analysed):
-    with engine.begin() as connection:
+def test_an_inserted_order_recounts_its_members_month_from_the_members_orders(pg_engine, shop, analysed):
+    with pg_engine.begin() as connection:
         insert_members(connection, shop, MEMBERS)
         connection.execute(text(_ORDER), {"shop": shop, "first": 1, "last": ORDERS})
     if analysed:
-        with engine.begin() as connection:
+        with pg_engine.begin() as connection:
             connection.execute(text("ANALYZE orders"))
-    with engine.begin() as connection:
+    with pg_engine.begin() as connection:
         member = connection.execute(text("SELECT min(id) FROM members WHERE shop_id = :shop"), {"shop": shop}).scalar()
         # The trigger's plan is cached per session, made when first used (here, on an empty table) and made again
         # after any invalidation; as a worker's session comes to, plan it on the table as it is now.
@@ -72,17 +64,17 @@ _INDEX_SCANS = text(
 )
 
 
-def test_a_worker_session_adds_its_orders_to_the_member_month_without_reading_the_orders(engine, shop):
+def test_a_worker_session_adds_its_orders_to_the_member_month_without_reading_the_orders(pg_engine, shop):
     """A worker's session runs the trigger first on a small table and keeps that plan (PL/pgSQL caches it) while
     the table grows: the recount's plan made then walked the month of the whole shop for each member-month (the
     end-to-end bench: ~950 blocks an order). The trigger now adds the statement's orders and reads none."""
-    with engine.connect() as worker:
+    with pg_engine.connect() as worker:
         insert_members(worker, shop, MEMBERS)
         member = worker.execute(text("SELECT min(id) FROM members WHERE shop_id = :shop"), {"shop": shop}).scalar()
         one_member = _ORDER + " AND m.id = :member"
         worker.execute(text(one_member), {"shop": shop, "first": 1, "last": 1, "member": member})
         worker.commit()
-        with engine.begin() as others:  # every other member's orders, and this one's, from another session
+        with pg_engine.begin() as others:  # every other member's orders, and this one's, from another session
             others.execute(
                 text(_ORDER + " AND m.id <> :member"), {"shop": shop, "first": 1, "last": ORDERS, "member": member}
             )

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
-from plugin.db import engine_for, transaction
+from plugin.db import transaction
 from plugin.services import member_facts, shops
 from tests.bulk_rows import insert_members
 from tests.conftest import SHOP
@@ -20,15 +20,8 @@ from tests.test_inbox_indexes import _work
 MEMBERS, BATCH = 2000, 40  # the shop's members, each holding two milestone rules; a batch's members
 
 
-@pytest.fixture
-def engine(settings):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the plans are PostgreSQL's")
-    return engine_for(settings.database_url)
-
-
-def test_a_batch_locks_its_members_and_reads_their_holdings_by_key(engine, settings, shop):
-    with engine.begin() as connection:
+def test_a_batch_locks_its_members_and_reads_their_holdings_by_key(pg_engine, settings, shop):
+    with pg_engine.begin() as connection:
         insert_members(connection, shop, MEMBERS)
         connection.execute(
             text(
@@ -51,11 +44,11 @@ def test_a_batch_locks_its_members_and_reads_their_holdings_by_key(engine, setti
         def keep(_conn, _cursor, statement, parameters, *_args):
             statements.append((statement, parameters))
 
-        event.listen(engine, "before_cursor_execute", keep)
+        event.listen(pg_engine, "before_cursor_execute", keep)
         try:
             facts = member_facts.read(session, shop_row, member_ids, with_milestones=True)
         finally:
-            event.remove(engine, "before_cursor_execute", keep)
+            event.remove(pg_engine, "before_cursor_execute", keep)
         # Each read of the members or their holdings, run again under EXPLAIN ANALYZE in the same transaction: the
         # rows its plan visited (produced or filtered out, in every loop).
         work = {}
@@ -66,7 +59,7 @@ def test_a_batch_locks_its_members_and_reads_their_holdings_by_key(engine, setti
                 plan = session.connection().exec_driver_sql(explain, parameters).scalar()[0]["Plan"]
                 work[table] = work.get(table, 0) + _work(plan)
         # Locked still: another transaction cannot take a batch member's lock, and can take another member's.
-        with engine.connect() as other:
+        with pg_engine.connect() as other:
             lock = text("SELECT id FROM members WHERE shop_id = :shop AND id = :id FOR UPDATE NOWAIT")
             with pytest.raises(OperationalError):
                 other.execute(lock, {"shop": shop, "id": member_ids[-1]})

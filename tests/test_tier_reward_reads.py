@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from sqlalchemy import event, text
 
-from plugin.db import engine_for, transaction
+from plugin.db import transaction
 from plugin.services import tiers
 from tests.bulk_rows import insert_members
 from tests.test_inbox_indexes import _indexes, _work
@@ -20,15 +19,8 @@ from tests.test_inbox_indexes import _indexes, _work
 MEMBERS, ROUNDS, REWARDED = 200, 20, 10  # each member 20 order postings; every 10th one a tier reward too
 
 
-@pytest.fixture
-def engine(settings):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the plans are PostgreSQL's")
-    return engine_for(settings.database_url)
-
-
-def _ledger(engine, shop: int) -> None:
-    with engine.begin() as connection:
+def _ledger(pg_engine, shop: int) -> None:
+    with pg_engine.begin() as connection:
         insert_members(connection, shop, MEMBERS)
         posting = (
             "INSERT INTO postings (shop_id, member_id, kind, points, balance_after, source_type, source_id,"
@@ -45,20 +37,20 @@ def _ledger(engine, shop: int) -> None:
         )
 
 
-def test_held_rewards_read_only_the_members_tier_postings(engine, shop):
-    _ledger(engine, shop)
+def test_held_rewards_read_only_the_members_tier_postings(pg_engine, shop):
+    _ledger(pg_engine, shop)
     member_ids = list(range(1, 61))  # a batch's members, 6 of them holding a reward
     statements = []
 
     def keep(_conn, _cursor, statement, parameters, *_args):
         statements.append((statement, parameters))
 
-    with transaction(engine.url.render_as_string(hide_password=False)) as session:
-        event.listen(engine, "before_cursor_execute", keep)
+    with transaction(pg_engine.url.render_as_string(hide_password=False)) as session:
+        event.listen(pg_engine, "before_cursor_execute", keep)
         try:
             held = tiers.held_rewards(session, shop, member_ids)
         finally:
-            event.remove(engine, "before_cursor_execute", keep)
+            event.remove(pg_engine, "before_cursor_execute", keep)
         assert held == {m: {"gold": (10, 1)} for m in member_ids if m % REWARDED == 0}
         ((statement, parameters),) = statements
         # Never analysed (autovacuum is off): the planner's defaults. And the generic plan that the driver's
