@@ -76,6 +76,7 @@ def _numeric(value: Any) -> str:
     return str(Decimal(value))  # digits, sign, point, exponent, NaN or Infinity; Decimal refuses other strings
 
 
+integer_array_text = _array_text(_integer)  # also db.among_ids's array of ids
 _isoformat = methodcaller("isoformat")  # dates only here: strings have no isoformat
 
 
@@ -83,7 +84,7 @@ _isoformat = methodcaller("isoformat")  # dates only here: strings have no isofo
 # (strings, JSON, bytes, and timestamps: an aware datetime's isoformat costs ~0.8 us, three times psycopg's binary
 # dump of it) goes binary.
 _TEXTS = {
-    Integer: _array_text(_integer),
+    Integer: integer_array_text,
     Boolean: _array_text({True: "t", False: "f"}.__getitem__),
     Numeric: _array_text(_numeric),
     Date: _array_text(_isoformat),

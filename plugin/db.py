@@ -14,6 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ColumnElement
 
+from plugin.bulk_insert import integer_array_text
+
 _ENGINES: dict[str, Engine] = {}
 POOL_RECYCLE_SECONDS = 1800  # a connection older than this is replaced (the pool's and plugin.direct's)
 # Called with every PostgreSQL engine, made before or after: plugin.generations hooks its commits here (this
@@ -141,9 +143,9 @@ def among(session: Session, column, values: Iterable[Any]) -> ColumnElement[bool
 def among_ids(session: Session, column, ids: Iterable[int]) -> ColumnElement[bool]:
     """`among` for integer ids, the array sent as its text ('{1,2,3}'): psycopg dumps a list element by element in
     Python (_dump_list), a string at once; PostgreSQL reads the same array from either."""
-    ids = [int(i) for i in ids]
+    ids = list(ids)
     if session.get_bind().dialect.name == "postgresql":
-        array = cast(literal("{" + ",".join(map(str, ids)) + "}", Text), ARRAY(column.type))
+        array = cast(literal(integer_array_text(ids), Text), ARRAY(column.type))
         return column == any_(array)
     return column.in_(ids)
 
