@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
-from plugin import direct, platforms
+from plugin import direct, inbox_shoppers, platforms
 from plugin.config import Settings
 from plugin.db import dialect_insert, engine_for, insert_for, transaction, unprepared
 from plugin.models import Delivery, DeliveryClaim, Shop, utcnow
@@ -152,7 +152,8 @@ def drain(
     transaction, each in its savepoint, where a bad delivery is parked without taking the others with it.
     `stop_on` exceptions (the job's timeout) are never parked: they roll the batch back and end the drain.
     With `set_based`, an optimistic batch first writes its new paid orders with a few multi-row statements
-    (services/batch_accrual.py, decision 0037); the rest of it then goes delivery by delivery.
+    (services/batch_accrual.py, decision 0037); the rest of it then goes delivery by delivery. A full optimistic
+    batch first leaves out the deliveries of shoppers another worker's batch is applying (_leave_busy_shoppers).
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
@@ -166,15 +167,20 @@ def drain(
                 batch = _claim(session, size, clock(), retry_wait)
                 claimed[:] = [delivery.id for delivery in batch]
                 retried = getattr(batch, "retried", False)
+                full = len(batch) == size
                 readings = Readings(stop_on)  # each body parsed once for the sort, the set-based path and process()
-                if not any(_is_lifecycle(delivery) for delivery in batch):
+                lifecycle = any(_is_lifecycle(delivery) for delivery in batch)
+                if not lifecycle:
                     # An uninstall or a redaction must stay where it arrived among the orders; others commute.
                     batch.sort(key=lambda delivery: _shopper_first(delivery, readings))
-                if len(batch) == batch_size and on_full_batch is not None:
+                if full and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
+                if full and not careful and not retried and not lifecycle:
+                    _leave_busy_shoppers(session, batch, readings)
+                    claimed[:] = [delivery.id for delivery in batch]
                 shops: dict[str, Shop | None] = {}
                 applied: set[int] = set()
-                if set_based and not careful and not retried and not any(_is_lifecycle(d) for d in batch):
+                if set_based and not careful and not retried and not lifecycle:
                     applied = _apply_set_based(session, batch, shops, stop_on, readings)
                 batch_outcomes = Counter({PROCESSED: len(applied)} if applied else {})
                 batch_outcomes += Counter(
@@ -223,8 +229,25 @@ def drain(
             continue
         outcomes += batch_outcomes  # counted only once the batch has committed
         careful_rows = max(careful_rows - len(batch), 0)
-        if len(batch) < size and not getattr(batch, "cut_short", False):
+        if not full and not getattr(batch, "cut_short", False):
             return outcomes
+
+
+def _leave_busy_shoppers(session: Session, batch: _Batch, readings: Readings) -> None:
+    """Leave out of a full batch the deliveries of shoppers another worker's batch is applying (inbox_shoppers.py),
+    their claims given back: they wait for the next claim instead of this batch waiting on those members' locks.
+
+    Only a full batch does this, so a drain near the end of the backlog, or a worker alone, never skips anything."""
+    if session.get_bind().dialect.name != "postgresql":
+        return  # one writer at a time: no other batch to wait on
+    shoppers = {}
+    for delivery in batch:
+        known, customer_id = _shopper_first(delivery, readings)
+        shoppers[delivery.id] = inbox_shoppers.shopper_key(delivery.shop_domain, customer_id) if known == 0 else None
+    left = inbox_shoppers.left_for_later(session, shoppers)
+    if left:
+        batch[:] = [delivery for delivery in batch if delivery.id not in left]
+        inbox_shoppers.give_back_claims(session.get_bind(), sorted(left))
 
 
 def _shopper_first(delivery: Delivery, readings: Readings) -> tuple[int, int]:

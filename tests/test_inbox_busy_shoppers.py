@@ -1,0 +1,112 @@
+"""A full batch leaves a shopper another worker's batch is applying to a later batch, without counting an attempt."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import select, text
+
+from plugin import inbox, inbox_shoppers
+from plugin.db import engine_for, transaction
+from plugin.models import Delivery, DeliveryClaim
+from tests import builders
+from tests.conftest import SHOP
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture(autouse=True)
+def postgresql_only(settings):
+    if settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: no other batch holds a shopper")
+
+
+def store(settings, order_id: int, customer_id: int | None, topic: str = "orders/paid") -> None:
+    body = json.dumps(builders.order(order_id, customer_id, [builders.line(order_id * 10, "10.00")])).encode()
+    incoming = inbox.IncomingDelivery(SHOP, topic, f"w-{order_id}", body)
+    inbox.store(engine_for(settings.database_url), incoming)
+
+
+@contextmanager
+def another_batch_holding(settings, *customer_ids: int):
+    """An open transaction holding the shoppers' advisory locks, as another worker's batch applying them does."""
+    with engine_for(settings.database_url).connect() as connection, connection.begin():
+        for customer_id in customer_ids:
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:namespace), hashtext(:key))"),
+                {"namespace": inbox_shoppers.NAMESPACE, "key": inbox_shoppers.shopper_key(SHOP, customer_id)},
+            )
+        yield
+
+
+def outcome(settings) -> dict[str, tuple[str, int, int]]:
+    """{webhook id: (status, attempts, claims counted)}, and the order in which the batches finished them."""
+    with transaction(settings.database_url) as session:
+        claims = dict(session.execute(select(DeliveryClaim.delivery_id, DeliveryClaim.claims)).all())
+        return {d.webhook_id: (d.status, d.attempts, claims[d.id]) for d in session.scalars(select(Delivery))}
+
+
+def finished_order(settings) -> list[str]:
+    with transaction(settings.database_url) as session:
+        deliveries = session.scalars(select(Delivery).order_by(Delivery.processed_at, Delivery.id))
+        return [d.webhook_id for d in deliveries]
+
+
+@pytest.fixture
+def claims_counted(monkeypatch):
+    """How many claims the drain made; a drain that claims the same deliveries over and over fails, not hangs."""
+    calls: list[int] = []
+    real = inbox._claim
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        assert len(calls) < 20, "the drain keeps claiming without finishing"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inbox, "_claim", counted)
+    return calls
+
+
+def test_a_shopper_another_batch_holds_is_left_for_the_next_claim_and_no_attempt_is_counted(
+    settings, shop, claims_counted
+):
+    for order_id, customer_id in ((1, 7001), (2, 7002), (3, 7003), (4, 7004)):
+        store(settings, order_id, customer_id)
+    with another_batch_holding(settings, 7001):
+        assert inbox.drain(settings.database_url, batch_size=3)["processed"] == 4
+    # The first batch took 1-3 and left 1 (its shopper held); the next took 1 and 4, too few to leave anything.
+    assert finished_order(settings)[-2:] in (["w-1", "w-4"], ["w-4", "w-1"])
+    assert finished_order(settings)[:2] == ["w-2", "w-3"]
+    assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3, 4)}
+    assert len(claims_counted) == 2
+
+
+def test_without_another_batch_nothing_is_left(settings, shop, claims_counted):
+    for order_id, customer_id in ((1, 7001), (2, 7002), (3, 7003), (4, 7001)):
+        store(settings, order_id, customer_id)
+    assert inbox.drain(settings.database_url, batch_size=3)["processed"] == 4
+    assert finished_order(settings)[-1] == "w-4"  # the first batch took 1-3, its own shopper twice included
+    assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3, 4)}
+
+
+def test_a_batch_whose_every_shopper_is_held_waits_instead_of_being_claimed_again_at_once(
+    settings, shop, claims_counted
+):
+    for order_id, customer_id in ((1, 7001), (2, 7002), (3, 7001)):
+        store(settings, order_id, customer_id)
+    # Only advisory locks are held, not the members' rows: the batch that goes ahead is not blocked.
+    with another_batch_holding(settings, 7001, 7002):
+        assert inbox.drain(settings.database_url, batch_size=3)["processed"] == 3
+    assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3)}
+
+
+def test_a_delivery_without_a_shopper_is_never_left(settings, shop, claims_counted):
+    store(settings, 1, 7001)
+    store(settings, 2, None)  # a guest's order: no shopper to wait on
+    store(settings, 3, 7003)
+    with another_batch_holding(settings, 7001):
+        inbox.drain(settings.database_url, batch_size=3)
+    assert finished_order(settings)[-1] == "w-1"
+    assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3)}
