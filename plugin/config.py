@@ -46,7 +46,7 @@ class Settings:
     secret_key: str = ""
     encryption_keys: tuple[str, ...] = field(default_factory=tuple)
     queue_name: str = "loyalty"
-    inbox_batch_size: int = 50  # smaller batches hold member locks shorter: see docs/benchmarks.md
+    inbox_batch_size: int = 50  # smaller batches cost more CPU an order: see docs/benchmarks.md
     inbox_set_based: bool = True  # new paid orders written per batch in multi-row statements (decision 0037)
     # A delivery whose drain died twice waits this long before each next claim; the one place it is set
     # (inbox.RETRY_WAIT and the environment's default read it).
