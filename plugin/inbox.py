@@ -821,10 +821,16 @@ def replay(database_url: str, delivery_id: int, confirm_uninstall: UninstallChec
 
 
 def parked(database_url: str, limit: int = 100) -> list[Delivery]:
+    """Every shop's parked deliveries, oldest first (the CLI's list)."""
     with transaction(database_url) as session:
-        return list(
-            session.scalars(select(Delivery).where(Delivery.status == PARKED).order_by(Delivery.id).limit(limit))
-        )
+        return parked_in(session, limit)
+
+
+def parked_in(session: Session, limit: int = 100) -> list[Delivery]:
+    """parked(), in the caller's session. The status in the text, as the claim's (_waiting): a prepared statement's
+    generic plan can use ix_deliveries_parked only then; with a parameter it read every delivery in id order."""
+    statement = select(Delivery).where(Delivery.status == literal_column(f"'{PARKED}'"))
+    return list(session.scalars(statement.order_by(Delivery.id).limit(limit)))
 
 
 def waiting(database_url: str, older_than: timedelta = timedelta(0), now: datetime | None = None) -> int:
