@@ -159,6 +159,7 @@ def drain(
     conflicts = 0
     careful_rows = 0  # after a deadlock or a failed delivery, this many deliveries go one per transaction
     claimed: list[int] = []
+    left_before: set[int] = set()  # deliveries this drain left out of a batch once: never again (no spinning)
     while True:
         careful = careful_rows > 0
         size = 1 if careful else batch_size
@@ -173,10 +174,10 @@ def drain(
                 if not lifecycle:
                     # An uninstall or a redaction must stay where it arrived among the orders; others commute.
                     batch.sort(key=lambda delivery: _shopper_first(delivery, readings))
-                if full and on_full_batch is not None:
+                if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 if full and not careful and not retried and not lifecycle:
-                    _leave_busy_shoppers(session, batch, readings)
+                    _leave_busy_shoppers(session, batch, readings, left_before)
                     claimed[:] = [delivery.id for delivery in batch]
                 shops: dict[str, Shop | None] = {}
                 applied: set[int] = set()
@@ -233,21 +234,24 @@ def drain(
             return outcomes
 
 
-def _leave_busy_shoppers(session: Session, batch: _Batch, readings: Readings) -> None:
+def _leave_busy_shoppers(session: Session, batch: _Batch, readings: Readings, left_before: set[int]) -> None:
     """Leave out of a full batch the deliveries of shoppers another worker's batch is applying (inbox_shoppers.py),
     their claims given back: they wait for the next claim instead of this batch waiting on those members' locks.
 
-    Only a full batch does this, so a drain near the end of the backlog, or a worker alone, never skips anything."""
+    Only a full batch does this, so a drain near the end of the backlog, or a worker alone, never skips anything; and
+    a delivery this drain left once (`left_before`, added to here) is not left again: its next batch waits for it."""
     if session.get_bind().dialect.name != "postgresql":
         return  # one writer at a time: no other batch to wait on
     shoppers = {}
     for delivery in batch:
         known, customer_id = _shopper_first(delivery, readings)
-        shoppers[delivery.id] = inbox_shoppers.shopper_key(delivery.shop_domain, customer_id) if known == 0 else None
+        key = inbox_shoppers.shopper_key(delivery.shop_domain, customer_id) if known == 0 else None
+        shoppers[delivery.id] = None if delivery.id in left_before else key
     left = inbox_shoppers.left_for_later(session, shoppers)
     if left:
         batch[:] = [delivery for delivery in batch if delivery.id not in left]
         inbox_shoppers.give_back_claims(session.get_bind(), sorted(left))
+        left_before.update(left)
 
 
 def _shopper_first(delivery: Delivery, readings: Readings) -> tuple[int, int]:

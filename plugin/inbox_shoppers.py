@@ -34,18 +34,18 @@ def shopper_key(shop_domain: str, customer_id: int) -> str:
 
 
 def left_for_later(session: Session, shoppers: dict[int, str | None]) -> set[int]:
-    """The batch's deliveries to leave for a later batch, from {delivery id: its shopper key, or None}.
+    """The batch's deliveries to leave for a later batch, from {delivery id: its shopper key, or None to keep it}.
 
     Takes this transaction's advisory lock on each shopper no other transaction holds, without waiting (released
-    when the transaction ends); a held shopper's deliveries are left, unless that is the whole batch: it would
-    then do nothing and be claimed again at once, so it waits on the member rows instead, as before."""
+    when the transaction ends); a held shopper's deliveries are left, unless that is more than half the batch: it
+    would then do little and claim the same deliveries again at once, so it waits on the member rows instead."""
     keys = sorted({key for key in shoppers.values() if key is not None})
     if not keys:
         return set()
     rows = session.connection().exec_driver_sql(_HELD_ELSEWHERE, {"keys": keys, "namespace": NAMESPACE})
     held = {key for (key,) in rows}
     left = {delivery_id for delivery_id, key in shoppers.items() if key in held}
-    return left if len(left) < len(shoppers) else set()
+    return left if 2 * len(left) <= len(shoppers) else set()
 
 
 def give_back_claims(engine: Engine, delivery_ids: list[int]) -> None:

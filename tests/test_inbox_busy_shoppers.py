@@ -83,23 +83,51 @@ def test_a_shopper_another_batch_holds_is_left_for_the_next_claim_and_no_attempt
     assert len(claims_counted) == 2
 
 
-def test_without_another_batch_nothing_is_left(settings, shop, claims_counted):
-    for order_id, customer_id in ((1, 7001), (2, 7002), (3, 7003), (4, 7001)):
+@pytest.fixture
+def given_back(monkeypatch) -> list[list[int]]:
+    """The deliveries each give-back took the claim of: those left out of a batch."""
+    calls: list[list[int]] = []
+    real = inbox_shoppers.give_back_claims
+
+    def recorded(engine, delivery_ids):
+        calls.append(list(delivery_ids))
+        return real(engine, delivery_ids)
+
+    monkeypatch.setattr(inbox_shoppers, "give_back_claims", recorded)
+    return calls
+
+
+def test_without_another_batch_nothing_is_left(settings, shop, claims_counted, given_back):
+    # The first batch names shopper 7001 twice (its own lock, taken again) and two guests (no shopper to lock).
+    for order_id, customer_id in ((1, 7001), (2, 7001), (3, None), (4, None), (5, 7005)):
         store(settings, order_id, customer_id)
-    assert inbox.drain(settings.database_url, batch_size=3)["processed"] == 4
-    assert finished_order(settings)[-1] == "w-4"  # the first batch took 1-3, its own shopper twice included
-    assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3, 4)}
+    assert inbox.drain(settings.database_url, batch_size=4)["processed"] == 5
+    assert given_back == []
+    assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3, 4, 5)}
 
 
-def test_a_batch_whose_every_shopper_is_held_waits_instead_of_being_claimed_again_at_once(
-    settings, shop, claims_counted
+def test_a_batch_with_more_than_half_its_deliveries_held_waits_instead_of_being_claimed_again_at_once(
+    settings, shop, claims_counted, given_back
 ):
     for order_id, customer_id in ((1, 7001), (2, 7002), (3, 7001)):
         store(settings, order_id, customer_id)
-    # Only advisory locks are held, not the members' rows: the batch that goes ahead is not blocked.
-    with another_batch_holding(settings, 7001, 7002):
+    # Only an advisory lock is held, not the member's row: the batch that goes ahead is not blocked.
+    with another_batch_holding(settings, 7001):
         assert inbox.drain(settings.database_url, batch_size=3)["processed"] == 3
+    assert given_back == []
     assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3)}
+    assert len(claims_counted) == 2  # the full batch, then the empty claim that ends the drain
+
+
+def test_a_delivery_left_once_is_not_left_again_by_the_same_drain(settings, shop, claims_counted, given_back):
+    for order_id, customer_id in ((1, 7001), (2, 7002), (3, 7003), (4, 7004)):
+        store(settings, order_id, customer_id)
+    with another_batch_holding(settings, 7001):
+        assert inbox.drain(settings.database_url, batch_size=2)["processed"] == 4
+    # Batch 1 took 1-2 and left 1; batch 2 took 1 and 3 and kept 1, though its shopper was still held; then 4.
+    assert given_back == [[1]]
+    assert finished_order(settings)[0] == "w-2" and finished_order(settings)[-1] == "w-4"
+    assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3, 4)}
 
 
 def test_a_delivery_without_a_shopper_is_never_left(settings, shop, claims_counted):
@@ -110,3 +138,16 @@ def test_a_delivery_without_a_shopper_is_never_left(settings, shop, claims_count
         inbox.drain(settings.database_url, batch_size=3)
     assert finished_order(settings)[-1] == "w-1"
     assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3)}
+
+
+def test_only_a_claim_that_came_back_full_signals_for_more_workers(settings, shop):
+    for order_id in (1, 2, 3):
+        store(settings, order_id, 7000 + order_id)
+    unreadable = inbox.IncomingDelivery(SHOP, "orders/paid", "w-bad", b"{not json")
+    inbox.store(engine_for(settings.database_url), unreadable)
+    signals: list[int] = []
+    # The first batch of four fails on the unreadable body and is redone one delivery per transaction: those
+    # claims of one are not full batches.
+    outcomes = inbox.drain(settings.database_url, batch_size=4, on_full_batch=lambda: signals.append(1))
+    assert outcomes == {"processed": 3, "parked": 1}
+    assert signals == [1]
