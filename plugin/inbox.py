@@ -831,8 +831,8 @@ def parked(database_url: str, limit: int = 100) -> list[Delivery]:
 
 
 def parked_in(session: Session, limit: int = 100) -> list[Delivery]:
-    """parked(), in the caller's session. The status in the text, as the claim's (_waiting): a prepared statement's
-    generic plan can use ix_deliveries_parked only then; with a parameter it read every delivery in id order."""
+    """parked(), in the caller's session. The status in the text, as in the claim (_waiting) and the support desk's
+    list, so a generic plan can prove ix_deliveries_parked's predicate; the CLI sends it once a process, unprepared."""
     statement = select(Delivery).where(Delivery.status == literal_column(f"'{PARKED}'"))
     return list(session.scalars(statement.order_by(Delivery.id).limit(limit)))
 

@@ -8,13 +8,17 @@ parked deliveries (decision 0056). Checked on the live schema, and on the plans 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
 
 from plugin.db import engine_for
-from plugin.models import Delivery
+from plugin.models import Delivery, Shop
+from plugin.services import support
 from tests.conftest import SHOP
 
 PROCESSED, PARKED = 20_000, 40  # a long-running shop's inbox: nearly all processed, a few parked
@@ -60,8 +64,8 @@ def _indexes(node: dict) -> set[str]:
     return {node["Index Name"]} if "Index Name" in node else set().union(*map(_indexes, node.get("Plans", [])))
 
 
-@pytest.mark.parametrize("per_shop", [False, True], ids=["every shop (CLI)", "one shop (support API)"])
-def test_the_parked_lists_read_the_parked_deliveries_only(engine, per_shop):
+def _store_inbox(engine) -> None:
+    """PROCESSED deliveries, every other one the test shop's, PARKED of them (all the test shop's) parked."""
     with engine.begin() as connection:
         connection.execute(
             text(
@@ -72,6 +76,11 @@ def test_the_parked_lists_read_the_parked_deliveries_only(engine, per_shop):
             ),
             {"shop": SHOP, "processed": PROCESSED, "parked": PARKED},
         )
+
+
+@pytest.mark.parametrize("per_shop", [False, True], ids=["every shop (CLI)", "one shop (support API)"])
+def test_the_parked_lists_read_the_parked_deliveries_only(engine, per_shop):
+    _store_inbox(engine)
     # The queries of plugin.inbox.parked and plugin.services.support.parked, with their limits.
     query = select(Delivery).where(Delivery.status == "parked").order_by(Delivery.id).limit(100)
     if per_shop:
@@ -79,6 +88,58 @@ def test_the_parked_lists_read_the_parked_deliveries_only(engine, per_shop):
     with engine.connect() as connection:  # never analyzed (autovacuum is off): the planner's defaults
         plan = _plan(connection, query)
         found = connection.execute(query).all()
+    assert len(found) == PARKED
+    assert _indexes(plan) == {"ix_deliveries_parked"}, json.dumps(plan)
+    assert _work(plan) <= 4 * PARKED, json.dumps(plan)
+
+
+def _generic_plan_of(engine, call) -> tuple[list, dict]:
+    """What `call(session)` returns and the plan of the last statement it sent, planned generically (as a prepared
+    statement's plan may be once psycopg has prepared it) and run, to count the rows each node read."""
+    sent: list[tuple[str, dict]] = []
+    with Session(engine) as session, session.begin():
+        connection = session.connection()
+        connection.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+
+        def heard(conn, cursor, statement, parameters, context, executemany):
+            sent.append((statement, parameters))
+
+        event.listen(connection, "before_cursor_execute", heard)
+        try:
+            found = call(session)
+        finally:
+            event.remove(connection, "before_cursor_execute", heard)
+        statement, parameters = sent[-1]
+        # Prepared by name, as psycopg prepares a statement it has sent five times, so the setting applies.
+        names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+        for number, name in enumerate(names, 1):
+            statement = statement.replace(f"%({name})s", f"${number}")
+        prepared = f"parked_list_{uuid.uuid4().hex}"
+        connection.exec_driver_sql(f"PREPARE {prepared} AS {statement}")
+        arguments = ", ".join(_literal(parameters[name]) for name in names)
+        explained = connection.exec_driver_sql(
+            f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {prepared} ({arguments})"
+        ).scalar_one()
+        connection.exec_driver_sql(f"DEALLOCATE {prepared}")
+    return found, explained[0]["Plan"]
+
+
+def _literal(value: object) -> str:
+    """A test's own parameter as SQL: an integer, or a string without quotes."""
+    if isinstance(value, int):
+        return str(value)
+    assert isinstance(value, str) and "'" not in value
+    return f"'{value}'"
+
+
+def test_the_support_desks_parked_list_reads_the_parked_deliveries_only_in_its_generic_plan_too(engine, shop):
+    """The list as the code sends it, planned generically: a web process runs it often enough on one connection for
+    psycopg to prepare it. With the status as a parameter, that plan could not use ix_deliveries_parked and read the
+    shop's deliveries in id order (pk_deliveries). The CLI's list runs once per process: never prepared."""
+    _store_inbox(engine)
+    with engine.begin() as connection:
+        connection.execute(text("ANALYZE deliveries"))
+    found, plan = _generic_plan_of(engine, lambda session: support.parked(session, session.scalars(select(Shop)).one()))
     assert len(found) == PARKED
     assert _indexes(plan) == {"ix_deliveries_parked"}, json.dumps(plan)
     assert _work(plan) <= 4 * PARKED, json.dumps(plan)

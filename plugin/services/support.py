@@ -432,7 +432,7 @@ def parked(session: Session, shop: Shop, limit: int = 200) -> list[Delivery]:
         session.scalars(
             select(Delivery)
             # The status in the text: a prepared statement's generic plan can use ix_deliveries_parked only then
-            # (with a parameter it read every delivery in id order; tests/test_parked_list_plan.py).
+            # (with a parameter it read the shop's deliveries in id order; tests/test_inbox_indexes.py).
             .where(Delivery.shop_domain == shop.domain, Delivery.status == literal_column("'parked'"))
             .order_by(Delivery.id)
             .limit(limit)
