@@ -171,18 +171,19 @@ def drain(
                 full = len(batch) == size
                 readings = Readings(stop_on)  # each body parsed once for the sort, the set-based path and process()
                 lifecycle = any(_is_lifecycle(delivery) for delivery in batch)
+                # An uninstall or a redaction must stay where it arrived among the orders; others commute.
+                shoppers = {} if lifecycle else {d.id: _shopper_first(d, readings) for d in batch}
                 if not lifecycle:
-                    # An uninstall or a redaction must stay where it arrived among the orders; others commute.
-                    batch.sort(key=lambda delivery: _shopper_first(delivery, readings))
+                    batch.sort(key=lambda delivery: shoppers[delivery.id])
                 if len(batch) == batch_size and on_full_batch is not None:
                     on_full_batch()  # more work is likely waiting: let another worker join in
                 if full and not careful and not retried and not lifecycle:
-                    _leave_busy_shoppers(session, batch, readings, left_before)
+                    _leave_busy_shoppers(session, database_url, batch, shoppers, left_before)
                     claimed[:] = [delivery.id for delivery in batch]
                 shops: dict[str, Shop | None] = {}
                 applied: set[int] = set()
                 if set_based and not careful and not retried and not lifecycle:
-                    applied = _apply_set_based(session, batch, shops, stop_on, readings)
+                    applied = _apply_set_based(session, batch, shops, stop_on, readings, shoppers)
                 batch_outcomes = Counter({PROCESSED: len(applied)} if applied else {})
                 batch_outcomes += Counter(
                     process(
@@ -234,7 +235,9 @@ def drain(
             return outcomes
 
 
-def _leave_busy_shoppers(session: Session, batch: _Batch, readings: Readings, left_before: set[int]) -> None:
+def _leave_busy_shoppers(
+    session: Session, database_url: str, batch: _Batch, shoppers: dict[int, tuple[int, int]], left_before: set[int]
+) -> None:
     """Leave out of a full batch the deliveries of shoppers another worker's batch is applying (inbox_shoppers.py),
     their claims given back: they wait for the next claim instead of this batch waiting on those members' locks.
 
@@ -242,15 +245,15 @@ def _leave_busy_shoppers(session: Session, batch: _Batch, readings: Readings, le
     a delivery this drain left once (`left_before`, added to here) is not left again: its next batch waits for it."""
     if session.get_bind().dialect.name != "postgresql":
         return  # one writer at a time: no other batch to wait on
-    shoppers = {}
+    keys = {}
     for delivery in batch:
-        known, customer_id = _shopper_first(delivery, readings)
-        key = inbox_shoppers.shopper_key(delivery.shop_domain, customer_id) if known == 0 else None
-        shoppers[delivery.id] = None if delivery.id in left_before else key
-    left = inbox_shoppers.left_for_later(session, shoppers)
+        known, customer_id = shoppers[delivery.id]
+        known_here = known == 0 and delivery.id not in left_before
+        keys[delivery.id] = inbox_shoppers.shopper_key(delivery.shop_domain, customer_id) if known_here else None
+    left = inbox_shoppers.left_for_later(session, keys)
     if left:
         batch[:] = [delivery for delivery in batch if delivery.id not in left]
-        inbox_shoppers.give_back_claims(session.get_bind(), sorted(left))
+        _forget_claims(database_url, sorted(left))  # being left is not an attempt
         left_before.update(left)
 
 
@@ -331,6 +334,7 @@ def _apply_set_based(
     shops: dict[str, Shop | None],
     stop_on: tuple[type[BaseException], ...],
     readings: Readings,
+    shoppers: dict[int, tuple[int, int]],
 ) -> set[int]:
     """Write the batch's new paid orders set-based (services/batch_accrual.py); returns the deliveries done.
 
@@ -348,7 +352,7 @@ def _apply_set_based(
             continue  # read nothing: every delivery of this shop goes one by one, which reads it
         shop_items = []
         for delivery in deliveries:
-            shopper = _shopper_first(delivery, readings)
+            shopper = shoppers[delivery.id]  # _shopper_first's, worked out once for the batch
             event = _readable_event(session, delivery, shops, stop_on, readings)
             customer_id = shopper[1] if shopper[0] == 0 else None
             shop_items.append(batch_accrual.Item(delivery.id, customer_id, event))
@@ -569,15 +573,17 @@ _WAITING_PLAIN, _WAITING = _waiting_statements()
 
 
 def _forget_claims(database_url: str, ids: list[int]) -> None:
-    """Take back the claims of a batch this drain rolled back itself, to redo it carefully: not an attempt.
+    """Take back the claims of deliveries this drain put back itself, not an attempt: a batch it rolled back to redo
+    carefully, or deliveries it left to a later batch (_leave_busy_shoppers).
 
     Only a batch that dies with its drain (a timeout, a kill) keeps its claims. SQLite counted them inside
-    the rolled-back transaction, so there they are gone already.
+    the rolled-back transaction, so there they are gone already. One statement, committed at once on a connection of
+    its own, as _count_claims counted them.
     """
     if not ids or engine_for(database_url).dialect.name == "sqlite":
         return
-    with transaction(database_url) as session:
-        session.execute(
+    with engine_for(database_url).connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(
             update(DeliveryClaim)
             .where(DeliveryClaim.delivery_id.in_(ids), DeliveryClaim.claims > 0)
             # no wait either: the claim taken back was not a death, and the redo follows at once

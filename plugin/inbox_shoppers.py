@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 # Why (decision 0082): with a backlog, three workers' batches of 50 over a shop's shoppers often name one shopper
 # in two batches. The second batch's member upsert then waited on the first's row lock until the first committed,
 # most of its run: in a pg_stat_activity sample of the programme's end-to-end run, 0.4 of a worker at any instant.
 # Each batch now takes a transaction-scoped advisory lock per shopper it names, without waiting; a shopper whose
-# lock another batch holds has its deliveries left waiting (their claim given back), taken by the next claim.
+# lock another batch holds has its deliveries left waiting (inbox._forget_claims gives their claim back), taken by
+# the next claim.
 #
 # The advisory locks only steer which batch takes a delivery: the member rows' own locks still serialise every
 # write, so a batch that does not take them (SQLite, a batch processed one delivery at a time) stays correct.
@@ -20,11 +20,6 @@ NAMESPACE = "loyalty.inbox.shopper"
 _HELD_ELSEWHERE = """
     SELECT key FROM unnest(CAST(%(keys)s AS text[])) AS key
     WHERE NOT pg_try_advisory_xact_lock(hashtext(%(namespace)s), hashtext(key))
-"""
-
-_GIVE_BACK = """
-    UPDATE delivery_claims SET claims = claims - 1, claimed_at = NULL
-    WHERE delivery_id = ANY(CAST(%(ids)s AS bigint[])) AND claims > 0
 """
 
 
@@ -46,13 +41,3 @@ def left_for_later(session: Session, shoppers: dict[int, str | None]) -> set[int
     held = {key for (key,) in rows}
     left = {delivery_id for delivery_id, key in shoppers.items() if key in held}
     return left if 2 * len(left) <= len(shoppers) else set()
-
-
-def give_back_claims(engine: Engine, delivery_ids: list[int]) -> None:
-    """Take back the claim just counted for deliveries left to a later batch: being left is not an attempt.
-
-    On a connection of its own, committed at once, as the claim was counted (inbox._count_claims)."""
-    if not delivery_ids:
-        return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql(_GIVE_BACK, {"ids": delivery_ids})

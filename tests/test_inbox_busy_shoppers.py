@@ -85,15 +85,15 @@ def test_a_shopper_another_batch_holds_is_left_for_the_next_claim_and_no_attempt
 
 @pytest.fixture
 def given_back(monkeypatch) -> list[list[int]]:
-    """The deliveries each give-back took the claim of: those left out of a batch."""
+    """The deliveries each give-back took the claim of: those left out of a batch (no batch here is rolled back)."""
     calls: list[list[int]] = []
-    real = inbox_shoppers.give_back_claims
+    real = inbox._forget_claims
 
-    def recorded(engine, delivery_ids):
+    def recorded(database_url, delivery_ids):
         calls.append(list(delivery_ids))
-        return real(engine, delivery_ids)
+        return real(database_url, delivery_ids)
 
-    monkeypatch.setattr(inbox_shoppers, "give_back_claims", recorded)
+    monkeypatch.setattr(inbox, "_forget_claims", recorded)
     return calls
 
 
