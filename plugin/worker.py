@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from rq import Queue, Worker
+from sqlalchemy.orm import configure_mappers
 
 from plugin import generations, jobs, logs
 from plugin.config import Settings
@@ -36,6 +37,9 @@ class LoyaltyWorker(Worker):
         # The worker never calls create_app: its jobs' commits (in the work horses it forks, which inherit this)
         # bump the widget's generations because it watches here, once, at its start.
         generations.watch(settings)
+        # SQLAlchemy configures the mappers at their first use, in whichever process that is: here, so that the work
+        # horses this worker forks inherit them configured rather than each doing it again for its one job (0083).
+        configure_mappers()
         # The rq CLI always passes its own defaults (420 s, 600 s); cap them so the sweeper runs often.
         interval = settings.sweep_interval_seconds
         self.worker_ttl = min(self.worker_ttl, interval + RQ_DEQUEUE_MARGIN_SECONDS)
