@@ -142,9 +142,12 @@ def check_events(outbox: list[dict], received: Received) -> Check:
 
 
 def check_expiry(before: dict[int, int], after: dict[int, int], expired: dict[int, int], verify: tuple[int, str],
-                 kills: int) -> Check:  # fmt: skip
-    """6. Expiry run under kills: positive balances expire to zero exactly once; negative ones are untouched."""
+                 kills: int, interrupted: int) -> Check:  # fmt: skip
+    """6. Expiry run under kills: positive balances expire to zero exactly once; negative ones are untouched; at
+    least one kill landed inside a started, unfinished run (or the check tested no kill at all)."""
     details = []
+    if not interrupted:
+        details.append(f"no kill of the {kills} landed inside a started, unfinished expiry run")
     for customer, balance in sorted(before.items()):
         want = min(balance, 0)
         if after.get(customer) != want:

@@ -50,12 +50,14 @@ def test_a_members_event_arriving_before_an_earlier_one_of_theirs_fails():
 
 def test_expiry_must_take_positive_balances_to_zero_once_and_leave_negative_ones():
     before = {1: 120, 2: -30, 3: 0}
-    good = chaos_events.check_expiry(before, {1: 0, 2: -30, 3: 0}, {1: -120}, (0, "ok"), kills=3)
+    good = chaos_events.check_expiry(before, {1: 0, 2: -30, 3: 0}, {1: -120}, (0, "ok"), kills=3, interrupted=3)
     assert good.passed
-    doubled = chaos_events.check_expiry(before, {1: -120, 2: -30, 3: 0}, {1: -240}, (0, "ok"), kills=3)
+    doubled = chaos_events.check_expiry(before, {1: -120, 2: -30, 3: 0}, {1: -240}, (0, "ok"), kills=3, interrupted=3)
     assert not doubled.passed
-    touched = chaos_events.check_expiry(before, {1: 0, 2: 0, 3: 0}, {1: -120, 2: 30}, (0, "ok"), kills=3)
+    touched = chaos_events.check_expiry(before, {1: 0, 2: 0, 3: 0}, {1: -120, 2: 30}, (0, "ok"), kills=3, interrupted=3)
     assert not touched.passed
+    unkilled = chaos_events.check_expiry(before, {1: 0, 2: -30, 3: 0}, {1: -120}, (0, "ok"), kills=0, interrupted=0)
+    assert not unkilled.passed and "no kill" in unkilled.details[0]  # exact, but tested under no kill
 
 
 def test_the_receiver_accepts_a_valid_signature_once_and_refuses_a_forged_one():
