@@ -31,6 +31,7 @@ from bench.harness import (
     wait_until,
     wrk,
 )
+from plugin.db import engine_for
 
 CUSTOMERS = 2000
 ORDERS_PER_CUSTOMER = 10  # 20,000 orders: 2,000 shoppers, each buying often enough to reach tiers and milestones
@@ -260,6 +261,7 @@ def run(
                 sides["programme"].append(measured)
             finally:
                 receiver.stop()
+                engine_for(url).dispose()  # the seed's pool: the next round drops and re-creates this database
     finally:
         fake.stop()
     base, realistic = median_round(sides["base"]), median_round(sides["programme"])
