@@ -536,6 +536,15 @@ _SORTS_OFF = "SELECT current_setting('enable_sort'), set_config('enable_sort', '
 _SORTS_BACK = "SELECT set_config('enable_sort', %(was)s, true)"
 
 
+def status_is(status: str):
+    """`Delivery.status = '<status>'` with the status in the statement's text, not a parameter: a prepared statement's
+    generic plan can then prove the partial indexes' predicates (ix_deliveries_waiting, ix_deliveries_parked); with a
+    parameter it read deliveries in id order through pk_deliveries (decision 0077; tests/test_inbox_indexes.py)."""
+    if status not in (RECEIVED, PROCESSED, IGNORED, PARKED):
+        raise ValueError(f"unknown delivery status {status!r}")  # never text from elsewhere in the SQL
+    return Delivery.status == literal_column(f"'{status}'")
+
+
 def _waiting_statements():
     """The claim's statement on SQLite (the plain join) and on PostgreSQL (see _waiting)."""
     cutoff = bindparam("cutoff", type_=DeliveryClaim.__table__.c.claimed_at.type)
@@ -561,7 +570,7 @@ def _waiting_statements():
     keyed = (
         select(Delivery, claim.c.claims)
         .outerjoin(claim, true())
-        .where(Delivery.status == literal_column(f"'{RECEIVED}'"), claimable(claim.c.claims, claim.c.claimed_at))
+        .where(status_is(RECEIVED), claimable(claim.c.claims, claim.c.claimed_at))
         .order_by(Delivery.id)
         .limit(limit)
         .with_for_update(of=Delivery, skip_locked=True)
@@ -833,14 +842,8 @@ def replay(database_url: str, delivery_id: int, confirm_uninstall: UninstallChec
 def parked(database_url: str, limit: int = 100) -> list[Delivery]:
     """Every shop's parked deliveries, oldest first (the CLI's list)."""
     with transaction(database_url) as session:
-        return parked_in(session, limit)
-
-
-def parked_in(session: Session, limit: int = 100) -> list[Delivery]:
-    """parked(), in the caller's session. The status in the text, as in the claim (_waiting) and the support desk's
-    list, so a generic plan can prove ix_deliveries_parked's predicate; the CLI sends it once a process, unprepared."""
-    statement = select(Delivery).where(Delivery.status == literal_column(f"'{PARKED}'"))
-    return list(session.scalars(statement.order_by(Delivery.id).limit(limit)))
+        statement = select(Delivery).where(status_is(PARKED)).order_by(Delivery.id).limit(limit)
+        return list(session.scalars(statement))
 
 
 def waiting(database_url: str, older_than: timedelta = timedelta(0), now: datetime | None = None) -> int:

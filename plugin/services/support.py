@@ -11,10 +11,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from plugin import ledger
+from plugin import inbox, ledger
 from plugin.models import Delivery, Member, Order, Posting, Redemption, Shop, SupportAction, SupportKey, utcnow
 from plugin.programme import explanations
 from plugin.programme.import_formats import neutralise
@@ -431,9 +431,7 @@ def parked(session: Session, shop: Shop, limit: int = 200) -> list[Delivery]:
     return list(
         session.scalars(
             select(Delivery)
-            # The status in the text: a prepared statement's generic plan can use ix_deliveries_parked only then
-            # (with a parameter it read the shop's deliveries in id order; tests/test_inbox_indexes.py).
-            .where(Delivery.shop_domain == shop.domain, Delivery.status == literal_column("'parked'"))
+            .where(Delivery.shop_domain == shop.domain, inbox.status_is(inbox.PARKED))  # a web process prepares it
             .order_by(Delivery.id)
             .limit(limit)
         )
