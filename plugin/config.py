@@ -51,6 +51,8 @@ class Settings:
     # A delivery whose drain died twice waits this long before each next claim; the one place it is set
     # (inbox.RETRY_WAIT and the environment's default read it).
     inbox_retry_wait_seconds: int = 30
+    # A drain job that met a burst keeps draining it this long at most before it ends (decision 0086); 0: never.
+    drain_stint_seconds: float = 10.0
     sweep_after_seconds: int = 10
     sweep_interval_seconds: int = 15  # how often an idle worker runs the sweeper (plugin/worker.py)
     redemption_lease_seconds: int = 60
@@ -91,6 +93,7 @@ class Settings:
             inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "50")),
             inbox_set_based=_env("LOYALTY_INBOX_SET_BASED", "1") != "0",
             inbox_retry_wait_seconds=int(_env("LOYALTY_INBOX_RETRY_WAIT_SECONDS", str(cls.inbox_retry_wait_seconds))),
+            drain_stint_seconds=max(0.0, float(_env("LOYALTY_DRAIN_STINT_SECONDS", str(cls.drain_stint_seconds)))),
             sweep_after_seconds=int(_env("LOYALTY_SWEEP_AFTER_SECONDS", "10")),
             sweep_interval_seconds=max(1, int(_env("LOYALTY_SWEEP_INTERVAL_SECONDS", "15"))),
             redemption_lease_seconds=int(_env("LOYALTY_REDEMPTION_LEASE_SECONDS", "60")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from functools import lru_cache
 from typing import Any
 
@@ -48,6 +49,21 @@ def main_queue_waiting(settings: Settings) -> bool:
     return queue_for(settings).count > 0
 
 
+OTHERS_LOOKED_AT = 20  # queued ids read by other_work_waiting: more than a burst's few follow-up jobs
+
+
+def other_work_waiting(settings: Settings, besides: tuple[Job, ...]) -> bool:
+    """Whether the main queue holds a job that is none of `besides` (told by their `id_prefix`): a drain that stays
+    with a burst ends for it. A Redis error says yes: ending is always safe."""
+    queue = queue_for(settings)
+    try:
+        ids = queue.connection.lrange(queue.key, 0, OTHERS_LOOKED_AT - 1)
+    except RedisError:
+        return True
+    prefixes = tuple(job.id_prefix.encode() for job in besides if job.id_prefix)
+    return any(not queued.startswith(prefixes) for queued in ids)
+
+
 QUEUED, RAN, WAITING, FAILED = "queued", "ran inline", "already waiting", "failed"
 
 
@@ -72,8 +88,9 @@ def dispatch(settings: Settings, job: Job, *args: Any, claim: str | None = None,
         ):
             return WAITING
         queue_for(settings, job).enqueue(
-            job.name, *args, job_timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=job.failure_ttl
-        )
+            job.name, *args, job_timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=job.failure_ttl,
+            job_id=f"{job.id_prefix}{uuid.uuid4().hex}" if job.id_prefix else None,
+        )  # fmt: skip
         return QUEUED
     except RedisError as error:
         log.warning("could not queue %s%r (%s); the sweeper will", job.name, args, error)

@@ -17,6 +17,8 @@ class Job:
     result_ttl: int
     failure_ttl: int | None = None  # None: RQ's default
     low: bool = False  # queued on the low-priority queue, which workers take from only when the main one is empty
+    # Queued with ids that start with this, so a look at the queue tells this job's copies from other work.
+    id_prefix: str = ""
 
     @property
     def name(self) -> str:

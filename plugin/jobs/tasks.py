@@ -8,6 +8,7 @@ made its work has committed: the job runs in another transaction, maybe before t
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import timedelta
 
 from rq.timeouts import JobTimeoutException
@@ -15,7 +16,17 @@ from rq.timeouts import JobTimeoutException
 from plugin import inbox, platforms
 from plugin.config import Settings
 from plugin.db import transaction
-from plugin.jobs.dispatch import FAILED, QUEUED, claimed, clear_claim, dispatch, hold, main_queue_waiting
+from plugin.jobs import drain_stint
+from plugin.jobs.dispatch import (
+    FAILED,
+    QUEUED,
+    claimed,
+    clear_claim,
+    dispatch,
+    hold,
+    main_queue_waiting,
+    other_work_waiting,
+)
 from plugin.jobs.registry import Job, register
 from plugin.models import Shop
 from plugin.services import (
@@ -58,31 +69,52 @@ def drain_inbox() -> dict[str, int]:
 
 
 def drain_inbox_with(settings: Settings) -> dict[str, int]:
+    """Drain the inbox; a job that met a burst stays with it a while (drain_stint.Stint), queueing the follow-up
+    jobs (the balance push, events, grants and tiers) as it goes and once more at its end."""
     on_full_batch = None
+    stint_seconds = 0.0
     if not settings.inline_jobs:
         clear_claim(settings, "inbox")
+        stint_seconds = settings.drain_stint_seconds
 
         def on_full_batch() -> None:  # rows other deliveries committed: another worker may join in now
             signal_inbox(settings)
 
-    outcomes = inbox.drain(
-        settings.database_url,
-        settings.inbox_batch_size,
-        on_full_batch,
-        confirm_uninstall=privacy.uninstall_check(settings),
-        # RQ raises its timeout inside the job: it must end the drain (rolling the batch back, the attempt
-        # already counted), not be parked as the failure of whichever delivery it interrupted.
-        stop_on=(JobTimeoutException,),
-        set_based=settings.inbox_set_based,
-        retry_wait=timedelta(seconds=settings.inbox_retry_wait_seconds),
+    stint = drain_stint.Stint(
+        stint_seconds, settings.inbox_batch_size, lambda: other_work_waiting(settings, BURST_JOBS)
     )
+    outcomes: Counter[str] = Counter()
+    while True:
+        drained = inbox.drain(
+            settings.database_url,
+            settings.inbox_batch_size,
+            on_full_batch,
+            confirm_uninstall=privacy.uninstall_check(settings),
+            # RQ raises its timeout inside the job: it must end the drain (rolling the batch back, the attempt
+            # already counted), not be parked as the failure of whichever delivery it interrupted.
+            stop_on=(JobTimeoutException,),
+            set_based=settings.inbox_set_based,
+            retry_wait=timedelta(seconds=settings.inbox_retry_wait_seconds),
+        )
+        outcomes += drained
+        stint.drained(drained.get(inbox.PROCESSED, 0))
+        if stint.signal_due():
+            _signal_after_drain(settings)
+            stint.signalled()
+        if not stint.go_on():
+            break
     if outcomes:
-        log.info("inbox drained: %s", dict(outcomes))
-    if outcomes.get(inbox.PROCESSED):
-        signal_balances(settings)
-        signal_events(settings)
-        signal_after_drain_if_due(settings)
+        log.info("inbox drained: %s (%s)", dict(outcomes), stint.ended)
+    if stint.unsignalled:
+        _signal_after_drain(settings)
     return dict(outcomes)
+
+
+def _signal_after_drain(settings: Settings) -> None:
+    """The follow-up jobs of processed deliveries: balances moved and events were recorded; grants and tiers if due."""
+    signal_balances(settings)
+    signal_events(settings)
+    signal_after_drain_if_due(settings)
 
 
 def signal_after_drain_if_due(settings: Settings) -> None:
@@ -329,10 +361,16 @@ def expire_points_with(settings: Settings, shop_id: int) -> dict:
 
 # --- the registry ------------------------------------------------------------------------------------------------
 
-DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
+DRAIN_INBOX = register(
+    Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK, id_prefix="drain-inbox-")
+)
 ISSUE_CODE = register(Job(issue_code, issue_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK))
-PUSH_BALANCES = register(Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400))
-PUSH_TIERS = register(Job(push_tiers, push_tiers_with, timeout=600, result_ttl=60, failure_ttl=86400))
+PUSH_BALANCES = register(
+    Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400, id_prefix="push-balances-")
+)
+PUSH_TIERS = register(
+    Job(push_tiers, push_tiers_with, timeout=600, result_ttl=60, failure_ttl=86400, id_prefix="push-tiers-")
+)
 END_TIER_PERIODS = register(
     Job(end_tier_periods, end_tier_periods_with, timeout=1800, result_ttl=300, failure_ttl=86400)
 )
@@ -353,7 +391,12 @@ READ_SHOP_LOCALE = register(Job(read_shop_locale, read_shop_locale_with, timeout
 ISSUE_REFERRAL_CODE = register(
     Job(issue_referral_code, issue_referral_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK)
 )
-SETTLE_GRANTS = register(Job(settle_grants, settle_grants_with, timeout=600, result_ttl=60, failure_ttl=86400))
+SETTLE_GRANTS = register(
+    Job(settle_grants, settle_grants_with, timeout=600, result_ttl=60, failure_ttl=86400, id_prefix="settle-grants-")
+)
+# A burst's own jobs: the drain and the follow-ups it queues, none of which a shopper waits on. A drain staying
+# with a burst (drain_stint) does not end for them; any other job waiting for a worker ends it (decision 0086).
+BURST_JOBS = (DRAIN_INBOX, PUSH_BALANCES, PUSH_TIERS, SETTLE_GRANTS)
 SETTLE_REFERRALS = register(
     Job(settle_referrals, settle_referrals_with, timeout=300, result_ttl=300, failure_ttl=86400)
 )
