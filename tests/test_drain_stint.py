@@ -144,9 +144,7 @@ def stints(monkeypatch) -> Stints:
     return recorded
 
 
-def test_a_drain_job_that_met_a_burst_drains_what_arrives_meanwhile_then_ends_when_it_stops(
-    queued, shop, stints
-):
+def test_a_drain_job_that_met_a_burst_drains_what_arrives_meanwhile_then_ends_when_it_stops(queued, shop, stints):
     settings = stints.settings = dataclasses.replace(queued, drain_stint_seconds=30.0)
     store(settings, 1, 30)  # more than a batch (25 here): the job met a burst
     stints.arrivals.update({1: 10, 2: 4})
