@@ -77,6 +77,7 @@ def test_other_work_waiting_ends_a_stint_and_a_stint_of_no_seconds_never_starts(
     off = stint(clock, seconds=0)
     off.drained(500)
     assert not off.go_on()
+    assert off.ended == "stints off"
 
 
 def test_the_follow_up_jobs_are_due_every_few_seconds_and_once_more_at_the_end():
@@ -175,7 +176,7 @@ def test_a_quiet_shops_drain_and_an_inline_drain_never_stay(queued, settings, sh
     assert tasks.drain_inbox_with(dataclasses.replace(queued, drain_stint_seconds=30.0)) == {"processed": 3}
     store(settings, 10, 30)
     assert tasks.drain_inbox_with(settings) == {"processed": 30}  # no Redis: jobs run inline, no stint
-    assert [job.ended for job in stints.made] == ["no burst", "no burst"]
+    assert [job.ended for job in stints.made] == ["no burst", "stints off"]
     assert [job.pauses for job in stints.made] == [0, 0]
 
 
@@ -190,3 +191,23 @@ def test_other_work_is_told_by_the_queued_ids_and_a_redis_error_says_yes(queued)
     assert dispatch.other_work_waiting(queued, tasks.BURST_JOBS)
     unreachable = dataclasses.replace(queued, redis_url="redis://127.0.0.1:1/0")
     assert dispatch.other_work_waiting(unreachable, tasks.BURST_JOBS)
+
+
+def test_a_stint_whose_later_drain_fails_still_queues_the_follow_ups_of_what_it_committed(
+    queued, shop, stints, monkeypatch
+):
+    settings = stints.settings = dataclasses.replace(queued, drain_stint_seconds=30.0)
+    store(settings, 1, 30)
+    real_drain = inbox.drain
+    calls = []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the database went away mid-stint")
+        return real_drain(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.inbox, "drain", second_fails)
+    with pytest.raises(RuntimeError):
+        tasks.drain_inbox_with(settings)
+    assert any(each.startswith("push-balances-") for each in queued_ids(settings))

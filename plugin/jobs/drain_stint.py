@@ -53,7 +53,9 @@ class Stint:
 
     def go_on(self) -> bool:
         """Whether to drain again (after a short pause), or end the job."""
-        if self.seconds <= 0 or self.processed < self.batch_size:
+        if self.seconds <= 0:
+            self.ended = "stints off"
+        elif self.processed < self.batch_size:
             self.ended = "no burst"
         elif self.idle_drains >= IDLE_DRAINS:
             self.ended = "idle"

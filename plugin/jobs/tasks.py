@@ -84,29 +84,31 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
         stint_seconds, settings.inbox_batch_size, lambda: other_work_waiting(settings, BURST_JOBS)
     )
     outcomes: Counter[str] = Counter()
-    while True:
-        drained = inbox.drain(
-            settings.database_url,
-            settings.inbox_batch_size,
-            on_full_batch,
-            confirm_uninstall=privacy.uninstall_check(settings),
-            # RQ raises its timeout inside the job: it must end the drain (rolling the batch back, the attempt
-            # already counted), not be parked as the failure of whichever delivery it interrupted.
-            stop_on=(JobTimeoutException,),
-            set_based=settings.inbox_set_based,
-            retry_wait=timedelta(seconds=settings.inbox_retry_wait_seconds),
-        )
-        outcomes += drained
-        stint.drained(drained.get(inbox.PROCESSED, 0))
-        if stint.signal_due():
+    try:
+        while True:
+            drained = inbox.drain(
+                settings.database_url,
+                settings.inbox_batch_size,
+                on_full_batch,
+                confirm_uninstall=privacy.uninstall_check(settings),
+                # RQ raises its timeout inside the job: it must end the drain (rolling the batch back, the attempt
+                # already counted), not be parked as the failure of whichever delivery it interrupted.
+                stop_on=(JobTimeoutException,),
+                set_based=settings.inbox_set_based,
+                retry_wait=timedelta(seconds=settings.inbox_retry_wait_seconds),
+            )
+            outcomes += drained
+            stint.drained(drained.get(inbox.PROCESSED, 0))
+            if stint.signal_due():
+                _signal_after_drain(settings)
+                stint.signalled()
+            if not stint.go_on():
+                break
+        if outcomes:
+            log.info("inbox drained: %s (%s)", dict(outcomes), stint.ended)
+    finally:  # a later drain of the stint that fails leaves the earlier ones' committed work told all the same
+        if stint.unsignalled:
             _signal_after_drain(settings)
-            stint.signalled()
-        if not stint.go_on():
-            break
-    if outcomes:
-        log.info("inbox drained: %s (%s)", dict(outcomes), stint.ended)
-    if stint.unsignalled:
-        _signal_after_drain(settings)
     return dict(outcomes)
 
 
