@@ -15,6 +15,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from plugin import inbox, jobs, platforms
 from plugin.config import MAX_WEBHOOK_BYTES, Settings
 from plugin.db import engine_for
+from plugin.web.access_log import STORED_DELIVERY
 from plugin.web.errors import json_error
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def shopify_webhook() -> Response:
     # The WSGI layer (webhooks/intake_acks.py) tried the inbox for this request already and found it unavailable:
     # answered here without a second attempt (or a second log line).
     answer = None if environ.pop(INBOX_UNAVAILABLE, False) else store(settings, incoming)
+    note_stored(environ, answer)
     if answer is None:
         return json_error(
             503, "inbox_unavailable", "the delivery could not be stored; retry later", headers={"Retry-After": "30"}
@@ -105,6 +107,13 @@ def store(settings: Settings, incoming: inbox.IncomingDelivery) -> bytes | None:
         return DUPLICATE
     jobs.signal_inbox(settings)
     return ACCEPTED % delivery_id
+
+
+def note_stored(environ: dict[str, Any], answer: bytes | None) -> None:
+    """Mark a request whose delivery was new and is now committed: its inbox row (shop, topic, webhook id, time,
+    body) is its record, so gunicorn writes no access line for it (plugin/web/access_log.py, decision 0087)."""
+    if answer is not None and answer != DUPLICATE:
+        environ[STORED_DELIVERY] = True
 
 
 # The two answers, as jsonify wrote them (sorted keys, compact, a newline), written without its JSON provider.

@@ -45,6 +45,7 @@ class IntakeAcks(before_flask.AnsweredBeforeFlask):
         answer = intake.store(settings, incoming)
         if answer is None:
             environ[intake.INBOX_UNAVAILABLE] = True
+        intake.note_stored(environ, answer)
         return answer
 
 
