@@ -11,7 +11,8 @@ import pytest
 from plugin import inbox
 from plugin.config import Settings
 from plugin.db import engine_for
-from plugin.jobs import dispatch, drain_stint, tasks
+from plugin.jobs import JOBS, Job, dispatch, drain_stint, tasks
+from plugin.jobs.registry import register
 from tests import builders
 from tests.conftest import SHOP
 
@@ -154,8 +155,8 @@ def test_a_drain_job_that_met_a_burst_drains_what_arrives_meanwhile_then_ends_wh
     assert job.ended == "idle" and job.pauses == 2 + drain_stint.IDLE_DRAINS
     ids = queued_ids(settings)
     # Its full batch signalled another drain (a copy of itself: no reason to end), and it queued its follow-ups.
-    assert any(queued.startswith("drain-inbox-") for queued in ids)
-    assert any(queued.startswith("push-balances-") for queued in ids)
+    assert any(queued.startswith("drain_inbox-") for queued in ids)
+    assert any(queued.startswith("push_balances-") for queued in ids)
     with engine_for(settings.database_url).connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM deliveries WHERE status <> 'processed'").scalar() == 0
 
@@ -184,13 +185,34 @@ def test_other_work_is_told_by_the_queued_ids_and_a_redis_error_says_yes(queued)
     assert not dispatch.other_work_waiting(queued, tasks.BURST_JOBS)
     for job in (tasks.DRAIN_INBOX, tasks.PUSH_BALANCES, tasks.PUSH_TIERS, tasks.SETTLE_GRANTS):
         dispatch.dispatch(queued, job)
-    assert all(each.startswith(("drain-inbox-", "push-", "settle-grants-")) for each in queued_ids(queued))
+    assert all(
+        each.startswith(("drain_inbox-", "push_balances-", "push_tiers-", "settle_grants-"))
+        for each in queued_ids(queued)
+    )
     assert not dispatch.other_work_waiting(queued, tasks.BURST_JOBS)
     assert dispatch.other_work_waiting(queued, (tasks.DRAIN_INBOX,))  # the pushes are other work to a drain alone
     dispatch.dispatch(queued, tasks.CHECK_WEBHOOKS)
     assert dispatch.other_work_waiting(queued, tasks.BURST_JOBS)
     unreachable = dataclasses.replace(queued, redis_url="redis://127.0.0.1:1/0")
     assert dispatch.other_work_waiting(unreachable, tasks.BURST_JOBS)
+
+
+def test_every_jobs_id_prefix_is_its_functions_name_and_no_two_are_alike():
+    prefixes = [job.id_prefix for job in JOBS.values()]
+    assert len(set(prefixes)) == len(prefixes)
+    assert [job.id_prefix for job in tasks.BURST_JOBS] == [
+        "drain_inbox-",
+        "push_balances-",
+        "push_tiers-",
+        "settle_grants-",
+    ]
+
+    def impostor() -> None: ...
+
+    impostor.__qualname__ = "drain_inbox"  # another module's function of the same name
+    with pytest.raises(ValueError, match="id prefix"):
+        register(Job(impostor, impostor, timeout=1, result_ttl=1))
+    assert f"{__name__}.drain_inbox" not in JOBS
 
 
 def test_a_stint_whose_later_drain_fails_still_queues_the_follow_ups_of_what_it_committed(
@@ -210,4 +232,4 @@ def test_a_stint_whose_later_drain_fails_still_queues_the_follow_ups_of_what_it_
     monkeypatch.setattr(tasks.inbox, "drain", second_fails)
     with pytest.raises(RuntimeError):
         tasks.drain_inbox_with(settings)
-    assert any(each.startswith("push-balances-") for each in queued_ids(settings))
+    assert any(each.startswith("push_balances-") for each in queued_ids(settings))

@@ -60,7 +60,7 @@ def other_work_waiting(settings: Settings, besides: tuple[Job, ...]) -> bool:
         ids = queue.connection.lrange(queue.key, 0, OTHERS_LOOKED_AT - 1)
     except RedisError:
         return True
-    prefixes = tuple(job.id_prefix.encode() for job in besides if job.id_prefix)
+    prefixes = tuple(job.id_prefix.encode() for job in besides)
     return any(not queued.startswith(prefixes) for queued in ids)
 
 
@@ -89,7 +89,7 @@ def dispatch(settings: Settings, job: Job, *args: Any, claim: str | None = None,
             return WAITING
         queue_for(settings, job).enqueue(
             job.name, *args, job_timeout=job.timeout, result_ttl=job.result_ttl, failure_ttl=job.failure_ttl,
-            job_id=f"{job.id_prefix}{uuid.uuid4().hex}" if job.id_prefix else None,
+            job_id=f"{job.id_prefix}{uuid.uuid4().hex}",
         )  # fmt: skip
         return QUEUED
     except RedisError as error:

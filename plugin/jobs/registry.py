@@ -17,17 +17,23 @@ class Job:
     result_ttl: int
     failure_ttl: int | None = None  # None: RQ's default
     low: bool = False  # queued on the low-priority queue, which workers take from only when the main one is empty
-    # Queued with ids that start with this, so a look at the queue tells this job's copies from other work.
-    id_prefix: str = ""
 
     @property
     def name(self) -> str:
         """The importable dotted path RQ stores with each queued job, derived so it cannot drift from the code."""
         return f"{self.entry.__module__}.{self.entry.__qualname__}"
 
+    @property
+    def id_prefix(self) -> str:
+        """What the RQ id of each queued copy starts with, so a look at the queue tells this job's copies from other
+        work: its function's name and a dash, which no name holds, so no job's prefix begins another's."""
+        return f"{self.entry.__qualname__}-"
+
 
 def register(job: Job) -> Job:
     if job.name in JOBS:
         raise ValueError(f"job {job.name} is registered twice")
+    if any(other.id_prefix == job.id_prefix for other in JOBS.values()):
+        raise ValueError(f"job {job.name}'s id prefix {job.id_prefix!r} is another job's")
     JOBS[job.name] = job
     return job

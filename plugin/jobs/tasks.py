@@ -363,16 +363,10 @@ def expire_points_with(settings: Settings, shop_id: int) -> dict:
 
 # --- the registry ------------------------------------------------------------------------------------------------
 
-DRAIN_INBOX = register(
-    Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK, id_prefix="drain-inbox-")
-)
+DRAIN_INBOX = register(Job(drain_inbox, drain_inbox_with, timeout=900, result_ttl=60, failure_ttl=WEEK))
 ISSUE_CODE = register(Job(issue_code, issue_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK))
-PUSH_BALANCES = register(
-    Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400, id_prefix="push-balances-")
-)
-PUSH_TIERS = register(
-    Job(push_tiers, push_tiers_with, timeout=600, result_ttl=60, failure_ttl=86400, id_prefix="push-tiers-")
-)
+PUSH_BALANCES = register(Job(push_balances, push_balances_with, timeout=600, result_ttl=60, failure_ttl=86400))
+PUSH_TIERS = register(Job(push_tiers, push_tiers_with, timeout=600, result_ttl=60, failure_ttl=86400))
 END_TIER_PERIODS = register(
     Job(end_tier_periods, end_tier_periods_with, timeout=1800, result_ttl=300, failure_ttl=86400)
 )
@@ -393,9 +387,7 @@ READ_SHOP_LOCALE = register(Job(read_shop_locale, read_shop_locale_with, timeout
 ISSUE_REFERRAL_CODE = register(
     Job(issue_referral_code, issue_referral_code_with, timeout=120, result_ttl=300, failure_ttl=WEEK)
 )
-SETTLE_GRANTS = register(
-    Job(settle_grants, settle_grants_with, timeout=600, result_ttl=60, failure_ttl=86400, id_prefix="settle-grants-")
-)
+SETTLE_GRANTS = register(Job(settle_grants, settle_grants_with, timeout=600, result_ttl=60, failure_ttl=86400))
 # A burst's own jobs: the drain and the follow-ups it queues, none of which a shopper waits on. A drain staying
 # with a burst (drain_stint) does not end for them; any other job waiting for a worker ends it (decision 0086).
 BURST_JOBS = (DRAIN_INBOX, PUSH_BALANCES, PUSH_TIERS, SETTLE_GRANTS)
