@@ -138,8 +138,10 @@ def drain(
     set_based: bool = True,
     retry_wait: timedelta = RETRY_WAIT,
     clock: Callable[[], datetime] = utcnow,
+    on_batch: Callable[[int], None] | None = None,
+    cut_short: Callable[[], bool] | None = None,
 ) -> Counter[str]:
-    """Process waiting deliveries until none is left; several processes may drain at once.
+    """Process waiting deliveries until none is left (or `cut_short` says so); several processes may drain at once.
 
     Each batch is claimed with FOR UPDATE SKIP LOCKED and processed in one transaction, so a process
     killed mid-batch leaves its rows waiting for the next drain, never half-applied. The claim itself is
@@ -154,6 +156,8 @@ def drain(
     With `set_based`, an optimistic batch first writes its new paid orders with a few multi-row statements
     (services/batch_accrual.py, decision 0037); the rest of it then goes delivery by delivery. A full optimistic
     batch first leaves out the deliveries of shoppers another worker's batch is applying (_leave_busy_shoppers).
+    `on_batch` is told each committed batch's processed deliveries. `cut_short` is asked after a committed batch
+    that leaves more to claim, outside a careful stretch: True ends the drain there, the rest left waiting.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
@@ -230,8 +234,13 @@ def drain(
             careful_rows = max(careful_rows - 1, 0)
             continue
         outcomes += batch_outcomes  # counted only once the batch has committed
+        if on_batch is not None:
+            on_batch(batch_outcomes[PROCESSED])
         careful_rows = max(careful_rows - len(batch), 0)
         if not full and not getattr(batch, "cut_short", False):
+            return outcomes
+        # Not within a careful stretch: the next drain would begin it optimistically, failing the same batch again.
+        if cut_short is not None and careful_rows == 0 and cut_short():
             return outcomes
 
 

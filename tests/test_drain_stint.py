@@ -81,6 +81,38 @@ def test_other_work_waiting_ends_a_stint_and_a_stint_of_no_seconds_never_starts(
     assert off.ended == "stints off"
 
 
+def test_between_a_drains_batches_a_stint_cuts_it_short_when_its_time_is_over_or_other_work_waits():
+    clock = Clock()
+    waiting = []
+    busy = drain_stint.Stint(10.0, 50, lambda: bool(waiting), clock=clock, sleep=clock.sleep)
+    busy.batch(50)
+    assert not busy.cut_short() and busy.ended == ""
+    clock.now += 9.9
+    assert not busy.cut_short()
+    clock.now += 0.1
+    assert busy.cut_short() and busy.ended == "stint over, inbox not empty"
+    other = drain_stint.Stint(10.0, 50, lambda: bool(waiting), clock=clock, sleep=clock.sleep)
+    waiting.append("issue_code-1")
+    assert other.cut_short() and other.ended == "other work waiting, inbox not empty"
+    off = drain_stint.Stint(0.0, 50, lambda: True, clock=clock, sleep=clock.sleep)
+    clock.now += 60
+    assert not off.cut_short()  # stints off: a drain runs until the inbox is empty, as before stints
+
+
+def test_a_drains_batches_count_as_one_drain():
+    clock = Clock()
+    busy = stint(clock)
+    for processed in (50, 50, 3):  # one drain of three batches
+        busy.batch(processed)
+    busy.drained()
+    assert busy.processed == 103 and busy.unsignalled and busy.go_on()
+    busy.drained()  # a drain that found nothing
+    assert busy.idle_drains == 1 and busy.go_on()
+    busy.batch(2)
+    busy.drained()
+    assert busy.idle_drains == 0 and busy.processed == 105
+
+
 def test_the_follow_up_jobs_are_due_every_few_seconds_and_once_more_at_the_end():
     clock = Clock()
     busy = stint(clock, seconds=60)
@@ -117,6 +149,11 @@ def queued_ids(settings: Settings) -> list[str]:
     return dispatch.queue_for(settings).get_job_ids()
 
 
+def waiting(settings: Settings) -> int:
+    with engine_for(settings.database_url).connect() as conn:
+        return conn.exec_driver_sql("SELECT count(*) FROM deliveries WHERE status <> 'processed'").scalar()
+
+
 class Stints:
     """The job's stints, recorded; `arrivals[n]` deliveries are stored (in `settings`' database) during a stint's
     n-th pause."""
@@ -125,6 +162,7 @@ class Stints:
         self.made: list[drain_stint.Stint] = []
         self.arrivals: dict[int, int] = {}
         self.settings: Settings | None = None
+        self.kind: type[drain_stint.Stint] = drain_stint.Stint  # the recording subclass, for a test to refine
 
 
 @pytest.fixture
@@ -143,6 +181,7 @@ def stints(monkeypatch) -> Stints:
             store(recorded.settings, 1000 * self.pauses, recorded.arrivals.get(self.pauses, 0))
 
     monkeypatch.setattr(tasks.drain_stint, "Stint", Recorded)
+    recorded.kind = Recorded
     return recorded
 
 
@@ -157,8 +196,7 @@ def test_a_drain_job_that_met_a_burst_drains_what_arrives_meanwhile_then_ends_wh
     # Its full batch signalled another drain (a copy of itself: no reason to end), and it queued its follow-ups.
     assert any(queued.startswith("drain_inbox-") for queued in ids)
     assert any(queued.startswith("push_balances-") for queued in ids)
-    with engine_for(settings.database_url).connect() as conn:
-        assert conn.exec_driver_sql("SELECT count(*) FROM deliveries WHERE status <> 'processed'").scalar() == 0
+    assert waiting(settings) == 0
 
 
 def test_a_job_another_kind_of_job_waits_for_ends_its_stint_at_once(queued, shop, stints):
@@ -166,9 +204,52 @@ def test_a_job_another_kind_of_job_waits_for_ends_its_stint_at_once(queued, shop
     store(settings, 1, 30)
     stints.arrivals.update({1: 10})
     dispatch.dispatch(settings, tasks.CHECK_WEBHOOKS)  # a job a burst does not make: it must not wait 30 s
-    assert tasks.drain_inbox_with(settings) == {"processed": 30}
+    # It waits for the batch in progress only: the drain is cut short after its first batch, and a drain job is
+    # queued for the rest.
+    assert tasks.drain_inbox_with(settings) == {"processed": 25}
     (job,) = stints.made
-    assert job.ended == "other work waiting" and job.pauses == 0
+    assert job.ended == "other work waiting, inbox not empty" and job.pauses == 0
+    assert waiting(settings) == 5
+    ids = queued_ids(settings)
+    assert any(queued.startswith("drain_inbox-") for queued in ids)
+    assert any(queued.startswith("push_balances-") for queued in ids)
+
+
+def test_a_backlog_longer_than_a_stint_is_cut_at_its_end_with_follow_ups_told_on_the_way(
+    queued, shop, stints, monkeypatch
+):
+    settings = stints.settings = dataclasses.replace(queued, drain_stint_seconds=30.0)
+    store(settings, 1, 110)  # one drain would take it all: each claim of 25 comes back full until the last
+    clock = Clock()
+    told = []
+
+    class Timed(stints.kind):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs, clock=clock)
+
+        def batch(self, processed: int) -> None:
+            super().batch(processed)
+            clock.now += 11.0  # each batch takes 11 s of the stint's 30
+            if self.processed == 75:  # another worker has taken the drain job the full batches queued
+                queue = dispatch.queue_for(settings)
+                for each in queue.get_job_ids():
+                    if each.startswith("drain_inbox-"):
+                        queue.remove(each)
+                dispatch.clear_claim(settings, "inbox")
+
+        def signalled(self) -> None:
+            told.append(self.processed)
+            super().signalled()
+
+    monkeypatch.setattr(tasks.drain_stint, "Stint", Timed)
+    assert tasks.drain_inbox_with(settings) == {"processed": 75}
+    (job,) = stints.made
+    assert job.ended == "stint over, inbox not empty" and job.pauses == 0
+    assert told == [25, 50, 75]  # every batch was 5 s or more after the last signal
+    assert waiting(settings) == 35
+    ids = queued_ids(settings)
+    assert any(queued.startswith("drain_inbox-") for queued in ids)  # the next job takes the rest
+    assert any(queued.startswith("push_balances-") for queued in ids)
 
 
 def test_a_quiet_shops_drain_and_an_inline_drain_never_stay(queued, settings, shop, stints):

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from plugin import inbox, ledger
@@ -24,7 +24,11 @@ from tests.test_earning_e2e import line as e2e_line
 
 
 def store_orders(settings, count: int) -> None:
-    for n in range(1, count + 1):
+    store_orders_from(settings, 1, count)
+
+
+def store_orders_from(settings, first: int, count: int) -> None:
+    for n in range(first, first + count):
         body = json.dumps(builders.order(n, 7000 + n % 2, [builders.line(n * 10, "10.00")])).encode()
         inbox.store(engine_for(settings.database_url), inbox.IncomingDelivery(SHOP, "orders/paid", f"w-{n}", body))
 
@@ -84,6 +88,55 @@ def test_a_deadlock_in_the_set_based_write_redoes_the_batch_one_delivery_per_tra
         balances = dict(session.execute(select(Member.customer_id, Member.balance)).all())
         assert ledger.verify(session) == []
     assert balances == {7000: 30, 7001: 40}
+
+
+def test_a_drain_tells_each_committed_batch_and_is_asked_whether_to_go_on_only_when_more_waits(settings, shop):
+    store_orders(settings, 12)
+    told: list[int] = []
+    asked: list[int] = []
+
+    def go_on() -> bool:
+        asked.append(sum(told))
+        return False
+
+    outcomes = inbox.drain(settings.database_url, batch_size=5, on_batch=told.append, cut_short=go_on)
+    assert outcomes == {"processed": 12}
+    assert told == [5, 5, 2] and asked == [5, 10]  # never after the last, short batch: the drain ends anyway
+
+    store_orders_from(settings, 13, 12)
+    told.clear()
+    outcomes = inbox.drain(settings.database_url, batch_size=5, on_batch=told.append, cut_short=lambda: True)
+    assert outcomes == {"processed": 5} and told == [5]
+    with transaction(settings.database_url) as session:
+        assert session.scalar(select(func.count()).where(Delivery.status == "received")) == 7  # left for the next
+
+
+def test_a_drain_is_not_cut_short_within_a_careful_stretch(settings, shop, monkeypatch):
+    store_orders(settings, 7)
+    claimed_sizes: list[int] = []
+    asked: list[list[int]] = []
+    real_claim, real_process = inbox._claim, inbox.process
+
+    def claim(session, size, *args):
+        claimed_sizes.append(size)
+        return real_claim(session, size, *args)
+
+    def process(session, delivery, shops=None, **options):
+        if claimed_sizes == [5] and delivery.id == 2:
+            raise OperationalError("UPDATE members ...", {}, Exception("deadlock detected"))
+        return real_process(session, delivery, shops, **options)
+
+    monkeypatch.setattr(inbox, "_claim", claim)
+    monkeypatch.setattr(inbox, "process", process)
+    outcomes = inbox.drain(
+        settings.database_url,
+        batch_size=5,
+        set_based=False,
+        cut_short=lambda: asked.append(list(claimed_sizes)) or True,
+    )
+    # Cut only once the five one by one were done: a drain cut within them would begin the next optimistically.
+    assert asked == [[5, 1, 1, 1, 1, 1]]
+    assert outcomes == {"processed": 5} and claimed_sizes == [5, 1, 1, 1, 1, 1]
 
 
 def test_a_bad_delivery_in_a_batch_is_parked_alone_and_the_rest_processed_once(settings, shop, monkeypatch):

@@ -83,6 +83,13 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
     stint = drain_stint.Stint(
         stint_seconds, settings.inbox_batch_size, lambda: other_work_waiting(settings, BURST_JOBS)
     )
+
+    def on_batch(processed: int) -> None:  # a drain behind a backlog is long: its follow-ups are told as it goes
+        stint.batch(processed)
+        if stint.signal_due():
+            _signal_after_drain(settings)
+            stint.signalled()
+
     outcomes: Counter[str] = Counter()
     try:
         while True:
@@ -96,12 +103,14 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
                 stop_on=(JobTimeoutException,),
                 set_based=settings.inbox_set_based,
                 retry_wait=timedelta(seconds=settings.inbox_retry_wait_seconds),
+                on_batch=on_batch,
+                cut_short=stint.cut_short,
             )
             outcomes += drained
-            stint.drained(drained.get(inbox.PROCESSED, 0))
-            if stint.signal_due():
-                _signal_after_drain(settings)
-                stint.signalled()
+            stint.drained()
+            if stint.ended:  # cut short, deliveries still waiting: a fresh job takes them once the other work has one
+                signal_inbox(settings)
+                break
             if not stint.go_on():
                 break
         if outcomes:
