@@ -38,6 +38,7 @@ class Stint:
         self.in_drain = 0  # processed by the drain in progress
         self.idle_drains = 0
         self.unsignalled = False
+        self.backlog = False  # cut short between a drain's batches, deliveries still waiting
         self.ended = ""  # why the stint ended, for the job's log line
 
     def batch(self, processed: int) -> None:
@@ -54,7 +55,8 @@ class Stint:
 
     def cut_short(self) -> bool:
         """Between two batches of a drain that has more to do: whether to end the job there, its time being over
-        or another job waiting for a worker. The rest of the backlog is left to the next drain job."""
+        or another job waiting for a worker. The rest of the backlog, and the follow-up jobs, are left to the drain
+        job after it."""
         if self.seconds <= 0:
             return False
         if self.clock() - self.started >= self.seconds:
@@ -63,6 +65,7 @@ class Stint:
             self.ended = "other work waiting, inbox not empty"
         else:
             return False
+        self.backlog = True
         return True
 
     def signal_due(self) -> bool:

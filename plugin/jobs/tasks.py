@@ -70,7 +70,8 @@ def drain_inbox() -> dict[str, int]:
 
 def drain_inbox_with(settings: Settings) -> dict[str, int]:
     """Drain the inbox; a job that met a burst stays with it a while (drain_stint.Stint), queueing the follow-up
-    jobs (the balance push, events, grants and tiers) as it goes and once more at its end."""
+    jobs (the balance push, events, grants and tiers) as it goes and once more at its end, unless it was cut short
+    behind a backlog (decision 0088)."""
     on_full_batch = None
     stint_seconds = 0.0
     if not settings.inline_jobs:
@@ -83,12 +84,6 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
     stint = drain_stint.Stint(
         stint_seconds, settings.inbox_batch_size, lambda: other_work_waiting(settings, BURST_JOBS)
     )
-
-    def on_batch(processed: int) -> None:  # a drain behind a backlog is long: its follow-ups are told as it goes
-        stint.batch(processed)
-        if stint.signal_due():
-            _signal_after_drain(settings)
-            stint.signalled()
 
     outcomes: Counter[str] = Counter()
     try:
@@ -103,20 +98,26 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
                 stop_on=(JobTimeoutException,),
                 set_based=settings.inbox_set_based,
                 retry_wait=timedelta(seconds=settings.inbox_retry_wait_seconds),
-                on_batch=on_batch,
+                on_batch=stint.batch,
                 cut_short=stint.cut_short,
             )
             outcomes += drained
             stint.drained()
-            if stint.ended:  # cut short, deliveries still waiting: a fresh job takes them once the other work has one
+            if stint.backlog:  # cut short with deliveries waiting: a fresh job takes them once the other work has one
                 signal_inbox(settings)
                 break
+            if stint.signal_due():
+                _signal_after_drain(settings)
+                stint.signalled()
             if not stint.go_on():
                 break
         if outcomes:
             log.info("inbox drained: %s (%s)", dict(outcomes), stint.ended)
-    finally:  # a later drain of the stint that fails leaves the earlier ones' committed work told all the same
-        if stint.unsignalled:
+    finally:
+        # A later drain of the stint that fails leaves the earlier ones' committed work told all the same. Behind a
+        # backlog the follow-ups wait for the job that empties the inbox (or the sweeper): each push then covers the
+        # whole backlog's members once, and pushes run outside the burst, as when one drain took the whole backlog.
+        if stint.unsignalled and not stint.backlog:
             _signal_after_drain(settings)
     return dict(outcomes)
 
