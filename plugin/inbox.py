@@ -138,7 +138,6 @@ def drain(
     set_based: bool = True,
     retry_wait: timedelta = RETRY_WAIT,
     clock: Callable[[], datetime] = utcnow,
-    on_batch: Callable[[int], None] | None = None,
     cut_short: Callable[[], bool] | None = None,
 ) -> Counter[str]:
     """Process waiting deliveries until none is left (or `cut_short` says so); several processes may drain at once.
@@ -156,8 +155,8 @@ def drain(
     With `set_based`, an optimistic batch first writes its new paid orders with a few multi-row statements
     (services/batch_accrual.py, decision 0037); the rest of it then goes delivery by delivery. A full optimistic
     batch first leaves out the deliveries of shoppers another worker's batch is applying (_leave_busy_shoppers).
-    `on_batch` is told each committed batch's processed deliveries. `cut_short` is asked after a committed batch
-    that leaves more to claim, outside a careful stretch: True ends the drain there, the rest left waiting.
+    `cut_short` is asked after a committed batch that leaves more to claim, outside a careful stretch: True ends the
+    drain there, the rest left waiting.
     """
     outcomes: Counter[str] = Counter()
     conflicts = 0
@@ -234,8 +233,6 @@ def drain(
             careful_rows = max(careful_rows - 1, 0)
             continue
         outcomes += batch_outcomes  # counted only once the batch has committed
-        if on_batch is not None:
-            on_batch(batch_outcomes[PROCESSED])
         careful_rows = max(careful_rows - len(batch), 0)
         if not full and not getattr(batch, "cut_short", False):
             return outcomes

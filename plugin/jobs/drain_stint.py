@@ -12,9 +12,9 @@ SIGNAL_EVERY_SECONDS = 5.0  # a stint queues the balance push and the events thi
 
 class Stint:
     """A drain job's stay: it goes on draining while deliveries keep coming, if it met a burst (a full batch's
-    worth), for at most `seconds`, and only while no other job waits in the main queue for a worker. Its time and the
-    other work are also looked at between the batches of a drain (`cut_short`): behind a backlog one drain would
-    otherwise run until the inbox is empty, and them with it.
+    worth), for at most `seconds`, and only while no other job waits in the main queue for a worker. The other work is
+    also looked at between the batches of a drain (`cut_short`): behind a backlog one drain runs until the inbox is
+    empty, and a shopper's code would wait for all of it.
 
     Each drain job is a work horse forked for it, with its own database connections and statements to compile
     (some 70 ms of CPU); ending a job whenever a claim came back short made a burst dozens of jobs.
@@ -35,36 +35,24 @@ class Stint:
         self.sleep = sleep
         self.started = self.last_signal = clock()
         self.processed = 0
-        self.in_drain = 0  # processed by the drain in progress
         self.idle_drains = 0
         self.unsignalled = False
         self.backlog = False  # cut short between a drain's batches, deliveries still waiting
         self.ended = ""  # why the stint ended, for the job's log line
 
-    def batch(self, processed: int) -> None:
-        """Count one committed batch's processed deliveries."""
+    def drained(self, processed: int) -> None:
+        """Count one drain's processed deliveries."""
         self.processed += processed
-        self.in_drain += processed
+        self.idle_drains = 0 if processed else self.idle_drains + 1
         self.unsignalled = self.unsignalled or processed > 0
 
-    def drained(self, processed: int = 0) -> None:
-        """A drain ended; `processed`: deliveries it processed that no `batch` call counted."""
-        self.batch(processed)
-        self.idle_drains = 0 if self.in_drain else self.idle_drains + 1
-        self.in_drain = 0
-
     def cut_short(self) -> bool:
-        """Between two batches of a drain that has more to do: whether to end the job there, its time being over
-        or another job waiting for a worker. The rest of the backlog, and the follow-up jobs, are left to the drain
-        job after it."""
-        if self.seconds <= 0:
+        """Between two batches of a drain that has more to do: whether to end the job there, for another job that
+        waits for a worker. The rest of the backlog, and the follow-up jobs, are left to the drain job after it.
+        The stint's time is not looked at here: a backlog's drain is cut only for other work (decision 0088)."""
+        if self.seconds <= 0 or not self.other_work_waiting():
             return False
-        if self.clock() - self.started >= self.seconds:
-            self.ended = "stint over, inbox not empty"
-        elif self.other_work_waiting():
-            self.ended = "other work waiting, inbox not empty"
-        else:
-            return False
+        self.ended = "other work waiting, inbox not empty"
         self.backlog = True
         return True
 

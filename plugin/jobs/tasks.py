@@ -98,11 +98,10 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
                 stop_on=(JobTimeoutException,),
                 set_based=settings.inbox_set_based,
                 retry_wait=timedelta(seconds=settings.inbox_retry_wait_seconds),
-                on_batch=stint.batch,
                 cut_short=stint.cut_short,
             )
             outcomes += drained
-            stint.drained()
+            stint.drained(drained.get(inbox.PROCESSED, 0))
             if stint.backlog:  # cut short with deliveries waiting: a fresh job takes them once the other work has one
                 signal_inbox(settings)
                 break
