@@ -37,7 +37,9 @@ class ImportBatch(Base):
 
     __tablename__ = "import_batches"
     __table_args__ = (
-        Index(None, "shop_id", "id"),
+        # A shop's batches in order, on SQLite, whose primary key is `id` alone (decision 0004); PostgreSQL's primary
+        # key (shop_id, id) is this index already (migration 0041 dropped its copy there).
+        Index(None, "shop_id", "id").ddl_if(dialect="sqlite"),
         # The same file imported twice for real is the same batch, resumed: a retry never doubles.
         Index(
             "uq_import_batches_live_file",
