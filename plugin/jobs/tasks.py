@@ -84,7 +84,6 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
     stint = drain_stint.Stint(
         stint_seconds, settings.inbox_batch_size, lambda: other_work_waiting(settings, BURST_JOBS)
     )
-
     outcomes: Counter[str] = Counter()
     try:
         while True:
