@@ -85,10 +85,14 @@ def test_between_a_drains_batches_a_stint_cuts_it_short_for_other_work_only():
     clock = Clock()
     waiting = []
     busy = drain_stint.Stint(10.0, 50, lambda: bool(waiting), clock=clock, sleep=clock.sleep)
-    clock.now += 60
-    assert not busy.cut_short() and busy.ended == ""  # its time is over: it still goes on with the backlog
     waiting.append("issue_code-1")
+    clock.now += drain_stint.GIVE_WAY_AFTER_SECONDS - 0.1
+    assert not busy.cut_short() and busy.ended == ""  # not yet: a job drains a while before it gives way
+    clock.now += 0.1
     assert busy.cut_short() and busy.ended == "other work waiting, inbox not empty" and busy.backlog
+    later = drain_stint.Stint(10.0, 50, lambda: False, clock=clock, sleep=clock.sleep)
+    clock.now += 60
+    assert not later.cut_short() and later.ended == ""  # its time is over: it still goes on with the backlog
     off = drain_stint.Stint(0.0, 50, lambda: True, clock=clock, sleep=clock.sleep)
     assert not off.cut_short() and not off.backlog  # stints off: a drain runs until the inbox is empty
 
@@ -185,8 +189,14 @@ def test_a_job_another_kind_of_job_waits_for_ends_its_stint_at_once(queued, shop
     stints.arrivals.update({1: 10})
     dispatch.dispatch(settings, tasks.CHECK_WEBHOOKS)  # a job a burst does not make: it must not wait 30 s
 
+    clock = Clock()
+
     class Raced(stints.kind):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs, clock=clock)
+
         def cut_short(self) -> bool:  # another worker has taken the drain job the full batch queued
+            clock.now += drain_stint.GIVE_WAY_AFTER_SECONDS  # the batch took that long
             queue = dispatch.queue_for(settings)
             for each in queue.get_job_ids():
                 if each.startswith("drain_inbox-"):

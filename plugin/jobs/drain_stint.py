@@ -8,6 +8,9 @@ from collections.abc import Callable
 POLL_SECONDS = 0.1  # between a stint's drains: a claim that came back short fills again meanwhile
 IDLE_DRAINS = 3  # drains in a row that found nothing: the burst is over
 SIGNAL_EVERY_SECONDS = 5.0  # a stint queues the balance push and the events this often, and once more as it ends
+# A job drains this long before it gives way to other work between a drain's batches: with other jobs always waiting
+# (a slow shop's codes to issue), giving way after every batch made each drain job one batch and a new work horse.
+GIVE_WAY_AFTER_SECONDS = 2.0
 
 
 class Stint:
@@ -49,8 +52,11 @@ class Stint:
     def cut_short(self) -> bool:
         """Between two batches of a drain that has more to do: whether to end the job there, for another job that
         waits for a worker. The rest of the backlog, and the follow-up jobs, are left to the drain job after it.
-        The stint's time is not looked at here: a backlog's drain is cut only for other work (decision 0088)."""
-        if self.seconds <= 0 or not self.other_work_waiting():
+        Not before the job has drained GIVE_WAY_AFTER_SECONDS; the stint's time is not looked at here: a backlog's
+        drain is cut only for other work (decision 0088)."""
+        if self.seconds <= 0 or self.clock() - self.started < GIVE_WAY_AFTER_SECONDS:
+            return False
+        if not self.other_work_waiting():
             return False
         self.ended = "other work waiting, inbox not empty"
         self.backlog = True
