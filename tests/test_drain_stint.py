@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -146,7 +147,8 @@ class Stints:
         self.made: list[drain_stint.Stint] = []
         self.arrivals: dict[int, int] = {}
         self.settings: Settings | None = None
-        self.kind: type[drain_stint.Stint] = drain_stint.Stint  # the recording subclass, for a test to refine
+        self.clock: Clock | None = None  # the job's clock, if not the real one
+        self.each_batch: Callable[[], None] | None = None  # run as the drain asks whether to go on, after a batch
 
 
 @pytest.fixture
@@ -155,6 +157,8 @@ def stints(monkeypatch) -> Stints:
 
     class Recorded(drain_stint.Stint):
         def __init__(self, *args, **kwargs):
+            if recorded.clock is not None:
+                kwargs["clock"] = recorded.clock
             super().__init__(*args, **kwargs)
             self.pauses = 0
             self.sleep = self.arrive
@@ -164,8 +168,12 @@ def stints(monkeypatch) -> Stints:
             self.pauses += 1
             store(recorded.settings, 1000 * self.pauses, recorded.arrivals.get(self.pauses, 0))
 
+        def cut_short(self) -> bool:
+            if recorded.each_batch is not None:
+                recorded.each_batch()
+            return super().cut_short()
+
     monkeypatch.setattr(tasks.drain_stint, "Stint", Recorded)
-    recorded.kind = Recorded
     return recorded
 
 
@@ -183,28 +191,22 @@ def test_a_drain_job_that_met_a_burst_drains_what_arrives_meanwhile_then_ends_wh
     assert waiting(settings) == 0
 
 
-def test_a_job_another_kind_of_job_waits_for_ends_its_stint_at_once(queued, shop, stints, monkeypatch):
+def test_a_job_another_kind_of_job_waits_for_ends_its_stint_at_once(queued, shop, stints):
     settings = stints.settings = dataclasses.replace(queued, drain_stint_seconds=30.0)
     store(settings, 1, 30)
     stints.arrivals.update({1: 10})
     dispatch.dispatch(settings, tasks.CHECK_WEBHOOKS)  # a job a burst does not make: it must not wait 30 s
+    stints.clock = Clock()
 
-    clock = Clock()
+    def batch_done() -> None:
+        stints.clock.now += drain_stint.GIVE_WAY_AFTER_SECONDS  # the batch took that long
+        queue = dispatch.queue_for(settings)  # and another worker has taken the drain job the full batch queued
+        for each in queue.get_job_ids():
+            if each.startswith("drain_inbox-"):
+                queue.remove(each)
+        dispatch.clear_claim(settings, "inbox")
 
-    class Raced(stints.kind):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs, clock=clock)
-
-        def cut_short(self) -> bool:  # another worker has taken the drain job the full batch queued
-            clock.now += drain_stint.GIVE_WAY_AFTER_SECONDS  # the batch took that long
-            queue = dispatch.queue_for(settings)
-            for each in queue.get_job_ids():
-                if each.startswith("drain_inbox-"):
-                    queue.remove(each)
-            dispatch.clear_claim(settings, "inbox")
-            return super().cut_short()
-
-    monkeypatch.setattr(tasks.drain_stint, "Stint", Raced)
+    stints.each_batch = batch_done
     # It waits for the batch in progress only: the drain is cut short after its first batch, and a drain job is
     # queued for the rest, which will tell the follow-ups.
     assert tasks.drain_inbox_with(settings) == {"processed": 25}
@@ -219,20 +221,15 @@ def test_a_job_another_kind_of_job_waits_for_ends_its_stint_at_once(queued, shop
     assert any(queued.startswith("push_balances-") for queued in queued_ids(settings))
 
 
-def test_a_backlog_longer_than_a_stint_is_drained_whole_by_one_job(queued, shop, stints, monkeypatch):
+def test_a_backlog_longer_than_a_stint_is_drained_whole_by_one_job(queued, shop, stints):
     settings = stints.settings = dataclasses.replace(queued, drain_stint_seconds=30.0)
     store(settings, 1, 110)  # one drain: each claim of 25 comes back full until the last
-    clock = Clock()
+    stints.clock = Clock()
 
-    class Timed(stints.kind):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs, clock=clock)
+    def batch_done() -> None:
+        stints.clock.now += 11.0  # each batch takes 11 s of the stint's 30
 
-        def cut_short(self) -> bool:
-            clock.now += 11.0  # each batch takes 11 s of the stint's 30
-            return super().cut_short()
-
-    monkeypatch.setattr(tasks.drain_stint, "Stint", Timed)
+    stints.each_batch = batch_done
     # Not cut when its time is over: a job per 10 s of backlog, each a new work horse with new connections, cost
     # the programme's end-to-end run a tenth of its orders/s (decision 0088).
     assert tasks.drain_inbox_with(settings) == {"processed": 110}
