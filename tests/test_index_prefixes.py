@@ -6,6 +6,7 @@ from alembic import command
 from sqlalchemy import text
 
 from tests.conftest import alembic_config
+from tests.schema_reads import indexes
 
 # A plain index (not unique: a unique one's shorter key is a rule of its own) whose key columns lead another index of
 # the same table, with the same predicate, and whose included columns that index holds too: any query it serves,
@@ -61,30 +62,18 @@ def test_an_index_that_leads_another_is_caught_and_one_with_its_own_columns_is_n
     ]
 
 
-def _indexes(url: str, table: str) -> set[str]:
-    from plugin.db import engine_for
-
-    with engine_for(url).connect() as connection:
-        if url.startswith("postgresql"):
-            rows = connection.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = :t"), {"t": table})
-        else:
-            query = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = :t"
-            rows = connection.execute(text(query), {"t": table})
-        return {name for (name,) in rows}
-
-
 def test_the_migration_drops_the_two_copies_and_the_downgrade_restores_them(scratch_url):
     config = alembic_config(scratch_url)
     on_postgresql = scratch_url.startswith("postgresql")
     command.upgrade(config, "0040")
-    assert {"ix_orders_shop_id_paid_at", "ix_orders_shop_id_paid_at_member_id"} <= _indexes(scratch_url, "orders")
-    assert "ix_import_batches_shop_id_id" in _indexes(scratch_url, "import_batches")
+    assert {"ix_orders_shop_id_paid_at", "ix_orders_shop_id_paid_at_member_id"} <= indexes(scratch_url, "orders").keys()
+    assert "ix_import_batches_shop_id_id" in indexes(scratch_url, "import_batches")
     command.upgrade(config, "0041")
-    orders = _indexes(scratch_url, "orders")
+    orders = indexes(scratch_url, "orders")
     assert "ix_orders_shop_id_paid_at" not in orders and "ix_orders_shop_id_paid_at_member_id" in orders
     # SQLite's primary key is id alone: there the index is a shop's batches in order, no copy.
-    assert ("ix_import_batches_shop_id_id" in _indexes(scratch_url, "import_batches")) is not on_postgresql
+    assert ("ix_import_batches_shop_id_id" in indexes(scratch_url, "import_batches")) is not on_postgresql
     command.downgrade(config, "0040")
-    assert "ix_orders_shop_id_paid_at" in _indexes(scratch_url, "orders")
-    assert "ix_import_batches_shop_id_id" in _indexes(scratch_url, "import_batches")
+    assert "ix_orders_shop_id_paid_at" in indexes(scratch_url, "orders")
+    assert "ix_import_batches_shop_id_id" in indexes(scratch_url, "import_batches")
     command.upgrade(config, "head")

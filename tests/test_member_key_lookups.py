@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import pytest
 from alembic import command
-from sqlalchemy import text
 
-from plugin.db import engine_for
 from tests.bulk_rows import insert_members, never_analysed
 from tests.conftest import alembic_config
+from tests.schema_reads import indexes
 
 # Members of one shop, each with an email and no tier (as a base-rule shop's are). Past ~1,500 the (shop_id,
 # tier_until) index grows a level and loses the tie to the primary key; a session's plans made before then are kept.
@@ -59,12 +58,8 @@ def test_the_generic_plan_of_a_key_lookup_uses_the_primary_key(pg_engine, shop, 
 
 def _member_indexes(url: str) -> dict[str, bool]:
     """members' side indexes, each with whether it is partial."""
-    with engine_for(url).connect() as connection:
-        if url.startswith("postgresql"):
-            rows = connection.execute(text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'members'"))
-        else:
-            rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE tbl_name = 'members'"))
-        return {name: " WHERE " in (sql or "") for name, sql in rows if "_shop_id_" in name and "customer" not in name}
+    found = indexes(url, "members")
+    return {name: " WHERE " in sql for name, sql in found.items() if "_shop_id_" in name and "customer" not in name}
 
 
 def test_the_migration_makes_the_side_indexes_partial_on_postgresql_and_downgrades(scratch_url):
