@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from rq import Queue, Worker
@@ -44,6 +45,14 @@ class LoyaltyWorker(Worker):
         interval = settings.sweep_interval_seconds
         self.worker_ttl = min(self.worker_ttl, interval + RQ_DEQUEUE_MARGIN_SECONDS)
         self.maintenance_interval = min(self.maintenance_interval, interval)
+
+    def main_work_horse(self, job, queue):
+        # What the horse inherits (modules, mappers, the worker's own objects) lives as long as it does: frozen, the
+        # cyclic collector's full collections no longer walk it for each job's garbage (decision 0090). A
+        # programme's drain spent about a tenth of its Python there. Frozen here, in the child, so the worker itself
+        # keeps collecting as before, and the horse's own objects are collected as usual.
+        gc.freeze()
+        super().main_work_horse(job, queue)
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()
