@@ -225,6 +225,15 @@ def cached(queued, shop):
     return create_app(queued, TESTING=True).test_client(), queued
 
 
+@pytest.fixture
+def worker_environment(queued, monkeypatch):
+    """`queued`, also as the environment an in-process LoyaltyWorker reads (its sweeper's settings, its queue)."""
+    monkeypatch.setenv("DATABASE_URL", queued.database_url)
+    monkeypatch.setenv("REDIS_URL", queued.redis_url)
+    monkeypatch.setenv("LOYALTY_QUEUE", queued.queue_name)
+    return queued
+
+
 # RQ's lists and sorted sets of job ids, one of each per queue (rq:queue:<name>, rq:finished:<name>, ...).
 _JOB_ID_KEYS = ("queue", "finished", "failed", "wip", "deferred", "scheduled", "canceled")
 

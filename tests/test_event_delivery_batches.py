@@ -145,10 +145,8 @@ def test_a_worker_takes_from_the_low_priority_queue_only_after_the_main_one():
     assert LoyaltyWorker([given], connection=connection).queue_names() == ["loyalty", "loyalty-low"]
 
 
-def test_a_worker_runs_the_main_queues_job_before_an_older_low_priority_one_then_that(queued, monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", queued.database_url)  # the worker's sweeper reads its settings from the env
-    monkeypatch.setenv("REDIS_URL", queued.redis_url)
-    monkeypatch.setenv("LOYALTY_QUEUE", queued.queue_name)
+def test_a_worker_runs_the_main_queues_job_before_an_older_low_priority_one_then_that(worker_environment):
+    queued = worker_environment
     connection = dispatch.redis_client(queued.redis_url)
     low = dispatch.queue_for(queued, tasks.DELIVER_EVENTS).enqueue("os.getpid")  # queued first
     main = dispatch.queue_for(queued).enqueue("os.getpid")

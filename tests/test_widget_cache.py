@@ -378,17 +378,15 @@ def test_an_entry_lives_no_longer_than_its_first_pending_line():
     assert widget_cache.lifetime({"customer": None}, now) == widget_cache.TTL_SECONDS  # a visitor
 
 
-def test_a_worker_watches_from_its_start_without_an_app(queued, shop, monkeypatch):
+def test_a_worker_watches_from_its_start_without_an_app(worker_environment, shop):
     # The Procfile's worker never calls create_app: LoyaltyWorker's start registers the database, so a job's commit
     # (in a work horse it forks) bumps the shopper's generation. Settings.from_env alone registers nothing.
+    queued = worker_environment
     if engine_for(queued.database_url).dialect.name != "postgresql":
         pytest.skip("the widget cache needs PostgreSQL's triggers to find its writers")
     from plugin.config import Settings
     from plugin.worker import LoyaltyWorker
 
-    monkeypatch.setenv("DATABASE_URL", queued.database_url)
-    monkeypatch.setenv("REDIS_URL", queued.redis_url)
-    monkeypatch.setenv("LOYALTY_QUEUE", queued.queue_name)
     give(queued, 7001, 0)
     Settings.from_env()
     bonus(queued, 7001, 5)
