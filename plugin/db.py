@@ -159,3 +159,14 @@ def insert_for(engine_or_session) -> type:
 def dialect_insert(dialect: str) -> type:
     """insert_for by the dialect's name: for statements built once per dialect and cached by it."""
     return sqlite.insert if dialect == "sqlite" else postgresql.insert
+
+
+def lz4_available(connection) -> bool:
+    """Whether this server can compress TOAST values with lz4 (PostgreSQL 14+ built `--with-lz4`, as Debian's packages
+    and the official images are); False on any other server and on SQLite (migrations 0032 and 0042)."""
+    if connection.dialect.name != "postgresql":
+        return False
+    methods = connection.exec_driver_sql(
+        "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'"
+    ).scalar()
+    return methods is not None and "lz4" in methods

@@ -4,31 +4,24 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from plugin import inbox
 from plugin.db import engine_for, transaction
 from tests import builders
 from tests.conftest import SHOP, alembic_config
+from tests.schema_reads import skip_without_lz4
 
-COLUMN_METHODS = (
+COLUMN_METHODS = text(
     "SELECT attname, attcompression FROM pg_attribute"
     " WHERE attrelid = 'orders'::regclass AND attname IN ('lot', 'facts') ORDER BY attname"
 )
 
 
 def test_a_drained_orders_lot_and_facts_are_lz4_compressed_and_read_back(settings, shop):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("TOAST compression is PostgreSQL's")
+    skip_without_lz4(settings.database_url)
     engine = engine_for(settings.database_url)
-    with engine.connect() as connection:
-        methods = connection.execute(
-            text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")
-        ).scalar()
-    if "lz4" not in methods:
-        pytest.skip("this PostgreSQL was built without lz4: the migration leaves pglz")
     # Forty lines: the lot and the facts list every line, so the row is well past TOAST's 2 kB threshold.
     lines = [builders.line(100 + n, "10.00") for n in range(40)]
     body = json.dumps(builders.order(1, 7000, lines)).encode()
@@ -48,23 +41,12 @@ def test_a_drained_orders_lot_and_facts_are_lz4_compressed_and_read_back(setting
 
 
 def test_the_migration_sets_lz4_and_the_downgrade_restores_the_default(scratch_url):
-    if not scratch_url.startswith("postgresql"):
-        pytest.skip("TOAST compression is PostgreSQL's")
+    skip_without_lz4(scratch_url)
     config = alembic_config(scratch_url)
-    engine = create_engine(scratch_url)
-    try:
-        with engine.connect() as connection:
-            methods = connection.execute(
-                text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")
-            ).scalar()
-        if "lz4" not in methods:
-            pytest.skip("this PostgreSQL was built without lz4: the migration leaves pglz")
-        command.upgrade(config, "0042")
-        with engine.connect() as connection:
-            assert connection.execute(text(COLUMN_METHODS)).all() == [("facts", "l"), ("lot", "l")]
-        command.downgrade(config, "0041")
-        with engine.connect() as connection:
-            assert connection.execute(text(COLUMN_METHODS)).all() == [("facts", ""), ("lot", "")]
-        command.upgrade(config, "head")
-    finally:
-        engine.dispose()
+    command.upgrade(config, "0042")
+    with engine_for(scratch_url).connect() as connection:
+        assert connection.execute(COLUMN_METHODS).all() == [("facts", "l"), ("lot", "l")]
+    command.downgrade(config, "0041")
+    with engine_for(scratch_url).connect() as connection:
+        assert connection.execute(COLUMN_METHODS).all() == [("facts", ""), ("lot", "")]
+    command.upgrade(config, "head")

@@ -15,22 +15,16 @@ from __future__ import annotations
 
 from alembic import op
 
+from plugin.db import lz4_available
+
 revision = "0032"
 down_revision = "0031"
 branch_labels = None
 depends_on = None
 
 
-def _lz4_available() -> bool:
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql":
-        return False
-    values = bind.exec_driver_sql("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'").scalar()
-    return values is not None and "lz4" in values
-
-
 def upgrade() -> None:
-    if _lz4_available():
+    if lz4_available(op.get_bind()):
         op.execute("ALTER TABLE deliveries ALTER COLUMN body SET COMPRESSION lz4")
 
 
