@@ -46,7 +46,7 @@ class Settings:
     secret_key: str = ""
     encryption_keys: tuple[str, ...] = field(default_factory=tuple)
     queue_name: str = "loyalty"
-    inbox_batch_size: int = 50  # smaller batches cost more CPU an order: see docs/benchmarks.md
+    inbox_batch_size: int = 100  # smaller batches cost more CPU an order: decision 0092, docs/benchmarks.md
     inbox_set_based: bool = True  # new paid orders written per batch in multi-row statements (decision 0037)
     # A delivery whose drain died twice waits this long before each next claim; the one place it is set
     # (inbox.RETRY_WAIT and the environment's default read it).
@@ -90,7 +90,7 @@ class Settings:
             secret_key=_env("SECRET_KEY"),
             encryption_keys=keys,
             queue_name=_env("LOYALTY_QUEUE", "loyalty"),
-            inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "50")),
+            inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "100")),
             inbox_set_based=_env("LOYALTY_INBOX_SET_BASED", "1") != "0",
             inbox_retry_wait_seconds=int(_env("LOYALTY_INBOX_RETRY_WAIT_SECONDS", str(cls.inbox_retry_wait_seconds))),
             drain_stint_seconds=max(0.0, float(_env("LOYALTY_DRAIN_STINT_SECONDS", str(cls.drain_stint_seconds)))),
