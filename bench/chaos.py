@@ -772,6 +772,15 @@ def retried(outcomes: list[Outcome]) -> str:
     return f"{count}" + (f" ({', '.join(f'{k} x{v}' for k, v in reasons.most_common())})" if reasons else "")
 
 
+def _app_defaults():
+    """The app's default settings (plugin/config.py), which the processes run with where the replay sets nothing."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from plugin.config import Settings
+
+    return Settings()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     for name in (signal.SIGTERM, signal.SIGHUP):
@@ -896,8 +905,8 @@ def main(argv: list[str] | None = None) -> int:
                 "LOYALTY_SWEEP_AFTER_SECONDS": SWEEP_AFTER_SECONDS,
                 "LOYALTY_SWEEP_INTERVAL_SECONDS": SWEEP_INTERVAL_SECONDS,
                 "LOYALTY_REDEMPTION_LEASE_SECONDS": LEASE_SECONDS,
-                "LOYALTY_INBOX_BATCH": "50 (default)",
-                "LOYALTY_INBOX_RETRY_WAIT_SECONDS": "30 (default)",
+                "LOYALTY_INBOX_BATCH": f"{_app_defaults().inbox_batch_size} (default)",
+                "LOYALTY_INBOX_RETRY_WAIT_SECONDS": f"{_app_defaults().inbox_retry_wait_seconds} (default)",
                 "LOYALTY_RECONCILE_EVERY_MINUTES": 0,
                 "LOYALTY_EVENTS_FIRST_RETRY_SECONDS": EVENTS_FIRST_RETRY_SECONDS,
                 "receiver's refusal rate": args.fail_rate,
