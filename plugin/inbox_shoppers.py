@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-# Why (decision 0082): with a backlog, three workers' batches of 50 over a shop's shoppers often name one shopper
+# Why (decision 0082): with a backlog, three workers' full batches (50 then, 100 now) often name one shopper
 # in two batches. The second batch's member upsert then waited on the first's row lock until the first committed,
 # most of its run: in a pg_stat_activity sample of the programme's end-to-end run, 0.4 of a worker at any instant.
 # Each batch now takes a transaction-scoped advisory lock per shopper it names, without waiting; a shopper whose
