@@ -17,7 +17,10 @@ def test_a_reaped_child_counts_in_its_parents_share():
     subprocess.run([sys.executable, "-c", BUSY], check=True)  # runs, exits, and is reaped within the stretch
     account.stop()
     assert account.spent["bench_and_wrk"] >= 0.3
-    assert account.spent["machine"] >= account.spent["bench_and_wrk"] - 0.1  # tick rounding at both ends
+    # The machine's busy ticks (/proc/stat, per CPU) and a process's own (/proc/PID/stat) are kept apart by the kernel
+    # and round differently at both ends: 0.3 against 0.4 s was seen once. Rounded, so a difference of exactly the
+    # tolerance is not failed by floating point (0.4 - 0.1 > 0.3).
+    assert round(account.spent["machine"] - account.spent["bench_and_wrk"], 2) >= -0.15
     assert account.per_order_ms(100)["bench_and_wrk"] == round(account.spent["bench_and_wrk"] * 10, 2)
 
 
