@@ -90,7 +90,7 @@ class Settings:
             secret_key=_env("SECRET_KEY"),
             encryption_keys=keys,
             queue_name=_env("LOYALTY_QUEUE", "loyalty"),
-            inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", "100")),
+            inbox_batch_size=int(_env("LOYALTY_INBOX_BATCH", str(cls.inbox_batch_size))),
             inbox_set_based=_env("LOYALTY_INBOX_SET_BASED", "1") != "0",
             inbox_retry_wait_seconds=int(_env("LOYALTY_INBOX_RETRY_WAIT_SECONDS", str(cls.inbox_retry_wait_seconds))),
             drain_stint_seconds=max(0.0, float(_env("LOYALTY_DRAIN_STINT_SECONDS", str(cls.drain_stint_seconds)))),
