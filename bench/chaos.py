@@ -840,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
         stream = f.get("stream_seconds", 0)
         drained = f["drained"]
         stream_rows = len(facts["deliveries"]) - len(plan.setup)
+        defaults = _app_defaults()
         figures = {
             "events sent (stream)": f"{args.events:,}",
             "distinct events": (
@@ -905,8 +906,8 @@ def main(argv: list[str] | None = None) -> int:
                 "LOYALTY_SWEEP_AFTER_SECONDS": SWEEP_AFTER_SECONDS,
                 "LOYALTY_SWEEP_INTERVAL_SECONDS": SWEEP_INTERVAL_SECONDS,
                 "LOYALTY_REDEMPTION_LEASE_SECONDS": LEASE_SECONDS,
-                "LOYALTY_INBOX_BATCH": f"{_app_defaults().inbox_batch_size} (default)",
-                "LOYALTY_INBOX_RETRY_WAIT_SECONDS": f"{_app_defaults().inbox_retry_wait_seconds} (default)",
+                "LOYALTY_INBOX_BATCH": f"{defaults.inbox_batch_size} (default)",
+                "LOYALTY_INBOX_RETRY_WAIT_SECONDS": f"{defaults.inbox_retry_wait_seconds} (default)",
                 "LOYALTY_RECONCILE_EVERY_MINUTES": 0,
                 "LOYALTY_EVENTS_FIRST_RETRY_SECONDS": EVENTS_FIRST_RETRY_SECONDS,
                 "receiver's refusal rate": args.fail_rate,
