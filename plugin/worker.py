@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+import os
+import signal
 
 from rq import Queue, Worker
 from sqlalchemy.orm import configure_mappers
 
 from plugin import generations, jobs, logs
 from plugin.config import Settings
+from plugin.jobs import shutdown
 from plugin.jobs.dispatch import LOW_SUFFIX, low_queue_name
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,20 @@ class LoyaltyWorker(Worker):
         # keeps collecting as before, and the horse's own objects are collected as usual.
         gc.freeze()
         super().main_work_horse(job, queue)
+
+    def setup_work_horse_signals(self):
+        super().setup_work_horse_signals()
+        # RQ's horse dies on SIGTERM; a drain's horse notes it and stops after the batch in progress instead, so a
+        # batch is neither killed (redone, its claim counted) nor is the rest of a backlog waited for (decision 0093).
+        shutdown.listen()
+
+    def handle_warm_shutdown_request(self):
+        super().handle_warm_shutdown_request()
+        # RQ then waits for the job in hand, which for a drain behind a backlog ran until the inbox was empty: tell
+        # the horse (in a process group of its own, which a signal to the worker's group does not reach).
+        if self.horse_pid:
+            with contextlib.suppress(ProcessLookupError):  # it may have ended its job meanwhile
+                os.kill(self.horse_pid, signal.SIGTERM)
 
     def run_maintenance_tasks(self):
         super().run_maintenance_tasks()

@@ -44,14 +44,15 @@ def spawn(command: list[str], **options) -> subprocess.Popen:
     return process
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """The processes `pid` started (a worker's work horse)."""
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(child) for child in found]
 
 
 def _kill_group(pid: int) -> None:
     # An RQ work horse moves to a process group of its own, so it is found as a child and killed too.
-    for child in _children(pid):
+    for child in children(pid):
         _signal_group(child, signal.SIGKILL)
     _signal_group(pid, signal.SIGKILL)
 
@@ -156,7 +157,7 @@ def stop_worker(worker: subprocess.Popen, grace: float = 60) -> None:
 
 def kill_hard(worker: subprocess.Popen) -> None:
     """SIGKILL a worker and its work horse (RQ gives the horse a process group of its own)."""
-    for pid in _children(worker.pid):
+    for pid in children(worker.pid):
         with contextlib.suppress(ProcessLookupError):  # the horse may finish its job first
             os.kill(pid, signal.SIGKILL)
     os.killpg(worker.pid, signal.SIGKILL)

@@ -98,6 +98,19 @@ def test_between_a_drains_batches_a_stint_cuts_it_short_for_other_work_only():
     assert not off.cut_short() and not off.backlog  # stints off: a drain runs until the inbox is empty
 
 
+@pytest.mark.parametrize("seconds", [10.0, 0.0])
+def test_a_worker_shutting_down_cuts_a_drain_after_its_batch_at_once_and_ends_the_stint(seconds):
+    clock = Clock()
+    stopping = []
+    job = drain_stint.Stint(seconds, 50, lambda: False, clock=clock, sleep=clock.sleep, stopping=lambda: bool(stopping))
+    job.drained(50)
+    assert not job.cut_short()
+    stopping.append("SIGTERM")
+    # At once, not after GIVE_WAY_AFTER_SECONDS, and with stints off too (decision 0093).
+    assert job.cut_short() and job.ended == "worker stopping, inbox not empty" and job.backlog
+    assert not job.go_on() and job.ended == "worker stopping" and clock.slept == []
+
+
 def test_the_follow_up_jobs_are_due_every_few_seconds_and_once_more_at_the_end():
     clock = Clock()
     busy = stint(clock, seconds=60)

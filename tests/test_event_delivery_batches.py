@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from plugin import jobs
 from plugin.db import engine_for, transaction
-from plugin.jobs import dispatch, tasks
+from plugin.jobs import dispatch, shutdown, tasks
 from plugin.models import EventDelivery, EventEndpoint
 from plugin.services import event_delivery, event_endpoints, outbox
 from plugin.worker import LoyaltyWorker
@@ -172,6 +172,19 @@ def test_event_delivery_is_queued_at_low_priority_and_yields_to_a_waiting_drain(
         assert tasks.deliver_events_with(local) == {"delivered": 1}
         assert (main.count, low.count) == (1, 1)  # ... and queued itself again, behind the drain
         main.empty()
+        assert tasks.deliver_events_with(local) == {"delivered": 1}
+
+
+def test_event_delivery_stops_after_its_batch_when_the_worker_shuts_down(queued, shop, monkeypatch):
+    local = dataclasses.replace(queued, events_allow_loopback=True)
+    main, low = dispatch.queue_for(local), dispatch.queue_for(local, tasks.DELIVER_EVENTS)
+    with cookie_setting_receiver() as receiver:
+        register(local, shop, receiver.url)
+        record(local, shop, [1, 1])
+        monkeypatch.setattr(shutdown, "_requested", True)  # as the work horse's SIGTERM handler notes it
+        assert tasks.deliver_events_with(local) == {"delivered": 1}
+        assert (main.count, low.count) == (0, 1)  # the rest queued again, for the workers that stay or come next
+        monkeypatch.setattr(shutdown, "_requested", False)
         assert tasks.deliver_events_with(local) == {"delivered": 1}
 
 

@@ -30,12 +30,14 @@ class Stint:
         other_work_waiting: Callable[[], bool],
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.seconds = seconds
         self.batch_size = batch_size
         self.other_work_waiting = other_work_waiting
         self.clock = clock
         self.sleep = sleep
+        self.stopping = stopping  # the worker was asked to shut down (jobs.shutdown)
         self.started = self.last_signal = clock()
         self.processed = 0
         self.idle_drains = 0
@@ -53,7 +55,11 @@ class Stint:
         """Between two batches of a drain that has more to do: whether to end the job there, for another job that
         waits for a worker. The rest of the backlog, and the follow-up jobs, are left to the drain job after it.
         Not before the job has drained GIVE_WAY_AFTER_SECONDS; the stint's time is not looked at here: a backlog's
-        drain is cut only for other work (decision 0088)."""
+        drain is cut only for other work (decision 0088), and for the worker's shutdown, stints or not (0093)."""
+        if self.stopping():
+            self.ended = "worker stopping, inbox not empty"
+            self.backlog = True
+            return True
         if self.seconds <= 0 or self.clock() - self.started < GIVE_WAY_AFTER_SECONDS:
             return False
         if not self.other_work_waiting():
@@ -72,7 +78,9 @@ class Stint:
 
     def go_on(self) -> bool:
         """Whether to drain again (after a short pause), or end the job."""
-        if self.seconds <= 0:
+        if self.stopping():
+            self.ended = "worker stopping"
+        elif self.seconds <= 0:
             self.ended = "stints off"
         elif self.processed < self.batch_size:
             self.ended = "no burst"

@@ -16,7 +16,7 @@ from rq.timeouts import JobTimeoutException
 from plugin import inbox, platforms
 from plugin.config import Settings
 from plugin.db import transaction
-from plugin.jobs import drain_stint
+from plugin.jobs import drain_stint, shutdown
 from plugin.jobs.dispatch import (
     FAILED,
     QUEUED,
@@ -82,7 +82,10 @@ def drain_inbox_with(settings: Settings) -> dict[str, int]:
             signal_inbox(settings)
 
     stint = drain_stint.Stint(
-        stint_seconds, settings.inbox_batch_size, lambda: other_work_waiting(settings, BURST_JOBS)
+        stint_seconds,
+        settings.inbox_batch_size,
+        lambda: other_work_waiting(settings, BURST_JOBS),
+        stopping=shutdown.requested,
     )
     outcomes: Counter[str] = Counter()
     try:
@@ -345,9 +348,10 @@ def deliver_events_with(settings: Settings) -> dict[str, int]:
     if settings.inline_jobs:
         return event_delivery.deliver(settings)
     clear_claim(settings, "events")
-    # Between batches: a job waiting in the main queue (an inbox drain) gets this worker; the delivery goes on
-    # in a fresh low-priority job, which workers take once the main queue is empty.
-    counts = event_delivery.deliver(settings, should_yield=lambda: main_queue_waiting(settings))
+    # Between batches: a job waiting in the main queue (an inbox drain) gets this worker, and so does the worker's
+    # shutdown (decision 0093); the delivery goes on in a fresh low-priority job, which workers take once the main
+    # queue is empty.
+    counts = event_delivery.deliver(settings, should_yield=lambda: shutdown.requested() or main_queue_waiting(settings))
     if counts.pop(event_delivery.YIELDED, 0):
         signal_events(settings)
     if counts:
