@@ -63,13 +63,15 @@ class LoyaltyWorker(Worker):
         # RQ's horse dies on SIGTERM; a drain's horse notes it and stops after the batch in progress instead, so a
         # batch is neither killed (redone, its claim counted) nor is the rest of a backlog waited for (decision 0093).
         shutdown.listen()
+        if self._stop_requested:  # asked between the worker taking the job and the fork: nothing was forwarded
+            shutdown.note()
 
     def handle_warm_shutdown_request(self):
         super().handle_warm_shutdown_request()
         # RQ then waits for the job in hand, which for a drain behind a backlog ran until the inbox was empty: tell
         # the horse (in a process group of its own, which a signal to the worker's group does not reach).
         if self.horse_pid:
-            with contextlib.suppress(ProcessLookupError):  # it may have ended its job meanwhile
+            with contextlib.suppress(OSError):  # it may have ended its job meanwhile; never fail the shutdown
                 os.kill(self.horse_pid, signal.SIGTERM)
 
     def run_maintenance_tasks(self):

@@ -11,13 +11,13 @@ _requested = False
 
 def listen() -> None:
     """In a work horse: SIGTERM notes the request instead of ending the process mid-batch (RQ's default)."""
-    signal.signal(signal.SIGTERM, _note)
+    signal.signal(signal.SIGTERM, lambda signum, frame: note())
+
+
+def note() -> None:
+    global _requested
+    _requested = True
 
 
 def requested() -> bool:
     return _requested
-
-
-def _note(signum, frame) -> None:
-    global _requested
-    _requested = True
