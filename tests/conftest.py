@@ -61,7 +61,8 @@ def alembic_config(url: str):
     return config
 
 
-def _migrate(url: str) -> None:
+def migrate(url: str) -> None:
+    """Bring the database at `url` to the migrations' head."""
     from alembic import command
 
     command.upgrade(alembic_config(url), "head")
@@ -91,13 +92,13 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     url = normalise_database_url(os.environ.get("TEST_DATABASE_URL", ""))
     if not url or url.startswith("sqlite"):
         path = tmp_path_factory.mktemp("db") / "template.db"
-        _migrate(f"sqlite:///{path}")
+        migrate(f"sqlite:///{path}")
         engine_for(f"sqlite:///{path}").dispose()
         yield f"sqlite:///{path}"
         return
     # A database of this run's own, so two test runs against one server never collide.
     with own_database(url, f"loyalty_test_{os.getpid()}") as test_url:
-        _migrate(test_url)
+        migrate(test_url)
         yield test_url
 
 

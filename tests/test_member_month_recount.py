@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from alembic import command
 from sqlalchemy import text
 
 from plugin.db import engine_for, transaction
 from plugin.services import shops
 from tests.bulk_rows import insert_members
-from tests.conftest import ENCRYPTION_KEY, SHOP, alembic_config, own_database
+from tests.conftest import ENCRYPTION_KEY, SHOP, migrate, own_database
 
 # 15,000 paid orders this month in the shop, 15 a member, each with a lot of a stored lot's size (about 1.6 kB): on a
 # smaller or narrower table, never analysed, the planner happened to choose the member's index anyway.
@@ -44,7 +43,7 @@ def orders_database(analysed, pg_engine, shop, database_template):
         yield pg_engine, shop
         return
     with own_database(database_template, f"loyalty_test_{os.getpid()}_analysed") as url:
-        command.upgrade(alembic_config(url), "head")
+        migrate(url)
         with transaction(url) as session:
             own_shop = shops.install(session, SHOP, None, (ENCRYPTION_KEY,)).id
         yield engine_for(url), own_shop
