@@ -128,6 +128,33 @@ def test_member_facts_read_the_orders_once_and_agree_with_each_rules_own_read(se
     assert {f.order_id: f.spend for f in facts.tier_facts[member_ids[1]]}[5022] == 0
 
 
+def test_refunds_are_read_only_for_the_orders_the_read_found_refunded(settings, shop):
+    """The past orders' read says which have a refund: the refunds are then read for those alone, and not at all for
+    members with none (nearly every round of a drain). The agreement with each rule's own read is the test above."""
+    _seed(settings)
+    refund_reads: list[str] = []
+
+    def listen(_conn, _cursor, statement, parameters, *_args):
+        if re.match(r"select refunds\.\w+, .* from refunds ", " ".join(statement.lower().split())):  # its own read
+            refund_reads.append(repr(parameters))
+
+    engine = engine_for(settings.database_url)
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        with transaction(settings.database_url) as session:
+            shop_row = shops.get(session, SHOP)
+            member_ids = sorted(session.scalars(select(Member.id).where(Member.shop_id == shop)))
+            others = member_facts.read(session, shop_row, member_ids[1:], with_milestones=True)
+            assert refund_reads == []  # the other two members' orders: none refunded (one cancelled)
+            facts = member_facts.read(session, shop_row, member_ids, with_milestones=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert len(refund_reads) == 1
+    assert set(re.findall(r"\b50[0-9][0-9]\b", refund_reads[0])) == {"5011"}  # of the twelve orders, its own
+    assert {f.order_id for f in others.tier_facts[member_ids[1]]} == {5020, 5021, 5022, 5023}
+    assert {h.order_id: h.spend for h in facts.histories[member_ids[0]]}[5011] == Fraction("37.50")
+
+
 def test_without_a_paid_tier_no_purchase_is_read_and_the_tiers_are_those_its_terms_give(settings, shop):
     """Purchases stored under a version with a paid tier: read with one (the read's terms are tiers.facts_for's),
     left unread without (no terms), where every tier the rules work out is what facts_for's terms give."""

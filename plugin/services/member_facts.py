@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import exists, select, text
 from sqlalchemy.orm import Session
 
 from plugin.db import among, unprepared
-from plugin.models import Member, MilestoneHolding, Order, Shop
+from plugin.models import Member, MilestoneHolding, Order, Refund, Shop
 from plugin.programme import milestones
 from plugin.programme import tiers as tier_rules
 from plugin.services import lot_reads, shops, tier_corrections, tiers
@@ -85,6 +85,16 @@ _HOLDINGS = text(
 ).columns(*(MilestoneHolding.__table__.c[c] for c in _HOLDING_COLUMNS))
 
 
+# Whether a past order has a refund, read with it: refunds are rare, and a separate read of every past order's
+# refunds cost a statement a round (about 0.7 ms of the drain's Python, 15 us an order) that nearly always found none.
+_REFUNDED = (
+    exists()
+    .where(Refund.shop_id == Order.shop_id, Refund.order_id == Order.order_id)
+    .correlate(Order.__table__)
+    .label("refunded")
+)
+
+
 def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: bool) -> MemberFacts:
     """Lock the members (in id order) and read their facts. The locks are what let milestones.rules.recompute,
     given these facts, skip its own: they are held until the transaction ends. The caller flushes first."""
@@ -112,7 +122,7 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     stored_columns = tier_corrections.STORED_TIER_TEXT_COLUMNS if as_text else tier_corrections.STORED_TIER_COLUMNS
     with unprepared(session):
         result = session.execute(
-            select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *stored_columns)
+            select(*tiers.ORDER_FACT_COLUMNS, *lot_reads.columns(session), *stored_columns, _REFUNDED)
             .select_from(lot_reads.orders_from(session))
             .where(Order.shop_id == shop.id, among(session, Order.member_id, member_ids), Order.paid_at.is_not(None))
         )
@@ -123,7 +133,10 @@ def read(session: Session, shop: Shop, member_ids: list[int], with_milestones: b
     # Paid terms count only under a paid tier (tier_rules.status and tiers_at_payments pass over them without one):
     # without it none are read, though purchases made under an earlier version may be stored.
     bought = tiers.purchases_of(session, shop.id, member_ids) if current is not None and current.paid else []
-    refunds = tiers.refunds_of(session, shop.id, [o.order_id for o in orders] + [p.order_id for p in bought])
+    # Only the orders the read found refunded: most members have none, and then no statement is sent.
+    refunds = tiers.refunds_of(
+        session, shop.id, [o.order_id for o in orders if o.refunded] + [p.order_id for p in bought]
+    )
     lots = lot_reads.lots(session, shop.id, orders, refunds)
     if current is not None:
         facts, terms = tiers.facts_from(session, shop.id, orders, bought, refunds, lots)
