@@ -82,6 +82,27 @@ def test_a_batch_reads_its_members_facts_once_a_round(settings, shop, monkeypatc
     assert [len(ids) for ids in reads] == [2, 1, 1]  # one read a round; [2, 2, 1, 1] before
 
 
+def test_a_batch_reads_the_milestone_programme_once_whatever_its_rounds(settings, shop):
+    """The milestone programme is read once a batch and given to every round's facts and rules: each round read it
+    twice before (the facts, then the rules), a statement and a copy of the settings each time."""
+    with transaction(settings.database_url) as session:
+        tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
+    _store(settings)
+    reads: list[str] = []
+
+    def keep(_conn, _cursor, statement, *_args):
+        if "from milestone_settings" in " ".join(statement.lower().split()):
+            reads.append(statement)
+
+    engine = engine_for(settings.database_url)
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        assert inbox.drain(settings.database_url, batch_size=10) == {"processed": 4}
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    assert len(reads) == 1  # three rounds: six before
+
+
 def test_a_members_tier_qualifications_are_worked_out_once_a_round(settings, shop, monkeypatch):
     """Each round works out a member's qualifications (a pass over every past order) once, for the order's tier when
     paid; the member rules' plan (tier status and corrections due) goes on from them with the round's new order,

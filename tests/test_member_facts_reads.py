@@ -305,7 +305,7 @@ def test_a_rounds_new_orders_added_in_python_are_what_a_read_after_the_write_giv
     compared: list[int] = []
     run = member_rules_batch.run
 
-    def compare(session, shop_row, member_ids, before, new_orders, quals):
+    def compare(session, shop_row, member_ids, before, new_orders, quals, programme):
         current = tiers.programme(shop_row)
         added = member_facts.with_new_orders(before, shop_row, current, new_orders)
         # The qualifications the rules go on from (decision 0080) are those of the facts read before the round.
@@ -320,7 +320,7 @@ def test_a_rounds_new_orders_added_in_python_are_what_a_read_after_the_write_giv
             reread.members, reread.paid_terms, reread.entry_rewards, reread.holdings,
         )  # fmt: skip
         compared.append(len(new_orders))
-        return run(session, shop_row, member_ids, before, new_orders, quals)
+        return run(session, shop_row, member_ids, before, new_orders, quals, programme)
 
     monkeypatch.setattr(member_rules_batch, "run", compare)
     assert inbox.drain(settings.database_url, batch_size=20) == {"processed": 9}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, bindparam, func, null, or_, select, update
 from sqlalchemy.orm import Session
@@ -80,7 +80,10 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     """
     if not takes_part(session, shop):
         return {}
-    member_level = has_member_rules(session, shop)
+    # The milestone programme, read once for the whole batch: every round's member facts and rules take it (two
+    # reads and copies a round before, about 30 us an order).
+    milestone_programme = _milestone_programme(session, shop)
+    member_level = _member_level(shop, milestone_programme)
     rules = earning_rules.rule_set(shop.rules, shop.rules_version)
     settings = program_settings(shop.settings, shop.settings_version)
     # Orders the batch names that exist already, with their member's shopper: a delivery of such an order goes
@@ -112,7 +115,7 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     # With tiers or milestones, in rounds of one order per member (decision 0041): a member's next order's tier
     # when paid, punches and thresholds depend on the one before, which its round writes, member rules and all.
     tiers_version = shop.tiers_version if tiers.programme(shop) else None  # what each order's facts name
-    batch = Batch(shop, rules, settings, codes, known, members, member_level, tiers_version)
+    batch = Batch(shop, rules, settings, codes, known, members, member_level, tiers_version, milestone_programme)
     for number, round_ in enumerate(_rounds(items, chosen) if member_level else [chosen]):
         batch.write(session, round_, created if number == 0 else {}, blank)
     applied = {item.key: item.customer_id for item in created.values()}
@@ -122,8 +125,8 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
 @dataclass(frozen=True)
 class Batch:
     """What every round of the batch settles its orders with: the shop, its rules and settings, the batch's reward
-    codes, cached products and members, whether the shop has member rules, and its tier programme's version (None
-    without tiers)."""
+    codes, cached products and members, whether the shop has member rules, its tier programme's version (None
+    without tiers) and its milestone programme (milestones.settings.current's)."""
 
     shop: Shop
     rules: earning_rules.RuleSet
@@ -133,6 +136,7 @@ class Batch:
     members: dict[int, int]
     member_level: bool
     tiers_version: int | None
+    milestone_programme: dict[str, Any]
 
     def write(
         self,
@@ -149,7 +153,8 @@ class Batch:
         # round's new orders added in Python.
         facts, paid_tiers, quals = None, {}, {}
         if self.member_level:
-            facts = _member_facts(session, shop, [members[item.customer_id] for item in chosen.values()])
+            round_members = [members[item.customer_id] for item in chosen.values()]
+            facts = _member_facts(session, shop, round_members, self.milestone_programme)
             paid_tiers, quals = _tiers_when_paid(shop, chosen.values(), members, facts)
         orders, updates, postings, names = [], [], [], {}
         for item in chosen.values():
@@ -194,7 +199,7 @@ class Batch:
         # (balance_after, notes and events included).
         new_orders = [row for row in orders if row["paid_at"] is not None]
         member_ids = [members[item.customer_id] for item in chosen.values()]
-        _member_rules(session, shop, member_ids, facts, new_orders, quals)
+        _member_rules(session, shop, member_ids, facts, new_orders, quals, self.milestone_programme)
 
 
 @dataclass(frozen=True)
@@ -293,15 +298,26 @@ def takes_part(session: Session, shop: Shop) -> bool:
 def has_member_rules(session: Session, shop: Shop) -> bool:
     """Whether an order can move a member-level rule in this shop (a tier programme, milestones): then each member
     takes one order here and its rules run after the bulk write; else every rule in member_rules is a no-op."""
-    return tiers.programme(shop) is not None or has_milestones(session, shop)
+    return _member_level(shop, _milestone_programme(session, shop))
+
+
+def _member_level(shop: Shop, milestone_programme: dict[str, Any]) -> bool:
+    return tiers.programme(shop) is not None or _with_milestones(milestone_programme)
 
 
 def has_milestones(session: Session, shop: Shop) -> bool:
     """Whether milestones.rules.recompute does anything in this shop (its own test)."""
+    return _with_milestones(_milestone_programme(session, shop))
+
+
+def _milestone_programme(session: Session, shop: Shop) -> dict[str, Any]:
     from plugin.services.milestones import settings as milestones  # late, as accrual: its imports stay light
 
-    current = milestones.current(session, shop.id)
-    return bool(current["thresholds"] or current["punch_cards"] or current["signup"]["points"])
+    return milestones.current(session, shop.id)
+
+
+def _with_milestones(programme: dict[str, Any]) -> bool:
+    return bool(programme["thresholds"] or programme["punch_cards"] or programme["signup"]["points"])
 
 
 def _snapshot(item: Item) -> events.OrderSnapshot | None:
@@ -452,11 +468,12 @@ def _note_purchases(session: Session, shop: Shop, chosen, members: dict[int, int
         tiers.note_purchase(session, shop, order, item.event.order, item.event.paid_at)
 
 
-def _member_facts(session: Session, shop: Shop, member_ids: list[int]) -> MemberFacts:
-    """The round's members' facts before its orders, under their locks (services/member_rules_batch.py)."""
+def _member_facts(session: Session, shop: Shop, member_ids: list[int], programme: dict[str, Any]) -> MemberFacts:
+    """The round's members' facts before its orders, under their locks (services/member_rules_batch.py), given the
+    milestone programme."""
     from plugin.services import member_rules_batch  # late, as member_rules: accrual's imports stay light
 
-    return member_rules_batch.read(session, shop, member_ids)
+    return member_rules_batch.read(session, shop, member_ids, programme)
 
 
 def _member_rules(
@@ -466,12 +483,14 @@ def _member_rules(
     facts: MemberFacts,
     new_orders: list[dict],
     quals: dict[int, list[tier_rules.Qualification]],
+    programme: dict[str, Any],
 ) -> None:
     """member_rules.after_order_change for each member, set-based where it can be (services/member_rules_batch.py),
-    from the facts read before the round, the round's new order rows and the qualifications of those facts."""
+    from the facts read before the round, the round's new order rows, the qualifications of those facts and the
+    milestone programme."""
     from plugin.services import member_rules_batch
 
-    member_rules_batch.run(session, shop, member_ids, facts, new_orders, quals)
+    member_rules_batch.run(session, shop, member_ids, facts, new_orders, quals, programme)
 
 
 def _enrol(session: Session, shop: Shop, customers: list[events.Customer]) -> dict[int, int]:

@@ -43,10 +43,15 @@ class Plan:
     holdings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def read(session: Session, shop: Shop, member_ids: list[int]) -> member_facts.MemberFacts:
-    """The members' facts as `run` takes them, read (and the members locked) before a round's orders are written."""
+def read(
+    session: Session, shop: Shop, member_ids: list[int], programme: dict[str, Any] | None = None
+) -> member_facts.MemberFacts:
+    """The members' facts as `run` takes them, read (and the members locked) before a round's orders are written.
+    `programme`: the shop's milestone programme (milestones.settings.current's), read here if not given."""
     session.flush()
-    return member_facts.read(session, shop, member_ids, _with_milestones(milestone_settings.current(session, shop.id)))
+    if programme is None:
+        programme = milestone_settings.current(session, shop.id)
+    return member_facts.read(session, shop, member_ids, _with_milestones(programme))
 
 
 def _with_milestones(programme: dict[str, Any]) -> bool:
@@ -60,6 +65,7 @@ def run(
     before: member_facts.MemberFacts,
     new_orders: list[dict],
     quals: dict[int, list[tier_rules.Qualification]] | None = None,
+    programme: dict[str, Any] | None = None,
 ) -> None:
     """member_rules.after_order_change for each member (each member once), as one by one would leave them.
 
@@ -74,13 +80,13 @@ def run(
     order, and what is read before the first still holds for the last.
 
     `quals`: by member id, tier_rules.qualifications of `before`'s tier facts under the shop's programme and zone
-    (batch_accrual._tiers_when_paid's), which a member's plan goes on from when their new order is their latest."""
+    (batch_accrual._tiers_when_paid's), which a member's plan goes on from when their new order is their latest.
+
+    `programme`: the shop's milestone programme (milestones.settings.current's), read here if not given."""
     session.flush()
-    # Held while the per-member rules run: the session's identity map keeps only weak references, so without this
-    # each member's milestones.settings.current would read the row again.
-    settings_row = session.get(MilestoneSettings, shop.id)  # noqa: F841
     current = tiers.programme(shop)
-    programme = milestone_settings.current(session, shop.id)
+    if programme is None:
+        programme = milestone_settings.current(session, shop.id)
     with_milestones = _with_milestones(programme)
     if current is not None and current.paid is not None:
         facts = member_facts.read(session, shop, member_ids, with_milestones)
@@ -100,6 +106,9 @@ def run(
         else:
             plans[member_id] = plan
     _write(session, shop, current, facts, plans, now)
+    # Held while the per-member rules run: the session's identity map keeps only weak references, so without this
+    # each member's milestones.settings.current would read the row again.
+    settings_row = session.get(MilestoneSettings, shop.id) if by_hand else None  # noqa: F841
     for member_id in by_hand:  # the rare cases, through the rules' own code, in batch order
         corrected = 0
         if current is not None:
