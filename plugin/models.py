@@ -223,6 +223,13 @@ class Order(Base):
     # Line items after discounts at payment, and the loyalty reward code used (services/order_sales.py): reports.
     sales: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     reward_code: Mapped[str | None] = mapped_column(String(64))
+    # The lot's sums as the member rules read them (lot_reads.LotSums), written with the lot by the set-based drain
+    # (decision 0094). NULL where a writer did not (the one-by-one path, rows older than migration 0043) and, on
+    # PostgreSQL, once the lot is written without them (a trigger): the reads then sum the lot's JSON.
+    lot_eligible: Mapped[Decimal | None] = mapped_column(Numeric)
+    lot_shipping_tip: Mapped[Decimal | None] = mapped_column(Numeric)
+    lot_tier_points: Mapped[int | None] = mapped_column(BigInteger)
+    lot_reasoned: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class RuleSetVersion(Base):

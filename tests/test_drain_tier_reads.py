@@ -16,9 +16,9 @@ from sqlalchemy import event, select
 
 from plugin import inbox
 from plugin.db import among, among_ids, engine_for, transaction
-from plugin.models import Member, Posting, Refund, TierMove
+from plugin.models import Member, Order, Posting, Refund, TierMove
 from plugin.programme import tiers as tier_rules
-from plugin.services import member_facts, shops, tier_sets, tiers
+from plugin.services import lot_reads, member_facts, shops, tier_sets, tiers
 from tests import builders
 from tests.bulk_rows import insert_members
 from tests.conftest import SHOP
@@ -263,3 +263,22 @@ def test_orders_paid_before_those_known_are_qualified_from_scratch(settings, sho
     monkeypatch.setattr(tier_rules, "qualifications_with", counted_with)
     assert _drained_backwards(settings, shop, set_based) == BACKWARDS
     assert went_on == ([True, False, False] if set_based else [])  # the first round: the member's first order
+
+
+@pytest.mark.parametrize("set_based", [True, False])
+def test_a_drained_orders_lot_sums_are_stored_with_it_set_based(settings, shop, set_based):
+    """The set-based drain writes each order's lot sums beside its lot (decision 0094), as lot_reads.sums gives
+    them from that lot (tier contributions included); the one-by-one path leaves them NULL, read from the lot."""
+    with transaction(settings.database_url) as session:
+        tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
+    _store(settings)
+    assert inbox.drain(settings.database_url, batch_size=10, set_based=set_based) == {"processed": 4}
+    with transaction(settings.database_url) as session:
+        rows = session.execute(
+            select(Order.lot, Order.lot_eligible, Order.lot_shipping_tip, Order.lot_tier_points, Order.lot_reasoned)
+            .where(Order.shop_id == shop)
+        ).all()  # fmt: skip
+    assert len(rows) == 4 and any(c["kind"] == "tier" for row in rows for c in row.lot.get("contributions", ()))
+    for row in rows:
+        stored = tuple(row[1:])
+        assert stored == (tuple(lot_reads.sums(row.lot)) if set_based else (None,) * 4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import null, select
+from sqlalchemy import null, select, update
 
 from plugin.db import transaction
 from plugin.models import Member, Order
@@ -104,3 +104,71 @@ def test_the_tier_previews_points_are_the_member_facts_points(settings, shop, or
     expected = {row.order_id: row.lot_tier_points for row in sums}
     assert {row.order_id: row.points for row in previewed} == expected
     assert expected[1009] == 14  # the lot whose contribution has no kind
+
+
+SUM_COLUMNS = ("lot_eligible", "lot_shipping_tip", "lot_tier_points", "lot_reasoned")
+
+
+def _reads(session, shop: int) -> dict[int, tuple]:
+    """Each order's sums as the member rules' reads give them (stored, or summed from the lot's JSON)."""
+    rows = session.execute(
+        select(Order.order_id, *lot_reads.columns(session))
+        .select_from(lot_reads.orders_from(session))
+        .where(Order.shop_id == shop, Order.lot.is_not(None))
+    ).all()
+    return {row.order_id: tuple(row[1:]) for row in rows}
+
+
+def _stored(session, shop: int) -> dict[int, tuple]:
+    columns = [getattr(Order, name) for name in SUM_COLUMNS]
+    return {
+        row[0]: tuple(row[1:]) for row in session.execute(select(Order.order_id, *columns).where(Order.shop_id == shop))
+    }
+
+
+def test_the_sums_stored_with_a_lot_are_those_its_json_gives(settings, shop, orders):
+    """lot_reads.sums, what the set-based drain stores with each lot it writes (decision 0094), is what the reads sum
+    from the lot's JSON in PostgreSQL; stored, the reads give those sums without the JSON."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the sums are read in PostgreSQL; SQLite reads whole lots")
+    with transaction(settings.database_url) as session:
+        from_json = _reads(session, shop)
+        assert set(_stored(session, shop).values()) == {(None,) * 4}  # written one by one: none stored
+        for order_id, lot in orders.items():
+            if lot is not None:
+                sums = lot_reads.sums(lot)
+                assert sums == from_json[order_id], order_id
+                assert type(sums.tier_points) is int and type(sums.reasoned) is bool
+                values = dict(zip(SUM_COLUMNS, sums, strict=True))
+                session.execute(update(Order).where(Order.shop_id == shop, Order.order_id == order_id).values(**values))
+        stored = _stored(session, shop)
+        assert all(None not in stored[order_id] for order_id in from_json)
+        assert _reads(session, shop) == from_json
+        # And they are read, not the lots: stored sums changed alone (the lots untouched) are what the reads give.
+        session.execute(
+            update(Order)
+            .where(Order.shop_id == shop, Order.lot.is_not(None))
+            .values(lot_eligible=Order.lot_eligible + 1000, lot_tier_points=Order.lot_tier_points + 7)
+        )
+        moved = {k: (e + 1000, s, p + 7, r) for k, (e, s, p, r) in from_json.items()}
+        assert _reads(session, shop) == moved
+
+
+def test_a_lot_written_without_its_sums_keeps_none(settings, shop, orders):
+    """On PostgreSQL a trigger empties the stored sums when a statement writes the lot without them (a tier
+    correction remakes a lot, the one-by-one path writes an orders/create row's): the reads then sum the new lot."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the trigger and the reads of stored sums are PostgreSQL's")
+    first, second = 1002, 1003
+    with transaction(settings.database_url) as session:
+        values = dict(zip(SUM_COLUMNS, lot_reads.sums(orders[first]), strict=True))
+        session.execute(update(Order).where(Order.shop_id == shop, Order.order_id == first).values(**values))
+        assert None not in _stored(session, shop)[first]
+        session.execute(update(Order).where(Order.shop_id == shop, Order.order_id == first).values(points_held=3))
+        assert None not in _stored(session, shop)[first]  # a write of other columns leaves them
+        order = session.scalars(select(Order).where(Order.shop_id == shop, Order.order_id == first)).one()
+        order.lot = orders[second]  # the ORM writes the lot alone
+        session.flush()
+        assert _stored(session, shop)[first] == (None,) * 4
+        reads = _reads(session, shop)
+    assert reads[first] == reads[second] == lot_reads.sums(orders[second])

@@ -43,7 +43,7 @@ from plugin.programme import rules as earning_rules
 from plugin.programme import tiers as tier_rules
 from plugin.programme.rules.core import MemberTier
 from plugin.programme.settings import ProgramSettings, program_settings
-from plugin.services import accrual, announcements, member_rules, order_sales, outbox, products, tiers
+from plugin.services import accrual, announcements, lot_reads, member_rules, order_sales, outbox, products, tiers
 from plugin.services.imports import pending as imported_balances
 from plugin.services.imports.tables import PENDING, ImportRow
 from plugin.services.shops import zone
@@ -256,10 +256,13 @@ def _created(shop: Shop, item: Item, members: dict[int, int]) -> dict:
         "member_id": members[item.customer_id], "created_seen": True, "paid_at": None, "cancelled_at": None,
         "lot": null(), "points_held": 0, "support_delta": 0, "unpaid_reversal": 0, "expired_points": 0,
         "available_at": None, "updated_at": utcnow(), "facts": null(), "sales": None, "reward_code": None,
+        **dict.fromkeys(_SUMS),
     }  # fmt: skip
 
 
-_UPDATED = ("name", "paid_at", "lot", "points_held", "available_at", "updated_at", "facts", "sales", "reward_code")
+_SUMS = ("lot_eligible", "lot_shipping_tip", "lot_tier_points", "lot_reasoned")  # lot_reads.sums, as stored
+_UPDATED = ("name", "paid_at", "lot", "points_held", "available_at", "updated_at", "facts", "sales", "reward_code",
+            *_SUMS)  # fmt: skip
 
 
 def _update_of(order_row: dict, blank: BlankOrder) -> dict:
@@ -577,6 +580,7 @@ def _settle(
     target = max(program.points_to_hold(lot, [], cancelled=False), 0)
     now = utcnow()
     lot_json = lot.to_json()
+    sums = lot_reads.sums(lot_json)  # stored with the lot: the member rules' reads need not sum its JSON (0094)
     order = {
         "shop_id": shop.id, "order_id": snapshot.order_id, "name": name, "member_id": member_id,
         "created_seen": False, "paid_at": paid_at, "cancelled_at": None, "lot": lot_json,
@@ -585,6 +589,8 @@ def _settle(
         "facts": order_facts.to_json(snapshot, paid_at, rules.version, tags, tier, tiers_version),
         "sales": order_sales.sales_of(snapshot),
         "reward_code": next((code for code in snapshot.discount_codes if code in reward_codes), None),
+        "lot_eligible": sums.eligible, "lot_shipping_tip": sums.shipping_tip, "lot_tier_points": sums.tier_points,
+        "lot_reasoned": sums.reasoned,
     }  # fmt: skip
     if target == 0:
         return order, None
