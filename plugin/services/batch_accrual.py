@@ -29,6 +29,7 @@ from plugin.bulk_insert import insert_rows
 from plugin.db import among, dialect_insert
 from plugin.models import (
     Member,
+    MilestoneSettings,
     Order,
     Posting,
     Redemption,
@@ -81,8 +82,9 @@ def apply(session: Session, shop: Shop, items: list[Item]) -> dict[int, int]:
     if not takes_part(session, shop):
         return {}
     # The milestone programme, read once for the whole batch: every round's member facts and rules take it (two
-    # reads and copies a round before, about 30 us an order).
-    milestone_programme = _milestone_programme(session, shop)
+    # reads and copies a round before, about 30 us an order). Its row is held for the batch, so the members who go
+    # through the rules' own code read this same version from the session, not a newer one saved meanwhile.
+    _held_row, milestone_programme = _milestone_programme(session, shop)  # the row held until the batch ends
     member_level = _member_level(shop, milestone_programme)
     rules = earning_rules.rule_set(shop.rules, shop.rules_version)
     settings = program_settings(shop.settings, shop.settings_version)
@@ -186,7 +188,7 @@ class Batch:
             if len(inserted) != len(orders):
                 raise BatchConflict(f"{len(orders) - len(inserted)} of the batch's orders exist already")
         if updates:
-            updated = session.connection().execute(_order_update(session), updates).rowcount
+            updated = session.connection().execute(_order_update(session), _sums_kept(session, updates)).rowcount
             if updated != len(updates):
                 raise BatchConflict(f"{len(updates) - updated} of the batch's orders changed since they were read")
         if self.member_level:
@@ -301,7 +303,7 @@ def takes_part(session: Session, shop: Shop) -> bool:
 def has_member_rules(session: Session, shop: Shop) -> bool:
     """Whether an order can move a member-level rule in this shop (a tier programme, milestones): then each member
     takes one order here and its rules run after the bulk write; else every rule in member_rules is a no-op."""
-    return _member_level(shop, _milestone_programme(session, shop))
+    return _member_level(shop, _milestone_programme(session, shop)[1])
 
 
 def _member_level(shop: Shop, milestone_programme: dict[str, Any]) -> bool:
@@ -310,13 +312,15 @@ def _member_level(shop: Shop, milestone_programme: dict[str, Any]) -> bool:
 
 def has_milestones(session: Session, shop: Shop) -> bool:
     """Whether milestones.rules.recompute does anything in this shop (its own test)."""
-    return _with_milestones(_milestone_programme(session, shop))
+    return _with_milestones(_milestone_programme(session, shop)[1])
 
 
-def _milestone_programme(session: Session, shop: Shop) -> dict[str, Any]:
+def _milestone_programme(session: Session, shop: Shop) -> tuple[MilestoneSettings | None, dict[str, Any]]:
+    """The shop's milestone settings row (None: never saved) and its programme, milestones.settings.current's."""
     from plugin.services.milestones import settings as milestones  # late, as accrual: its imports stay light
 
-    return milestones.current(session, shop.id)
+    row = session.get(MilestoneSettings, shop.id)
+    return row, milestones.of_row(row)
 
 
 def _with_milestones(programme: dict[str, Any]) -> bool:
@@ -700,7 +704,15 @@ def _insert_orders(session: Session, orders: list[dict]) -> list:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         return insert_rows(connection, Order.__table__, orders, ("shop_id", "order_id"), ("order_id",))
-    return connection.execute(_order_insert_for(connection.dialect.name), orders).all()
+    return connection.execute(_order_insert_for(connection.dialect.name), _sums_kept(session, orders)).all()
+
+
+def _sums_kept(session: Session, rows: list[dict]) -> list[dict]:
+    """The order rows as written: with their lots' sums on PostgreSQL, which reads them and empties them when a lot
+    is written without them (decision 0094); without on SQLite, which reads whole lots and has no such trigger."""
+    if session.get_bind().dialect.name == "postgresql":
+        return rows
+    return [{name: value for name, value in row.items() if name not in _SUMS} for row in rows]
 
 
 @lru_cache(maxsize=4)

@@ -107,7 +107,7 @@ def run(
             plans[member_id] = plan
     _write(session, shop, current, facts, plans, now)
     # Held while the per-member rules run: the session's identity map keeps only weak references, so without this
-    # each member's milestones.settings.current would read the row again.
+    # each member's milestones.settings.current would read the row again (the drain holds it for its whole batch).
     settings_row = session.get(MilestoneSettings, shop.id) if by_hand else None  # noqa: F841
     for member_id in by_hand:  # the rare cases, through the rules' own code, in batch order
         corrected = 0

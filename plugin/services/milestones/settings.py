@@ -18,7 +18,11 @@ from plugin.programme.rewards import catalogue
 
 def current(session, shop_id: int) -> dict[str, Any]:
     """The programme as saved, with its version (0 and an empty programme before the first save)."""
-    row = session.get(MilestoneSettings, shop_id)
+    return of_row(session.get(MilestoneSettings, shop_id))
+
+
+def of_row(row: MilestoneSettings | None) -> dict[str, Any]:
+    """`current`'s answer from the shop's settings row as read (None: never saved), a copy the caller may keep."""
     if row is None:
         return {**copy.deepcopy(EMPTY), "version": 0}
     return {**copy.deepcopy(row.settings), "version": row.version}
