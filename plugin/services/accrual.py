@@ -392,11 +392,15 @@ def settle(
         note = note or explanations.render(details)
     elif not note:
         details = _details(order, lot, delta)
-    # Without support changes, held points rise once (when the lot is made) and then only fall, until a tier
-    # correction remakes the lot: the corrections counted so far keep the next keys apart from earlier ones.
+    # Held points rise when the lot is made and mostly only fall, until a tier correction remakes the lot: the
+    # corrections counted so far keep the next keys apart from earlier ones. A refund can lift them, though: a capped
+    # lot's cap is a negative contribution, and each contribution keeps its share rounded toward zero (decision
+    # 0017), so one refund can take an order from 1 to 0 and the next back to 1, the same move as its payment's. A
+    # refund moves an order once at most, so its id keeps its move apart from every other (decision 0095).
+    cause = f":refund:{source_id}" if source_type == "refund" else ""
     corrections = order_facts.tier_corrections(order.facts)
     epoch = f":t{corrections}" if corrections else ""
-    key = idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}{epoch}"
+    key = idempotency_key or f"order:{order.order_id}:{order.points_held}->{target}{epoch}{cause}"
     forgiven = 0
     if delta < 0 and policy != "allow_negative":
         payable = max(_locked_balance(session, shop.id, order.member_id), 0)
