@@ -40,12 +40,17 @@ def _store(settings) -> None:
         inbox.store(engine_for(settings.database_url), inbox.IncomingDelivery(SHOP, "orders/paid", f"t-{n}", body))
 
 
-@pytest.mark.parametrize("set_based", [True, False])
-def test_a_members_later_orders_of_a_batch_earn_their_tiers_share(settings, shop, set_based):
+def _tiered_and_drained(settings, set_based: bool) -> None:
+    """TIERS saved, then _store's four orders drained in one batch, set-based or one by one."""
     with transaction(settings.database_url) as session:
         tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
     _store(settings)
     assert inbox.drain(settings.database_url, batch_size=10, set_based=set_based) == {"processed": 4}
+
+
+@pytest.mark.parametrize("set_based", [True, False])
+def test_a_members_later_orders_of_a_batch_earn_their_tiers_share(settings, shop, set_based):
+    _tiered_and_drained(settings, set_based)
     with transaction(settings.database_url) as session:
         earned = session.execute(
             select(Member.customer_id, Posting.order_id, Posting.points)
@@ -270,10 +275,7 @@ def test_a_drained_orders_lot_sums_are_stored_with_it_set_based(settings, shop, 
     """The set-based drain writes each order's lot sums beside its lot (decision 0094), as lot_reads.sums gives
     them from that lot (tier contributions included), on PostgreSQL; the one-by-one path leaves them NULL, read from
     the lot, and so does SQLite, which reads whole lots."""
-    with transaction(settings.database_url) as session:
-        tier_sets.save(session, shops.get(session, SHOP), TIERS, "test")
-    _store(settings)
-    assert inbox.drain(settings.database_url, batch_size=10, set_based=set_based) == {"processed": 4}
+    _tiered_and_drained(settings, set_based)
     with transaction(settings.database_url) as session:
         rows = session.execute(
             select(Order.lot, Order.lot_eligible, Order.lot_shipping_tip, Order.lot_tier_points, Order.lot_reasoned)
