@@ -307,12 +307,16 @@ def has_member_rules(session: Session, shop: Shop) -> bool:
 
 
 def _member_level(shop: Shop, milestone_programme: dict[str, Any]) -> bool:
-    return tiers.programme(shop) is not None or _with_milestones(milestone_programme)
+    from plugin.services.milestones import settings as milestones  # late, as accrual: its imports stay light
+
+    return tiers.programme(shop) is not None or milestones.any_rules(milestone_programme)
 
 
 def has_milestones(session: Session, shop: Shop) -> bool:
     """Whether milestones.rules.recompute does anything in this shop (its own test)."""
-    return _with_milestones(_milestone_programme(session, shop)[1])
+    from plugin.services.milestones import settings as milestones
+
+    return milestones.any_rules(_milestone_programme(session, shop)[1])
 
 
 def _milestone_programme(session: Session, shop: Shop) -> tuple[MilestoneSettings | None, dict[str, Any]]:
@@ -321,10 +325,6 @@ def _milestone_programme(session: Session, shop: Shop) -> tuple[MilestoneSetting
 
     row = session.get(MilestoneSettings, shop.id)
     return row, milestones.of_row(row)
-
-
-def _with_milestones(programme: dict[str, Any]) -> bool:
-    return bool(programme["thresholds"] or programme["punch_cards"] or programme["signup"]["points"])
 
 
 def _snapshot(item: Item) -> events.OrderSnapshot | None:

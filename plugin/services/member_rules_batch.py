@@ -51,11 +51,7 @@ def read(
     session.flush()
     if programme is None:
         programme = milestone_settings.current(session, shop.id)
-    return member_facts.read(session, shop, member_ids, _with_milestones(programme))
-
-
-def _with_milestones(programme: dict[str, Any]) -> bool:
-    return bool(programme["thresholds"] or programme["punch_cards"] or programme["signup"]["points"])
+    return member_facts.read(session, shop, member_ids, milestone_settings.any_rules(programme))
 
 
 def run(
@@ -87,7 +83,7 @@ def run(
     current = tiers.programme(shop)
     if programme is None:
         programme = milestone_settings.current(session, shop.id)
-    with_milestones = _with_milestones(programme)
+    with_milestones = milestone_settings.any_rules(programme)
     if current is not None and current.paid is not None:
         facts = member_facts.read(session, shop, member_ids, with_milestones)
         quals = None  # read again, not `before` plus the new orders: nothing to go on from

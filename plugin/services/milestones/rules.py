@@ -104,7 +104,7 @@ def recompute(session, shop: Shop, member_id: int, facts: MemberFacts | None = N
     their locks, which its transaction still holds: so no lock is taken here then. Else the member is locked
     and their facts read here."""
     current = programme.current(session, shop.id)
-    if not (current["thresholds"] or current["punch_cards"] or current["signup"]["points"]):
+    if not programme.any_rules(current):
         return  # no milestone programme: not one extra query on the order path
     session.flush()  # accrual changes the order under no_autoflush: the facts read here must include them
     if facts is not None:

@@ -21,6 +21,12 @@ def current(session, shop_id: int) -> dict[str, Any]:
     return of_row(session.get(MilestoneSettings, shop_id))
 
 
+def any_rules(programme: dict[str, Any]) -> bool:
+    """Whether the programme has anything milestones.rules.recompute brings a member to: thresholds, punch cards or
+    a signup bonus."""
+    return bool(programme["thresholds"] or programme["punch_cards"] or programme["signup"]["points"])
+
+
 def of_row(row: MilestoneSettings | None) -> dict[str, Any]:
     """`current`'s answer from the shop's settings row as read (None: never saved), a copy the caller may keep."""
     if row is None:
