@@ -18,15 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import case, delete, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, select
 
 from plugin import platforms
 from plugin.config import Settings
 from plugin.db import insert_for, transaction
 from plugin.models import BalancePushDue, Member, Shop
 from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient
-from plugin.services import expiry
+from plugin.services import expiry, member_marks
 
 log = logging.getLogger(__name__)
 
@@ -111,21 +110,18 @@ def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Setti
 
 
 def _mark_pushed(settings: Settings, shop_id: int, sent: dict[int, int]) -> list[int]:
-    """Record the balances sent, skipping members another transaction holds; returns the ids skipped.
-
-    A drain batch locks its members shopper by shopper and holds them to its commit. Waiting here for such a row
-    while holding others, in another order, deadlocked drain batches (each rolled back and redone one by one, in
-    the end-to-end benchmark); a held member's balance is about to change anyway, so it stays due and the push
-    its posting signals sends the new balance.
+    """Record the balances sent, skipping members another transaction holds (services/member_marks.py); returns
+    the ids skipped: a held member's balance is about to change anyway, so it stays due and the push its posting
+    signals sends the new balance.
 
     A member stops being due only if the balance sent is its balance now, read under its lock: every posting
     takes that lock before it moves the balance and lists the member as due again.
     """
     with transaction(settings.database_url) as session:
-        locked = _lock_members(session, shop_id, sorted(sent))
+        locked = member_marks.lock_free(session, shop_id, sorted(sent), "balance")
         free = [member_id for member_id, _ in locked]
         if free:  # one UPDATE for the call's members, not one each (25 statements a call before)
-            _write_pushed(session, shop_id, {member_id: sent[member_id] for member_id in free})
+            member_marks.record(session, shop_id, "balance", {member_id: sent[member_id] for member_id in free})
         settled = [member_id for member_id, balance in locked if balance == sent[member_id]]
         if settled:
             session.execute(
@@ -142,58 +138,3 @@ def _mark_pushed(settings: Settings, shop_id: int, sent: dict[int, int]) -> list
                 .on_conflict_do_nothing(index_elements=["shop_id", "member_id"])
             )
     return sorted(set(sent) - set(free))
-
-
-def _lock_members(session: Session, shop_id: int, member_ids: list[int]) -> list[tuple[int, int]]:
-    """(id, balance) of the members not held by another transaction, locked; the others skipped.
-
-    PostgreSQL probes each member by its key (decision 0079): with `id IN (...)` beside `shop_id`, on a members
-    table not analysed yet (a shop's first minute, before autovacuum's first pass) the planner read the shop's
-    every member by shop_id alone and filtered on the ids, for each call's 25 members.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        return [tuple(row) for row in session.execute(_LOCKED, {"ids": member_ids, "shop_id": shop_id})]
-    return [
-        tuple(row)
-        for row in session.execute(
-            select(Member.id, Member.balance)
-            .where(Member.shop_id == shop_id, Member.id.in_(member_ids))
-            .order_by(Member.id)
-            .with_for_update(skip_locked=True)
-        )
-    ]
-
-
-def _write_pushed(session: Session, shop_id: int, pushed: dict[int, int]) -> None:
-    """Record the balance sent to each of these members, which this transaction holds (_lock_members)."""
-    if session.get_bind().dialect.name == "postgresql":
-        params = {"shop": shop_id, "ids": list(pushed), "sent": list(pushed.values())}
-        session.connection().exec_driver_sql(PUSHED_BALANCES, params)
-        return
-    session.execute(
-        update(Member)
-        .where(Member.shop_id == shop_id, Member.id.in_(list(pushed)))
-        .values(pushed_balance=case(pushed, value=Member.id))
-        .execution_options(synchronize_session=False)
-    )
-
-
-# The members in id order, each by its key; SKIP LOCKED, so never waiting on a drain (see _mark_pushed).
-_LOCKED = text(
-    "SELECT m.id, m.balance FROM unnest(CAST(:ids AS BIGINT[])) AS k (id)"
-    " CROSS JOIN LATERAL (SELECT id, balance FROM members WHERE shop_id = :shop_id AND id = k.id"
-    " FOR UPDATE SKIP LOCKED) AS m"
-)
-# Each member found by its key (OFFSET 0 keeps the planner from flattening the subquery into a join that reads the
-# shop by shop_id alone), updated by its ctid: the row is locked by this transaction, so it cannot move.
-PUSHED_BALANCES = """
-    UPDATE members SET pushed_balance = found.sent
-    FROM (
-        SELECT member.at, pushed.sent
-        FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(sent)s AS bigint[])) AS pushed (id, sent)
-        CROSS JOIN LATERAL (
-            SELECT ctid AS at FROM members WHERE shop_id = %(shop)s AND id = pushed.id OFFSET 0
-        ) AS member
-    ) AS found
-    WHERE members.ctid = found.at AND members.shop_id = %(shop)s
-"""

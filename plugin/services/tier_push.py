@@ -3,7 +3,8 @@
 Modelled on services/balance_push.py. A member is due while `tier` differs from `pushed_tier`. A run writes
 each due member's *current* tier and records what it wrote, so several moves in a burst become one write and
 the last tier wins; a tier that moved during the call stays due. A refused or failed call leaves the member
-due: the shop rests, and the next signal or sweep tries again, so a push is retried, never lost.
+due: the shop rests, and the next signal or sweep tries again, so a push is retried, never lost. What a read's
+calls sent is recorded in one transaction (services/member_marks.py), not one a member.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from plugin import platforms
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Shop
 from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient, TierChange
-from plugin.services import tiers
+from plugin.services import member_marks, tiers
 
 log = logging.getLogger(__name__)
 
@@ -82,36 +83,50 @@ def push_tiers(
 
 
 def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Settings, Shop], AdminClient]) -> int:
+    """One pass through the shop's due members in id order: a member whose tier moves after its write waits for
+    the next run, which the drain that moved it signals (as balance_push's runs)."""
     with transaction(settings.database_url) as session:
         shop = session.get(Shop, shop_id)
         platform = platforms.for_shop(shop)
         client = client_factory(settings, shop)
     written = 0
+    after = 0  # the last member id this run read
+    held: dict[int, str] = {}  # members a drain held when their writes were recorded: tried once more at the end
     while written < PER_RUN:
         with transaction(settings.database_url) as session:
             shop = session.get(Shop, shop_id)
             due = session.execute(
                 select(Member.id, Member.customer_id, Member.tier, Member.pushed_tier)
-                .where(Member.shop_id == shop_id, _due())
+                .where(Member.shop_id == shop_id, Member.id > after, _due())
                 .order_by(Member.id)
                 .limit(PER_READ)
             ).all()
             changes = [(member_id, tier, change_for(shop, tier, pushed, cid)) for member_id, cid, tier, pushed in due]
         if not changes:
             break
-        for member_id, tier, change in changes:
-            platform.push_tier(client, change)
-            with transaction(settings.database_url) as session:
-                # Only if the tier is still the one written: a move during the call stays due.
-                session.execute(
-                    update(Member)
-                    .where(
-                        Member.shop_id == shop_id,
-                        Member.id == member_id,
-                        func.coalesce(Member.tier, "") == (tier or ""),
-                    )
-                    .values(pushed_tier=tier or "")
-                    .execution_options(synchronize_session=False)
-                )
-            written += 1
+        sent: dict[int, str] = {}
+        try:
+            for member_id, tier, change in changes:
+                platform.push_tier(client, change)
+                sent[member_id] = tier or ""
+        finally:  # what the shop took is recorded, even when a later call of the read failed
+            if sent:
+                held.update(_mark_pushed(settings, shop_id, sent))
+        written += len(sent)
+        after = due[-1][0]
+    if held:  # most drains have committed since: their members are marked now, or stay due for the next run
+        _mark_pushed(settings, shop_id, held)
     return written
+
+
+def _mark_pushed(settings: Settings, shop_id: int, sent: dict[int, str]) -> dict[int, str]:
+    """Record the tiers sent ('' for none) in one transaction, not one a member; returns those of the members
+    another transaction holds, skipped (services/member_marks.py). A member whose tier moved during its call is
+    not marked: it stays due."""
+    with transaction(settings.database_url) as session:
+        locked = member_marks.lock_free(session, shop_id, sorted(sent), "tier")
+        still = {member_id: sent[member_id] for member_id, tier in locked if (tier or "") == sent[member_id]}
+        if still:
+            member_marks.record(session, shop_id, "tier", still)
+    free = {member_id for member_id, _ in locked}
+    return {member_id: tier for member_id, tier in sent.items() if member_id not in free}

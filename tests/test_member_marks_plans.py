@@ -1,4 +1,4 @@
-"""A balance push marks its members by their keys on a members table never analysed (decision 0079).
+"""The balance and tier pushes mark their members by their keys on a members table never analysed (decision 0079).
 
 pk_members is created empty, so on a shop never analysed it estimates one member a shop: with `id IN (...)` beside
 `shop_id`, the lock and the UPDATE of a push call read every member of the shop by shop_id alone and filtered on
@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from plugin.models import Member
-from plugin.services import balance_push
+from plugin.services import member_marks
 from tests.bulk_rows import insert_members, never_analysed
 
 MEMBERS = 1000
@@ -45,14 +45,22 @@ def _by_key(plan: dict, chosen: list[int]) -> None:
         assert scan["Actual Rows"] * scan["Actual Loops"] <= len(chosen), plan
 
 
-def test_the_lock_and_the_update_find_each_member_by_its_key_on_a_shop_never_analysed(pg_engine, shop, members):
+SENT = {"balance": lambda n: 100 + n, "tier": lambda n: f"tier-{n}"}
+
+
+@pytest.mark.parametrize("column", sorted(member_marks.MARKS))
+def test_the_lock_and_the_update_find_each_member_by_its_key_on_a_shop_never_analysed(pg_engine, shop, members, column):
     chosen = members[MEMBERS // 2 : MEMBERS // 2 + 25]
+    pushed, array_type = member_marks.MARKS[column]
     with Session(pg_engine) as session, session.begin():
         assert never_analysed(session, "members")
-        compiled = balance_push._LOCKED.compile(dialect=session.get_bind().dialect)
+        compiled = member_marks._locked(column).compile(dialect=session.get_bind().dialect)
         lock = _explained(session, str(compiled), compiled.construct_params({"ids": chosen, "shop_id": shop}))
+        sent = [SENT[column](n) for n in range(len(chosen))]
         update = _explained(
-            session, balance_push.PUSHED_BALANCES, {"shop": shop, "ids": chosen, "sent": list(range(len(chosen)))}
+            session,
+            member_marks._RECORDED.format(pushed=pushed, array_type=array_type),
+            {"shop": shop, "ids": chosen, "sent": sent},
         )
         session.rollback()
     # With `shop_id = ... AND id IN (...)`, each read pk_members by shop_id alone and filtered all 1,000 members.
@@ -60,18 +68,17 @@ def test_the_lock_and_the_update_find_each_member_by_its_key_on_a_shop_never_ana
     _by_key(update, chosen)
 
 
-def test_the_pushed_balances_are_written_for_the_members_sent_and_no_one_else(pg_engine, shop, members):
+@pytest.mark.parametrize("column", sorted(member_marks.MARKS))
+def test_the_values_sent_are_recorded_for_the_members_sent_and_no_one_else(pg_engine, shop, members, column):
     chosen = members[10:14]
+    pushed = getattr(Member, member_marks.MARKS[column][0])
+    sent = {member_id: SENT[column](n) for n, member_id in enumerate(chosen)}
     with Session(pg_engine) as session, session.begin():
-        assert [member_id for member_id, _ in balance_push._lock_members(session, shop, chosen)] == chosen
-        balance_push._write_pushed(session, shop, {member_id: 100 + n for n, member_id in enumerate(chosen)})
+        assert [member_id for member_id, _ in member_marks.lock_free(session, shop, chosen, column)] == chosen
+        member_marks.record(session, shop, column, sent)
     with Session(pg_engine) as session:
-        pushed = dict(
-            session.query(Member.id, Member.pushed_balance).filter(
-                Member.shop_id == shop, Member.pushed_balance.is_not(None)
-            )
-        )
-    assert pushed == {member_id: 100 + n for n, member_id in enumerate(chosen)}
+        recorded = dict(session.query(Member.id, pushed).filter(Member.shop_id == shop, pushed.is_not(None)))
+    assert recorded == sent
 
 
 def test_a_member_another_transaction_holds_is_skipped(pg_engine, shop, members):
@@ -79,4 +86,10 @@ def test_a_member_another_transaction_holds_is_skipped(pg_engine, shop, members)
     with Session(pg_engine) as holder, holder.begin():
         holder.execute(text("SELECT 1 FROM members WHERE id = :id FOR UPDATE"), {"id": held})
         with Session(pg_engine) as session, session.begin():
-            assert balance_push._lock_members(session, shop, [held, free]) == [(free, 0)]
+            assert member_marks.lock_free(session, shop, [held, free], "balance") == [(free, 0)]
+            assert member_marks.lock_free(session, shop, [held, free], "tier") == [(free, None)]
+
+
+def test_only_a_pushed_column_is_written_into_the_statement():
+    with pytest.raises(ValueError, match="not a pushed column"):
+        member_marks._locked("balance FROM members; --")

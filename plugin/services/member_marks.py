@@ -1,0 +1,82 @@
+"""Members locked and marked by key, skipping those another transaction holds: what the balance and tier pushes sent.
+
+A drain batch locks its members and holds them to its commit. A push that waited for such a row while holding
+others, in another order, deadlocked drain batches (each rolled back and redone one by one, in the end-to-end
+benchmark); a held member's value is about to change anyway, so the push leaves it due.
+
+On PostgreSQL each member is probed by its key (decision 0079): with `id IN (...)` beside `shop_id`, on a members
+table not analysed yet (a shop's first minute, before autovacuum's first pass) the planner read the shop's every
+member by shop_id alone and filtered on the ids, for each call's members. SQLite keeps the plain statements.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import case, select, text, update
+from sqlalchemy.orm import Session
+
+from plugin.models import Member
+
+# What a push reads and records, by the member's column: the column it records the sent value in, and that
+# column's array type in PostgreSQL.
+MARKS = {"balance": ("pushed_balance", "bigint"), "tier": ("pushed_tier", "varchar")}
+
+
+def lock_free(session: Session, shop_id: int, member_ids: list[int], column: str) -> list[tuple[int, Any]]:
+    """(id, `column`) of the members not held by another transaction, locked, in id order; the others skipped.
+    `column`: one of MARKS."""
+    if session.get_bind().dialect.name == "postgresql":
+        return [tuple(row) for row in session.execute(_locked(column), {"ids": member_ids, "shop_id": shop_id})]
+    return [
+        tuple(row)
+        for row in session.execute(
+            select(Member.id, getattr(Member, column))
+            .where(Member.shop_id == shop_id, Member.id.in_(member_ids))
+            .order_by(Member.id)
+            .with_for_update(skip_locked=True)
+        )
+    ]
+
+
+def record(session: Session, shop_id: int, column: str, sent: dict[int, Any]) -> None:
+    """Record the value of `column` sent to each of these members, which this transaction holds (lock_free)."""
+    pushed, array_type = MARKS[column]
+    if session.get_bind().dialect.name == "postgresql":
+        params = {"shop": shop_id, "ids": list(sent), "sent": list(sent.values())}
+        session.connection().exec_driver_sql(_RECORDED.format(pushed=pushed, array_type=array_type), params)
+        return
+    session.execute(
+        update(Member)
+        .where(Member.shop_id == shop_id, Member.id.in_(list(sent)))
+        .values({pushed: case(sent, value=Member.id)})
+        .execution_options(synchronize_session=False)
+    )
+
+
+@lru_cache(maxsize=len(MARKS))
+def _locked(column: str):
+    """The members in id order, each by its key; SKIP LOCKED, so never waiting on a drain."""
+    if column not in MARKS:  # written into the statement: a column of MARKS only
+        raise ValueError(f"not a pushed column: {column!r}")
+    return text(
+        f"SELECT m.id, m.{column} FROM unnest(CAST(:ids AS BIGINT[])) AS k (id)"
+        f" CROSS JOIN LATERAL (SELECT id, {column} FROM members WHERE shop_id = :shop_id AND id = k.id"
+        " FOR UPDATE SKIP LOCKED) AS m"
+    )
+
+
+# Each member found by its key (OFFSET 0 keeps the planner from flattening the subquery into a join that reads the
+# shop by shop_id alone), updated by its ctid: the row is locked by this transaction, so it cannot move.
+_RECORDED = """
+    UPDATE members SET {pushed} = found.sent
+    FROM (
+        SELECT member.at, pushed.sent
+        FROM unnest(CAST(%(ids)s AS bigint[]), CAST(%(sent)s AS {array_type}[])) AS pushed (id, sent)
+        CROSS JOIN LATERAL (
+            SELECT ctid AS at FROM members WHERE shop_id = %(shop)s AND id = pushed.id OFFSET 0
+        ) AS member
+    ) AS found
+    WHERE members.ctid = found.at AND members.shop_id = %(shop)s
+"""
