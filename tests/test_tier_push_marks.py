@@ -40,9 +40,7 @@ def _quick(settings, shop):
 def _due(settings) -> list[int]:
     with transaction(settings.database_url) as session:
         return sorted(
-            session.scalars(
-                select(Member.customer_id).where(Member.tier.is_distinct_from(Member.pushed_tier))
-            ).all()
+            session.scalars(select(Member.customer_id).where(Member.tier.is_distinct_from(Member.pushed_tier))).all()
         )
 
 
