@@ -455,7 +455,7 @@ def settle(
     _post(session, shop, order, entry)
     order.points_held = target
     if delta > 0 and policy == "claw_back":
-        _claw_back(session, shop, order.member_id, delta)
+        _claw_back(session, shop, order.member_id, delta, entry.idempotency_key)
     return delta + forgiven  # what the member's balance moved
 
 
@@ -472,8 +472,11 @@ def _locked_balance(session: Session, shop_id: int, member_id: int) -> int:
     ).scalar_one()
 
 
-def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> None:
-    """New earnings first pay back reversals the member could not pay, oldest order first."""
+def _claw_back(session: Session, shop: Shop, member_id: int, earned: int, earning_key: str) -> None:
+    """New earnings first pay back reversals the member could not pay, oldest order first. `earning_key`: the
+    earning posting's key, which keys these too: an owed order's held points can come back to where an earlier
+    claw-back took them from (a refund lifting a capped order, decision 0095; a tier correction), and a claw-back
+    keyed by its move alone then repeated the earlier one's key (decision 0096)."""
     session.flush()  # the orders' held and unpaid points, as this transaction has changed them
     owing = session.scalars(
         select(Order)
@@ -492,7 +495,9 @@ def _claw_back(session: Session, shop: Shop, member_id: int, earned: int) -> Non
             points=-take,
             source_type="order",
             source_id=str(owed.order_id),
-            idempotency_key=f"order:{owed.order_id}:clawback:{owed.points_held}->{owed.points_held - take}",
+            idempotency_key=(
+                f"order:{owed.order_id}:clawback:{owed.points_held}->{owed.points_held - take}:for:{earning_key}"
+            ),
             rule_version=(owed.lot or {}).get("rule_version", "claw_back"),
             order_id=owed.order_id,
             note=f"{owed.name or owed.order_id}: claw_back of {take} points spent before a reversal",
