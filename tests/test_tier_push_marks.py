@@ -4,7 +4,7 @@ shop took when a later call fails (services/tier_push.py, services/member_marks.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select, text, update
 from sqlalchemy.orm import Session
 
 from plugin import create_app, platforms
@@ -79,22 +79,71 @@ def test_the_calls_the_shop_took_are_recorded_when_a_later_one_fails(gold_member
     settings, _state = gold_members
     calls = []
 
-    def failing_second(settings_, shop_):
-        admin = _quick(settings_, shop_)
-        graphql = admin.graphql
-
-        def once_then_fail(document, variables):
-            calls.append(variables.get("id"))
-            if len(calls) == 2:
-                raise AdminAPIError("the shop refused the second call")
-            return graphql(document, variables)
-
-        admin.graphql = once_then_fail
-        return admin
+    def refuse_second(customer, n):
+        calls.append(customer)
+        if n == 2:
+            raise AdminAPIError("the shop refused the second call")
 
     resting: set[int] = set()
-    assert tier_push.push_tiers(settings, failing_second, resting.__contains__, resting.add) == 0
-    assert len(calls) == 2 and resting  # the shop rests after the failure
+    pushed = tier_push.push_tiers(
+        settings, lambda s, shop: _calls_with(s, shop, refuse_second), resting.__contains__, resting.add
+    )
+    assert pushed == 0 and len(calls) == 2 and resting  # the shop rests after the failure
     assert _due(settings) == list(CUSTOMERS[1:])  # the first call's member is recorded, the rest stay due
     assert tier_push.push_tiers(settings, _quick) == 2
     assert _due(settings) == []
+
+
+def _calls_with(settings_, shop_, during):
+    """An admin client whose every call runs `during(customer gid, call number)` first."""
+    admin = _quick(settings_, shop_)
+    graphql, calls = admin.graphql, []
+
+    def call(document, variables):
+        calls.append(variables.get("id"))
+        during(variables.get("id"), len(calls))
+        return graphql(document, variables)
+
+    admin.graphql = call
+    return admin
+
+
+def test_a_tier_another_run_sent_meanwhile_leaves_the_member_due(gold_members):
+    """Two runs overlap: while this one calls for the first member, the member moves to silver and another run sends
+    and records silver. This run's gold reaches the shop after it, so the member must be due again, not left as if
+    the shop had silver."""
+    settings, state = gold_members
+    first = f"gid://shopify/Customer/{CUSTOMERS[0]}"
+
+    def other_run(customer, _n):
+        if customer == first:
+            with transaction(settings.database_url) as session:
+                session.execute(
+                    update(Member)
+                    .where(Member.customer_id == CUSTOMERS[0])
+                    .values(tier="silver", pushed_tier="silver")
+                    .execution_options(synchronize_session=False)
+                )
+
+    assert tier_push.push_tiers(settings, lambda s, shop: _calls_with(s, shop, other_run)) == len(CUSTOMERS)
+    assert state.customer_tags[first] == ["loyalty-tier-gold"]  # this run's stale write came last
+    assert _due(settings) == [CUSTOMERS[0]]  # recorded as gold, now silver: the next run sends silver
+
+
+def test_a_failure_to_record_after_a_refused_call_leaves_the_calls_error_to_rest_the_shop(gold_members, monkeypatch):
+    settings, _state = gold_members
+
+    def refuse_second(_customer, n):
+        if n == 2:
+            raise AdminAPIError("the shop refused the second call")
+
+    def broken(*_args):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(tier_push, "_mark_pushed", broken)
+    resting: set[int] = set()
+    pushed = tier_push.push_tiers(
+        settings, lambda s, shop: _calls_with(s, shop, refuse_second), resting.__contains__, resting.add
+    )
+    assert pushed == 0 and resting  # the call's error, not the record's, reached push_tiers: the shop rests
+    assert _due(settings) == list(CUSTOMERS)  # nothing recorded: all stay due

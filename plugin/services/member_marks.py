@@ -27,6 +27,7 @@ MARKS = {"balance": ("pushed_balance", "bigint"), "tier": ("pushed_tier", "varch
 def lock_free(session: Session, shop_id: int, member_ids: list[int], column: str) -> list[tuple[int, Any]]:
     """(id, `column`) of the members not held by another transaction, locked, in id order; the others skipped.
     `column`: one of MARKS."""
+    _checked(column)
     if session.get_bind().dialect.name == "postgresql":
         return [tuple(row) for row in session.execute(_locked(column), {"ids": member_ids, "shop_id": shop_id})]
     return [
@@ -58,13 +59,17 @@ def record(session: Session, shop_id: int, column: str, sent: dict[int, Any]) ->
 @lru_cache(maxsize=len(MARKS))
 def _locked(column: str):
     """The members in id order, each by its key; SKIP LOCKED, so never waiting on a drain."""
-    if column not in MARKS:  # written into the statement: a column of MARKS only
-        raise ValueError(f"not a pushed column: {column!r}")
+    _checked(column)  # written into the statement
     return text(
         f"SELECT m.id, m.{column} FROM unnest(CAST(:ids AS BIGINT[])) AS k (id)"
         f" CROSS JOIN LATERAL (SELECT id, {column} FROM members WHERE shop_id = :shop_id AND id = k.id"
         " FOR UPDATE SKIP LOCKED) AS m"
     )
+
+
+def _checked(column: str) -> None:
+    if column not in MARKS:
+        raise ValueError(f"not a pushed column: {column!r}")
 
 
 # Each member found by its key (OFFSET 0 keeps the planner from flattening the subquery into a join that reads the

@@ -109,9 +109,11 @@ def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Setti
             for member_id, tier, change in changes:
                 platform.push_tier(client, change)
                 sent[member_id] = tier or ""
-        finally:  # what the shop took is recorded, even when a later call of the read failed
-            if sent:
-                held.update(_mark_pushed(settings, shop_id, sent))
+        except BaseException:
+            _mark_after_failure(settings, shop_id, sent)
+            raise
+        if sent:
+            held.update(_mark_pushed(settings, shop_id, sent))
         written += len(sent)
         after = due[-1][0]
     if held:  # most drains have committed since: their members are marked now, or stay due for the next run
@@ -121,12 +123,25 @@ def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Setti
 
 def _mark_pushed(settings: Settings, shop_id: int, sent: dict[int, str]) -> dict[int, str]:
     """Record the tiers sent ('' for none) in one transaction, not one a member; returns those of the members
-    another transaction holds, skipped (services/member_marks.py). A member whose tier moved during its call is
-    not marked: it stays due."""
+    another transaction holds, skipped (services/member_marks.py).
+
+    What was sent is recorded even when the member's tier has moved since its read: it is what the shop was last
+    told by this run, so the member stays due (`tier` differs) and the next run sends the current tier. Keeping an
+    earlier record instead would lose a move when two runs overlap: the later run sends and records the new tier,
+    then the earlier one sends its stale tier, and the record would still say the shop has the new one."""
     with transaction(settings.database_url) as session:
-        locked = member_marks.lock_free(session, shop_id, sorted(sent), "tier")
-        still = {member_id: sent[member_id] for member_id, tier in locked if (tier or "") == sent[member_id]}
-        if still:
-            member_marks.record(session, shop_id, "tier", still)
-    free = {member_id for member_id, _ in locked}
-    return {member_id: tier for member_id, tier in sent.items() if member_id not in free}
+        free = [member_id for member_id, _ in member_marks.lock_free(session, shop_id, sorted(sent), "tier")]
+        if free:
+            member_marks.record(session, shop_id, "tier", {member_id: sent[member_id] for member_id in free})
+    return {member_id: tier for member_id, tier in sent.items() if member_id not in set(free)}
+
+
+def _mark_after_failure(settings: Settings, shop_id: int, sent: dict[int, str]) -> None:
+    """_mark_pushed for the calls the shop took before one failed; its own failure is logged, not raised, so the
+    call's error still reaches the caller (which rests the shop). Unrecorded, those members stay due."""
+    if not sent:
+        return
+    try:
+        _mark_pushed(settings, shop_id, sent)
+    except Exception:
+        log.exception("tier push for shop %s: could not record the %d tiers sent before a failure", shop_id, len(sent))
