@@ -147,3 +147,46 @@ def test_a_failure_to_record_after_a_refused_call_leaves_the_calls_error_to_rest
     )
     assert pushed == 0 and resting  # the call's error, not the record's, reached push_tiers: the shop rests
     assert _due(settings) == list(CUSTOMERS)  # nothing recorded: all stay due
+
+
+def _run_lock_held_elsewhere(pg_engine, shop_id: int):
+    """A connection holding the shop's tier-push run lock, as another run would (PostgreSQL)."""
+    connection = pg_engine.connect()
+    params = {"namespace": tier_push.RUN_NAMESPACE, "shop": str(shop_id)}
+    assert connection.exec_driver_sql(tier_push._TRY_RUN_LOCK, params).scalar_one()
+    connection.commit()
+    return connection, params
+
+
+def test_a_run_leaves_a_shop_another_run_is_pushing(gold_members, pg_engine, shop_with_token):
+    settings, state = gold_members
+    other, params = _run_lock_held_elsewhere(pg_engine, shop_with_token)
+    try:
+        assert tier_push.push_tiers(settings, _quick) == 0  # no second run of the same members
+        assert state.customer_tags == {} and _due(settings) == list(CUSTOMERS)
+    finally:
+        other.exec_driver_sql(tier_push._RUN_UNLOCK, params)
+        other.close()
+    assert tier_push.push_tiers(settings, _quick) == len(CUSTOMERS)
+    assert _due(settings) == []
+
+
+def test_the_run_lock_is_released_after_a_run_and_after_a_failed_one(gold_members, pg_engine, shop_with_token):
+    settings, _state = gold_members
+
+    def refuse(_customer, _n):
+        raise AdminAPIError("the shop refused the call")
+
+    resting: set[int] = set()
+    assert (
+        tier_push.push_tiers(settings, lambda s, shop: _calls_with(s, shop, refuse), set().__contains__, resting.add)
+        == 0
+    )
+    assert resting == {shop_with_token}
+    other, params = _run_lock_held_elsewhere(pg_engine, shop_with_token)  # asserts it could take the lock
+    other.exec_driver_sql(tier_push._RUN_UNLOCK, params)
+    other.close()
+    assert tier_push.push_tiers(settings, _quick) == len(CUSTOMERS)
+    other, params = _run_lock_held_elsewhere(pg_engine, shop_with_token)
+    other.exec_driver_sql(tier_push._RUN_UNLOCK, params)
+    other.close()
