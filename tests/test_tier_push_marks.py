@@ -12,7 +12,7 @@ from plugin.db import engine_for, transaction
 from plugin.jobs import tasks
 from plugin.models import Member
 from plugin.platforms.base import AdminAPIError
-from plugin.services import tier_push
+from plugin.services import member_marks, tier_push
 from tests import builders
 from tests.test_tiers_e2e import deliver_at, save
 
@@ -153,7 +153,7 @@ def _run_lock_held_elsewhere(pg_engine, shop_id: int):
     """A connection holding the shop's tier-push run lock, as another run would (PostgreSQL)."""
     connection = pg_engine.connect()
     params = {"namespace": tier_push.RUN_NAMESPACE, "shop": str(shop_id)}
-    assert connection.exec_driver_sql(tier_push._TRY_RUN_LOCK, params).scalar_one()
+    assert connection.exec_driver_sql(member_marks.TRY_RUN_LOCK, params).scalar_one()
     connection.commit()
     return connection, params
 
@@ -165,7 +165,7 @@ def test_a_run_leaves_a_shop_another_run_is_pushing(gold_members, pg_engine, sho
         assert tier_push.push_tiers(settings, _quick) == 0  # no second run of the same members
         assert state.customer_tags == {} and _due(settings) == list(CUSTOMERS)
     finally:
-        other.exec_driver_sql(tier_push._RUN_UNLOCK, params)
+        other.exec_driver_sql(member_marks.RUN_UNLOCK, params)
         other.close()
     assert tier_push.push_tiers(settings, _quick) == len(CUSTOMERS)
     assert _due(settings) == []
@@ -184,9 +184,9 @@ def test_the_run_lock_is_released_after_a_run_and_after_a_failed_one(gold_member
     )
     assert resting == {shop_with_token}
     other, params = _run_lock_held_elsewhere(pg_engine, shop_with_token)  # asserts it could take the lock
-    other.exec_driver_sql(tier_push._RUN_UNLOCK, params)
+    other.exec_driver_sql(member_marks.RUN_UNLOCK, params)
     other.close()
     assert tier_push.push_tiers(settings, _quick) == len(CUSTOMERS)
     other, params = _run_lock_held_elsewhere(pg_engine, shop_with_token)
-    other.exec_driver_sql(tier_push._RUN_UNLOCK, params)
+    other.exec_driver_sql(member_marks.RUN_UNLOCK, params)
     other.close()

@@ -67,11 +67,18 @@ def push_balances(
         if resting(shop_id):
             continue
         try:
-            written += _push_shop(settings, shop_id, client_factory)
+            with member_marks.one_run(settings.database_url, RUN_NAMESPACE, shop_id) as alone:
+                if alone:
+                    written += _push_shop(settings, shop_id, client_factory)
         except (AdminAPIError, AdminAPIUnavailable) as error:  # stays due; tried again after a rest
             log.warning("balance push for shop %s stopped: %s", shop_id, error)
             failed(shop_id)
     return written
+
+
+# A shop's runs, one at a time (member_marks.one_run; decision 0098): two runs of a shop wrote the same members
+# twice, and the order of their records could leave the record ahead of the shop. The advisory lock's first key.
+RUN_NAMESPACE = "loyalty.balance_push.run"
 
 
 def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Settings, Shop], AdminClient]) -> int:

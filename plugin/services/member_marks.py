@@ -1,4 +1,5 @@
-"""Members locked and marked by key, skipping those another transaction holds: what the balance and tier pushes sent.
+"""Members locked and marked by key, skipping those another transaction holds: what the balance and tier pushes sent;
+and a push's run, one at a time per shop.
 
 A drain batch locks its members and holds them to its commit. A push that waited for such a row while holding
 others, in another order, deadlocked drain batches (each rolled back and redone one by one, in the end-to-end
@@ -11,12 +12,15 @@ member by shop_id alone and filtered on the ids, for each call's members. SQLite
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import case, select, text, update
 from sqlalchemy.orm import Session
 
+from plugin.db import engine_for
 from plugin.models import Member
 
 # What a push reads and records, by the member's column: the column it records the sent value in, and that
@@ -85,3 +89,32 @@ _RECORDED = """
     ) AS found
     WHERE members.ctid = found.at AND members.shop_id = %(shop)s
 """
+
+
+@contextmanager
+def one_run(database_url: str, namespace: str, shop_id: int) -> Iterator[bool]:
+    """Whether this run of a push (`namespace`) has the shop to itself: False when another run holds it, which this
+    one then leaves alone (that run, the next drain's signal or the sweeper sends what is left).
+
+    A signal during a run starts another (the job's claim is cleared as it starts). PostgreSQL: a session-level
+    advisory lock, tried without waiting, on a connection of its own held for the run and unlocked at its end (a
+    process that dies closes the connection, which releases it). SQLite (the embedded demo, inline jobs): one
+    process, no lock needed."""
+    engine = engine_for(database_url)
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as connection:
+        params = {"namespace": namespace, "shop": str(shop_id)}
+        alone = connection.exec_driver_sql(TRY_RUN_LOCK, params).scalar_one()
+        connection.commit()  # the lock outlives the transaction; the pool's reset on return would not release it
+        try:
+            yield alone
+        finally:
+            if alone:
+                connection.exec_driver_sql(RUN_UNLOCK, params)
+                connection.commit()
+
+
+TRY_RUN_LOCK = "SELECT pg_try_advisory_lock(hashtext(%(namespace)s), hashtext(%(shop)s))"
+RUN_UNLOCK = "SELECT pg_advisory_unlock(hashtext(%(namespace)s), hashtext(%(shop)s))"

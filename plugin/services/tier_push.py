@@ -10,14 +10,13 @@ calls sent is recorded in one transaction (services/member_marks.py), not one a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from sqlalchemy import func, select
 
 from plugin import platforms
 from plugin.config import Settings
-from plugin.db import engine_for, transaction
+from plugin.db import transaction
 from plugin.models import Member, Shop
 from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient, TierChange
 from plugin.services import member_marks, tiers
@@ -76,7 +75,7 @@ def push_tiers(
         if resting(shop_id):
             continue
         try:
-            with _one_run(settings.database_url, shop_id) as alone:
+            with member_marks.one_run(settings.database_url, RUN_NAMESPACE, shop_id) as alone:
                 if alone:
                     written += _push_shop(settings, shop_id, client_factory)
         except (AdminAPIError, AdminAPIUnavailable) as error:  # stays due; tried again after a rest
@@ -85,38 +84,10 @@ def push_tiers(
     return written
 
 
-# The advisory lock's first key: this use's own space (inbox_shoppers and report_rollups use others).
+# A shop's runs, one at a time (member_marks.one_run; decision 0097): two runs of a shop sent the same members twice,
+# and the earlier run's stale tier could reach the shop after the later run's current one while the record kept the
+# later's. The advisory lock's first key: this use's own space.
 RUN_NAMESPACE = "loyalty.tier_push.run"
-
-
-@contextmanager
-def _one_run(database_url: str, shop_id: int) -> Iterator[bool]:
-    """Whether this run has the shop's tier pushes to itself: False when another run holds them, which this one
-    then leaves alone (that run, the next drain's signal or the sweeper sends what is left).
-
-    A signal during a run starts another (the job's claim is cleared as it starts), and two runs of one shop sent
-    the same members twice; worse, the earlier run's stale tier could reach the shop after the later run's current
-    one while the record kept the later's (decision 0097). PostgreSQL: a session-level advisory lock, tried without
-    waiting, on a connection of its own held for the run and unlocked at its end (a process that dies closes the
-    connection, which releases it). SQLite (the embedded demo, inline jobs): one process, no lock needed."""
-    engine = engine_for(database_url)
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    with engine.connect() as connection:
-        params = {"namespace": RUN_NAMESPACE, "shop": str(shop_id)}
-        alone = connection.exec_driver_sql(_TRY_RUN_LOCK, params).scalar_one()
-        connection.commit()  # the lock outlives the transaction; the pool's reset on return would not release it
-        try:
-            yield alone
-        finally:
-            if alone:
-                connection.exec_driver_sql(_RUN_UNLOCK, params)
-                connection.commit()
-
-
-_TRY_RUN_LOCK = "SELECT pg_try_advisory_lock(hashtext(%(namespace)s), hashtext(%(shop)s))"
-_RUN_UNLOCK = "SELECT pg_advisory_unlock(hashtext(%(namespace)s), hashtext(%(shop)s))"
 
 
 def _push_shop(settings: Settings, shop_id: int, client_factory: Callable[[Settings, Shop], AdminClient]) -> int:
