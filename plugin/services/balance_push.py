@@ -136,8 +136,8 @@ def _mark_pushed(settings: Settings, shop_id: int, sent: dict[int, int]) -> list
             )
         # Listed again, not only kept: two overlapping runs (a signal during a run starts another) may mark in the
         # other order than the shop received their writes; a run that sent a stale balance and marks last would
-        # otherwise find the member's row already deleted by the run that sent the current one. A shop's runs no
-        # longer overlap (member_marks.one_run, decision 0098): this stays as a second guard.
+        # otherwise find the member's row already deleted by the run that sent the current one. On PostgreSQL a
+        # shop's runs no longer overlap (member_marks.one_run, decision 0098); SQLite's inline runs still may.
         behind = [member_id for member_id, balance in locked if balance != sent[member_id]]
         if behind:
             session.execute(

@@ -98,8 +98,8 @@ def one_run(database_url: str, namespace: str, shop_id: int) -> Iterator[bool]:
 
     A signal during a run starts another (the job's claim is cleared as it starts). PostgreSQL: a session-level
     advisory lock, tried without waiting, on a connection of its own held for the run and unlocked at its end (a
-    process that dies closes the connection, which releases it). SQLite (the embedded demo, inline jobs): one
-    process, no lock needed."""
+    process that dies closes the connection, which releases it). SQLite (the embedded demo, inline jobs): no lock;
+    two request threads' inline runs may still overlap, which the pushes' own records guard against as before."""
     engine = engine_for(database_url)
     if engine.dialect.name != "postgresql":
         yield True

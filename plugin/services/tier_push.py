@@ -138,10 +138,10 @@ def _mark_pushed(settings: Settings, shop_id: int, sent: dict[int, str]) -> dict
     earlier record instead would lose a move when two runs overlap: the later run sends and records the new tier,
     then the earlier one sends its stale tier, and the record would still say the shop has the new one."""
     with transaction(settings.database_url) as session:
-        free = [member_id for member_id, _ in member_marks.lock_free(session, shop_id, sorted(sent), "tier")]
+        free = {member_id for member_id, _ in member_marks.lock_free(session, shop_id, sorted(sent), "tier")}
         if free:
             member_marks.record(session, shop_id, "tier", {member_id: sent[member_id] for member_id in free})
-    return {member_id: tier for member_id, tier in sent.items() if member_id not in set(free)}
+    return {member_id: tier for member_id, tier in sent.items() if member_id not in free}
 
 
 def _mark_after_failure(settings: Settings, shop_id: int, sent: dict[int, str]) -> None:
