@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql
 
 from plugin.db import engine_for
@@ -83,8 +83,13 @@ def test_a_claims_statements_read_a_bounded_amount_per_pending_delivery_without_
         plans = {
             "choose": plan_of(connection, event_delivery.claimable(now, event_delivery.BATCH)),
             "unfanned": plan_of(connection, event_delivery.first_unfanned(shop, members)),
-            "lock": plan_of(connection, event_delivery.still_due(shop, {head.id for head in heads}, now)),
-            "events": plan_of(connection, event_delivery.by_key(OutboxEvent, shop, {h.outbox_id for h in heads})),
+            "lock": plan_of(connection, event_delivery.due_by_key(shop, {head.id for head in heads}, now)),
+            "events": plan_of(
+                connection,
+                event_delivery.columns_by_key(
+                    OutboxEvent, shop, {h.outbox_id for h in heads}, event_delivery.EVENT_COLUMNS
+                ),
+            ),
         }
         connection.rollback()  # EXPLAIN ANALYZE took the locks
     assert analyzed == 2, "the tables must be as a fresh server leaves them: never analyzed"
@@ -96,3 +101,57 @@ def test_a_claims_statements_read_a_bounded_amount_per_pending_delivery_without_
     spent = {name: work(plan) for name, plan in plans.items()}
     # Without statistics a lookup by id may still read the shop's rows once (its history): linear, bounded here.
     assert sum(spent.values()) < 12 * EVENTS, json.dumps(spent)
+    # The lock probes each chosen delivery by its key (decision 0099): a few reads each, not a pass over the shop's
+    # 9,600 pending deliveries by the pending index's shop_id prefix (about 20,000 here).
+    # So are the events' fields it reads for the envelopes (about 32,000 by the outbox's shop_id prefix).
+    assert spent["lock"] < 12 * event_delivery.BATCH, json.dumps(spent)
+    assert spent["events"] < 12 * event_delivery.BATCH, json.dumps(spent)
+
+
+def test_settling_a_send_reads_its_own_deliveries_not_every_pending_one_without_statistics(settings, shop):
+    """_settle_delivered's statements, as it sends them, explained again with their parameters: what they read
+    is bounded by the deliveries settled, not by the pending backlog (decision 0099)."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the plan and its buffers are PostgreSQL's")
+    engine = engine_for(settings.database_url)
+    with engine.connect() as connection:
+        backlog(connection, shop)
+        connection.commit()
+        pending = connection.execute(
+            text("SELECT id, endpoint_id FROM event_deliveries WHERE status = 'pending' ORDER BY id DESC LIMIT 50")
+        ).all()
+    sent: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "event_deliveries" in statement and not statement.lstrip().upper().startswith("EXPLAIN"):
+            sent.append((statement, parameters))
+
+    claimed = [
+        event_delivery._Claimed(row.id, shop, row.endpoint_id, "https://example.com/hook", b"", b"{}", f"e{row.id}",
+                                "points.earned", "webhook")
+        for row in pending
+    ]  # fmt: skip
+    ok = event_delivery.Outcome(200, None)
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        settled = event_delivery._settle_delivered(settings.database_url, [(c, ok) for c in claimed], utcnow())
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    assert settled == len(pending)
+    with engine.connect() as connection:
+        analyzed = connection.execute(
+            text("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'event_deliveries'"
+                 " AND last_analyze IS NULL AND last_autoanalyze IS NULL")
+        ).scalar()  # fmt: skip
+        connection.execute(text("UPDATE event_deliveries SET status = 'pending' WHERE id = ANY(:ids)"),
+                           {"ids": [row.id for row in pending]})  # fmt: skip
+        spent = []
+        for statement, parameters in sent:
+            plan = connection.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters)
+            spent.append(work(plan.scalar()[0]["Plan"]))
+        connection.rollback()
+    assert analyzed == 1, "the table must be as a fresh server leaves it: never analyzed"
+    assert spent, "the settlement sent no statement on event_deliveries"
+    # A few reads and rows per delivery settled, each statement; a pass over the 9,600 pending deliveries by the
+    # pending index's shop_id prefix read about 30,000.
+    assert max(spent) < 40 * len(pending), spent
