@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 
 import pytest
 import responses
 from redis import Redis
 from rq import Queue
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from plugin import jobs
 from plugin.db import engine_for, transaction
 from plugin.jobs import dispatch, shutdown, tasks
-from plugin.models import EventDelivery, EventEndpoint
+from plugin.models import EventDelivery, EventEndpoint, utcnow
 from plugin.services import event_delivery, event_endpoints, outbox
 from plugin.worker import LoyaltyWorker
 from tests.conftest import TEST_REDIS_URL
@@ -225,3 +227,46 @@ def test_a_claim_whose_choice_another_worker_took_chooses_again(settings, shop, 
     assert claimed is not None and len(claimed) == 3 and not {c.delivery_id for c in claimed} & set(taken)
     monkeypatch.setattr(event_delivery, "_lock", real_lock)
     assert event_delivery._claim(settings.database_url, event_delivery.utcnow(), 3) is None  # nothing due now
+
+
+def test_a_settlement_waits_for_a_worker_holding_a_delivery_and_leaves_it_if_that_worker_settled_it(settings, shop):
+    """PostgreSQL's settlement locks the still-pending rows by key, then updates the rows it locked (decision 0099):
+    a row another worker holds is waited for, and if that worker settled it meanwhile it is left alone, uncounted."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("row locks held across connections are PostgreSQL's")
+    register(settings, shop)
+    record(settings, shop, [1, 2, 3])
+    event_delivery.fan_out(settings.database_url)
+    claimed = event_delivery._claim(settings.database_url, event_delivery.utcnow(), 10)
+    assert len(claimed) == 3
+    engine = engine_for(settings.database_url)
+    held = claimed[0].delivery_id
+    ok = event_delivery.Outcome(200, None)
+    settled: list[int] = []
+    with engine.connect() as other, engine.connect() as watcher:
+        other.execute(text("SELECT 1 FROM event_deliveries WHERE id = :id FOR UPDATE"), {"id": held})
+        settling = threading.Thread(
+            target=lambda: settled.append(
+                event_delivery._settle_delivered(settings.database_url, [(c, ok) for c in claimed], utcnow())
+            )
+        )
+        settling.start()
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        deadline = time.monotonic() + 10
+        while watcher.execute(waiting).scalar() == 0 and time.monotonic() < deadline:
+            watcher.rollback()
+            time.sleep(0.05)
+        assert watcher.execute(waiting).scalar() == 1, "the settlement never waited for the held delivery"
+        other.execute(
+            text("UPDATE event_deliveries SET status = 'delivered', attempts = 1, last_status = 201 WHERE id = :id"),
+            {"id": held},
+        )
+        other.commit()
+        settling.join(10)
+    assert settled == [2]
+    with transaction(settings.database_url) as session:
+        rows = {row.id: (row.status, row.attempts, row.last_status) for row in session.query(EventDelivery)}
+    assert rows.pop(held) == ("delivered", 1, 201)  # the other worker's settlement, untouched
+    assert set(rows.values()) == {("delivered", 1, 200)}

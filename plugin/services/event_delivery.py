@@ -532,7 +532,8 @@ def _settle(
 
 
 def _settle_delivered(database_url: str, settled: list[tuple[_Claimed, Outcome]], now: datetime) -> int:
-    """Settle successful sends in one transaction, a set-based UPDATE per answer; returns those settled now.
+    """Settle successful sends in one transaction, a set-based UPDATE per answer (on PostgreSQL a lock by key, then
+    the UPDATE of the rows locked: _delivered_by_key); returns those settled now.
 
     What `_settle` does for a 2xx, for many at once: a delivery another worker settled meanwhile (its lease lapsed)
     is left alone. Deliveries are written before endpoints, as `_settle` locks them, and endpoints in one order,
