@@ -47,6 +47,28 @@ def backlog(connection, shop: int) -> None:
         connection.execute(text(statement), values)
 
 
+def backlogged(settings, shop):
+    """The engine of a database holding backlog(), skipping the test elsewhere than on PostgreSQL."""
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("the plan and its buffers are PostgreSQL's")
+    engine = engine_for(settings.database_url)
+    with engine.connect() as connection:
+        backlog(connection, shop)
+        connection.commit()
+    return engine
+
+
+def never_analyzed(connection, tables: tuple[str, ...]) -> int:
+    """How many of these tables were never analyzed, by hand or by autovacuum."""
+    return connection.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE relname = ANY(:tables)"
+            " AND last_analyze IS NULL AND last_autoanalyze IS NULL"
+        ),
+        {"tables": list(tables)},
+    ).scalar()
+
+
 def plan_of(connection, query) -> dict:
     sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
     return connection.execute(text("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql)).scalar()[0]["Plan"]
@@ -65,18 +87,9 @@ def work(plan: dict) -> int:
 
 
 def test_a_claims_statements_read_a_bounded_amount_per_pending_delivery_without_statistics(settings, shop):
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the plan and its buffers are PostgreSQL's")
-    engine = engine_for(settings.database_url)
+    engine = backlogged(settings, shop)
     with engine.connect() as connection:
-        backlog(connection, shop)
-        connection.commit()
-        analyzed = connection.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_user_tables WHERE relname IN ('event_deliveries', 'outbox_events')"
-                " AND last_analyze IS NULL AND last_autoanalyze IS NULL"
-            )
-        ).scalar()
+        analyzed = never_analyzed(connection, ("event_deliveries", "outbox_events"))
         now = utcnow()
         heads = connection.execute(event_delivery.claimable(now, event_delivery.BATCH)).all()
         members = {head.member_id for head in heads}
@@ -111,12 +124,8 @@ def test_a_claims_statements_read_a_bounded_amount_per_pending_delivery_without_
 def test_settling_a_send_reads_its_own_deliveries_not_every_pending_one_without_statistics(settings, shop):
     """_settle_delivered's statements, as it sends them, explained again with their parameters: what they read
     is bounded by the deliveries settled, not by the pending backlog (decision 0099)."""
-    if not settings.database_url.startswith("postgresql"):
-        pytest.skip("the plan and its buffers are PostgreSQL's")
-    engine = engine_for(settings.database_url)
+    engine = backlogged(settings, shop)
     with engine.connect() as connection:
-        backlog(connection, shop)
-        connection.commit()
         pending = connection.execute(
             text("SELECT id, endpoint_id FROM event_deliveries WHERE status = 'pending' ORDER BY id DESC LIMIT 50")
         ).all()
@@ -139,10 +148,7 @@ def test_settling_a_send_reads_its_own_deliveries_not_every_pending_one_without_
         event.remove(engine, "before_cursor_execute", capture)
     assert settled == len(pending)
     with engine.connect() as connection:
-        analyzed = connection.execute(
-            text("SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'event_deliveries'"
-                 " AND last_analyze IS NULL AND last_autoanalyze IS NULL")
-        ).scalar()  # fmt: skip
+        analyzed = never_analyzed(connection, ("event_deliveries",))
         connection.execute(text("UPDATE event_deliveries SET status = 'pending' WHERE id = ANY(:ids)"),
                            {"ids": [row.id for row in pending]})  # fmt: skip
         spent = []
