@@ -15,8 +15,8 @@ within the run, as it once did, wrote the busiest members of a burst again and a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy import delete, select
 
@@ -24,10 +24,8 @@ from plugin import platforms
 from plugin.config import Settings
 from plugin.db import insert_for, transaction
 from plugin.models import BalancePushDue, Member, Shop
-from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient
+from plugin.platforms.base import AdminClient
 from plugin.services import expiry, member_marks
-
-log = logging.getLogger(__name__)
 
 MAX_CALLS_PER_RUN = 400  # a run ends; the next signal or sweep continues
 
@@ -62,18 +60,8 @@ def push_balances(
             .where(Shop.active.is_(True), Shop.access_token.is_not(None))
             .where(select(BalancePushDue.member_id).where(BalancePushDue.shop_id == Shop.id).exists())
         ).all()
-    written = 0
-    for shop_id in shop_ids:
-        if resting(shop_id):
-            continue
-        try:
-            with member_marks.one_run(settings.database_url, RUN_NAMESPACE, shop_id) as alone:
-                if alone:
-                    written += _push_shop(settings, shop_id, client_factory)
-        except (AdminAPIError, AdminAPIUnavailable) as error:  # stays due; tried again after a rest
-            log.warning("balance push for shop %s stopped: %s", shop_id, error)
-            failed(shop_id)
-    return written
+    push = partial(_push_shop, settings, client_factory=client_factory)
+    return member_marks.push_each(settings.database_url, RUN_NAMESPACE, shop_ids, push, resting, failed)
 
 
 # A shop's runs, one at a time (member_marks.one_run; decision 0098): two runs of a shop wrote the same members

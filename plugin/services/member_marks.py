@@ -12,7 +12,8 @@ member by shop_id alone and filtered on the ids, for each call's members. SQLite
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
@@ -22,6 +23,9 @@ from sqlalchemy.orm import Session
 
 from plugin.db import engine_for
 from plugin.models import Member
+from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable
+
+log = logging.getLogger(__name__)
 
 # What a push reads and records, by the member's column: the column it records the sent value in, and that
 # column's array type in PostgreSQL.
@@ -89,6 +93,30 @@ _RECORDED = """
     ) AS found
     WHERE members.ctid = found.at AND members.shop_id = %(shop)s
 """
+
+
+def push_each(
+    database_url: str,
+    namespace: str,
+    shop_ids: list[int],
+    push: Callable[[int], int],
+    resting: Callable[[int], bool],
+    failed: Callable[[int], None],
+) -> int:
+    """Run `push(shop_id)` for each shop not `resting`, one run at a time per shop (one_run, in `namespace`); returns
+    the sum of what the runs wrote. A shop whose Admin API refused or failed is told to `failed` and stays due."""
+    written = 0
+    for shop_id in shop_ids:
+        if resting(shop_id):
+            continue
+        try:
+            with one_run(database_url, namespace, shop_id) as alone:
+                if alone:
+                    written += push(shop_id)
+        except (AdminAPIError, AdminAPIUnavailable) as error:  # stays due; tried again after a rest
+            log.warning("%s for shop %s stopped: %s", namespace, shop_id, error)
+            failed(shop_id)
+    return written
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy import func, select
 
@@ -18,7 +19,7 @@ from plugin import platforms
 from plugin.config import Settings
 from plugin.db import transaction
 from plugin.models import Member, Shop
-from plugin.platforms.base import AdminAPIError, AdminAPIUnavailable, AdminClient, TierChange
+from plugin.platforms.base import AdminClient, TierChange
 from plugin.services import member_marks, tiers
 
 log = logging.getLogger(__name__)
@@ -70,18 +71,8 @@ def push_tiers(
             .where(Shop.active.is_(True), Shop.access_token.is_not(None))
             .where(select(Member.id).where(Member.shop_id == Shop.id, _due()).exists())
         ).all()
-    written = 0
-    for shop_id in shop_ids:
-        if resting(shop_id):
-            continue
-        try:
-            with member_marks.one_run(settings.database_url, RUN_NAMESPACE, shop_id) as alone:
-                if alone:
-                    written += _push_shop(settings, shop_id, client_factory)
-        except (AdminAPIError, AdminAPIUnavailable) as error:  # stays due; tried again after a rest
-            log.warning("tier push for shop %s stopped: %s", shop_id, error)
-            failed(shop_id)
-    return written
+    push = partial(_push_shop, settings, client_factory=client_factory)
+    return member_marks.push_each(settings.database_url, RUN_NAMESPACE, shop_ids, push, resting, failed)
 
 
 # A shop's runs, one at a time (member_marks.one_run; decision 0097): two runs of a shop sent the same members twice,
