@@ -17,7 +17,7 @@ from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql
 
 from plugin.db import engine_for
-from plugin.models import OutboxEvent, utcnow
+from plugin.models import EventDelivery, OutboxEvent, utcnow
 from plugin.services import event_delivery
 
 MEMBERS = 800
@@ -161,3 +161,36 @@ def test_settling_a_send_reads_its_own_deliveries_not_every_pending_one_without_
     # A few reads and rows per delivery settled, each statement; a pass over the 9,600 pending deliveries by the
     # pending index's shop_id prefix read about 30,000.
     assert max(spent) < 40 * len(pending), spent
+
+
+def test_the_lease_and_the_fan_out_mark_update_their_own_rows_not_the_shops_without_statistics(settings, shop):
+    """The claim's lease (next_attempt_at) and fan-out's mark (fanned_out_at) update rows their transaction has
+    locked, each found by its key (decision 0100): with `id IN (...)` beside shop_id, a never-analyzed table's
+    planner read the shop's every row by shop_id and filtered on the ids, 32,000 and 36,000 here for 200 rows."""
+    engine = backlogged(settings, shop)
+    with engine.connect() as connection:
+        analyzed = never_analyzed(connection, ("event_deliveries", "outbox_events"))
+        now = utcnow()
+        heads = connection.execute(event_delivery.claimable(now, event_delivery.BATCH)).all()
+        lease = event_delivery.update_locked(
+            "postgresql", EventDelivery, shop, {head.id for head in heads}, next_attempt_at=now
+        )
+        unfanned = connection.execute(
+            text("SELECT id FROM outbox_events WHERE fanned_out_at IS NULL ORDER BY id LIMIT :n"),
+            {"n": event_delivery.BATCH},
+        ).scalars()
+        mark = event_delivery.update_locked("postgresql", OutboxEvent, shop, set(unfanned), fanned_out_at=now)
+        plans = {"lease": plan_of(connection, lease), "mark": plan_of(connection, mark)}
+        leased = connection.execute(
+            text("SELECT count(*) FROM event_deliveries WHERE next_attempt_at = :now"), {"now": now}
+        ).scalar()
+        marked = connection.execute(
+            text("SELECT count(*) FROM outbox_events WHERE fanned_out_at = :now"), {"now": now}
+        ).scalar()
+        connection.rollback()
+    assert analyzed == 2, "the tables must be as a fresh server leaves them: never analyzed"
+    assert len(heads) == event_delivery.BATCH
+    assert (leased, marked) == (event_delivery.BATCH, event_delivery.BATCH)  # each named row, no other
+    spent = {name: work(plan) for name, plan in plans.items()}
+    # A new version of each row and its index entries (both updates name an indexed column), a few reads each.
+    assert max(spent.values()) < 40 * event_delivery.BATCH, json.dumps(spent)
