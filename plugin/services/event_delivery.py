@@ -302,28 +302,26 @@ def by_key(model, shop_id: int, ids, columns=()):
     return select(*chosen).where(model.shop_id == shop_id, model.id.in_(ids))
 
 
-def _probe(model, shop_id: int, ids, *columns):
-    """`columns` of one shop's rows of a (shop_id, id)-keyed table, each row probed by its key: a LATERAL subquery
-    per key of unnest(ids) AS k (id), kept a probe by OFFSET 0, not flattened into a join the planner may run by
-    shop_id alone (decision 0099). Returns the keys and the LATERAL, to be joined."""
-    keys = func.unnest(cast(literal(integer_array_text(sorted(ids)), Text), ARRAY(BigInteger))).table_valued("id")
-    keys = keys.render_derived(name="k")  # unnest(...) AS k (id)
-    found = select(*columns).where(model.shop_id == shop_id, model.id == keys.c.id).offset(0).lateral("found")
-    return keys, found
-
-
 def columns_by_key(model, shop_id: int, ids, columns):
     """by_key's `columns` on PostgreSQL, each row probed by its key (decision 0099): with `id IN (...)` the planner
     of a never-analyzed outbox read the shop's events by shop_id alone, about 160 rows for each one a claim wanted."""
-    keys, found = _probe(model, shop_id, ids, model.shop_id, model.id, *columns)
+    keys = func.unnest(cast(literal(integer_array_text(sorted(ids)), Text), ARRAY(BigInteger))).table_valued("id")
+    keys = keys.render_derived(name="k")  # unnest(...) AS k (id)
+    found = (
+        select(model.shop_id, model.id, *columns)
+        .where(model.shop_id == shop_id, model.id == keys.c.id)
+        .offset(0)  # kept a probe per key, not flattened into a join the planner may run by shop_id alone
+        .lateral("found")
+    )
     return select(*found.c).select_from(keys).join(found, true())
 
 
 def update_locked(dialect: str, model, shop_id: int, ids, **values):
     """An UPDATE setting `values` on one shop's rows of a (shop_id, id)-keyed table that this transaction has
-    locked. On PostgreSQL each row is found by its key (a LATERAL probe as _probe's) and updated by its ctid, which
-    cannot move while the lock is held (decision 0100): with `id IN (...)` a never-analyzed table's planner read
-    every row of the shop by shop_id alone for each statement, so a backlog's lease and fan-out grew with its square."""
+    locked. On PostgreSQL each row is found by its key (a LATERAL probe, as in columns_by_key) and updated by its
+    ctid, which cannot move while the lock is held (decision 0100): with `id IN (...)` a never-analyzed table's
+    planner read every row of the shop by shop_id alone for each statement, so a backlog's lease and fan-out grew
+    with its square."""
     if dialect != "postgresql":
         return update(model).where(model.shop_id == shop_id, model.id.in_(sorted(ids))).values(**values)
     table = model.__table__
