@@ -16,7 +16,7 @@ from plugin.platforms.shopify import metafields
 from plugin.programme.events import Customer
 from plugin.services import balance_push, shops
 from plugin.services.accrual import enrol
-from tests import builders
+from tests import builders, run_locks
 from tests.conftest import SHOP, deliver
 from tests.processes import finish, run_worker, start_fake_shop, stop
 
@@ -186,23 +186,12 @@ def test_recording_a_calls_balances_is_one_update_whatever_the_members(fake_shop
 def test_a_run_leaves_a_shop_another_run_is_pushing(fake_shop_api, shop_with_token, pg_engine):
     """One run a shop at a time (decision 0098): a second run finds the shop's run lock held and writes nothing; the
     lock is free again once the first run is over."""
-    from plugin.services import member_marks
-
     settings, state = fake_shop_api
     grant(settings, 7001, 40, "a")
-    params = {"namespace": balance_push.RUN_NAMESPACE, "shop": str(shop_with_token)}
-    with pg_engine.connect() as other:
-        assert other.exec_driver_sql(member_marks.TRY_RUN_LOCK, params).scalar_one()
-        other.commit()
-        try:
-            assert balance_push.push_balances(settings, platforms.admin_client) == 0
-            assert state.metafields == {} and balance_push.any_due(settings.database_url)
-        finally:
-            other.exec_driver_sql(member_marks.RUN_UNLOCK, params)
-            other.commit()
+    with run_locks.held_elsewhere(pg_engine, balance_push.RUN_NAMESPACE, shop_with_token):
+        assert balance_push.push_balances(settings, platforms.admin_client) == 0
+        assert state.metafields == {} and balance_push.any_due(settings.database_url)
     assert balance_push.push_balances(settings, platforms.admin_client) == 1
     assert state.metafields == {"gid://shopify/Customer/7001 loyalty.points": "40"}
-    with pg_engine.connect() as other:
-        assert other.exec_driver_sql(member_marks.TRY_RUN_LOCK, params).scalar_one()  # released after the run
-        other.exec_driver_sql(member_marks.RUN_UNLOCK, params)
-        other.commit()
+    with run_locks.held_elsewhere(pg_engine, balance_push.RUN_NAMESPACE, shop_with_token):
+        pass  # taken: the run released it

@@ -12,8 +12,8 @@ from plugin.db import engine_for, transaction
 from plugin.jobs import tasks
 from plugin.models import Member
 from plugin.platforms.base import AdminAPIError
-from plugin.services import member_marks, tier_push
-from tests import builders
+from plugin.services import tier_push
+from tests import builders, run_locks
 from tests.test_tiers_e2e import deliver_at, save
 
 CUSTOMERS = (7101, 7102, 7103)
@@ -149,24 +149,11 @@ def test_a_failure_to_record_after_a_refused_call_leaves_the_calls_error_to_rest
     assert _due(settings) == list(CUSTOMERS)  # nothing recorded: all stay due
 
 
-def _run_lock_held_elsewhere(pg_engine, shop_id: int):
-    """A connection holding the shop's tier-push run lock, as another run would (PostgreSQL)."""
-    connection = pg_engine.connect()
-    params = {"namespace": tier_push.RUN_NAMESPACE, "shop": str(shop_id)}
-    assert connection.exec_driver_sql(member_marks.TRY_RUN_LOCK, params).scalar_one()
-    connection.commit()
-    return connection, params
-
-
 def test_a_run_leaves_a_shop_another_run_is_pushing(gold_members, pg_engine, shop_with_token):
     settings, state = gold_members
-    other, params = _run_lock_held_elsewhere(pg_engine, shop_with_token)
-    try:
+    with run_locks.held_elsewhere(pg_engine, tier_push.RUN_NAMESPACE, shop_with_token):
         assert tier_push.push_tiers(settings, _quick) == 0  # no second run of the same members
         assert state.customer_tags == {} and _due(settings) == list(CUSTOMERS)
-    finally:
-        other.exec_driver_sql(member_marks.RUN_UNLOCK, params)
-        other.close()
     assert tier_push.push_tiers(settings, _quick) == len(CUSTOMERS)
     assert _due(settings) == []
 
@@ -183,10 +170,8 @@ def test_the_run_lock_is_released_after_a_run_and_after_a_failed_one(gold_member
         == 0
     )
     assert resting == {shop_with_token}
-    other, params = _run_lock_held_elsewhere(pg_engine, shop_with_token)  # asserts it could take the lock
-    other.exec_driver_sql(member_marks.RUN_UNLOCK, params)
-    other.close()
+    with run_locks.held_elsewhere(pg_engine, tier_push.RUN_NAMESPACE, shop_with_token):
+        pass  # taken: the failed run released it
     assert tier_push.push_tiers(settings, _quick) == len(CUSTOMERS)
-    other, params = _run_lock_held_elsewhere(pg_engine, shop_with_token)
-    other.exec_driver_sql(member_marks.RUN_UNLOCK, params)
-    other.close()
+    with run_locks.held_elsewhere(pg_engine, tier_push.RUN_NAMESPACE, shop_with_token):
+        pass  # and so did this one
