@@ -325,7 +325,7 @@ def update_locked(dialect: str, model, shop_id: int, ids, **values):
     if dialect != "postgresql":
         return update(model).where(model.shop_id == shop_id, model.id.in_(sorted(ids))).values(**values)
     table = model.__table__
-    statement = text(_UPDATE_LOCKED.format(table=table.name, changes=", ".join(f"{name} = :{name}" for name in values)))
+    statement = text(_update_by_key(table.name, ", ".join(f"{name} = :{name}" for name in values), ":ids", ":shop_id"))
     return statement.bindparams(
         bindparam("ids", integer_array_text(sorted(ids)), type_=Text),
         bindparam("shop_id", shop_id, type_=BigInteger),
@@ -333,15 +333,17 @@ def update_locked(dialect: str, model, shop_id: int, ids, **values):
     )
 
 
-# update_locked's on PostgreSQL, as _DELIVERED's: names are the model's table and columns, never input.
-_UPDATE_LOCKED = """
-    UPDATE {table} SET {changes}
-    FROM (
-        SELECT found.at FROM unnest(CAST(:ids AS BIGINT[])) AS k (id)
-        CROSS JOIN LATERAL (SELECT ctid AS at FROM {table} WHERE shop_id = :shop_id AND id = k.id OFFSET 0) AS found
-    ) AS located
-    WHERE {table}.ctid = located.at AND {table}.shop_id = :shop_id
-"""
+def _update_by_key(table: str, changes: str, ids: str, shop: str) -> str:
+    """The SQL of an UPDATE of one shop's rows this transaction has locked (update_locked's and the settlement's):
+    each row found by its key, OFFSET 0 keeping the planner from flattening the probe into a join that reads the shop
+    by shop_id alone, and updated by its ctid. `ids` and `shop` are the placeholders of the ids' array text and the
+    shop; the table and the changes are the code's, never input."""
+    return (
+        f"UPDATE {table} SET {changes} FROM ("
+        f"SELECT found.at FROM unnest(CAST({ids} AS BIGINT[])) AS k (id) CROSS JOIN LATERAL ("
+        f"SELECT ctid AS at FROM {table} WHERE shop_id = {shop} AND id = k.id OFFSET 0) AS found"
+        f") AS located WHERE {table}.ctid = located.at AND {table}.shop_id = {shop}"
+    )
 
 
 def _by_shop(pairs) -> dict[int, set]:
@@ -623,20 +625,14 @@ _PENDING_LOCKED = """
     ) AS d
     WHERE d.status = 'pending'
 """
-# Each row found by its key (OFFSET 0 keeps the planner from flattening the subquery into a join that reads the shop
-# by shop_id alone), updated by its ctid: _PENDING_LOCKED locked it in this transaction, so it cannot move.
-_DELIVERED = """
-    UPDATE event_deliveries
-    SET status = %(delivered)s, attempts = event_deliveries.attempts + 1, last_status = %(status)s,
-        last_error = %(error)s, delivered_at = %(at)s
-    FROM (
-        SELECT found.at FROM unnest(CAST(%(ids)s AS bigint[])) AS k (id)
-        CROSS JOIN LATERAL (
-            SELECT ctid AS at FROM event_deliveries WHERE shop_id = %(shop)s AND id = k.id OFFSET 0
-        ) AS found
-    ) AS locked
-    WHERE event_deliveries.ctid = locked.at AND event_deliveries.shop_id = %(shop)s
-"""
+# _PENDING_LOCKED locked each row in this transaction, so its ctid cannot move.
+_DELIVERED = _update_by_key(
+    "event_deliveries",
+    "status = %(delivered)s, attempts = event_deliveries.attempts + 1, last_status = %(status)s,"
+    " last_error = %(error)s, delivered_at = %(at)s",
+    "%(ids)s",
+    "%(shop)s",
+)
 
 
 @contextmanager
