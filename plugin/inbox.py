@@ -248,15 +248,19 @@ def _leave_busy_shoppers(
     their claims given back: they wait for the next claim instead of this batch waiting on those members' locks.
 
     Only a full batch does this, so a drain near the end of the backlog, or a worker alone, never skips anything; and
-    a delivery this drain left once (`left_before`, added to here) is not left again: its next batch waits for it."""
+    a delivery this drain left once (`left_before`, added to here) is not left again: its next batch waits for it,
+    and applies its shopper, holding the shopper's lock where it is free, so that no third batch takes them too."""
     if session.get_bind().dialect.name != "postgresql":
         return  # one writer at a time: no other batch to wait on
-    keys = {}
+    keys: dict[int, str | None] = {}
+    kept: set[str] = set()  # shoppers this batch applies whoever holds them: a delivery of theirs it left once
     for delivery in batch:
         known, customer_id = shoppers[delivery.id]
-        known_here = known == 0 and delivery.id not in left_before
-        keys[delivery.id] = inbox_shoppers.shopper_key(delivery.shop_domain, customer_id) if known_here else None
-    left = inbox_shoppers.left_for_later(session, keys)
+        key = inbox_shoppers.shopper_key(delivery.shop_domain, customer_id) if known == 0 else None
+        keys[delivery.id] = key
+        if key is not None and delivery.id in left_before:
+            kept.add(key)
+    left = inbox_shoppers.left_for_later(session, keys, kept)
     if left:
         batch[:] = [delivery for delivery in batch if delivery.id not in left]
         _forget_claims(database_url, sorted(left))  # being left is not an attempt

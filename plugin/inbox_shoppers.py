@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 from sqlalchemy.orm import Session
 
 # Why (decision 0082): with a backlog, three workers' full batches (50 then, 100 now) often name one shopper
@@ -28,16 +30,18 @@ def shopper_key(shop_domain: str, customer_id: int) -> str:
     return f"{shop_domain}|{customer_id}"
 
 
-def left_for_later(session: Session, shoppers: dict[int, str | None]) -> set[int]:
+def left_for_later(session: Session, shoppers: dict[int, str | None], kept: Set[str] = frozenset()) -> set[int]:
     """The batch's deliveries to leave for a later batch, from {delivery id: its shopper key, or None to keep it}.
 
     Takes this transaction's advisory lock on each shopper no other transaction holds, without waiting (released
     when the transaction ends); a held shopper's deliveries are left, unless that is more than half the batch: it
-    would then do little and claim the same deliveries again at once, so it waits on the member rows instead."""
+    would then do little and claim the same deliveries again at once, so it waits on the member rows instead.
+    A `kept` shopper's deliveries are never left: the batch applies that shopper anyway (it waits for the holder),
+    so leaving their other deliveries would gain nothing; it still takes their lock if it is free."""
     keys = sorted({key for key in shoppers.values() if key is not None})
     if not keys:
         return set()
     rows = session.connection().exec_driver_sql(_HELD_ELSEWHERE, {"keys": keys, "namespace": NAMESPACE})
-    held = {key for (key,) in rows}
+    held = {key for (key,) in rows} - kept
     left = {delivery_id for delivery_id, key in shoppers.items() if key in held}
     return left if 2 * len(left) <= len(shoppers) else set()

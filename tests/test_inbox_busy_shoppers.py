@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import pytest
 from sqlalchemy import select, text
@@ -128,6 +128,59 @@ def test_a_delivery_left_once_is_not_left_again_by_the_same_drain(settings, shop
     assert given_back == [[1]]
     assert finished_order(settings)[0] == "w-2" and finished_order(settings)[-1] == "w-4"
     assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3, 4)}
+
+
+def lock_held_elsewhere(settings, customer_id: int) -> bool:
+    """Whether some other transaction holds the shopper's advisory lock (tried from a fresh one, not waited for)."""
+    with engine_for(settings.database_url).connect() as connection, connection.begin():
+        return not connection.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtext(:namespace), hashtext(:key))"),
+            {"namespace": inbox_shoppers.NAMESPACE, "key": inbox_shoppers.shopper_key(SHOP, customer_id)},
+        ).scalar()
+
+
+def test_a_shopper_a_drain_applies_after_leaving_them_once_has_their_lock_taken_once_free(
+    settings, shop, claims_counted, monkeypatch
+):
+    for order_id, customer_id in ((1, 7001), (2, 7002), (3, 7003), (4, 7004)):
+        store(settings, order_id, customer_id)
+    other = ExitStack()
+    other.enter_context(another_batch_holding(settings, 7001))
+    real_forget, real_apply = inbox._forget_claims, inbox._apply_set_based
+
+    def given_back_then_other_commits(database_url, delivery_ids):
+        real_forget(database_url, delivery_ids)
+        other.close()  # the batch holding 7001 commits before this drain claims again
+
+    applied: list[tuple[set[str], bool]] = []
+
+    def applying(session, batch, *args, **kwargs):
+        applied.append(({d.webhook_id for d in batch}, lock_held_elsewhere(settings, 7001)))
+        return real_apply(session, batch, *args, **kwargs)
+
+    monkeypatch.setattr(inbox, "_forget_claims", given_back_then_other_commits)
+    monkeypatch.setattr(inbox, "_apply_set_based", applying)
+    with other:
+        assert inbox.drain(settings.database_url, batch_size=2)["processed"] == 4
+    # Batch 1 took 1-2 and left 1; batch 2 took 1 again, with 3, and holds 7001's lock while it applies them: a
+    # third worker's batch naming 7001 leaves it instead of waiting on the member's row behind this one.
+    assert applied[0] == ({"w-2"}, False)  # 1 given back, then the other batch committed: 7001 free
+    assert applied[1] == ({"w-1", "w-3"}, True)
+    assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3, 4)}
+
+
+def test_a_shopper_a_drain_applies_after_leaving_them_once_has_none_of_their_deliveries_left(
+    settings, shop, claims_counted, given_back
+):
+    for order_id, customer_id in ((1, 7001), (2, 7002), (3, 7003), (4, 7001), (5, 7005)):
+        store(settings, order_id, customer_id)
+    with another_batch_holding(settings, 7001):
+        assert inbox.drain(settings.database_url, batch_size=3)["processed"] == 5
+    # Batch 1 took 1-3 and left 1; batch 2 took 1, 4 and 5 and left nothing: it applies 7001 anyway (for 1, left
+    # once), so leaving 4 as well would only have delayed it behind the same wait.
+    assert given_back == [[1]]
+    assert outcome(settings) == {f"w-{n}": ("processed", 1, 1) for n in (1, 2, 3, 4, 5)}
+    assert len(claims_counted) == 3  # two full batches, then the empty claim that ends the drain
 
 
 def test_a_delivery_without_a_shopper_is_never_left(settings, shop, claims_counted):
