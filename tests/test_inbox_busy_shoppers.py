@@ -131,12 +131,14 @@ def test_a_delivery_left_once_is_not_left_again_by_the_same_drain(settings, shop
 
 
 def lock_held_elsewhere(settings, customer_id: int) -> bool:
-    """Whether some other transaction holds the shopper's advisory lock (tried from a fresh one, not waited for)."""
+    """Whether some other transaction holds the shopper's advisory lock, asked from a fresh transaction with the
+    batches' own statement (it tries the lock without waiting, and names the shoppers held elsewhere)."""
+    key = inbox_shoppers.shopper_key(SHOP, customer_id)
     with engine_for(settings.database_url).connect() as connection, connection.begin():
-        return not connection.execute(
-            text("SELECT pg_try_advisory_xact_lock(hashtext(:namespace), hashtext(:key))"),
-            {"namespace": inbox_shoppers.NAMESPACE, "key": inbox_shoppers.shopper_key(SHOP, customer_id)},
-        ).scalar()
+        held = connection.exec_driver_sql(
+            inbox_shoppers._HELD_ELSEWHERE, {"keys": [key], "namespace": inbox_shoppers.NAMESPACE}
+        )
+        return [key] == held.scalars().all()
 
 
 def test_a_shopper_a_drain_applies_after_leaving_them_once_has_their_lock_taken_once_free(
